@@ -1,0 +1,192 @@
+/*
+ * backend.h - the one seam between the filesystem and the stores.
+ *
+ * A store (s3, posix, later gcs and the router) is a `const struct
+ * backend_ops` table plus private state behind `struct backend`.  Names are
+ * object names relative to the store's configured prefix ("a/b.parquet",
+ * never a leading '/').  Every call takes a deadline and returns 0 (or a
+ * byte count) or a negative errno; foreign codes (HTTP status, CURLcode)
+ * are translated inside the store by the one function that owns them.
+ *
+ * Errors keep their meaning: ENOENT (no such object), EACCES (credentials
+ * or permission), ESTALE (the pinned version is gone), ETIMEDOUT (deadline
+ * passed), ECONNREFUSED/EHOSTUNREACH (unreachable), EIO (anything else).
+ *
+ * Versions.  Every object has a version token taken when it is opened:
+ * S3 - the ETag (sent as If-Match on every ranged GET); posix - device,
+ * inode, size and mtime of the descriptor held since open; GCS - the
+ * generation.  All reads through a struct bobj are pinned to the token in
+ * its info; if the store no longer has that version the read fails with
+ * -ESTALE, never returning bytes of another version.
+ *
+ * Thread safety: a struct backend is shared by all threads; its ops are
+ * safe to call concurrently.  A struct bobj may be read from several
+ * threads at once (FUSE does so) but is closed by exactly one.
+ */
+#ifndef HYLAKE_BACKEND_H
+#define HYLAKE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backends/util/timeutil.h"
+
+#define HY_ETAG_MAX 96
+
+/* What a store knows about one object (or a folder, when is_dir). */
+struct obj_info {
+	bool is_dir;
+	uint64_t size;
+	int64_t mtime_ns;         /* creation time of this version */
+	uint64_t generation;      /* GCS generation (or replica's recorded
+	                             source generation); 0 when unknown */
+	uint64_t metageneration;
+	uint32_t crc32c;
+	bool has_crc32c;
+	bool has_md5;
+	unsigned char md5[16];
+	char etag[HY_ETAG_MAX];   /* version token text; "" when unknown */
+};
+
+/*
+ * Copy an ETag (len bytes at src, surrounding quotes removed) into dst
+ * (HY_ETAG_MAX bytes).  Returns false when it does not fit: a version
+ * token is never truncated, since two truncated tokens could compare equal.
+ */
+bool etag_copy(char *dst, const char *src, size_t len);
+
+/* True when a and b name the same version of an object. */
+bool obj_info_same_version(const struct obj_info *a, const struct obj_info *b);
+
+/* One entry of a listing page.  name is relative to the store root. */
+struct list_entry {
+	const char *name;         /* "dir/file" or, for a prefix, "dir/sub/" */
+	bool is_prefix;           /* a common prefix (folder), info unused */
+	struct obj_info info;
+};
+
+/* Called once per entry; return 0 to go on or a negative errno to stop. */
+typedef int (*list_cb)(void *arg, const struct list_entry *e);
+
+/* Parameters of one listing page. */
+struct list_req {
+	const char *prefix;       /* "" or "dir/" */
+	const char *delimiter;    /* "/" or NULL (recursive) */
+	const char *token;        /* NULL for the first page */
+	unsigned max_keys;        /* 1..1000 */
+};
+
+/* The result of `check`: one human-readable verdict per store. */
+struct probe_result {
+	int err;                  /* 0 or negative errno */
+	double latency_ms;
+	char message[256];        /* "ok" or what is wrong, no secrets */
+};
+
+struct backend;
+struct bobj;
+
+struct backend_ops {
+	const char *type;         /* "s3", "posix", ... */
+	/* Capabilities. */
+	bool list_sorted;         /* pages come in byte order of names */
+
+	/*
+	 * Look a name up: a file (object) or a folder (prefix, marker or
+	 * directory).  When both exist the folder wins.  -ENOENT when neither.
+	 */
+	int (*stat)(struct backend *b, const char *name, struct obj_info *out,
+		    const struct deadline *dl);
+
+	/*
+	 * List one page.  Entries are delivered through cb; *next_token gets
+	 * a malloc'd continuation token, or NULL after the last page.  A page
+	 * may hold no entries and still carry a token.
+	 */
+	int (*list)(struct backend *b, const struct list_req *req, list_cb cb,
+		    void *arg, char **next_token, const struct deadline *dl);
+
+	/*
+	 * Open an object and pin its current version.  On success *out is a
+	 * handle whose info (bobj_info()) holds the version token.
+	 */
+	int (*open)(struct backend *b, const char *name, struct bobj **out,
+		    const struct deadline *dl);
+
+	/*
+	 * Read up to len bytes at off from the pinned version.  Returns the
+	 * number of bytes (short only at end of object) or a negative errno;
+	 * -ESTALE if the version is gone.
+	 */
+	ssize_t (*read)(struct bobj *o, void *buf, size_t len, uint64_t off,
+			const struct deadline *dl);
+
+	void (*close)(struct bobj *o);
+
+	/* Contact the store: reachable, bucket found, credentials accepted. */
+	void (*probe)(struct backend *b, struct probe_result *res,
+		      const struct deadline *dl);
+
+	void (*destroy)(struct backend *b);
+};
+
+struct backend {
+	const struct backend_ops *ops;
+	char *name;               /* "source", "dc-east", ... */
+	char *describe;           /* "s3 http://host:port/bucket/prefix" */
+};
+
+/* Common head of every store's open-object handle. */
+struct bobj {
+	struct backend *b;
+	char *name;
+	struct obj_info info;     /* pinned at open; immutable after */
+};
+
+/* Shared by the stores: fill the common fields of a new backend/bobj. */
+void backend_init(struct backend *b, const struct backend_ops *ops,
+		  const char *name, const char *describe);
+void backend_release(struct backend *b);
+void bobj_init(struct bobj *o, struct backend *b, const char *name);
+void bobj_release(struct bobj *o);
+
+/* Convenience wrappers that read well at call sites. */
+static inline int backend_stat(struct backend *b, const char *name,
+			       struct obj_info *out, const struct deadline *dl)
+{
+	return b->ops->stat(b, name, out, dl);
+}
+
+static inline int backend_list(struct backend *b, const struct list_req *req,
+			       list_cb cb, void *arg, char **next_token,
+			       const struct deadline *dl)
+{
+	return b->ops->list(b, req, cb, arg, next_token, dl);
+}
+
+static inline int backend_open(struct backend *b, const char *name,
+			       struct bobj **out, const struct deadline *dl)
+{
+	return b->ops->open(b, name, out, dl);
+}
+
+static inline ssize_t bobj_read(struct bobj *o, void *buf, size_t len,
+				uint64_t off, const struct deadline *dl)
+{
+	return o->b->ops->read(o, buf, len, off, dl);
+}
+
+static inline void bobj_close(struct bobj *o)
+{
+	o->b->ops->close(o);
+}
+
+static inline void backend_destroy(struct backend *b)
+{
+	if (b)
+		b->ops->destroy(b);
+}
+
+#endif

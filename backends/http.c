@@ -1,0 +1,384 @@
+/*
+ * http.c - the HTTP engine: pooled libcurl easy handles, timeouts bound
+ * to deadlines, retries with capped exponential backoff and full jitter.
+ *
+ * Each pooled handle keeps its own connection cache, so a handle taken
+ * from the pool usually finds a live keep-alive connection to the store.
+ * Nothing here logs headers: they carry signatures and tokens.
+ */
+#include "backends/http.h"
+#include "backends/util/log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define POOL_MAX 64
+#define ERRBODY_MAX (64 * 1024)
+
+struct http_engine {
+	struct net_conf nc;
+	pthread_mutex_t lock;            /* guards pool, npool */
+	CURL *pool[POOL_MAX];
+	int npool;
+	struct http_stats stats;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct http_engine *http_engine_create(const struct net_conf *nc)
+{
+	pthread_once(&global_once, global_init);
+	struct http_engine *e = xcalloc(1, sizeof(*e));
+	e->nc = *nc;
+	pthread_mutex_init(&e->lock, NULL);
+	return e;
+}
+
+void http_engine_destroy(struct http_engine *e)
+{
+	if (!e)
+		return;
+	for (int i = 0; i < e->npool; i++)
+		curl_easy_cleanup(e->pool[i]);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+const struct http_stats *http_engine_stats(const struct http_engine *e)
+{
+	return &e->stats;
+}
+
+static CURL *handle_get(struct http_engine *e)
+{
+	CURL *h = NULL;
+	pthread_mutex_lock(&e->lock);
+	if (e->npool)
+		h = e->pool[--e->npool];
+	pthread_mutex_unlock(&e->lock);
+	if (!h)
+		h = curl_easy_init();
+	else
+		curl_easy_reset(h);     /* keeps live connections */
+	return h;
+}
+
+static void handle_put(struct http_engine *e, CURL *h, bool healthy)
+{
+	pthread_mutex_lock(&e->lock);
+	if (healthy && e->npool < POOL_MAX) {
+		e->pool[e->npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+void http_resp_init(struct http_resp *r)
+{
+	memset(r, 0, sizeof(*r));
+	strbuf_init(&r->headers);
+	strbuf_init(&r->errbody);
+}
+
+void http_resp_release(struct http_resp *r)
+{
+	strbuf_release(&r->headers);
+	strbuf_release(&r->errbody);
+}
+
+int http_status_errno(long status)
+{
+	if (status >= 200 && status < 300)
+		return 0;
+	switch (status) {
+	case 304: return 0;          /* not modified: the caller decides */
+	case 400: return -EINVAL;
+	case 401:
+	case 403: return -EACCES;
+	case 404:
+	case 410: return -ENOENT;
+	case 405:
+	case 501: return -ENOTSUP;
+	case 408:
+	case 504: return -ETIMEDOUT;
+	case 409: return -EBUSY;
+	case 412: return -ESTALE;    /* the pinned version is gone */
+	case 416: return -ERANGE;    /* range starts past the end */
+	case 429:
+	case 503: return -EAGAIN;    /* throttled */
+	default:  return -EIO;
+	}
+}
+
+bool http_status_retryable(long status)
+{
+	return status == 408 || status == 429 || status >= 500;
+}
+
+/* The one map from CURLcode to errno. */
+static int curl_code_errno(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OK: return 0;
+	case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
+	case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
+	case CURLE_ABORTED_BY_CALLBACK: return -ECANCELED;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING: return -ECONNRESET;
+	case CURLE_OUT_OF_MEMORY: return -ENOMEM;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL: return -EINVAL;
+	default: return -EIO;
+	}
+}
+
+static bool errno_retryable(int err)
+{
+	return err == -ECONNREFUSED || err == -ETIMEDOUT ||
+	       err == -ECONNRESET || err == -EIO || err == -EHOSTUNREACH;
+}
+
+/* State of one attempt, seen by the curl callbacks. */
+struct attempt {
+	const struct http_req *req;
+	struct http_resp *resp;
+	struct http_engine *e;
+	CURL *h;
+	long status;                 /* known once the first body byte comes */
+	bool overflow;
+};
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct attempt *a = arg;
+	size_t len = size * n;
+	/* A new status line starts a new header block (e.g. after 100). */
+	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0)
+		strbuf_reset(&a->resp->headers);
+	strbuf_add(&a->resp->headers, data, len);
+	return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct attempt *a = arg;
+	struct http_resp *r = a->resp;
+	const struct http_req *req = a->req;
+	size_t len = size * n;
+
+	if (!a->status)
+		curl_easy_getinfo(a->h, CURLINFO_RESPONSE_CODE, &a->status);
+	atomic_fetch_add(&a->e->stats.bytes_in, len);
+	if (a->status < 200 || a->status >= 300) {
+		size_t room = ERRBODY_MAX - r->errbody.len;
+		strbuf_add(&r->errbody, data, len < room ? len : room);
+		return len;
+	}
+	if (req->buf) {
+		if (r->body_len + len > req->buf_len) {
+			a->overflow = true;
+			return 0;       /* aborts with CURLE_WRITE_ERROR */
+		}
+		memcpy((char *)req->buf + r->body_len, data, len);
+	} else if (req->body) {
+		if (req->body_max && r->body_len + len > req->body_max) {
+			a->overflow = true;
+			return 0;
+		}
+		strbuf_add(req->body, data, len);
+	}
+	r->body_len += len;
+	return len;
+}
+
+static int on_progress(void *arg, curl_off_t dltot, curl_off_t dlnow,
+		       curl_off_t ultot, curl_off_t ulnow)
+{
+	struct attempt *a = arg;
+	(void)dltot; (void)dlnow; (void)ultot; (void)ulnow;
+	return a->req->cancel && atomic_load(a->req->cancel) ? 1 : 0;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* One attempt.  Returns 0 with resp->status set, or -errno. */
+static int attempt_once(struct http_engine *e, const struct http_req *req,
+			struct http_resp *resp)
+{
+	const struct net_conf *nc = &e->nc;
+	int64_t left = deadline_left_ms(req->dl);
+	if (left <= 0)
+		return -ETIMEDOUT;
+
+	struct curl_slist *headers = NULL;
+	if (req->prepare) {
+		int rc = req->prepare(req->prepare_ctx, &headers);
+		if (rc < 0) {
+			curl_slist_free_all(headers);
+			return rc;
+		}
+	}
+	/* Never let curl add "Expect: 100-continue" or decode bodies. */
+	headers = curl_slist_append(headers, "Expect:");
+
+	CURL *h = handle_get(e);
+	if (!h) {
+		curl_slist_free_all(headers);
+		return -ENOMEM;
+	}
+	struct attempt a = { .req = req, .resp = resp, .e = e, .h = h };
+	char errbuf[CURL_ERROR_SIZE] = "";
+
+	strbuf_reset(&resp->headers);
+	strbuf_reset(&resp->errbody);
+	resp->body_len = 0;
+	resp->status = 0;
+	if (req->body)
+		strbuf_reset(req->body);
+
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+	if (strcmp(req->method, "HEAD") == 0)
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);   /* keep "./" in keys */
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)min64(nc->connect_timeout_ms, left));
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+			 (long)min64(nc->request_timeout_ms, left));
+	if (nc->stall_timeout_ms > 0) {
+		long secs = (long)((nc->stall_timeout_ms + 999) / 1000);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)nc->stall_bytes);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, secs);
+	}
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &a);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &a);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, req->cancel ? 0L : 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "hylake/" HYLAKE_VERSION);
+
+	atomic_fetch_add(&e->stats.requests, 1);
+	CURLcode rc = curl_easy_perform(h);
+	int err = 0;
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	} else if (a.overflow) {
+		err = -EMSGSIZE;
+	} else {
+		err = curl_code_errno(rc);
+		snprintf(resp->error, sizeof(resp->error), "%s",
+			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	}
+	/* curl keeps a pointer to errbuf and headers: detach before return. */
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	handle_put(e, h, rc == CURLE_OK || a.overflow);
+	curl_slist_free_all(headers);
+	return err;
+}
+
+/* Full jitter: sleep a random time in [0, min(max, base * 2^n)). */
+static void backoff_sleep(const struct net_conf *nc, int attempt,
+			  const struct deadline *dl)
+{
+	int64_t cap = nc->backoff_base_ms;
+	for (int i = 0; i < attempt && cap < nc->backoff_max_ms; i++)
+		cap *= 2;
+	cap = min64(cap, nc->backoff_max_ms);
+	int64_t ms = cap > 0 ? (int64_t)arc4random_uniform((uint32_t)cap) : 0;
+	ms = min64(ms, deadline_left_ms(dl));
+	if (ms <= 0)
+		return;
+	struct timespec ts = { ms / 1000, (ms % 1000) * NS_PER_MS };
+	nanosleep(&ts, NULL);
+}
+
+int http_do(struct http_engine *e, const struct http_req *req,
+	    struct http_resp *resp)
+{
+	int max_attempts = req->idempotent ? 1 + (int)e->nc.retries : 1;
+	int err = 0;
+
+	for (int n = 0; n < max_attempts; n++) {
+		if (n > 0) {
+			atomic_fetch_add(&e->stats.retries, 1);
+			backoff_sleep(&e->nc, n, req->dl);
+			if (deadline_expired(req->dl)) {
+				err = -ETIMEDOUT;
+				break;
+			}
+			log_debug("retry %d of %s %s (%s)", n, req->method,
+				  req->url, err ? strerror(-err) : "status");
+		}
+		resp->attempts = n + 1;
+		resp->error[0] = '\0';
+		err = attempt_once(e, req, resp);
+		if (err == 0 && !http_status_retryable(resp->status))
+			return 0;
+		if (err == -ECANCELED || err == -EMSGSIZE || err == -ENOMEM ||
+		    err == -EINVAL)
+			break;
+		if (err && !errno_retryable(err))
+			break;
+	}
+	if (err)
+		atomic_fetch_add(&e->stats.failures, 1);
+	else if (resp->status >= 400)
+		atomic_fetch_add(&e->stats.failures, 1);
+	return err;
+}
+
+bool http_resp_header(const struct http_resp *r, const char *name,
+		      char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	const char *p = r->headers.buf;
+
+	while (p && *p) {
+		const char *eol = strstr(p, "\r\n");
+		const char *end = eol ? eol : p + strlen(p);
+		if ((size_t)(end - p) > nlen && p[nlen] == ':' &&
+		    strncasecmp(p, name, nlen) == 0) {
+			const char *v = p + nlen + 1;
+			while (v < end && (*v == ' ' || *v == '\t'))
+				v++;
+			const char *ve = end;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			size_t vlen = (size_t)(ve - v);
+			if (outlen) {
+				if (vlen >= outlen)
+					vlen = outlen - 1;
+				memcpy(out, v, vlen);
+				out[vlen] = '\0';
+			}
+			return true;
+		}
+		p = eol ? eol + 2 : NULL;
+	}
+	return false;
+}

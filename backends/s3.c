@@ -1,0 +1,637 @@
+/*
+ * s3.c - the S3 store.
+ *
+ * Every request is signed with SigV4 (x-amz-content-sha256:
+ * UNSIGNED-PAYLOAD for bodiless requests) and sent through the HTTP
+ * engine.  The URL's path and query are built by the same encoders the
+ * signer uses, so the server sees exactly what was signed.
+ *
+ * stat() uses one ListObjectsV2 call (prefix = the name, delimiter '/'):
+ * the listing shows both the object and a same-named folder, and carries
+ * size, ETag and a millisecond LastModified.  open() pins the ETag with a
+ * HEAD; read() sends it as If-Match, so an overwritten object answers
+ * 412, which becomes ESTALE.
+ */
+#include "backends/s3.h"
+#include "backends/awscreds.h"
+#include "backends/backend.h"
+#include "backends/http.h"
+#include "backends/s3_xml.h"
+#include "backends/sigv4.h"
+#include "backends/store.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+#include "backends/util/uri.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STAT_PAGE 16          /* keys fetched by stat's listing */
+#define MAX_HEADERS 8
+
+struct s3_backend {
+	struct backend base;
+	struct http_engine *http;
+	char *base_url;       /* "http://127.0.0.1:7480" */
+	char *host;           /* Host header value, as signed */
+	char *bucket;
+	char *prefix;         /* "" or "dir/" */
+	char *region;
+	unsigned page_size;
+	struct aws_creds creds;
+};
+
+struct s3_obj {
+	struct bobj base;
+	char quoted_etag[HY_ETAG_MAX + 2];
+};
+
+/* One request: what the prepare callback signs on every attempt. */
+struct s3_call {
+	struct s3_backend *s3;
+	const char *method;
+	struct strbuf path;                 /* unencoded "/bucket/key" */
+	struct sigv4_pair params[8];
+	size_t nparams;
+	struct sigv4_pair headers[MAX_HEADERS];   /* extra signed headers */
+	size_t nheaders;
+};
+
+static struct s3_backend *to_s3(struct backend *b)
+{
+	return (struct s3_backend *)b;
+}
+
+static void call_init(struct s3_call *c, struct s3_backend *s3,
+		      const char *method, const char *key)
+{
+	memset(c, 0, sizeof(*c));
+	c->s3 = s3;
+	c->method = method;
+	strbuf_init(&c->path);
+	strbuf_addf(&c->path, "/%s", s3->bucket);
+	if (key)
+		strbuf_addf(&c->path, "/%s%s", s3->prefix, key);
+}
+
+static void call_param(struct s3_call *c, const char *name, const char *value)
+{
+	c->params[c->nparams].name = name;
+	c->params[c->nparams].value = value;
+	c->nparams++;
+}
+
+static void call_header(struct s3_call *c, const char *name, const char *value)
+{
+	c->headers[c->nheaders].name = name;
+	c->headers[c->nheaders].value = value;
+	c->nheaders++;
+}
+
+static void call_url(const struct s3_call *c, struct strbuf *url)
+{
+	strbuf_adds(url, c->s3->base_url);
+	uri_encode_str(url, c->path.buf, true);
+	if (c->nparams) {
+		strbuf_addch(url, '?');
+		sigv4_canonical_query(url, c->params, c->nparams);
+	}
+}
+
+/* http_req.prepare: sign with the current time, add all headers. */
+static int call_prepare(void *ctx, struct curl_slist **out)
+{
+	struct s3_call *c = ctx;
+	struct s3_backend *s3 = c->s3;
+	struct sigv4_pair h[MAX_HEADERS + 4];
+	size_t n = 0;
+	char date[32];
+	struct strbuf auth = STRBUF_INIT, line = STRBUF_INIT;
+
+	sigv4_amz_date(wall_ns(), date, sizeof(date));
+	h[n++] = (struct sigv4_pair){ "host", s3->host };
+	h[n++] = (struct sigv4_pair){ "x-amz-date", date };
+	h[n++] = (struct sigv4_pair){ "x-amz-content-sha256",
+				      SIGV4_UNSIGNED_PAYLOAD };
+	if (s3->creds.session_token)
+		h[n++] = (struct sigv4_pair){ "x-amz-security-token",
+					      s3->creds.session_token };
+	for (size_t i = 0; i < c->nheaders; i++)
+		h[n++] = c->headers[i];
+
+	struct sigv4_input in = {
+		.method = c->method, .path = c->path.buf,
+		.params = c->params, .nparams = c->nparams,
+		.headers = h, .nheaders = n,
+		.payload_hash = SIGV4_UNSIGNED_PAYLOAD, .amz_date = date,
+		.region = s3->region, .service = "s3",
+		.access_key = s3->creds.access_key,
+		.secret_key = s3->creds.secret_key,
+	};
+	sigv4_authorization(&auth, &in);
+	for (size_t i = 0; i < n; i++) {
+		strbuf_reset(&line);
+		strbuf_addf(&line, "%s: %s", h[i].name, h[i].value);
+		*out = curl_slist_append(*out, line.buf);
+	}
+	strbuf_reset(&line);
+	strbuf_addf(&line, "Authorization: %s", auth.buf);
+	*out = curl_slist_append(*out, line.buf);
+	strbuf_release(&line);
+	strbuf_release(&auth);
+	return *out ? 0 : -ENOMEM;
+}
+
+/*
+ * Send a call.  Returns 0 for a 2xx response, else -errno: transport
+ * errors as http_do() gives them, HTTP errors through http_status_errno().
+ * When code is given it receives the S3 error code (e.g. "NoSuchBucket").
+ */
+static int call_do(struct s3_call *c, void *buf, size_t buflen,
+		   struct strbuf *body, const struct deadline *dl,
+		   struct http_resp *resp, char *code, size_t codelen)
+{
+	struct strbuf url = STRBUF_INIT;
+	char msg[256];
+	int rc;
+
+	call_url(c, &url);
+	struct http_req req = {
+		.method = c->method, .url = url.buf, .idempotent = true,
+		.prepare = call_prepare, .prepare_ctx = c,
+		.buf = buf, .buf_len = buflen, .body = body,
+		.body_max = 16 << 20, .dl = dl,
+	};
+	if (code && codelen)
+		code[0] = '\0';
+	rc = http_do(c->s3->http, &req, resp);
+	if (rc == 0 && (resp->status < 200 || resp->status >= 300)) {
+		rc = http_status_errno(resp->status);
+		if (rc == 0)
+			rc = -EIO;
+		if (code)
+			s3_xml_parse_error(resp->errbody.buf, resp->errbody.len,
+					   code, codelen, msg, sizeof(msg));
+		log_debug("s3 %s: %s %s -> HTTP %ld %s", c->s3->base.name,
+			  c->method, c->path.buf, resp->status,
+			  code ? code : "");
+	} else if (rc < 0) {
+		log_debug("s3 %s: %s %s -> %s (%s)", c->s3->base.name,
+			  c->method, c->path.buf, strerror(-rc), resp->error);
+	}
+	strbuf_release(&url);
+	return rc;
+}
+
+static void call_release(struct s3_call *c)
+{
+	strbuf_release(&c->path);
+}
+
+/* Fetch one ListObjectsV2 page of raw keys. */
+static int list_page(struct s3_backend *s3, const char *prefix,
+		     const char *delim, const char *token, unsigned max_keys,
+		     struct s3_xml_listing *out, const struct deadline *dl,
+		     char *code, size_t codelen)
+{
+	struct s3_call c;
+	struct strbuf full = STRBUF_INIT, body = STRBUF_INIT;
+	struct http_resp resp;
+	char maxk[16];
+	int rc;
+
+	strbuf_addf(&full, "%s%s", s3->prefix, prefix);
+	snprintf(maxk, sizeof(maxk), "%u", max_keys);
+	call_init(&c, s3, "GET", NULL);
+	call_param(&c, "list-type", "2");
+	call_param(&c, "prefix", full.buf);
+	call_param(&c, "max-keys", maxk);
+	call_param(&c, "encoding-type", "url");
+	if (delim)
+		call_param(&c, "delimiter", delim);
+	if (token)
+		call_param(&c, "continuation-token", token);
+	http_resp_init(&resp);
+	rc = call_do(&c, NULL, 0, &body, dl, &resp, code, codelen);
+	if (rc == 0) {
+		rc = s3_xml_parse_listing(body.buf, body.len, out);
+		if (rc < 0)
+			log_warn("s3 %s: invalid listing response for '%s'",
+				 s3->base.name, full.buf);
+	}
+	http_resp_release(&resp);
+	call_release(&c);
+	strbuf_release(&full);
+	strbuf_release(&body);
+	return rc;
+}
+
+/*
+ * Turn a raw listed key into a store-relative name: URL-decode if the
+ * server encoded it, then strip the store prefix.  Returns NULL (and the
+ * entry is skipped) for keys outside the prefix.
+ */
+static char *relative_key(struct s3_backend *s3, const struct s3_xml_listing *l,
+			  const char *key)
+{
+	struct strbuf dec = STRBUF_INIT;
+	size_t plen = strlen(s3->prefix);
+
+	if (l->url_encoded) {
+		if (uri_decode(&dec, key, strlen(key)) < 0) {
+			strbuf_release(&dec);
+			return NULL;
+		}
+	} else {
+		strbuf_adds(&dec, key);
+	}
+	if (strncmp(dec.buf, s3->prefix, plen) != 0) {
+		strbuf_release(&dec);
+		return NULL;
+	}
+	char *rel = xstrdup(dec.buf + plen);
+	strbuf_release(&dec);
+	return rel;
+}
+
+static void entry_info(const struct s3_xml_entry *x, struct obj_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->is_dir = x->is_prefix;
+	info->size = x->size;
+	info->mtime_ns = x->mtime_ns;
+	memcpy(info->etag, x->etag, sizeof(info->etag));
+}
+
+static int s3_list(struct backend *b, const struct list_req *req, list_cb cb,
+		   void *arg, char **next_token, const struct deadline *dl)
+{
+	struct s3_backend *s3 = to_s3(b);
+	struct s3_xml_listing l;
+	int rc;
+
+	*next_token = NULL;
+	rc = list_page(s3, req->prefix, req->delimiter, req->token,
+		       req->max_keys ? req->max_keys : s3->page_size, &l, dl,
+		       NULL, 0);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < l.n && rc == 0; i++) {
+		char *name = relative_key(s3, &l, l.entries[i].key);
+		if (!name)
+			continue;
+		struct list_entry e = { .name = name,
+					.is_prefix = l.entries[i].is_prefix };
+		entry_info(&l.entries[i], &e.info);
+		rc = cb(arg, &e);
+		free(name);
+	}
+	if (rc == 0 && l.truncated) {
+		*next_token = l.next_token;
+		l.next_token = NULL;
+	}
+	s3_xml_listing_release(&l);
+	return rc;
+}
+
+/* Scan a stat listing page: 1 = folder, 0 = decided (file or none), -1 =
+ * undecided (the page ended before name + "/" could appear). */
+static int stat_scan(struct s3_backend *s3, const struct s3_xml_listing *l,
+		     const char *name, struct obj_info *file, bool *have_file)
+{
+	size_t nlen = strlen(name);
+	bool past = false;
+
+	for (size_t i = 0; i < l->n; i++) {
+		char *rel = relative_key(s3, l, l->entries[i].key);
+		if (!rel)
+			continue;
+		if (l->entries[i].is_prefix) {
+			if (strncmp(rel, name, nlen) == 0 && rel[nlen] == '/' &&
+			    rel[nlen + 1] == '\0') {
+				free(rel);
+				return 1;
+			}
+		} else if (strcmp(rel, name) == 0) {
+			entry_info(&l->entries[i], file);
+			*have_file = true;
+		}
+		/* Sorted keys: anything after name + "/" decides. */
+		if (strncmp(rel, name, nlen) == 0 &&
+		    (unsigned char)rel[nlen] > '/')
+			past = true;
+		free(rel);
+	}
+	return (!l->truncated || past) ? 0 : -1;
+}
+
+static int s3_stat(struct backend *b, const char *name, struct obj_info *out,
+		   const struct deadline *dl)
+{
+	struct s3_backend *s3 = to_s3(b);
+	struct s3_xml_listing l;
+	struct obj_info file;
+	bool have_file = false;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!*name) {
+		out->is_dir = true;
+		return 0;
+	}
+	rc = list_page(s3, name, "/", NULL, STAT_PAGE, &l, dl, NULL, 0);
+	if (rc < 0)
+		return rc;
+	int verdict = stat_scan(s3, &l, name, &file, &have_file);
+	s3_xml_listing_release(&l);
+	if (verdict < 0) {
+		/* Many "name-..." siblings sort before "name/": ask directly. */
+		struct strbuf dir = STRBUF_INIT;
+		strbuf_addf(&dir, "%s/", name);
+		rc = list_page(s3, dir.buf, "/", NULL, 1, &l, dl, NULL, 0);
+		strbuf_release(&dir);
+		if (rc < 0)
+			return rc;
+		verdict = l.n > 0 ? 1 : 0;
+		s3_xml_listing_release(&l);
+	}
+	if (verdict == 1) {
+		out->is_dir = true;
+		return 0;
+	}
+	if (!have_file)
+		return -ENOENT;
+	*out = file;
+	return 0;
+}
+
+/* Fill info from HEAD/GET response headers.  -EBADMSG if incomplete. */
+static int info_from_headers(const struct http_resp *r, struct obj_info *info)
+{
+	char v[256];
+
+	memset(info, 0, sizeof(*info));
+	if (!http_resp_header(r, "content-length", v, sizeof(v)))
+		return -EBADMSG;
+	char *end;
+	errno = 0;
+	info->size = strtoull(v, &end, 10);
+	if (errno || end == v)
+		return -EBADMSG;
+	if (!http_resp_header(r, "etag", v, sizeof(v)) || !v[0] ||
+	    !etag_copy(info->etag, v, strlen(v)))
+		return -EBADMSG;
+	if (http_resp_header(r, "last-modified", v, sizeof(v)))
+		httpdate_parse_ns(v, &info->mtime_ns);
+	return 0;
+}
+
+static int s3_open(struct backend *b, const char *name, struct bobj **out,
+		   const struct deadline *dl)
+{
+	struct s3_backend *s3 = to_s3(b);
+	struct s3_call c;
+	struct http_resp resp;
+	struct obj_info info;
+	int rc;
+
+	call_init(&c, s3, "HEAD", name);
+	http_resp_init(&resp);
+	rc = call_do(&c, NULL, 0, NULL, dl, &resp, NULL, 0);
+	if (rc == 0)
+		rc = info_from_headers(&resp, &info);
+	http_resp_release(&resp);
+	call_release(&c);
+	if (rc < 0)
+		return rc == -EBADMSG ? -EIO : rc;
+
+	struct s3_obj *o = xcalloc(1, sizeof(*o));
+	bobj_init(&o->base, b, name);
+	o->base.info = info;
+	snprintf(o->quoted_etag, sizeof(o->quoted_etag), "\"%s\"", info.etag);
+	*out = &o->base;
+	return 0;
+}
+
+/* Check a 206's Content-Range against what was asked and pinned. */
+static bool range_ok(const struct http_resp *r, uint64_t off, size_t got,
+		     uint64_t size)
+{
+	char v[128];
+	uint64_t a, z, total;
+
+	if (!http_resp_header(r, "content-range", v, sizeof(v)))
+		return false;
+	if (sscanf(v, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64, &a, &z,
+		   &total) != 3)
+		return false;
+	return a == off && z + 1 - a == got && total == size;
+}
+
+static ssize_t s3_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
+		       const struct deadline *dl)
+{
+	struct s3_obj *o = (struct s3_obj *)ob;
+	struct s3_backend *s3 = to_s3(ob->b);
+	uint64_t size = ob->info.size;
+	struct s3_call c;
+	struct http_resp resp;
+	char range[64], etag[HY_ETAG_MAX + 2];
+	int rc;
+
+	if (off >= size || len == 0)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, off,
+		 off + len - 1);
+	call_init(&c, s3, "GET", ob->name);
+	call_header(&c, "range", range);
+	call_header(&c, "if-match", o->quoted_etag);
+	http_resp_init(&resp);
+	rc = call_do(&c, buf, len, NULL, dl, &resp, NULL, 0);
+	if (rc == 0) {
+		/* Belt and braces: the body must be the pinned version. */
+		if (http_resp_header(&resp, "etag", etag, sizeof(etag)) &&
+		    strcmp(etag, o->quoted_etag) != 0)
+			rc = -ESTALE;
+		else if (resp.status == 206 &&
+			 !range_ok(&resp, off, resp.body_len, size))
+			rc = -EIO;
+		else if (resp.status == 200 && (off != 0 || resp.body_len != size))
+			rc = -EIO;
+		else if (resp.body_len != len)
+			rc = -EIO;
+	} else if (rc == -ERANGE) {
+		rc = -ESTALE;   /* the pinned size says the range exists */
+	} else if (rc == -EMSGSIZE) {
+		rc = -EIO;      /* server ignored the range */
+	}
+	if (rc == -EIO)
+		log_warn("s3 %s: unexpected response to GET %s %s (HTTP %ld)",
+			 s3->base.name, ob->name, range, resp.status);
+	http_resp_release(&resp);
+	call_release(&c);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+static void s3_close(struct bobj *ob)
+{
+	bobj_release(ob);
+	free(ob);
+}
+
+static void s3_probe(struct backend *b, struct probe_result *res,
+		     const struct deadline *dl)
+{
+	struct s3_backend *s3 = to_s3(b);
+	struct s3_xml_listing l;
+	char code[64];
+	int64_t t0 = mono_ns();
+
+	memset(res, 0, sizeof(*res));
+	res->err = list_page(s3, "", "/", NULL, 1, &l, dl, code, sizeof(code));
+	res->latency_ms = (double)(mono_ns() - t0) / 1e6;
+	if (res->err == 0) {
+		s3_xml_listing_release(&l);
+		snprintf(res->message, sizeof(res->message), "ok");
+		return;
+	}
+	const char *m;
+	switch (res->err) {
+	case -ECONNREFUSED: m = "unreachable: connection refused"; break;
+	case -EHOSTUNREACH: m = "unreachable: cannot resolve host"; break;
+	case -ETIMEDOUT: m = "unreachable: timed out"; break;
+	case -ECONNRESET: m = "unreachable: connection reset"; break;
+	default: m = NULL;
+	}
+	if (m)
+		snprintf(res->message, sizeof(res->message), "%s", m);
+	else if (!strcmp(code, "SignatureDoesNotMatch"))
+		snprintf(res->message, sizeof(res->message),
+			 "credentials rejected: the secret key does not match "
+			 "(SignatureDoesNotMatch)");
+	else if (!strcmp(code, "InvalidAccessKeyId"))
+		snprintf(res->message, sizeof(res->message),
+			 "credentials rejected: unknown access key "
+			 "(InvalidAccessKeyId)");
+	else if (!strcmp(code, "NoSuchBucket"))
+		snprintf(res->message, sizeof(res->message),
+			 "bucket not found: '%s' (NoSuchBucket)", s3->bucket);
+	else if (res->err == -EACCES)
+		snprintf(res->message, sizeof(res->message),
+			 "access denied listing bucket '%s' (%s)", s3->bucket,
+			 code[0] ? code : "HTTP 403");
+	else
+		snprintf(res->message, sizeof(res->message), "error: %s%s%s%s",
+			 strerror(-res->err), code[0] ? " (" : "", code,
+			 code[0] ? ")" : "");
+}
+
+static void s3_destroy(struct backend *b)
+{
+	struct s3_backend *s3 = to_s3(b);
+	http_engine_destroy(s3->http);
+	awscreds_release(&s3->creds);
+	free(s3->base_url);
+	free(s3->host);
+	free(s3->bucket);
+	free(s3->prefix);
+	free(s3->region);
+	backend_release(b);
+	free(s3);
+}
+
+static const struct backend_ops s3_ops = {
+	.type = "s3",
+	.list_sorted = true,
+	.stat = s3_stat,
+	.list = s3_list,
+	.open = s3_open,
+	.read = s3_read,
+	.close = s3_close,
+	.probe = s3_probe,
+	.destroy = s3_destroy,
+};
+
+/* Split the endpoint into the base URL and the Host header value. */
+static int parse_endpoint(const char *endpoint, char **base, char **host,
+			  char *err, size_t errlen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *hostname = NULL, *port = NULL, *path = NULL;
+	int rc = 0;
+
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &hostname, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "endpoint '%s' is not a URL", endpoint);
+		rc = -EINVAL;
+		goto out_free_parts;
+	}
+	if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
+		snprintf(err, errlen, "endpoint '%s': scheme must be http or "
+			 "https", endpoint);
+		rc = -EINVAL;
+		goto out_free_parts;
+	}
+	curl_url_get(u, CURLUPART_PORT, &port, 0);
+	curl_url_get(u, CURLUPART_PATH, &path, 0);
+	if (path && strcmp(path, "/") != 0) {
+		snprintf(err, errlen, "endpoint '%s': a path after the host is "
+			 "not supported", endpoint);
+		rc = -EINVAL;
+		goto out_free_parts;
+	}
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_adds(&sb, hostname);
+	if (port)
+		strbuf_addf(&sb, ":%s", port);
+	*host = strbuf_detach(&sb, NULL);
+	strbuf_addf(&sb, "%s://%s", scheme, *host);
+	*base = strbuf_detach(&sb, NULL);
+out_free_parts:
+	curl_free(scheme);
+	curl_free(hostname);
+	curl_free(port);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+int s3_create(const struct store_conf *c, struct backend **out,
+	      char *err, size_t errlen)
+{
+	struct s3_backend *s3 = xcalloc(1, sizeof(*s3));
+	struct strbuf desc = STRBUF_INIT;
+	int rc;
+
+	rc = parse_endpoint(c->endpoint, &s3->base_url, &s3->host, err, errlen);
+	if (rc < 0)
+		goto out_free;
+	rc = awscreds_load(c->credentials, c->profile, &s3->creds, err, errlen);
+	if (rc < 0)
+		goto out_free;
+	s3->bucket = xstrdup(c->bucket);
+	s3->prefix = xstrdup(c->prefix ? c->prefix : "");
+	s3->region = xstrdup(c->region && *c->region ? c->region : "us-east-1");
+	s3->page_size = (unsigned)c->list_page_size;
+	s3->http = http_engine_create(&c->net);
+	strbuf_addf(&desc, "s3 %s/%s/%s", s3->base_url, s3->bucket, s3->prefix);
+	backend_init(&s3->base, &s3_ops, c->name, desc.buf);
+	strbuf_release(&desc);
+	*out = &s3->base;
+	return 0;
+
+out_free:
+	free(s3->base_url);
+	free(s3->host);
+	free(s3);
+	return rc;
+}

@@ -1,0 +1,48 @@
+/*
+ * store.h - what it takes to build a store: its configuration, as read
+ * from a [source] or [replica NAME] section, and the network limits shared
+ * by every store of a mount.  Filled by mount/config.c; read by the store
+ * constructors.  Plain data; the strings are owned by the struct and freed
+ * by store_conf_release().
+ */
+#ifndef HYLAKE_STORE_H
+#define HYLAKE_STORE_H
+
+#include <stdint.h>
+
+enum store_type { STORE_NONE = 0, STORE_S3, STORE_POSIX, STORE_GCS };
+
+struct net_conf {
+	int64_t connect_timeout_ms;   /* TCP+TLS connect */
+	int64_t request_timeout_ms;   /* one HTTP attempt, start to end */
+	int64_t stall_timeout_ms;     /* abort when < stall_bytes/s this long */
+	int64_t stall_bytes;
+	int64_t retries;              /* extra attempts for idempotent calls */
+	int64_t backoff_base_ms;
+	int64_t backoff_max_ms;
+};
+
+struct store_conf {
+	char *name;                   /* "source" or the replica's name */
+	int line;                     /* config line of the section header */
+	enum store_type type;
+	char *endpoint;               /* s3, gcs */
+	char *bucket;
+	char *prefix;                 /* "" or ending in '/' */
+	char *region;
+	char *credentials;            /* path of a credentials file */
+	char *profile;
+	char *path;                   /* posix root */
+	int64_t list_page_size;
+	struct net_conf net;
+};
+
+const char *store_type_name(enum store_type t);
+void store_conf_release(struct store_conf *c);
+
+struct backend;
+/* Build the store a conf describes.  Returns 0 or -errno with err filled. */
+int store_create(const struct store_conf *c, struct backend **out,
+		 char *err, size_t errlen);
+
+#endif

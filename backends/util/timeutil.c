@@ -1,0 +1,126 @@
+/*
+ * timeutil.c - clocks, deadlines, durations, protocol timestamps.
+ */
+#include "backends/util/timeutil.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+int64_t mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+int64_t wall_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
+struct deadline deadline_in_ms(int64_t ms)
+{
+	struct deadline d = { mono_ns() + ms * NS_PER_MS };
+	return d;
+}
+
+int64_t deadline_left_ms(const struct deadline *d)
+{
+	return (d->at - mono_ns()) / NS_PER_MS;
+}
+
+bool deadline_expired(const struct deadline *d)
+{
+	return mono_ns() >= d->at;
+}
+
+int duration_parse_ms(const char *s, int64_t *out_ms)
+{
+	static const struct { const char *unit; int64_t ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || v < 0)
+		return -EINVAL;
+	while (isspace((unsigned char)*end))
+		end++;
+	size_t ulen = strlen(end);
+	while (ulen && isspace((unsigned char)end[ulen - 1]))
+		ulen--;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strlen(units[i].unit) == ulen &&
+		    strncmp(end, units[i].unit, ulen) == 0) {
+			double ms = v * (double)units[i].ms;
+			if (ms > 1e15)
+				return -ERANGE;
+			*out_ms = (int64_t)(ms + 0.5);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void duration_format(int64_t ms, char *buf, size_t len)
+{
+	if (ms % 3600000 == 0 && ms)
+		snprintf(buf, len, "%" PRId64 "h", ms / 3600000);
+	else if (ms % 60000 == 0 && ms)
+		snprintf(buf, len, "%" PRId64 "m", ms / 60000);
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%" PRId64 "s", ms / 1000);
+	else
+		snprintf(buf, len, "%" PRId64 "ms", ms);
+}
+
+int iso8601_parse_ns(const char *s, int64_t *out_ns)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -EINVAL;
+	int64_t frac_ns = 0;
+	if (*p == '.') {
+		int64_t scale = NS_PER_SEC / 10;
+		for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
+			frac_ns += (*p - '0') * scale;
+	}
+	int64_t offset = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int hh, mm;
+		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+			return -EINVAL;
+		offset = (hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	time_t t = timegm(&tm);
+	*out_ns = ((int64_t)t - offset) * NS_PER_SEC + frac_ns;
+	return 0;
+}
+
+int httpdate_parse_ns(const char *s, int64_t *out_ns)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *p = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (!p)
+		return -EINVAL;
+	*out_ns = (int64_t)timegm(&tm) * NS_PER_SEC;
+	return 0;
+}

@@ -1,0 +1,617 @@
+/*
+ * fs.c - FUSE low-level operations over one store.
+ *
+ * Inodes stand for paths (fs/inode.c); open files hold a store handle
+ * pinned to the version seen at open; open folders hold a dirstream.
+ * Every request runs under a deadline of op_timeout and gets exactly one
+ * reply.  The tree is read-only: anything that would change it answers
+ * EROFS.
+ *
+ * Kernel caches: open never sets keep_cache, so the kernel drops a file's
+ * pages at every open; when an open finds a new version, the inode's
+ * cached attributes are invalidated too, so the new size shows at once.
+ */
+#include "fs/fs.h"
+#include "fs/dirstream.h"
+#include "fs/inode.h"
+#include "fs/names.h"
+#include "backends/backend.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+struct fs {
+	struct backend *src;
+	struct fs_conf conf;
+	struct itable *inodes;
+	struct fuse_session *se;
+	bool mounted;
+	int64_t start_ns;                 /* mtime shown for folders */
+	atomic_uint_fast64_t hidden;      /* unsafe/shadowed names seen */
+};
+
+/* An open folder: the stream and the lock that serialises its use. */
+struct dir_handle {
+	pthread_mutex_t lock;             /* guards ds */
+	struct dirstream *ds;
+	uint64_t hidden_reported;
+};
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct deadline op_deadline(const struct fs *fs)
+{
+	return deadline_in_ms(fs->conf.op_timeout_ms);
+}
+
+static double secs(int64_t ms)
+{
+	return (double)ms / 1000.0;
+}
+
+static void fill_stat(const struct fs *fs, uint64_t ino,
+		      const struct obj_info *info, struct stat *st)
+{
+	int64_t t = info->mtime_ns ? info->mtime_ns : fs->start_ns;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = fs->conf.uid;
+	st->st_gid = fs->conf.gid;
+	if (info->is_dir) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)info->size;
+		st->st_blocks = (blkcnt_t)((info->size + 511) / 512);
+	}
+	st->st_blksize = 1 << 20;
+	st->st_mtim.tv_sec = t / NS_PER_SEC;
+	st->st_mtim.tv_nsec = t % NS_PER_SEC;
+	st->st_ctim = st->st_mtim;
+	st->st_atim = st->st_mtim;
+}
+
+/* "parent/name", or "name" under the root.  NULL for unusable names. */
+static char *child_path(struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	char *ppath;
+
+	if (!names_segment_ok(name, strlen(name)))
+		return NULL;
+	if (itable_get(fs->inodes, parent, &ppath, NULL) < 0)
+		return NULL;
+	struct strbuf sb = STRBUF_INIT;
+	if (*ppath)
+		strbuf_addf(&sb, "%s/", ppath);
+	strbuf_adds(&sb, name);
+	free(ppath);
+	return strbuf_detach(&sb, NULL);
+}
+
+static void make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	e->attr_timeout = secs(fs->conf.attr_timeout_ms);
+	e->entry_timeout = secs(fs->conf.entry_timeout_ms);
+	fill_stat(fs, ino, info, &e->attr);
+}
+
+static void hy_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* Always readdirplus: attributes come with the listing for free. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	conn->time_gran = 1;
+}
+
+static void hy_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct deadline dl = op_deadline(fs);
+	struct obj_info info;
+	struct fuse_entry_param e;
+
+	char *path = child_path(fs, parent, name);
+	if (!path) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int rc = backend_stat(fs->src, path, &info, &dl);
+	if (rc == -ENOENT && fs->conf.negative_timeout_ms > 0) {
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = secs(fs->conf.negative_timeout_ms);
+		fuse_reply_entry(req, &e);
+	} else if (rc < 0) {
+		fuse_reply_err(req, -rc);
+	} else {
+		uint64_t ino = itable_lookup(fs->inodes, path, &info);
+		make_entry(fs, ino, &info, &e);
+		fuse_reply_entry(req, &e);
+	}
+	free(path);
+}
+
+static void hy_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	itable_forget(req_fs(req)->inodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void hy_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct fs *fs = req_fs(req);
+	for (size_t i = 0; i < count; i++)
+		itable_forget(fs->inodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void hy_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct obj_info info;
+	struct stat st;
+	char *path;
+
+	/* An open file shows the version it is pinned to. */
+	if (fi && fi->fh) {
+		struct bobj *o = (struct bobj *)(uintptr_t)fi->fh;
+		fill_stat(fs, ino, &o->info, &st);
+		fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
+		return;
+	}
+	if (itable_get(fs->inodes, ino, &path, &info) < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!info.is_dir && *path) {
+		struct deadline dl = op_deadline(fs);
+		struct obj_info fresh;
+		int rc = backend_stat(fs->src, path, &fresh, &dl);
+		if (rc < 0) {
+			free(path);
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		if (fresh.is_dir == info.is_dir) {
+			itable_update(fs->inodes, ino, &fresh);
+			info = fresh;
+		}
+	}
+	free(path);
+	fill_stat(fs, ino, &info, &st);
+	fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
+}
+
+static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct deadline dl = op_deadline(fs);
+	struct bobj *o;
+	char *path;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (itable_get(fs->inodes, ino, &path, NULL) < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int rc = backend_open(fs->src, path, &o, &dl);
+	free(path);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (itable_update(fs->inodes, ino, &o->info)) {
+		/* A new version: the kernel's size and times are stale.  Pages
+		 * go anyway because keep_cache stays off.  offset -1: only the
+		 * attributes, so no page lock is taken here. */
+		log_debug("new version of '%s' (%s)", o->name, o->info.etag);
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+	}
+	fi->fh = (uint64_t)(uintptr_t)o;
+	fi->keep_cache = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		bobj_close(o);    /* the opener was interrupted */
+}
+
+static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct bobj *o = (struct bobj *)(uintptr_t)fi->fh;
+	struct deadline dl = op_deadline(fs);
+	(void)ino;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((uint64_t)off >= o->info.size || size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > o->info.size - (uint64_t)off)
+		size = (size_t)(o->info.size - (uint64_t)off);
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = bobj_read(o, buf, size, (uint64_t)off, &dl);
+	if (n < 0) {
+		if (n == -ESTALE)
+			log_notice("'%s' changed while open; read refused "
+				   "(ESTALE)", o->name);
+		fuse_reply_err(req, (int)-n);
+	} else {
+		fuse_reply_buf(req, buf, (size_t)n);
+	}
+	free(buf);
+}
+
+static void hy_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	bobj_close((struct bobj *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void hy_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct obj_info info;
+	char *path;
+
+	if (itable_get(fs->inodes, ino, &path, &info) < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!info.is_dir) {
+		free(path);
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	struct dir_handle *dh = xcalloc(1, sizeof(*dh));
+	pthread_mutex_init(&dh->lock, NULL);
+	dh->ds = dirstream_create(fs->src, path, fs->conf.list_page_size);
+	free(path);
+	fi->fh = (uint64_t)(uintptr_t)dh;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		dirstream_destroy(dh->ds);
+		pthread_mutex_destroy(&dh->lock);
+		free(dh);
+	}
+}
+
+/*
+ * Offsets: "." is 1, ".." is 2, stream position p is p + 3.  The offset
+ * the kernel passes is that of the last entry it consumed.
+ */
+#define DIR_FIRST_OFF 3
+#define UNKNOWN_INO 0xffffffffULL    /* d_ino of plain readdir entries */
+
+static size_t add_dot(fuse_req_t req, char *buf, size_t room, const char *name,
+		      off_t next, bool plus, struct fs *fs, fuse_ino_t ino)
+{
+	struct obj_info dir = { .is_dir = true };
+	struct fuse_entry_param e;
+
+	make_entry(fs, ino, &dir, &e);
+	if (plus)
+		return fuse_add_direntry_plus(req, buf, room, name, &e, next);
+	return fuse_add_direntry(req, buf, room, name, &e.attr, next);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct fs *fs = req_fs(req);
+	struct dir_handle *dh = (struct dir_handle *)(uintptr_t)fi->fh;
+	struct deadline dl = op_deadline(fs);
+	char *buf = xcalloc(1, size);
+	size_t used = 0;
+	int rc = 0;
+	char *dirpath = NULL;
+
+	pthread_mutex_lock(&dh->lock);
+	if (off < 1) {
+		size_t n = add_dot(req, buf, size, ".", 1, plus, fs, ino);
+		if (n > size)
+			goto out_reply;
+		used += n;
+		off = 1;
+	}
+	if (off < 2) {
+		size_t n = add_dot(req, buf + used, size - used, "..", 2, plus,
+				   fs, ino);
+		if (n > size - used)
+			goto out_reply;
+		used += n;
+		off = 2;
+	}
+	/* off names the last entry consumed: continue with the next one. */
+	rc = dirstream_seek(dh->ds, (uint64_t)off - (DIR_FIRST_OFF - 1), &dl);
+	if (rc < 0)
+		goto out_reply;
+	if (itable_get(fs->inodes, ino, &dirpath, NULL) < 0)
+		dirpath = xstrdup("");
+	for (;;) {
+		const struct dir_item *it;
+		struct fuse_entry_param e;
+		rc = dirstream_peek(dh->ds, &it, &dl);
+		if (rc <= 0)
+			break;
+		off_t next = (off_t)(dirstream_pos(dh->ds) + DIR_FIRST_OFF);
+		size_t n;
+		make_entry(fs, 0, &it->info, &e);
+		if (plus) {
+			/* Size first, so the inode is counted only if it fits. */
+			n = fuse_add_direntry_plus(req, NULL, 0, it->name, &e, next);
+			if (n > size - used)
+				break;
+			struct strbuf p = STRBUF_INIT;
+			strbuf_addf(&p, "%s%s%s", dirpath, *dirpath ? "/" : "",
+				    it->name);
+			e.ino = itable_lookup(fs->inodes, p.buf, &it->info);
+			e.attr.st_ino = e.ino;
+			strbuf_release(&p);
+			fuse_add_direntry_plus(req, buf + used, size - used,
+					       it->name, &e, next);
+		} else {
+			e.attr.st_ino = UNKNOWN_INO;   /* no lookup: no inode */
+			n = fuse_add_direntry(req, buf + used, size - used,
+					      it->name, &e.attr, next);
+			if (n > size - used)
+				break;
+		}
+		used += n;
+		dirstream_next(dh->ds);
+	}
+	uint64_t hidden = dirstream_hidden(dh->ds);
+	if (hidden > dh->hidden_reported) {
+		atomic_fetch_add(&fs->hidden, hidden - dh->hidden_reported);
+		log_info("'%s/': %llu name(s) hidden (cannot be paths, or "
+			 "shadowed by a folder of the same name)", dirpath,
+			 (unsigned long long)(hidden - dh->hidden_reported));
+		dh->hidden_reported = hidden;
+	}
+out_reply:
+	pthread_mutex_unlock(&dh->lock);
+	free(dirpath);
+	/* An error after some entries: deliver them, report it next time. */
+	if (rc < 0 && used == 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void hy_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void hy_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void hy_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct dir_handle *dh = (struct dir_handle *)(uintptr_t)fi->fh;
+	(void)ino;
+	dirstream_destroy(dh->ds);
+	pthread_mutex_destroy(&dh->lock);
+	free(dh);
+	fuse_reply_err(req, 0);
+}
+
+static void hy_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	(void)ino;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 1 << 20;
+	sv.f_frsize = 4096;
+	sv.f_blocks = (fsblkcnt_t)1 << 38;    /* 1 PiB: the lake is large */
+	sv.f_files = (fsfilcnt_t)1 << 32;
+	sv.f_namemax = NAMES_SEGMENT_MAX;
+	sv.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Everything that would change the tree. */
+static void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	(void)ino; (void)attr; (void)to_set; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent; (void)name; (void)mode; (void)rdev;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)parent; (void)name; (void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent; (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link; (void)parent; (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino; (void)newparent; (void)newname;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	(void)parent; (void)name; (void)mode; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino; (void)name; (void)value; (void)size; (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void hy_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino; (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops hy_ops = {
+	.init = hy_init,
+	.lookup = hy_lookup,
+	.forget = hy_forget,
+	.forget_multi = hy_forget_multi,
+	.getattr = hy_getattr,
+	.open = hy_open,
+	.read = hy_read,
+	.release = hy_release,
+	.opendir = hy_opendir,
+	.readdir = hy_readdir,
+	.readdirplus = hy_readdirplus,
+	.releasedir = hy_releasedir,
+	.statfs = hy_statfs,
+	.setattr = hy_setattr,
+	.mknod = hy_mknod,
+	.mkdir = hy_mkdir,
+	.unlink = hy_unlink,
+	.rmdir = hy_unlink,
+	.symlink = hy_symlink,
+	.rename = hy_rename,
+	.link = hy_link,
+	.create = hy_create,
+	.setxattr = hy_setxattr,
+	.removexattr = hy_removexattr,
+};
+
+struct fs *fs_create(struct backend *src, const struct fs_conf *conf)
+{
+	struct fs *fs = xcalloc(1, sizeof(*fs));
+	fs->src = src;
+	fs->conf = *conf;
+	fs->inodes = itable_create();
+	fs->start_ns = wall_ns();
+	return fs;
+}
+
+int fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts,
+	     char *err, size_t errlen)
+{
+	struct strbuf opts = STRBUF_INIT;
+	char *argv[] = { "hylake", "-o", NULL, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+
+	strbuf_addf(&opts, "fsname=hylake,subtype=hylake");
+	if (fuse_opts && *fuse_opts)
+		strbuf_addf(&opts, ",%s", fuse_opts);
+	argv[2] = opts.buf;
+	fs->se = fuse_session_new(&args, &hy_ops, sizeof(hy_ops), fs);
+	fuse_opt_free_args(&args);
+	strbuf_release(&opts);
+	if (!fs->se) {
+		snprintf(err, errlen, "invalid FUSE options '%s'",
+			 fuse_opts ? fuse_opts : "");
+		return -EINVAL;
+	}
+	if (fuse_session_mount(fs->se, mountpoint) != 0) {
+		snprintf(err, errlen, "cannot mount on %s", mountpoint);
+		fuse_session_destroy(fs->se);
+		fs->se = NULL;
+		return -EIO;
+	}
+	fs->mounted = true;
+	return 0;
+}
+
+int fs_run(struct fs *fs)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int rc;
+
+	if (fuse_set_signal_handlers(fs->se) != 0) {
+		fuse_loop_cfg_destroy(cfg);
+		return -EIO;
+	}
+	fuse_loop_cfg_set_max_threads(cfg, fs->conf.threads);
+	rc = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	fuse_remove_signal_handlers(fs->se);
+	log_info("stopped serving (%llu unsafe or shadowed name(s) hidden)",
+		 (unsigned long long)atomic_load(&fs->hidden));
+	return rc < 0 ? rc : 0;
+}
+
+void fs_destroy(struct fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->se) {
+		if (fs->mounted)
+			fuse_session_unmount(fs->se);
+		fuse_session_destroy(fs->se);
+	}
+	itable_destroy(fs->inodes);
+	free(fs);
+}

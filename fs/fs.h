@@ -1,0 +1,48 @@
+/*
+ * fs.h - the FUSE front end: serves a store as a read-only tree.
+ *
+ * This is the only part of hylake that includes FUSE headers or replies
+ * to the kernel.  Each request gets exactly one reply.
+ *
+ * Lifecycle: fs_create() -> fs_mount() -> fs_run() (returns when the
+ * mount goes away or a signal asks to stop) -> fs_destroy().
+ */
+#ifndef HYLAKE_FS_H
+#define HYLAKE_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct backend;
+struct fs;
+
+struct fs_conf {
+	int64_t entry_timeout_ms;     /* kernel dentry cache */
+	int64_t attr_timeout_ms;      /* kernel attribute cache */
+	int64_t negative_timeout_ms;  /* kernel cache of "no such name" */
+	int64_t op_timeout_ms;        /* deadline of one filesystem request */
+	unsigned list_page_size;
+	unsigned threads;             /* worker threads of the session */
+	uid_t uid;                    /* owner shown for every file */
+	gid_t gid;
+};
+
+/* src is borrowed and must outlive the fs. */
+struct fs *fs_create(struct backend *src, const struct fs_conf *conf);
+
+/*
+ * Create the FUSE session and mount it.  fuse_opts is a comma-separated
+ * list of FUSE mount options (may be NULL), e.g. "allow_other".
+ * Returns 0 or -errno with err filled.
+ */
+int fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts,
+	     char *err, size_t errlen);
+
+/* Serve requests until unmounted or signalled.  Returns 0 or -errno. */
+int fs_run(struct fs *fs);
+
+/* Unmount (if still mounted) and free everything. */
+void fs_destroy(struct fs *fs);
+
+#endif

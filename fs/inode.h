@@ -1,0 +1,55 @@
+/*
+ * inode.h - the table of inodes the kernel knows.
+ *
+ * Each inode stands for one path ("" is the root, FUSE_ROOT_ID) and holds
+ * what the store last said about it.  Inode numbers are never reused in
+ * a mount.  The kernel's lookup count decides lifetime: an inode lives
+ * from its first lookup until forget() brings the count back to zero (the
+ * root lives forever).  If a path changes between file and folder it gets
+ * a new inode (the kernel cannot change an inode's type).
+ *
+ * Thread safety: all functions lock the table; struct inode is private,
+ * callers copy out what they need.
+ */
+#ifndef HYLAKE_INODE_H
+#define HYLAKE_INODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+
+#define INODE_ROOT 1
+
+struct itable;
+
+struct itable *itable_create(void);
+void itable_destroy(struct itable *t);
+
+/*
+ * Find or create the inode of path, store info in it and add one kernel
+ * lookup.  Returns the inode number.
+ */
+uint64_t itable_lookup(struct itable *t, const char *path,
+		       const struct obj_info *info);
+
+/* Drop n kernel lookups; the inode goes away at zero. */
+void itable_forget(struct itable *t, uint64_t ino, uint64_t n);
+
+/*
+ * Copy out an inode's path (malloc'd, caller frees) and info.  Returns
+ * 0 or -ENOENT for an unknown number.  Either output may be NULL.
+ */
+int itable_get(struct itable *t, uint64_t ino, char **path,
+	       struct obj_info *info);
+
+/*
+ * Replace an inode's info.  Returns true when the version changed (the
+ * old info named another version of the same file).
+ */
+bool itable_update(struct itable *t, uint64_t ino, const struct obj_info *info);
+
+/* Number of live inodes (for tests and status). */
+uint64_t itable_count(struct itable *t);
+
+#endif

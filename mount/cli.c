@@ -1,0 +1,401 @@
+/*
+ * cli.c - the command line: `hylake mount|check|--help|--version` and
+ * the mount(8) helper `mount.hylake SPEC DIR [-sfnv] [-o OPTIONS]`.
+ *
+ * Exit codes: 0 success, 1 a store or the mount failed, 2 bad usage or
+ * configuration.
+ */
+#include "mount/cli.h"
+#include "mount/config.h"
+#include "mount/daemon.h"
+#include "mount/options.h"
+#include "mount/stack.h"
+#include "backends/backend.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+struct mount_args {
+	const char *config;
+	char *mountpoint;            /* absolute */
+	bool foreground;
+	bool debug;
+	struct strbuf opts;          /* raw -o list, comma separated */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: hylake mount CONFIG MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
+		"       hylake check CONFIG\n"
+		"       hylake --help | --version\n"
+		"\n"
+		"  mount   mount the lake described by CONFIG on MOUNTPOINT;\n"
+		"          returns once the mount answers (-f: stay in the\n"
+		"          foreground, -d: debug logging)\n"
+		"  check   contact every store of CONFIG and report, one line\n"
+		"          per store\n"
+		"\n"
+		"OPTIONS is a comma-separated list of [mount] settings\n"
+		"(NAME=VALUE) and FUSE mount options (allow_other,\n"
+		"default_permissions, ...).  Unmount with umount or\n"
+		"fusermount3 -u.\n");
+	opt_print_help(out);
+}
+
+/*
+ * Split -o OPTIONS: hylake settings go into cfg, the rest are returned
+ * as a FUSE option string.  Returns 0 or -EINVAL (message printed).
+ */
+static int split_options(struct hy_config *cfg, const char *opts,
+			 struct strbuf *fuse_opts)
+{
+	char *copy = xstrdup(opts), *save = NULL;
+	int rc = 0;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char err[512];
+		char *eq = strchr(tok, '=');
+		if (eq)
+			*eq = '\0';
+		const struct opt_def *d = opt_find(SCOPE_MOUNT, tok);
+		if (d && d->cli) {
+			if (config_set_option(cfg, tok, eq ? eq + 1 : "", err,
+					      sizeof(err)) < 0) {
+				fprintf(stderr, "hylake: -o %s\n", err);
+				rc = -EINVAL;
+			}
+			continue;
+		}
+		if (eq)
+			*eq = '=';
+		if (fuse_opts->len)
+			strbuf_addch(fuse_opts, ',');
+		strbuf_adds(fuse_opts, tok);
+	}
+	free(copy);
+	return rc;
+}
+
+struct ready_ctx {
+	const char *mountpoint;
+	int report_fd;             /* -1 in the foreground */
+	const char *banner;
+};
+
+/* Wait until the mount answers, then tell whoever is waiting. */
+static void *ready_thread(void *arg)
+{
+	struct ready_ctx *rc = arg;
+	struct stat st;
+	int err = stat(rc->mountpoint, &st) < 0 ? errno : 0;
+
+	if (err)
+		log_err("mount on %s does not answer: %s", rc->mountpoint,
+			strerror(err));
+	else
+		log_notice("%s", rc->banner);
+	if (rc->report_fd >= 0) {
+		struct strbuf m = STRBUF_INIT;
+		if (err)
+			strbuf_addf(&m, "hylake: mount on %s does not answer: %s",
+				    rc->mountpoint, strerror(err));
+		daemon_report(rc->report_fd, err ? EXIT_FAIL : 0, m.buf);
+		strbuf_release(&m);
+		if (!err)
+			daemon_detach_stdio();
+	}
+	return NULL;
+}
+
+/* Report a start-up failure to the right place. */
+static int fail(int report_fd, int status, const char *msg)
+{
+	if (report_fd >= 0)
+		daemon_report(report_fd, status, msg);
+	else
+		fprintf(stderr, "%s\n", msg);
+	return status;
+}
+
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+	if (stat(mp, &st) < 0) {
+		fprintf(stderr, "hylake: mountpoint %s: %s\n", mp,
+			strerror(errno));
+		return -ENOENT;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "hylake: mountpoint %s is not a directory\n",
+			mp);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+static int run_mount(struct mount_args *ma)
+{
+	struct hy_config cfg;
+	struct strbuf fuse_opts = STRBUF_INIT;
+	struct backend *src = NULL;
+	struct fs *fs = NULL;
+	char err[1024];
+	int report_fd = -1, status;
+
+	if (config_load(ma->config, &cfg, stderr) < 0)
+		return EXIT_USAGE;
+	if (split_options(&cfg, ma->opts.buf, &fuse_opts) < 0) {
+		status = EXIT_USAGE;
+		goto out_release_config;
+	}
+	config_finish(&cfg);
+	log_level = ma->debug ? LOG_DEBUG : (int)cfg.mount.log_level;
+	if (check_mountpoint(ma->mountpoint) < 0) {
+		status = EXIT_FAIL;
+		goto out_release_config;
+	}
+	if (!ma->foreground) {
+		report_fd = daemon_fork();
+		if (report_fd < 0) {
+			fprintf(stderr, "hylake: fork: %s\n", strerror(-report_fd));
+			status = EXIT_FAIL;
+			goto out_release_config;
+		}
+		/* Start-up failures travel through the report pipe. */
+		log_to_syslog("hylake");
+	}
+
+	/* From here on: the (future) daemon. */
+	if (stack_open_store(&cfg.source, cfg.mount.op_timeout_ms, &src, err,
+			     sizeof(err)) < 0) {
+		struct strbuf m = STRBUF_INIT;
+		strbuf_addf(&m, "hylake: cannot mount: store %s", err);
+		status = fail(report_fd, EXIT_FAIL, m.buf);
+		strbuf_release(&m);
+		goto out_release_config;
+	}
+	struct fs_conf fc = {
+		.entry_timeout_ms = cfg.mount.entry_timeout_ms,
+		.attr_timeout_ms = cfg.mount.attr_timeout_ms,
+		.negative_timeout_ms = cfg.mount.negative_timeout_ms,
+		.op_timeout_ms = cfg.mount.op_timeout_ms,
+		.list_page_size = (unsigned)cfg.mount.list_page_size,
+		.threads = (unsigned)cfg.mount.threads,
+		.uid = getuid(),
+		.gid = getgid(),
+	};
+	fs = fs_create(src, &fc);
+	if (fs_mount(fs, ma->mountpoint, fuse_opts.buf, err, sizeof(err)) < 0) {
+		struct strbuf m = STRBUF_INIT;
+		strbuf_addf(&m, "hylake: %s", err);
+		status = fail(report_fd, EXIT_FAIL, m.buf);
+		strbuf_release(&m);
+		goto out_destroy;
+	}
+
+	struct strbuf banner = STRBUF_INIT;
+	strbuf_addf(&banner, "mounted %s on %s (%s)", src->describe,
+		    ma->mountpoint, cfg.path);
+	struct ready_ctx rctx = { ma->mountpoint, report_fd, banner.buf };
+	pthread_t tid;
+	pthread_create(&tid, NULL, ready_thread, &rctx);
+	int rc = fs_run(fs);
+	pthread_join(tid, NULL);
+	strbuf_release(&banner);
+	log_notice("unmounted %s", ma->mountpoint);
+	status = rc < 0 ? EXIT_FAIL : 0;
+
+out_destroy:
+	fs_destroy(fs);
+	backend_destroy(src);
+out_release_config:
+	config_release(&cfg);
+	strbuf_release(&fuse_opts);
+	return status;
+}
+
+static int parse_mount_args(int argc, char **argv, struct mount_args *ma)
+{
+	const char *pos[2];
+	int npos = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-f")) {
+			ma->foreground = true;
+		} else if (!strcmp(a, "-d")) {
+			ma->debug = true;
+			ma->foreground = true;
+		} else if (!strcmp(a, "-o") || !strncmp(a, "-o", 2)) {
+			const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i]
+								    : NULL);
+			if (!v) {
+				fprintf(stderr, "hylake: -o needs a value\n");
+				return -EINVAL;
+			}
+			if (ma->opts.len)
+				strbuf_addch(&ma->opts, ',');
+			strbuf_adds(&ma->opts, v);
+		} else if (a[0] == '-') {
+			fprintf(stderr, "hylake: unknown flag %s\n", a);
+			return -EINVAL;
+		} else if (npos < 2) {
+			pos[npos++] = a;
+		} else {
+			fprintf(stderr, "hylake: unexpected argument %s\n", a);
+			return -EINVAL;
+		}
+	}
+	if (npos != 2) {
+		fprintf(stderr, "hylake: mount needs CONFIG and MOUNTPOINT\n");
+		return -EINVAL;
+	}
+	ma->config = pos[0];
+	ma->mountpoint = realpath(pos[1], NULL);
+	if (!ma->mountpoint)
+		ma->mountpoint = xstrdup(pos[1]);   /* reported later */
+	return 0;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	struct mount_args ma = { .opts = STRBUF_INIT };
+	int status = EXIT_USAGE;
+
+	if (parse_mount_args(argc, argv, &ma) == 0)
+		status = run_mount(&ma);
+	else
+		usage(stderr);
+	free(ma.mountpoint);
+	strbuf_release(&ma.opts);
+	return status;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct hy_config cfg;
+
+	if (argc != 1) {
+		fprintf(stderr, "hylake: check needs exactly one CONFIG\n");
+		return EXIT_USAGE;
+	}
+	if (config_load(argv[0], &cfg, stderr) < 0)
+		return EXIT_USAGE;
+	log_level = LOG_WARNING;
+	int status = stack_check(&cfg, stdout);
+	config_release(&cfg);
+	return status;
+}
+
+int cli_main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") ||
+	    !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+		printf("hylake %s\n", HYLAKE_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(argc - 2, argv + 2);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc - 2, argv + 2);
+	fprintf(stderr, "hylake: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+/* Options of mount(8) and systemd that are not for FUSE. */
+static bool mount8_only(const char *o)
+{
+	static const char *const drop[] = { "_netdev", "nofail", "noauto",
+		"auto", "user", "users", "nouser", "defaults", "rw", "owner",
+		"group", "nosuid", "nodev", "exec", "noexec", "dev", "suid",
+		NULL };
+	for (size_t i = 0; drop[i]; i++)
+		if (!strcmp(o, drop[i]))
+			return true;
+	return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8);
+}
+
+int mount_helper_main(int argc, char **argv)
+{
+	struct strbuf opts = STRBUF_INIT;
+	const char *spec = NULL, *dir = NULL;
+	bool fake = false, verbose = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-o") && i + 1 < argc) {
+			char *copy = xstrdup(argv[++i]), *save = NULL;
+			for (char *t = strtok_r(copy, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				if (mount8_only(t))
+					continue;
+				if (opts.len)
+					strbuf_addch(&opts, ',');
+				strbuf_adds(&opts, t);
+			}
+			free(copy);
+		} else if (a[0] == '-' && a[1] && !a[2] &&
+			   strchr("sfnv", a[1])) {
+			fake |= a[1] == 'f';
+			verbose |= a[1] == 'v';
+		} else if (!spec) {
+			spec = a;
+		} else if (!dir) {
+			dir = a;
+		} else {
+			fprintf(stderr, "mount.hylake: unexpected argument %s\n",
+				a);
+			return EXIT_USAGE;
+		}
+	}
+	if (!spec || !dir) {
+		fprintf(stderr, "usage: mount.hylake CONFIG DIR [-sfnv] "
+			"[-o OPTIONS]\n");
+		return EXIT_USAGE;
+	}
+	if (fake) {
+		struct hy_config cfg;
+		int rc = config_load(spec, &cfg, stderr);
+		if (rc == 0)
+			config_release(&cfg);
+		return rc == 0 ? 0 : EXIT_USAGE;
+	}
+	char *args[6];
+	int n = 0;
+	args[n++] = (char *)spec;
+	args[n++] = (char *)dir;
+	if (opts.len) {
+		args[n++] = "-o";
+		args[n++] = opts.buf;
+	}
+	if (verbose)
+		log_level = LOG_DEBUG;
+	int status = cmd_mount(n, args);
+	strbuf_release(&opts);
+	return status;
+}

@@ -1,0 +1,57 @@
+/*
+ * config.h - the configuration file (INI, parsed with inih).
+ *
+ *   [mount]           settings of the mount (see `hylake --help`)
+ *   [source]          the source of truth: type = gcs | s3 | posix
+ *   [replica NAME]    zero or more replicas, in order of preference
+ *
+ * Every problem is reported as "FILE:LINE: what is wrong"; unknown
+ * sections and keys are errors.  Credentials files are checked for
+ * permissions here, before anything starts.
+ */
+#ifndef HYLAKE_CONFIG_H
+#define HYLAKE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "backends/store.h"
+
+struct mount_conf {
+	char *state_dir;
+	struct net_conf net;
+	int64_t op_timeout_ms;
+	int64_t entry_timeout_ms;
+	int64_t attr_timeout_ms;
+	int64_t negative_timeout_ms;
+	int64_t threads;
+	int64_t log_level;
+	int64_t list_page_size;
+};
+
+struct hy_config {
+	char *path;
+	struct mount_conf mount;
+	struct store_conf source;
+	struct store_conf *replicas;
+	size_t nreplicas;
+};
+
+/*
+ * Load and validate path.  Errors are printed to errs, one per line.
+ * Returns 0 or -EINVAL (config wrong) / -errno (cannot read it).
+ * On error cfg is released.
+ */
+int config_load(const char *path, struct hy_config *cfg, FILE *errs);
+
+/* Apply one "-o name=value" mount setting.  0 or -EINVAL + err. */
+int config_set_option(struct hy_config *cfg, const char *name,
+		      const char *value, char *err, size_t errlen);
+
+/* Copy the mount-wide settings (timeouts, page size) into every store.
+ * Call after the last config_set_option(). */
+void config_finish(struct hy_config *cfg);
+
+void config_release(struct hy_config *cfg);
+
+#endif

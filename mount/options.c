@@ -1,0 +1,212 @@
+/*
+ * options.c - the settings table and its parsers.
+ */
+#include "mount/options.h"
+#include "mount/config.h"
+#include "backends/store.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+#include "backends/util/timeutil.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define M(field) SCOPE_MOUNT, offsetof(struct mount_conf, field)
+#define S(field) SCOPE_STORE, offsetof(struct store_conf, field)
+#define DAY (86400LL * 1000)
+
+const struct opt_def opt_table[] = {
+	/* [mount] */
+	{ "state_dir", OPT_PATH, M(state_dir), NULL, 0, 0, 0, 0,
+	  "folder for the version map and other state of this mount" },
+	{ "connect_timeout", OPT_DURATION, M(net.connect_timeout_ms), "5s",
+	  1, 600000, 0, 1, "limit on connecting to a store" },
+	{ "request_timeout", OPT_DURATION, M(net.request_timeout_ms), "30s",
+	  1, DAY, 0, 1, "limit on one HTTP request, start to end" },
+	{ "stall_timeout", OPT_DURATION, M(net.stall_timeout_ms), "10s",
+	  0, DAY, 0, 1,
+	  "abort a transfer that moves under 1 KiB/s for this long (0: off)" },
+	{ "retries", OPT_UINT, M(net.retries), "3", 0, 20, 0, 1,
+	  "extra attempts for a failed idempotent request (backoff with jitter)" },
+	{ "op_timeout", OPT_DURATION, M(op_timeout_ms), "60s", 1, DAY, 0, 1,
+	  "deadline of one filesystem operation, retries included" },
+	{ "entry_timeout", OPT_DURATION, M(entry_timeout_ms), "5s", 0, DAY, 0, 1,
+	  "how long the kernel may cache a name" },
+	{ "attr_timeout", OPT_DURATION, M(attr_timeout_ms), "5s", 0, DAY, 0, 1,
+	  "how long the kernel may cache attributes (opens always re-check)" },
+	{ "negative_timeout", OPT_DURATION, M(negative_timeout_ms), "0s", 0, DAY,
+	  0, 1, "how long the kernel may cache 'no such file'" },
+	{ "threads", OPT_UINT, M(threads), "16", 1, 1024, 0, 1,
+	  "most requests served at once" },
+	{ "log_level", OPT_LOGLEVEL, M(log_level), "info", 0, 0, 0, 1,
+	  "err | warning | notice | info | debug" },
+	{ "list_page_size", OPT_UINT, M(list_page_size), "1000", 1, 1000, 0, 1,
+	  "names asked for per listing request" },
+	/* [source] and [replica NAME] */
+	{ "type", OPT_STORETYPE, S(type), NULL, 0, 0, 0, 0,
+	  "gcs | s3 | posix" },
+	{ "endpoint", OPT_STRING, S(endpoint), NULL, 0, 0, 0, 0,
+	  "URL of the store (s3, gcs)" },
+	{ "bucket", OPT_STRING, S(bucket), NULL, 0, 0, 0, 0,
+	  "bucket name (s3, gcs)" },
+	{ "prefix", OPT_STRING, S(prefix), "", 0, 0, 1, 0,
+	  "mount only the names under this prefix" },
+	{ "region", OPT_STRING, S(region), "us-east-1", 0, 0, 0, 0,
+	  "signing region (s3)" },
+	{ "credentials", OPT_PATH, S(credentials), NULL, 0, 0, 0, 0,
+	  "credentials file, mode 0600 (s3: AWS shared-credentials format)" },
+	{ "profile", OPT_STRING, S(profile), "default", 0, 0, 1, 0,
+	  "profile in the credentials file (s3)" },
+	{ "path", OPT_PATH, S(path), NULL, 0, 0, 0, 0,
+	  "root folder (posix)" },
+};
+const size_t opt_count = sizeof(opt_table) / sizeof(opt_table[0]);
+
+const struct opt_def *opt_find(enum opt_scope scope, const char *name)
+{
+	for (size_t i = 0; i < opt_count; i++)
+		if (opt_table[i].scope == scope &&
+		    strcmp(opt_table[i].name, name) == 0)
+			return &opt_table[i];
+	return NULL;
+}
+
+size_t opt_index(const struct opt_def *d)
+{
+	return (size_t)(d - opt_table);
+}
+
+static int parse_int(const char *v, int64_t *out)
+{
+	char *end;
+	if (!*v || *v == '-')
+		return -EINVAL;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+static int set_store_type(void *field, const char *v, char *err, size_t len)
+{
+	static const enum store_type types[] = { STORE_GCS, STORE_S3,
+						 STORE_POSIX };
+	for (size_t i = 0; i < 3; i++) {
+		if (strcmp(v, store_type_name(types[i])) == 0) {
+			*(enum store_type *)field = types[i];
+			return 0;
+		}
+	}
+	snprintf(err, len, "unknown store type '%s': expected gcs, s3 or posix",
+		 v);
+	return -EINVAL;
+}
+
+int opt_set(const struct opt_def *d, void *base, const char *value,
+	    char *err, size_t errlen)
+{
+	void *field = (char *)base + d->offset;
+	int64_t n = 0;
+
+	if (!*value && !d->allow_empty) {
+		snprintf(err, errlen, "'%s' needs a value", d->name);
+		return -EINVAL;
+	}
+	switch (d->type) {
+	case OPT_PATH:
+		if (value[0] != '/') {
+			snprintf(err, errlen, "'%s' must be an absolute path, "
+				 "not '%s'", d->name, value);
+			return -EINVAL;
+		}
+		/* fall through */
+	case OPT_STRING:
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return 0;
+	case OPT_DURATION:
+		if (duration_parse_ms(value, &n) < 0) {
+			snprintf(err, errlen, "bad duration '%s' for '%s': "
+				 "expected e.g. 250ms, 5s, 2m", value, d->name);
+			return -EINVAL;
+		}
+		break;
+	case OPT_UINT:
+		if (parse_int(value, &n) < 0) {
+			snprintf(err, errlen, "bad number '%s' for '%s'", value,
+				 d->name);
+			return -EINVAL;
+		}
+		break;
+	case OPT_LOGLEVEL:
+		n = log_level_parse(value);
+		if (n < 0) {
+			snprintf(err, errlen, "bad log level '%s': expected err, "
+				 "warning, notice, info or debug", value);
+			return -EINVAL;
+		}
+		*(int64_t *)field = n;
+		return 0;
+	case OPT_STORETYPE:
+		return set_store_type(field, value, err, errlen);
+	}
+	if (n < d->min || n > d->max) {
+		char lo[32], hi[32];
+		if (d->type == OPT_DURATION) {
+			duration_format(d->min, lo, sizeof(lo));
+			duration_format(d->max, hi, sizeof(hi));
+		} else {
+			snprintf(lo, sizeof(lo), "%lld", (long long)d->min);
+			snprintf(hi, sizeof(hi), "%lld", (long long)d->max);
+		}
+		snprintf(err, errlen, "'%s' = %s is out of range (%s to %s)",
+			 d->name, value, lo, hi);
+		return -EINVAL;
+	}
+	*(int64_t *)field = n;
+	return 0;
+}
+
+void opt_defaults(enum opt_scope scope, void *base)
+{
+	char err[256];
+	for (size_t i = 0; i < opt_count; i++) {
+		const struct opt_def *d = &opt_table[i];
+		if (d->scope == scope && d->def)
+			opt_set(d, base, d->def, err, sizeof(err));
+	}
+}
+
+void opt_release(enum opt_scope scope, void *base)
+{
+	for (size_t i = 0; i < opt_count; i++) {
+		const struct opt_def *d = &opt_table[i];
+		if (d->scope == scope &&
+		    (d->type == OPT_STRING || d->type == OPT_PATH)) {
+			char **p = (char **)((char *)base + d->offset);
+			free(*p);
+			*p = NULL;
+		}
+	}
+}
+
+void opt_print_help(FILE *out)
+{
+	const char *heading[] = { NULL, "[mount] settings (also -o NAME=VALUE)",
+				  "[source] / [replica NAME] settings" };
+	for (int scope = SCOPE_MOUNT; scope <= SCOPE_STORE; scope++) {
+		fprintf(out, "\n%s:\n", heading[scope]);
+		for (size_t i = 0; i < opt_count; i++) {
+			const struct opt_def *d = &opt_table[i];
+			if ((int)d->scope != scope)
+				continue;
+			fprintf(out, "  %-18s %s", d->name, d->help);
+			if (d->def && *d->def)
+				fprintf(out, " [%s]", d->def);
+			fputc('\n', out);
+		}
+	}
+}
