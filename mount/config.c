@@ -34,6 +34,7 @@ struct parse_state {
 	struct hy_config *cfg;
 	int line;                     /* line being parsed */
 	int header_line;              /* line of the last [section] */
+	bool new_header;              /* a header was read since the last key */
 	int nerrors;
 	int last_error_line;
 	/* the section being filled */
@@ -85,8 +86,10 @@ static char *reader(char *str, int num, void *stream)
 	const char *p = str;
 	while (isspace((unsigned char)*p))
 		p++;
-	if (*p == '[')
+	if (*p == '[') {
 		ps->header_line = ps->line;
+		ps->new_header = true;
+	}
 	return str;
 }
 
@@ -180,8 +183,10 @@ static int on_key(void *arg, const char *section, const char *name,
 		report(ps, ps->line, "'%s' is outside any section", name);
 		return 1;
 	}
-	if (!ps->section || strcmp(ps->section, section) != 0)
+	if (ps->new_header || !ps->section) {
+		ps->new_header = false;
 		enter_section(ps, section);
+	}
 	if (!ps->base)
 		return 1;         /* the section was already reported */
 	const struct opt_def *d = opt_find(ps->scope, name);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# packaging/install-deps.sh - install everything hylake needs to build,
+# test and demo on Debian 12.  Idempotent: installs only what is missing,
+# and refreshes the package index only when it has to.
+#
+#   packaging/install-deps.sh          build + test dependencies
+set -euo pipefail
+
+BUILD_PKGS=(build-essential cmake pkg-config fuse3 libfuse3-dev
+	libcurl4-openssl-dev libssl-dev liblmdb-dev lmdb-utils libxxhash-dev
+	libexpat1-dev libjansson-dev libinih-dev)
+# radosgw (a real S3 server) and the Python side of the integration tests
+TEST_PKGS=(ceph-mon ceph-osd radosgw ceph-common python3 python3-pytest
+	python3-pytest-timeout python3-boto3 attr curl procps psmisc util-linux)
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all packages present"
+	exit 0
+fi
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,169 @@
+/* The config file: good files, and every error with its FILE:LINE. */
+#include "mount/config.h"
+#include "backends/util/strbuf.h"
+#include "tests/unit/check.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[512];
+
+static const char *write_file(const char *name, const char *text, int mode)
+{
+	static char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	chmod(path, (mode_t)mode);
+	return path;
+}
+
+/* Load text; return rc and the error output in *errs (caller frees). */
+static int load(const char *text, struct hy_config *cfg, char **errs)
+{
+	size_t len;
+	FILE *e = open_memstream(errs, &len);
+	const char *path = write_file("t.conf", text, 0644);
+	int rc = config_load(path, cfg, e);
+	fclose(e);
+	return rc;
+}
+
+static void good(void)
+{
+	struct hy_config cfg;
+	char *errs, text[2048];
+	const char *creds = write_file("creds", "[default]\n"
+		"aws_access_key_id = AK\naws_secret_access_key = SK\n", 0600);
+
+	snprintf(text, sizeof(text),
+		 "; a comment\n"
+		 "[mount]\n"
+		 "state_dir = /var/lib/hylake/lake   ; inline comment\n"
+		 "connect_timeout = 250ms\n"
+		 "retries = 5\n"
+		 "[source]\n"
+		 "type = s3\n"
+		 "endpoint = http://127.0.0.1:7480\n"
+		 "bucket = lake\n"
+		 "prefix = /tables\n"
+		 "credentials = %s\n"
+		 "[replica dc-east-nfs]\n"
+		 "type = posix\n"
+		 "path = /mnt/vast-east/lake\n", creds);
+	CHECK_INT(load(text, &cfg, &errs), 0);
+	CHECK_STR(errs, "");
+	free(errs);
+	CHECK_STR(cfg.mount.state_dir, "/var/lib/hylake/lake");
+	CHECK_INT(cfg.mount.net.connect_timeout_ms, 250);
+	CHECK_INT(cfg.mount.net.retries, 5);
+	CHECK_INT(cfg.mount.net.request_timeout_ms, 30000);     /* default */
+	CHECK_INT(cfg.source.type, STORE_S3);
+	CHECK_STR(cfg.source.prefix, "tables/");                /* normalised */
+	CHECK_STR(cfg.source.region, "us-east-1");
+	CHECK_INT(cfg.source.net.connect_timeout_ms, 250);      /* copied */
+	CHECK_INT(cfg.nreplicas, 1);
+	CHECK_STR(cfg.replicas[0].name, "dc-east-nfs");
+	CHECK_INT(cfg.replicas[0].type, STORE_POSIX);
+
+	char err[256];
+	CHECK_INT(config_set_option(&cfg, "op_timeout", "5s", err, sizeof(err)), 0);
+	CHECK_INT(cfg.mount.op_timeout_ms, 5000);
+	CHECK(config_set_option(&cfg, "bucket", "x", err, sizeof(err)) < 0);
+	CHECK(config_set_option(&cfg, "retries", "-1", err, sizeof(err)) < 0);
+	config_release(&cfg);
+}
+
+/* Each bad file gives exactly one line starting "PATH:LINE: ..." that
+ * contains want. */
+static void bad(const char *text, int line, const char *want)
+{
+	struct hy_config cfg;
+	char *errs, prefix[1100];
+
+	CHECK_INT(load(text, &cfg, &errs), -EINVAL);
+	if (line)
+		snprintf(prefix, sizeof(prefix), "%s/t.conf:%d: ", dir, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s/t.conf: ", dir);
+	if (strncmp(errs, prefix, strlen(prefix)) != 0 || !strstr(errs, want)) {
+		check_failures++;
+		fprintf(stderr, "want \"%s...%s\", got \"%s\"\n", prefix, want,
+			errs);
+	}
+	free(errs);
+}
+
+static void errors(void)
+{
+	const char *src = "[source]\ntype = posix\npath = /tmp\n";
+	char text[2048];
+
+	snprintf(text, sizeof(text), "[mount]\nbogus = 1\n%s", src);
+	bad(text, 2, "unknown key 'bogus' in [mount]");
+	snprintf(text, sizeof(text), "%s[mounts]\nx = 1\n", src);
+	bad(text, 4, "unknown section [mounts]");
+	snprintf(text, sizeof(text), "[mount]\nconnect_timeout = soon\n%s", src);
+	bad(text, 2, "bad duration 'soon'");
+	snprintf(text, sizeof(text), "[mount]\nretries = 99\n%s", src);
+	bad(text, 2, "out of range");
+	snprintf(text, sizeof(text), "[mount]\nretries = 1\nretries = 2\n%s", src);
+	bad(text, 3, "set twice");
+	snprintf(text, sizeof(text), "[mount]\nstate_dir = relative/dir\n%s", src);
+	bad(text, 2, "absolute path");
+	bad("[mount]\nthreads = 4\n", 0, "no [source] section");
+	bad("[source]\ntype = s3\nendpoint = http://x\nbucket = b\n", 1,
+	    "needs 'credentials'");
+	bad("[source]\ntype = posix\n", 1, "needs 'path'");
+	bad("[source]\ntype = ftp\n", 2, "unknown store type 'ftp'");
+	bad("[source]\ntype = posix\npath = /tmp\nbucket = b\n", 4,
+	    "'bucket' does not apply to a store of type posix");
+	bad("[source]\ntype = posix\npath = /tmp\njunk line\n", 4,
+	    "syntax error");
+	snprintf(text, sizeof(text), "%s[replica a]\ntype=posix\npath=/t\n"
+		 "[replica a]\npath=/u\n", src);
+	bad(text, 7, "appears twice");
+	snprintf(text, sizeof(text), "%s[replica bad/name]\ntype = posix\n", src);
+	bad(text, 4, "bad replica name");
+
+	/* Long lines are an error, not silently cut. */
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_adds(&sb, "[source]\ntype = posix\npath = /");
+	for (int i = 0; i < 400; i++)
+		strbuf_addch(&sb, 'p');
+	strbuf_adds(&sb, "\n");
+	bad(sb.buf, 3, "line longer than");
+	strbuf_release(&sb);
+}
+
+static void credentials_mode(void)
+{
+	char text[2048];
+	const char *creds = write_file("open-creds", "[default]\n"
+		"aws_access_key_id = AK\naws_secret_access_key = VERYSECRET\n",
+		0644);
+	snprintf(text, sizeof(text), "[source]\ntype = s3\nendpoint = http://h\n"
+		 "bucket = b\ncredentials = %s\n", creds);
+	bad(text, 5, "readable by group/other (mode 0644)");
+
+	struct hy_config cfg;
+	char *errs;
+	CHECK_INT(load(text, &cfg, &errs), -EINVAL);
+	CHECK(strstr(errs, "VERYSECRET") == NULL);     /* never printed */
+	free(errs);
+}
+
+int main(void)
+{
+	const char *base = getenv("HYLAKE_TEST_TMP");
+	snprintf(dir, sizeof(dir), "%s/config-test-%d", base ? base : "/tmp",
+		 (int)getpid());
+	mkdir(dir, 0700);
+	good();
+	errors();
+	credentials_mode();
+	return check_summary();
+}
