@@ -556,14 +556,21 @@ struct fs *fs_create(struct backend *src, const struct fs_conf *conf)
 	return fs;
 }
 
-int fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts,
-	     char *err, size_t errlen)
+int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
+	     const char *fuse_opts, char *err, size_t errlen)
 {
 	struct strbuf opts = STRBUF_INIT;
 	char *argv[] = { "hylake", "-o", NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 
-	strbuf_addf(&opts, "fsname=hylake,subtype=hylake");
+	/* fuse_opt splits on ',': escape it (and '\\') in the source. */
+	/* Read-only for now: the kernel refuses writes before they reach us. */
+	strbuf_adds(&opts, "ro,subtype=hylake,fsname=");
+	for (const char *c = source; *c; c++) {
+		if (*c == ',' || *c == '\\')
+			strbuf_addch(&opts, '\\');
+		strbuf_addch(&opts, *c);
+	}
 	if (fuse_opts && *fuse_opts)
 		strbuf_addf(&opts, ",%s", fuse_opts);
 	argv[2] = opts.buf;

@@ -32,12 +32,13 @@ struct fs_conf {
 struct fs *fs_create(struct backend *src, const struct fs_conf *conf);
 
 /*
- * Create the FUSE session and mount it.  fuse_opts is a comma-separated
- * list of FUSE mount options (may be NULL), e.g. "allow_other".
- * Returns 0 or -errno with err filled.
+ * Create the FUSE session and mount it.  source is what /proc/mounts
+ * shows as the mounted thing (the config file); fuse_opts is a
+ * comma-separated list of FUSE mount options (may be NULL), e.g.
+ * "allow_other".  Returns 0 or -errno with err filled.
  */
-int fs_mount(struct fs *fs, const char *mountpoint, const char *fuse_opts,
-	     char *err, size_t errlen);
+int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
+	     const char *fuse_opts, char *err, size_t errlen);
 
 /* Serve requests until unmounted or signalled.  Returns 0 or -errno. */
 int fs_run(struct fs *fs);

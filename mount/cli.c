@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,8 @@
 #define EXIT_USAGE 2
 
 struct mount_args {
-	const char *config;
+	const char *config;          /* as given: messages quote it */
+	char *config_abs;            /* absolute: the daemon leaves the cwd */
 	char *mountpoint;            /* absolute */
 	bool foreground;
 	bool debug;
@@ -155,7 +157,7 @@ static int run_mount(struct mount_args *ma)
 	struct backend *src = NULL;
 	struct fs *fs = NULL;
 	char err[1024];
-	int report_fd = -1, status;
+	int report_fd = -1, status, rc;
 
 	if (config_load(ma->config, &cfg, stderr) < 0)
 		return EXIT_USAGE;
@@ -200,7 +202,9 @@ static int run_mount(struct mount_args *ma)
 		.gid = getgid(),
 	};
 	fs = fs_create(src, &fc);
-	if (fs_mount(fs, ma->mountpoint, fuse_opts.buf, err, sizeof(err)) < 0) {
+	rc = fs_mount(fs, ma->mountpoint, ma->config_abs, fuse_opts.buf, err,
+		      sizeof(err));
+	if (rc < 0) {
 		struct strbuf m = STRBUF_INIT;
 		strbuf_addf(&m, "hylake: %s", err);
 		status = fail(report_fd, EXIT_FAIL, m.buf);
@@ -214,7 +218,7 @@ static int run_mount(struct mount_args *ma)
 	struct ready_ctx rctx = { ma->mountpoint, report_fd, banner.buf };
 	pthread_t tid;
 	pthread_create(&tid, NULL, ready_thread, &rctx);
-	int rc = fs_run(fs);
+	rc = fs_run(fs);
 	pthread_join(tid, NULL);
 	strbuf_release(&banner);
 	log_notice("unmounted %s", ma->mountpoint);
@@ -266,6 +270,9 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *ma)
 		return -EINVAL;
 	}
 	ma->config = pos[0];
+	ma->config_abs = realpath(pos[0], NULL);
+	if (!ma->config_abs)
+		ma->config_abs = xstrdup(pos[0]);   /* config_load reports it */
 	ma->mountpoint = realpath(pos[1], NULL);
 	if (!ma->mountpoint)
 		ma->mountpoint = xstrdup(pos[1]);   /* reported later */
@@ -282,6 +289,7 @@ static int cmd_mount(int argc, char **argv)
 	else
 		usage(stderr);
 	free(ma.mountpoint);
+	free(ma.config_abs);
 	strbuf_release(&ma.opts);
 	return status;
 }
@@ -304,6 +312,7 @@ static int cmd_check(int argc, char **argv)
 
 int cli_main(int argc, char **argv)
 {
+	signal(SIGPIPE, SIG_IGN);   /* a dropped connection is an error, not death */
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
