@@ -11,7 +11,8 @@ BUILD_PKGS=(build-essential cmake pkg-config fuse3 libfuse3-dev
 	libexpat1-dev libjansson-dev libinih-dev)
 # radosgw (a real S3 server) and the Python side of the integration tests
 TEST_PKGS=(ceph-mon ceph-osd radosgw ceph-common python3 python3-pytest
-	python3-pytest-timeout python3-boto3 attr curl procps psmisc util-linux)
+	python3-pytest-timeout python3-boto3 attr curl procps psmisc util-linux
+	clang libclang-rt-14-dev)
 
 missing=()
 for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
