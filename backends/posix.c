@@ -252,7 +252,7 @@ static void posix_probe(struct backend *b, struct probe_result *res,
 	memset(res, 0, sizeof(*res));
 	int fd = open_beneath(px, "", O_RDONLY | O_DIRECTORY);
 	if (fd >= 0 && fstat(fd, &st) == 0 && access(px->root, R_OK | X_OK) == 0)
-		snprintf(res->message, sizeof(res->message), "ok");
+		snprintf(res->message, sizeof(res->message), "folder readable");
 	else {
 		res->err = fd < 0 ? fd : -errno;
 		snprintf(res->message, sizeof(res->message), "cannot read %s: %s",

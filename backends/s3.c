@@ -498,7 +498,8 @@ static void s3_probe(struct backend *b, struct probe_result *res,
 	res->latency_ms = (double)(mono_ns() - t0) / 1e6;
 	if (res->err == 0) {
 		s3_xml_listing_release(&l);
-		snprintf(res->message, sizeof(res->message), "ok");
+		snprintf(res->message, sizeof(res->message), "reachable, bucket "
+			 "found, credentials accepted");
 		return;
 	}
 	const char *m;

@@ -50,9 +50,9 @@ static int check_one(const struct store_conf *c, int64_t timeout_ms,
 	}
 	b->ops->probe(b, &pr, &dl);
 	if (pr.err == 0)
-		fprintf(out, "%-12s %-6s %s  ok  %.1f ms\n", c->name,
+		fprintf(out, "%-12s %-6s %s  ok  %.1f ms  (%s)\n", c->name,
 			b->ops->type, b->describe + strlen(b->ops->type) + 1,
-			pr.latency_ms);
+			pr.latency_ms, pr.message);
 	else
 		fprintf(out, "%-12s %-6s %s  FAILED  %s\n", c->name,
 			b->ops->type, b->describe + strlen(b->ops->type) + 1,
