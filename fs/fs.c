@@ -80,7 +80,10 @@ static void fill_stat(const struct fs *fs, uint64_t ino,
 		st->st_size = (off_t)info->size;
 		st->st_blocks = (blkcnt_t)((info->size + 511) / 512);
 	}
-	st->st_blksize = 1 << 20;
+	/* Large I/O for files.  Not for folders: glibc sizes its getdents
+	 * buffer from st_blksize, and 1 MiB would pull ~6,500 names (seven
+	 * listing pages) into a reader that wanted the first few. */
+	st->st_blksize = info->is_dir ? 4096 : 1 << 20;
 	st->st_mtim.tv_sec = t / NS_PER_SEC;
 	st->st_mtim.tv_nsec = t % NS_PER_SEC;
 	st->st_ctim = st->st_mtim;

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <mntent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -134,9 +135,37 @@ static int fail(int report_fd, int status, const char *msg)
 	return status;
 }
 
+/* Is a hylake mount already sitting exactly on mp? */
+static bool hylake_mounted_at(const char *mp, char *source, size_t len)
+{
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	struct mntent ent;
+	char buf[4096];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && getmntent_r(f, &ent, buf, sizeof(buf))) {
+		if (strcmp(ent.mnt_dir, mp) == 0 &&
+		    strcmp(ent.mnt_type, "fuse.hylake") == 0) {
+			snprintf(source, len, "%s", ent.mnt_fsname);
+			found = true;
+		}
+	}
+	endmntent(f);
+	return found;
+}
+
 static int check_mountpoint(const char *mp)
 {
 	struct stat st;
+	char source[1024];
+
+	if (hylake_mounted_at(mp, source, sizeof(source))) {
+		fprintf(stderr, "hylake: %s is already mounted (hylake, %s); "
+			"unmount it first\n", mp, source);
+		return -EBUSY;
+	}
 	if (stat(mp, &st) < 0) {
 		fprintf(stderr, "hylake: mountpoint %s: %s\n", mp,
 			strerror(errno));

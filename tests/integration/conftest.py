@@ -1,0 +1,166 @@
+"""Fixtures for the hylake integration suite (real FUSE mounts, real radosgw).
+
+Run:  /usr/bin/python3 -m pytest -q tests/integration
+Env:  HYLAKE_BIN      the binary (default <repo>/build/hylake)
+      HYLAKE_RGW_ENV  an env file (RGW_ENDPOINT, RGW_ACCESS_KEY, RGW_SECRET_KEY) of a
+                      running radosgw; without it tests/ceph/rgw.sh starts one.
+      HYLAKE_IT_KEEP  keep the session's scratch folder even when all tests pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import hylib  # noqa: E402
+from hylib import (  # noqa: E402
+    HYLAKE_BIN, RGW, RGW_SH, Mounter, Workspace, mountpoints,
+    drop_bucket, make_bucket, no_test_timeout, read_env_file, s3_client, start_rgw, stop_rgw,
+    wait_http,
+)
+
+DEFAULT_TIMEOUT = 180
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timeout(seconds): per-test timeout (pytest-timeout)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+
+
+# --------------------------------------------------------------------------- session
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hylake_bin():
+    if not (HYLAKE_BIN.is_file() and os.access(HYLAKE_BIN, os.X_OK)):
+        pytest.skip(f"hylake binary not found at {HYLAKE_BIN}: build it "
+                    f"(cmake -S . -B build && cmake --build build) or set HYLAKE_BIN")
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        pytest.skip("FUSE is not available here (/dev/fuse or fusermount3 missing)")
+    return HYLAKE_BIN
+
+
+@pytest.fixture(scope="session")
+def base_dir(request):
+    base = Path(tempfile.mkdtemp(prefix="hylake-it-", dir="/tmp"))
+    yield base
+    # last line of defence: nothing may stay mounted under our scratch folder
+    left = [mp for mp, _ in mountpoints() if mp == str(base) or mp.startswith(str(base) + "/")]
+    for mp in left:
+        hylib._run_quiet(["fusermount3", "-u", mp])
+        if hylib.is_mounted(mp):
+            hylib._run_quiet(["umount", "-l", mp])
+    still = [mp for mp, _ in mountpoints() if mp.startswith(str(base) + "/")]
+    if not still and request.session.testsfailed == 0 and not os.environ.get("HYLAKE_IT_KEEP"):
+        shutil.rmtree(base, ignore_errors=True)
+    elif request.session.testsfailed:
+        sys.stderr.write(f"\nhylake integration scratch kept in {base}\n")
+
+
+@pytest.fixture(scope="session")
+def rgw(base_dir):
+    envfile = os.environ.get("HYLAKE_RGW_ENV")
+    if envfile:
+        env = read_env_file(envfile)
+        r = RGW(env["RGW_ENDPOINT"].rstrip("/"), env["RGW_ACCESS_KEY"], env["RGW_SECRET_KEY"])
+        wait_http(r.endpoint, 30)
+        yield r
+        return
+    if not RGW_SH.exists():
+        pytest.skip(f"no radosgw: set HYLAKE_RGW_ENV or provide {RGW_SH}")
+    workdir = base_dir / "rgw"
+    with no_test_timeout():
+        try:
+            r = start_rgw(workdir)
+            r = RGW(r.endpoint.rstrip("/"), r.access_key, r.secret_key, owned=True)
+            wait_http(r.endpoint, 60)
+        except Exception as e:
+            with contextlib.suppress(Exception):
+                stop_rgw(workdir)
+            pytest.fail(f"could not start radosgw with {RGW_SH}: {e}", pytrace=False)
+    try:
+        yield r
+    finally:
+        stop_rgw(workdir)
+
+
+@pytest.fixture(scope="session")
+def s3(rgw):
+    return s3_client(rgw)
+
+
+def _node_dirname(request) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:70]
+
+
+# --------------------------------------------------------------------------- per test
+
+
+@pytest.fixture
+def ws(request, base_dir) -> Workspace:
+    root = Path(tempfile.mkdtemp(prefix=_node_dirname(request) + "-", dir=base_dir))
+    return Workspace(root, get_rgw=lambda: request.getfixturevalue("rgw"))
+
+
+@pytest.fixture
+def bucket(request, s3, rgw):
+    name = make_bucket(s3, request.node.name)
+    yield name
+    drop_bucket(s3, rgw, name)
+
+
+@pytest.fixture
+def mounter(ws):
+    m = Mounter(ws.root)
+    yield m
+    problems = m.cleanup()
+    if problems:
+        pytest.fail("mount teardown: " + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def proxy(rgw):
+    from proxy import FaultProxy
+
+    p = FaultProxy(rgw.endpoint).start()
+    yield p
+    p.clear_faults()
+    p.stop()
+
+
+# --------------------------------------------------------------------------- shared data
+
+@pytest.fixture(scope="session")
+def bucket_10k(rgw, s3):
+    """A bucket with 10,000 one-byte objects under big/ (and a couple of others),
+    made once per session; on a long-lived radosgw (HYLAKE_RGW_ENV) it is reused
+    across sessions when it is already complete."""
+    name = "hylake-it-list10k" if not rgw.owned else hylib.unique("hyt-list10k")
+    want = set(hylib.list10k_keys()) | {"other/x", "zzz.txt"}
+    with no_test_timeout():
+        try:
+            have = set(hylib.list_all(s3, name))
+        except s3.exceptions.NoSuchBucket:
+            s3.create_bucket(Bucket=name)
+            have = set()
+        for extra in have - want:
+            s3.delete_object(Bucket=name, Key=extra)
+        missing = want - have
+        if missing:
+            hylib.put_many(s3, name, {k: b"x" for k in sorted(missing)}, threads=32)
+        assert set(hylib.list_all(s3, name)) == want
+    return name
