@@ -575,31 +575,11 @@ print(json.dumps(res))
 """
 
 
-def child_read(path, *, offset: int = 0, length: int = -1, timeout: float = 60) -> dict:
-    """Read a file in a separate process so a hung FUSE request cannot wedge the
-    test runner.  Returns {"ok", "sha256", "size"} or {"ok": False, "errno"} or
-    {"ok": False, "timed_out": True}, always with "elapsed" (wall time, s)."""
-    t = time.monotonic()
-    p = subprocess.Popen([PYTHON, "-c", _CHILD, str(path), str(offset), str(length)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.communicate(timeout=10)
-        return {"ok": False, "timed_out": True, "elapsed": time.monotonic() - t}
-    try:
-        res = json.loads(out.decode().strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return {"ok": False, "errno": None, "error": err.decode(errors="replace"),
-                "elapsed": time.monotonic() - t}
-    res["wall"] = time.monotonic() - t
-    return res
-
-
 def child_call(code: str, *args, timeout: float = 60) -> dict:
-    """Run a snippet in a child (see child_read); the snippet prints a JSON object."""
+    """Run a snippet in a separate process, so a hung FUSE request cannot wedge
+    the test runner; the snippet prints a JSON object as its last line.
+    Returns that object, or {"timed_out": True} / {"crashed": True, "stderr"},
+    always with "wall" (wall time, s) and "elapsed" (the snippet's own, else wall)."""
     t = time.monotonic()
     p = subprocess.Popen([PYTHON, "-c", code, *map(str, args)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -609,12 +589,22 @@ def child_call(code: str, *args, timeout: float = 60) -> dict:
         p.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             p.communicate(timeout=10)
-        return {"timed_out": True, "elapsed": time.monotonic() - t}
-    try:
-        res = json.loads(out.decode().strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        res = {"crashed": True, "stderr": err.decode(errors="replace")}
-    res["elapsed"] = time.monotonic() - t
+        res = {"timed_out": True}
+    else:
+        try:
+            res = json.loads(out.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            res = {"crashed": True, "stderr": err.decode(errors="replace")}
+    res["wall"] = time.monotonic() - t
+    res.setdefault("elapsed", res["wall"])
+    return res
+
+
+def child_read(path, *, offset: int = 0, length: int = -1, timeout: float = 60) -> dict:
+    """Read a file in a child process (see child_call).  Returns {"ok", "sha256",
+    "size"} or {"ok": False, "errno"} or {"ok": False, "timed_out": True}."""
+    res = child_call(_CHILD, path, offset, length, timeout=timeout)
+    res.setdefault("ok", False)
     return res
 
 
