@@ -7,6 +7,7 @@
 #include "backends/store.h"
 #include "backends/s3.h"
 #include "backends/posix.h"
+#include "backends/gcs.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
@@ -62,6 +63,103 @@ void bobj_release(struct bobj *o)
 	free(o->name);
 }
 
+#define STAT_PAGE 16          /* names fetched per stat listing page */
+#define STAT_PAGES_MAX 4      /* then ask for the folder directly */
+
+struct stat_scan {
+	const char *name;
+	size_t nlen;
+	bool folder, have_file, past;
+	struct obj_info file;
+};
+
+static int stat_scan_entry(void *arg, const struct list_entry *e)
+{
+	struct stat_scan *st = arg;
+	size_t n = st->nlen;
+
+	if (strncmp(e->name, st->name, n) != 0)
+		return 0;
+	if (e->is_prefix && e->name[n] == '/' && e->name[n + 1] == '\0')
+		st->folder = true;
+	else if (!e->is_prefix && e->name[n] == '\0') {
+		st->file = e->info;
+		st->have_file = true;
+	}
+	/* Names come sorted: one after name + "/" settles the question. */
+	if ((unsigned char)e->name[n] > '/')
+		st->past = true;
+	return 0;
+}
+
+static int note_any(void *arg, const struct list_entry *e)
+{
+	(void)e;
+	*(bool *)arg = true;
+	return 0;
+}
+
+int backend_prefix_exists(struct backend *b, const char *prefix,
+			  const struct deadline *dl)
+{
+	char *token = NULL;
+	bool any = false;
+	int rc;
+
+	do {
+		char *next = NULL;
+		struct list_req req = { .prefix = prefix, .delimiter = "/",
+					.token = token, .max_keys = 1 };
+		rc = b->ops->list(b, &req, note_any, &any, &next, dl);
+		free(token);
+		token = next;
+	} while (rc == 0 && !any && token);
+	free(token);
+	return rc < 0 ? rc : any;
+}
+
+int backend_stat_by_listing(struct backend *b, const char *name,
+			    struct obj_info *out, const struct deadline *dl)
+{
+	struct stat_scan st = { .name = name, .nlen = strlen(name) };
+	char *token = NULL;
+	int rc, pages = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!*name) {
+		out->is_dir = true;
+		return 0;
+	}
+	do {
+		char *next = NULL;
+		struct list_req req = { .prefix = name, .delimiter = "/",
+					.token = token, .max_keys = STAT_PAGE };
+		rc = b->ops->list(b, &req, stat_scan_entry, &st, &next, dl);
+		free(token);
+		token = next;
+	} while (rc == 0 && !st.folder && !st.past && token &&
+		 ++pages < STAT_PAGES_MAX);
+	if (rc == 0 && !st.folder && !st.past && token) {
+		/* Many "name-..." siblings sort before "name/": ask directly. */
+		struct strbuf dir = STRBUF_INIT;
+		strbuf_addf(&dir, "%s/", name);
+		rc = backend_prefix_exists(b, dir.buf, dl);
+		strbuf_release(&dir);
+		st.folder = rc == 1;
+	}
+	free(token);
+	if (rc < 0)
+		return rc;
+	if (st.folder) {
+		out->is_dir = true;
+		return 0;
+	}
+	if (!st.have_file)
+		return -ENOENT;
+	*out = st.file;
+	return 0;
+}
+
 const char *store_type_name(enum store_type t)
 {
 	switch (t) {
@@ -80,6 +178,7 @@ void store_conf_release(struct store_conf *c)
 	free(c->prefix);
 	free(c->region);
 	free(c->credentials);
+	free(c->metadata_endpoint);
 	free(c->profile);
 	free(c->path);
 	memset(c, 0, sizeof(*c));
@@ -93,6 +192,8 @@ int store_create(const struct store_conf *c, struct backend **out,
 		return s3_create(c, out, err, errlen);
 	case STORE_POSIX:
 		return posix_create(c, out, err, errlen);
+	case STORE_GCS:
+		return gcs_create(c, out, err, errlen);
 	default:
 		snprintf(err, errlen, "store type '%s' is not supported yet",
 			 store_type_name(c->type));

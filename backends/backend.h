@@ -82,7 +82,7 @@ struct list_req {
 struct probe_result {
 	int err;                  /* 0 or negative errno */
 	double latency_ms;
-	char message[256];        /* "ok" or what is wrong, no secrets */
+	char message[512];        /* "ok" or what is wrong, no secrets */
 };
 
 struct backend;
@@ -144,6 +144,19 @@ struct bobj {
 	char *name;
 	struct obj_info info;     /* pinned at open; immutable after */
 };
+
+/*
+ * stat() for object stores whose listings are sorted (S3, GCS): one
+ * listing of prefix = name, delimiter '/' shows both the object "name"
+ * and a folder "name/", with the object's metadata.  Follows empty pages
+ * that carry a token.  The folder wins when both exist.
+ */
+int backend_stat_by_listing(struct backend *b, const char *name,
+			    struct obj_info *out, const struct deadline *dl);
+
+/* Does any name start with prefix?  1, 0 or -errno.  Follows empty pages. */
+int backend_prefix_exists(struct backend *b, const char *prefix,
+			  const struct deadline *dl);
 
 /* Shared by the stores: fill the common fields of a new backend/bobj. */
 void backend_init(struct backend *b, const struct backend_ops *ops,

@@ -227,6 +227,8 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 		return -ETIMEDOUT;
 
 	struct curl_slist *headers = NULL;
+	for (const struct curl_slist *s = req->static_headers; s; s = s->next)
+		headers = curl_slist_append(headers, s->data);
 	if (req->prepare) {
 		int rc = req->prepare(req->prepare_ctx, &headers);
 		if (rc < 0) {
@@ -256,6 +258,11 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
 	if (strcmp(req->method, "HEAD") == 0)
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	if (req->upload) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->upload);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)req->upload_len);
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);   /* keep "./" in keys */

@@ -47,6 +47,8 @@ struct http_req {
 	 */
 	int (*prepare)(void *ctx, struct curl_slist **headers);
 	void *prepare_ctx;
+	/* Fixed headers sent on every attempt (borrowed); may be NULL. */
+	const struct curl_slist *static_headers;
 	/*
 	 * Where a 2xx body goes: into buf (at most buf_len bytes; a longer
 	 * body fails the call with -EMSGSIZE), else appended to body (if
@@ -57,6 +59,9 @@ struct http_req {
 	size_t buf_len;
 	struct strbuf *body;
 	size_t body_max;
+	/* Request body (POST/PUT), borrowed; NULL for none. */
+	const void *upload;
+	size_t upload_len;
 	const struct deadline *dl;
 	const atomic_bool *cancel;   /* optional: set to abort the transfer */
 };

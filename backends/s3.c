@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STAT_PAGE 16          /* keys fetched by stat's listing */
 #define MAX_HEADERS 8
 
 struct s3_backend {
@@ -298,75 +297,10 @@ static int s3_list(struct backend *b, const struct list_req *req, list_cb cb,
 	return rc;
 }
 
-/* Scan a stat listing page: 1 = folder, 0 = decided (file or none), -1 =
- * undecided (the page ended before name + "/" could appear). */
-static int stat_scan(struct s3_backend *s3, const struct s3_xml_listing *l,
-		     const char *name, struct obj_info *file, bool *have_file)
-{
-	size_t nlen = strlen(name);
-	bool past = false;
-
-	for (size_t i = 0; i < l->n; i++) {
-		char *rel = relative_key(s3, l, l->entries[i].key);
-		if (!rel)
-			continue;
-		if (l->entries[i].is_prefix) {
-			if (strncmp(rel, name, nlen) == 0 && rel[nlen] == '/' &&
-			    rel[nlen + 1] == '\0') {
-				free(rel);
-				return 1;
-			}
-		} else if (strcmp(rel, name) == 0) {
-			entry_info(&l->entries[i], file);
-			*have_file = true;
-		}
-		/* Sorted keys: anything after name + "/" decides. */
-		if (strncmp(rel, name, nlen) == 0 &&
-		    (unsigned char)rel[nlen] > '/')
-			past = true;
-		free(rel);
-	}
-	return (!l->truncated || past) ? 0 : -1;
-}
-
 static int s3_stat(struct backend *b, const char *name, struct obj_info *out,
 		   const struct deadline *dl)
 {
-	struct s3_backend *s3 = to_s3(b);
-	struct s3_xml_listing l;
-	struct obj_info file;
-	bool have_file = false;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (!*name) {
-		out->is_dir = true;
-		return 0;
-	}
-	rc = list_page(s3, name, "/", NULL, STAT_PAGE, &l, dl, NULL, 0);
-	if (rc < 0)
-		return rc;
-	int verdict = stat_scan(s3, &l, name, &file, &have_file);
-	s3_xml_listing_release(&l);
-	if (verdict < 0) {
-		/* Many "name-..." siblings sort before "name/": ask directly. */
-		struct strbuf dir = STRBUF_INIT;
-		strbuf_addf(&dir, "%s/", name);
-		rc = list_page(s3, dir.buf, "/", NULL, 1, &l, dl, NULL, 0);
-		strbuf_release(&dir);
-		if (rc < 0)
-			return rc;
-		verdict = l.n > 0 ? 1 : 0;
-		s3_xml_listing_release(&l);
-	}
-	if (verdict == 1) {
-		out->is_dir = true;
-		return 0;
-	}
-	if (!have_file)
-		return -ENOENT;
-	*out = file;
-	return 0;
+	return backend_stat_by_listing(b, name, out, dl);
 }
 
 /* Fill info from HEAD/GET response headers.  -EBADMSG if incomplete. */

@@ -30,7 +30,9 @@ struct store_conf {
 	char *bucket;
 	char *prefix;                 /* "" or ending in '/' */
 	char *region;
-	char *credentials;            /* path of a credentials file */
+	char *credentials;            /* s3: a credentials file; gcs: a key
+	                                 file, "metadata" or "none" */
+	char *metadata_endpoint;      /* gcs with credentials = metadata */
 	char *profile;
 	char *path;                   /* posix root */
 	int64_t list_page_size;

@@ -34,6 +34,7 @@ struct dirstream {
 	struct dir_item held[HELD_MAX];
 	size_t nheld;
 	char *token;               /* next page; NULL before first / at end */
+	char *last_folder;         /* the greatest folder delivered so far */
 	bool started, finished;
 	uint64_t hidden, pages;
 	const struct deadline *dl; /* of the call in progress */
@@ -55,29 +56,15 @@ static void push_item(struct dirstream *ds, struct dir_item *it)
 	ds->items[ds->n++] = *it;
 }
 
-static int note_found(void *arg, const struct list_entry *e)
-{
-	(void)e;
-	*(bool *)arg = true;
-	return 0;
-}
-
-/* Is there a folder "seg/" under the prefix?  One-key listing; on error
- * assume there is none (the object stays visible). */
+/* Is there a folder "seg/" under the prefix?  On error assume there is
+ * none (the object stays visible). */
 static bool folder_exists(struct dirstream *ds, const char *seg)
 {
 	struct strbuf p = STRBUF_INIT;
-	char *token = NULL;
-	bool found = false;
-
 	strbuf_addf(&p, "%s%s/", ds->prefix, seg);
-	struct list_req req = { .prefix = p.buf, .delimiter = "/",
-				.max_keys = 1 };
-	if (backend_list(ds->b, &req, note_found, &found, &token, ds->dl) < 0)
-		found = false;
-	free(token);
+	int rc = backend_prefix_exists(ds->b, p.buf, ds->dl);
 	strbuf_release(&p);
-	return found;
+	return rc == 1;
 }
 
 static void release_held(struct dirstream *ds, size_t i)
@@ -144,8 +131,19 @@ static int on_entry(void *arg, const struct list_entry *e)
 		log_debug("hiding unsafe name '%s'", e->name);
 		return 0;
 	}
+	/* A page boundary inside a folder's names can make a store send
+	 * that folder again on the next page (GCS does); sorted names mean
+	 * the repeat can only be the last folder delivered. */
+	if (e->is_prefix && ds->last_folder &&
+	    strlen(ds->last_folder) == slen &&
+	    memcmp(ds->last_folder, seg, slen) == 0)
+		return 0;
 	struct dir_item it = { .name = xstrndup(seg, slen), .info = e->info };
 	it.info.is_dir = e->is_prefix;
+	if (it.info.is_dir) {
+		free(ds->last_folder);
+		ds->last_folder = xstrdup(it.name);
+	}
 	if (ds->b->ops->list_sorted)
 		settle_held(ds, it.name, it.info.is_dir);
 	if (!ds->b->ops->list_sorted || it.info.is_dir) {
@@ -242,6 +240,8 @@ static void reset(struct dirstream *ds)
 	ds->base = 0;
 	free(ds->token);
 	ds->token = NULL;
+	free(ds->last_folder);
+	ds->last_folder = NULL;
 	ds->started = ds->finished = false;
 }
 

@@ -236,6 +236,30 @@ static int key_line(const struct section_lines *l, const char *name)
 	return line ? line : l->header;
 }
 
+/* s3: an absolute path; gcs: an absolute path, "metadata" or "none".
+ * Files must pass the secret-file permission check. */
+static void check_credentials(struct parse_state *ps, struct store_conf *s,
+			      const struct section_lines *l)
+{
+	const char *c = s->credentials;
+	int line = key_line(l, "credentials");
+	char err[512];
+
+	if (!c)
+		return;
+	if (s->type == STORE_GCS &&
+	    (!strcmp(c, "metadata") || !strcmp(c, "none")))
+		return;
+	if (c[0] != '/') {
+		report(ps, line, "'credentials' must be an absolute path%s, "
+		       "not '%s'", s->type == STORE_GCS
+		       ? ", 'metadata' or 'none'" : "", c);
+		return;
+	}
+	if (secretfile_check(c, err, sizeof(err)) < 0)
+		report(ps, line, "%s", err);
+}
+
 /* Which keys a store type needs, and which it does not understand. */
 static void validate_store(struct parse_state *ps, struct store_conf *s,
 			   const struct section_lines *l)
@@ -244,6 +268,10 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 		"prefix", "region", "credentials", "profile", NULL };
 	static const char *const s3_required[] = { "endpoint", "bucket",
 						   "credentials", NULL };
+	static const char *const gcs_keys[] = { "type", "endpoint", "bucket",
+		"prefix", "credentials", "metadata_endpoint", NULL };
+	static const char *const gcs_required[] = { "bucket", "credentials",
+						    NULL };
 	static const char *const posix_keys[] = { "type", "path", "prefix",
 						  NULL };
 	static const char *const posix_required[] = { "path", NULL };
@@ -260,9 +288,9 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 		required = posix_required;
 		break;
 	case STORE_GCS:
-		report(ps, key_line(l, "type"), "[%s]: type gcs is not "
-		       "supported by this version", s->name);
-		return;
+		keys = gcs_keys;
+		required = gcs_required;
+		break;
 	default:
 		report(ps, l->header, "[%s] needs 'type' (gcs, s3 or posix)",
 		       s->name);
@@ -285,9 +313,7 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 			       required[k]);
 	if (normalise_prefix(s, err, sizeof(err)) < 0)
 		report(ps, key_line(l, "prefix"), "%s", err);
-	if (s->credentials && secretfile_check(s->credentials, err,
-					       sizeof(err)) < 0)
-		report(ps, key_line(l, "credentials"), "%s", err);
+	check_credentials(ps, s, l);
 }
 
 static void release_parse_state(struct parse_state *ps)

@@ -1,0 +1,470 @@
+/*
+ * gcs.c - the GCS store over the JSON API.
+ *
+ *   stat   listing of prefix = name, delimiter '/' (backend_stat_by_listing)
+ *   list   GET /storage/v1/b/B/o?prefix&delimiter&pageToken&maxResults&fields
+ *   open   GET /storage/v1/b/B/o/NAME?fields=...       -> generation G
+ *   read   GET /storage/v1/b/B/o/NAME?alt=media&generation=G  + Range
+ *
+ * A 404 on a pinned read means generation G is gone: ESTALE when the
+ * name lives on at another generation, ENOENT when it is gone too.  A 401
+ * drops the cached token and tries once more with a fresh one.
+ */
+#include "backends/gcs.h"
+#include "backends/backend.h"
+#include "backends/gcs_auth.h"
+#include "backends/gcs_json.h"
+#include "backends/http.h"
+#include "backends/store.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+#include "backends/util/uri.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OBJECT_FIELDS \
+	"name,generation,metageneration,size,md5Hash,crc32c,timeCreated," \
+	"contentEncoding"
+
+struct gcs_backend {
+	struct backend base;
+	struct http_engine *http;
+	struct gcs_auth *auth;
+	char *base_url;           /* endpoint, no trailing '/' */
+	char *bucket;
+	char *prefix;             /* "" or "dir/" */
+	unsigned page_size;
+};
+
+struct gcs_obj {
+	struct bobj base;
+	char *media_url;          /* pinned: ...?alt=media&generation=G */
+};
+
+/* One request's context for the prepare callback. */
+struct gcs_call {
+	struct gcs_backend *g;
+	const struct deadline *dl;
+	const struct curl_slist *extra;
+	int auth_rc;
+	char auth_err[256];
+};
+
+static struct gcs_backend *to_gcs(struct backend *b)
+{
+	return (struct gcs_backend *)b;
+}
+
+static int call_prepare(void *ctx, struct curl_slist **headers)
+{
+	struct gcs_call *c = ctx;
+	for (const struct curl_slist *s = c->extra; s; s = s->next)
+		*headers = curl_slist_append(*headers, s->data);
+	c->auth_rc = gcs_auth_header(c->g->auth, headers, c->dl, c->auth_err,
+				     sizeof(c->auth_err));
+	return c->auth_rc;
+}
+
+/* "<base>/storage/v1/b/<bucket>/o" plus "/<name>" when name is given. */
+static void object_url(struct gcs_backend *g, const char *name,
+		       struct strbuf *url)
+{
+	strbuf_addf(url, "%s/storage/v1/b/", g->base_url);
+	uri_encode_str(url, g->bucket, false);
+	strbuf_adds(url, "/o");
+	if (name) {
+		struct strbuf full = STRBUF_INIT;
+		strbuf_addf(&full, "%s%s", g->prefix, name);
+		strbuf_addch(url, '/');
+		uri_encode(url, full.buf, full.len, false);   /* one segment */
+		strbuf_release(&full);
+	}
+}
+
+static void add_param(struct strbuf *url, const char *name, const char *value)
+{
+	strbuf_addf(url, "%c%s=", strchr(url->buf, '?') ? '&' : '?', name);
+	uri_encode_str(url, value, false);
+}
+
+/*
+ * Send a GET.  Returns 0 for a 2xx response, else -errno; reason/msg get
+ * the error document's first reason and message (or the auth failure).
+ */
+static int gcs_get(struct gcs_backend *g, const char *url,
+		   const struct curl_slist *extra, void *buf, size_t buflen,
+		   struct strbuf *body, const struct deadline *dl,
+		   struct http_resp *resp, char *reason, size_t reasonlen,
+		   char *msg, size_t msglen)
+{
+	struct gcs_call c = { .g = g, .dl = dl, .extra = extra };
+	struct http_req req = {
+		.method = "GET", .url = url, .idempotent = true,
+		.prepare = call_prepare, .prepare_ctx = &c,
+		.buf = buf, .buf_len = buflen, .body = body,
+		.body_max = 16 << 20, .dl = dl,
+	};
+	int rc;
+
+	if (reasonlen)
+		reason[0] = '\0';
+	if (msglen)
+		msg[0] = '\0';
+	for (int tries = 0; tries < 2; tries++) {
+		rc = http_do(g->http, &req, resp);
+		if (rc == 0 && resp->status == 401 && tries == 0) {
+			gcs_auth_invalidate(g->auth);   /* revoked or expired */
+			continue;
+		}
+		break;
+	}
+	if (c.auth_rc < 0) {
+		snprintf(msg, msglen, "%s", c.auth_err);
+		return c.auth_rc;
+	}
+	if (rc < 0) {
+		snprintf(msg, msglen, "%s", resp->error);
+		log_debug("gcs %s: GET %s -> %s (%s)", g->base.name, url,
+			  strerror(-rc), resp->error);
+		return rc;
+	}
+	if (resp->status / 100 == 2)
+		return 0;
+	gcs_json_parse_error(resp->errbody.buf, resp->errbody.len, reason,
+			     reasonlen, msg, msglen);
+	log_debug("gcs %s: GET %s -> HTTP %ld %s", g->base.name, url,
+		  resp->status, reason);
+	rc = http_status_errno(resp->status);
+	return rc ? rc : -EIO;
+}
+
+/* Fetch one listing page. */
+static int list_page(struct gcs_backend *g, const struct list_req *lr,
+		     struct gcs_listing *out, const struct deadline *dl,
+		     char *reason, size_t reasonlen, char *msg, size_t msglen)
+{
+	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT, full = STRBUF_INIT;
+	struct http_resp resp;
+	char maxr[16];
+	int rc;
+
+	strbuf_addf(&full, "%s%s", g->prefix, lr->prefix);
+	snprintf(maxr, sizeof(maxr), "%u",
+		 lr->max_keys ? lr->max_keys : g->page_size);
+	object_url(g, NULL, &url);
+	add_param(&url, "prefix", full.buf);
+	if (lr->delimiter)
+		add_param(&url, "delimiter", lr->delimiter);
+	add_param(&url, "maxResults", maxr);
+	if (lr->token)
+		add_param(&url, "pageToken", lr->token);
+	add_param(&url, "fields", "items(" OBJECT_FIELDS "),prefixes,"
+		  "nextPageToken");
+	http_resp_init(&resp);
+	rc = gcs_get(g, url.buf, NULL, NULL, 0, &body, dl, &resp, reason,
+		     reasonlen, msg, msglen);
+	if (rc == 0) {
+		rc = gcs_json_parse_listing(body.buf, body.len, out);
+		if (rc < 0)
+			log_warn("gcs %s: invalid listing response for '%s'",
+				 g->base.name, full.buf);
+	}
+	http_resp_release(&resp);
+	strbuf_release(&url);
+	strbuf_release(&body);
+	strbuf_release(&full);
+	return rc;
+}
+
+static int gcs_list(struct backend *b, const struct list_req *req, list_cb cb,
+		    void *arg, char **next_token, const struct deadline *dl)
+{
+	struct gcs_backend *g = to_gcs(b);
+	size_t plen = strlen(g->prefix);
+	struct gcs_listing l;
+	int rc;
+
+	*next_token = NULL;
+	rc = list_page(g, req, &l, dl, NULL, 0, NULL, 0);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < l.nitems && rc == 0; i++) {
+		if (strncmp(l.items[i].name, g->prefix, plen) != 0)
+			continue;
+		struct list_entry e = { .name = l.items[i].name + plen,
+					.info = l.items[i].info };
+		rc = cb(arg, &e);
+	}
+	for (size_t i = 0; i < l.nprefixes && rc == 0; i++) {
+		if (strncmp(l.prefixes[i], g->prefix, plen) != 0)
+			continue;
+		struct list_entry e = { .name = l.prefixes[i] + plen,
+					.is_prefix = true };
+		e.info.is_dir = true;
+		rc = cb(arg, &e);
+	}
+	if (rc == 0) {
+		*next_token = l.next_token;
+		l.next_token = NULL;
+	}
+	gcs_listing_release(&l);
+	return rc;
+}
+
+static int gcs_stat(struct backend *b, const char *name, struct obj_info *out,
+		    const struct deadline *dl)
+{
+	return backend_stat_by_listing(b, name, out, dl);
+}
+
+/* Object metadata, optionally at one generation. */
+static int get_meta(struct gcs_backend *g, const char *name,
+		    struct gcs_item *item, const struct deadline *dl)
+{
+	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
+	struct http_resp resp;
+	int rc;
+
+	object_url(g, name, &url);
+	add_param(&url, "fields", OBJECT_FIELDS);
+	http_resp_init(&resp);
+	rc = gcs_get(g, url.buf, NULL, NULL, 0, &body, dl, &resp, NULL, 0,
+		     NULL, 0);
+	if (rc == 0 && gcs_json_parse_object(body.buf, body.len, item) < 0) {
+		log_warn("gcs %s: invalid object resource for '%s'",
+			 g->base.name, name);
+		rc = -EIO;
+	}
+	http_resp_release(&resp);
+	strbuf_release(&url);
+	strbuf_release(&body);
+	return rc;
+}
+
+static int gcs_open(struct backend *b, const char *name, struct bobj **out,
+		    const struct deadline *dl)
+{
+	struct gcs_backend *g = to_gcs(b);
+	struct gcs_item item;
+	int rc = get_meta(g, name, &item, dl);
+	if (rc < 0)
+		return rc;
+	free(item.name);
+
+	struct gcs_obj *o = xcalloc(1, sizeof(*o));
+	struct strbuf url = STRBUF_INIT;
+	char gen[32];
+	bobj_init(&o->base, b, name);
+	o->base.info = item.info;
+	snprintf(gen, sizeof(gen), "%" PRIu64, item.info.generation);
+	object_url(g, name, &url);
+	add_param(&url, "alt", "media");
+	add_param(&url, "generation", gen);
+	o->media_url = strbuf_detach(&url, NULL);
+	*out = &o->base;
+	return 0;
+}
+
+/* After a 404 at generation G: gone (ENOENT) or replaced (ESTALE)? */
+static int gone_or_replaced(struct gcs_backend *g, const char *name,
+			    const struct deadline *dl)
+{
+	struct gcs_item item;
+	int rc = get_meta(g, name, &item, dl);
+	if (rc == 0) {
+		free(item.name);
+		return -ESTALE;
+	}
+	return rc;
+}
+
+/* Is this media response exactly bytes [off, off+len) of the pinned
+ * generation, as stored? */
+static int check_media(const struct gcs_obj *o, const struct http_resp *r,
+		       uint64_t off, size_t len)
+{
+	const struct obj_info *info = &o->base.info;
+	char v[128];
+	uint64_t a, z, total;
+
+	if (http_resp_header(r, "x-goog-generation", v, sizeof(v)) &&
+	    strtoull(v, NULL, 10) != info->generation)
+		return -ESTALE;
+	/* Decompressive transcoding would hand us other bytes than stored. */
+	if (http_resp_header(r, "x-goog-stored-content-encoding", v, sizeof(v)) &&
+	    strcmp(v, "gzip") == 0) {
+		char ce[32];
+		if (!http_resp_header(r, "content-encoding", ce, sizeof(ce)) ||
+		    strcmp(ce, "gzip") != 0)
+			return -EIO;
+	}
+	if (r->body_len != len)
+		return -EIO;
+	if (r->status == 200)
+		return (off == 0 && len == info->size) ? 0 : -EIO;
+	if (!http_resp_header(r, "content-range", v, sizeof(v)) ||
+	    sscanf(v, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64, &a, &z,
+		   &total) != 3)
+		return -EIO;
+	return (a == off && z + 1 - a == len && total == info->size) ? 0 : -EIO;
+}
+
+static ssize_t gcs_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
+			const struct deadline *dl)
+{
+	struct gcs_obj *o = (struct gcs_obj *)ob;
+	struct gcs_backend *g = to_gcs(ob->b);
+	uint64_t size = ob->info.size;
+	struct curl_slist *extra = NULL;
+	struct http_resp resp;
+	char range[80];
+	int rc;
+
+	if (off >= size || len == 0)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, off,
+		 off + len - 1);
+	extra = curl_slist_append(extra, range);
+	extra = curl_slist_append(extra, "Accept-Encoding: gzip");
+	http_resp_init(&resp);
+	rc = gcs_get(g, o->media_url, extra, buf, len, NULL, dl, &resp, NULL, 0,
+		     NULL, 0);
+	if (rc == 0)
+		rc = check_media(o, &resp, off, len);
+	else if (rc == -ENOENT)
+		rc = gone_or_replaced(g, ob->name, dl);
+	else if (rc == -ERANGE)
+		rc = -ESTALE;   /* the pinned size says the range exists */
+	else if (rc == -EMSGSIZE)
+		rc = -EIO;      /* more bytes than asked: range ignored */
+	if (rc == -EIO)
+		log_warn("gcs %s: unexpected response to ranged read of %s at "
+			 "generation %" PRIu64 " (HTTP %ld)", g->base.name,
+			 ob->name, ob->info.generation, resp.status);
+	http_resp_release(&resp);
+	curl_slist_free_all(extra);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+static void gcs_close(struct bobj *ob)
+{
+	struct gcs_obj *o = (struct gcs_obj *)ob;
+	free(o->media_url);
+	bobj_release(ob);
+	free(o);
+}
+
+static void gcs_probe(struct backend *b, struct probe_result *res,
+		      const struct deadline *dl)
+{
+	struct gcs_backend *g = to_gcs(b);
+	struct list_req lr = { .prefix = "", .delimiter = "/", .max_keys = 1 };
+	struct gcs_listing l;
+	char reason[64], msg[256];
+	int64_t t0 = mono_ns();
+
+	memset(res, 0, sizeof(*res));
+	res->err = list_page(g, &lr, &l, dl, reason, sizeof(reason), msg,
+			     sizeof(msg));
+	res->latency_ms = (double)(mono_ns() - t0) / 1e6;
+	switch (res->err) {
+	case 0:
+		gcs_listing_release(&l);
+		snprintf(res->message, sizeof(res->message), "reachable, bucket "
+			 "found, credentials accepted");
+		break;
+	case -ECONNREFUSED:
+	case -EHOSTUNREACH:
+	case -ETIMEDOUT:
+	case -ECONNRESET:
+		snprintf(res->message, sizeof(res->message), "unreachable: %s",
+			 msg[0] ? msg : strerror(-res->err));
+		break;
+	case -EACCES:
+		if (strstr(msg, "credentials rejected"))
+			snprintf(res->message, sizeof(res->message), "%s", msg);
+		else if (!strcmp(reason, "forbidden"))
+			snprintf(res->message, sizeof(res->message), "access "
+				 "denied to bucket '%s' (%s)", g->bucket, msg);
+		else
+			snprintf(res->message, sizeof(res->message),
+				 "credentials rejected (%s%s%s)",
+				 reason[0] ? reason : "HTTP 401/403",
+				 msg[0] ? ": " : "", msg);
+		break;
+	case -ENOENT:
+		snprintf(res->message, sizeof(res->message), "bucket not found: "
+			 "'%s' (%s)", g->bucket, reason[0] ? reason : "404");
+		break;
+	default:
+		snprintf(res->message, sizeof(res->message), "error: %s%s%s",
+			 strerror(-res->err), msg[0] ? ": " : "", msg);
+	}
+}
+
+static void gcs_destroy(struct backend *b)
+{
+	struct gcs_backend *g = to_gcs(b);
+	gcs_auth_destroy(g->auth);
+	http_engine_destroy(g->http);
+	free(g->base_url);
+	free(g->bucket);
+	free(g->prefix);
+	backend_release(b);
+	free(g);
+}
+
+static const struct backend_ops gcs_ops = {
+	.type = "gcs",
+	.list_sorted = true,
+	.stat = gcs_stat,
+	.list = gcs_list,
+	.open = gcs_open,
+	.read = gcs_read,
+	.close = gcs_close,
+	.probe = gcs_probe,
+	.destroy = gcs_destroy,
+};
+
+int gcs_create(const struct store_conf *c, struct backend **out,
+	       char *err, size_t errlen)
+{
+	struct gcs_backend *g = xcalloc(1, sizeof(*g));
+	const char *ep = c->endpoint && *c->endpoint ? c->endpoint
+						     : GCS_DEFAULT_ENDPOINT;
+	size_t eplen = strlen(ep);
+	struct strbuf desc = STRBUF_INIT;
+
+	if (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8)) {
+		snprintf(err, errlen, "endpoint '%s': scheme must be http or "
+			 "https", ep);
+		free(g);
+		return -EINVAL;
+	}
+	while (eplen && ep[eplen - 1] == '/')
+		eplen--;
+	g->http = http_engine_create(&c->net);
+	int rc = gcs_auth_create(c->credentials, c->metadata_endpoint, g->http,
+				 &g->auth, err, errlen);
+	if (rc < 0) {
+		http_engine_destroy(g->http);
+		free(g);
+		return rc;
+	}
+	g->base_url = xstrndup(ep, eplen);
+	g->bucket = xstrdup(c->bucket);
+	g->prefix = xstrdup(c->prefix ? c->prefix : "");
+	g->page_size = (unsigned)c->list_page_size;
+	strbuf_addf(&desc, "gcs %s/%s/%s", g->base_url, g->bucket, g->prefix);
+	backend_init(&g->base, &gcs_ops, c->name, desc.buf);
+	strbuf_release(&desc);
+	*out = &g->base;
+	return 0;
+}

@@ -1,0 +1,316 @@
+/*
+ * gcs_auth.c - access tokens: service-account JWT exchange, the metadata
+ * server, or nothing.
+ */
+#include "backends/gcs_auth.h"
+#include "backends/gcs_json.h"
+#include "backends/http.h"
+#include "backends/jwt.h"
+#include "backends/secretfile.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+#include "backends/util/uri.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JWT_LIFETIME_S 3600
+#define REFRESH_AHEAD_MAX_NS (300 * NS_PER_SEC)
+
+enum auth_kind { AUTH_NONE, AUTH_KEYFILE, AUTH_METADATA };
+
+struct gcs_auth {
+	enum auth_kind kind;
+	struct http_engine *http;
+	/* key file */
+	struct jwt_key *key;
+	char *client_email;
+	char *key_id;
+	char *token_uri;
+	/* metadata */
+	char *metadata_url;
+	/* the cached token */
+	pthread_mutex_t lock;        /* guards token, refresh_at; held while
+	                                fetching, so fetches are single flight */
+	char *token;
+	int64_t refresh_at;          /* mono_ns after which to fetch again */
+};
+
+static void scrub_free(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+static int read_small_file(const char *path, struct strbuf *out)
+{
+	FILE *f = fopen(path, "r");
+	char buf[4096];
+	size_t n;
+
+	if (!f)
+		return -errno;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && out->len < (1 << 20))
+		strbuf_add(out, buf, n);
+	fclose(f);
+	return 0;
+}
+
+static int load_key_file(struct gcs_auth *a, const char *path, char *err,
+			 size_t errlen)
+{
+	struct strbuf text = STRBUF_INIT;
+	json_error_t jerr;
+	int rc = secretfile_check(path, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	rc = read_small_file(path, &text);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read key file %s: %s", path,
+			 strerror(-rc));
+		goto out_scrub;
+	}
+	json_t *doc = json_loadb(text.buf, text.len, 0, &jerr);
+	const char *type = json_string_value(json_object_get(doc, "type"));
+	const char *email = json_string_value(json_object_get(doc, "client_email"));
+	const char *pem = json_string_value(json_object_get(doc, "private_key"));
+	const char *kid = json_string_value(json_object_get(doc, "private_key_id"));
+	const char *uri = json_string_value(json_object_get(doc, "token_uri"));
+	if (!doc) {
+		snprintf(err, errlen, "key file %s:%d: not JSON (%s)", path,
+			 jerr.line, jerr.text);
+		rc = -EINVAL;
+	} else if (!type || strcmp(type, "service_account") != 0) {
+		snprintf(err, errlen, "key file %s: \"type\" must be "
+			 "\"service_account\"", path);
+		rc = -EINVAL;
+	} else if (!email || !pem) {
+		snprintf(err, errlen, "key file %s: \"client_email\" and "
+			 "\"private_key\" are required", path);
+		rc = -EINVAL;
+	} else {
+		char kerr[128];
+		rc = jwt_key_load(pem, &a->key, kerr, sizeof(kerr));
+		if (rc < 0)
+			snprintf(err, errlen, "key file %s: %s", path, kerr);
+	}
+	if (rc == 0) {
+		a->client_email = xstrdup(email);
+		a->key_id = kid ? xstrdup(kid) : NULL;
+		a->token_uri = xstrdup(uri && *uri ? uri : GCS_DEFAULT_TOKEN_URI);
+	}
+	if (doc) {
+		/* scrub the private key text held by jansson */
+		json_t *pk = json_object_get(doc, "private_key");
+		if (json_is_string(pk))
+			OPENSSL_cleanse((char *)json_string_value(pk),
+					json_string_length(pk));
+		json_decref(doc);
+	}
+out_scrub:
+	OPENSSL_cleanse(text.buf, text.len);
+	strbuf_release(&text);
+	return rc;
+}
+
+int gcs_auth_create(const char *credentials, const char *metadata_endpoint,
+		    struct http_engine *http, struct gcs_auth **out,
+		    char *err, size_t errlen)
+{
+	struct gcs_auth *a = xcalloc(1, sizeof(*a));
+	int rc = 0;
+
+	a->http = http;
+	pthread_mutex_init(&a->lock, NULL);
+	if (!strcmp(credentials, "none")) {
+		a->kind = AUTH_NONE;
+	} else if (!strcmp(credentials, "metadata")) {
+		struct strbuf u = STRBUF_INIT;
+		const char *base = metadata_endpoint && *metadata_endpoint
+			? metadata_endpoint : GCS_DEFAULT_METADATA;
+		size_t blen = strlen(base);
+		while (blen && base[blen - 1] == '/')
+			blen--;
+		strbuf_add(&u, base, blen);
+		strbuf_adds(&u, "/computeMetadata/v1/instance/service-accounts/"
+			    "default/token");
+		a->kind = AUTH_METADATA;
+		a->metadata_url = strbuf_detach(&u, NULL);
+	} else {
+		a->kind = AUTH_KEYFILE;
+		rc = load_key_file(a, credentials, err, errlen);
+	}
+	if (rc < 0) {
+		gcs_auth_destroy(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+void gcs_auth_destroy(struct gcs_auth *a)
+{
+	if (!a)
+		return;
+	jwt_key_destroy(a->key);
+	free(a->client_email);
+	free(a->key_id);
+	free(a->token_uri);
+	free(a->metadata_url);
+	scrub_free(a->token);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* Turn a token endpoint's answer into 0 or -errno + err. */
+static int token_answer(int rc, const struct http_resp *resp,
+			const struct strbuf *body, const char *what,
+			char **token, int64_t *expires_in, char *err,
+			size_t errlen)
+{
+	char msg[256];
+
+	if (rc < 0) {
+		snprintf(err, errlen, "%s unreachable: %s", what,
+			 resp->error[0] ? resp->error : strerror(-rc));
+		return rc;
+	}
+	const struct strbuf *text = resp->status / 100 == 2 ? body : &resp->errbody;
+	rc = gcs_json_parse_token(text->buf, text->len, token, expires_in, msg,
+				  sizeof(msg));
+	if (rc == 0 && resp->status / 100 == 2)
+		return 0;
+	if (resp->status == 400 || resp->status == 401 || resp->status == 403 ||
+	    rc == -EACCES) {
+		snprintf(err, errlen, "credentials rejected by %s (HTTP %ld%s%s)",
+			 what, resp->status, msg[0] ? ": " : "", msg);
+		return -EACCES;
+	}
+	snprintf(err, errlen, "%s answered HTTP %ld without a token", what,
+		 resp->status);
+	return resp->status / 100 == 2 ? -EBADMSG : http_status_errno(resp->status);
+}
+
+static int fetch_keyfile(struct gcs_auth *a, char **token, int64_t *expires_in,
+			 const struct deadline *dl, char *err, size_t errlen)
+{
+	struct strbuf jwt = STRBUF_INIT, form = STRBUF_INIT, body = STRBUF_INIT;
+	struct http_resp resp;
+	struct curl_slist *hdrs = NULL;
+	int rc;
+
+	rc = jwt_service_account_assertion(a->key, a->key_id, a->client_email,
+					   GCS_SCOPE_READ_ONLY, a->token_uri,
+					   wall_ns() / NS_PER_SEC,
+					   JWT_LIFETIME_S, &jwt);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot sign the token request");
+		return rc;
+	}
+	strbuf_adds(&form, "grant_type=");
+	uri_encode_str(&form, "urn:ietf:params:oauth:grant-type:jwt-bearer",
+		       false);
+	strbuf_adds(&form, "&assertion=");
+	uri_encode(&form, jwt.buf, jwt.len, false);
+
+	hdrs = curl_slist_append(hdrs, "Content-Type: "
+				 "application/x-www-form-urlencoded");
+	struct http_req req = {
+		.method = "POST", .url = a->token_uri, .idempotent = true,
+		.body = &body, .body_max = 64 << 10, .dl = dl,
+		.upload = form.buf, .upload_len = form.len,
+		.static_headers = hdrs,
+	};
+	http_resp_init(&resp);
+	rc = http_do(a->http, &req, &resp);
+	rc = token_answer(rc, &resp, &body, "the token endpoint", token,
+			  expires_in, err, errlen);
+	http_resp_release(&resp);
+	curl_slist_free_all(hdrs);
+	OPENSSL_cleanse(jwt.buf, jwt.len);
+	OPENSSL_cleanse(form.buf, form.len);
+	OPENSSL_cleanse(body.buf, body.len);
+	strbuf_release(&jwt);
+	strbuf_release(&form);
+	strbuf_release(&body);
+	return rc;
+}
+
+static int fetch_metadata(struct gcs_auth *a, char **token,
+			  int64_t *expires_in, const struct deadline *dl,
+			  char *err, size_t errlen)
+{
+	struct strbuf body = STRBUF_INIT;
+	struct http_resp resp;
+	struct curl_slist *hdrs = curl_slist_append(NULL,
+						    "Metadata-Flavor: Google");
+	int rc;
+
+	struct http_req req = {
+		.method = "GET", .url = a->metadata_url, .idempotent = true,
+		.body = &body, .body_max = 64 << 10, .dl = dl,
+		.static_headers = hdrs,
+	};
+	http_resp_init(&resp);
+	rc = http_do(a->http, &req, &resp);
+	rc = token_answer(rc, &resp, &body, "the metadata server", token,
+			  expires_in, err, errlen);
+	http_resp_release(&resp);
+	curl_slist_free_all(hdrs);
+	OPENSSL_cleanse(body.buf, body.len);
+	strbuf_release(&body);
+	return rc;
+}
+
+int gcs_auth_header(struct gcs_auth *a, struct curl_slist **headers,
+		    const struct deadline *dl, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (a->kind == AUTH_NONE)
+		return 0;
+	pthread_mutex_lock(&a->lock);
+	if (!a->token || mono_ns() >= a->refresh_at) {
+		char *token = NULL;
+		int64_t expires_in = 0;
+		rc = a->kind == AUTH_KEYFILE
+			? fetch_keyfile(a, &token, &expires_in, dl, err, errlen)
+			: fetch_metadata(a, &token, &expires_in, dl, err, errlen);
+		if (rc == 0) {
+			int64_t life = expires_in * NS_PER_SEC;
+			int64_t ahead = life / 4 < REFRESH_AHEAD_MAX_NS
+				? life / 4 : REFRESH_AHEAD_MAX_NS;
+			scrub_free(a->token);
+			a->token = token;
+			a->refresh_at = mono_ns() + life - ahead;
+			log_debug("gcs: new access token, valid %llds",
+				  (long long)expires_in);
+		}
+	}
+	if (rc == 0) {
+		struct strbuf h = STRBUF_INIT;
+		strbuf_addf(&h, "Authorization: Bearer %s", a->token);
+		*headers = curl_slist_append(*headers, h.buf);
+		OPENSSL_cleanse(h.buf, h.len);
+		strbuf_release(&h);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+void gcs_auth_invalidate(struct gcs_auth *a)
+{
+	pthread_mutex_lock(&a->lock);
+	scrub_free(a->token);
+	a->token = NULL;
+	pthread_mutex_unlock(&a->lock);
+}

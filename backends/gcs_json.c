@@ -1,0 +1,199 @@
+/*
+ * gcs_json.c - GCS and OAuth JSON documents.
+ */
+#include "backends/gcs_json.h"
+#include "backends/util/base64.h"
+#include "backends/util/strbuf.h"
+#include "backends/util/timeutil.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *load(const char *text, size_t len)
+{
+	json_error_t jerr;
+	return json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+}
+
+/* A 64-bit unsigned number sent as a JSON string (or, leniently, as a
+ * JSON integer).  -EBADMSG if absent or malformed. */
+static int get_u64(json_t *obj, const char *key, uint64_t *out)
+{
+	json_t *v = json_object_get(obj, key);
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	const char *s = json_string_value(v);
+	char *end;
+	if (!s || !*s || *s == '-')
+		return -EBADMSG;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return (errno || *end) ? -EBADMSG : 0;
+}
+
+static int object_from_json(json_t *o, struct gcs_item *item)
+{
+	struct obj_info *info = &item->info;
+	const char *name = json_string_value(json_object_get(o, "name"));
+	const char *created = json_string_value(json_object_get(o, "timeCreated"));
+	const char *crc = json_string_value(json_object_get(o, "crc32c"));
+	const char *md5 = json_string_value(json_object_get(o, "md5Hash"));
+	const char *enc = json_string_value(json_object_get(o, "contentEncoding"));
+
+	memset(item, 0, sizeof(*item));
+	if (!json_is_object(o) || !name || !*name)
+		return -EBADMSG;
+	if (get_u64(o, "generation", &info->generation) < 0 ||
+	    info->generation == 0 || get_u64(o, "size", &info->size) < 0)
+		return -EBADMSG;
+	if (json_object_get(o, "metageneration") &&
+	    get_u64(o, "metageneration", &info->metageneration) < 0)
+		return -EBADMSG;
+	if (created && iso8601_parse_ns(created, &info->mtime_ns) < 0)
+		return -EBADMSG;
+	if (crc) {
+		if (base64_crc32c(crc, &info->crc32c) < 0)
+			return -EBADMSG;
+		info->has_crc32c = true;
+	}
+	if (md5) {
+		if (base64_md5(md5, info->md5) < 0)
+			return -EBADMSG;
+		info->has_md5 = true;
+	}
+	/* The version token of GCS is the generation; keep it as text too. */
+	snprintf(info->etag, sizeof(info->etag), "%" PRIu64, info->generation);
+	item->gzip = enc && strcmp(enc, "gzip") == 0;
+	item->name = xstrdup(name);
+	return 0;
+}
+
+int gcs_json_parse_object(const char *text, size_t len, struct gcs_item *item)
+{
+	json_t *o = load(text, len);
+	int rc = o ? object_from_json(o, item) : -EBADMSG;
+	json_decref(o);
+	return rc;
+}
+
+int gcs_json_parse_listing(const char *text, size_t len,
+			   struct gcs_listing *out)
+{
+	json_t *doc = load(text, len);
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return -EBADMSG;
+	}
+	json_t *items = json_object_get(doc, "items");
+	json_t *prefixes = json_object_get(doc, "prefixes");
+	json_t *token = json_object_get(doc, "nextPageToken");
+	if ((items && !json_is_array(items)) ||
+	    (prefixes && !json_is_array(prefixes)) ||
+	    (token && !json_is_string(token))) {
+		rc = -EBADMSG;
+		goto out_decref;
+	}
+	if (items) {
+		out->items = xcalloc(json_array_size(items) + 1,
+				     sizeof(*out->items));
+		for (size_t i = 0; i < json_array_size(items) && rc == 0; i++) {
+			rc = object_from_json(json_array_get(items, i),
+					      &out->items[i]);
+			if (rc == 0)
+				out->nitems++;
+		}
+	}
+	if (prefixes && rc == 0) {
+		out->prefixes = xcalloc(json_array_size(prefixes) + 1,
+					sizeof(*out->prefixes));
+		for (size_t i = 0; i < json_array_size(prefixes); i++) {
+			const char *p = json_string_value(json_array_get(prefixes, i));
+			if (!p || !*p) {
+				rc = -EBADMSG;
+				break;
+			}
+			out->prefixes[out->nprefixes++] = xstrdup(p);
+		}
+	}
+	if (token && rc == 0 && *json_string_value(token))
+		out->next_token = xstrdup(json_string_value(token));
+out_decref:
+	json_decref(doc);
+	if (rc < 0)
+		gcs_listing_release(out);
+	return rc;
+}
+
+void gcs_listing_release(struct gcs_listing *l)
+{
+	for (size_t i = 0; i < l->nitems; i++)
+		free(l->items[i].name);
+	free(l->items);
+	for (size_t i = 0; i < l->nprefixes; i++)
+		free(l->prefixes[i]);
+	free(l->prefixes);
+	free(l->next_token);
+	memset(l, 0, sizeof(*l));
+}
+
+int gcs_json_parse_error(const char *text, size_t len, char *reason,
+			 size_t reasonlen, char *msg, size_t msglen)
+{
+	json_t *doc = load(text, len);
+	json_t *err = json_object_get(doc, "error");
+	int rc = -ENOENT;
+
+	if (reasonlen)
+		reason[0] = '\0';
+	if (msglen)
+		msg[0] = '\0';
+	if (json_is_object(err)) {
+		const char *m = json_string_value(json_object_get(err, "message"));
+		json_t *first = json_array_get(json_object_get(err, "errors"), 0);
+		const char *r = json_string_value(json_object_get(first, "reason"));
+		snprintf(msg, msglen, "%s", m ? m : "");
+		snprintf(reason, reasonlen, "%s", r ? r : "");
+		rc = 0;
+	}
+	json_decref(doc);
+	return rc;
+}
+
+int gcs_json_parse_token(const char *text, size_t len, char **token,
+			 int64_t *expires_in, char *msg, size_t msglen)
+{
+	json_t *doc = load(text, len);
+	int rc = -EBADMSG;
+
+	*token = NULL;
+	if (msglen)
+		msg[0] = '\0';
+	if (!json_is_object(doc))
+		goto out_decref;
+	const char *tok = json_string_value(json_object_get(doc, "access_token"));
+	json_t *exp = json_object_get(doc, "expires_in");
+	const char *oerr = json_string_value(json_object_get(doc, "error"));
+	if (oerr) {
+		const char *d = json_string_value(
+			json_object_get(doc, "error_description"));
+		snprintf(msg, msglen, "%s%s%s", oerr, d ? ": " : "", d ? d : "");
+		rc = -EACCES;
+	} else if (tok && *tok && json_is_integer(exp) &&
+		   json_integer_value(exp) > 0) {
+		*token = xstrdup(tok);
+		*expires_in = json_integer_value(exp);
+		rc = 0;
+	}
+out_decref:
+	json_decref(doc);
+	return rc;
+}

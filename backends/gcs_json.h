@@ -1,0 +1,52 @@
+/*
+ * gcs_json.h - the JSON documents of the GCS JSON API and OAuth, parsed
+ * with jansson: object resources, listing pages, error bodies and token
+ * responses.  Input is untrusted: a document missing a field the store
+ * relies on is rejected with -EBADMSG, never half-used.
+ *
+ * GCS sends 64-bit numbers (generation, metageneration, size) as JSON
+ * strings; md5Hash and crc32c are base64; timeCreated is RFC 3339.
+ * Pure functions; thread safe.
+ */
+#ifndef HYLAKE_GCS_JSON_H
+#define HYLAKE_GCS_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+
+struct gcs_item {
+	char *name;
+	struct obj_info info;
+	bool gzip;                    /* contentEncoding: gzip */
+};
+
+struct gcs_listing {
+	struct gcs_item *items;
+	size_t nitems;
+	char **prefixes;
+	size_t nprefixes;
+	char *next_token;             /* NULL on the last page */
+};
+
+/* One object resource.  On success item is filled (free item->name). */
+int gcs_json_parse_object(const char *text, size_t len, struct gcs_item *item);
+
+int gcs_json_parse_listing(const char *text, size_t len,
+			   struct gcs_listing *out);
+void gcs_listing_release(struct gcs_listing *l);
+
+/* {"error":{"code":N,"message":..,"errors":[{"reason":..}]}}.  0 when it
+ * is such a document. */
+int gcs_json_parse_error(const char *text, size_t len, char *reason,
+			 size_t reasonlen, char *msg, size_t msglen);
+
+/* {"access_token":..,"expires_in":N,...} (OAuth and the metadata
+ * server); also {"error":..,"error_description":..}, returned as
+ * -EACCES with msg filled.  On success *token is malloc'd. */
+int gcs_json_parse_token(const char *text, size_t len, char **token,
+			 int64_t *expires_in, char *msg, size_t msglen);
+
+#endif

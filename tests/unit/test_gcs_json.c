@@ -1,0 +1,131 @@
+/* GCS JSON API documents: objects, listing pages, errors, tokens. */
+#include "backends/gcs_json.h"
+#include "tests/unit/check.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define OBJ(name, gen, size) \
+	"{\"name\":\"" name "\",\"generation\":\"" gen "\"," \
+	"\"metageneration\":\"2\",\"size\":\"" size "\"," \
+	"\"md5Hash\":\"1B2M2Y8AsgTpgAmY7PhCfg==\",\"crc32c\":\"yZRlqg==\"," \
+	"\"timeCreated\":\"2024-01-31T12:00:00.123Z\"}"
+
+static void object(void)
+{
+	struct gcs_item it;
+	static const char doc[] = OBJ("t/a b.parquet", "1706702400123456",
+				      "5368709120");
+	CHECK_INT(gcs_json_parse_object(doc, sizeof(doc) - 1, &it), 0);
+	CHECK_STR(it.name, "t/a b.parquet");
+	CHECK_INT(it.info.generation, 1706702400123456LL);
+	CHECK_INT(it.info.metageneration, 2);
+	CHECK_INT(it.info.size, 5368709120LL);       /* > 32 bits, a string */
+	CHECK(it.info.has_crc32c && it.info.crc32c == 0xc99465aaU);
+	CHECK(it.info.has_md5 && it.info.md5[0] == 0xd4);
+	CHECK_INT(it.info.mtime_ns, 1706702400123000000LL);
+	CHECK_STR(it.info.etag, "1706702400123456");
+	CHECK(!it.gzip);
+	free(it.name);
+
+	static const char gz[] = "{\"name\":\"z\",\"generation\":\"7\","
+		"\"size\":\"10\",\"contentEncoding\":\"gzip\"}";
+	CHECK_INT(gcs_json_parse_object(gz, sizeof(gz) - 1, &it), 0);
+	CHECK(it.gzip);
+	CHECK(!it.info.has_md5);                     /* composite: no md5 */
+	free(it.name);
+
+	const char *bad[] = {
+		"{\"name\":\"a\",\"size\":\"1\"}",                  /* no gen */
+		"{\"name\":\"a\",\"generation\":\"x1\",\"size\":\"1\"}",
+		"{\"name\":\"a\",\"generation\":\"1\",\"size\":\"-1\"}",
+		"{\"name\":\"a\",\"generation\":\"1\",\"size\":\"1\","
+		"\"crc32c\":\"!!\"}",
+		"{\"generation\":\"1\",\"size\":\"1\"}",            /* no name */
+		"[1,2]", "{", "",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(gcs_json_parse_object(bad[i], strlen(bad[i]), &it),
+			  -EBADMSG);
+}
+
+static void listing(void)
+{
+	struct gcs_listing l;
+	static const char page[] = "{\"kind\":\"storage#objects\","
+		"\"prefixes\":[\"t/sub/\",\"t/z/\"],\"items\":["
+		OBJ("t/a", "1", "3") "," OBJ("t/b", "2", "0") "],"
+		"\"nextPageToken\":\"CgN0L2I=\"}";
+	CHECK_INT(gcs_json_parse_listing(page, sizeof(page) - 1, &l), 0);
+	CHECK_INT(l.nitems, 2);
+	CHECK_INT(l.nprefixes, 2);
+	CHECK_STR(l.items[1].name, "t/b");
+	CHECK_STR(l.prefixes[0], "t/sub/");
+	CHECK_STR(l.next_token, "CgN0L2I=");
+	gcs_listing_release(&l);
+
+	/* an empty page that still carries a token */
+	static const char empty[] = "{\"kind\":\"storage#objects\","
+				    "\"nextPageToken\":\"abc\"}";
+	CHECK_INT(gcs_json_parse_listing(empty, sizeof(empty) - 1, &l), 0);
+	CHECK_INT(l.nitems + l.nprefixes, 0);
+	CHECK_STR(l.next_token, "abc");
+	gcs_listing_release(&l);
+
+	/* the last page: no token */
+	static const char last[] = "{\"kind\":\"storage#objects\"}";
+	CHECK_INT(gcs_json_parse_listing(last, sizeof(last) - 1, &l), 0);
+	CHECK(l.next_token == NULL);
+	gcs_listing_release(&l);
+
+	const char *bad[] = {
+		"{\"items\":{}}", "{\"prefixes\":[1]}",
+		"{\"nextPageToken\":5}", "{\"items\":[{\"name\":\"a\"}]}",
+		"{\"items\":[], \"items\":[]}",              /* duplicate key */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_INT(gcs_json_parse_listing(bad[i], strlen(bad[i]), &l),
+			  -EBADMSG);
+		CHECK(l.items == NULL && l.prefixes == NULL);
+	}
+}
+
+static void errors_and_tokens(void)
+{
+	char reason[64], msg[128];
+	static const char e[] = "{\"error\":{\"code\":404,\"message\":\"No such "
+		"object: lake/x\",\"errors\":[{\"message\":\"No such object\","
+		"\"domain\":\"global\",\"reason\":\"notFound\"}]}}";
+	CHECK_INT(gcs_json_parse_error(e, sizeof(e) - 1, reason, sizeof(reason),
+				       msg, sizeof(msg)), 0);
+	CHECK_STR(reason, "notFound");
+	CHECK_STR(msg, "No such object: lake/x");
+	CHECK_INT(gcs_json_parse_error("<html>", 6, reason, sizeof(reason), msg,
+				       sizeof(msg)), -ENOENT);
+
+	char *tok;
+	int64_t exp;
+	static const char t[] = "{\"access_token\":\"ya29.abc\","
+				"\"expires_in\":3599,\"token_type\":\"Bearer\"}";
+	CHECK_INT(gcs_json_parse_token(t, sizeof(t) - 1, &tok, &exp, msg,
+				       sizeof(msg)), 0);
+	CHECK_STR(tok, "ya29.abc");
+	CHECK_INT(exp, 3599);
+	free(tok);
+	static const char g[] = "{\"error\":\"invalid_grant\","
+				"\"error_description\":\"Invalid JWT Signature.\"}";
+	CHECK_INT(gcs_json_parse_token(g, sizeof(g) - 1, &tok, &exp, msg,
+				       sizeof(msg)), -EACCES);
+	CHECK_STR(msg, "invalid_grant: Invalid JWT Signature.");
+	CHECK(tok == NULL);
+	CHECK_INT(gcs_json_parse_token("{\"access_token\":\"x\"}", 20, &tok,
+				       &exp, msg, sizeof(msg)), -EBADMSG);
+}
+
+int main(void)
+{
+	object();
+	listing();
+	errors_and_tokens();
+	return check_summary();
+}
