@@ -1,0 +1,742 @@
+/*
+ * vmap.c - the version map on LMDB.
+ *
+ * Databases of one environment:
+ *   meta      "schema" -> u32 format version, "identity" -> the source
+ *   objects   XXH3-128(name) (16 B)                    -> object record
+ *   replicas  XXH3-64(replica) . XXH3-128(name) (24 B) -> replica record
+ *
+ * Keys are hashes because names reach 1,024 bytes and LMDB keys stop at
+ * 511; each record keeps the full name, and a record whose name differs
+ * from the one asked for (a hash collision) counts as absent.
+ *
+ * Object record, format 1 (native byte order, fixed offsets):
+ *
+ *    0  u8   format (1)        1  u8   flags: 1 tombstone, 2 crc32c, 4 md5
+ *    2  u16  name length n     4  u32  used (minutes since the epoch)
+ *    8  u64  generation       16  u64  metageneration
+ *   24  u64  size             32  i64  ctime_ns
+ *   40  i64  confirmed_ns     48  u32  crc32c
+ *   52  u8[16] md5            68  name (n bytes)
+ *
+ * Replica record, format 1:
+ *
+ *    0  u8   format (1)        1  u8   state (enum replica_state)
+ *    2  u16  name length n     4  u32  used
+ *    8  u64  generation       16  u64  size
+ *   24  i64  checked_ns       32  u8   etag length e
+ *   33  etag (e bytes)     33+e  name (n bytes)
+ *
+ * A record of another format is ignored (and overwritten by the next
+ * fact), never trusted.
+ *
+ * Writes: put_*() appends to a pending batch; the writer thread commits a
+ * batch every BATCH_MS (or at BATCH_MAX facts) in one transaction.  Gets
+ * look at the pending and in-flight batches first, then the map.
+ *
+ * Eviction ("used" is refreshed when a record is written, and for records
+ * read while older than an hour, piggybacked on the next batch - never a
+ * write of its own): above EVICT_AT of the ceiling, or when LMDB reports
+ * the map full, the least recently used quarter of the records goes.
+ */
+#include "cache/vmap.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+#include "backends/util/timeutil.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#define FORMAT 1
+#define SCHEMA 1
+#define BATCH_MS 5
+#define BATCH_MAX 512
+#define TOUCH_MAX 1024
+#define TOUCH_AGE_MIN 60          /* refresh "used" once an hour at most */
+#define EVICT_AT 0.80
+#define EVICT_SHARE 0.25
+#define KEY_MAX 24
+#define OBJ_HDR 68
+#define REP_HDR 33
+
+enum { DB_OBJECTS, DB_REPLICAS };
+
+struct fact_write {
+	int db;
+	unsigned char key[KEY_MAX];
+	size_t klen;
+	void *val;
+	size_t vlen;
+};
+
+struct batch {
+	struct fact_write *w;
+	size_t n, alloc;
+};
+
+struct touch {
+	int db;
+	unsigned char key[KEY_MAX];
+	size_t klen;
+};
+
+struct vmap {
+	MDB_env *env;
+	MDB_dbi dbi[2];
+	MDB_dbi meta;
+	uint64_t map_size;
+	pthread_t writer;
+	pthread_mutex_t lock;      /* guards everything below */
+	pthread_cond_t wake;       /* writer: work or stop */
+	pthread_cond_t done;       /* flushers: a batch committed */
+	struct batch pending, inflight;
+	struct touch touched[TOUCH_MAX];
+	size_t ntouched;
+	uint64_t put_seq, inflight_seq, committed_seq;
+	bool stop;
+	uint64_t commits, evicted;
+};
+
+static uint32_t now_minutes(void)
+{
+	return (uint32_t)(wall_ns() / (60 * NS_PER_SEC));
+}
+
+static void name_key(const char *name, unsigned char out[16])
+{
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, XXH3_128bits(name, strlen(name)));
+	memcpy(out, c.digest, 16);
+}
+
+static size_t replica_key(const char *replica, const char *name,
+			  unsigned char out[KEY_MAX])
+{
+	XXH64_canonical_t c;
+	XXH64_canonicalFromHash(&c, XXH3_64bits(replica, strlen(replica)));
+	memcpy(out, c.digest, 8);
+	name_key(name, out + 8);
+	return KEY_MAX;
+}
+
+/* ---- records ---- */
+
+#define PUT(buf, off, v) memcpy((buf) + (off), &(v), sizeof(v))
+#define GET(buf, off, v) memcpy(&(v), (buf) + (off), sizeof(v))
+
+static void *encode_object(const char *name, const struct source_fact *f,
+			   size_t *len)
+{
+	uint16_t n = (uint16_t)strlen(name);
+	uint8_t format = FORMAT, flags = (uint8_t)((f->tombstone ? 1 : 0) |
+		(f->has_crc32c ? 2 : 0) | (f->has_md5 ? 4 : 0));
+	uint32_t used = now_minutes();
+	unsigned char *b = xcalloc(1, OBJ_HDR + n);
+
+	PUT(b, 0, format);
+	PUT(b, 1, flags);
+	PUT(b, 2, n);
+	PUT(b, 4, used);
+	PUT(b, 8, f->generation);
+	PUT(b, 16, f->metageneration);
+	PUT(b, 24, f->size);
+	PUT(b, 32, f->ctime_ns);
+	PUT(b, 40, f->confirmed_ns);
+	PUT(b, 48, f->crc32c);
+	memcpy(b + 52, f->md5, 16);
+	memcpy(b + OBJ_HDR, name, n);
+	*len = OBJ_HDR + n;
+	return b;
+}
+
+static int decode_object(const unsigned char *b, size_t len, const char *name,
+			 struct source_fact *f)
+{
+	uint8_t format, flags;
+	uint16_t n;
+
+	if (len < OBJ_HDR)
+		return -ENOENT;
+	GET(b, 0, format);
+	GET(b, 2, n);
+	if (format != FORMAT || len != (size_t)OBJ_HDR + n ||
+	    strlen(name) != n || memcmp(b + OBJ_HDR, name, n) != 0)
+		return -ENOENT;          /* other format, or a collision */
+	memset(f, 0, sizeof(*f));
+	GET(b, 1, flags);
+	f->tombstone = flags & 1;
+	f->has_crc32c = flags & 2;
+	f->has_md5 = flags & 4;
+	GET(b, 8, f->generation);
+	GET(b, 16, f->metageneration);
+	GET(b, 24, f->size);
+	GET(b, 32, f->ctime_ns);
+	GET(b, 40, f->confirmed_ns);
+	GET(b, 48, f->crc32c);
+	memcpy(f->md5, b + 52, 16);
+	return 0;
+}
+
+static void *encode_replica(const char *name, const struct replica_fact *f,
+			    size_t *len)
+{
+	uint16_t n = (uint16_t)strlen(name);
+	uint8_t format = FORMAT, state = (uint8_t)f->state;
+	uint8_t e = (uint8_t)strnlen(f->etag, HY_ETAG_MAX - 1);
+	uint32_t used = now_minutes();
+	unsigned char *b = xcalloc(1, REP_HDR + e + n);
+
+	PUT(b, 0, format);
+	PUT(b, 1, state);
+	PUT(b, 2, n);
+	PUT(b, 4, used);
+	PUT(b, 8, f->generation);
+	PUT(b, 16, f->size);
+	PUT(b, 24, f->checked_ns);
+	PUT(b, 32, e);
+	memcpy(b + REP_HDR, f->etag, e);
+	memcpy(b + REP_HDR + e, name, n);
+	*len = REP_HDR + e + n;
+	return b;
+}
+
+static int decode_replica(const unsigned char *b, size_t len, const char *name,
+			  struct replica_fact *f)
+{
+	uint8_t format, state, e;
+	uint16_t n;
+
+	if (len < REP_HDR)
+		return -ENOENT;
+	GET(b, 0, format);
+	GET(b, 1, state);
+	GET(b, 2, n);
+	GET(b, 32, e);
+	if (format != FORMAT || state > REPLICA_BAD || e >= HY_ETAG_MAX ||
+	    len != (size_t)REP_HDR + e + n || strlen(name) != n ||
+	    memcmp(b + REP_HDR + e, name, n) != 0)
+		return -ENOENT;
+	memset(f, 0, sizeof(*f));
+	f->state = (enum replica_state)state;
+	GET(b, 8, f->generation);
+	GET(b, 16, f->size);
+	GET(b, 24, f->checked_ns);
+	memcpy(f->etag, b + REP_HDR, e);
+	f->etag[e] = '\0';
+	return 0;
+}
+
+static uint32_t record_used(const unsigned char *b, size_t len)
+{
+	uint32_t used = 0;
+	if (len >= 8)
+		GET(b, 4, used);
+	return used;
+}
+
+/* ---- batching ---- */
+
+static void batch_add(struct batch *bt, const struct fact_write *w)
+{
+	if (bt->n == bt->alloc) {
+		bt->alloc = bt->alloc ? bt->alloc * 2 : 64;
+		bt->w = xrealloc(bt->w, bt->alloc * sizeof(*bt->w));
+	}
+	bt->w[bt->n++] = *w;
+}
+
+static void batch_clear(struct batch *bt)
+{
+	for (size_t i = 0; i < bt->n; i++)
+		free(bt->w[i].val);
+	bt->n = 0;
+}
+
+/* The newest pending or in-flight value for key; copied out.  Caller
+ * holds the lock. */
+static void *batch_find(struct vmap *m, int db, const unsigned char *key,
+			size_t klen, size_t *vlen)
+{
+	const struct batch *bs[2] = { &m->pending, &m->inflight };
+	for (int k = 0; k < 2; k++)
+		for (size_t i = bs[k]->n; i-- > 0;) {
+			const struct fact_write *w = &bs[k]->w[i];
+			if (w->db == db && w->klen == klen &&
+			    memcmp(w->key, key, klen) == 0) {
+				void *v = xmalloc(w->vlen);
+				memcpy(v, w->val, w->vlen);
+				*vlen = w->vlen;
+				return v;
+			}
+		}
+	return NULL;
+}
+
+static void put_fact(struct vmap *m, int db, const unsigned char *key,
+		     size_t klen, void *val, size_t vlen)
+{
+	struct fact_write w = { .db = db, .klen = klen, .val = val,
+				.vlen = vlen };
+	memcpy(w.key, key, klen);
+	pthread_mutex_lock(&m->lock);
+	batch_add(&m->pending, &w);
+	m->put_seq++;
+	if (m->pending.n == 1 || m->pending.n >= BATCH_MAX)
+		pthread_cond_signal(&m->wake);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Remember that a record read from disk is old, so the next batch can
+ * refresh its "used" while it writes anyway. */
+static void note_touch(struct vmap *m, int db, const unsigned char *key,
+		       size_t klen, uint32_t used)
+{
+	if (used + TOUCH_AGE_MIN > now_minutes())
+		return;
+	pthread_mutex_lock(&m->lock);
+	if (m->ntouched < TOUCH_MAX) {
+		struct touch *t = &m->touched[m->ntouched++];
+		t->db = db;
+		t->klen = klen;
+		memcpy(t->key, key, klen);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Look a key up: batches first, then the map (a short read txn). */
+static void *lookup(struct vmap *m, int db, const unsigned char *key,
+		    size_t klen, size_t *vlen)
+{
+	pthread_mutex_lock(&m->lock);
+	void *v = batch_find(m, db, key, klen, vlen);
+	pthread_mutex_unlock(&m->lock);
+	if (v)
+		return v;
+
+	MDB_txn *txn;
+	MDB_val k = { klen, (void *)key }, d;
+	if (mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn) != 0)
+		return NULL;
+	if (mdb_get(txn, m->dbi[db], &k, &d) == 0) {
+		v = xmalloc(d.mv_size);
+		memcpy(v, d.mv_data, d.mv_size);
+		*vlen = d.mv_size;
+	}
+	mdb_txn_abort(txn);
+	if (v)
+		note_touch(m, db, key, klen, record_used(v, *vlen));
+	return v;
+}
+
+/* ---- the facts interface ---- */
+
+static int f_get_source(void *ctx, const char *name, struct source_fact *out)
+{
+	unsigned char key[16];
+	size_t len;
+	name_key(name, key);
+	unsigned char *v = lookup(ctx, DB_OBJECTS, key, 16, &len);
+	int rc = v ? decode_object(v, len, name, out) : -ENOENT;
+	free(v);
+	return rc;
+}
+
+static void f_put_source(void *ctx, const char *name,
+			 const struct source_fact *f)
+{
+	unsigned char key[16];
+	size_t len;
+	if (strlen(name) > UINT16_MAX)
+		return;
+	name_key(name, key);
+	void *v = encode_object(name, f, &len);
+	put_fact(ctx, DB_OBJECTS, key, 16, v, len);
+}
+
+static int f_get_replica(void *ctx, const char *replica, const char *name,
+			 struct replica_fact *out)
+{
+	unsigned char key[KEY_MAX];
+	size_t len, klen = replica_key(replica, name, key);
+	unsigned char *v = lookup(ctx, DB_REPLICAS, key, klen, &len);
+	int rc = v ? decode_replica(v, len, name, out) : -ENOENT;
+	free(v);
+	return rc;
+}
+
+static void f_put_replica(void *ctx, const char *replica, const char *name,
+			  const struct replica_fact *f)
+{
+	unsigned char key[KEY_MAX];
+	size_t len, klen;
+	if (strlen(name) > UINT16_MAX)
+		return;
+	klen = replica_key(replica, name, key);
+	void *v = encode_replica(name, f, &len);
+	put_fact(ctx, DB_REPLICAS, key, klen, v, len);
+}
+
+static const struct facts_ops vmap_facts_ops = {
+	.get_source = f_get_source,
+	.put_source = f_put_source,
+	.get_replica = f_get_replica,
+	.put_replica = f_put_replica,
+};
+
+struct facts vmap_facts(struct vmap *m)
+{
+	struct facts f = { &vmap_facts_ops, m };
+	return f;
+}
+
+/* ---- the writer ---- */
+
+static double fill_ratio(struct vmap *m)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(m->env, &info);
+	mdb_env_stat(m->env, &st);
+	return (double)(info.me_last_pgno + 1) * st.ms_psize /
+	       (double)info.me_mapsize;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Drop the least recently used share of all records.  One transaction. */
+static int evict(struct vmap *m, double share)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, d;
+	uint32_t *used = NULL;
+	size_t n = 0, alloc = 0;
+	uint64_t dropped = 0;
+	int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+
+	if (rc)
+		return rc;
+	for (int db = 0; db < 2; db++) {
+		mdb_cursor_open(txn, m->dbi[db], &cur);
+		for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &d, op) == 0;
+		     op = MDB_NEXT) {
+			if (n == alloc) {
+				alloc = alloc ? alloc * 2 : 4096;
+				used = xrealloc(used, alloc * sizeof(*used));
+			}
+			used[n++] = record_used(d.mv_data, d.mv_size);
+		}
+		mdb_cursor_close(cur);
+	}
+	if (n == 0) {
+		mdb_txn_abort(txn);
+		free(used);
+		return 0;
+	}
+	qsort(used, n, sizeof(*used), cmp_u32);
+	uint64_t target = (uint64_t)((double)n * share) + 1;
+	uint32_t cutoff = used[target < n ? target - 1 : n - 1];
+	for (int db = 0; db < 2 && dropped < target; db++) {
+		mdb_cursor_open(txn, m->dbi[db], &cur);
+		int op = MDB_FIRST;
+		while (dropped < target && mdb_cursor_get(cur, &k, &d, op) == 0) {
+			op = MDB_NEXT;
+			if (record_used(d.mv_data, d.mv_size) <= cutoff) {
+				mdb_cursor_del(cur, 0);
+				dropped++;
+			}
+		}
+		mdb_cursor_close(cur);
+	}
+	free(used);
+	rc = mdb_txn_commit(txn);
+	if (rc == 0) {
+		m->evicted += dropped;
+		log_info("version map: evicted %llu least recently used "
+			 "entries (ceiling %llu MiB)", (unsigned long long)dropped,
+			 (unsigned long long)(m->map_size >> 20));
+	}
+	return rc;
+}
+
+/* Rewrite "used" of touched records; inside the batch's transaction. */
+static void refresh_touched(struct vmap *m, MDB_txn *txn,
+			    const struct touch *t, size_t n)
+{
+	uint32_t now = now_minutes();
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = { t[i].klen, (void *)t[i].key }, d;
+		if (mdb_get(txn, m->dbi[t[i].db], &k, &d) != 0 || d.mv_size < 8)
+			continue;
+		void *copy = xmalloc(d.mv_size);
+		memcpy(copy, d.mv_data, d.mv_size);
+		PUT((unsigned char *)copy, 4, now);
+		d.mv_data = copy;
+		mdb_put(txn, m->dbi[t[i].db], &k, &d, 0);
+		free(copy);
+	}
+}
+
+static int commit_batch(struct vmap *m, const struct batch *bt,
+			const struct touch *t, size_t nt)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < bt->n && rc == 0; i++) {
+		const struct fact_write *w = &bt->w[i];
+		MDB_val k = { w->klen, (void *)w->key }, d = { w->vlen, w->val };
+		rc = mdb_put(txn, m->dbi[w->db], &k, &d, 0);
+	}
+	if (rc == 0)
+		refresh_touched(m, txn, t, nt);
+	if (rc == 0)
+		return mdb_txn_commit(txn);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static void write_batch(struct vmap *m, const struct batch *bt,
+			const struct touch *t, size_t nt)
+{
+	if (fill_ratio(m) > EVICT_AT)
+		evict(m, EVICT_SHARE);
+	int rc = commit_batch(m, bt, t, nt);
+	if (rc == MDB_MAP_FULL) {
+		evict(m, 2 * EVICT_SHARE);
+		rc = commit_batch(m, bt, t, nt);
+	}
+	if (rc != 0)
+		log_warn("version map: %zu facts not kept: %s", bt->n,
+			 mdb_strerror(rc));
+}
+
+static void *writer_main(void *arg)
+{
+	struct vmap *m = arg;
+	struct touch t[TOUCH_MAX];
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		while (!m->pending.n && !m->stop)
+			pthread_cond_wait(&m->wake, &m->lock);
+		if (!m->pending.n && m->stop)
+			break;
+		if (!m->stop && m->pending.n < BATCH_MAX) {
+			/* let a few milliseconds of facts gather */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += BATCH_MS * NS_PER_MS;
+			if (ts.tv_nsec >= NS_PER_SEC) {
+				ts.tv_sec++;
+				ts.tv_nsec -= NS_PER_SEC;
+			}
+			pthread_cond_timedwait(&m->wake, &m->lock, &ts);
+		}
+		struct batch swap = m->inflight;
+		m->inflight = m->pending;
+		m->pending = swap;
+		m->inflight_seq = m->put_seq;
+		size_t nt = m->ntouched;
+		memcpy(t, m->touched, nt * sizeof(*t));
+		m->ntouched = 0;
+		pthread_mutex_unlock(&m->lock);
+
+		write_batch(m, &m->inflight, t, nt);
+
+		pthread_mutex_lock(&m->lock);
+		batch_clear(&m->inflight);
+		m->committed_seq = m->inflight_seq;
+		m->commits++;
+		pthread_cond_broadcast(&m->done);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+void vmap_flush(struct vmap *m)
+{
+	pthread_mutex_lock(&m->lock);
+	uint64_t target = m->put_seq;
+	pthread_cond_signal(&m->wake);
+	while (m->committed_seq < target)
+		pthread_cond_wait(&m->done, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- open / close ---- */
+
+static int mkdir_p(const char *dir)
+{
+	struct strbuf p = STRBUF_INIT;
+	int rc = 0;
+	strbuf_adds(&p, dir);
+	for (char *s = p.buf + 1; rc == 0; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p.buf, 0700) < 0 && errno != EEXIST)
+			rc = -errno;
+		*s = c;
+		if (!c)
+			break;
+	}
+	strbuf_release(&p);
+	return rc;
+}
+
+/* Open the databases; check or write schema and identity. */
+static int open_dbs(struct vmap *m, const char *identity, char *err,
+		    size_t errlen)
+{
+	MDB_txn *txn;
+	MDB_val k, d;
+	uint32_t schema = SCHEMA;
+	int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+
+	if (rc)
+		goto out_mdb_error;
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &m->meta)) ||
+	    (rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &m->dbi[DB_OBJECTS])) ||
+	    (rc = mdb_dbi_open(txn, "replicas", MDB_CREATE,
+			       &m->dbi[DB_REPLICAS])))
+		goto out_abort_txn;
+	k.mv_data = "schema";
+	k.mv_size = 6;
+	rc = mdb_get(txn, m->meta, &k, &d);
+	bool fresh = rc == MDB_NOTFOUND;
+	if (!fresh && (rc || d.mv_size != 4 || memcmp(d.mv_data, &schema, 4))) {
+		/* Another format: the map is a cache, start it again. */
+		log_notice("version map: unknown format, starting afresh");
+		mdb_drop(txn, m->dbi[DB_OBJECTS], 0);
+		mdb_drop(txn, m->dbi[DB_REPLICAS], 0);
+		mdb_drop(txn, m->meta, 0);
+		fresh = true;
+	}
+	k.mv_data = "identity";
+	k.mv_size = 8;
+	if (fresh) {
+		MDB_val sk = { 6, "schema" }, sv = { 4, &schema };
+		MDB_val iv = { strlen(identity), (void *)identity };
+		if ((rc = mdb_put(txn, m->meta, &sk, &sv, 0)) ||
+		    (rc = mdb_put(txn, m->meta, &k, &iv, 0)))
+			goto out_abort_txn;
+	} else if (mdb_get(txn, m->meta, &k, &d) != 0) {
+		MDB_val iv = { strlen(identity), (void *)identity };
+		if ((rc = mdb_put(txn, m->meta, &k, &iv, 0)))
+			goto out_abort_txn;
+	} else if (d.mv_size != strlen(identity) ||
+		   memcmp(d.mv_data, identity, d.mv_size) != 0) {
+		snprintf(err, errlen, "the version map in this state_dir belongs "
+			 "to another source (%.*s), not %s: use another "
+			 "state_dir", (int)(d.mv_size < 200 ? d.mv_size : 200),
+			 (const char *)d.mv_data, identity);
+		mdb_txn_abort(txn);
+		return -EEXIST;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		goto out_mdb_error;
+	return 0;
+
+out_abort_txn:
+	mdb_txn_abort(txn);
+out_mdb_error:
+	snprintf(err, errlen, "version map: %s", mdb_strerror(rc));
+	return -EINVAL;
+}
+
+int vmap_open(const char *dir, const char *identity, uint64_t map_size,
+	      struct vmap **out, char *err, size_t errlen)
+{
+	struct vmap *m = xcalloc(1, sizeof(*m));
+	int rc, dead;
+
+	rc = mkdir_p(dir);
+	if (rc < 0) {
+		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(-rc));
+		free(m);
+		return rc;
+	}
+	m->map_size = map_size;
+	if ((rc = mdb_env_create(&m->env)) ||
+	    (rc = mdb_env_set_maxdbs(m->env, 4)) ||
+	    (rc = mdb_env_set_maxreaders(m->env, 512)) ||
+	    (rc = mdb_env_set_mapsize(m->env, map_size)) ||
+	    (rc = mdb_env_open(m->env, dir, MDB_NOTLS | MDB_NORDAHEAD |
+			       MDB_NOMETASYNC, 0600))) {
+		snprintf(err, errlen, "version map in %s: %s", dir,
+			 mdb_strerror(rc));
+		if (m->env)
+			mdb_env_close(m->env);
+		free(m);
+		return rc == ENOENT || rc == EACCES ? -rc : -EINVAL;
+	}
+	mdb_reader_check(m->env, &dead);
+	rc = open_dbs(m, identity, err, errlen);
+	if (rc < 0) {
+		mdb_env_close(m->env);
+		free(m);
+		return rc;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->wake, NULL);
+	pthread_cond_init(&m->done, NULL);
+	pthread_create(&m->writer, NULL, writer_main, m);
+	*out = m;
+	return 0;
+}
+
+void vmap_close(struct vmap *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	pthread_cond_signal(&m->wake);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->writer, NULL);
+	batch_clear(&m->pending);
+	batch_clear(&m->inflight);
+	free(m->pending.w);
+	free(m->inflight.w);
+	mdb_env_sync(m->env, 1);
+	mdb_env_close(m->env);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->wake);
+	pthread_cond_destroy(&m->done);
+	free(m);
+}
+
+void vmap_get_stats(struct vmap *m, struct vmap_stats *st)
+{
+	MDB_txn *txn;
+	MDB_stat s;
+
+	memset(st, 0, sizeof(*st));
+	if (mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn) == 0) {
+		if (mdb_stat(txn, m->dbi[DB_OBJECTS], &s) == 0)
+			st->objects = s.ms_entries;
+		if (mdb_stat(txn, m->dbi[DB_REPLICAS], &s) == 0)
+			st->replicas = s.ms_entries;
+		mdb_txn_abort(txn);
+	}
+	pthread_mutex_lock(&m->lock);
+	st->commits = m->commits;
+	st->evicted = m->evicted;
+	pthread_mutex_unlock(&m->lock);
+	st->map_size = m->map_size;
+	st->used_bytes = (uint64_t)(fill_ratio(m) * (double)m->map_size);
+}

@@ -1,0 +1,185 @@
+/*
+ * The version map on a real LMDB environment: facts round-trip, batches
+ * are visible before they commit, the map survives close and kill -9,
+ * refuses another source, and stays under its ceiling by evicting.
+ */
+#include "cache/vmap.h"
+#include "tests/unit/check.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char base[512];
+
+static const char *dir(const char *name)
+{
+	static char p[1024];
+	snprintf(p, sizeof(p), "%s/%s", base, name);
+	return p;
+}
+
+static struct source_fact source(uint64_t gen)
+{
+	struct source_fact f = { .generation = gen, .metageneration = 1,
+				 .size = gen * 10, .ctime_ns = 1700000000LL,
+				 .crc32c = 0xc99465aa, .has_crc32c = true,
+				 .confirmed_ns = 42 };
+	f.md5[0] = 0xd4;
+	return f;
+}
+
+static void roundtrip(void)
+{
+	struct vmap *m;
+	char err[256];
+	CHECK_INT(vmap_open(dir("rt"), "gcs http://x/lake/", 64 << 20, &m, err,
+			    sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	struct source_fact s = source(7), got;
+	char longname[1025];
+	memset(longname, 'n', 1024);
+	longname[1024] = '\0';
+
+	CHECK_INT(f.ops->get_source(f.ctx, "a/b", &got), -ENOENT);
+	f.ops->put_source(f.ctx, "a/b", &s);
+	/* visible at once, before the batch commits */
+	CHECK_INT(f.ops->get_source(f.ctx, "a/b", &got), 0);
+	CHECK_INT(got.generation, 7);
+	f.ops->put_source(f.ctx, longname, &s);          /* > 511-byte key */
+	struct replica_fact r = { .state = REPLICA_HOLDS, .generation = 7,
+				  .size = 70, .checked_ns = 5 };
+	snprintf(r.etag, sizeof(r.etag), "d41d8cd98f00b204e9800998ecf8427e");
+	f.ops->put_replica(f.ctx, "dc-east", "a/b", &r);
+	vmap_flush(m);
+
+	CHECK_INT(f.ops->get_source(f.ctx, longname, &got), 0);
+	CHECK_INT(got.size, 70);
+	CHECK(got.has_crc32c && got.crc32c == 0xc99465aa && got.md5[0] == 0xd4);
+	CHECK(!got.tombstone);
+	struct replica_fact rg;
+	CHECK_INT(f.ops->get_replica(f.ctx, "dc-east", "a/b", &rg), 0);
+	CHECK_INT(rg.state, REPLICA_HOLDS);
+	CHECK_STR(rg.etag, "d41d8cd98f00b204e9800998ecf8427e");
+	/* replicas are told apart */
+	CHECK_INT(f.ops->get_replica(f.ctx, "dc-west", "a/b", &rg), -ENOENT);
+	/* a tombstone is a fact too */
+	struct source_fact t = { .tombstone = true, .confirmed_ns = 9 };
+	f.ops->put_source(f.ctx, "gone", &t);
+	vmap_close(m);
+
+	/* reopened: everything is there */
+	CHECK_INT(vmap_open(dir("rt"), "gcs http://x/lake/", 64 << 20, &m, err,
+			    sizeof(err)), 0);
+	f = vmap_facts(m);
+	CHECK_INT(f.ops->get_source(f.ctx, "a/b", &got), 0);
+	CHECK_INT(got.generation, 7);
+	CHECK_INT(f.ops->get_source(f.ctx, "gone", &got), 0);
+	CHECK(got.tombstone);
+	struct vmap_stats st;
+	vmap_get_stats(m, &st);
+	CHECK_INT(st.objects, 3);
+	CHECK_INT(st.replicas, 1);
+	vmap_close(m);
+
+	/* another source is refused, with a message naming both */
+	CHECK_INT(vmap_open(dir("rt"), "gcs http://x/other/", 64 << 20, &m, err,
+			    sizeof(err)), -EEXIST);
+	CHECK(strstr(err, "http://x/lake/") && strstr(err, "http://x/other/"));
+}
+
+static void survives_kill9(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct vmap *m;
+		char err[256];
+		if (vmap_open(dir("k9"), "id", 64 << 20, &m, err, sizeof(err)))
+			_exit(1);
+		struct facts f = vmap_facts(m);
+		for (int i = 0; i < 1000; i++) {
+			char name[32];
+			struct source_fact s = source((uint64_t)i + 1);
+			snprintf(name, sizeof(name), "obj-%d", i);
+			f.ops->put_source(f.ctx, name, &s);
+		}
+		vmap_flush(m);
+		/* more facts in flight when the process dies */
+		for (int i = 1000; i < 2000; i++) {
+			char name[32];
+			struct source_fact s = source((uint64_t)i + 1);
+			snprintf(name, sizeof(name), "obj-%d", i);
+			f.ops->put_source(f.ctx, name, &s);
+		}
+		raise(SIGKILL);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	struct vmap *m;
+	char err[256];
+	CHECK_INT(vmap_open(dir("k9"), "id", 64 << 20, &m, err, sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	int found = 0;
+	for (int i = 0; i < 1000; i++) {
+		char name[32];
+		struct source_fact got;
+		snprintf(name, sizeof(name), "obj-%d", i);
+		if (f.ops->get_source(f.ctx, name, &got) == 0 &&
+		    got.generation == (uint64_t)i + 1)
+			found++;
+	}
+	CHECK_INT(found, 1000);       /* everything flushed before the kill */
+	/* and the map still takes writes */
+	struct source_fact s = source(99);
+	f.ops->put_source(f.ctx, "after", &s);
+	vmap_flush(m);
+	vmap_close(m);
+}
+
+static void stays_under_ceiling(void)
+{
+	struct vmap *m;
+	char err[256];
+	const uint64_t ceiling = 1 << 20;             /* 1 MiB: ~6,000 records */
+	CHECK_INT(vmap_open(dir("evict"), "id", ceiling, &m, err, sizeof(err)),
+		  0);
+	struct facts f = vmap_facts(m);
+	char name[200];
+	for (int i = 0; i < 30000; i++) {
+		struct source_fact s = source((uint64_t)i + 1);
+		snprintf(name, sizeof(name), "tables/t/part-%06d-%0100d.parquet",
+			 i, i);
+		f.ops->put_source(f.ctx, name, &s);
+		if (i % 1000 == 999)
+			vmap_flush(m);
+	}
+	vmap_flush(m);
+	struct vmap_stats st;
+	vmap_get_stats(m, &st);
+	CHECK(st.evicted > 0);
+	CHECK(st.objects > 0 && st.objects < 30000);
+	CHECK(st.used_bytes <= ceiling);
+	/* the newest facts survive eviction */
+	struct source_fact got;
+	snprintf(name, sizeof(name), "tables/t/part-%06d-%0100d.parquet", 29999,
+		 29999);
+	CHECK_INT(f.ops->get_source(f.ctx, name, &got), 0);
+	vmap_close(m);
+}
+
+int main(void)
+{
+	const char *t = getenv("HYLAKE_TEST_TMP");
+	snprintf(base, sizeof(base), "%s/vmap-test-%d", t ? t : "/tmp",
+		 (int)getpid());
+	mkdir(base, 0700);
+	roundtrip();
+	survives_kill9();
+	stays_under_ceiling();
+	return check_summary();
+}
