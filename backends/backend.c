@@ -30,7 +30,9 @@ bool etag_copy(char *dst, const char *src, size_t len)
 
 bool obj_info_same_version(const struct obj_info *a, const struct obj_info *b)
 {
-	if (a->generation || b->generation)
+	/* Generations when both know one (a listing of an S3 replica does
+	 * not carry the stamped generation that its HEAD does). */
+	if (a->generation && b->generation)
 		return a->generation == b->generation;
 	if (!a->etag[0] || !b->etag[0])
 		return false;
@@ -181,6 +183,7 @@ void store_conf_release(struct store_conf *c)
 	free(c->metadata_endpoint);
 	free(c->profile);
 	free(c->path);
+	free(c->generation_key);
 	memset(c, 0, sizeof(*c));
 }
 

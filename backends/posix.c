@@ -11,6 +11,7 @@
 #include "backends/store.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
+#include "backends/util/base64.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,12 +23,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 struct posix_backend {
 	struct backend base;
 	int rootfd;
 	char *root;
+	char *generation_xattr;   /* "user.goog-generation" */
 	unsigned page_size;
 };
 
@@ -167,6 +170,27 @@ out_closedir:
 	return rc;
 }
 
+/* The source generation and crc32c a replicator stamped on the file. */
+static void read_stamp(const struct posix_backend *px, int fd,
+		       struct obj_info *info)
+{
+	char v[64];
+	ssize_t n = fgetxattr(fd, px->generation_xattr, v, sizeof(v) - 1);
+	if (n > 0) {
+		char *end;
+		v[n] = '\0';
+		errno = 0;
+		unsigned long long g = strtoull(v, &end, 10);
+		if (!errno && end != v && !*end && v[0] != '-')
+			info->generation = g;
+	}
+	n = fgetxattr(fd, "user." STORE_CRC32C_KEY, v, sizeof(v) - 1);
+	if (n > 0) {
+		v[n] = '\0';
+		info->has_crc32c = base64_crc32c(v, &info->crc32c) == 0;
+	}
+}
+
 static int posix_open(struct backend *b, const char *name, struct bobj **out,
 		      const struct deadline *dl)
 {
@@ -187,6 +211,7 @@ static int posix_open(struct backend *b, const char *name, struct bobj **out,
 	struct posix_obj *o = xcalloc(1, sizeof(*o));
 	bobj_init(&o->base, b, name);
 	info_from_stat(&st, &o->base.info);
+	read_stamp(to_px(b), fd, &o->base.info);
 	o->fd = fd;
 	o->st = st;
 	*out = &o->base;
@@ -268,6 +293,7 @@ static void posix_destroy(struct backend *b)
 	struct posix_backend *px = to_px(b);
 	close(px->rootfd);
 	free(px->root);
+	free(px->generation_xattr);
 	backend_release(b);
 	free(px);
 }
@@ -303,6 +329,9 @@ int posix_create(const struct store_conf *c, struct backend **out,
 	px->rootfd = fd;
 	px->root = strbuf_detach(&root, NULL);
 	px->page_size = (unsigned)c->list_page_size;
+	strbuf_addf(&desc, "user.%s", c->generation_key && *c->generation_key
+		    ? c->generation_key : "goog-generation");
+	px->generation_xattr = strbuf_detach(&desc, NULL);
 	strbuf_addf(&desc, "posix %s", px->root);
 	backend_init(&px->base, &posix_ops, c->name, desc.buf);
 	strbuf_release(&desc);

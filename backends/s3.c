@@ -22,6 +22,7 @@
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/uri.h"
+#include "backends/util/base64.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -40,6 +41,7 @@ struct s3_backend {
 	char *bucket;
 	char *prefix;         /* "" or "dir/" */
 	char *region;
+	char *generation_header;  /* "x-amz-meta-goog-generation" */
 	unsigned page_size;
 	struct aws_creds creds;
 };
@@ -303,8 +305,11 @@ static int s3_stat(struct backend *b, const char *name, struct obj_info *out,
 	return backend_stat_by_listing(b, name, out, dl);
 }
 
-/* Fill info from HEAD/GET response headers.  -EBADMSG if incomplete. */
-static int info_from_headers(const struct http_resp *r, struct obj_info *info)
+/* Fill info from HEAD/GET response headers.  -EBADMSG if incomplete.
+ * A stamped source generation and crc32c (replicas) are taken along;
+ * a malformed stamp counts as none. */
+static int info_from_headers(const struct s3_backend *s3,
+			     const struct http_resp *r, struct obj_info *info)
 {
 	char v[256];
 
@@ -321,6 +326,15 @@ static int info_from_headers(const struct http_resp *r, struct obj_info *info)
 		return -EBADMSG;
 	if (http_resp_header(r, "last-modified", v, sizeof(v)))
 		httpdate_parse_ns(v, &info->mtime_ns);
+	if (http_resp_header(r, s3->generation_header, v, sizeof(v))) {
+		char *gend;
+		errno = 0;
+		unsigned long long g = strtoull(v, &gend, 10);
+		if (!errno && gend != v && !*gend && v[0] != '-')
+			info->generation = g;
+	}
+	if (http_resp_header(r, "x-amz-meta-" STORE_CRC32C_KEY, v, sizeof(v)))
+		info->has_crc32c = base64_crc32c(v, &info->crc32c) == 0;
 	return 0;
 }
 
@@ -337,7 +351,7 @@ static int s3_open(struct backend *b, const char *name, struct bobj **out,
 	http_resp_init(&resp);
 	rc = call_do(&c, NULL, 0, NULL, dl, &resp, NULL, 0);
 	if (rc == 0)
-		rc = info_from_headers(&resp, &info);
+		rc = info_from_headers(s3, &resp, &info);
 	http_resp_release(&resp);
 	call_release(&c);
 	if (rc < 0)
@@ -477,6 +491,7 @@ static void s3_destroy(struct backend *b)
 	free(s3->bucket);
 	free(s3->prefix);
 	free(s3->region);
+	free(s3->generation_header);
 	backend_release(b);
 	free(s3);
 }
@@ -556,6 +571,9 @@ int s3_create(const struct store_conf *c, struct backend **out,
 	s3->bucket = xstrdup(c->bucket);
 	s3->prefix = xstrdup(c->prefix ? c->prefix : "");
 	s3->region = xstrdup(c->region && *c->region ? c->region : "us-east-1");
+	strbuf_addf(&desc, "x-amz-meta-%s", c->generation_key && *c->generation_key
+		    ? c->generation_key : "goog-generation");
+	s3->generation_header = strbuf_detach(&desc, NULL);
 	s3->page_size = (unsigned)c->list_page_size;
 	s3->http = http_engine_create(&c->net);
 	strbuf_addf(&desc, "s3 %s/%s/%s", s3->base_url, s3->bucket, s3->prefix);

@@ -35,12 +35,17 @@ struct store_conf {
 	char *metadata_endpoint;      /* gcs with credentials = metadata */
 	char *profile;
 	char *path;                   /* posix root */
+	char *generation_key;         /* s3: x-amz-meta-KEY, posix: user.KEY
+	                                 holds the stamped source generation */
 	int64_t list_page_size;
 	struct net_conf net;
 };
 
 const char *store_type_name(enum store_type t);
 void store_conf_release(struct store_conf *c);
+
+/* Where replicas record the source's crc32c (base64, as GCS gives it). */
+#define STORE_CRC32C_KEY "goog-crc32c"
 
 struct backend;
 /* Build the store a conf describes.  Returns 0 or -errno with err filled. */

@@ -265,7 +265,8 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 			   const struct section_lines *l)
 {
 	static const char *const s3_keys[] = { "type", "endpoint", "bucket",
-		"prefix", "region", "credentials", "profile", NULL };
+		"prefix", "region", "credentials", "profile", "generation_key",
+		NULL };
 	static const char *const s3_required[] = { "endpoint", "bucket",
 						   "credentials", NULL };
 	static const char *const gcs_keys[] = { "type", "endpoint", "bucket",
@@ -273,7 +274,7 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 	static const char *const gcs_required[] = { "bucket", "credentials",
 						    NULL };
 	static const char *const posix_keys[] = { "type", "path", "prefix",
-						  NULL };
+						  "generation_key", NULL };
 	static const char *const posix_required[] = { "path", NULL };
 	const char *const *keys, *const *required;
 	char err[512];

@@ -64,6 +64,9 @@ const struct opt_def opt_table[] = {
 	  "profile in the credentials file (s3)" },
 	{ "path", OPT_PATH, S(path), NULL, 0, 0, 0, 0,
 	  "root folder (posix)" },
+	{ "generation_key", OPT_STRING, S(generation_key), "goog-generation",
+	  0, 0, 0, 0, "replicas: where a copy records its source generation "
+	  "(s3: x-amz-meta-KEY, posix: xattr user.KEY)" },
 };
 const size_t opt_count = sizeof(opt_table) / sizeof(opt_table[0]);
 

@@ -1,5 +1,6 @@
 /* base64, base64url and the GCS hash fields. */
 #include "backends/util/base64.h"
+#include "backends/util/crc32c.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>
@@ -50,5 +51,21 @@ int main(void)
 	CHECK_INT(base64_md5("1B2M2Y8AsgTpgAmY7PhCfg==", md5), 0);
 	CHECK(md5[0] == 0xd4 && md5[1] == 0x1d && md5[15] == 0x7e);
 	CHECK_INT(base64_md5("1B2M2Y8A", md5), -EINVAL);
+
+	/* CRC-32C check value (RFC 3720 / the Castagnoli catalogue) */
+	CHECK_INT(crc32c_update(0, "123456789", 9), 0xE3069283U);
+	CHECK_INT(crc32c_update(0, "hello world", 11), 0xc99465aaU);
+	CHECK_INT(crc32c_update(0, "", 0), 0);
+	/* pieces give the CRC of the whole, whatever the split */
+	char big[1000];
+	for (int i = 0; i < 1000; i++)
+		big[i] = (char)(i * 7);
+	uint32_t whole = crc32c_update(0, big, sizeof(big));
+	for (size_t cut = 0; cut <= 1000; cut += 37)
+		CHECK_INT(crc32c_update(crc32c_update(0, big, cut), big + cut,
+					1000 - cut), whole);
+	/* 32 zero bytes: RFC 3720 B.4 */
+	char zeros[32] = { 0 };
+	CHECK_INT(crc32c_update(0, zeros, 32), 0x8A9136AAU);
 	return check_summary();
 }

@@ -1,0 +1,15 @@
+/*
+ * crc32c.h - CRC-32C (Castagnoli), the checksum GCS keeps for every
+ * object.  Uses the SSE4.2 instruction when the CPU has it, a table
+ * otherwise.  crc32c_update(0, data, len) is the CRC of data; feed
+ * consecutive pieces by passing the previous result.  Thread safe.
+ */
+#ifndef HYLAKE_CRC32C_H
+#define HYLAKE_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint32_t crc32c_update(uint32_t crc, const void *data, size_t len);
+
+#endif
