@@ -123,6 +123,15 @@ struct backend_ops {
 	ssize_t (*read)(struct bobj *o, void *buf, size_t len, uint64_t off,
 			const struct deadline *dl);
 
+	/*
+	 * Optional: a handle pinned to a version already known (from the
+	 * version map), without a round trip.  Reads still verify it (If-Match,
+	 * generation=), so a wrong belief costs an ESTALE, never wrong bytes.
+	 * NULL for stores that must hold something open (posix).
+	 */
+	int (*open_pinned)(struct backend *b, const char *name,
+			   const struct obj_info *info, struct bobj **out);
+
 	void (*close)(struct bobj *o);
 
 	/* Contact the store: reachable, bucket found, credentials accepted. */

@@ -246,22 +246,32 @@ static int get_meta(struct gcs_backend *g, const char *name,
 	return rc;
 }
 
+static int gcs_open_pinned(struct backend *b, const char *name,
+			   const struct obj_info *info, struct bobj **out);
+
 static int gcs_open(struct backend *b, const char *name, struct bobj **out,
 		    const struct deadline *dl)
 {
-	struct gcs_backend *g = to_gcs(b);
 	struct gcs_item item;
-	int rc = get_meta(g, name, &item, dl);
+	int rc = get_meta(to_gcs(b), name, &item, dl);
 	if (rc < 0)
 		return rc;
 	free(item.name);
+	return gcs_open_pinned(b, name, &item.info, out);
+}
 
+static int gcs_open_pinned(struct backend *b, const char *name,
+			   const struct obj_info *info, struct bobj **out)
+{
+	struct gcs_backend *g = to_gcs(b);
+	if (!info->generation)
+		return -EINVAL;
 	struct gcs_obj *o = xcalloc(1, sizeof(*o));
 	struct strbuf url = STRBUF_INIT;
 	char gen[32];
 	bobj_init(&o->base, b, name);
-	o->base.info = item.info;
-	snprintf(gen, sizeof(gen), "%" PRIu64, item.info.generation);
+	o->base.info = *info;
+	snprintf(gen, sizeof(gen), "%" PRIu64, info->generation);
 	object_url(g, name, &url);
 	add_param(&url, "alt", "media");
 	add_param(&url, "generation", gen);
@@ -428,6 +438,7 @@ static const struct backend_ops gcs_ops = {
 	.list = gcs_list,
 	.open = gcs_open,
 	.read = gcs_read,
+	.open_pinned = gcs_open_pinned,
 	.close = gcs_close,
 	.probe = gcs_probe,
 	.destroy = gcs_destroy,

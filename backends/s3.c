@@ -338,6 +338,19 @@ static int info_from_headers(const struct s3_backend *s3,
 	return 0;
 }
 
+static int s3_open_pinned(struct backend *b, const char *name,
+			  const struct obj_info *info, struct bobj **out)
+{
+	if (!info->etag[0])
+		return -EINVAL;
+	struct s3_obj *o = xcalloc(1, sizeof(*o));
+	bobj_init(&o->base, b, name);
+	o->base.info = *info;
+	snprintf(o->quoted_etag, sizeof(o->quoted_etag), "\"%s\"", info->etag);
+	*out = &o->base;
+	return 0;
+}
+
 static int s3_open(struct backend *b, const char *name, struct bobj **out,
 		   const struct deadline *dl)
 {
@@ -357,12 +370,7 @@ static int s3_open(struct backend *b, const char *name, struct bobj **out,
 	if (rc < 0)
 		return rc == -EBADMSG ? -EIO : rc;
 
-	struct s3_obj *o = xcalloc(1, sizeof(*o));
-	bobj_init(&o->base, b, name);
-	o->base.info = info;
-	snprintf(o->quoted_etag, sizeof(o->quoted_etag), "\"%s\"", info.etag);
-	*out = &o->base;
-	return 0;
+	return s3_open_pinned(b, name, &info, out);
 }
 
 /* Check a 206's Content-Range against what was asked and pinned. */
@@ -503,6 +511,7 @@ static const struct backend_ops s3_ops = {
 	.list = s3_list,
 	.open = s3_open,
 	.read = s3_read,
+	.open_pinned = s3_open_pinned,
 	.close = s3_close,
 	.probe = s3_probe,
 	.destroy = s3_destroy,

@@ -183,6 +183,7 @@ static int run_mount(struct mount_args *ma)
 {
 	struct hy_config cfg;
 	struct strbuf fuse_opts = STRBUF_INIT;
+	struct stack stack = { 0 };
 	struct backend *src = NULL;
 	struct fs *fs = NULL;
 	char err[1024];
@@ -212,14 +213,15 @@ static int run_mount(struct mount_args *ma)
 	}
 
 	/* From here on: the (future) daemon. */
-	if (stack_open_store(&cfg.source, cfg.mount.op_timeout_ms, &src, err,
-			     sizeof(err)) < 0) {
+	if (stack_build(&cfg, &stack, err, sizeof(err)) < 0) {
 		struct strbuf m = STRBUF_INIT;
-		strbuf_addf(&m, "hylake: cannot mount: store %s", err);
+		strbuf_addf(&m, "hylake: cannot mount: %s%s",
+			    strncmp(err, "source", 6) ? "" : "store ", err);
 		status = fail(report_fd, EXIT_FAIL, m.buf);
 		strbuf_release(&m);
 		goto out_release_config;
 	}
+	src = stack.top;
 	struct fs_conf fc = {
 		.entry_timeout_ms = cfg.mount.entry_timeout_ms,
 		.attr_timeout_ms = cfg.mount.attr_timeout_ms,
@@ -255,7 +257,7 @@ static int run_mount(struct mount_args *ma)
 
 out_destroy:
 	fs_destroy(fs);
-	backend_destroy(src);
+	stack_release(&stack);
 out_release_config:
 	config_release(&cfg);
 	strbuf_release(&fuse_opts);

@@ -27,6 +27,10 @@ struct mount_conf {
 	int64_t threads;
 	int64_t log_level;
 	int64_t list_page_size;
+	int64_t freshness_ms;          /* 0: strict; else bounded */
+	int64_t serve_stale_ms;        /* -1: off */
+	int64_t replica_recheck_ms;
+	int64_t map_size;
 };
 
 struct hy_config {

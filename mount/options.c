@@ -43,6 +43,18 @@ const struct opt_def opt_table[] = {
 	  "err | warning | notice | info | debug" },
 	{ "list_page_size", OPT_UINT, M(list_page_size), "1000", 1, 1000, 0, 1,
 	  "names asked for per listing request" },
+	{ "freshness", OPT_FRESHNESS, M(freshness_ms), "strict", 0, DAY, 0, 1,
+	  "strict (ask the source on every open) | bounded:DURATION (trust a "
+	  "version the source confirmed that recently)" },
+	{ "serve_stale_when_source_down", OPT_DURATION_OFF, M(serve_stale_ms),
+	  "off", 0, 365 * DAY, 0, 1, "off | DURATION: while the source is "
+	  "unreachable, serve known versions confirmed this recently" },
+	{ "replica_recheck", OPT_DURATION, M(replica_recheck_ms), "60s", 0, DAY,
+	  0, 1, "how long a replica known to lag or lack a name is skipped "
+	  "without asking it again" },
+	{ "map_size", OPT_SIZE, M(map_size), "1G", 1 << 20, (int64_t)1 << 40,
+	  0, 1, "ceiling of the version map on disk (least recently used "
+	  "entries are evicted below it)" },
 	/* [source] and [replica NAME] */
 	{ "type", OPT_STORETYPE, S(type), NULL, 0, 0, 0, 0,
 	  "gcs | s3 | posix" },
@@ -94,6 +106,34 @@ static int parse_int(const char *v, int64_t *out)
 	if (errno || *end)
 		return -EINVAL;
 	*out = n;
+	return 0;
+}
+
+/* "4096", "512K", "512M", "2G", "1T" (binary units). */
+static int size_parse(const char *v, int64_t *out)
+{
+	char *end;
+	if (!*v || *v == '-')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || end == v)
+		return -EINVAL;
+	int shift = 0;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	case 'T': case 't': shift = 40; break;
+	case '\0': break;
+	default: return -EINVAL;
+	}
+	if (*end && end[1] && !(end[1] == 'i' && (end[2] == 'B' || !end[2])) &&
+	    !(end[1] == 'B' && !end[2]))
+		return -EINVAL;
+	if (n > (unsigned long long)INT64_MAX >> shift)
+		return -ERANGE;
+	*out = (int64_t)(n << shift);
 	return 0;
 }
 
@@ -159,10 +199,42 @@ int opt_set(const struct opt_def *d, void *base, const char *value,
 		return 0;
 	case OPT_STORETYPE:
 		return set_store_type(field, value, err, errlen);
+	case OPT_FRESHNESS:
+		if (strcmp(value, "strict") == 0) {
+			*(int64_t *)field = 0;
+			return 0;
+		}
+		if (strncmp(value, "bounded:", 8) != 0 ||
+		    duration_parse_ms(value + 8, &n) < 0 || n <= 0) {
+			snprintf(err, errlen, "bad freshness '%s': expected "
+				 "strict or bounded:DURATION (e.g. bounded:30s)",
+				 value);
+			return -EINVAL;
+		}
+		break;
+	case OPT_DURATION_OFF:
+		if (strcmp(value, "off") == 0) {
+			*(int64_t *)field = -1;
+			return 0;
+		}
+		if (duration_parse_ms(value, &n) < 0) {
+			snprintf(err, errlen, "bad value '%s' for '%s': expected "
+				 "off or a duration such as 10m", value, d->name);
+			return -EINVAL;
+		}
+		break;
+	case OPT_SIZE:
+		if (size_parse(value, &n) < 0) {
+			snprintf(err, errlen, "bad size '%s' for '%s': expected "
+				 "e.g. 512M or 2G", value, d->name);
+			return -EINVAL;
+		}
+		break;
 	}
 	if (n < d->min || n > d->max) {
 		char lo[32], hi[32];
-		if (d->type == OPT_DURATION) {
+		if (d->type == OPT_DURATION || d->type == OPT_FRESHNESS ||
+		    d->type == OPT_DURATION_OFF) {
 			duration_format(d->min, lo, sizeof(lo));
 			duration_format(d->max, hi, sizeof(hi));
 		} else {

@@ -5,9 +5,13 @@
 #include "backends/backend.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
+#include "backends/router.h"
+#include "backends/util/strbuf.h"
+#include "cache/vmap.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int stack_open_store(const struct store_conf *c, int64_t timeout_ms,
@@ -32,6 +36,78 @@ int stack_open_store(const struct store_conf *c, int64_t timeout_ms,
 		 pr.latency_ms);
 	*out = b;
 	return 0;
+}
+
+/* The default state_dir: one folder per source bucket. */
+static char *default_state_dir(const struct store_conf *src)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_adds(&sb, "/var/lib/hylake/");
+	const char *b = src->bucket ? src->bucket : "posix";
+	for (; *b; b++)
+		strbuf_addch(&sb, *b == '/' ? '_' : *b);
+	return strbuf_detach(&sb, NULL);
+}
+
+int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
+		size_t errlen)
+{
+	const struct mount_conf *m = &cfg->mount;
+	struct backend *src, **reps = NULL;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	rc = stack_open_store(&cfg->source, m->op_timeout_ms, &src, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (!cfg->nreplicas && m->serve_stale_ms < 0) {
+		st->top = src;
+		return 0;
+	}
+	reps = xcalloc(cfg->nreplicas + 1, sizeof(*reps));
+	for (size_t i = 0; i < cfg->nreplicas; i++) {
+		const struct store_conf *c = &cfg->replicas[i];
+		struct probe_result pr;
+		struct deadline dl = deadline_in_ms(m->op_timeout_ms);
+		rc = store_create(c, &reps[i], err, errlen);
+		if (rc < 0)
+			goto out_destroy;
+		reps[i]->ops->probe(reps[i], &pr, &dl);
+		if (pr.err)
+			log_warn("replica %s (%s) does not answer now: %s; reads "
+				 "go elsewhere until it does", c->name,
+				 reps[i]->describe, pr.message);
+	}
+	char *dir = m->state_dir ? xstrdup(m->state_dir)
+				 : default_state_dir(&cfg->source);
+	rc = vmap_open(dir, src->describe, (uint64_t)m->map_size, &st->vmap,
+		       err, errlen);
+	free(dir);
+	if (rc < 0)
+		goto out_destroy;
+	struct router_conf rconf = {
+		.bounded_ms = m->freshness_ms,
+		.serve_stale_ms = m->serve_stale_ms,
+		.replica_recheck_ms = m->replica_recheck_ms,
+	};
+	router_create(src, reps, cfg->nreplicas, vmap_facts(st->vmap), &rconf,
+		      &st->top);
+	free(reps);
+	return 0;
+
+out_destroy:
+	for (size_t i = 0; i < cfg->nreplicas; i++)
+		backend_destroy(reps[i]);
+	free(reps);
+	backend_destroy(src);
+	return rc;
+}
+
+void stack_release(struct stack *st)
+{
+	backend_destroy(st->top);    /* a router destroys its stores */
+	vmap_close(st->vmap);
+	memset(st, 0, sizeof(*st));
 }
 
 static int check_one(const struct store_conf *c, int64_t timeout_ms,

@@ -1,0 +1,490 @@
+/*
+ * router.c - serve each read from the nearest store that holds the
+ * pinned version.
+ *
+ *   open(name)   V = source's current version (strict), or a fact the
+ *                source confirmed within the bound (bounded), or, with
+ *                the source down, a fact within serve_stale
+ *   read(off)    replicas in order:  known to hold V  -> read (pinned)
+ *                                    known not to     -> skip, no request
+ *                                    unknown          -> open (one HEAD),
+ *                                                        judge, remember
+ *                then the source; any failure moves on at the same offset
+ *
+ * Facts are written only when they say something new (another version,
+ * another state) or when the stored one is old: never just to refresh a
+ * timestamp on every request.
+ */
+#include "backends/router.h"
+#include "backends/backend.h"
+#include "backends/util/crc32c.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FACT_REFRESH_NS (60 * NS_PER_SEC)
+
+struct router {
+	struct backend base;
+	struct backend_ops ops;   /* router_ops, listing order of the source */
+	struct backend *src;
+	struct backend **rep;
+	size_t nrep;
+	struct facts facts;
+	struct router_conf conf;
+};
+
+enum cand_state { CAND_UNTRIED, CAND_OK, CAND_SKIP };
+
+struct cand {
+	enum cand_state st;
+	struct bobj *h;           /* kept until close, even once skipped */
+};
+
+struct router_obj {
+	struct bobj base;         /* base.info is the pinned version V */
+	struct router *r;
+	pthread_mutex_t lock;     /* guards cands, src_h, served */
+	struct cand *cands;       /* one per replica */
+	struct bobj *src_h;
+	char served[64];
+};
+
+static struct router *to_router(struct backend *b)
+{
+	return (struct router *)b;
+}
+
+/* Errors that mean "the store is not answering", not "no such thing". */
+static bool store_down(int rc)
+{
+	return rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ETIMEDOUT ||
+	       rc == -ECONNRESET || rc == -EAGAIN || rc == -EIO;
+}
+
+static void info_to_fact(const struct obj_info *i, struct source_fact *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->generation = i->generation;
+	f->metageneration = i->metageneration;
+	f->size = i->size;
+	f->ctime_ns = i->mtime_ns;
+	f->crc32c = i->crc32c;
+	f->has_crc32c = i->has_crc32c;
+	f->has_md5 = i->has_md5;
+	memcpy(f->md5, i->md5, 16);
+	f->confirmed_ns = wall_ns();
+}
+
+static void fact_to_info(const struct source_fact *f, struct obj_info *i)
+{
+	memset(i, 0, sizeof(*i));
+	i->generation = f->generation;
+	i->metageneration = f->metageneration;
+	i->size = f->size;
+	i->mtime_ns = f->ctime_ns;
+	i->crc32c = f->crc32c;
+	i->has_crc32c = f->has_crc32c;
+	i->has_md5 = f->has_md5;
+	memcpy(i->md5, f->md5, 16);
+	snprintf(i->etag, sizeof(i->etag), "%" PRIu64, f->generation);
+}
+
+/* Remember what the source said, unless the map already knows it. */
+static void note_source(struct router *r, const char *name,
+			const struct source_fact *f)
+{
+	struct source_fact old;
+	if (r->facts.ops->get_source(r->facts.ctx, name, &old) == 0 &&
+	    old.tombstone == f->tombstone && old.generation == f->generation &&
+	    old.metageneration == f->metageneration &&
+	    f->confirmed_ns - old.confirmed_ns < FACT_REFRESH_NS)
+		return;
+	r->facts.ops->put_source(r->facts.ctx, name, f);
+}
+
+static void note_replica(struct router *r, size_t i, const char *name,
+			 enum replica_state st, const struct obj_info *info)
+{
+	struct replica_fact f = { .state = st, .checked_ns = wall_ns() };
+	if (info) {
+		f.generation = info->generation;
+		f.size = info->size;
+		snprintf(f.etag, sizeof(f.etag), "%s", info->etag);
+	}
+	r->facts.ops->put_replica(r->facts.ctx, r->rep[i]->name, name, &f);
+}
+
+/* A known fact about a name, if the source confirmed it within max_ns. */
+static bool recent_fact(struct router *r, const char *name, int64_t max_ns,
+			struct source_fact *f)
+{
+	return r->facts.ops->get_source(r->facts.ctx, name, f) == 0 &&
+	       wall_ns() - f->confirmed_ns <= max_ns;
+}
+
+static int router_stat(struct backend *b, const char *name,
+		       struct obj_info *out, const struct deadline *dl)
+{
+	struct router *r = to_router(b);
+	struct source_fact f;
+	struct strbuf folder = STRBUF_INIT;
+	int rc = backend_stat(r->src, name, out, dl);
+
+	strbuf_addf(&folder, "%s/", name);
+	if (rc == 0 && *name) {
+		/* Folders are facts too ("name/"), so that a path can still be
+		 * walked while the source is down. */
+		if (out->is_dir) {
+			struct source_fact d = { .confirmed_ns = wall_ns() };
+			note_source(r, folder.buf, &d);
+		} else if (out->generation) {
+			info_to_fact(out, &f);
+			note_source(r, name, &f);
+		}
+	} else if (store_down(rc) && r->conf.serve_stale_ms >= 0) {
+		int64_t max = r->conf.serve_stale_ms * NS_PER_MS;
+		if (recent_fact(r, folder.buf, max, &f) && !f.tombstone) {
+			memset(out, 0, sizeof(*out));
+			out->is_dir = true;
+			rc = 0;
+		} else if (recent_fact(r, name, max, &f) && !f.tombstone &&
+			   f.generation) {
+			fact_to_info(&f, out);
+			rc = 0;
+		}
+	}
+	strbuf_release(&folder);
+	return rc;
+}
+
+static int router_list(struct backend *b, const struct list_req *req,
+		       list_cb cb, void *arg, char **next_token,
+		       const struct deadline *dl)
+{
+	return backend_list(to_router(b)->src, req, cb, arg, next_token, dl);
+}
+
+/* Pick the version to pin: see the file comment. */
+static int pin_version(struct router *r, const char *name,
+		       struct obj_info *v, struct bobj **src_h,
+		       const struct deadline *dl)
+{
+	struct source_fact f;
+	*src_h = NULL;
+	if (r->conf.bounded_ms > 0 &&
+	    recent_fact(r, name, r->conf.bounded_ms * NS_PER_MS, &f) &&
+	    !f.tombstone && f.generation) {
+		fact_to_info(&f, v);
+		return 0;
+	}
+	int rc = backend_open(r->src, name, src_h, dl);
+	if (rc == 0) {
+		*v = (*src_h)->info;
+		info_to_fact(v, &f);
+		note_source(r, name, &f);
+		return 0;
+	}
+	if (rc == -ENOENT) {
+		struct source_fact t = { .tombstone = true,
+					 .confirmed_ns = wall_ns() };
+		note_source(r, name, &t);
+		return rc;
+	}
+	if (store_down(rc) && r->conf.serve_stale_ms >= 0 &&
+	    recent_fact(r, name, r->conf.serve_stale_ms * NS_PER_MS, &f) &&
+	    !f.tombstone && f.generation) {
+		log_notice("source down (%s): serving '%s' at its last known "
+			   "generation %" PRIu64, strerror(-rc), name,
+			   f.generation);
+		fact_to_info(&f, v);
+		return 0;
+	}
+	return rc;
+}
+
+static int router_open(struct backend *b, const char *name, struct bobj **out,
+		       const struct deadline *dl)
+{
+	struct router *r = to_router(b);
+	struct obj_info v;
+	struct bobj *src_h;
+	int rc = pin_version(r, name, &v, &src_h, dl);
+	if (rc < 0)
+		return rc;
+
+	struct router_obj *o = xcalloc(1, sizeof(*o));
+	bobj_init(&o->base, b, name);
+	o->base.info = v;
+	o->r = r;
+	o->src_h = src_h;
+	o->cands = xcalloc(r->nrep ? r->nrep : 1, sizeof(*o->cands));
+	pthread_mutex_init(&o->lock, NULL);
+	*out = &o->base;
+	return 0;
+}
+
+static bool md5_matches_etag(const struct obj_info *v, const char *etag)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (!v->has_md5 || strlen(etag) != 32)
+		return false;       /* multipart ETags ("...-N") are no MD5 */
+	for (int i = 0; i < 16; i++)
+		if (tolower((unsigned char)etag[2 * i]) != hex[v->md5[i] >> 4] ||
+		    tolower((unsigned char)etag[2 * i + 1]) != hex[v->md5[i] & 15])
+			return false;
+	return true;
+}
+
+/* The replica contract.  Returns the state to record. */
+static enum replica_state judge(const struct obj_info *copy,
+				const struct obj_info *v)
+{
+	if (copy->generation) {
+		if (copy->generation != v->generation)
+			return REPLICA_HOLDS;          /* another generation */
+		if (copy->size != v->size ||
+		    (copy->has_crc32c && v->has_crc32c &&
+		     copy->crc32c != v->crc32c))
+			return REPLICA_BAD;
+		return REPLICA_HOLDS;
+	}
+	if (copy->size == v->size && md5_matches_etag(v, copy->etag))
+		return REPLICA_HOLDS;
+	return REPLICA_UNPROVEN;
+}
+
+static bool holds_v(enum replica_state st, uint64_t gen,
+		    const struct obj_info *v)
+{
+	return st == REPLICA_HOLDS && (gen == v->generation || gen == 0);
+}
+
+/* Decide candidate i: a pinned handle, or NULL to skip.  o->lock held. */
+static struct bobj *candidate(struct router_obj *o, size_t i,
+			      const struct deadline *dl)
+{
+	struct router *r = o->r;
+	struct cand *c = &o->cands[i];
+	struct backend *rep = r->rep[i];
+	const struct obj_info *v = &o->base.info;
+	struct replica_fact rf;
+
+	if (c->st != CAND_UNTRIED)
+		return c->st == CAND_OK ? c->h : NULL;
+	c->st = CAND_SKIP;
+	bool known = r->facts.ops->get_replica(r->facts.ctx, rep->name,
+					       o->base.name, &rf) == 0;
+	if (known && rf.state == REPLICA_HOLDS && rf.generation == v->generation &&
+	    rf.size == v->size && rf.etag[0] && rep->ops->open_pinned) {
+		struct obj_info pin = { .size = rf.size,
+					.generation = rf.generation };
+		snprintf(pin.etag, sizeof(pin.etag), "%s", rf.etag);
+		if (rep->ops->open_pinned(rep, o->base.name, &pin, &c->h) == 0) {
+			c->st = CAND_OK;
+			return c->h;
+		}
+	}
+	if (known && rf.state != REPLICA_UNKNOWN &&
+	    !holds_v(rf.state, rf.generation, v) &&
+	    wall_ns() - rf.checked_ns <= r->conf.replica_recheck_ms * NS_PER_MS)
+		return NULL;        /* known to lag or lack it: no request */
+
+	struct bobj *h;
+	int rc = backend_open(rep, o->base.name, &h, dl);
+	if (rc == -ENOENT) {
+		note_replica(r, i, o->base.name, REPLICA_ABSENT, NULL);
+		return NULL;
+	}
+	if (rc < 0) {
+		log_info("replica %s: '%s' not available (%s)", rep->name,
+			 o->base.name, strerror(-rc));
+		return NULL;
+	}
+	enum replica_state st = judge(&h->info, v);
+	struct obj_info rec = h->info;
+	if (st == REPLICA_HOLDS && !rec.generation)
+		rec.generation = v->generation;    /* proven by MD5 */
+	note_replica(r, i, o->base.name, st, &rec);
+	if (st == REPLICA_HOLDS && rec.generation == v->generation) {
+		c->h = h;
+		c->st = CAND_OK;
+		return h;
+	}
+	if (st == REPLICA_BAD)
+		log_warn("replica %s: '%s' is stamped generation %" PRIu64
+			 " but its size or crc32c differ from the source's; "
+			 "not serving it", rep->name, o->base.name,
+			 h->info.generation);
+	bobj_close(h);
+	return NULL;
+}
+
+/* A source handle pinned to V.  o->lock held. */
+static int source_handle(struct router_obj *o, const struct deadline *dl)
+{
+	struct router *r = o->r;
+	const struct obj_info *v = &o->base.info;
+
+	if (o->src_h)
+		return 0;
+	if (r->src->ops->open_pinned && v->generation)
+		return r->src->ops->open_pinned(r->src, o->base.name, v,
+						&o->src_h);
+	struct bobj *h;
+	int rc = backend_open(r->src, o->base.name, &h, dl);
+	if (rc < 0)
+		return rc;
+	if (!obj_info_same_version(&h->info, v)) {
+		bobj_close(h);
+		return -ESTALE;
+	}
+	o->src_h = h;
+	return 0;
+}
+
+/* Whole-object reads can be checked against the source's crc32c. */
+static bool whole_and_wrong(const struct obj_info *v, const void *buf,
+			    ssize_t n, uint64_t off)
+{
+	return off == 0 && n > 0 && (uint64_t)n == v->size && v->has_crc32c &&
+	       crc32c_update(0, buf, (size_t)n) != v->crc32c;
+}
+
+static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
+			   uint64_t off, const struct deadline *dl)
+{
+	struct router_obj *o = (struct router_obj *)ob;
+	struct router *r = o->r;
+	ssize_t n;
+
+	for (size_t i = 0; i < r->nrep; i++) {
+		pthread_mutex_lock(&o->lock);
+		struct bobj *h = candidate(o, i, dl);
+		pthread_mutex_unlock(&o->lock);
+		if (!h)
+			continue;
+		n = bobj_read(h, buf, len, off, dl);
+		if (n >= 0 && !whole_and_wrong(&ob->info, buf, n, off)) {
+			pthread_mutex_lock(&o->lock);
+			snprintf(o->served, sizeof(o->served), "%s",
+				 r->rep[i]->name);
+			pthread_mutex_unlock(&o->lock);
+			return n;
+		}
+		if (n >= 0) {
+			log_warn("replica %s: '%s' fails the crc32c check; "
+				 "marked bad", r->rep[i]->name, ob->name);
+			note_replica(r, i, ob->name, REPLICA_BAD, &h->info);
+		} else {
+			log_info("replica %s: read of '%s' at %" PRIu64 " failed "
+				 "(%s); trying the next store", r->rep[i]->name,
+				 ob->name, off, strerror((int)-n));
+			if (n == -ESTALE)   /* it changed: learn it again */
+				note_replica(r, i, ob->name, REPLICA_UNKNOWN,
+					     NULL);
+		}
+		pthread_mutex_lock(&o->lock);
+		o->cands[i].st = CAND_SKIP;
+		pthread_mutex_unlock(&o->lock);
+	}
+	pthread_mutex_lock(&o->lock);
+	int rc = source_handle(o, dl);
+	struct bobj *h = o->src_h;
+	pthread_mutex_unlock(&o->lock);
+	if (rc < 0)
+		return rc;
+	n = bobj_read(h, buf, len, off, dl);
+	if (n >= 0 && whole_and_wrong(&ob->info, buf, n, off)) {
+		log_err("source: '%s' generation %" PRIu64 " fails its own "
+			"crc32c", ob->name, ob->info.generation);
+		return -EIO;
+	}
+	if (n >= 0) {
+		pthread_mutex_lock(&o->lock);
+		snprintf(o->served, sizeof(o->served), "%s", r->src->name);
+		pthread_mutex_unlock(&o->lock);
+	}
+	return n;
+}
+
+const char *router_served_by(const struct bobj *ob)
+{
+	return ((const struct router_obj *)ob)->served;
+}
+
+static void router_close(struct bobj *ob)
+{
+	struct router_obj *o = (struct router_obj *)ob;
+	for (size_t i = 0; i < o->r->nrep; i++)
+		if (o->cands[i].h)
+			bobj_close(o->cands[i].h);
+	if (o->src_h)
+		bobj_close(o->src_h);
+	free(o->cands);
+	pthread_mutex_destroy(&o->lock);
+	bobj_release(ob);
+	free(o);
+}
+
+static void router_probe(struct backend *b, struct probe_result *res,
+			 const struct deadline *dl)
+{
+	struct router *r = to_router(b);
+	r->src->ops->probe(r->src, res, dl);
+}
+
+static void router_destroy(struct backend *b)
+{
+	struct router *r = to_router(b);
+	backend_destroy(r->src);
+	for (size_t i = 0; i < r->nrep; i++)
+		backend_destroy(r->rep[i]);
+	free(r->rep);
+	backend_release(b);
+	free(r);
+}
+
+static const struct backend_ops router_ops = {
+	.type = "router",
+	.list_sorted = true,
+	.stat = router_stat,
+	.list = router_list,
+	.open = router_open,
+	.read = router_read,
+	.close = router_close,
+	.probe = router_probe,
+	.destroy = router_destroy,
+};
+
+int router_create(struct backend *source, struct backend **replicas,
+		  size_t nreplicas, struct facts facts,
+		  const struct router_conf *conf, struct backend **out)
+{
+	struct router *r = xcalloc(1, sizeof(*r));
+	struct strbuf desc = STRBUF_INIT;
+
+	r->src = source;
+	r->nrep = nreplicas;
+	r->rep = xcalloc(nreplicas ? nreplicas : 1, sizeof(*r->rep));
+	memcpy(r->rep, replicas, nreplicas * sizeof(*r->rep));
+	r->facts = facts;
+	r->conf = *conf;
+	strbuf_adds(&desc, source->describe);
+	for (size_t i = 0; i < nreplicas; i++)
+		strbuf_addf(&desc, " + %s (%s)", replicas[i]->name,
+			    replicas[i]->describe);
+	r->ops = router_ops;
+	r->ops.list_sorted = source->ops->list_sorted;
+	backend_init(&r->base, &r->ops, "router", desc.buf);
+	strbuf_release(&desc);
+	*out = &r->base;
+	return 0;
+}

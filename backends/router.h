@@ -1,0 +1,46 @@
+/*
+ * router.h - a store made of stores: the source of truth plus replicas.
+ *
+ * The source decides names, existence and the current version.  Opening
+ * a name pins a version V: strict freshness asks the source; bounded
+ * freshness trusts a fact the source confirmed within the bound.  Reads
+ * go to the first replica (in configured order) that provably holds V
+ * (the replica contract), and fall over, at the same offset, to the next
+ * one and finally to the source when a store fails or holds something
+ * else.  A copy of another version is never served.
+ *
+ * The replica contract: a copy counts as generation G when its stamped
+ * source generation is G (and its stamped crc32c, if any, is V's), or,
+ * with no stamp, when size and MD5 (single-part ETag vs md5Hash) match.
+ * Whole-object reads are checked against V's crc32c as well.
+ *
+ * What the router learns it keeps through struct facts (the version map).
+ * Thread safe like every store.
+ */
+#ifndef HYLAKE_ROUTER_H
+#define HYLAKE_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/facts.h"
+
+struct backend;
+
+struct router_conf {
+	int64_t bounded_ms;          /* 0: strict (ask the source on open) */
+	int64_t serve_stale_ms;      /* < 0: off; else how old a known version
+	                                may be when the source is down */
+	int64_t replica_recheck_ms;  /* trust "absent"/"lagging" this long */
+};
+
+/* The router takes ownership of source and replicas; facts is borrowed
+ * and must outlive it.  Returns 0 or -errno. */
+int router_create(struct backend *source, struct backend **replicas,
+		  size_t nreplicas, struct facts facts,
+		  const struct router_conf *conf, struct backend **out);
+
+/* Which store served the last read of o ("" before the first read). */
+const char *router_served_by(const struct bobj *o);
+
+#endif
