@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "backends/util/timeutil.h"
+#include "backends/util/strbuf.h"
 
 #define HY_ETAG_MAX 96
 
@@ -133,6 +134,15 @@ struct backend_ops {
 			   const struct obj_info *info, struct bobj **out);
 
 	void (*close)(struct bobj *o);
+
+	/*
+	 * Optional: explain how a name is served, for the user.hylake.*
+	 * extended attributes: attr is "source" (the store that would serve
+	 * the next read), "generation" or "replicas" (one "name=state" per
+	 * store).  Appends the value to out.  0, -ENODATA, or -errno.
+	 */
+	int (*explain)(struct backend *b, const char *name, const char *attr,
+		       struct strbuf *out, const struct deadline *dl);
 
 	/* Contact the store: reachable, bucket found, credentials accepted. */
 	void (*probe)(struct backend *b, struct probe_result *res,

@@ -434,6 +434,78 @@ static void router_close(struct bobj *ob)
 	free(o);
 }
 
+/* One word for what replica i holds of name, against version v. */
+static const char *replica_word(struct router *r, size_t i, const char *name,
+				const struct source_fact *v, uint64_t *gen)
+{
+	struct replica_fact rf;
+	*gen = 0;
+	if (r->facts.ops->get_replica(r->facts.ctx, r->rep[i]->name, name,
+				      &rf) < 0)
+		return "unknown";
+	switch (rf.state) {
+	case REPLICA_ABSENT: return "absent";
+	case REPLICA_UNPROVEN: return "unproven";
+	case REPLICA_BAD: return "bad";
+	case REPLICA_HOLDS:
+		if (v && rf.generation == v->generation)
+			return "current";
+		*gen = rf.generation;
+		return "lagging";
+	default: return "unknown";
+	}
+}
+
+static int router_explain(struct backend *b, const char *name,
+			  const char *attr, struct strbuf *out,
+			  const struct deadline *dl)
+{
+	struct router *r = to_router(b);
+	struct source_fact v;
+	uint64_t gen;
+	bool known = r->facts.ops->get_source(r->facts.ctx, name, &v) == 0 &&
+		     !v.tombstone && v.generation;
+
+	if (!known) {
+		/* Ask the source once; the answer becomes a fact. */
+		struct obj_info info;
+		int rc = router_stat(b, name, &info, dl);
+		if (rc < 0)
+			return rc;
+		if (info.is_dir)
+			return -ENODATA;
+		info_to_fact(&info, &v);
+		known = v.generation != 0;
+	}
+	if (!strcmp(attr, "generation")) {
+		if (!known)
+			return -ENODATA;
+		strbuf_addf(out, "%" PRIu64, v.generation);
+	} else if (!strcmp(attr, "replicas")) {
+		for (size_t i = 0; i < r->nrep; i++) {
+			const char *w = replica_word(r, i, name,
+						     known ? &v : NULL, &gen);
+			strbuf_addf(out, "%s=%s", r->rep[i]->name, w);
+			if (gen)
+				strbuf_addf(out, ":%" PRIu64, gen);
+			strbuf_addch(out, ' ');
+		}
+		strbuf_addf(out, "%s=current", r->src->name);
+	} else if (!strcmp(attr, "source")) {
+		const char *who = r->src->name;
+		for (size_t i = 0; i < r->nrep && known; i++)
+			if (!strcmp(replica_word(r, i, name, &v, &gen),
+				    "current")) {
+				who = r->rep[i]->name;
+				break;
+			}
+		strbuf_adds(out, who);
+	} else {
+		return -ENODATA;
+	}
+	return 0;
+}
+
 static void router_probe(struct backend *b, struct probe_result *res,
 			 const struct deadline *dl)
 {
@@ -460,6 +532,7 @@ static const struct backend_ops router_ops = {
 	.open = router_open,
 	.read = router_read,
 	.close = router_close,
+	.explain = router_explain,
 	.probe = router_probe,
 	.destroy = router_destroy,
 };

@@ -509,6 +509,73 @@ static void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EROFS);
 }
 
+#define XATTR_PREFIX "user.hylake."
+static const char xattr_names[] = XATTR_PREFIX "source\0" XATTR_PREFIX
+				  "generation\0" XATTR_PREFIX "replicas";
+
+/* Reply with value, honouring the size-probe protocol of getxattr(2). */
+static void reply_xattr_value(fuse_req_t req, const char *v, size_t len,
+			      size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, v, len);
+}
+
+static void hy_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct obj_info info;
+	if (itable_get(req_fs(req)->inodes, ino, NULL, &info) < 0 ||
+	    info.is_dir) {
+		reply_xattr_value(req, "", 0, size);
+		return;
+	}
+	reply_xattr_value(req, xattr_names, sizeof(xattr_names), size);
+}
+
+static void hy_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct fs *fs = req_fs(req);
+	struct deadline dl = op_deadline(fs);
+	struct strbuf v = STRBUF_INIT;
+	struct obj_info info;
+	char *path;
+	int rc;
+
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0 ||
+	    itable_get(fs->inodes, ino, &path, &info) < 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	const char *attr = name + strlen(XATTR_PREFIX);
+	if (info.is_dir) {
+		rc = -ENODATA;
+	} else if (fs->src->ops->explain) {
+		rc = fs->src->ops->explain(fs->src, path, attr, &v, &dl);
+	} else if (!strcmp(attr, "source")) {      /* a single store */
+		strbuf_adds(&v, fs->src->name);
+		rc = 0;
+	} else if (!strcmp(attr, "generation") && info.generation) {
+		strbuf_addf(&v, "%llu", (unsigned long long)info.generation);
+		rc = 0;
+	} else if (!strcmp(attr, "replicas")) {
+		strbuf_addf(&v, "%s=current", fs->src->name);
+		rc = 0;
+	} else {
+		rc = -ENODATA;
+	}
+	free(path);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		reply_xattr_value(req, v.buf, v.len, size);
+	strbuf_release(&v);
+}
+
 static void hy_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
@@ -545,6 +612,8 @@ static const struct fuse_lowlevel_ops hy_ops = {
 	.rename = hy_rename,
 	.link = hy_link,
 	.create = hy_create,
+	.getxattr = hy_getxattr,
+	.listxattr = hy_listxattr,
 	.setxattr = hy_setxattr,
 	.removexattr = hy_removexattr,
 };
