@@ -197,7 +197,7 @@ static int fetch_page(struct dirstream *ds)
 	int rc = backend_list(ds->b, &req, collect, &pg, &next, ds->dl);
 	if (rc == 0) {
 		ds->pages++;
-		if (ds->b->ops->list_sorted)
+		if (ds->b->ops->list_sorted && pg.n > 1)   /* pg.e is NULL at 0 */
 			qsort(pg.e, pg.n, sizeof(*pg.e), cmp_name);
 		for (size_t i = 0; i < pg.n; i++)
 			on_entry(ds, &pg.e[i]);

@@ -98,7 +98,12 @@ void daemon_detach_stdio(void)
 		return;
 	dup2(fd, 0);
 	dup2(fd, 1);
-	dup2(fd, 2);
+	const char *keep = getenv("HYLAKE_DAEMON_STDERR");
+	int err = keep && *keep ? open(keep, O_WRONLY | O_CREAT | O_APPEND |
+				       O_CLOEXEC, 0600) : -1;
+	dup2(err >= 0 ? err : fd, 2);
+	if (err > 2)
+		close(err);
 	if (fd > 2)
 		close(fd);
 }

@@ -18,7 +18,9 @@ int daemon_fork(void);
  * fd.  message may be NULL or "". */
 void daemon_report(int fd, int status, const char *message);
 
-/* Point stdin, stdout and stderr at /dev/null. */
+/* Point stdin and stdout at /dev/null, and stderr too unless the
+ * environment names a file for it in HYLAKE_DAEMON_STDERR (appended to;
+ * the test suite collects sanitizer reports there). */
 void daemon_detach_stdio(void);
 
 #endif
