@@ -394,8 +394,12 @@ static void gcs_probe(struct backend *b, struct probe_result *res,
 	case -EHOSTUNREACH:
 	case -ETIMEDOUT:
 	case -ECONNRESET:
-		snprintf(res->message, sizeof(res->message), "unreachable: %s",
-			 msg[0] ? msg : strerror(-res->err));
+		if (strstr(msg, "unreachable"))
+			snprintf(res->message, sizeof(res->message), "%s", msg);
+		else
+			snprintf(res->message, sizeof(res->message),
+				 "unreachable: %s", msg[0] ? msg
+							   : strerror(-res->err));
 		break;
 	case -EACCES:
 		if (strstr(msg, "credentials rejected"))

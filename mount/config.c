@@ -315,6 +315,14 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 	if (normalise_prefix(s, err, sizeof(err)) < 0)
 		report(ps, key_line(l, "prefix"), "%s", err);
 	check_credentials(ps, s, l);
+	if (s->endpoint && strncmp(s->endpoint, "http://", 7) &&
+	    strncmp(s->endpoint, "https://", 8))
+		report(ps, key_line(l, "endpoint"), "endpoint '%s' must be an "
+		       "http:// or https:// URL", s->endpoint);
+	if (s->metadata_endpoint &&
+	    (!s->credentials || strcmp(s->credentials, "metadata") != 0))
+		report(ps, key_line(l, "metadata_endpoint"), "'metadata_endpoint' "
+		       "only applies with credentials = metadata");
 }
 
 static void release_parse_state(struct parse_state *ps)

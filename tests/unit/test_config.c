@@ -35,7 +35,7 @@ static int load(const char *text, struct hy_config *cfg, char **errs)
 static void good(void)
 {
 	struct hy_config cfg;
-	char *errs, text[2048];
+	char *errs, text[2048], err[256];
 	const char *creds = write_file("creds", "[default]\n"
 		"aws_access_key_id = AK\naws_secret_access_key = SK\n", 0600);
 
@@ -68,8 +68,20 @@ static void good(void)
 	CHECK_INT(cfg.nreplicas, 1);
 	CHECK_STR(cfg.replicas[0].name, "dc-east-nfs");
 	CHECK_INT(cfg.replicas[0].type, STORE_POSIX);
+	CHECK_INT(cfg.mount.freshness_ms, 0);                  /* strict */
+	CHECK_INT(cfg.mount.serve_stale_ms, -1);               /* off */
+	CHECK_INT(cfg.mount.map_size, 1LL << 30);
+	CHECK_STR(cfg.replicas[0].generation_key, "goog-generation");
+	CHECK_INT(config_set_option(&cfg, "freshness", "bounded:30s", err,
+				    sizeof(err)), 0);
+	CHECK_INT(cfg.mount.freshness_ms, 30000);
+	CHECK_INT(config_set_option(&cfg, "serve_stale_when_source_down",
+				    "10m", err, sizeof(err)), 0);
+	CHECK_INT(cfg.mount.serve_stale_ms, 600000);
+	CHECK_INT(config_set_option(&cfg, "map_size", "64M", err, sizeof(err)),
+		  0);
+	CHECK_INT(cfg.mount.map_size, 64LL << 20);
 
-	char err[256];
 	CHECK_INT(config_set_option(&cfg, "op_timeout", "5s", err, sizeof(err)), 0);
 	CHECK_INT(cfg.mount.op_timeout_ms, 5000);
 	CHECK(config_set_option(&cfg, "bucket", "x", err, sizeof(err)) < 0);
@@ -118,6 +130,16 @@ static void errors(void)
 	bad("[source]\ntype = s3\nendpoint = http://x\nbucket = b\n", 1,
 	    "needs 'credentials'");
 	bad("[source]\ntype = posix\n", 1, "needs 'path'");
+	bad("[source]\ntype = gcs\nbucket = b\ncredentials = none\n"
+	    "endpoint = ftp://h\n", 5, "http:// or https://");
+	bad("[source]\ntype = gcs\nbucket = b\ncredentials = none\n"
+	    "metadata_endpoint = http://h\n", 5, "only applies with");
+	bad("[source]\ntype = gcs\nbucket = b\ncredentials = key.json\n", 4,
+	    "absolute path, 'metadata' or 'none'");
+	bad("[mount]\nfreshness = sometimes\n[source]\ntype = posix\n"
+	    "path = /tmp\n", 2, "bad freshness");
+	bad("[mount]\nmap_size = 12Q\n[source]\ntype = posix\npath = /tmp\n",
+	    2, "bad size");
 	bad("[source]\ntype = ftp\n", 2, "unknown store type 'ftp'");
 	bad("[source]\ntype = posix\npath = /tmp\nbucket = b\n", 4,
 	    "'bucket' does not apply to a store of type posix");
