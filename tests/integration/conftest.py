@@ -5,6 +5,9 @@ Env:  HYLAKE_BIN      the binary (default <repo>/build/hylake)
       HYLAKE_RGW_ENV  an env file (RGW_ENDPOINT, RGW_ACCESS_KEY, RGW_SECRET_KEY) of a
                       running radosgw; without it tests/ceph/rgw.sh starts one.
       HYLAKE_IT_KEEP  keep the session's scratch folder even when all tests pass.
+
+The GCS tests (-k gcs) need no radosgw: they run tests/gcs/gcs_server.py (one
+process per session, auth required) with a service-account key made by openssl.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def _node_dirname(request) -> str:
 @pytest.fixture
 def ws(request, base_dir) -> Workspace:
     root = Path(tempfile.mkdtemp(prefix=_node_dirname(request) + "-", dir=base_dir))
-    return Workspace(root, get_rgw=lambda: request.getfixturevalue("rgw"))
+    return Workspace(root, get_rgw=lambda: request.getfixturevalue("rgw"),
+                     get_gcs=lambda: request.getfixturevalue("gcs_server"))
 
 
 @pytest.fixture
@@ -140,6 +144,41 @@ def proxy(rgw):
     yield p
     p.clear_faults()
     p.stop()
+
+
+# --------------------------------------------------------------------------- GCS
+
+
+@pytest.fixture(scope="session")
+def gcs_server(base_dir):
+    """The GCS test server for the whole session (stopped by PID at the end)."""
+    with no_test_timeout():
+        try:
+            g = hylib.start_gcs(base_dir / "gcs")
+        except Exception as e:
+            pytest.fail(f"could not start tests/gcs/gcs_server.py: {e}", pytrace=False)
+    try:
+        yield g
+    finally:
+        g.proc.stop()
+
+
+@pytest.fixture
+def gcs(gcs_server):
+    """The session's GCS server with its settings at their defaults before and
+    after the test (delay, paging, token lifetime, auth)."""
+    gcs_server.control.config(**hylib.GCS_DEFAULTS)
+    yield gcs_server
+    gcs_server.control.config(**hylib.GCS_DEFAULTS)
+    assert gcs_server.proc.alive(), "the GCS test server died during the test"
+
+
+@pytest.fixture
+def gcs_bucket(request, gcs):
+    name = gcs.make_bucket(request.node.name)
+    yield name
+    gcs.control.config(**hylib.GCS_DEFAULTS)  # a delay left set would slow the clean-up
+    gcs.drop_bucket(name)
 
 
 # --------------------------------------------------------------------------- shared data

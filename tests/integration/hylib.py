@@ -25,6 +25,9 @@ from typing import Iterable, Optional
 REPO = Path(__file__).resolve().parents[2]
 HYLAKE_BIN = Path(os.environ.get("HYLAKE_BIN") or (REPO / "build" / "hylake")).absolute()
 RGW_SH = REPO / "tests" / "ceph" / "rgw.sh"
+GCS_DIR = REPO / "tests" / "gcs"
+if str(GCS_DIR) not in sys.path:
+    sys.path.insert(0, str(GCS_DIR))
 PYTHON = sys.executable
 MiB = 1024 * 1024
 
@@ -223,6 +226,81 @@ def stop_rgw(workdir: Path) -> None:
     with open(log, "wb") as f:
         subprocess.run(["bash", str(RGW_SH), "stop", str(workdir)], stdout=f,
                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=300)
+
+
+# --------------------------------------------------------------------------- GCS
+
+
+GCS_SA_EMAIL = "hylake-it@hylake-test.iam.gserviceaccount.com"
+GCS_SCOPE_RO = "https://www.googleapis.com/auth/devstorage.read_only"
+# the server settings every test starts from (conftest's `gcs` fixture restores them)
+GCS_DEFAULTS = dict(delay_ms=0, paging={}, token_lifetime=3600, require_auth=True,
+                    public_read=False, metadata_enabled=True, chunked="transcode",
+                    audiences=[], delay_only=[])
+
+
+@dataclasses.dataclass
+class GCS:
+    """The session's GCS test server (tests/gcs/gcs_server.py, auth required) and
+    the service account it trusts."""
+
+    proc: object  # gcs_client.ServerProcess
+    client: object  # gcs_client.GcsClient (read-write tokens from the metadata endpoint)
+    email: str
+    kid: str
+    key: Path  # the service account's private key (PKCS#8 PEM)
+    other_key: Path  # an RSA key the server does not know
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
+
+    @property
+    def token_uri(self) -> str:
+        return self.proc.url + "/token"
+
+    @property
+    def control(self):
+        return self.client.control
+
+    def make_bucket(self, hint: str) -> str:
+        name = unique("hyt-" + re.sub(r"[^a-z0-9-]", "-", hint.lower())[:40].strip("-"))
+        self.client.create_bucket(name)
+        return name
+
+    def drop_bucket(self, name: str) -> None:
+        """Free the server's memory: delete every object, then the bucket."""
+        with contextlib.suppress(Exception):
+            items = self.client.list_all(name)
+            with ThreadPoolExecutor(max_workers=16) as ex:
+                list(ex.map(lambda n: self.client.delete(name, n), items))
+            self.client.request("DELETE", f"/storage/v1/b/{name}", ok=(204,))
+
+    def requests(self, since: int = 0, kind=None, bucket=None) -> list[dict]:
+        """The server's request log after mark `since` (see Control.log_mark)."""
+        out = self.control.log(since)
+        if kind is not None:
+            kinds = {kind} if isinstance(kind, str) else set(kind)
+            out = [e for e in out if e["kind"] in kinds or any(
+                k.endswith(".") and e["kind"].startswith(k) for k in kinds)]
+        if bucket is not None:
+            out = [e for e in out if e["bucket"] == bucket]
+        return out
+
+
+def start_gcs(workdir: Path) -> GCS:
+    """A key pair (openssl genrsa), the server with auth required trusting its
+    public key, and a setup client."""
+    from gcs_client import GcsClient, ServerProcess, openssl_genrsa, openssl_pubkey
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    key = openssl_genrsa(workdir / "sa.pem")
+    pub = openssl_pubkey(key, workdir / "sa.pub.pem")
+    other = openssl_genrsa(workdir / "other.pem")
+    kid = secrets.token_hex(20)
+    proc = ServerProcess(workdir, require_auth=True,
+                         public_keys=[(GCS_SA_EMAIL, kid, pub)]).start()
+    return GCS(proc, GcsClient(proc.url), GCS_SA_EMAIL, kid, key, other)
 
 
 # --------------------------------------------------------------------------- running hylake
@@ -484,17 +562,22 @@ class Mounter:
 
 
 class Workspace:
-    def __init__(self, root: Path, get_rgw=None):
+    def __init__(self, root: Path, get_rgw=None, get_gcs=None):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.state_dir = root / "state"
         self.state_dir.mkdir(mode=0o700, exist_ok=True)
         self._get_rgw = get_rgw
+        self._get_gcs = get_gcs
         self._n = 0
 
     @property
     def rgw(self) -> RGW:
         return self._get_rgw()
+
+    @property
+    def gcs(self) -> GCS:
+        return self._get_gcs()
 
     def path(self, name) -> Path:
         return self.root / name
@@ -539,6 +622,40 @@ class Workspace:
             "prefix": prefix,
             "region": "us-east-1",
             "credentials": str(creds or self.creds()),
+            **extra,
+        }
+        return self.config(source, mount, name=name)
+
+    def sa_key(self, *, key: Optional[Path] = None, email=None, kid=None, token_uri=None,
+               mode=0o600, name=None) -> Path:
+        """A service-account key file for the session's GCS server (its trusted key
+        unless `key` names another PEM), mode 0600 unless told."""
+        from gcs_client import service_account_json, write_secret
+
+        gcs = self.gcs
+        self._n += 1
+        doc = service_account_json(
+            private_key_pem=Path(key or gcs.key).read_text(), email=email or gcs.email,
+            kid=kid or gcs.kid, token_uri=token_uri or gcs.token_uri)
+        return write_secret(self.root / (name or f"sa{self._n}.json"),
+                            json.dumps(doc, indent=2) + "\n", mode)
+
+    def gcs_config(self, bucket, *, endpoint=None, prefix=None, creds=None,
+                   metadata_endpoint=None, mount=None, name=None, **extra) -> Path:
+        """[source] type = gcs against the session's server; creds: a key file path
+        (default: a fresh one for the trusted key), "metadata" (then
+        metadata_endpoint defaults to the server) or "none"."""
+        gcs = self.gcs
+        creds = str(creds) if creds is not None else str(self.sa_key())
+        if creds == "metadata" and metadata_endpoint is None:
+            metadata_endpoint = gcs.url
+        source = {
+            "type": "gcs",
+            "endpoint": endpoint or gcs.url,
+            "bucket": bucket,
+            "prefix": prefix,
+            "credentials": creds,
+            "metadata_endpoint": metadata_endpoint,
             **extra,
         }
         return self.config(source, mount, name=name)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# tests/gcs/conformance/run.sh - check tests/gcs/gcs_server.py against Google's
+# official Node client (@google-cloud/storage, pinned by package-lock.json).
+#
+#   1. npm ci (quiet), only when node_modules does not match package-lock.json
+#   2. node --test conformance.test.mjs  (starts the server itself, 127.0.0.1 only)
+#
+# Needs node >= 18 and npm; PYTHON (default /usr/bin/python3) with python3-cryptography.
+set -euo pipefail
+cd "$(dirname "$0")"
+stamp=node_modules/.hylake-lock.sha256
+if [ ! -f "$stamp" ] || ! sha256sum --check --status "$stamp" 2>/dev/null; then
+	rm -f "$stamp"
+	log=$(mktemp)
+	if ! npm ci --no-audit --no-fund --loglevel=error >"$log" 2>&1; then
+		cat "$log" >&2
+		rm -f "$log"
+		echo "run.sh: npm ci failed" >&2
+		exit 1
+	fi
+	rm -f "$log"
+	sha256sum package-lock.json package.json >"$stamp"
+fi
+exec node --test conformance.test.mjs
