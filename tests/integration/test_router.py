@@ -1,0 +1,289 @@
+"""Replica routing: GCS (the test server) as the source, a posix folder and an
+S3 bucket (radosgw) as replicas.  Each scenario checks the bytes and, through
+the user.hylake.* xattrs and the stores' request logs, which store served them.
+
+Replicas are made here the way a replicator makes them: a copy stamped with
+the source generation (and crc32c) it holds, or an unstamped copy that only
+its MD5 can prove."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from hylib import MiB, child_read, processes_for, sha256
+
+OBJ = 1 * MiB
+
+
+def stamp_posix(root, name, data, gen, crc=None):
+    p = root / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_bytes(data)
+    if gen is not None:
+        os.setxattr(tmp, "user.goog-generation", str(gen).encode())
+    if crc is not None:
+        os.setxattr(tmp, "user.goog-crc32c", crc.encode())
+    os.rename(tmp, p)
+
+
+def stamp_s3(s3, bucket, name, data, gen=None, crc=None):
+    meta = {}
+    if gen is not None:
+        meta["goog-generation"] = str(gen)
+    if crc is not None:
+        meta["goog-crc32c"] = crc
+    s3.put_object(Bucket=bucket, Key=name, Body=data, Metadata=meta)
+
+
+class Lake:
+    """A GCS bucket with objects, a posix replica folder and an S3 replica."""
+
+    def __init__(self, gcs, gcs_bucket, s3, s3_bucket, ws):
+        self.gcs, self.bucket, self.s3, self.s3_bucket, self.ws = (
+            gcs, gcs_bucket, s3, s3_bucket, ws)
+        self.nfs = ws.root / "nfs-replica"
+        self.nfs.mkdir()
+        self.data, self.res = {}, {}
+
+    def put(self, name, data=None):
+        data = data if data is not None else os.urandom(OBJ)
+        self.data[name] = data
+        self.res[name] = self.gcs.client.upload(self.bucket, name, data)
+        return self.res[name]
+
+    def gen(self, name):
+        return int(self.res[name]["generation"])
+
+    def crc(self, name):
+        return self.res[name]["crc32c"]
+
+    def to_nfs(self, name, gen=None, data=None, crc=True):
+        stamp_posix(self.nfs, name, data if data is not None else self.data[name],
+                    self.gen(name) if gen is None else gen,
+                    self.crc(name) if crc else None)
+
+    def to_s3(self, name, gen=None, data=None, stamped=True):
+        stamp_s3(self.s3, self.s3_bucket, name,
+                 data if data is not None else self.data[name],
+                 (self.gen(name) if gen is None else gen) if stamped else None,
+                 self.crc(name) if stamped else None)
+
+    def config(self, *, s3_endpoint=None, order=("nfs", "s3"), mount=None):
+        cfg = self.ws.gcs_config(self.bucket, mount=mount)
+        sections = {
+            "nfs": f"[replica nfs]\ntype = posix\npath = {self.nfs}\n",
+            "s3": (f"[replica s3]\ntype = s3\n"
+                   f"endpoint = {s3_endpoint or self.ws.rgw.endpoint}\n"
+                   f"bucket = {self.s3_bucket}\nregion = us-east-1\n"
+                   f"credentials = {self.ws.creds()}\n"),
+        }
+        with open(cfg, "a") as f:
+            for r in order:
+                f.write("\n" + sections[r])
+        return cfg
+
+    def media_reads(self, since, name=None):
+        """GCS data requests (alt=media) after log mark `since`."""
+        return [e for e in self.gcs.requests(since, kind="objects.media", bucket=self.bucket)
+                if name is None or e["object"] == name]
+
+
+def xattr(path, attr):
+    return os.getxattr(path, "user.hylake." + attr).decode()
+
+
+@pytest.fixture
+def lake(gcs, gcs_bucket, s3, bucket, ws):
+    return Lake(gcs, gcs_bucket, s3, bucket, ws)
+
+
+def read_all(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_preferred_current_replica_serves_and_gcs_sends_no_bytes(lake, mounter):
+    for n in ("t/a", "t/b"):
+        lake.put(n)
+        lake.to_nfs(n)
+        lake.to_s3(n)
+    m = mounter.mount(lake.config())
+    mark = lake.gcs.control.log_mark()
+    for n in ("t/a", "t/b"):
+        assert read_all(m / n) == lake.data[n]
+        assert xattr(m / n, "source") == "nfs"
+        assert xattr(m / n, "generation") == str(lake.gen(n))
+        assert xattr(m / n, "replicas").startswith("nfs=current ")
+    assert lake.media_reads(mark) == [], "GCS served data bytes although replicas are current"
+    # the other order prefers the S3 site
+    m2 = mounter.mount(lake.config(order=("s3", "nfs")))
+    mark = lake.gcs.control.log_mark()
+    assert read_all(m2 / "t/a") == lake.data["t/a"]
+    assert xattr(m2 / "t/a", "source") == "s3"
+    assert lake.media_reads(mark) == []
+
+
+def test_lagging_preferred_replica_is_skipped(lake, mounter):
+    lake.put("t/x")
+    old_gen = lake.gen("t/x")
+    old = lake.data["t/x"]
+    lake.to_nfs("t/x")                       # nfs replicates generation 1
+    lake.put("t/x")                          # GCS moves on
+    lake.to_nfs("t/x", gen=old_gen, data=old)  # nfs still holds the old one
+    lake.to_s3("t/x")                        # s3 has caught up
+    m = mounter.mount(lake.config())
+    mark = lake.gcs.control.log_mark()
+    assert read_all(m / "t/x") == lake.data["t/x"]
+    assert xattr(m / "t/x", "source") == "s3"
+    assert f"nfs=lagging:{old_gen}" in xattr(m / "t/x", "replicas")
+    assert lake.media_reads(mark) == []
+
+
+def test_all_replicas_lag_or_lack_then_gcs_serves(lake, mounter):
+    lake.put("t/old")
+    old_gen, old = lake.gen("t/old"), lake.data["t/old"]
+    lake.put("t/old")
+    lake.to_nfs("t/old", gen=old_gen, data=old)
+    lake.to_s3("t/old", gen=old_gen, data=old)
+    lake.put("t/missing")                    # on no replica at all
+    m = mounter.mount(lake.config())
+    mark = lake.gcs.control.log_mark()
+    for n in ("t/old", "t/missing"):
+        assert read_all(m / n) == lake.data[n]
+        assert xattr(m / n, "source") == "source"
+        assert lake.media_reads(mark, n), f"{n}: GCS should have served it"
+    assert "s3=absent" in xattr(m / "t/missing", "replicas")
+
+
+def test_overwrite_after_replication_strict_serves_new_bytes(lake, mounter):
+    lake.put("t/o")
+    lake.to_nfs("t/o")
+    lake.to_s3("t/o")
+    m = mounter.mount(lake.config(mount={"replica_recheck": "1s"}),
+                      opts="entry_timeout=0,attr_timeout=0")
+    assert read_all(m / "t/o") == lake.data["t/o"]
+    assert xattr(m / "t/o", "source") == "nfs"
+    lake.put("t/o", os.urandom(OBJ + 4096))  # GCS overwrites; replicas lag now
+    got = read_all(m / "t/o")
+    assert got == lake.data["t/o"], "strict mode served a stale replica copy"
+    assert xattr(m / "t/o", "source") == "source"
+    # the replicas catch up: once a lagging replica is due to be asked again
+    # (replica_recheck), it serves again
+    lake.to_nfs("t/o")
+    time.sleep(1.2)
+    assert read_all(m / "t/o") == lake.data["t/o"]
+    assert xattr(m / "t/o", "source") == "nfs"
+
+
+def test_copies_of_another_version_are_never_served(lake, mounter):
+    lake.put("t/g")
+    # nfs: right bytes, stamped with another generation -> not proven
+    lake.to_nfs("t/g", gen=lake.gen("t/g") + 1)
+    # s3: unstamped, with other bytes of the same size -> MD5 differs
+    lake.to_s3("t/g", data=os.urandom(OBJ), stamped=False)
+    # t/m: small enough to come in one read, so the whole-object crc32c
+    # check applies.  nfs has the right stamp over other bytes; s3 holds an
+    # unstamped copy with the right bytes, which its MD5 proves.
+    small = 32 * 1024
+    lake.put("t/m", os.urandom(small))
+    lake.to_s3("t/m", stamped=False)
+    lake.to_nfs("t/m", gen=lake.gen("t/m"), data=os.urandom(small), crc=True)
+    m = mounter.mount(lake.config())
+    assert read_all(m / "t/g") == lake.data["t/g"]
+    assert xattr(m / "t/g", "source") == "source"
+    assert "s3=unproven" in xattr(m / "t/g", "replicas")
+    assert read_all(m / "t/m") == lake.data["t/m"], "a corrupt stamped copy was served"
+    assert "nfs=bad" in xattr(m / "t/m", "replicas")
+    assert xattr(m / "t/m", "source") == "s3"
+
+
+def test_replica_failing_mid_read_fails_over_at_the_same_offset(lake, mounter, proxy):
+    big = os.urandom(24 * MiB)
+    lake.put("t/big", big)
+    lake.to_s3("t/big")
+    m = mounter.mount(lake.config(s3_endpoint=proxy.url, order=("s3",)))
+    os.stat(m / "t/big")
+    # every ranged GET to the S3 site dies 64 KiB into its body
+    proxy.set_fault("reset", match=lambda r: r.method == "GET" and r.range is not None,
+                    after_bytes=64 * 1024)
+    res = child_read(m / "t/big", timeout=120)
+    proxy.clear_faults()
+    assert res["ok"], res
+    assert res["sha256"] == sha256(big), "fail-over returned wrong bytes"
+    assert proxy.injected, "the S3 site never saw a read"
+
+
+def test_source_down_serves_known_names_from_replicas(lake, mounter, gcs):
+    lake.put("t/known")
+    lake.to_nfs("t/known")
+    lake.put("t/unknown")
+    lake.to_nfs("t/unknown")
+    cfg = lake.config(mount={"serve_stale_when_source_down": "10m",
+                             "request_timeout": "1s", "op_timeout": "4s", "retries": "0"})
+    m = mounter.mount(cfg, opts="entry_timeout=0,attr_timeout=0,negative_timeout=0")
+    assert read_all(m / "t/known") == lake.data["t/known"]   # now in the map
+    gcs.control.config(delay_ms=60_000)                      # GCS stops answering
+    try:
+        res = child_read(m / "t/known", timeout=60)
+        assert res["ok"] and res["sha256"] == sha256(lake.data["t/known"]), res
+        res = child_read(m / "t/unknown", timeout=60)
+        assert not res["ok"] and not res.get("timed_out"), res
+        assert res["elapsed"] < 20, f"failing took {res['elapsed']:.1f}s"
+    finally:
+        gcs.control.config(delay_ms=0)
+
+
+def test_map_survives_kill9_and_is_reused(lake, mounter, proxy, ws):
+    names = [f"t/k{i}" for i in range(20)]
+    for n in names:
+        lake.put(n, os.urandom(4096))
+        lake.to_s3(n)
+    cfg = lake.config(s3_endpoint=proxy.url, order=("s3",))
+    m = mounter.mount(cfg)
+    for n in names:
+        assert read_all(m / n) == lake.data[n]
+    time.sleep(0.2)                          # let the last batch commit
+    for pid in processes_for(m.path):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    m.unmount()
+    proxy.reset_counts()
+    m = mounter.mount(cfg)
+    for n in names:
+        assert read_all(m / n) == lake.data[n]
+    heads = proxy.counts.get("HEAD", 0)
+    assert heads == 0, f"remount after kill -9 asked the replica {heads} HEADs (map lost?)"
+    # a deleted map only costs round trips
+    m.unmount()
+    import shutil
+    shutil.rmtree(ws.state_dir)
+    proxy.reset_counts()
+    m = mounter.mount(cfg)
+    for n in names:
+        assert read_all(m / n) == lake.data[n]
+    assert proxy.counts.get("HEAD", 0) == len(names)
+
+
+def test_bounded_freshness_trusts_recent_versions_only(lake, mounter):
+    lake.put("t/b")
+    lake.to_nfs("t/b")
+    old = lake.data["t/b"]
+    m = mounter.mount(lake.config(mount={"freshness": "bounded:3s"}),
+                      opts="entry_timeout=0,attr_timeout=0")
+    assert read_all(m / "t/b") == old
+    t0 = time.monotonic()
+    lake.put("t/b", os.urandom(OBJ))
+    stale_seen = 0
+    while time.monotonic() - t0 < 10:
+        got = read_all(m / "t/b")
+        assert got in (old, lake.data["t/b"]), "a mix of versions"
+        if got == old:
+            stale_seen = time.monotonic() - t0
+        else:
+            break
+        time.sleep(0.2)
+    assert got == lake.data["t/b"], "the new version never showed"
+    assert stale_seen <= 3.5, f"served a version {stale_seen:.1f}s past the 3 s bound"
