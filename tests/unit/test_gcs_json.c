@@ -39,8 +39,8 @@ static void object(void)
 		"{\"name\":\"a\",\"size\":\"1\"}",                  /* no gen */
 		"{\"name\":\"a\",\"generation\":\"x1\",\"size\":\"1\"}",
 		"{\"name\":\"a\",\"generation\":\"1\",\"size\":\"-1\"}",
-		"{\"name\":\"a\",\"generation\":\"1\",\"size\":\"1\","
-		"\"crc32c\":\"!!\"}",
+		("{\"name\":\"a\",\"generation\":\"1\",\"size\":\"1\","
+		 "\"crc32c\":\"!!\"}"),
 		"{\"generation\":\"1\",\"size\":\"1\"}",            /* no name */
 		"[1,2]", "{", "",
 	};
