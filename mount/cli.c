@@ -8,6 +8,7 @@
 #include "mount/cli.h"
 #include "mount/config.h"
 #include "mount/daemon.h"
+#include "mount/explain.h"
 #include "mount/options.h"
 #include "mount/stack.h"
 #include "backends/backend.h"
@@ -44,6 +45,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: hylake mount CONFIG MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
 		"       hylake check CONFIG\n"
+		"       hylake explain PATH...\n"
 		"       hylake --help | --version\n"
 		"\n"
 		"  mount   mount the lake described by CONFIG on MOUNTPOINT;\n"
@@ -51,6 +53,8 @@ static void usage(FILE *out)
 		"          foreground, -d: debug logging)\n"
 		"  check   contact every store of CONFIG and report, one line\n"
 		"          per store\n"
+		"  explain which store serves a file of a mount, and what every\n"
+		"          store holds of it\n"
 		"\n"
 		"OPTIONS is a comma-separated list of [mount] settings\n"
 		"(NAME=VALUE) and FUSE mount options (allow_other,\n"
@@ -362,6 +366,8 @@ int cli_main(int argc, char **argv)
 		return cmd_mount(argc - 2, argv + 2);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc - 2, argv + 2);
+	if (!strcmp(cmd, "explain"))
+		return explain_main(argc - 2, argv + 2);
 	fprintf(stderr, "hylake: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hylib import MiB, child_read, processes_for, sha256
+from hylib import MiB, child_read, processes_for, run_hylake, sha256
 
 OBJ = 1 * MiB
 
@@ -118,6 +118,12 @@ def test_preferred_current_replica_serves_and_gcs_sends_no_bytes(lake, mounter):
         assert xattr(m / n, "generation") == str(lake.gen(n))
         assert xattr(m / n, "replicas").startswith("nfs=current ")
     assert lake.media_reads(mark) == [], "GCS served data bytes although replicas are current"
+    out = run_hylake("explain", m / "t/a")
+    assert out.returncode == 0, out.stderr
+    assert f"version     {lake.gen('t/a')}" in out.stdout
+    assert "served by   nfs" in out.stdout and "nfs          current" in out.stdout
+    out = run_hylake("explain", m / "t")
+    assert out.returncode == 1 and "is a folder" in out.stderr
     # the other order prefers the S3 site
     m2 = mounter.mount(lake.config(order=("s3", "nfs")))
     mark = lake.gcs.control.log_mark()
