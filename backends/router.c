@@ -136,9 +136,27 @@ static int router_stat(struct backend *b, const char *name,
 	struct router *r = to_router(b);
 	struct source_fact f;
 	struct strbuf folder = STRBUF_INIT;
-	int rc = backend_stat(r->src, name, out, dl);
+	int rc;
 
 	strbuf_addf(&folder, "%s/", name);
+	/* Bounded freshness: a name the source confirmed within the bound
+	 * needs no round trip (a folder wins over an object, as in stat). */
+	if (r->conf.bounded_ms > 0 && *name) {
+		int64_t max = r->conf.bounded_ms * NS_PER_MS;
+		if (recent_fact(r, folder.buf, max, &f) && !f.tombstone) {
+			memset(out, 0, sizeof(*out));
+			out->is_dir = true;
+			strbuf_release(&folder);
+			return 0;
+		}
+		if (recent_fact(r, name, max, &f) && !f.tombstone &&
+		    f.generation) {
+			fact_to_info(&f, out);
+			strbuf_release(&folder);
+			return 0;
+		}
+	}
+	rc = backend_stat(r->src, name, out, dl);
 	if (rc == 0 && *name) {
 		/* Folders are facts too ("name/"), so that a path can still be
 		 * walked while the source is down. */
