@@ -130,6 +130,25 @@ static bool recent_fact(struct router *r, const char *name, int64_t max_ns,
 	       wall_ns() - f->confirmed_ns <= max_ns;
 }
 
+/* Answer a stat from facts the source confirmed within max_ns: the folder
+ * fact ("name/") first, since a folder wins over an object as in stat. */
+static bool stat_from_facts(struct router *r, const char *name,
+			    const char *folder, int64_t max_ns,
+			    struct obj_info *out)
+{
+	struct source_fact f;
+	if (recent_fact(r, folder, max_ns, &f) && !f.tombstone) {
+		memset(out, 0, sizeof(*out));
+		out->is_dir = true;
+		return true;
+	}
+	if (recent_fact(r, name, max_ns, &f) && !f.tombstone && f.generation) {
+		fact_to_info(&f, out);
+		return true;
+	}
+	return false;
+}
+
 static int router_stat(struct backend *b, const char *name,
 		       struct obj_info *out, const struct deadline *dl)
 {
@@ -140,21 +159,12 @@ static int router_stat(struct backend *b, const char *name,
 
 	strbuf_addf(&folder, "%s/", name);
 	/* Bounded freshness: a name the source confirmed within the bound
-	 * needs no round trip (a folder wins over an object, as in stat). */
-	if (r->conf.bounded_ms > 0 && *name) {
-		int64_t max = r->conf.bounded_ms * NS_PER_MS;
-		if (recent_fact(r, folder.buf, max, &f) && !f.tombstone) {
-			memset(out, 0, sizeof(*out));
-			out->is_dir = true;
-			strbuf_release(&folder);
-			return 0;
-		}
-		if (recent_fact(r, name, max, &f) && !f.tombstone &&
-		    f.generation) {
-			fact_to_info(&f, out);
-			strbuf_release(&folder);
-			return 0;
-		}
+	 * needs no round trip. */
+	if (r->conf.bounded_ms > 0 && *name &&
+	    stat_from_facts(r, name, folder.buf, r->conf.bounded_ms * NS_PER_MS,
+			    out)) {
+		strbuf_release(&folder);
+		return 0;
 	}
 	rc = backend_stat(r->src, name, out, dl);
 	if (rc == 0 && *name) {
@@ -167,17 +177,10 @@ static int router_stat(struct backend *b, const char *name,
 			info_to_fact(out, &f);
 			note_source(r, name, &f);
 		}
-	} else if (store_down(rc) && r->conf.serve_stale_ms >= 0) {
-		int64_t max = r->conf.serve_stale_ms * NS_PER_MS;
-		if (recent_fact(r, folder.buf, max, &f) && !f.tombstone) {
-			memset(out, 0, sizeof(*out));
-			out->is_dir = true;
-			rc = 0;
-		} else if (recent_fact(r, name, max, &f) && !f.tombstone &&
-			   f.generation) {
-			fact_to_info(&f, out);
-			rc = 0;
-		}
+	} else if (store_down(rc) && r->conf.serve_stale_ms >= 0 &&
+		   stat_from_facts(r, name, folder.buf,
+				   r->conf.serve_stale_ms * NS_PER_MS, out)) {
+		rc = 0;
 	}
 	strbuf_release(&folder);
 	return rc;

@@ -28,7 +28,6 @@ struct xml_state {
 	/* listing */
 	struct s3_xml_listing *l;
 	struct s3_xml_entry cur;
-	bool in_entry;
 	/* error */
 	char *code, *msg;
 	size_t codelen, msglen;
@@ -75,7 +74,6 @@ static void on_start(void *arg, const XML_Char *name, const XML_Char **attrs)
 		     at(s, "ListBucketResult", "CommonPrefixes", NULL))) {
 		memset(&s->cur, 0, sizeof(s->cur));
 		s->cur.is_prefix = strcmp(name, "CommonPrefixes") == 0;
-		s->in_entry = true;
 	}
 }
 
@@ -129,7 +127,6 @@ static void end_listing(struct xml_state *s)
 	} else if (at(s, "ListBucketResult", "Contents", NULL) ||
 		   at(s, "ListBucketResult", "CommonPrefixes", NULL)) {
 		push_entry(s);
-		s->in_entry = false;
 	} else if (at(s, "ListBucketResult", "IsTruncated", NULL)) {
 		s->l->truncated = strcmp(t, "true") == 0;
 	} else if (at(s, "ListBucketResult", "NextContinuationToken", NULL)) {

@@ -35,10 +35,9 @@ struct dirstream {
 	size_t nheld;
 	char *token;               /* next page; NULL before first / at end */
 	char *last_folder;         /* the greatest folder delivered so far */
-	bool started, finished;
-	uint64_t hidden, pages;
+	bool finished;
+	uint64_t hidden;
 	const struct deadline *dl; /* of the call in progress */
-	int err;
 };
 
 static void item_free(struct dir_item *it)
@@ -196,14 +195,12 @@ static int fetch_page(struct dirstream *ds)
 				.max_keys = ds->page_size };
 	int rc = backend_list(ds->b, &req, collect, &pg, &next, ds->dl);
 	if (rc == 0) {
-		ds->pages++;
 		if (ds->b->ops->list_sorted && pg.n > 1)   /* pg.e is NULL at 0 */
 			qsort(pg.e, pg.n, sizeof(*pg.e), cmp_name);
 		for (size_t i = 0; i < pg.n; i++)
 			on_entry(ds, &pg.e[i]);
 		free(ds->token);
 		ds->token = next;
-		ds->started = true;
 		if (!next) {
 			ds->finished = true;
 			while (ds->nheld)
@@ -242,7 +239,7 @@ static void reset(struct dirstream *ds)
 	ds->token = NULL;
 	free(ds->last_folder);
 	ds->last_folder = NULL;
-	ds->started = ds->finished = false;
+	ds->finished = false;
 }
 
 void dirstream_destroy(struct dirstream *ds)
@@ -316,4 +313,3 @@ int dirstream_seek(struct dirstream *ds, uint64_t pos,
 }
 
 uint64_t dirstream_hidden(const struct dirstream *ds) { return ds->hidden; }
-uint64_t dirstream_pages(const struct dirstream *ds) { return ds->pages; }

@@ -55,7 +55,5 @@ uint64_t dirstream_pos(const struct dirstream *ds);
 
 /* Names hidden so far (unsafe, or objects shadowed by a folder). */
 uint64_t dirstream_hidden(const struct dirstream *ds);
-/* Listing pages fetched so far. */
-uint64_t dirstream_pages(const struct dirstream *ds);
 
 #endif
