@@ -136,6 +136,18 @@ struct backend_ops {
 	void (*close)(struct bobj *o);
 
 	/*
+	 * Optional (stores that can hold replicas): store a complete copy of
+	 * name from the first size bytes of file fd, stamped with the source
+	 * version it holds: stamp->generation, and stamp->crc32c when known.
+	 * stamp->md5, when known, is sent so the store checks what it got.
+	 * Atomic: readers see the previous copy or the whole new one with its
+	 * stamp, never a mix and never an unstamped copy.  -EINVAL for a name
+	 * the store cannot hold, -EFBIG when too large for one write.
+	 */
+	int (*put)(struct backend *b, const char *name, int fd, uint64_t size,
+		   const struct obj_info *stamp, const struct deadline *dl);
+
+	/*
 	 * Optional: explain how a name is served, for the user.hylake.*
 	 * extended attributes: attr is "source" (the store that would serve
 	 * the next read), "generation" or "replicas" (one "name=state" per

@@ -30,6 +30,7 @@
 #define OBJECT_FIELDS \
 	"name,generation,metageneration,size,md5Hash,crc32c,timeCreated," \
 	"contentEncoding"
+#define REPLICA_FIELDS OBJECT_FIELDS ",metadata"
 
 struct gcs_backend {
 	struct backend base;
@@ -38,12 +39,16 @@ struct gcs_backend {
 	char *base_url;           /* endpoint, no trailing '/' */
 	char *bucket;
 	char *prefix;             /* "" or "dir/" */
+	char *stamp_key;          /* replicas: metadata key of the stamped
+	                             source generation; NULL for the source */
+	const char *fields;       /* object fields asked for */
 	unsigned page_size;
 };
 
 struct gcs_obj {
 	struct bobj base;
 	char *media_url;          /* pinned: ...?alt=media&generation=G */
+	uint64_t pin;             /* G: this bucket's own generation */
 };
 
 /* One request's context for the prepare callback. */
@@ -163,16 +168,18 @@ static int list_page(struct gcs_backend *g, const struct list_req *lr,
 	add_param(&url, "maxResults", maxr);
 	if (lr->token)
 		add_param(&url, "pageToken", lr->token);
-	add_param(&url, "fields", "items(" OBJECT_FIELDS "),prefixes,"
-		  "nextPageToken");
+	strbuf_reset(&full);
+	strbuf_addf(&full, "items(%s),prefixes,nextPageToken", g->fields);
+	add_param(&url, "fields", full.buf);
 	http_resp_init(&resp);
 	rc = gcs_get(g, url.buf, NULL, NULL, 0, &body, dl, &resp, reason,
 		     reasonlen, msg, msglen);
 	if (rc == 0) {
-		rc = gcs_json_parse_listing(body.buf, body.len, out);
+		rc = gcs_json_parse_listing(body.buf, body.len, g->stamp_key,
+					    out);
 		if (rc < 0)
-			log_warn("gcs %s: invalid listing response for '%s'",
-				 g->base.name, full.buf);
+			log_warn("gcs %s: invalid listing response for '%s%s'",
+				 g->base.name, g->prefix, lr->prefix);
 	}
 	http_resp_release(&resp);
 	strbuf_release(&url);
@@ -231,11 +238,12 @@ static int get_meta(struct gcs_backend *g, const char *name,
 	int rc;
 
 	object_url(g, name, &url);
-	add_param(&url, "fields", OBJECT_FIELDS);
+	add_param(&url, "fields", g->fields);
 	http_resp_init(&resp);
 	rc = gcs_get(g, url.buf, NULL, NULL, 0, &body, dl, &resp, NULL, 0,
 		     NULL, 0);
-	if (rc == 0 && gcs_json_parse_object(body.buf, body.len, item) < 0) {
+	if (rc == 0 && gcs_json_parse_object(body.buf, body.len, g->stamp_key,
+					    item) < 0) {
 		log_warn("gcs %s: invalid object resource for '%s'",
 			 g->base.name, name);
 		rc = -EIO;
@@ -264,14 +272,18 @@ static int gcs_open_pinned(struct backend *b, const char *name,
 			   const struct obj_info *info, struct bobj **out)
 {
 	struct gcs_backend *g = to_gcs(b);
-	if (!info->generation)
+	/* A replica's generation is the stamp; reads pin its own (etag). */
+	uint64_t pin = g->stamp_key ? strtoull(info->etag, NULL, 10)
+				    : info->generation;
+	if (!pin)
 		return -EINVAL;
 	struct gcs_obj *o = xcalloc(1, sizeof(*o));
 	struct strbuf url = STRBUF_INIT;
 	char gen[32];
 	bobj_init(&o->base, b, name);
 	o->base.info = *info;
-	snprintf(gen, sizeof(gen), "%" PRIu64, info->generation);
+	o->pin = pin;
+	snprintf(gen, sizeof(gen), "%" PRIu64, pin);
 	object_url(g, name, &url);
 	add_param(&url, "alt", "media");
 	add_param(&url, "generation", gen);
@@ -303,7 +315,7 @@ static int check_media(const struct gcs_obj *o, const struct http_resp *r,
 	uint64_t a, z, total;
 
 	if (http_resp_header(r, "x-goog-generation", v, sizeof(v)) &&
-	    strtoull(v, NULL, 10) != info->generation)
+	    strtoull(v, NULL, 10) != o->pin)
 		return -ESTALE;
 	/* Decompressive transcoding would hand us other bytes than stored. */
 	if (http_resp_header(r, "x-goog-stored-content-encoding", v, sizeof(v)) &&
@@ -431,6 +443,7 @@ static void gcs_destroy(struct backend *b)
 	free(g->base_url);
 	free(g->bucket);
 	free(g->prefix);
+	free(g->stamp_key);
 	backend_release(b);
 	free(g);
 }
@@ -477,6 +490,12 @@ int gcs_create(const struct store_conf *c, struct backend **out,
 	g->bucket = xstrdup(c->bucket);
 	g->prefix = xstrdup(c->prefix ? c->prefix : "");
 	g->page_size = (unsigned)c->list_page_size;
+	g->fields = OBJECT_FIELDS;
+	if (c->replica) {
+		g->stamp_key = xstrdup(c->generation_key && *c->generation_key
+				       ? c->generation_key : "goog-generation");
+		g->fields = REPLICA_FIELDS;
+	}
 	strbuf_addf(&desc, "gcs %s/%s/%s", g->base_url, g->bucket, g->prefix);
 	backend_init(&g->base, &gcs_ops, c->name, desc.buf);
 	strbuf_release(&desc);

@@ -37,7 +37,21 @@ static int get_u64(json_t *obj, const char *key, uint64_t *out)
 	return (errno || *end) ? -EBADMSG : 0;
 }
 
-static int object_from_json(json_t *o, struct gcs_item *item)
+/* A replica's stamp: a decimal generation in metadata[key]. */
+static uint64_t stamped_generation(json_t *o, const char *key)
+{
+	json_t *md = json_object_get(o, "metadata");
+	const char *s = json_string_value(json_object_get(md, key));
+	char *end;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return 0;
+	errno = 0;
+	unsigned long long g = strtoull(s, &end, 10);
+	return (errno || *end) ? 0 : g;
+}
+
+static int object_from_json(json_t *o, const char *stamp_key,
+			    struct gcs_item *item)
 {
 	struct obj_info *info = &item->info;
 	const char *name = json_string_value(json_object_get(o, "name"));
@@ -69,20 +83,25 @@ static int object_from_json(json_t *o, struct gcs_item *item)
 	}
 	/* The version token of GCS is the generation; keep it as text too. */
 	snprintf(info->etag, sizeof(info->etag), "%" PRIu64, info->generation);
+	if (stamp_key) {
+		info->generation = stamped_generation(o, stamp_key);
+		info->metageneration = 0;
+	}
 	item->gzip = enc && strcmp(enc, "gzip") == 0;
 	item->name = xstrdup(name);
 	return 0;
 }
 
-int gcs_json_parse_object(const char *text, size_t len, struct gcs_item *item)
+int gcs_json_parse_object(const char *text, size_t len, const char *stamp_key,
+			  struct gcs_item *item)
 {
 	json_t *o = load(text, len);
-	int rc = o ? object_from_json(o, item) : -EBADMSG;
+	int rc = o ? object_from_json(o, stamp_key, item) : -EBADMSG;
 	json_decref(o);
 	return rc;
 }
 
-int gcs_json_parse_listing(const char *text, size_t len,
+int gcs_json_parse_listing(const char *text, size_t len, const char *stamp_key,
 			   struct gcs_listing *out)
 {
 	json_t *doc = load(text, len);
@@ -107,7 +126,7 @@ int gcs_json_parse_listing(const char *text, size_t len,
 				     sizeof(*out->items));
 		for (size_t i = 0; i < json_array_size(items) && rc == 0; i++) {
 			rc = object_from_json(json_array_get(items, i),
-					      &out->items[i]);
+					      stamp_key, &out->items[i]);
 			if (rc == 0)
 				out->nitems++;
 		}

@@ -31,10 +31,19 @@ struct gcs_listing {
 	char *next_token;             /* NULL on the last page */
 };
 
-/* One object resource.  On success item is filled (free item->name). */
-int gcs_json_parse_object(const char *text, size_t len, struct gcs_item *item);
+/*
+ * One object resource.  On success item is filled (free item->name).
+ *
+ * stamp_key is NULL for the source.  A bucket that is a replica passes
+ * the metadata key its copies are stamped with: info.generation is then
+ * the stamped source generation (0 when none or malformed), info.etag the
+ * bucket's own generation (what reads pin), and crc32c/md5 the ones GCS
+ * computed for the copy's bytes.
+ */
+int gcs_json_parse_object(const char *text, size_t len, const char *stamp_key,
+			  struct gcs_item *item);
 
-int gcs_json_parse_listing(const char *text, size_t len,
+int gcs_json_parse_listing(const char *text, size_t len, const char *stamp_key,
 			   struct gcs_listing *out);
 void gcs_listing_release(struct gcs_listing *l);
 

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -258,6 +259,139 @@ static ssize_t posix_read(struct bobj *ob, void *buf, size_t len,
 	return (ssize_t)got;
 }
 
+/*
+ * Open (creating as needed) the folder that holds name, one component at
+ * a time beneath the root, never following a link.  *base gets the last
+ * component.  -EINVAL for names that are no path (empty or "." / ".."
+ * segments, a trailing '/').
+ */
+static int open_parent(struct posix_backend *px, const char *name,
+		       const char **base)
+{
+	int dfd = dup(px->rootfd);
+	const char *p = name;
+	char seg[NAME_MAX + 1];
+
+	if (dfd < 0)
+		return -errno;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || n > NAME_MAX || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.')) {
+			close(dfd);
+			return -EINVAL;
+		}
+		if (!slash) {
+			*base = p;
+			return dfd;
+		}
+		memcpy(seg, p, n);
+		seg[n] = '\0';
+		if (mkdirat(dfd, seg, 0755) < 0 && errno != EEXIST) {
+			int e = -errno;
+			close(dfd);
+			return e;
+		}
+		int next = openat(dfd, seg, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+				  O_CLOEXEC);
+		int e = -errno;
+		close(dfd);
+		if (next < 0)
+			return e == -ELOOP ? -ENOTDIR : e;
+		dfd = next;
+		p = slash + 1;
+	}
+}
+
+/* Copy size bytes of in (from offset 0) to out. */
+static int copy_bytes(int in, int out, uint64_t size)
+{
+	loff_t ioff = 0;
+	while ((uint64_t)ioff < size) {
+		ssize_t n = copy_file_range(in, &ioff, out, NULL,
+					    (size_t)(size - (uint64_t)ioff), 0);
+		if (n > 0)
+			continue;
+		if (n == 0)
+			return -EIO;           /* the source file is shorter */
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP)
+			return -errno;
+		char buf[1 << 16];           /* no copy_file_range here */
+		ssize_t r = pread(in, buf, sizeof(buf), ioff);
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		for (ssize_t w = 0; w < r;) {
+			ssize_t k = write(out, buf + w, (size_t)(r - w));
+			if (k < 0 && errno != EINTR)
+				return -errno;
+			w += k > 0 ? k : 0;
+		}
+		ioff += r;
+	}
+	return 0;
+}
+
+/* A temp file beside the copy, stamped, synced, then renamed over it:
+ * readers see the old file or the whole stamped new one. */
+static int posix_put(struct backend *b, const char *name, int fd,
+		     uint64_t size, const struct obj_info *stamp,
+		     const struct deadline *dl)
+{
+	struct posix_backend *px = to_px(b);
+	struct strbuf tmp = STRBUF_INIT, crc = STRBUF_INIT;
+	const char *base = NULL;
+	char gen[32];
+	unsigned char rnd[6];
+	int rc = 0;
+	(void)dl;
+
+	int dfd = open_parent(px, name, &base);
+	if (dfd < 0)
+		return dfd;
+	if (getentropy(rnd, sizeof(rnd)) < 0)
+		memset(rnd, 0, sizeof(rnd));
+	strbuf_addf(&tmp, ".%.200s.hylake-", base);
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		strbuf_addf(&tmp, "%02x", rnd[i]);
+	int tfd = openat(dfd, tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+			 O_CLOEXEC, 0644);
+	if (tfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	snprintf(gen, sizeof(gen), "%" PRIu64, stamp->generation);
+	rc = copy_bytes(fd, tfd, size);
+	if (rc == 0 && fsetxattr(tfd, px->generation_xattr, gen, strlen(gen),
+				 0) < 0)
+		rc = -errno;
+	if (rc == 0 && stamp->has_crc32c) {
+		base64_crc32c_encode(&crc, stamp->crc32c);
+		if (fsetxattr(tfd, "user." STORE_CRC32C_KEY, crc.buf, crc.len,
+			      0) < 0)
+			rc = -errno;
+	}
+	if (rc == 0 && fsync(tfd) < 0)
+		rc = -errno;
+	if (close(tfd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && renameat(dfd, tmp.buf, dfd, base) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlinkat(dfd, tmp.buf, 0);
+out:
+	if (rc < 0)
+		log_warn("posix %s: cannot write '%s': %s", px->base.name, name,
+			 strerror(-rc));
+	close(dfd);
+	strbuf_release(&tmp);
+	strbuf_release(&crc);
+	return rc;
+}
+
 static void posix_close(struct bobj *ob)
 {
 	struct posix_obj *o = (struct posix_obj *)ob;
@@ -306,6 +440,7 @@ static const struct backend_ops posix_ops = {
 	.open = posix_open,
 	.read = posix_read,
 	.close = posix_close,
+	.put = posix_put,
 	.probe = posix_probe,
 	.destroy = posix_destroy,
 };

@@ -17,11 +17,11 @@
  */
 #include "backends/router.h"
 #include "backends/backend.h"
+#include "backends/contract.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -252,36 +252,6 @@ static int router_open(struct backend *b, const char *name, struct bobj **out,
 	return 0;
 }
 
-static bool md5_matches_etag(const struct obj_info *v, const char *etag)
-{
-	static const char hex[] = "0123456789abcdef";
-	if (!v->has_md5 || strlen(etag) != 32)
-		return false;       /* multipart ETags ("...-N") are no MD5 */
-	for (int i = 0; i < 16; i++)
-		if (tolower((unsigned char)etag[2 * i]) != hex[v->md5[i] >> 4] ||
-		    tolower((unsigned char)etag[2 * i + 1]) != hex[v->md5[i] & 15])
-			return false;
-	return true;
-}
-
-/* The replica contract.  Returns the state to record. */
-static enum replica_state judge(const struct obj_info *copy,
-				const struct obj_info *v)
-{
-	if (copy->generation) {
-		if (copy->generation != v->generation)
-			return REPLICA_HOLDS;          /* another generation */
-		if (copy->size != v->size ||
-		    (copy->has_crc32c && v->has_crc32c &&
-		     copy->crc32c != v->crc32c))
-			return REPLICA_BAD;
-		return REPLICA_HOLDS;
-	}
-	if (copy->size == v->size && md5_matches_etag(v, copy->etag))
-		return REPLICA_HOLDS;
-	return REPLICA_UNPROVEN;
-}
-
 static bool holds_v(enum replica_state st, uint64_t gen,
 		    const struct obj_info *v)
 {
@@ -329,10 +299,10 @@ static struct bobj *candidate(struct router_obj *o, size_t i,
 			 o->base.name, strerror(-rc));
 		return NULL;
 	}
-	enum replica_state st = judge(&h->info, v);
+	uint64_t held;
+	enum replica_state st = contract_judge(&h->info, v, &held);
 	struct obj_info rec = h->info;
-	if (st == REPLICA_HOLDS && !rec.generation)
-		rec.generation = v->generation;    /* proven by MD5 */
+	rec.generation = held;              /* proven by stamp or by MD5 */
 	note_replica(r, i, o->base.name, st, &rec);
 	if (st == REPLICA_HOLDS && rec.generation == v->generation) {
 		c->h = h;

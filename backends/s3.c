@@ -24,12 +24,14 @@
 #include "backends/util/uri.h"
 #include "backends/util/base64.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MAX_HEADERS 8
 
@@ -60,6 +62,8 @@ struct s3_call {
 	size_t nparams;
 	struct sigv4_pair headers[MAX_HEADERS];   /* extra signed headers */
 	size_t nheaders;
+	const void *upload;                       /* PUT body, borrowed */
+	size_t upload_len;
 };
 
 static struct s3_backend *to_s3(struct backend *b)
@@ -166,6 +170,7 @@ static int call_do(struct s3_call *c, void *buf, size_t buflen,
 		.prepare = call_prepare, .prepare_ctx = c,
 		.buf = buf, .buf_len = buflen, .body = body,
 		.body_max = 16 << 20, .dl = dl,
+		.upload = c->upload, .upload_len = c->upload_len,
 	};
 	if (code && codelen)
 		code[0] = '\0';
@@ -435,6 +440,61 @@ static ssize_t s3_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
+/* The largest object one PUT may carry (S3's limit). */
+#define S3_MAX_PUT (5ULL << 30)
+
+/* One PUT carries the bytes and their stamp: they land together or not
+ * at all.  Content-MD5 makes the store refuse bytes that changed on the
+ * way. */
+static int s3_put(struct backend *b, const char *name, int fd, uint64_t size,
+		  const struct obj_info *stamp, const struct deadline *dl)
+{
+	struct s3_backend *s3 = to_s3(b);
+	struct strbuf crc = STRBUF_INIT, md5 = STRBUF_INIT;
+	struct s3_call c;
+	struct http_resp resp;
+	char gen[32], code[64];
+	void *map = NULL;
+	int rc;
+
+	if (!*name || name[strlen(name) - 1] == '/')
+		return -EINVAL;
+	if (size > S3_MAX_PUT)
+		return -EFBIG;
+	if (size) {
+		map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED)
+			return -errno;
+		madvise(map, size, MADV_SEQUENTIAL);
+	}
+	snprintf(gen, sizeof(gen), "%" PRIu64, stamp->generation);
+	call_init(&c, s3, "PUT", name);
+	call_header(&c, s3->generation_header, gen);
+	call_header(&c, "content-type", "application/octet-stream");
+	if (stamp->has_crc32c) {
+		base64_crc32c_encode(&crc, stamp->crc32c);
+		call_header(&c, "x-amz-meta-" STORE_CRC32C_KEY, crc.buf);
+	}
+	if (stamp->has_md5) {
+		base64_encode(&md5, stamp->md5, 16);
+		call_header(&c, "content-md5", md5.buf);
+	}
+	c.upload = size ? map : "";
+	c.upload_len = (size_t)size;
+	http_resp_init(&resp);
+	rc = call_do(&c, NULL, 0, NULL, dl, &resp, code, sizeof(code));
+	if (rc < 0)
+		log_warn("s3 %s: PUT %s failed: %s%s%s", s3->base.name, name,
+			 strerror(-rc), code[0] ? ", " : "", code);
+	http_resp_release(&resp);
+	call_release(&c);
+	strbuf_release(&crc);
+	strbuf_release(&md5);
+	if (map)
+		munmap(map, size);
+	return rc;
+}
+
 static void s3_close(struct bobj *ob)
 {
 	bobj_release(ob);
@@ -513,6 +573,7 @@ static const struct backend_ops s3_ops = {
 	.read = s3_read,
 	.open_pinned = s3_open_pinned,
 	.close = s3_close,
+	.put = s3_put,
 	.probe = s3_probe,
 	.destroy = s3_destroy,
 };
@@ -582,6 +643,8 @@ int s3_create(const struct store_conf *c, struct backend **out,
 	s3->region = xstrdup(c->region && *c->region ? c->region : "us-east-1");
 	strbuf_addf(&desc, "x-amz-meta-%s", c->generation_key && *c->generation_key
 		    ? c->generation_key : "goog-generation");
+	for (char *p = desc.buf; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
 	s3->generation_header = strbuf_detach(&desc, NULL);
 	s3->page_size = (unsigned)c->list_page_size;
 	s3->http = http_engine_create(&c->net);

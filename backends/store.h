@@ -8,6 +8,7 @@
 #ifndef HYLAKE_STORE_H
 #define HYLAKE_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum store_type { STORE_NONE = 0, STORE_S3, STORE_POSIX, STORE_GCS };
@@ -38,6 +39,7 @@ struct store_conf {
 	char *generation_key;         /* s3: x-amz-meta-KEY, posix: user.KEY
 	                                 holds the stamped source generation */
 	int64_t list_page_size;
+	bool replica;                 /* a [replica NAME] section */
 	struct net_conf net;
 };
 

@@ -10,6 +10,7 @@
 #include "mount/daemon.h"
 #include "mount/explain.h"
 #include "mount/options.h"
+#include "mount/replicate.h"
 #include "mount/stack.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
@@ -46,6 +47,7 @@ static void usage(FILE *out)
 		"usage: hylake mount CONFIG MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
 		"       hylake check CONFIG\n"
 		"       hylake explain PATH...\n"
+		"       hylake replicate CONFIG --to REPLICA [--prefix P]\n"
 		"       hylake --help | --version\n"
 		"\n"
 		"  mount   mount the lake described by CONFIG on MOUNTPOINT;\n"
@@ -55,6 +57,8 @@ static void usage(FILE *out)
 		"          per store\n"
 		"  explain which store serves a file of a mount, and what every\n"
 		"          store holds of it\n"
+		"  replicate  copy what REPLICA lacks from the source, stamped\n"
+		"          with its generation (see hylake replicate --help)\n"
 		"\n"
 		"OPTIONS is a comma-separated list of [mount] settings\n"
 		"(NAME=VALUE) and FUSE mount options (allow_other,\n"
@@ -368,6 +372,8 @@ int cli_main(int argc, char **argv)
 		return cmd_check(argc - 2, argv + 2);
 	if (!strcmp(cmd, "explain"))
 		return explain_main(argc - 2, argv + 2);
+	if (!strcmp(cmd, "replicate"))
+		return replicate_main(argc - 2, argv + 2);
 	fprintf(stderr, "hylake: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -161,6 +161,7 @@ static void enter_section(struct parse_state *ps, const char *section)
 		ps->replica_lines = xrealloc(ps->replica_lines,
 			cfg->nreplicas * sizeof(*ps->replica_lines));
 		store_defaults(&cfg->replicas[n], name, ps->header_line);
+		cfg->replicas[n].replica = true;
 		ps->scope = SCOPE_STORE;
 		ps->base = &cfg->replicas[n];
 		ps->lines = &ps->replica_lines[n];
@@ -270,7 +271,8 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 	static const char *const s3_required[] = { "endpoint", "bucket",
 						   "credentials", NULL };
 	static const char *const gcs_keys[] = { "type", "endpoint", "bucket",
-		"prefix", "credentials", "metadata_endpoint", NULL };
+		"prefix", "credentials", "metadata_endpoint", "generation_key",
+		NULL };
 	static const char *const gcs_required[] = { "bucket", "credentials",
 						    NULL };
 	static const char *const posix_keys[] = { "type", "path", "prefix",
@@ -307,6 +309,9 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 		if (!ok)
 			report(ps, l->key[i], "'%s' does not apply to a store "
 			       "of type %s", d->name, store_type_name(s->type));
+		else if (!s->replica && !strcmp(d->name, "generation_key"))
+			report(ps, l->key[i], "'generation_key' applies to "
+			       "replicas: the source's generations are its own");
 	}
 	for (size_t k = 0; required[k]; k++)
 		if (!l->key[opt_index(opt_find(SCOPE_STORE, required[k]))])

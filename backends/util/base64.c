@@ -108,3 +108,11 @@ int base64_crc32c(const char *s, uint32_t *crc)
 	strbuf_release(&sb);
 	return rc;
 }
+
+void base64_crc32c_encode(struct strbuf *out, uint32_t crc)
+{
+	unsigned char b[4] = { (unsigned char)(crc >> 24),
+			       (unsigned char)(crc >> 16),
+			       (unsigned char)(crc >> 8), (unsigned char)crc };
+	base64_encode(out, b, sizeof(b));
+}

@@ -25,5 +25,7 @@ int base64url_decode(struct strbuf *out, const char *s, size_t len);
  * 4-byte big-endian CRC32C.  0 or -EINVAL (wrong length, bad text). */
 int base64_md5(const char *s, unsigned char md5[16]);
 int base64_crc32c(const char *s, uint32_t *crc);
+/* The inverse: a crc32c as GCS writes it (base64 of 4 big-endian bytes). */
+void base64_crc32c_encode(struct strbuf *out, uint32_t crc);
 
 #endif

@@ -47,6 +47,10 @@ int main(void)
 	CHECK_INT(base64_crc32c("yZRlqg==", &crc), 0);
 	CHECK_INT(crc, 0xc99465aaU);
 	CHECK_INT(base64_crc32c("yZRlqgA=", &crc), -EINVAL);   /* 5 bytes */
+	struct strbuf enc = STRBUF_INIT;
+	base64_crc32c_encode(&enc, crc32c_update(0, "hello world", 11));
+	CHECK_STR(enc.buf, "yZRlqg==");
+	strbuf_release(&enc);
 	unsigned char md5[16];
 	CHECK_INT(base64_md5("1B2M2Y8AsgTpgAmY7PhCfg==", md5), 0);
 	CHECK(md5[0] == 0xd4 && md5[1] == 0x1d && md5[15] == 0x7e);

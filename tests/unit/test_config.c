@@ -143,6 +143,8 @@ static void errors(void)
 	bad("[source]\ntype = ftp\n", 2, "unknown store type 'ftp'");
 	bad("[source]\ntype = posix\npath = /tmp\nbucket = b\n", 4,
 	    "'bucket' does not apply to a store of type posix");
+	bad("[source]\ntype = gcs\nbucket = b\ncredentials = none\n"
+	    "generation_key = g\n", 5, "'generation_key' applies to replicas");
 	bad("[source]\ntype = posix\npath = /tmp\njunk line\n", 4,
 	    "syntax error");
 	snprintf(text, sizeof(text), "%s[replica a]\ntype=posix\npath=/t\n"

@@ -16,7 +16,7 @@ static void object(void)
 	struct gcs_item it;
 	static const char doc[] = OBJ("t/a b.parquet", "1706702400123456",
 				      "5368709120");
-	CHECK_INT(gcs_json_parse_object(doc, sizeof(doc) - 1, &it), 0);
+	CHECK_INT(gcs_json_parse_object(doc, sizeof(doc) - 1, NULL, &it), 0);
 	CHECK_STR(it.name, "t/a b.parquet");
 	CHECK_INT(it.info.generation, 1706702400123456LL);
 	CHECK_INT(it.info.metageneration, 2);
@@ -30,7 +30,7 @@ static void object(void)
 
 	static const char gz[] = "{\"name\":\"z\",\"generation\":\"7\","
 		"\"size\":\"10\",\"contentEncoding\":\"gzip\"}";
-	CHECK_INT(gcs_json_parse_object(gz, sizeof(gz) - 1, &it), 0);
+	CHECK_INT(gcs_json_parse_object(gz, sizeof(gz) - 1, NULL, &it), 0);
 	CHECK(it.gzip);
 	CHECK(!it.info.has_md5);                     /* composite: no md5 */
 	free(it.name);
@@ -45,8 +45,49 @@ static void object(void)
 		"[1,2]", "{", "",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		CHECK_INT(gcs_json_parse_object(bad[i], strlen(bad[i]), &it),
+		CHECK_INT(gcs_json_parse_object(bad[i], strlen(bad[i]), NULL, &it),
 			  -EBADMSG);
+}
+
+/* A bucket used as a replica: the stamp is the generation, the bucket's
+ * own generation is only the token reads pin. */
+static void replica_stamp(void)
+{
+	struct gcs_item it;
+	static const char doc[] = "{\"name\":\"a\",\"generation\":\"900\","
+		"\"metageneration\":\"3\",\"size\":\"4\","
+		"\"metadata\":{\"goog-generation\":\"1699\"}}";
+	CHECK_INT(gcs_json_parse_object(doc, sizeof(doc) - 1, "goog-generation",
+					&it), 0);
+	CHECK_INT(it.info.generation, 1699);
+	CHECK_INT(it.info.metageneration, 0);
+	CHECK_STR(it.info.etag, "900");
+	free(it.name);
+	/* Read as the source, the same document is generation 900. */
+	CHECK_INT(gcs_json_parse_object(doc, sizeof(doc) - 1, NULL, &it), 0);
+	CHECK_INT(it.info.generation, 900);
+	free(it.name);
+	/* Another key, no metadata, or a malformed stamp: nothing stamped. */
+	const char *keys[] = { "other-key" };
+	CHECK_INT(gcs_json_parse_object(doc, sizeof(doc) - 1, keys[0], &it), 0);
+	CHECK_INT(it.info.generation, 0);
+	free(it.name);
+	const char *unstamped[] = {
+		"{\"name\":\"a\",\"generation\":\"9\",\"size\":\"4\"}",
+		("{\"name\":\"a\",\"generation\":\"9\",\"size\":\"4\","
+		 "\"metadata\":{\"goog-generation\":\"-5\"}}"),
+		("{\"name\":\"a\",\"generation\":\"9\",\"size\":\"4\","
+		 "\"metadata\":{\"goog-generation\":\"12x\"}}"),
+		("{\"name\":\"a\",\"generation\":\"9\",\"size\":\"4\","
+		 "\"metadata\":{\"goog-generation\":1699}}"),
+	};
+	for (size_t i = 0; i < sizeof(unstamped) / sizeof(unstamped[0]); i++) {
+		CHECK_INT(gcs_json_parse_object(unstamped[i], strlen(unstamped[i]),
+						"goog-generation", &it), 0);
+		CHECK_INT(it.info.generation, 0);
+		CHECK_STR(it.info.etag, "9");
+		free(it.name);
+	}
 }
 
 static void listing(void)
@@ -56,7 +97,7 @@ static void listing(void)
 		"\"prefixes\":[\"t/sub/\",\"t/z/\"],\"items\":["
 		OBJ("t/a", "1", "3") "," OBJ("t/b", "2", "0") "],"
 		"\"nextPageToken\":\"CgN0L2I=\"}";
-	CHECK_INT(gcs_json_parse_listing(page, sizeof(page) - 1, &l), 0);
+	CHECK_INT(gcs_json_parse_listing(page, sizeof(page) - 1, NULL, &l), 0);
 	CHECK_INT(l.nitems, 2);
 	CHECK_INT(l.nprefixes, 2);
 	CHECK_STR(l.items[1].name, "t/b");
@@ -67,14 +108,14 @@ static void listing(void)
 	/* an empty page that still carries a token */
 	static const char empty[] = "{\"kind\":\"storage#objects\","
 				    "\"nextPageToken\":\"abc\"}";
-	CHECK_INT(gcs_json_parse_listing(empty, sizeof(empty) - 1, &l), 0);
+	CHECK_INT(gcs_json_parse_listing(empty, sizeof(empty) - 1, NULL, &l), 0);
 	CHECK_INT(l.nitems + l.nprefixes, 0);
 	CHECK_STR(l.next_token, "abc");
 	gcs_listing_release(&l);
 
 	/* the last page: no token */
 	static const char last[] = "{\"kind\":\"storage#objects\"}";
-	CHECK_INT(gcs_json_parse_listing(last, sizeof(last) - 1, &l), 0);
+	CHECK_INT(gcs_json_parse_listing(last, sizeof(last) - 1, NULL, &l), 0);
 	CHECK(l.next_token == NULL);
 	gcs_listing_release(&l);
 
@@ -84,7 +125,7 @@ static void listing(void)
 		"{\"items\":[], \"items\":[]}",              /* duplicate key */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		CHECK_INT(gcs_json_parse_listing(bad[i], strlen(bad[i]), &l),
+		CHECK_INT(gcs_json_parse_listing(bad[i], strlen(bad[i]), NULL, &l),
 			  -EBADMSG);
 		CHECK(l.items == NULL && l.prefixes == NULL);
 	}
@@ -125,6 +166,7 @@ static void errors_and_tokens(void)
 int main(void)
 {
 	object();
+	replica_stamp();
 	listing();
 	errors_and_tokens();
 	return check_summary();

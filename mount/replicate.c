@@ -1,0 +1,524 @@
+/*
+ * replicate.c - `hylake replicate CONFIG --to REPLICA [--prefix P]`: the
+ * reference replicator.
+ *
+ * Walks the source's objects under P and gives the replica a copy of each
+ * one it lacks or holds at another (older) version, stamped with the
+ * source generation and crc32c as the replica contract reads them:
+ *
+ *   list source (recursive, paged)  ->  queue  ->  N workers:
+ *       replica holds G already (contract)    -> current, nothing sent
+ *       replica holds a newer generation      -> left alone (the listing
+ *                                                is older than the copy)
+ *       else  download at generation G into an unlinked temp file,
+ *             check the bytes against the source's crc32c,
+ *             put (one atomic write carrying bytes and stamp)
+ *
+ * A copy is only ever stamped with the generation its bytes were read at
+ * and checked against, so it can never claim a version it does not hold.
+ *
+ * Exit codes: 0 every object is current, 1 some object failed, 2 usage or
+ * configuration.
+ */
+#include "mount/replicate.h"
+#include "mount/config.h"
+#include "mount/stack.h"
+#include "backends/backend.h"
+#include "backends/contract.h"
+#include "backends/util/crc32c.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHUNK (8u << 20)         /* bytes per ranged read of the source */
+#define QUEUE_MAX 1024           /* listed objects waiting for a worker */
+#define MAX_JOBS 64
+
+struct item {
+	char *name;
+	struct obj_info v;       /* the source's version, from the listing */
+};
+
+struct repl {
+	struct backend *src, *dst;
+	const char *prefix;
+	int64_t op_timeout_ms;
+	bool dry_run;
+	const char *tmpdir;
+
+	pthread_mutex_t lock;
+	pthread_cond_t more, room;
+	struct item q[QUEUE_MAX];
+	size_t qhead, qlen;
+	bool listed;             /* the lister is done (or failed) */
+	int list_rc;
+
+	atomic_uint_fast64_t checked, copied, current, newer, skipped, failed,
+			     bytes;
+	pthread_mutex_t out_lock; /* one message line at a time */
+	bool progress_shown;
+};
+
+static void say(struct repl *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A message line on stderr; clears a progress line first. */
+static void say(struct repl *r, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&r->out_lock);
+	if (r->progress_shown)
+		fputs("\r\033[K", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	pthread_mutex_unlock(&r->out_lock);
+}
+
+static struct deadline op_deadline(const struct repl *r, uint64_t bytes)
+{
+	/* Big transfers get time in proportion: at least 16 MiB/s. */
+	return deadline_in_ms(r->op_timeout_ms + (int64_t)(bytes >> 14) / 1000);
+}
+
+/* ---------------------------------------------------------------- lister */
+
+static int queue_entry(void *arg, const struct list_entry *e)
+{
+	struct repl *r = arg;
+	if (e->is_prefix)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	while (r->qlen == QUEUE_MAX)
+		pthread_cond_wait(&r->room, &r->lock);
+	struct item *it = &r->q[(r->qhead + r->qlen) % QUEUE_MAX];
+	it->name = xstrdup(e->name);
+	it->v = e->info;
+	r->qlen++;
+	pthread_cond_signal(&r->more);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static void *lister(void *arg)
+{
+	struct repl *r = arg;
+	char *token = NULL;
+	int rc;
+
+	do {
+		struct list_req lr = { .prefix = r->prefix, .delimiter = NULL,
+				       .token = token, .max_keys = 1000 };
+		struct deadline dl = op_deadline(r, 0);
+		char *next = NULL;
+		rc = backend_list(r->src, &lr, queue_entry, r, &next, &dl);
+		free(token);
+		token = next;
+	} while (rc == 0 && token);
+	free(token);
+	pthread_mutex_lock(&r->lock);
+	r->listed = true;
+	r->list_rc = rc;
+	pthread_cond_broadcast(&r->more);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+enum verdict { V_COPY, V_CURRENT, V_NEWER, V_FAILED };
+
+/* What the replica holds of it, judged by the contract. */
+static enum verdict look(struct repl *r, const struct item *it,
+			 const char **why)
+{
+	struct deadline dl = op_deadline(r, 0);
+	struct bobj *h;
+	uint64_t held;
+
+	int rc = backend_open(r->dst, it->name, &h, &dl);
+	if (rc == -ENOENT || rc == -EISDIR) {
+		*why = "absent";
+		return V_COPY;
+	}
+	if (rc < 0) {
+		say(r, "%s: cannot look at the replica's copy: %s", it->name,
+		    strerror(-rc));
+		return V_FAILED;
+	}
+	enum replica_state st = contract_judge(&h->info, &it->v, &held);
+	bobj_close(h);
+	if (st == REPLICA_HOLDS && held == it->v.generation)
+		return V_CURRENT;
+	if (st == REPLICA_HOLDS && held > it->v.generation)
+		return V_NEWER;
+	*why = st == REPLICA_HOLDS ? "older generation"
+	     : st == REPLICA_BAD   ? "stamp disagrees with its bytes"
+				   : "unproven copy";
+	return V_COPY;
+}
+
+/* Download generation G into fd, checking it against the source's crc32c. */
+static int download(struct repl *r, const struct item *it, int fd, char *buf)
+{
+	struct backend *src = r->src;
+	struct bobj *h;
+	struct deadline dl = op_deadline(r, 0);
+	uint32_t crc = 0;
+	uint64_t off = 0;
+	int rc;
+
+	if (src->ops->open_pinned)
+		rc = src->ops->open_pinned(src, it->name, &it->v, &h);
+	else
+		rc = backend_open(src, it->name, &h, &dl);
+	if (rc < 0)
+		return rc;
+	if (!obj_info_same_version(&h->info, &it->v)) {
+		bobj_close(h);
+		return -ESTALE;
+	}
+	while (off < it->v.size) {
+		dl = op_deadline(r, CHUNK);
+		ssize_t n = bobj_read(h, buf, CHUNK, off, &dl);
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		crc = crc32c_update(crc, buf, (size_t)n);
+		for (ssize_t w = 0; w < n;) {
+			ssize_t k = pwrite(fd, buf + w, (size_t)(n - w),
+					   (off_t)(off + (uint64_t)w));
+			if (k < 0 && errno != EINTR) {
+				rc = -errno;
+				goto out;
+			}
+			w += k > 0 ? k : 0;
+		}
+		off += (uint64_t)n;
+	}
+out:
+	bobj_close(h);
+	if (rc == 0 && it->v.has_crc32c && crc != it->v.crc32c)
+		rc = -EBADMSG;
+	return rc;
+}
+
+/* An unnamed file to hold one download. */
+static int tmpfile_in(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd;
+	struct strbuf p = STRBUF_INIT;        /* no O_TMPFILE there */
+	strbuf_addf(&p, "%s/hylake-replicate-XXXXXX", dir);
+	fd = mkostemp(p.buf, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(p.buf);
+	strbuf_release(&p);
+	return fd;
+}
+
+static void copy_one(struct repl *r, const struct item *it, const char *why,
+		     char *buf)
+{
+	if (r->dry_run) {
+		say(r, "would copy %s (generation %" PRIu64 ", %" PRIu64
+		    " bytes): %s", it->name, it->v.generation, it->v.size, why);
+		atomic_fetch_add(&r->copied, 1);
+		return;
+	}
+	int fd = tmpfile_in(r->tmpdir);
+	if (fd < 0) {
+		say(r, "%s: no temporary file in %s: %s", it->name, r->tmpdir,
+		    strerror(errno));
+		atomic_fetch_add(&r->failed, 1);
+		return;
+	}
+	int rc = download(r, it, fd, buf);
+	if (rc == 0) {
+		struct deadline dl = op_deadline(r, it->v.size);
+		rc = r->dst->ops->put(r->dst, it->name, fd, it->v.size, &it->v,
+				      &dl);
+		if (rc == 0) {
+			atomic_fetch_add(&r->copied, 1);
+			atomic_fetch_add(&r->bytes, it->v.size);
+		} else if (rc == -EINVAL) {
+			say(r, "%s: skipped: the replica cannot hold this name",
+			    it->name);
+			atomic_fetch_add(&r->skipped, 1);
+		} else {
+			say(r, "%s: writing the copy failed: %s%s", it->name,
+			    strerror(-rc), rc == -EFBIG ? " (too large for one "
+			    "write)" : "");
+			atomic_fetch_add(&r->failed, 1);
+		}
+	} else if (rc == -ESTALE || rc == -ENOENT) {
+		say(r, "%s: skipped: changed in the source while copying "
+		    "(generation %" PRIu64 " is gone)", it->name,
+		    it->v.generation);
+		atomic_fetch_add(&r->skipped, 1);
+	} else {
+		say(r, "%s: download of generation %" PRIu64 " failed: %s",
+		    it->name, it->v.generation, rc == -EBADMSG
+		    ? "bytes do not match the source's crc32c; not copied"
+		    : strerror(-rc));
+		atomic_fetch_add(&r->failed, 1);
+	}
+	close(fd);
+}
+
+static void *worker(void *arg)
+{
+	struct repl *r = arg;
+	char *buf = r->dry_run ? NULL : xmalloc(CHUNK);
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		while (!r->qlen && !r->listed)
+			pthread_cond_wait(&r->more, &r->lock);
+		if (!r->qlen) {
+			pthread_mutex_unlock(&r->lock);
+			break;
+		}
+		struct item it = r->q[r->qhead];
+		r->qhead = (r->qhead + 1) % QUEUE_MAX;
+		r->qlen--;
+		pthread_cond_signal(&r->room);
+		pthread_mutex_unlock(&r->lock);
+
+		const char *why = "";
+		size_t len = strlen(it.name);
+		if (len && it.name[len - 1] == '/') {
+			atomic_fetch_add(&r->skipped, 1);   /* a folder marker */
+		} else if (!it.v.generation) {
+			say(r, "%s: the source gives no generation to stamp",
+			    it.name);
+			atomic_fetch_add(&r->failed, 1);
+		} else {
+			switch (look(r, &it, &why)) {
+			case V_CURRENT:
+				atomic_fetch_add(&r->current, 1);
+				break;
+			case V_NEWER:
+				atomic_fetch_add(&r->newer, 1);
+				break;
+			case V_FAILED:
+				atomic_fetch_add(&r->failed, 1);
+				break;
+			case V_COPY:
+				copy_one(r, &it, why, buf);
+				break;
+			}
+		}
+		atomic_fetch_add(&r->checked, 1);
+		free(it.name);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- command */
+
+static void human(char *out, size_t len, double bytes)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int u = 0;
+	while (bytes >= 1024 && u < 4) {
+		bytes /= 1024;
+		u++;
+	}
+	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+}
+
+static void progress(struct repl *r, double secs)
+{
+	char b[32], rate[32];
+	uint64_t bytes = atomic_load(&r->bytes);
+	human(b, sizeof(b), (double)bytes);
+	human(rate, sizeof(rate), secs > 0 ? (double)bytes / secs : 0);
+	pthread_mutex_lock(&r->out_lock);
+	fprintf(stderr, "\r\033[K%s -> %s: %" PRIu64 " checked, %" PRIu64
+		" copied (%s, %s/s), %" PRIu64 " failed", r->src->name,
+		r->dst->name, (uint64_t)atomic_load(&r->checked),
+		(uint64_t)atomic_load(&r->copied), b, rate,
+		(uint64_t)atomic_load(&r->failed));
+	r->progress_shown = true;
+	pthread_mutex_unlock(&r->out_lock);
+}
+
+static void replicate_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: hylake replicate CONFIG --to REPLICA [--prefix P] "
+		"[--jobs N] [--dry-run]\n"
+		"\n"
+		"Copy the source's objects under P that REPLICA lacks or holds\n"
+		"at an older generation, each checked against the source's\n"
+		"crc32c and stamped with its generation (one atomic write).\n"
+		"  --jobs N    objects copied at once (default 4)\n"
+		"  --dry-run   say what would be copied, copy nothing\n");
+}
+
+int replicate_main(int argc, char **argv)
+{
+	const char *config = NULL, *to = NULL, *prefix = "";
+	long jobs = 4;
+	bool dry_run = false;
+	struct hy_config cfg;
+
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			replicate_usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--dry-run")) {
+			dry_run = true;
+		} else if ((!strcmp(a, "--to") || !strcmp(a, "--prefix") ||
+			    !strcmp(a, "--jobs")) && i + 1 < argc) {
+			const char *v = argv[++i];
+			if (a[2] == 't') {
+				to = v;
+			} else if (a[2] == 'p') {
+				prefix = v;
+			} else {
+				char *end;
+				jobs = strtol(v, &end, 10);
+				if (*end || jobs < 1 || jobs > MAX_JOBS) {
+					fprintf(stderr, "hylake replicate: "
+						"--jobs takes 1..%d, not '%s'\n",
+						MAX_JOBS, v);
+					return 2;
+				}
+			}
+		} else if (a[0] == '-' || config) {
+			fprintf(stderr, "hylake replicate: unexpected '%s'\n", a);
+			replicate_usage(stderr);
+			return 2;
+		} else {
+			config = a;
+		}
+	}
+	if (!config || !to) {
+		replicate_usage(stderr);
+		return 2;
+	}
+	if (*prefix == '/') {
+		fprintf(stderr, "hylake replicate: --prefix is an object name "
+			"prefix ('tables/t1/'), not a path\n");
+		return 2;
+	}
+	if (config_load(config, &cfg, stderr) < 0)
+		return 2;
+	log_level = LOG_WARNING;
+
+	const struct store_conf *rc_conf = NULL;
+	for (size_t i = 0; i < cfg.nreplicas; i++)
+		if (!strcmp(cfg.replicas[i].name, to))
+			rc_conf = &cfg.replicas[i];
+	if (!rc_conf) {
+		fprintf(stderr, "hylake replicate: %s has no [replica %s]%s",
+			config, to, cfg.nreplicas ? "; it has:" : "\n");
+		for (size_t i = 0; i < cfg.nreplicas; i++)
+			fprintf(stderr, " %s%s", cfg.replicas[i].name,
+				i + 1 < cfg.nreplicas ? "" : "\n");
+		config_release(&cfg);
+		return 2;
+	}
+
+	struct repl r = { .prefix = prefix, .dry_run = dry_run,
+			  .op_timeout_ms = cfg.mount.op_timeout_ms };
+	char err[512];
+	int status = 1;
+	r.tmpdir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
+							 : "/var/tmp";
+	if (stack_open_store(&cfg.source, cfg.mount.op_timeout_ms, &r.src, err,
+			     sizeof(err)) < 0) {
+		fprintf(stderr, "hylake replicate: source %s\n", err);
+		goto out_cfg;
+	}
+	if (stack_open_store(rc_conf, cfg.mount.op_timeout_ms, &r.dst, err,
+			     sizeof(err)) < 0) {
+		fprintf(stderr, "hylake replicate: replica %s\n", err);
+		goto out_src;
+	}
+	if (!r.dst->ops->put) {
+		fprintf(stderr, "hylake replicate: replica %s is of type %s, "
+			"which hylake replicate cannot write (s3 and posix "
+			"replicas can be written)\n", to, r.dst->ops->type);
+		goto out_dst;
+	}
+
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_mutex_init(&r.out_lock, NULL);
+	pthread_cond_init(&r.more, NULL);
+	pthread_cond_init(&r.room, NULL);
+	pthread_t lt, wt[MAX_JOBS];
+	int64_t t0 = mono_ns();
+	pthread_create(&lt, NULL, lister, &r);
+	for (long i = 0; i < jobs; i++)
+		pthread_create(&wt[i], NULL, worker, &r);
+
+	bool tty = isatty(STDERR_FILENO);
+	for (;;) {
+		pthread_mutex_lock(&r.lock);
+		bool done = r.listed && !r.qlen;
+		pthread_mutex_unlock(&r.lock);
+		if (done)
+			break;
+		if (tty)
+			progress(&r, (double)(mono_ns() - t0) / 1e9);
+		usleep(200 * 1000);
+	}
+	pthread_join(lt, NULL);
+	for (long i = 0; i < jobs; i++)
+		pthread_join(wt[i], NULL);
+	double secs = (double)(mono_ns() - t0) / 1e9;
+	if (tty) {
+		progress(&r, secs);
+		fputc('\n', stderr);
+	}
+	if (r.list_rc < 0) {
+		fprintf(stderr, "hylake replicate: listing the source under "
+			"'%s' failed: %s\n", prefix, strerror(-r.list_rc));
+		atomic_fetch_add(&r.failed, 1);
+	}
+
+	char b[32], rate[32];
+	human(b, sizeof(b), (double)atomic_load(&r.bytes));
+	human(rate, sizeof(rate), secs > 0 ? (double)atomic_load(&r.bytes) / secs
+					   : 0);
+	printf("%s %s -> %s: %" PRIu64 " checked, %" PRIu64 " %s (%s in %.1f s, "
+	       "%s/s), %" PRIu64 " current, %" PRIu64 " newer on the replica, "
+	       "%" PRIu64 " skipped, %" PRIu64 " failed\n",
+	       dry_run ? "dry run" : "replicated", r.src->name, to,
+	       (uint64_t)atomic_load(&r.checked),
+	       (uint64_t)atomic_load(&r.copied),
+	       dry_run ? "to copy" : "copied", b, secs, rate,
+	       (uint64_t)atomic_load(&r.current), (uint64_t)atomic_load(&r.newer),
+	       (uint64_t)atomic_load(&r.skipped),
+	       (uint64_t)atomic_load(&r.failed));
+	status = atomic_load(&r.failed) ? 1 : 0;
+	pthread_cond_destroy(&r.more);
+	pthread_cond_destroy(&r.room);
+	pthread_mutex_destroy(&r.lock);
+	pthread_mutex_destroy(&r.out_lock);
+out_dst:
+	backend_destroy(r.dst);
+out_src:
+	backend_destroy(r.src);
+out_cfg:
+	config_release(&cfg);
+	return status;
+}
