@@ -202,3 +202,32 @@ def test_bounded_freshness_trusts_recent_versions_only(lake, mounter):
         time.sleep(0.2)
     assert got == lake.data["t/b"], "the new version never showed"
     assert stale_seen <= 3.5, f"served a version {stale_seen:.1f}s past the 3 s bound"
+
+
+def test_gcs_bucket_as_replica_is_judged_by_its_stamp(lake, mounter, gcs, ws):
+    """A GCS bucket can be a replica too: its copies count by the stamped
+    source generation in their metadata, never by the bucket's own."""
+    rep = gcs.make_bucket("gcs-replica")
+    try:
+        lake.put("t/s")
+        lake.put("t/u")
+        own = gcs.client.upload(rep, "t/s", lake.data["t/s"],
+                                metadata={"goog-generation": str(lake.gen("t/s"))})
+        gcs.client.upload(rep, "t/u", os.urandom(OBJ))   # other bytes, no stamp
+        cfg = lake.config(order=())
+        with open(cfg, "a") as f:
+            f.write(f"\n[replica far]\ntype = gcs\nendpoint = {gcs.url}\n"
+                    f"bucket = {rep}\ncredentials = {ws.sa_key()}\n")
+        m = mounter.mount(cfg)
+        mark = gcs.control.log_mark()
+        assert read_all(m / "t/s") == lake.data["t/s"]
+        assert xattr(m / "t/s", "source") == "far"
+        assert lake.media_reads(mark, "t/s") == [], "the source served a replicated file"
+        reads = gcs.requests(mark, kind="objects.media", bucket=rep)
+        assert reads, "the replica bucket served nothing"
+        assert read_all(m / "t/u") == lake.data["t/u"]
+        assert xattr(m / "t/u", "source") == "source"
+        assert "far=unproven" in xattr(m / "t/u", "replicas")
+        assert own["generation"] != str(lake.gen("t/s"))
+    finally:
+        gcs.drop_bucket(rep)
