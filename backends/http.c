@@ -212,7 +212,9 @@ static int on_progress(void *arg, curl_off_t dltot, curl_off_t dlnow,
 {
 	struct attempt *a = arg;
 	(void)dltot; (void)dlnow; (void)ultot; (void)ulnow;
-	return a->req->cancel && atomic_load(a->req->cancel) ? 1 : 0;
+	const atomic_bool *c = a->req->cancel ? a->req->cancel
+			       : a->req->dl ? a->req->dl->cancel : NULL;
+	return c && atomic_load(c) ? 1 : 0;
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -284,7 +286,8 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &a);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, req->cancel ? 0L : 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS,
+			 req->cancel || (req->dl && req->dl->cancel) ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hylake/" HYLAKE_VERSION);
 
@@ -340,6 +343,10 @@ int http_do(struct http_engine *e, const struct http_req *req,
 			}
 			log_debug("retry %d of %s %s (%s)", n, req->method,
 				  req->url, err ? strerror(-err) : "status");
+		}
+		if (req->dl && req->dl->cancel && atomic_load(req->dl->cancel)) {
+			err = -ECANCELED;
+			break;
 		}
 		resp->attempts = n + 1;
 		resp->error[0] = '\0';

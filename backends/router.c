@@ -18,6 +18,7 @@
 #include "backends/router.h"
 #include "backends/backend.h"
 #include "backends/contract.h"
+#include "backends/health.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
@@ -30,6 +31,26 @@
 #include <string.h>
 
 #define FACT_REFRESH_NS (60 * NS_PER_SEC)
+#define HEDGE_MIN_NS (2 * NS_PER_MS)   /* never hedge sooner than this */
+#define HEDGE_BURST 10.0               /* hedges that may be saved up */
+#define SLOWER(a, b) ((a) > 2 * (b) + 5.0)  /* ms: clearly slower */
+
+/* A few threads that run the first request of a hedged read, so the
+ * reader can move on to a second store while the first one dawdles. */
+struct job {
+	struct job *next;
+	void (*fn)(struct job *j);
+};
+
+struct pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct job *head, *tail;
+	unsigned idle;            /* workers not reserved by a job */
+	unsigned nthreads;
+	bool stop;
+	pthread_t *th;
+};
 
 struct router {
 	struct backend base;
@@ -39,6 +60,11 @@ struct router {
 	size_t nrep;
 	struct facts facts;
 	struct router_conf conf;
+	struct store_health *health;   /* replicas in order, then the source */
+	pthread_mutex_t hedge_lock;
+	double hedge_tokens;      /* hedge budget: + budget% per read, -1 each */
+	struct pool pool;
+	atomic_uint_fast64_t hedges, hedge_wins;
 };
 
 enum cand_state { CAND_UNTRIED, CAND_OK, CAND_SKIP };
@@ -51,6 +77,7 @@ struct cand {
 struct router_obj {
 	struct bobj base;         /* base.info is the pinned version V */
 	struct router *r;
+	atomic_int refs;          /* the opener, and hedged reads in flight */
 	pthread_mutex_t lock;     /* guards cands, src_h, served */
 	struct cand *cands;       /* one per replica */
 	struct bobj *src_h;
@@ -247,6 +274,7 @@ static int router_open(struct backend *b, const char *name, struct bobj **out,
 	o->r = r;
 	o->src_h = src_h;
 	o->cands = xcalloc(r->nrep ? r->nrep : 1, sizeof(*o->cands));
+	atomic_init(&o->refs, 1);
 	pthread_mutex_init(&o->lock, NULL);
 	*out = &o->base;
 	return 0;
@@ -349,61 +377,407 @@ static bool whole_and_wrong(const struct obj_info *v, const void *buf,
 	       crc32c_update(0, buf, (size_t)n) != v->crc32c;
 }
 
+/* ------------------------------------------------------------ the pool */
+
+static void *pool_main(void *arg)
+{
+	struct pool *p = arg;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->head && !p->stop)
+			pthread_cond_wait(&p->cv, &p->lock);
+		if (!p->head)
+			break;
+		struct job *j = p->head;
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+		pthread_mutex_unlock(&p->lock);
+		j->fn(j);
+		pthread_mutex_lock(&p->lock);
+		p->idle++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void pool_start(struct pool *p, unsigned n)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->th = xcalloc(n ? n : 1, sizeof(*p->th));
+	for (unsigned i = 0; i < n; i++)
+		if (pthread_create(&p->th[p->nthreads], NULL, pool_main, p) == 0)
+			p->nthreads++;
+	p->idle = p->nthreads;
+}
+
+/* Run j on a worker now, or return false when none is free (the caller
+ * then does the work itself: a job never waits in a queue). */
+static bool pool_try_submit(struct pool *p, struct job *j)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->idle || p->stop) {
+		pthread_mutex_unlock(&p->lock);
+		return false;
+	}
+	p->idle--;
+	j->next = NULL;
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->lock);
+	return true;
+}
+
+static void pool_stop(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->th[i], NULL);
+	free(p->th);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->lock);
+}
+
+/* ------------------------------------------------------------ reading */
+
+static void obj_unref(struct router_obj *o)
+{
+	if (atomic_fetch_sub(&o->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < o->r->nrep; i++)
+		if (o->cands[i].h)
+			bobj_close(o->cands[i].h);
+	if (o->src_h)
+		bobj_close(o->src_h);
+	free(o->cands);
+	pthread_mutex_destroy(&o->lock);
+	bobj_release(&o->base);
+	free(o);
+}
+
+/* Where a read goes: replica idx's handle, or the source's (idx < 0). */
+struct target {
+	struct bobj *h;
+	int idx;
+};
+
+static struct store_health *health_of(struct router *r, int idx)
+{
+	return &r->health[idx < 0 ? r->nrep : (size_t)idx];
+}
+
+static const char *store_name(struct router *r, int idx)
+{
+	return idx < 0 ? r->src->name : r->rep[idx]->name;
+}
+
+/* One read from one store, timed into its health. */
+static ssize_t read_on(struct router *r, const struct target *t, void *buf,
+		       size_t len, uint64_t off, const struct deadline *dl)
+{
+	int64_t t0 = mono_ns();
+	ssize_t n = bobj_read(t->h, buf, len, off, dl);
+	if (n >= 0)
+		health_ok(health_of(r, t->idx), mono_ns() - t0, (uint64_t)n);
+	else if (store_down((int)n))
+		health_fail(health_of(r, t->idx));
+	return n;
+}
+
+/*
+ * The replicas in the order to try them: configured order (site
+ * affinity), except that a replica whose breaker is open goes last and
+ * one clearly slower than a later one (EWMA) goes behind it.  The source
+ * (-1) always comes last.  Returns the count.
+ */
+static size_t rank(struct router *r, int *order)
+{
+	struct { int idx; bool blocked; double ms; } k[ROUTER_MAX_REPLICAS];
+	size_t n = r->nrep;
+
+	for (size_t i = 0; i < n; i++) {
+		struct health_view v;
+		health_view(&r->health[i], &v);
+		k[i].idx = (int)i;
+		k[i].blocked = v.open;
+		k[i].ms = v.ewma_ms;
+	}
+	for (size_t i = 1; i < n; i++) {          /* stable insertion sort */
+		for (size_t j = i; j > 0; j--) {
+			bool swap;
+			if (k[j].blocked != k[j - 1].blocked)
+				swap = !k[j].blocked;
+			else
+				swap = k[j].ms >= 0 && k[j - 1].ms >= 0 &&
+				       SLOWER(k[j - 1].ms, k[j].ms);
+			if (!swap)
+				break;
+			__typeof__(k[0]) t = k[j];
+			k[j] = k[j - 1];
+			k[j - 1] = t;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = k[i].idx;
+	order[n] = -1;
+	return n + 1;
+}
+
+/* The next store in order, from *pos on, that may serve V. */
+static bool next_target(struct router_obj *o, const int *order, size_t n,
+			size_t *pos, struct target *t, const struct deadline *dl,
+			ssize_t *err)
+{
+	struct router *r = o->r;
+	while (*pos < n) {
+		int i = order[(*pos)++];
+		struct bobj *h;
+		if (i < 0) {
+			pthread_mutex_lock(&o->lock);
+			int rc = source_handle(o, dl);
+			h = o->src_h;
+			pthread_mutex_unlock(&o->lock);
+			if (rc < 0) {
+				*err = rc;
+				return false;
+			}
+		} else {
+			if (health_blocked(&r->health[i], mono_ns()))
+				continue;       /* its breaker is open */
+			pthread_mutex_lock(&o->lock);
+			h = candidate(o, (size_t)i, dl);
+			pthread_mutex_unlock(&o->lock);
+			if (!h)
+				continue;
+		}
+		t->h = h;
+		t->idx = i;
+		return true;
+	}
+	return false;
+}
+
+/* Spend budget on a hedge, if there is a whole one. */
+static bool take_hedge_token(struct router *r)
+{
+	pthread_mutex_lock(&r->hedge_lock);
+	bool ok = r->hedge_tokens >= 1.0;
+	if (ok)
+		r->hedge_tokens -= 1.0;
+	pthread_mutex_unlock(&r->hedge_lock);
+	return ok;
+}
+
+static bool hedge_allowed(struct router *r)
+{
+	pthread_mutex_lock(&r->hedge_lock);
+	r->hedge_tokens += (double)r->conf.hedge_budget_pct / 100.0;
+	if (r->hedge_tokens > HEDGE_BURST)
+		r->hedge_tokens = HEDGE_BURST;
+	bool ok = r->hedge_tokens >= 1.0;
+	pthread_mutex_unlock(&r->hedge_lock);
+	return ok;
+}
+
+/* The first request of a hedged read, run by a pool worker into its own
+ * buffer (the reader may have returned with the hedge's bytes by the time
+ * it ends). */
+struct hedge {
+	struct job job;
+	struct router_obj *o;     /* a reference */
+	struct target t;
+	void *buf;
+	size_t len;
+	uint64_t off;
+	struct deadline dl;       /* .cancel = &cancel */
+	atomic_bool cancel;       /* the hedge answered: stop */
+	atomic_bool hedge_cancel; /* this one answered: stop the hedge */
+	atomic_int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool done;
+	ssize_t n;
+};
+
+static void hedge_unref(struct hedge *hg)
+{
+	if (atomic_fetch_sub(&hg->refs, 1) != 1)
+		return;
+	obj_unref(hg->o);
+	free(hg->buf);
+	pthread_cond_destroy(&hg->cv);
+	pthread_mutex_destroy(&hg->lock);
+	free(hg);
+}
+
+static void first_request(struct job *j)
+{
+	struct hedge *hg = (struct hedge *)j;
+	ssize_t n = read_on(hg->o->r, &hg->t, hg->buf, hg->len, hg->off,
+			    &hg->dl);
+	if (n >= 0)
+		atomic_store(&hg->hedge_cancel, true);
+	pthread_mutex_lock(&hg->lock);
+	hg->n = n;
+	hg->done = true;
+	pthread_cond_signal(&hg->cv);
+	pthread_mutex_unlock(&hg->lock);
+	hedge_unref(hg);
+}
+
+/* Wait for the first request (until ns, or for good when 0). */
+static bool first_done(struct hedge *hg, int64_t wait_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t at = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + wait_ns;
+	ts.tv_sec = at / NS_PER_SEC;
+	ts.tv_nsec = at % NS_PER_SEC;
+	pthread_mutex_lock(&hg->lock);
+	while (!hg->done) {
+		if (!wait_ns)
+			pthread_cond_wait(&hg->cv, &hg->lock);
+		else if (pthread_cond_timedwait(&hg->cv, &hg->lock, &ts) ==
+			 ETIMEDOUT)
+			break;
+	}
+	bool done = hg->done;
+	pthread_mutex_unlock(&hg->lock);
+	return done;
+}
+
+static ssize_t first_result(struct hedge *hg, void *buf)
+{
+	first_done(hg, 0);
+	ssize_t n = hg->n;
+	if (n > 0)
+		memcpy(buf, hg->buf, (size_t)n);
+	hedge_unref(hg);
+	return n;
+}
+
+/*
+ * Read from t; if that takes longer than t's p95, and the hedge budget
+ * allows, ask the next store in order as well: the first good answer
+ * wins and the other request is cancelled.  *served gets the store that
+ * answered.
+ */
+static ssize_t hedged_read(struct router_obj *o, const struct target *t,
+			   const int *order, size_t n, size_t pos, void *buf,
+			   size_t len, uint64_t off, const struct deadline *dl,
+			   int *served)
+{
+	struct router *r = o->r;
+	int64_t p95 = health_p95_ns(health_of(r, t->idx));
+
+	*served = t->idx;
+	if (t->idx < 0 || !r->conf.hedge_budget_pct || !p95 ||
+	    !hedge_allowed(r))
+		return read_on(r, t, buf, len, off, dl);
+
+	struct hedge *hg = xcalloc(1, sizeof(*hg));
+	hg->o = o;
+	hg->t = *t;
+	hg->buf = xmalloc(len ? len : 1);
+	hg->len = len;
+	hg->off = off;
+	hg->dl = *dl;
+	hg->dl.cancel = &hg->cancel;
+	atomic_init(&hg->refs, 2);
+	pthread_mutex_init(&hg->lock, NULL);
+	pthread_cond_init(&hg->cv, NULL);
+	hg->job.fn = first_request;
+	atomic_fetch_add(&o->refs, 1);
+	if (!pool_try_submit(&r->pool, &hg->job)) {
+		atomic_store(&hg->refs, 1);
+		hedge_unref(hg);
+		return read_on(r, t, buf, len, off, dl);
+	}
+	if (first_done(hg, p95 > HEDGE_MIN_NS ? p95 : HEDGE_MIN_NS))
+		return first_result(hg, buf);
+
+	struct target t2;
+	ssize_t err;
+	if (!take_hedge_token(r) ||
+	    !next_target(o, order, n, &pos, &t2, dl, &err))
+		return first_result(hg, buf);
+	atomic_fetch_add(&r->hedges, 1);
+	log_debug("router: '%s' at %" PRIu64 ": %s is past its p95 (%.1f ms); "
+		  "asking %s too", o->base.name, off, store_name(r, t->idx),
+		  (double)p95 / 1e6, store_name(r, t2.idx));
+	struct deadline hdl = *dl;
+	hdl.cancel = &hg->hedge_cancel;
+	ssize_t n2 = read_on(r, &t2, buf, len, off, &hdl);
+	if (n2 >= 0) {
+		atomic_store(&hg->cancel, true);
+		atomic_fetch_add(&r->hedge_wins, 1);
+		hedge_unref(hg);
+		*served = t2.idx;
+		return n2;
+	}
+	return first_result(hg, buf);    /* the hedge failed or lost */
+}
+
 static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 			   uint64_t off, const struct deadline *dl)
 {
 	struct router_obj *o = (struct router_obj *)ob;
 	struct router *r = o->r;
-	ssize_t n;
+	int order[ROUTER_MAX_REPLICAS + 1];
+	size_t n = rank(r, order), pos = 0;
+	struct target t;
+	ssize_t got, err = -EIO;
 
-	for (size_t i = 0; i < r->nrep; i++) {
-		pthread_mutex_lock(&o->lock);
-		struct bobj *h = candidate(o, i, dl);
-		pthread_mutex_unlock(&o->lock);
-		if (!h)
-			continue;
-		n = bobj_read(h, buf, len, off, dl);
-		if (n >= 0 && !whole_and_wrong(&ob->info, buf, n, off)) {
+	while (next_target(o, order, n, &pos, &t, dl, &err)) {
+		int who;
+		got = hedged_read(o, &t, order, n, pos, buf, len, off, dl, &who);
+		if (got >= 0 && !whole_and_wrong(&ob->info, buf, got, off)) {
 			pthread_mutex_lock(&o->lock);
 			snprintf(o->served, sizeof(o->served), "%s",
-				 r->rep[i]->name);
+				 store_name(r, who));
 			pthread_mutex_unlock(&o->lock);
-			return n;
+			return got;
 		}
-		if (n >= 0) {
+		if (who < 0) {                 /* the source: nothing after it */
+			if (got >= 0) {
+				log_err("source: '%s' generation %" PRIu64
+					" fails its own crc32c", ob->name,
+					ob->info.generation);
+				got = -EIO;
+			}
+			return got;
+		}
+		if (got >= 0) {
 			log_warn("replica %s: '%s' fails the crc32c check; "
-				 "marked bad", r->rep[i]->name, ob->name);
-			note_replica(r, i, ob->name, REPLICA_BAD, &h->info);
+				 "marked bad", r->rep[who]->name, ob->name);
+			note_replica(r, (size_t)who, ob->name, REPLICA_BAD,
+				     who == t.idx ? &t.h->info : NULL);
+			got = -EIO;
 		} else {
 			log_info("replica %s: read of '%s' at %" PRIu64 " failed "
-				 "(%s); trying the next store", r->rep[i]->name,
-				 ob->name, off, strerror((int)-n));
-			if (n == -ESTALE)   /* it changed: learn it again */
-				note_replica(r, i, ob->name, REPLICA_UNKNOWN,
-					     NULL);
+				 "(%s); trying the next store", r->rep[who]->name,
+				 ob->name, off, strerror((int)-got));
+			if (got == -ESTALE)   /* it changed: learn it again */
+				note_replica(r, (size_t)who, ob->name,
+					     REPLICA_UNKNOWN, NULL);
 		}
 		pthread_mutex_lock(&o->lock);
-		o->cands[i].st = CAND_SKIP;
+		o->cands[who].st = CAND_SKIP;
 		pthread_mutex_unlock(&o->lock);
+		err = got;
+		if (who != t.idx)     /* the hedge's store failed: retry t */
+			pos = 0;
 	}
-	pthread_mutex_lock(&o->lock);
-	int rc = source_handle(o, dl);
-	struct bobj *h = o->src_h;
-	pthread_mutex_unlock(&o->lock);
-	if (rc < 0)
-		return rc;
-	n = bobj_read(h, buf, len, off, dl);
-	if (n >= 0 && whole_and_wrong(&ob->info, buf, n, off)) {
-		log_err("source: '%s' generation %" PRIu64 " fails its own "
-			"crc32c", ob->name, ob->info.generation);
-		return -EIO;
-	}
-	if (n >= 0) {
-		pthread_mutex_lock(&o->lock);
-		snprintf(o->served, sizeof(o->served), "%s", r->src->name);
-		pthread_mutex_unlock(&o->lock);
-	}
-	return n;
+	return err;
 }
 
 const char *router_served_by(const struct bobj *ob)
@@ -413,16 +787,7 @@ const char *router_served_by(const struct bobj *ob)
 
 static void router_close(struct bobj *ob)
 {
-	struct router_obj *o = (struct router_obj *)ob;
-	for (size_t i = 0; i < o->r->nrep; i++)
-		if (o->cands[i].h)
-			bobj_close(o->cands[i].h);
-	if (o->src_h)
-		bobj_close(o->src_h);
-	free(o->cands);
-	pthread_mutex_destroy(&o->lock);
-	bobj_release(ob);
-	free(o);
+	obj_unref((struct router_obj *)ob);
 }
 
 /* One word for what replica i holds of name, against version v. */
@@ -483,13 +848,20 @@ static int router_explain(struct backend *b, const char *name,
 		}
 		strbuf_addf(out, "%s=current", r->src->name);
 	} else if (!strcmp(attr, "source")) {
+		/* The first store, in the order reads try them, that holds
+		 * the version and whose breaker lets reads through. */
+		int order[ROUTER_MAX_REPLICAS + 1];
+		size_t n = rank(r, order);
 		const char *who = r->src->name;
-		for (size_t i = 0; i < r->nrep && known; i++)
-			if (!strcmp(replica_word(r, i, name, &v, &gen),
+		for (size_t k = 0; k + 1 < n && known; k++) {
+			size_t i = (size_t)order[k];
+			if (!health_blocked(&r->health[i], mono_ns()) &&
+			    !strcmp(replica_word(r, i, name, &v, &gen),
 				    "current")) {
 				who = r->rep[i]->name;
 				break;
 			}
+		}
 		strbuf_adds(out, who);
 	} else {
 		return -ENODATA;
@@ -507,9 +879,15 @@ static void router_probe(struct backend *b, struct probe_result *res,
 static void router_destroy(struct backend *b)
 {
 	struct router *r = to_router(b);
+	if (r->pool.th)
+		pool_stop(&r->pool);
 	backend_destroy(r->src);
 	for (size_t i = 0; i < r->nrep; i++)
 		backend_destroy(r->rep[i]);
+	for (size_t i = 0; i <= r->nrep; i++)
+		health_destroy(&r->health[i]);
+	free(r->health);
+	pthread_mutex_destroy(&r->hedge_lock);
 	free(r->rep);
 	backend_release(b);
 	free(r);
@@ -532,6 +910,8 @@ int router_create(struct backend *source, struct backend **replicas,
 		  size_t nreplicas, struct facts facts,
 		  const struct router_conf *conf, struct backend **out)
 {
+	if (nreplicas > ROUTER_MAX_REPLICAS)
+		return -E2BIG;
 	struct router *r = xcalloc(1, sizeof(*r));
 	struct strbuf desc = STRBUF_INIT;
 
@@ -541,6 +921,14 @@ int router_create(struct backend *source, struct backend **replicas,
 	memcpy(r->rep, replicas, nreplicas * sizeof(*r->rep));
 	r->facts = facts;
 	r->conf = *conf;
+	r->health = xcalloc(nreplicas + 1, sizeof(*r->health));
+	for (size_t i = 0; i <= nreplicas; i++)
+		health_init(&r->health[i]);
+	pthread_mutex_init(&r->hedge_lock, NULL);
+	r->hedge_tokens = 1.0;
+	if (nreplicas && conf->hedge_budget_pct > 0)
+		pool_start(&r->pool, conf->hedge_threads > 0
+			   ? (unsigned)conf->hedge_threads : 4);
 	strbuf_adds(&desc, source->describe);
 	for (size_t i = 0; i < nreplicas; i++)
 		strbuf_addf(&desc, " + %s (%s)", replicas[i]->name,

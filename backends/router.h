@@ -9,6 +9,12 @@
  * one and finally to the source when a store fails or holds something
  * else.  A copy of another version is never served.
  *
+ * Ranking and hedging: replicas are tried in configured order, except
+ * that one whose circuit breaker is open goes last and one clearly slower
+ * (EWMA) than a later one goes behind it.  A read that waits past its
+ * store's p95 latency is also sent to the next store, within a budget
+ * (a share of reads), and the first good answer wins.
+ *
  * The replica contract: a copy counts as generation G when its stamped
  * source generation is G (and its stamped crc32c, if any, is V's), or,
  * with no stamp, when size and MD5 (single-part ETag vs md5Hash) match.
@@ -27,15 +33,19 @@
 
 struct backend;
 
+#define ROUTER_MAX_REPLICAS 16
+
 struct router_conf {
 	int64_t bounded_ms;          /* 0: strict (ask the source on open) */
 	int64_t serve_stale_ms;      /* < 0: off; else how old a known version
 	                                may be when the source is down */
 	int64_t replica_recheck_ms;  /* trust "absent"/"lagging" this long */
+	int64_t hedge_budget_pct;    /* share of reads that may be hedged */
+	int64_t hedge_threads;       /* workers running first requests */
 };
 
 /* The router takes ownership of source and replicas; facts is borrowed
- * and must outlive it.  Returns 0 or -errno. */
+ * and must outlive it.  Returns 0, or -E2BIG past ROUTER_MAX_REPLICAS. */
 int router_create(struct backend *source, struct backend **replicas,
 		  size_t nreplicas, struct facts facts,
 		  const struct router_conf *conf, struct backend **out);

@@ -6,6 +6,7 @@
  * are reported for the whole file, each as FILE:LINE: message.
  */
 #include "mount/config.h"
+#include "backends/router.h"
 #include "mount/options.h"
 #include "backends/secretfile.h"
 #include "backends/util/log.h"
@@ -153,6 +154,11 @@ static void enter_section(struct parse_state *ps, const char *section)
 		if (!valid_replica_name(name) || strcmp(name, "source") == 0) {
 			report(ps, ps->header_line, "bad replica name '%s': use "
 			       "letters, digits, '-', '_' and '.'", name);
+			return;
+		}
+		if (cfg->nreplicas == ROUTER_MAX_REPLICAS) {
+			report(ps, ps->header_line, "too many replicas: at most "
+			       "%d", ROUTER_MAX_REPLICAS);
 			return;
 		}
 		size_t n = cfg->nreplicas++;

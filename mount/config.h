@@ -30,6 +30,7 @@ struct mount_conf {
 	int64_t freshness_ms;          /* 0: strict; else bounded */
 	int64_t serve_stale_ms;        /* -1: off */
 	int64_t replica_recheck_ms;
+	int64_t hedge_budget_pct;
 	int64_t map_size;
 };
 

@@ -52,6 +52,9 @@ const struct opt_def opt_table[] = {
 	{ "replica_recheck", OPT_DURATION, M(replica_recheck_ms), "60s", 0, DAY,
 	  0, 1, "how long a replica known to lag or lack a name is skipped "
 	  "without asking it again" },
+	{ "hedge_budget", OPT_UINT, M(hedge_budget_pct), "5", 0, 100, 0, 1,
+	  "percent of reads that may also be sent to the next store when "
+	  "they wait past their store's p95 latency (0: never)" },
 	{ "map_size", OPT_SIZE, M(map_size), "1G", 1 << 20, (int64_t)1 << 40,
 	  0, 1, "ceiling of the version map on disk (least recently used "
 	  "entries are evicted below it)" },

@@ -89,9 +89,18 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		.bounded_ms = m->freshness_ms,
 		.serve_stale_ms = m->serve_stale_ms,
 		.replica_recheck_ms = m->replica_recheck_ms,
+		.hedge_budget_pct = m->hedge_budget_pct,
+		.hedge_threads = m->threads,
 	};
-	router_create(src, reps, cfg->nreplicas, vmap_facts(st->vmap), &rconf,
-		      &st->top);
+	rc = router_create(src, reps, cfg->nreplicas, vmap_facts(st->vmap),
+			   &rconf, &st->top);
+	if (rc < 0) {
+		snprintf(err, errlen, "too many replicas: at most %d",
+			 ROUTER_MAX_REPLICAS);
+		vmap_close(st->vmap);
+		st->vmap = NULL;
+		goto out_destroy;
+	}
 	free(reps);
 	return 0;
 

@@ -22,7 +22,7 @@ int64_t wall_ns(void) { return clock_ns(CLOCK_REALTIME); }
 
 struct deadline deadline_in_ms(int64_t ms)
 {
-	struct deadline d = { mono_ns() + ms * NS_PER_MS };
+	struct deadline d = { .at = mono_ns() + ms * NS_PER_MS };
 	return d;
 }
 

@@ -5,6 +5,7 @@
 #ifndef HYLAKE_TIMEUTIL_H
 #define HYLAKE_TIMEUTIL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -19,8 +20,14 @@ int64_t wall_ns(void);          /* CLOCK_REALTIME */
  * A deadline is an absolute point on the monotonic clock.  Every backend
  * call takes one; at == 0 would mean "none", which the code never uses.
  */
+/*
+ * When an operation must be over: a monotonic instant, and optionally a
+ * flag that, once set, ends it early (a hedged read whose twin answered
+ * first).  Network calls give up with -ECANCELED when it is set.
+ */
 struct deadline {
 	int64_t at;
+	const atomic_bool *cancel;   /* NULL: never cancelled */
 };
 
 struct deadline deadline_in_ms(int64_t ms);

@@ -254,7 +254,10 @@ def _rst_close(sock: socket.socket):
 
 
 def _alive(sock: socket.socket) -> bool:
-    """False if the peer has closed an idle connection (EOF or error pending)."""
+    """False if the peer has closed an idle connection (EOF or error pending),
+    or the socket was closed here while its client went away."""
+    if sock.fileno() < 0:
+        return False
     try:
         r, _, _ = select.select([sock], [], [], 0)
         if not r:

@@ -231,3 +231,102 @@ def test_gcs_bucket_as_replica_is_judged_by_its_stamp(lake, mounter, gcs, ws):
         assert own["generation"] != str(lake.gen("t/s"))
     finally:
         gcs.drop_bucket(rep)
+
+
+def _gets(proxy, name):
+    return [r for r in proxy.requests("GET") if r.key.endswith(name)]
+
+
+def test_slow_read_is_hedged_to_the_next_store(lake, mounter, proxy):
+    """A read stuck past its store's p95 is also asked of the next store;
+    the first answer wins.  With hedge_budget = 0 the reader waits."""
+    for n in ("t/warm", "t/slow", "t/slow2"):
+        lake.put(n, os.urandom(4 * MiB))
+        lake.to_s3(n)
+    cfg = lake.config(s3_endpoint=proxy.url, order=("s3",))
+    # A budget of 5% is about what the slowest 5% of ordinary reads spend
+    # (the hedge fires past p95), so the stuck read might find none left:
+    # give it room.  test_hedges_stay_within_the_budget checks the budget.
+    m = mounter.mount(cfg, opts="hedge_budget=50")
+    assert read_all(m / "t/warm") == lake.data["t/warm"]   # p95 learned
+    assert len(_gets(proxy, "t/warm")) >= 16
+    proxy.set_fault("delay", match=lambda r: r.method == "GET" and r.key.endswith("t/slow"),
+                    count=1, seconds=8)
+    mark = lake.gcs.control.log_mark()
+    res = child_read(m / "t/slow", timeout=60)
+    assert res["ok"] and res["sha256"] == sha256(lake.data["t/slow"]), res
+    assert res["elapsed"] < 5, f"a stuck read was not hedged ({res['elapsed']:.1f}s)"
+    assert lake.media_reads(mark, "t/slow"), "the hedge never reached the source"
+    proxy.clear_faults()
+    m.unmount()
+
+    m = mounter.mount(cfg, opts="hedge_budget=0")
+    assert read_all(m / "t/warm") == lake.data["t/warm"]
+    proxy.set_fault("delay", match=lambda r: r.method == "GET" and r.key.endswith("t/slow2"),
+                    count=1, seconds=3)
+    mark = lake.gcs.control.log_mark()
+    res = child_read(m / "t/slow2", timeout=60)
+    proxy.clear_faults()
+    assert res["ok"] and res["sha256"] == sha256(lake.data["t/slow2"]), res
+    assert lake.media_reads(mark, "t/slow2") == [], "hedge_budget=0 still hedged"
+    assert res["elapsed"] >= 2.9, "the delayed read did not wait"
+
+
+def test_hedges_stay_within_the_budget(lake, mounter, proxy):
+    """A browned-out site: every read is slow.  Only about hedge_budget of
+    them may go to the source as well."""
+    for n in ("t/warm", "t/brown"):
+        lake.put(n, os.urandom(4 * MiB))
+        lake.to_s3(n)
+    m = mounter.mount(lake.config(s3_endpoint=proxy.url, order=("s3",)))
+    assert read_all(m / "t/warm") == lake.data["t/warm"]
+    proxy.set_fault("delay", match=lambda r: r.method == "GET", seconds=0.15)
+    mark = lake.gcs.control.log_mark()
+    res = child_read(m / "t/brown", timeout=120)
+    proxy.clear_faults()
+    assert res["ok"] and res["sha256"] == sha256(lake.data["t/brown"]), res
+    reads = len(_gets(proxy, "t/brown")) + len(lake.media_reads(mark, "t/brown"))
+    hedged = len(lake.media_reads(mark, "t/brown"))
+    # budget 5%: one saved-up hedge plus 5% of the (about 32) reads
+    assert 1 <= hedged <= 4, f"{hedged} of {reads} reads were hedged to the source"
+
+
+def test_breaker_keeps_reads_away_from_a_failing_replica(lake, mounter, proxy):
+    names = [f"t/f{i}" for i in range(8)]
+    for n in names:
+        lake.put(n, os.urandom(256 * 1024))
+        lake.to_s3(n)
+    m = mounter.mount(lake.config(s3_endpoint=proxy.url, order=("s3",),
+                                  mount={"retries": "0"}))
+    for n in names:
+        os.stat(m / n)
+    proxy.set_fault("reset", match=lambda r: r.method == "GET")
+    for n in names[:6]:
+        assert read_all(m / n) == lake.data[n]
+    tried = [n for n in names[:6] if _gets(proxy, n)]
+    # three failures in a row open the breaker: later files do not try
+    assert len(tried) <= 4, f"files that still tried the failing replica: {tried}"
+    assert xattr(m / names[6], "source") == "source", "the next read would go to s3"
+    proxy.clear_faults()
+    time.sleep(1.2)                  # the cooldown ends; reads go back
+    assert read_all(m / names[7]) == lake.data[names[7]]
+    assert xattr(m / names[7], "source") == "s3"
+
+
+def test_clearly_slower_replica_is_ranked_behind(lake, mounter, proxy):
+    """Configured order first, unless a replica is clearly slower (EWMA)
+    than a later one."""
+    lake.put("t/nfsonly", os.urandom(4 * MiB))
+    lake.to_nfs("t/nfsonly")
+    lake.put("t/both", os.urandom(8 * MiB))
+    lake.to_nfs("t/both")
+    lake.to_s3("t/both")
+    m = mounter.mount(lake.config(s3_endpoint=proxy.url, order=("s3", "nfs"),
+                                  mount={"hedge_budget": "0"}))
+    assert read_all(m / "t/nfsonly") == lake.data["t/nfsonly"]   # nfs measured
+    proxy.set_fault("delay", match=lambda r: r.method == "GET", seconds=0.05)
+    assert read_all(m / "t/both") == lake.data["t/both"]
+    proxy.clear_faults()
+    s3_reads = len(_gets(proxy, "t/both"))
+    assert 16 <= s3_reads <= 40, f"s3 served {s3_reads} of 64 reads"
+    assert xattr(m / "t/both", "source") == "nfs"

@@ -1,0 +1,60 @@
+/*
+ * health.h - how one store has been doing: read latency (an EWMA and a
+ * p95 over recent reads), and a circuit breaker that stops sending reads
+ * to a store that keeps failing.
+ *
+ * Breaker: HEALTH_TRIP consecutive failures open it for a cooldown (1 s,
+ * doubling up to 30 s while failures go on); after the cooldown reads are
+ * let through again, and the first success closes it.
+ *
+ * The router ranks replicas and times its hedges with these figures, and
+ * status/metrics report them.  Thread safe.
+ */
+#ifndef HYLAKE_HEALTH_H
+#define HYLAKE_HEALTH_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HEALTH_RING 128          /* recent read latencies kept for p95 */
+#define HEALTH_MIN_SAMPLES 16    /* below this, no ranking or hedging */
+#define HEALTH_TRIP 3            /* consecutive failures that open it */
+
+struct store_health {
+	pthread_mutex_t lock;
+	double ewma_ms;
+	uint32_t ring_us[HEALTH_RING];
+	unsigned ring_n, ring_pos;
+	int64_t p95_ns;              /* recomputed every 16 samples */
+	int failures;                /* consecutive */
+	int64_t open_until_ns;       /* monotonic; 0 when closed */
+	int64_t cooldown_ms;
+	/* Counters, for status and metrics. */
+	uint64_t reads, errors, bytes, trips;
+};
+
+/* A copy of the figures at one moment. */
+struct health_view {
+	double ewma_ms;              /* < 0: too few samples */
+	double p95_ms;               /* < 0: too few samples */
+	bool open;                   /* the breaker keeps reads away */
+	uint64_t reads, errors, bytes, trips;
+};
+
+void health_init(struct store_health *h);
+void health_destroy(struct store_health *h);
+
+/* A read that returned bytes, and how long it took. */
+void health_ok(struct store_health *h, int64_t took_ns, uint64_t bytes);
+/* A read that failed because the store did not answer properly. */
+void health_fail(struct store_health *h);
+
+/* Is the breaker open (reads should go elsewhere) at monotonic now? */
+bool health_blocked(struct store_health *h, int64_t now_ns);
+/* p95 of recent reads, ns; 0 when too few samples. */
+int64_t health_p95_ns(struct store_health *h);
+
+void health_view(struct store_health *h, struct health_view *out);
+
+#endif
