@@ -1,33 +1,60 @@
 #!/usr/bin/env bash
 # tests/ceph/rgw.sh - run a throw-away single-node Ceph cluster (1 mon, 1 memstore
-# OSD, radosgw/beast) on 127.0.0.1 for hylake's test suite and benchmarks.
+# OSD) with two independent radosgw/beast "sites" on 127.0.0.1 for hylake's test
+# suite and benchmarks.
 #
 #   tests/ceph/rgw.sh start  DIR   start everything under DIR, write DIR/env
 #   tests/ceph/rgw.sh stop   DIR   stop the daemons started from DIR (idempotent)
-#   tests/ceph/rgw.sh status DIR   exit 0 if DIR's radosgw runs and answers HTTP, else 1
+#   tests/ceph/rgw.sh status DIR   exit 0 if every site's radosgw runs and answers HTTP
+#
+#   tests/ceph/rgw.sh stop-site   DIR b   stop site b's radosgw (SIGTERM, SIGKILL after 5 s)
+#   tests/ceph/rgw.sh kill-site   DIR b   SIGKILL site b's radosgw at once
+#   tests/ceph/rgw.sh start-site  DIR b   start it again; returns once it answers HTTP
+#                                         (bounded by START_TIMEOUT); its data survive
+#   tests/ceph/rgw.sh status-site DIR b   exit 0 if site b's radosgw runs and answers HTTP
+#   (site "a" works too with these; the cluster itself keeps running)
+#
+# Sites.  Two radosgw daemons of one zone would share users and buckets, so each
+# site is its own zone with its own pools, users and buckets:
+#   a  radosgw -n client.rgw   the "default" zone/zonegroup, no realm (what a
+#                              plain radosgw uses); pools default.rgw.*, .rgw.root
+#   b  radosgw -n client.rgw.b realm, zonegroup and zone "b"; pools b.rgw.*, and
+#                              its own configuration root pool b.rgw.root, so site a
+#                              never sees realm "b" (see [client.rgw.b] below)
+# Credentials of one site are unknown at the other (403 InvalidAccessKeyId); the
+# same bucket name may exist at both, with different contents.
 #
 # Environment (start):
-#   RGW_PORT        radosgw HTTP port                       (default 7480)
-#   MON_PORT        monitor port (msgr2)                    (default 16789)
-#   RGW_ACCESS_KEY  S3 access key                           (default hylaketestaccess)
-#   RGW_SECRET_KEY  S3 secret key                           (default hylaketestsecret0123...)
-#   MEMSTORE_BYTES  capacity of the in-RAM OSD store, bytes (default 6 GiB)
-#   START_TIMEOUT   upper bound for "start", seconds        (default 120)
+#   RGW_PORT          site a's radosgw HTTP port              (default 7480)
+#   RGW_B_PORT        site b's radosgw HTTP port              (default RGW_PORT + 1)
+#   MON_PORT          monitor port (msgr2)                    (default 16789)
+#   RGW_ACCESS_KEY    site a's S3 access key                  (default hylaketestaccess)
+#   RGW_SECRET_KEY    site a's S3 secret key                  (default hylaketestsecret0123...)
+#   RGW_B_ACCESS_KEY  site b's S3 access key                  (default hylaketestaccessb)
+#   RGW_B_SECRET_KEY  site b's S3 secret key                  (default hylaketestsecretb0123...)
+#   RGW_SITE_B        1: start site b too; 0: site a only     (default 1)
+#   MEMSTORE_BYTES    capacity of the in-RAM OSD store, bytes (default 6 GiB, shared
+#                     by both sites)
+#   START_TIMEOUT     upper bound for "start"/"start-site", s (default 120)
 #
 # Nothing is written outside DIR (no /etc/ceph, /var/lib/ceph, /var/log/ceph,
 # /var/run/ceph).  All daemons listen on 127.0.0.1 only.  The OSD keeps all data
-# in RAM (memstore), so every "start" creates a brand new, empty cluster.
+# in RAM (memstore), so every "start" creates a brand new, empty cluster; a
+# radosgw restarted with stop-site/kill-site + start-site keeps its data (they
+# live in the OSD).
 #
 # After a successful start, DIR/env can be sourced by a shell:
 #   RGW_ENDPOINT=http://127.0.0.1:PORT  RGW_ACCESS_KEY=...  RGW_SECRET_KEY=...  RGW_DIR=DIR
+#   RGW_B_ENDPOINT=http://127.0.0.1:PORT_B  RGW_B_ACCESS_KEY=...  RGW_B_SECRET_KEY=...
+#   (the RGW_B_* lines only when site b was started)
 #
 # Layout of DIR:
 #   ceph.conf keyring monmap   configuration (cluster uses auth "none")
-#   mon/ osd/ rgw/ crash/      daemon data (the OSD's objects live in RAM only)
+#   mon/ osd/ rgw/ rgw.b/ crash/  daemon data (the OSD's objects live in RAM only)
 #   run/                       admin sockets, the daemons' own pid files
-#   pids/{mon,osd,rgw}.pid     PIDs recorded by this script (used by "stop")
+#   pids/{mon,osd,rgw,rgw_b}.pid  PIDs recorded by this script (used by "stop")
 #   log/                       daemon logs (*.log) and their stdout/stderr (*.out)
-#   env                        S3 endpoint + credentials (only while running)
+#   env                        S3 endpoints + credentials (only while running)
 
 set -euo pipefail
 umask 022
@@ -35,17 +62,31 @@ umask 022
 PROG=rgw.sh
 usage() {
     echo "usage: $0 {start|stop|status} DIR" >&2
+    echo "       $0 {stop-site|kill-site|start-site|status-site} DIR {a|b}" >&2
     exit 2
 }
-[ $# -eq 2 ] || usage
+[ $# -ge 2 ] || usage
 CMD=$1
 [ -n "$2" ] || usage
 DIR=$(realpath -m -- "$2")
+SITE=
+case $CMD in
+*-site)
+    [ $# -eq 3 ] || usage
+    SITE=$3
+    case $SITE in a | b) ;; *) usage ;; esac
+    ;;
+*) [ $# -eq 2 ] || usage ;;
+esac
 
 RGW_PORT=${RGW_PORT:-7480}
 MON_PORT=${MON_PORT:-16789}
 RGW_ACCESS_KEY=${RGW_ACCESS_KEY:-hylaketestaccess}
 RGW_SECRET_KEY=${RGW_SECRET_KEY:-hylaketestsecret0123456789abcdefghijklmn}
+RGW_B_PORT=${RGW_B_PORT:-}     # default RGW_PORT + 1 (set once RGW_PORT is checked)
+RGW_B_ACCESS_KEY=${RGW_B_ACCESS_KEY:-hylaketestaccessb}
+RGW_B_SECRET_KEY=${RGW_B_SECRET_KEY:-hylaketestsecretb0123456789abcdefghijklm}
+RGW_SITE_B=${RGW_SITE_B:-1}
 MEMSTORE_BYTES=${MEMSTORE_BYTES:-6442450944}
 START_TIMEOUT=${START_TIMEOUT:-120}
 STOP_GRACE=5            # seconds between SIGTERM and SIGKILL
@@ -58,12 +99,23 @@ ENVFILE=$DIR/env
 # Never pick up a configuration meant for some other cluster.
 unset CEPH_ARGS CEPH_CONF CEPH_KEYRING
 
-# Daemons managed by this script: short name, process name (comm), log files.
-DAEMONS="rgw osd mon"             # stop order
-comm_of() { case $1 in mon) echo ceph-mon ;; osd) echo ceph-osd ;; rgw) echo radosgw ;; esac; }
+# Daemons managed by this script: short name, process name (comm), log files,
+# and for radosgw the "-n" argument that tells the two sites' processes apart.
+DAEMONS="rgw_b rgw osd mon"       # stop order
+comm_of() { case $1 in mon) echo ceph-mon ;; osd) echo ceph-osd ;; rgw | rgw_b) echo radosgw ;; esac; }
 logs_of() { case $1 in mon) echo "$LOG/mon.out $LOG/mon.a.log" ;;
                        osd) echo "$LOG/osd.out $LOG/osd.0.log" ;;
-                       rgw) echo "$LOG/rgw.out $LOG/client.rgw.log" ;; esac; }
+                       rgw) echo "$LOG/rgw.out $LOG/client.rgw.log" ;;
+                       rgw_b) echo "$LOG/rgw_b.out $LOG/client.rgw.b.log" ;; esac; }
+tag_of()  { case $1 in rgw) echo client.rgw ;; rgw_b) echo client.rgw.b ;; *) echo "" ;; esac; }
+
+# Sites: daemon, zone (its pools are ZONE.rgw.*), configuration root pool, admin
+# socket, and the prefix of its keys in DIR/env.
+site_daemon() { case $1 in a) echo rgw ;; b) echo rgw_b ;; esac; }
+site_zone()   { case $1 in a) echo default ;; b) echo b ;; esac; }
+site_root()   { case $1 in a) echo .rgw.root ;; b) echo b.rgw.root ;; esac; }
+site_asok()   { case $1 in a) echo "$DIR/run/rgw.asok" ;; b) echo "$DIR/run/rgw.b.asok" ;; esac; }
+site_env()    { case $1 in a) echo RGW_ ;; b) echo RGW_B_ ;; esac; }
 
 # Our messages go to copies of the original stdout/stderr: a signal trap may
 # run while some polling function has its output redirected to /dev/null.
@@ -88,11 +140,12 @@ show_logs() {
 # Process tracking
 # ---------------------------------------------------------------------------
 
-# is_ours PID COMM: PID is alive (not a zombie), is COMM and was started with
-# our ceph.conf.  Protects against signalling a recycled PID.  Uses only bash
+# is_ours PID COMM [TAG]: PID is alive (not a zombie), is COMM and was started
+# with our ceph.conf (and, if TAG is given, with the argument TAG, e.g.
+# "client.rgw.b").  Protects against signalling a recycled PID.  Uses only bash
 # builtins: it is called in polling loops.
 is_ours() {
-    local pid=$1 comm=$2 stat c arg
+    local pid=$1 comm=$2 tag=${3:-} stat c arg conf=0
     local -a args
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
@@ -101,18 +154,20 @@ is_ours() {
     read -r c 2>/dev/null <"/proc/$pid/comm" && [ "$c" = "$comm" ] || return 1
     mapfile -d '' args 2>/dev/null <"/proc/$pid/cmdline" || return 1
     for arg in "${args[@]}"; do
-        [ "$arg" = "$CONF" ] && return 0
+        [ "$arg" = "$CONF" ] && conf=1
+        [ -n "$tag" ] && [ "$arg" = "$tag" ] && tag=
     done
-    return 1
+    [ "$conf" = 1 ] && [ -z "$tag" ]
 }
 
 # pids_of NAME: PIDs of daemon NAME belonging to DIR.  Uses the recorded PID
 # file, plus a scan of /proc for processes started with "-c DIR/ceph.conf" (in
 # case the script was killed between spawning a daemon and recording its PID).
 pids_of() {
-    local name=$1 comm pid c p
+    local name=$1 comm tag pid c p
     local -A seen=()
     comm=$(comm_of "$name")
+    tag=$(tag_of "$name")
     if [ -r "$PIDS/$name.pid" ]; then
         read -r pid <"$PIDS/$name.pid" || true
         [ -n "${pid:-}" ] && seen[$pid]=1
@@ -121,7 +176,7 @@ pids_of() {
         read -r c 2>/dev/null <"$p/comm" && [ "$c" = "$comm" ] && seen[${p#/proc/}]=1
     done
     for pid in "${!seen[@]}"; do
-        is_ours "$pid" "$comm" && echo "$pid"
+        is_ours "$pid" "$comm" "$tag" && echo "$pid"
     done
     return 0
 }
@@ -148,28 +203,48 @@ spawn() {
     disown $!      # no "Killed" job notices from bash when it is stopped
 }
 
-# any_ours COMM PID...: true if any of the PIDs is still our COMM process.
+# any_ours COMM PID...: true if any of the PIDs is still our COMM process, or
+# still has threads besides its main one.  A dying multi-threaded daemon's main
+# thread turns zombie (and its command line unreadable) first, while the other
+# threads still exit and still hold its file descriptors: a SIGKILLed radosgw's
+# port was seen to accept connections for up to 13 ms after that.
 any_ours() {
-    local comm=$1 pid; shift
-    for pid in "$@"; do is_ours "$pid" "$comm" && return 0; done
+    local comm=$1 pid t; shift
+    for pid in "$@"; do
+        is_ours "$pid" "$comm" && return 0
+        for t in "/proc/$pid/task/"*; do
+            [ -e "$t" ] && [ "${t##*/}" != "$pid" ] && return 0
+        done
+    done
     return 1
 }
 
-# stop_daemon NAME: SIGTERM, wait STOP_GRACE s, SIGKILL, wait until gone.
+# ours_of COMM PID...: those PIDs that are still our COMM process.
+ours_of() {
+    local comm=$1 pid; shift
+    for pid in "$@"; do is_ours "$pid" "$comm" && echo "$pid"; done
+    return 0
+}
+
+# stop_daemon NAME [kill]: SIGTERM, wait STOP_GRACE s, SIGKILL, wait until gone.
+# With "kill": SIGKILL at once.
 stop_daemon() {
-    local name=$1 comm i
+    local name=$1 how=${2:-term} comm i
     local -a pids
     comm=$(comm_of "$name")
     mapfile -t pids < <(pids_of "$name")
     if [ ${#pids[@]} -gt 0 ]; then
-        kill -TERM "${pids[@]}" 2>/dev/null || true
-        for ((i = 0; i < STOP_GRACE * 20; i++)); do
-            any_ours "$comm" "${pids[@]}" || break
-            sleep 0.05
-        done
+        if [ "$how" = term ]; then
+            kill -TERM "${pids[@]}" 2>/dev/null || true
+            for ((i = 0; i < STOP_GRACE * 20; i++)); do
+                any_ours "$comm" "${pids[@]}" || break
+                sleep 0.05
+            done
+        fi
         if any_ours "$comm" "${pids[@]}"; then
-            warn "$comm (${pids[*]}) ignored SIGTERM for ${STOP_GRACE}s, sending SIGKILL"
-            kill -KILL "${pids[@]}" 2>/dev/null || true
+            [ "$how" = term ] && warn "$comm (${pids[*]}) ignored SIGTERM for ${STOP_GRACE}s, sending SIGKILL"
+            # shellcheck disable=SC2046
+            kill -KILL $(ours_of "$comm" "${pids[@]}") 2>/dev/null || true
             for ((i = 0; i < 100; i++)); do
                 any_ours "$comm" "${pids[@]}" || break
                 sleep 0.05
@@ -179,7 +254,7 @@ stop_daemon() {
                 return 1
             fi
         fi
-        say "stopped $comm (pid ${pids[*]})"
+        if [ "$how" = term ]; then say "stopped $comm (pid ${pids[*]})"; else say "killed $comm (pid ${pids[*]})"; fi
     fi
     rm -f "$PIDS/$name.pid"
 }
@@ -207,19 +282,40 @@ rgw_answers() {
 }
 
 # Endpoint recorded in DIR/env by a successful start (empty if none).
-recorded_endpoint() {
+recorded_endpoint() { recorded RGW_ENDPOINT; }
+
+# recorded KEY: value of KEY in DIR/env (empty if none).
+recorded() {
     [ -r "$ENVFILE" ] || return 0
-    sed -n 's/^RGW_ENDPOINT=//p' "$ENVFILE" | head -n 1
+    sed -n "s/^$1=//p" "$ENVFILE" | head -n 1
+}
+
+# site_ok SITE: SITE's radosgw runs and answers on the endpoint recorded in DIR/env.
+site_ok() {
+    local ep
+    ep=$(recorded "$(site_env "$1")ENDPOINT")
+    [ -n "$ep" ] && running "$(site_daemon "$1")" && rgw_answers "$ep"
 }
 
 do_status() {
-    local ep
+    local ep ep_b
     ep=$(recorded_endpoint)
-    if [ -n "$ep" ] && running rgw && rgw_answers "$ep"; then
-        say "running: $ep"
+    ep_b=$(recorded RGW_B_ENDPOINT)
+    if [ -n "$ep" ] && site_ok a && { [ -z "$ep_b" ] || site_ok b; }; then
+        say "running: $ep${ep_b:+ (site b: $ep_b)}"
         return 0
     fi
     say "not running (${DIR})"
+    return 1
+}
+
+do_status_site() {
+    local site=$1
+    if site_ok "$site"; then
+        say "site $site running: $(recorded "$(site_env "$site")ENDPOINT")"
+        return 0
+    fi
+    say "site $site not running (${DIR})"
     return 1
 }
 
@@ -267,13 +363,14 @@ healthy_enough() {
 # ---------------------------------------------------------------------------
 
 STARTING=0
+STARTING_SITE=          # daemon name while start-site runs
 T0=0
 DEADLINE=0
 
 # fail MSG [DAEMON]: report, show the relevant logs, stop what we started.
 fail() {
     local msg=$1 name=${2:-}
-    warn "start FAILED after $(secs $(( $(now_ms) - T0 )))s: $msg"
+    warn "$CMD${SITE:+ $SITE} FAILED after $(secs $(( $(now_ms) - T0 )))s: $msg"
     # shellcheck disable=SC2046
     [ -n "$name" ] && show_logs $(logs_of "$name")
     exit 1
@@ -284,10 +381,16 @@ on_exit() {
     if [ "$STARTING" = 1 ]; then
         STARTING=0
         [ "$rc" = 0 ] && rc=1
-        if running mon || running osd || running rgw; then
+        if running mon || running osd || running rgw || running rgw_b; then
             warn "start did not complete; stopping what was started"
         fi
         do_stop || true
+    elif [ -n "$STARTING_SITE" ]; then
+        # start-site: stop only that radosgw; the cluster and the other site stay.
+        local name=$STARTING_SITE
+        STARTING_SITE=
+        [ "$rc" = 0 ] && rc=1
+        stop_daemon "$name" || true
     fi
     exit "$rc"
 }
@@ -465,53 +568,159 @@ admin socket = $DIR/run/rgw.asok
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 # beast worker threads (default 512 - far more than 2 cores need).
 rgw thread pool size = 128
+
+[client.rgw.b]
+# Site b: a second radosgw with its own realm, zonegroup and zone "b" (created
+# by radosgw-admin -n client.rgw.b at start), hence its own pools b.rgw.* and
+# its own users and buckets.  Its realm/zonegroup/zone/period objects live in
+# their own root pool: in the shared .rgw.root the first realm ever created
+# becomes the cluster's default realm (even without --default), which site a's
+# realm-less radosgw and radosgw-admin would then pick up.
+rgw realm root pool = b.rgw.root
+rgw zonegroup root pool = b.rgw.root
+rgw zone root pool = b.rgw.root
+rgw period root pool = b.rgw.root
+rgw region root pool = b.rgw.root
+rgw realm = b
+rgw zonegroup = b
+rgw zone = b
+# One zone: nothing to sync from.
+rgw run sync thread = false
+rgw data = $DIR/rgw.b
+# radosgw-admin -n client.rgw.b is run with --admin-socket '' (the daemon may
+# hold this socket).
+admin socket = $DIR/run/rgw.b.asok
+rgw frontends = beast endpoint=127.0.0.1:$RGW_B_PORT tcp_nodelay=1
+rgw thread pool size = 128
 EOF
 }
 
-# s3_smoke_test: signed S3 round trip with curl.  Verifies the credentials and
-# SigV4 checking, and creates the pools rgw would otherwise create lazily on
-# the first bucket / object / multipart upload (which would stall the first
-# request of a test or benchmark).
+# s3_smoke_test EP ACCESS SECRET DAEMON [SUFFIX]: signed S3 round trip with
+# curl.  Verifies the credentials and SigV4 checking, and creates the pools rgw
+# would otherwise create lazily on the first bucket / object / multipart upload
+# (which would stall the first request of a test or benchmark).  Details go to
+# LOG/smokeSUFFIX.out.
 s3_smoke_test() {
-    local ep=$1 b="rgwsh-probe-$$" tmp=$LOG/smoke.body upload
+    local ep=$1 ak=$2 sk=$3 name=$4 sfx=${5:-}
+    local b="rgwsh-probe-$$" tmp=$LOG/smoke$sfx.body sout=$LOG/smoke$sfx.out upload
     s3() {  # s3 USER:SECRET METHOD PATH [curl args] -> prints HTTP status
         local cred=$1 method=$2 path=$3; shift 3
         curl -sS -o "$tmp" -w '%{http_code}' --max-time 20 \
             --aws-sigv4 "aws:amz:us-east-1:s3" --user "$cred" \
             -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
-            -X "$method" "$@" "$ep$path" 2>>"$LOG/smoke.out" || true
+            -X "$method" "$@" "$ep$path" 2>>"$sout" || true
     }
-    local cred="$RGW_ACCESS_KEY:$RGW_SECRET_KEY"
+    local cred="$ak:$sk"
     expect() {  # expect WANT GOT WHAT
         [ "$1" = "$2" ] && return 0
-        { echo "S3 smoke test: $3: expected HTTP $1, got $2"; cat "$tmp"; echo; } >>"$LOG/smoke.out"
-        fail "S3 smoke test: $3: expected HTTP $1, got $2 (see $LOG/smoke.out)" rgw
+        { echo "S3 smoke test: $3: expected HTTP $1, got $2"; cat "$tmp"; echo; } >>"$sout"
+        fail "S3 smoke test ($ep): $3: expected HTTP $1, got $2 (see $sout)" "$name"
     }
-    expect 403 "$(s3 "$RGW_ACCESS_KEY:wrong$RGW_SECRET_KEY" GET /)" "request with wrong secret"
-    grep -q SignatureDoesNotMatch "$tmp" || fail "wrong secret did not give SignatureDoesNotMatch" rgw
+    expect 403 "$(s3 "$ak:wrong$sk" GET /)" "request with wrong secret"
+    grep -q SignatureDoesNotMatch "$tmp" || fail "wrong secret did not give SignatureDoesNotMatch" "$name"
     expect 200 "$(s3 "$cred" PUT "/$b")" "create bucket"
     expect 200 "$(s3 "$cred" PUT "/$b/probe" --data-binary hylake)" "put object"
     expect 200 "$(s3 "$cred" GET "/$b/probe")" "get object"
-    [ "$(cat "$tmp")" = hylake ] || fail "S3 smoke test: object content mismatch" rgw
+    [ "$(cat "$tmp")" = hylake ] || fail "S3 smoke test: object content mismatch" "$name"
     # "?uploads=" rather than "?uploads": curl 7.88 signs a valueless query
     # parameter differently from S3 (fixed in later curl versions).
     expect 200 "$(s3 "$cred" POST "/$b/mp?uploads=")" "initiate multipart upload"
     upload=$(sed -n 's:.*<UploadId>\(.*\)</UploadId>.*:\1:p' "$tmp")
-    [ -n "$upload" ] || fail "S3 smoke test: no UploadId in response" rgw
+    [ -n "$upload" ] || fail "S3 smoke test: no UploadId in response" "$name"
     expect 204 "$(s3 "$cred" DELETE "/$b/mp?uploadId=$upload")" "abort multipart upload"
     expect 204 "$(s3 "$cred" DELETE "/$b/probe")" "delete object"
     expect 204 "$(s3 "$cred" DELETE "/$b")" "delete bucket"
 }
 
+# cross_site_check EP_A EP_B: each site rejects the other site's credentials
+# (the two sites do not share a user namespace).
+cross_site_check() {
+    local ep_a=$1 ep_b=$2 tmp=$LOG/smoke-x.body code
+    rejects() {  # rejects EP ACCESS:SECRET WHAT
+        code=$(curl -sS -o "$tmp" -w '%{http_code}' --max-time 20 \
+            --aws-sigv4 "aws:amz:us-east-1:s3" --user "$2" \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$1/" 2>>"$LOG/smoke-x.out") || true
+        if [ "$code" != 403 ] || ! grep -q InvalidAccessKeyId "$tmp"; then
+            { echo "$3: expected HTTP 403 InvalidAccessKeyId, got $code"; cat "$tmp"; echo; } >>"$LOG/smoke-x.out"
+            fail "sites are not separate: $3 gave HTTP $code, not 403 InvalidAccessKeyId (see $LOG/smoke-x.out)" rgw_b
+        fi
+    }
+    rejects "$ep_b" "$RGW_ACCESS_KEY:$RGW_SECRET_KEY" "site a's credentials at site b"
+    rejects "$ep_a" "$RGW_B_ACCESS_KEY:$RGW_B_SECRET_KEY" "site b's credentials at site a"
+}
+
+# rgw_admin_b ARGS...: radosgw-admin as site b (its realm/zone and root pool from
+# [client.rgw.b]; no admin socket: the daemon may hold that one).
+rgw_admin_b() {
+    bounded 60 radosgw-admin -c "$CONF" -n client.rgw.b --admin-socket '' \
+        --log-file "$LOG/radosgw-admin.b.log" --rados-osd-op-timeout=30 "$@"
+}
+
+# setup_site_b: realm, zonegroup and zone "b" (master, the only zone), committed
+# as the realm's first period.  Creates the pools b.rgw.root, .log, .control, .meta.
+setup_site_b() {
+    local ep=$1 out=$LOG/site-b-setup.out
+    {
+        rgw_admin_b realm create --rgw-realm=b --default &&
+        rgw_admin_b zonegroup create --rgw-realm=b --rgw-zonegroup=b --master --default \
+            --endpoints="$ep" &&
+        rgw_admin_b zone create --rgw-realm=b --rgw-zonegroup=b --rgw-zone=b --master --default \
+            --endpoints="$ep" &&
+        rgw_admin_b period update --commit --rgw-realm=b
+    } >>"$out" 2>&1 || { show_logs "$out" "$LOG/radosgw-admin.b.log"; fail "setting up realm/zonegroup/zone b failed"; }
+}
+
+# list_watchers SITE: addresses of the clients watching SITE's control objects
+# (radosgw watches ZONE.rgw.control/notify.* and, with a realm, the realm's
+# control object in its root pool).
+list_watchers() {
+    local zone root pool obj
+    zone=$(site_zone "$1")
+    root=$(site_root "$1")
+    for pool in "$zone.rgw.control" "$root"; do
+        for obj in $(bounded 10 rados -c "$CONF" -p "$pool" ls 2>/dev/null); do
+            [ "$pool" = "$root" ] && [[ $obj != *.control ]] && continue
+            bounded 10 rados -c "$CONF" -p "$pool" listwatchers "$obj" 2>/dev/null || true
+        done
+    done | sed -n 's/^watcher=\([^ ]*\) .*/\1/p' | sort -u
+}
+
+# fence_site SITE (SITE's radosgw not running): blocklist the clients that still
+# watch SITE's control objects.  A radosgw killed with SIGKILL leaves its watches
+# behind until the OSD times them out (osd_client_watch_timeout, 30 s), and
+# until then every request of the restarted radosgw that notifies its peers
+# (creating a bucket, for one) waits for the dead watcher: measured 26 s.  A
+# blocklisted client's watches are dropped at once; the new radosgw has a new
+# address (nonce), so the blocklist never affects it.
+fence_site() {
+    local site=$1 addr i
+    local -a addrs
+    mapfile -t addrs < <(list_watchers "$site")
+    [ ${#addrs[@]} -gt 0 ] || return 0
+    for addr in "${addrs[@]}"; do
+        ceph_cli osd blocklist add "$addr" 3600 >>"$LOG/setup.out" 2>&1 ||
+            warn "could not blocklist $addr (stale watcher of site $site)"
+    done
+    for ((i = 0; i < 50; i++)); do
+        [ -z "$(list_watchers "$site")" ] && break
+        sleep 0.1
+    done
+    say "dropped stale watches of site $site's killed radosgw (blocklisted ${addrs[*]})"
+}
+
 do_start() {
-    local ep fsid osd_uuid osd_id t name out busy
+    local ep ep_b fsid osd_uuid osd_id t name out busy
 
     T0=$(now_ms)
     DEADLINE=$((T0 + START_TIMEOUT * 1000))
 
-    # Already running from this DIR?
+    # Already running from this DIR (with site b if wanted)?
     ep=$(recorded_endpoint)
-    if [ -n "$ep" ] && running mon && running osd && running rgw && rgw_answers "$ep"; then
+    ep_b=$(recorded RGW_B_ENDPOINT)
+    site_b_as_wanted() {
+        if [ "$RGW_SITE_B" = 1 ]; then [ -n "$ep_b" ] && site_ok b; else [ -z "$ep_b" ]; fi
+    }
+    if [ -n "$ep" ] && running mon && running osd && running rgw && rgw_answers "$ep" && site_b_as_wanted; then
         say "already running from $DIR: $ep"
         cat "$ENVFILE"
         return 0
@@ -525,10 +734,18 @@ do_start() {
     done
 
     STARTING=1
-    for t in "$MON_PORT" "$RGW_PORT"; do
+    local ports=("$MON_PORT" "$RGW_PORT")
+    if [ "$RGW_SITE_B" = 1 ]; then
+        ports+=("$RGW_B_PORT")
+        [ "$RGW_B_PORT" != "$RGW_PORT" ] && [ "$RGW_B_PORT" != "$MON_PORT" ] ||
+            fail "RGW_B_PORT ($RGW_B_PORT) must differ from RGW_PORT and MON_PORT"
+        [ "$RGW_B_ACCESS_KEY" != "$RGW_ACCESS_KEY" ] ||
+            fail "RGW_B_ACCESS_KEY must differ from RGW_ACCESS_KEY (the sites must not share users)"
+    fi
+    for t in "${ports[@]}"; do
         if busy=$(port_busy "$t"); then
             echo "$busy" >&"$ERR_FD"
-            fail "port $t is already in use (choose another MON_PORT / RGW_PORT)"
+            fail "port $t is already in use (choose another MON_PORT / RGW_PORT / RGW_B_PORT)"
         fi
     done
     for t in ceph ceph-mon ceph-osd radosgw radosgw-admin rados monmaptool ceph-authtool curl uuidgen; do
@@ -536,9 +753,9 @@ do_start() {
     done
 
     # Fresh state: memstore keeps no data across restarts, so reuse nothing.
-    rm -rf "$CONF" "$DIR/keyring" "$DIR/monmap" "$DIR/mon" "$DIR/osd" "$DIR/rgw" \
+    rm -rf "$CONF" "$DIR/keyring" "$DIR/monmap" "$DIR/mon" "$DIR/osd" "$DIR/rgw" "$DIR/rgw.b" \
            "$DIR/crash" "$DIR/run" "$PIDS" "$LOG" "$ENVFILE"
-    mkdir -p "$DIR/mon" "$DIR/osd" "$DIR/rgw" "$DIR/crash" "$DIR/run" "$PIDS" "$LOG"
+    mkdir -p "$DIR/mon" "$DIR/osd" "$DIR/rgw" "$DIR/rgw.b" "$DIR/crash" "$DIR/run" "$PIDS" "$LOG"
     if [ ${#DIR} -gt 90 ]; then
         warn "warning: DIR is long; admin socket paths may exceed the 107-byte limit"
     fi
@@ -583,8 +800,16 @@ do_start() {
     say "cluster healthy ($(secs $(( $(now_ms) - T0 )))s)"
 
     # --- radosgw -----------------------------------------------------------
+    # Site b's realm/zone setup and radosgw start overlap site a's radosgw
+    # start-up (which mostly waits for the monitor to create its pools).
     ep=$(rgw_endpoint)
     spawn rgw radosgw -c "$CONF" -f -n client.rgw
+    if [ "$RGW_SITE_B" = 1 ]; then
+        ep_b=http://127.0.0.1:$RGW_B_PORT
+        setup_site_b "$ep_b"
+        say "realm/zonegroup/zone b set up ($(secs $(( $(now_ms) - T0 )))s)"
+        spawn rgw_b radosgw -c "$CONF" -f -n client.rgw.b
+    fi
     wait_for "radosgw to answer on $ep" rgw rgw_answers "$ep"
     say "radosgw answers on $ep ($(secs $(( $(now_ms) - T0 )))s)"
 
@@ -593,7 +818,17 @@ do_start() {
         --access-key="$RGW_ACCESS_KEY" --secret-key="$RGW_SECRET_KEY" >"$LOG/user.json" 2>>"$LOG/radosgw-admin.out" ||
         { show_logs "$LOG/radosgw-admin.out"; fail "radosgw-admin user create failed" rgw; }
 
-    s3_smoke_test "$ep"
+    s3_smoke_test "$ep" "$RGW_ACCESS_KEY" "$RGW_SECRET_KEY" rgw
+
+    if [ "$RGW_SITE_B" = 1 ]; then
+        wait_for "radosgw (site b) to answer on $ep_b" rgw_b rgw_answers "$ep_b"
+        say "radosgw (site b) answers on $ep_b ($(secs $(( $(now_ms) - T0 )))s)"
+        rgw_admin_b user create --uid=hylake-b --display-name="hylake tests (site b)" \
+            --access-key="$RGW_B_ACCESS_KEY" --secret-key="$RGW_B_SECRET_KEY" >"$LOG/user.b.json" 2>>"$LOG/radosgw-admin.b.out" ||
+            { show_logs "$LOG/radosgw-admin.b.out" "$LOG/radosgw-admin.b.log"; fail "radosgw-admin user create (site b) failed" rgw_b; }
+        s3_smoke_test "$ep_b" "$RGW_B_ACCESS_KEY" "$RGW_B_SECRET_KEY" rgw_b -b
+        cross_site_check "$ep" "$ep_b"
+    fi
 
     # Every PG of every pool active.  PG states are normally reported by
     # ceph-mgr ("ceph -s" shows "0 pools, 0 pgs" without one), so ask the OSD
@@ -613,18 +848,66 @@ do_start() {
         printf 'RGW_ACCESS_KEY=%q\n' "$RGW_ACCESS_KEY"
         printf 'RGW_SECRET_KEY=%q\n' "$RGW_SECRET_KEY"
         printf 'RGW_DIR=%q\n' "$DIR"
+        if [ "$RGW_SITE_B" = 1 ]; then
+            printf 'RGW_B_ENDPOINT=%q\n' "$ep_b"
+            printf 'RGW_B_ACCESS_KEY=%q\n' "$RGW_B_ACCESS_KEY"
+            printf 'RGW_B_SECRET_KEY=%q\n' "$RGW_B_SECRET_KEY"
+        fi
     } >"$ENVFILE.tmp"
     mv -f "$ENVFILE.tmp" "$ENVFILE"
     STARTING=0
-    say "started in $(secs $(( $(now_ms) - T0 )))s: $ep (env: $ENVFILE)"
+    say "started in $(secs $(( $(now_ms) - T0 )))s: $ep${ep_b:+ and $ep_b (site b)} (env: $ENVFILE)"
     cat "$ENVFILE"
+}
+
+# --- single sites --------------------------------------------------------------
+
+do_stop_site() {  # do_stop_site SITE term|kill
+    stop_daemon "$(site_daemon "$1")" "$2"
+}
+
+do_start_site() {
+    local site=$1 name ep
+    name=$(site_daemon "$site")
+    T0=$(now_ms)
+    DEADLINE=$((T0 + START_TIMEOUT * 1000))
+    ep=$(recorded "$(site_env "$site")ENDPOINT")
+    if [ -z "$ep" ]; then
+        warn "site $site was not started from $DIR (no $(site_env "$site")ENDPOINT in $ENVFILE)"
+        return 1
+    fi
+    if ! running mon || ! running osd; then
+        warn "the cluster in $DIR is not running (use: $0 start $DIR)"
+        return 1
+    fi
+    STARTING_SITE=$name
+    if running "$name"; then
+        wait_for "radosgw (site $site) to answer on $ep" "$name" rgw_answers "$ep"
+        STARTING_SITE=
+        say "site $site already running: $ep"
+        return 0
+    fi
+    fence_site "$site"
+    rm -f "$(site_asok "$site")"     # left behind by SIGKILL; would block the new one
+    spawn "$name" radosgw -c "$CONF" -f -n "$(tag_of "$name")"
+    wait_for "radosgw (site $site) to answer on $ep" "$name" rgw_answers "$ep"
+    STARTING_SITE=
+    say "site $site started in $(secs $(( $(now_ms) - T0 )))s: $ep"
 }
 
 # ---------------------------------------------------------------------------
 
-for t in "$RGW_PORT" "$MON_PORT" "$MEMSTORE_BYTES" "$START_TIMEOUT"; do
+for t in "$RGW_PORT" "$MON_PORT" "$MEMSTORE_BYTES" "$START_TIMEOUT" "${RGW_B_PORT:-0}"; do
     [[ $t =~ ^[0-9]+$ ]] || { warn "not a number: '$t'"; exit 2; }
 done
+RGW_B_PORT=${RGW_B_PORT:-$((RGW_PORT + 1))}
+case $RGW_SITE_B in 0 | 1) ;; *) warn "RGW_SITE_B must be 0 or 1"; exit 2 ;; esac
+
+# lock_dir: serialise start/stop/*-site on the same DIR.
+lock_dir() {
+    exec 9>"$DIR/.lock"
+    flock -w $((START_TIMEOUT + 30)) 9 || { warn "could not lock $DIR/.lock"; exit 1; }
+}
 
 case $CMD in
 stop)
@@ -646,6 +929,20 @@ start)
     ;;
 status)
     do_status
+    ;;
+stop-site | kill-site)
+    [ -d "$DIR" ] && lock_dir
+    if [ "$CMD" = kill-site ]; then do_stop_site "$SITE" kill; else do_stop_site "$SITE" term; fi
+    ;;
+start-site)
+    [ -d "$DIR" ] || { warn "no such directory: $DIR"; exit 1; }
+    lock_dir
+    trap on_exit EXIT
+    trap 'fail "interrupted"' INT TERM HUP
+    do_start_site "$SITE"
+    ;;
+status-site)
+    do_status_site "$SITE"
     ;;
 *)
     usage

@@ -4,6 +4,8 @@ Run:  /usr/bin/python3 -m pytest -q tests/integration
 Env:  HYLAKE_BIN      the binary (default <repo>/build/hylake)
       HYLAKE_RGW_ENV  an env file (RGW_ENDPOINT, RGW_ACCESS_KEY, RGW_SECRET_KEY) of a
                       running radosgw; without it tests/ceph/rgw.sh starts one.
+                      Site b (fixtures rgw_b, s3_b, bucket_b) comes from its
+                      RGW_B_ENDPOINT, RGW_B_ACCESS_KEY, RGW_B_SECRET_KEY and RGW_DIR.
       HYLAKE_IT_KEEP  keep the session's scratch folder even when all tests pass.
 
 The GCS tests (-k gcs) need no radosgw: they run tests/gcs/gcs_server.py (one
@@ -104,6 +106,39 @@ def rgw(base_dir):
 @pytest.fixture(scope="session")
 def s3(rgw):
     return s3_client(rgw)
+
+
+@pytest.fixture(scope="session")
+def rgw_b(rgw, base_dir):
+    """Site b: a second radosgw on the same Ceph cluster with its own users and
+    buckets (hylib.RGWSite: endpoint, access_key, secret_key, stop(), kill(),
+    start()).  From HYLAKE_RGW_ENV's RGW_B_* keys (rgw.sh's DIR from its RGW_DIR),
+    else from the cluster the `rgw` fixture started.  Session-wide: a test that
+    stops or kills it must start() it again (try/finally)."""
+    envfile = os.environ.get("HYLAKE_RGW_ENV")
+    path = Path(envfile) if envfile else base_dir / "rgw" / "env"
+    site = hylib.rgw_site_b(read_env_file(path), owned=rgw.owned)
+    if site is None:
+        pytest.skip(f"no radosgw site b in {path} (started by an older rgw.sh, or RGW_SITE_B=0)")
+    wait_http(site.endpoint, 30)
+    yield site
+    # leave a long-lived cluster as we found it, even if a test forgot to restart
+    if not rgw.owned and site.workdir is not None and not site.running():
+        site.start()
+
+
+@pytest.fixture(scope="session")
+def s3_b(rgw_b):
+    """boto3 client for site b with site b's credentials."""
+    return s3_client(rgw_b)
+
+
+@pytest.fixture
+def bucket_b(request, s3_b, rgw_b):
+    """A fresh bucket on site b."""
+    name = make_bucket(s3_b, request.node.name)
+    yield name
+    drop_bucket(s3_b, rgw_b, name)
 
 
 def _node_dirname(request) -> str:

@@ -210,7 +210,8 @@ def start_rgw(workdir: Path) -> RGW:
     log = workdir.parent / (workdir.name + ".start.log")
     with open(log, "wb") as f:
         # free ports, so that a radosgw someone else runs on the defaults is no obstacle
-        env = dict(os.environ, RGW_PORT=str(free_port()), MON_PORT=str(free_port()))
+        env = dict(os.environ, RGW_PORT=str(free_port()), MON_PORT=str(free_port()),
+                   RGW_B_PORT=str(free_port()))
         r = subprocess.run(["bash", str(RGW_SH), "start", str(workdir)], stdout=f,
                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=900,
                            env=env)
@@ -226,6 +227,60 @@ def stop_rgw(workdir: Path) -> None:
     with open(log, "wb") as f:
         subprocess.run(["bash", str(RGW_SH), "stop", str(workdir)], stdout=f,
                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=300)
+
+
+# --------------------------------------------------------------------------- radosgw site b
+
+
+@dataclasses.dataclass(frozen=True)
+class RGWSite(RGW):
+    """Site b of the test cluster (tests/ceph/rgw.sh): a second radosgw on the same
+    Ceph cluster with its own realm/zonegroup/zone, so its own users and buckets
+    (site a's credentials get 403 InvalidAccessKeyId there, site a's buckets do not
+    exist there).  stop()/kill()/start() restart only this radosgw; its data live
+    in the OSD and survive.  Usable wherever an RGW is (s3_client, Workspace)."""
+
+    workdir: Optional[Path] = None  # rgw.sh's DIR (RGW_DIR in the env file)
+    site: str = "b"
+
+    def _rgw_sh(self, cmd: str, timeout: float) -> str:
+        if self.workdir is None:
+            raise RuntimeError(f"rgw.sh {cmd}: the env file names no RGW_DIR")
+        r = subprocess.run(["bash", str(RGW_SH), cmd, str(self.workdir), self.site],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=timeout)
+        out = r.stdout.decode(errors="replace")
+        if r.returncode != 0:
+            raise RuntimeError(f"rgw.sh {cmd} {self.workdir} {self.site} failed "
+                               f"(exit {r.returncode}):\n{out[-3000:]}")
+        return out
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL after 5 s); returns once the radosgw is gone."""
+        self._rgw_sh("stop-site", 60)
+
+    def kill(self) -> None:
+        """SIGKILL at once; returns once the radosgw is gone."""
+        self._rgw_sh("kill-site", 60)
+
+    def start(self) -> None:
+        """Start the radosgw again; returns once it answers HTTP."""
+        self._rgw_sh("start-site", 180)
+
+    def running(self) -> bool:
+        """The radosgw runs and answers HTTP."""
+        if self.workdir is None:
+            raise RuntimeError("rgw.sh status-site: the env file names no RGW_DIR")
+        return _run_quiet(["bash", str(RGW_SH), "status-site", str(self.workdir), self.site]) == 0
+
+
+def rgw_site_b(env: dict, owned: bool = False) -> Optional[RGWSite]:
+    """Site b from an rgw.sh env file's keys (RGW_B_*, RGW_DIR); None without them."""
+    if not env.get("RGW_B_ENDPOINT"):
+        return None
+    workdir = Path(env["RGW_DIR"]) if env.get("RGW_DIR") else None
+    return RGWSite(env["RGW_B_ENDPOINT"].rstrip("/"), env["RGW_B_ACCESS_KEY"],
+                   env["RGW_B_SECRET_KEY"], owned=owned, workdir=workdir, site="b")
 
 
 # --------------------------------------------------------------------------- GCS
