@@ -124,15 +124,25 @@ static void fact_to_info(const struct source_fact *f, struct obj_info *i)
 	snprintf(i->etag, sizeof(i->etag), "%" PRIu64, f->generation);
 }
 
-/* Remember what the source said, unless the map already knows it. */
+/*
+ * Remember what the source said, unless the map already knows it.  An
+ * unchanged fact is written again only once its confirmation is half a
+ * freshness bound old (bounded mode trusts it for the bound from that
+ * time) or a minute old: a hot name costs at most one write per half
+ * bound, never one per open.
+ */
 static void note_source(struct router *r, const char *name,
 			const struct source_fact *f)
 {
 	struct source_fact old;
+	int64_t refresh = FACT_REFRESH_NS;
+	if (r->conf.bounded_ms > 0 &&
+	    r->conf.bounded_ms * NS_PER_MS / 2 < refresh)
+		refresh = r->conf.bounded_ms * NS_PER_MS / 2;
 	if (r->facts.ops->get_source(r->facts.ctx, name, &old) == 0 &&
 	    old.tombstone == f->tombstone && old.generation == f->generation &&
 	    old.metageneration == f->metageneration &&
-	    f->confirmed_ns - old.confirmed_ns < FACT_REFRESH_NS)
+	    f->confirmed_ns - old.confirmed_ns < refresh)
 		return;
 	r->facts.ops->put_source(r->facts.ctx, name, f);
 }

@@ -330,3 +330,21 @@ def test_clearly_slower_replica_is_ranked_behind(lake, mounter, proxy):
     s3_reads = len(_gets(proxy, "t/both"))
     assert 16 <= s3_reads <= 40, f"s3 served {s3_reads} of 64 reads"
     assert xattr(m / "t/both", "source") == "nfs"
+
+
+def test_bounded_freshness_keeps_trusting_a_reconfirmed_version(lake, mounter):
+    """Once the bound has passed, one confirmation by the source makes the
+    version trusted for another bound: opens within it ask nothing."""
+    lake.put("t/r")
+    lake.to_nfs("t/r")
+    m = mounter.mount(lake.config(mount={"freshness": "bounded:2s"}),
+                      opts="entry_timeout=0,attr_timeout=0")
+    assert read_all(m / "t/r") == lake.data["t/r"]
+    time.sleep(2.3)                              # the bound has passed
+    assert read_all(m / "t/r") == lake.data["t/r"]   # the source confirms
+    time.sleep(0.3)                              # the batch is written
+    mark = lake.gcs.control.log_mark()
+    for _ in range(3):
+        assert read_all(m / "t/r") == lake.data["t/r"]
+    asked = [e["kind"] for e in lake.gcs.requests(mark, kind="objects.")]
+    assert asked == [], f"a version confirmed 0.3 s ago was asked again: {asked}"
