@@ -65,6 +65,19 @@ struct router {
 	double hedge_tokens;      /* hedge budget: + budget% per read, -1 each */
 	struct pool pool;
 	atomic_uint_fast64_t hedges, hedge_wins;
+	pthread_mutex_t flight_lock;
+	struct flight *flights;   /* opens of the source in progress */
+};
+
+/* One open of the source that concurrent opens of the same name share. */
+struct flight {
+	struct flight *next;
+	char *name;
+	int waiters;
+	bool done;
+	int rc;
+	struct obj_info info;
+	pthread_cond_t cv;
 };
 
 enum cand_state { CAND_UNTRIED, CAND_OK, CAND_SKIP };
@@ -230,6 +243,71 @@ static int router_list(struct backend *b, const struct list_req *req,
 	return backend_list(to_router(b)->src, req, cb, arg, next_token, dl);
 }
 
+static void flight_free(struct flight *f)
+{
+	pthread_cond_destroy(&f->cv);
+	free(f->name);
+	free(f);
+}
+
+/*
+ * Open name at the source; concurrent opens of one name share one
+ * request (single flight): the others wait for its answer and pin the
+ * same version without a request of their own.
+ */
+static int open_source_shared(struct router *r, const char *name,
+			      struct bobj **h, const struct deadline *dl)
+{
+	struct flight *f;
+	int rc;
+
+	pthread_mutex_lock(&r->flight_lock);
+	for (f = r->flights; f; f = f->next)
+		if (!strcmp(f->name, name))
+			break;
+	if (f) {                                 /* follow it */
+		f->waiters++;
+		while (!f->done)
+			pthread_cond_wait(&f->cv, &r->flight_lock);
+		rc = f->rc;
+		struct obj_info info = f->info;
+		bool last = --f->waiters == 0;
+		pthread_mutex_unlock(&r->flight_lock);
+		if (last)
+			flight_free(f);
+		if (rc < 0)
+			return rc;
+		if (r->src->ops->open_pinned)
+			return r->src->ops->open_pinned(r->src, name, &info, h);
+		return backend_open(r->src, name, h, dl);
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->name = xstrdup(name);
+	pthread_cond_init(&f->cv, NULL);
+	f->next = r->flights;
+	r->flights = f;
+	pthread_mutex_unlock(&r->flight_lock);
+
+	rc = backend_open(r->src, name, h, dl);
+
+	pthread_mutex_lock(&r->flight_lock);
+	for (struct flight **pp = &r->flights; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	f->rc = rc;
+	if (rc == 0)
+		f->info = (*h)->info;
+	f->done = true;
+	pthread_cond_broadcast(&f->cv);
+	bool last = f->waiters == 0;
+	pthread_mutex_unlock(&r->flight_lock);
+	if (last)
+		flight_free(f);
+	return rc;
+}
+
 /* Pick the version to pin: see the file comment. */
 static int pin_version(struct router *r, const char *name,
 		       struct obj_info *v, struct bobj **src_h,
@@ -243,7 +321,7 @@ static int pin_version(struct router *r, const char *name,
 		fact_to_info(&f, v);
 		return 0;
 	}
-	int rc = backend_open(r->src, name, src_h, dl);
+	int rc = open_source_shared(r, name, src_h, dl);
 	if (rc == 0) {
 		*v = (*src_h)->info;
 		info_to_fact(v, &f);
@@ -898,6 +976,7 @@ static void router_destroy(struct backend *b)
 		health_destroy(&r->health[i]);
 	free(r->health);
 	pthread_mutex_destroy(&r->hedge_lock);
+	pthread_mutex_destroy(&r->flight_lock);
 	free(r->rep);
 	backend_release(b);
 	free(r);
@@ -935,6 +1014,7 @@ int router_create(struct backend *source, struct backend **replicas,
 	for (size_t i = 0; i <= nreplicas; i++)
 		health_init(&r->health[i]);
 	pthread_mutex_init(&r->hedge_lock, NULL);
+	pthread_mutex_init(&r->flight_lock, NULL);
 	r->hedge_tokens = 1.0;
 	if (nreplicas && conf->hedge_budget_pct > 0)
 		pool_start(&r->pool, conf->hedge_threads > 0

@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from hylib import MiB, child_read, processes_for, run_hylake, sha256
+from hylib import MiB, child_call, child_read, processes_for, run_hylake, sha256
 from lakelib import OBJ, lake, read_all, xattr  # noqa: F401  (lake: a fixture)
 
 
@@ -348,3 +348,31 @@ def test_bounded_freshness_keeps_trusting_a_reconfirmed_version(lake, mounter):
         assert read_all(m / "t/r") == lake.data["t/r"]
     asked = [e["kind"] for e in lake.gcs.requests(mark, kind="objects.")]
     assert asked == [], f"a version confirmed 0.3 s ago was asked again: {asked}"
+
+
+def test_concurrent_opens_of_one_name_share_one_source_request(lake, mounter, gcs):
+    lake.put("t/hot", os.urandom(64 * 1024))
+    lake.to_nfs("t/hot")
+    m = mounter.mount(lake.config(), opts="entry_timeout=0,attr_timeout=0")
+    os.stat(m / "t/hot")
+    gcs.control.config(delay_ms=400)     # a slow source: the opens overlap
+    try:
+        mark = gcs.control.log_mark()
+        res = child_call(r"""
+import hashlib, json, sys, threading
+path, n = sys.argv[1], 8
+out, barrier = [], threading.Barrier(n)
+def one():
+    barrier.wait()
+    with open(path, "rb") as f:
+        out.append(hashlib.sha256(f.read()).hexdigest())
+ts = [threading.Thread(target=one) for _ in range(n)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps({"ok": True, "sums": out}))
+""", m / "t/hot", timeout=60)
+    finally:
+        gcs.control.config(delay_ms=0)
+    assert res.get("ok") and res["sums"] == [sha256(lake.data["t/hot"])] * 8, res
+    gets = [e for e in gcs.requests(mark, kind="objects.get") if e["object"] == "t/hot"]
+    assert 1 <= len(gets) <= 2, f"8 concurrent opens sent {len(gets)} metadata requests"
