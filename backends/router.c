@@ -19,6 +19,7 @@
 #include "backends/backend.h"
 #include "backends/contract.h"
 #include "backends/health.h"
+#include "backends/util/pool.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
@@ -35,23 +36,6 @@
 #define HEDGE_BURST 10.0               /* hedges that may be saved up */
 #define SLOWER(a, b) ((a) > 2 * (b) + 5.0)  /* ms: clearly slower */
 
-/* A few threads that run the first request of a hedged read, so the
- * reader can move on to a second store while the first one dawdles. */
-struct job {
-	struct job *next;
-	void (*fn)(struct job *j);
-};
-
-struct pool {
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	struct job *head, *tail;
-	unsigned idle;            /* workers not reserved by a job */
-	unsigned nthreads;
-	bool stop;
-	pthread_t *th;
-};
-
 struct router {
 	struct backend base;
 	struct backend_ops ops;   /* router_ops, listing order of the source */
@@ -63,7 +47,7 @@ struct router {
 	struct store_health *health;   /* replicas in order, then the source */
 	pthread_mutex_t hedge_lock;
 	double hedge_tokens;      /* hedge budget: + budget% per read, -1 each */
-	struct pool pool;
+	struct pool pool;         /* runs first requests of hedged reads */
 	atomic_uint_fast64_t hedges, hedge_wins;
 	pthread_mutex_t flight_lock;
 	struct flight *flights;   /* opens of the source in progress */
@@ -463,76 +447,6 @@ static bool whole_and_wrong(const struct obj_info *v, const void *buf,
 {
 	return off == 0 && n > 0 && (uint64_t)n == v->size && v->has_crc32c &&
 	       crc32c_update(0, buf, (size_t)n) != v->crc32c;
-}
-
-/* ------------------------------------------------------------ the pool */
-
-static void *pool_main(void *arg)
-{
-	struct pool *p = arg;
-	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		while (!p->head && !p->stop)
-			pthread_cond_wait(&p->cv, &p->lock);
-		if (!p->head)
-			break;
-		struct job *j = p->head;
-		p->head = j->next;
-		if (!p->head)
-			p->tail = NULL;
-		pthread_mutex_unlock(&p->lock);
-		j->fn(j);
-		pthread_mutex_lock(&p->lock);
-		p->idle++;
-	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
-}
-
-static void pool_start(struct pool *p, unsigned n)
-{
-	memset(p, 0, sizeof(*p));
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cv, NULL);
-	p->th = xcalloc(n ? n : 1, sizeof(*p->th));
-	for (unsigned i = 0; i < n; i++)
-		if (pthread_create(&p->th[p->nthreads], NULL, pool_main, p) == 0)
-			p->nthreads++;
-	p->idle = p->nthreads;
-}
-
-/* Run j on a worker now, or return false when none is free (the caller
- * then does the work itself: a job never waits in a queue). */
-static bool pool_try_submit(struct pool *p, struct job *j)
-{
-	pthread_mutex_lock(&p->lock);
-	if (!p->idle || p->stop) {
-		pthread_mutex_unlock(&p->lock);
-		return false;
-	}
-	p->idle--;
-	j->next = NULL;
-	if (p->tail)
-		p->tail->next = j;
-	else
-		p->head = j;
-	p->tail = j;
-	pthread_cond_signal(&p->cv);
-	pthread_mutex_unlock(&p->lock);
-	return true;
-}
-
-static void pool_stop(struct pool *p)
-{
-	pthread_mutex_lock(&p->lock);
-	p->stop = true;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->lock);
-	for (unsigned i = 0; i < p->nthreads; i++)
-		pthread_join(p->th[i], NULL);
-	free(p->th);
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->lock);
 }
 
 /* ------------------------------------------------------------ reading */
