@@ -12,6 +12,7 @@
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/base64.h"
+#include "backends/util/fdio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -307,9 +308,9 @@ static int open_parent(struct posix_backend *px, const char *name,
 /* Copy size bytes of in (from offset 0) to out. */
 static int copy_bytes(int in, int out, uint64_t size)
 {
-	loff_t ioff = 0;
+	loff_t ioff = 0, ooff = 0;        /* equal: both files from byte 0 */
 	while ((uint64_t)ioff < size) {
-		ssize_t n = copy_file_range(in, &ioff, out, NULL,
+		ssize_t n = copy_file_range(in, &ioff, out, &ooff,
 					    (size_t)(size - (uint64_t)ioff), 0);
 		if (n > 0)
 			continue;
@@ -324,13 +325,11 @@ static int copy_bytes(int in, int out, uint64_t size)
 		ssize_t r = pread(in, buf, sizeof(buf), ioff);
 		if (r <= 0)
 			return r < 0 ? -errno : -EIO;
-		for (ssize_t w = 0; w < r;) {
-			ssize_t k = write(out, buf + w, (size_t)(r - w));
-			if (k < 0 && errno != EINTR)
-				return -errno;
-			w += k > 0 ? k : 0;
-		}
+		int rc = pwrite_full(out, buf, (size_t)r, (uint64_t)ooff);
+		if (rc < 0)
+			return rc;
 		ioff += r;
+		ooff += r;
 	}
 	return 0;
 }

@@ -26,6 +26,7 @@
 #include "backends/backend.h"
 #include "backends/contract.h"
 #include "backends/util/crc32c.h"
+#include "backends/util/fdio.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 
@@ -197,18 +198,11 @@ static int download(struct repl *r, const struct item *it, int fd, char *buf)
 			break;
 		}
 		crc = crc32c_update(crc, buf, (size_t)n);
-		for (ssize_t w = 0; w < n;) {
-			ssize_t k = pwrite(fd, buf + w, (size_t)(n - w),
-					   (off_t)(off + (uint64_t)w));
-			if (k < 0 && errno != EINTR) {
-				rc = -errno;
-				goto out;
-			}
-			w += k > 0 ? k : 0;
-		}
+		rc = pwrite_full(fd, buf, (size_t)n, off);
+		if (rc < 0)
+			break;
 		off += (uint64_t)n;
 	}
-out:
 	bobj_close(h);
 	if (rc == 0 && it->v.has_crc32c && crc != it->v.crc32c)
 		rc = -EBADMSG;

@@ -1,0 +1,14 @@
+/*
+ * fdio.h - whole writes to file descriptors.
+ */
+#ifndef HYLAKE_FDIO_H
+#define HYLAKE_FDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Write all len bytes at off, across short writes and EINTR.
+ * 0 or -errno (-EIO when the file takes nothing). */
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+#endif
