@@ -11,22 +11,16 @@ import time
 import pytest
 
 from hylib import MiB, child_read, run_hylake, sha256
-from lakelib import read_all, xattr
+from lakelib import Lake, read_all, xattr
 from proxy import FaultProxy
 
 
-class TwoSites:
+class TwoSites(Lake):
+    """A Lake whose replicas are the two radosgw sites."""
+
     def __init__(self, gcs, bucket, ws, east, west):
-        self.gcs, self.bucket, self.ws = gcs, bucket, ws
+        super().__init__(gcs, bucket, east[1], east[2], ws)
         self.east, self.west = east, west      # (rgw, s3 client, bucket)
-        self.data, self.res = {}, {}
-
-    def put(self, name, data):
-        self.data[name] = data
-        self.res[name] = self.gcs.client.upload(self.bucket, name, data)
-
-    def gen(self, name):
-        return int(self.res[name]["generation"])
 
     def config(self, order=("east", "west"), endpoints=None, mount=None):
         endpoints = endpoints or {}
@@ -40,18 +34,14 @@ class TwoSites:
                         f"bucket = {bucket}\nregion = us-east-1\ncredentials = {creds}\n")
         return cfg
 
-    def replicate(self, to, cfg=None):
-        res = run_hylake("replicate", cfg or self.config(), "--to", to, timeout=300)
+    def replicate(self, to, *args, cfg=None, timeout=300):
+        res = super().replicate(to, *args, cfg=cfg, timeout=timeout)
         assert res.returncode == 0, res.stdout + res.stderr
         return res
 
     def stamp(self, site, name):
         _, s3, bucket = getattr(self, site)
         return s3.head_object(Bucket=bucket, Key=name)["Metadata"].get("goog-generation")
-
-    def media_reads(self, since, name):
-        return [e for e in self.gcs.requests(since, kind="objects.media", bucket=self.bucket)
-                if e["object"] == name]
 
 
 @pytest.fixture
