@@ -154,6 +154,7 @@ static int list_page(struct gcs_backend *g, const struct list_req *lr,
 		     char *reason, size_t reasonlen, char *msg, size_t msglen)
 {
 	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT, full = STRBUF_INIT;
+	struct strbuf fields = STRBUF_INIT;
 	struct http_resp resp;
 	char maxr[16];
 	int rc;
@@ -168,9 +169,8 @@ static int list_page(struct gcs_backend *g, const struct list_req *lr,
 	add_param(&url, "maxResults", maxr);
 	if (lr->token)
 		add_param(&url, "pageToken", lr->token);
-	strbuf_reset(&full);
-	strbuf_addf(&full, "items(%s),prefixes,nextPageToken", g->fields);
-	add_param(&url, "fields", full.buf);
+	strbuf_addf(&fields, "items(%s),prefixes,nextPageToken", g->fields);
+	add_param(&url, "fields", fields.buf);
 	http_resp_init(&resp);
 	rc = gcs_get(g, url.buf, NULL, NULL, 0, &body, dl, &resp, reason,
 		     reasonlen, msg, msglen);
@@ -178,13 +178,14 @@ static int list_page(struct gcs_backend *g, const struct list_req *lr,
 		rc = gcs_json_parse_listing(body.buf, body.len, g->stamp_key,
 					    out);
 		if (rc < 0)
-			log_warn("gcs %s: invalid listing response for '%s%s'",
-				 g->base.name, g->prefix, lr->prefix);
+			log_warn("gcs %s: invalid listing response for '%s'",
+				 g->base.name, full.buf);
 	}
 	http_resp_release(&resp);
 	strbuf_release(&url);
 	strbuf_release(&body);
 	strbuf_release(&full);
+	strbuf_release(&fields);
 	return rc;
 }
 
