@@ -53,12 +53,16 @@ struct router {
 	struct flight *flights;   /* opens of the source in progress */
 };
 
-/* One open of the source that concurrent opens of the same name share. */
+/*
+ * One open of the source that concurrent opens of the same name share.
+ * A flight is queued (not yet sent) or sent; per name there is at most
+ * one of each.
+ */
 struct flight {
 	struct flight *next;
 	char *name;
-	int waiters;
-	bool done;
+	int waiters;              /* opens waiting for its answer */
+	bool sent, done;
 	int rc;
 	struct obj_info info;
 	pthread_cond_t cv;
@@ -234,31 +238,47 @@ static void flight_free(struct flight *f)
 	free(f);
 }
 
+/* Wait for f's answer; frees f when the last waiter leaves.  Lock held. */
+static int flight_wait(struct router *r, struct flight *f,
+		       struct obj_info *info)
+{
+	f->waiters++;
+	while (!f->done)
+		pthread_cond_wait(&f->cv, &r->flight_lock);
+	int rc = f->rc;
+	if (info)
+		*info = f->info;
+	if (--f->waiters == 0)
+		flight_free(f);
+	return rc;
+}
+
 /*
- * Open name at the source; concurrent opens of one name share one
- * request (single flight): the others wait for its answer and pin the
- * same version without a request of their own.
+ * Open name at the source; concurrent opens of one name share a request
+ * (single flight) without weakening close-to-open: an open shares only a
+ * request sent after it began.  So an open that finds one in the air
+ * queues the next one, which every open arriving meanwhile shares; its
+ * first opener sends it once the one in the air has landed.  The
+ * followers pin the version it found without a request of their own.
  */
 static int open_source_shared(struct router *r, const char *name,
 			      struct bobj **h, const struct deadline *dl)
 {
-	struct flight *f;
+	struct flight *f, *sent = NULL, *queued = NULL;
+	struct obj_info info;
 	int rc;
 
 	pthread_mutex_lock(&r->flight_lock);
 	for (f = r->flights; f; f = f->next)
-		if (!strcmp(f->name, name))
-			break;
-	if (f) {                                 /* follow it */
-		f->waiters++;
-		while (!f->done)
-			pthread_cond_wait(&f->cv, &r->flight_lock);
-		rc = f->rc;
-		struct obj_info info = f->info;
-		bool last = --f->waiters == 0;
+		if (!strcmp(f->name, name)) {
+			if (f->sent)
+				sent = f;
+			else
+				queued = f;
+		}
+	if (queued) {                            /* share the next one */
+		rc = flight_wait(r, queued, &info);
 		pthread_mutex_unlock(&r->flight_lock);
-		if (last)
-			flight_free(f);
 		if (rc < 0)
 			return rc;
 		if (r->src->ops->open_pinned)
@@ -270,6 +290,9 @@ static int open_source_shared(struct router *r, const char *name,
 	pthread_cond_init(&f->cv, NULL);
 	f->next = r->flights;
 	r->flights = f;
+	if (sent)                /* its answer may predate this open */
+		flight_wait(r, sent, NULL);
+	f->sent = true;
 	pthread_mutex_unlock(&r->flight_lock);
 
 	rc = backend_open(r->src, name, h, dl);

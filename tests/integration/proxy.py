@@ -457,10 +457,9 @@ class FaultProxy:
                 if fault is not None and fault.kind == "hang":
                     self._hang(client)
                     return
-                if fault is not None and fault.kind == "delay":
-                    deadline = time.monotonic() + float(fault.params.get("seconds", 2))
-                    while time.monotonic() < deadline and not self._stop.is_set():
-                        time.sleep(0.05)
+                if (fault is not None and fault.kind == "delay"
+                        and fault.params.get("when", "request") == "request"):
+                    self._sleep(float(fault.params.get("seconds", 2)))
                 if (fault is not None and fault.kind == "reset"
                         and fault.params.get("after_bytes") is None):
                     _rst_close(client)
@@ -494,6 +493,11 @@ class FaultProxy:
                 for data in _body_frames(creader, headers, no_body=False, until_eof_ok=False):
                     up.sendall(data)
 
+                if (fault is not None and fault.kind == "delay"
+                        and fault.params.get("when") == "response"):
+                    # the upstream has the request (and answers from the
+                    # state it sees now); its answer reaches the client late
+                    self._sleep(float(fault.params.get("seconds", 2)))
                 keep = self._relay_response(req, up_reader, client, fault)
                 if not keep:
                     return
@@ -509,6 +513,11 @@ class FaultProxy:
             if up is not None:
                 self._untrack(up)
                 _close(up)
+
+    def _sleep(self, seconds: float):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.05)
 
     def _send_error(self, client, status, req: Req):
         reason = {500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")

@@ -8,8 +8,10 @@ its MD5 can prove."""
 
 import os
 import signal
+import threading
 import time
 
+from proxy import FaultProxy
 from hylib import MiB, child_call, child_read, processes_for, run_hylake, sha256
 from lakelib import OBJ, lake, read_all, xattr  # noqa: F401  (lake: a fixture)
 
@@ -376,3 +378,36 @@ print(json.dumps({"ok": True, "sums": out}))
     assert res.get("ok") and res["sums"] == [sha256(lake.data["t/hot"])] * 8, res
     gets = [e for e in gcs.requests(mark, kind="objects.get") if e["object"] == "t/hot"]
     assert 1 <= len(gets) <= 2, f"8 concurrent opens sent {len(gets)} metadata requests"
+
+
+def test_an_open_never_shares_a_source_answer_older_than_itself(lake, mounter):
+    """Single flight keeps close-to-open: open A's request reaches GCS, the
+    object is overwritten, then open B begins while A's answer (the old
+    generation) is still on its way.  B must not take A's answer."""
+    lake.put("t/c2o")
+    old = lake.data["t/c2o"]
+    with FaultProxy(lake.gcs.url) as p:
+        m = mounter.mount(lake.config(source_endpoint=p.url),
+                          opts="entry_timeout=0,attr_timeout=0")
+        os.stat(m / "t/c2o")
+
+        def metadata_get(r):
+            return r.method == "GET" and "/o/" in r.path and "alt=media" not in r.query
+
+        f = p.set_fault("delay", match=metadata_get, count=1, seconds=2, when="response")
+        out = {}
+        a = threading.Thread(target=lambda: out.update(a=child_read(m / "t/c2o")))
+        a.start()
+        t = time.monotonic() + 10
+        while not f.fired and time.monotonic() < t:
+            time.sleep(0.01)
+        assert f.fired, "open A never asked GCS"
+        time.sleep(0.3)                  # A's request is at GCS
+        lake.put("t/c2o")                # overwritten: B begins after this
+        b = child_read(m / "t/c2o")
+        a.join(timeout=30)
+    assert b["ok"] and b["sha256"] == sha256(lake.data["t/c2o"]), \
+        "an open that began after the overwrite got the old generation"
+    a = out["a"]     # pinned the old generation, now gone: bytes of one or ESTALE
+    assert (a["ok"] and a["sha256"] in (sha256(old), sha256(lake.data["t/c2o"]))
+            or a.get("errno") == 116), a
