@@ -32,6 +32,12 @@ struct mount_conf {
 	int64_t replica_recheck_ms;
 	int64_t hedge_budget_pct;
 	int64_t map_size;
+	char *cache_dir;               /* NULL: /var/cache/hylake/BUCKET */
+	int64_t cache_size;            /* 0: no block cache */
+	int64_t cache_min_free;
+	int64_t memory_limit;          /* read-ahead buffers, all files */
+	int64_t read_ahead;            /* largest window of one file */
+	int64_t metadata_cache_size;   /* 0: no metadata cache */
 };
 
 struct hy_config {

@@ -58,6 +58,21 @@ const struct opt_def opt_table[] = {
 	{ "map_size", OPT_SIZE, M(map_size), "1G", 1 << 20, (int64_t)1 << 40,
 	  0, 1, "ceiling of the version map on disk (least recently used "
 	  "entries are evicted below it)" },
+	{ "cache_dir", OPT_PATH, M(cache_dir), NULL, 0, 0, 0, 1,
+	  "folder of the block cache [/var/cache/hylake/BUCKET]" },
+	{ "cache_size", OPT_SIZE, M(cache_size), "10G", 0, (int64_t)1 << 50,
+	  0, 1, "ceiling of the block cache on disk (0: no block cache)" },
+	{ "cache_min_free", OPT_SIZE, M(cache_min_free), "1G", 0,
+	  (int64_t)1 << 50, 0, 1, "free space the block cache leaves on its "
+	  "disk" },
+	{ "memory_limit", OPT_SIZE, M(memory_limit), "512M", 16 << 20,
+	  (int64_t)1 << 40, 0, 1, "memory for read-ahead buffers of all open "
+	  "files together" },
+	{ "read_ahead", OPT_SIZE, M(read_ahead), "64M", 0, (int64_t)1 << 30, 0,
+	  1, "largest read-ahead window of one file read in order (0: none)" },
+	{ "metadata_cache_size", OPT_SIZE, M(metadata_cache_size), "64M", 0,
+	  (int64_t)1 << 40, 0, 1, "memory for cached attributes and listings "
+	  "(0: none)" },
 	/* [source] and [replica NAME] */
 	{ "type", OPT_STORETYPE, S(type), NULL, 0, 0, 0, 0,
 	  "gcs | s3 | posix" },

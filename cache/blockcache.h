@@ -1,0 +1,91 @@
+/*
+ * blockcache.h - the block cache on local disk.
+ *
+ * Fixed-size blocks of object bytes, keyed by (namespace, name, version
+ * token, block index): a new version of an object has a new token, so it
+ * can never be answered from an old version's blocks.  Each block is one
+ * file holding a header (the full key, the length and an xxHash of the
+ * bytes) and the bytes; a block read back is served only if its key
+ * matches exactly and its checksum holds, otherwise it is dropped and the
+ * caller fetches the bytes again.
+ *
+ * The cache stays under its ceiling (max_bytes) and leaves min_free_bytes
+ * free on its disk by evicting the least recently used blocks.  It
+ * survives restarts: blocks found on disk at open are reused, in the
+ * order of their last use.  One mount uses a folder at a time (a lock
+ * file); a second opener gets -EBUSY.
+ *
+ * Everything here is best effort for the caller: a failed put or a
+ * corrupt block costs a fetch, never an error to the reader.
+ *
+ * Thread safety: all calls may be made from any number of threads.
+ */
+#ifndef HYLAKE_BLOCKCACHE_H
+#define HYLAKE_BLOCKCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BC_BLOCK_SIZE ((size_t)1 << 20)     /* bytes per block */
+
+struct bcache;
+
+struct bcache_conf {
+	const char *dir;          /* created if missing (mode 0700) */
+	uint64_t max_bytes;       /* ceiling, headers included */
+	uint64_t min_free_bytes;  /* keep at least this free on the disk */
+	const char *ns;           /* namespace, e.g. the source's describe
+	                             string: mounts of different buckets
+	                             sharing a folder never mix blocks */
+};
+
+struct bcache_key {
+	const char *name;         /* object name */
+	const char *version;      /* version token ("g1700000000000001", an
+	                             etag, ...); never empty */
+	uint64_t index;           /* block index: offset / BC_BLOCK_SIZE */
+};
+
+struct bcache_stats {
+	uint64_t hits, misses;
+	uint64_t corrupt;         /* blocks dropped: bad header or checksum */
+	uint64_t puts, put_failures;
+	uint64_t evictions;
+	uint64_t bytes, blocks;   /* held now */
+};
+
+/*
+ * Open (or create) the cache in conf->dir and index the blocks already
+ * there.  0, or -errno with a message in err: -EBUSY when another live
+ * process holds the folder, -EACCES/-ENOTDIR/... when it cannot be made.
+ */
+int bcache_open(const struct bcache_conf *conf, struct bcache **out,
+		char *err, size_t errlen);
+void bcache_close(struct bcache *c);
+
+/*
+ * Copy block k into buf (buflen >= BC_BLOCK_SIZE).  Returns its length
+ * (1..BC_BLOCK_SIZE; only an object's last block is short), or -ENOENT
+ * when the cache does not hold it (a block that fails its checks is
+ * removed and counted as corrupt, then reported as -ENOENT).
+ */
+ssize_t bcache_get(struct bcache *c, const struct bcache_key *k, void *buf,
+		   size_t buflen);
+
+/* True when block k is indexed (no read, no check). */
+bool bcache_has(struct bcache *c, const struct bcache_key *k);
+
+/*
+ * Store block k (len bytes, 1..BC_BLOCK_SIZE).  Atomic: a reader sees no
+ * block or the whole one.  Evicts least recently used blocks to make
+ * room.  0 or -errno (-ENOSPC when no room can be made); callers go on
+ * without caching.
+ */
+int bcache_put(struct bcache *c, const struct bcache_key *k, const void *buf,
+	       size_t len);
+
+void bcache_get_stats(struct bcache *c, struct bcache_stats *out);
+
+#endif
