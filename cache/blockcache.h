@@ -49,9 +49,11 @@ struct bcache_key {
 };
 
 struct bcache_stats {
-	uint64_t hits, misses;
+	uint64_t hits, misses;    /* gets answered with bytes / -ENOENT
+	                             (corrupt blocks are misses too) */
 	uint64_t corrupt;         /* blocks dropped: bad header or checksum */
-	uint64_t puts, put_failures;
+	uint64_t puts, put_failures;  /* blocks stored / puts that stored
+	                                 nothing (-EINVAL not counted) */
 	uint64_t evictions;
 	uint64_t bytes, blocks;   /* held now */
 };
@@ -69,7 +71,9 @@ void bcache_close(struct bcache *c);
  * Copy block k into buf (buflen >= BC_BLOCK_SIZE).  Returns its length
  * (1..BC_BLOCK_SIZE; only an object's last block is short), or -ENOENT
  * when the cache does not hold it (a block that fails its checks is
- * removed and counted as corrupt, then reported as -ENOENT).
+ * removed and counted as corrupt, then reported as -ENOENT).  -EINVAL
+ * when buflen is short or k could never be stored (see bcache_put).
+ * Only the block's length of buf is written.
  */
 ssize_t bcache_get(struct bcache *c, const struct bcache_key *k, void *buf,
 		   size_t buflen);
@@ -81,7 +85,9 @@ bool bcache_has(struct bcache *c, const struct bcache_key *k);
  * Store block k (len bytes, 1..BC_BLOCK_SIZE).  Atomic: a reader sees no
  * block or the whole one.  Evicts least recently used blocks to make
  * room.  0 or -errno (-ENOSPC when no room can be made); callers go on
- * without caching.
+ * without caching.  -EINVAL for len out of range, an empty version, or a
+ * name or version longer than 65,535 bytes.  Putting a key that is there
+ * replaces its block.
  */
 int bcache_put(struct bcache *c, const struct bcache_key *k, const void *buf,
 	       size_t len);

@@ -7,15 +7,20 @@
  * reply.  The tree is read-only: anything that would change it answers
  * EROFS.
  *
- * Kernel caches: open never sets keep_cache, so the kernel drops a file's
- * pages at every open; when an open finds a new version, the inode's
- * cached attributes are invalidated too, so the new size shows at once.
+ * File bytes come through the read path (cache/readpath.h): extents in
+ * memory, the block cache, read-ahead.
+ *
+ * Kernel caches: an open that finds the version the inode had keeps the
+ * kernel's pages (they hold that version's bytes); one that finds a new
+ * version drops them and the inode's cached attributes, so the new size
+ * shows at once.
  */
 #include "fs/fs.h"
 #include "fs/dirstream.h"
 #include "fs/inode.h"
 #include "fs/names.h"
 #include "backends/backend.h"
+#include "cache/readpath.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 
@@ -46,6 +51,25 @@ struct dir_handle {
 	struct dirstream *ds;
 	uint64_t hidden_reported;
 };
+
+/* An open file: its bytes, and how it uses the kernel's pages. */
+struct open_file {
+	struct rfile *f;
+	enum page_use pages;
+};
+
+static struct open_file *fi_file(const struct fuse_file_info *fi)
+{
+	return (struct open_file *)(uintptr_t)fi->fh;
+}
+
+static void close_file(struct fs *fs, fuse_ino_t ino, struct open_file *of)
+{
+	if (of->pages != PAGES_BYPASS)
+		itable_close_pages(fs->inodes, ino);
+	rfile_close(of->f);
+	free(of);
+}
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -179,7 +203,7 @@ static void hy_getattr(fuse_req_t req, fuse_ino_t ino,
 
 	/* An open file shows the version it is pinned to. */
 	if (fi && fi->fh) {
-		struct bobj *o = (struct bobj *)(uintptr_t)fi->fh;
+		struct bobj *o = rfile_bobj(fi_file(fi)->f);
 		fill_stat(fs, ino, &o->info, &st);
 		fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
 		return;
@@ -229,23 +253,28 @@ static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (itable_update(fs->inodes, ino, &o->info)) {
-		/* A new version: the kernel's size and times are stale.  Pages
-		 * go anyway because keep_cache stays off.  offset -1: only the
+		/* A new version: the kernel's size and times are stale, and
+		 * its pages (dropped: keep_cache off).  offset -1: only the
 		 * attributes, so no page lock is taken here. */
 		log_debug("new version of '%s' (%s)", o->name, o->info.etag);
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	}
-	fi->fh = (uint64_t)(uintptr_t)o;
-	fi->keep_cache = 0;
+	struct open_file *of = xcalloc(1, sizeof(*of));
+	of->f = rfile_open(fs->conf.readpath, o);
+	of->pages = itable_open_pages(fs->inodes, ino, &o->info);
+	fi->fh = (uint64_t)(uintptr_t)of;
+	fi->keep_cache = of->pages == PAGES_KEEP;
+	fi->direct_io = of->pages == PAGES_BYPASS;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		bobj_close(o);    /* the opener was interrupted */
+		close_file(fs, ino, of);    /* the opener was interrupted */
 }
 
 static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
-	struct bobj *o = (struct bobj *)(uintptr_t)fi->fh;
+	struct rfile *f = fi_file(fi)->f;
+	struct bobj *o = rfile_bobj(f);
 	struct deadline dl = op_deadline(fs);
 	(void)ino;
 
@@ -264,7 +293,7 @@ static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = bobj_read(o, buf, size, (uint64_t)off, &dl);
+	ssize_t n = rfile_read(f, buf, size, (uint64_t)off, &dl);
 	if (n < 0) {
 		if (n == -ESTALE)
 			log_notice("'%s' changed while open; read refused "
@@ -279,8 +308,7 @@ static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void hy_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
-	bobj_close((struct bobj *)(uintptr_t)fi->fh);
+	close_file(req_fs(req), ino, fi_file(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -628,6 +656,44 @@ struct fs *fs_create(struct backend *src, const struct fs_conf *conf)
 	return fs;
 }
 
+/*
+ * The kernel reads ahead of a FUSE file by its mount's read_ahead_kb
+ * (128 KiB unless told), in requests of at most that size: with more, a
+ * file read in order arrives in 1 MiB requests instead of 128 KiB ones.
+ * Only root may set it; failing to is not an error.
+ */
+static void set_kernel_read_ahead(const char *mountpoint, unsigned kb)
+{
+	char *real = realpath(mountpoint, NULL);
+	FILE *mi = fopen("/proc/self/mountinfo", "r");
+	char line[4096], dev[32] = "", path[96];
+	unsigned maj, min;
+
+	while (real && mi && fgets(line, sizeof(line), mi)) {
+		char mp[4096];
+		/* id parent MAJ:MIN root mountpoint ... */
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mp) == 3 &&
+		    strcmp(mp, real) == 0 && strstr(line, " fuse.hylake "))
+			snprintf(dev, sizeof(dev), "%u:%u", maj, min);
+	}
+	if (mi)
+		fclose(mi);
+	free(real);
+	if (!*dev)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	FILE *f = fopen(path, "w");
+	bool ok = f && fprintf(f, "%u\n", kb) > 0;
+	if (f && fclose(f) != 0)
+		ok = false;
+	if (!ok) {
+		log_info("cannot set the kernel's read-ahead (%s): %s; reads "
+			 "arrive in 128 KiB requests", path, strerror(errno));
+		return;
+	}
+	log_debug("kernel read-ahead of %s: %u KiB", mountpoint, kb);
+}
+
 int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 	     const char *fuse_opts, char *err, size_t errlen)
 {
@@ -662,6 +728,13 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 	}
 	fs->mounted = true;
 	return 0;
+}
+
+void fs_mount_ready(struct fs *fs, const char *mountpoint)
+{
+	/* After FUSE's INIT: its reply sets the read-ahead too. */
+	if (fs->conf.kernel_read_ahead_kb)
+		set_kernel_read_ahead(mountpoint, fs->conf.kernel_read_ahead_kb);
 }
 
 int fs_run(struct fs *fs)

@@ -16,6 +16,7 @@
 
 struct backend;
 struct fs;
+struct readpath;
 
 struct fs_conf {
 	int64_t entry_timeout_ms;     /* kernel dentry cache */
@@ -26,6 +27,9 @@ struct fs_conf {
 	unsigned threads;             /* worker threads of the session */
 	uid_t uid;                    /* owner shown for every file */
 	gid_t gid;
+	struct readpath *readpath;    /* serves file bytes; borrowed */
+	unsigned kernel_read_ahead_kb;   /* the kernel's read-ahead for this
+	                                    mount (0: leave it) */
 };
 
 /* src is borrowed and must outlive the fs. */
@@ -39,6 +43,10 @@ struct fs *fs_create(struct backend *src, const struct fs_conf *conf);
  */
 int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 	     const char *fuse_opts, char *err, size_t errlen);
+
+/* Call once the mount has answered a request (settings that must
+ * follow FUSE's INIT). */
+void fs_mount_ready(struct fs *fs, const char *mountpoint);
 
 /* Serve requests until unmounted or signalled.  Returns 0 or -errno. */
 int fs_run(struct fs *fs);

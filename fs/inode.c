@@ -18,6 +18,10 @@ struct inode {
 	uint64_t path_hash;
 	bool in_path_table;         /* false once a newer inode took the path */
 	struct obj_info info;
+	/* Which version's bytes the kernel's pages hold (see inode.h). */
+	struct obj_info paged;
+	bool has_paged;
+	unsigned paged_opens;       /* open handles that use the pages */
 	struct inode *next_ino;
 	struct inode *next_path;
 };
@@ -230,4 +234,35 @@ uint64_t itable_count(struct itable *t)
 	uint64_t c = t->count;
 	pthread_mutex_unlock(&t->lock);
 	return c;
+}
+
+enum page_use itable_open_pages(struct itable *t, uint64_t ino,
+				const struct obj_info *v)
+{
+	enum page_use use = PAGES_BYPASS;
+	pthread_mutex_lock(&t->lock);
+	struct inode *n = find_ino(t, ino);
+	if (n) {
+		bool same = n->has_paged && obj_info_same_version(&n->paged, v);
+		if (same) {
+			use = PAGES_KEEP;
+		} else if (!n->paged_opens) {
+			use = PAGES_DROP;
+			n->paged = *v;
+			n->has_paged = true;
+		}
+		if (use != PAGES_BYPASS)
+			n->paged_opens++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return use;
+}
+
+void itable_close_pages(struct itable *t, uint64_t ino)
+{
+	pthread_mutex_lock(&t->lock);
+	struct inode *n = find_ino(t, ino);
+	if (n && n->paged_opens)
+		n->paged_opens--;
+	pthread_mutex_unlock(&t->lock);
 }

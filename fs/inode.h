@@ -49,6 +49,20 @@ int itable_get(struct itable *t, uint64_t ino, char **path,
  */
 bool itable_update(struct itable *t, uint64_t ino, const struct obj_info *info);
 
+/*
+ * The kernel's page cache of a file holds the bytes of one version: that
+ * of the open handles that use it.  An open of version v:
+ * PAGES_KEEP - the pages are v's: keep them;
+ * PAGES_DROP - no handle uses the pages: drop them, they become v's;
+ * PAGES_BYPASS - handles of another version use the pages: this one must
+ *   not (direct I/O), or each could read the other's bytes.
+ * Every KEEP or DROP open is paired with itable_close_pages() at release.
+ */
+enum page_use { PAGES_KEEP, PAGES_DROP, PAGES_BYPASS };
+enum page_use itable_open_pages(struct itable *t, uint64_t ino,
+				const struct obj_info *v);
+void itable_close_pages(struct itable *t, uint64_t ino);
+
 /* Number of live inodes (for tests and status). */
 uint64_t itable_count(struct itable *t);
 

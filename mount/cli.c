@@ -16,8 +16,11 @@
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "fs/fs.h"
+#include "cache/blockcache.h"
+#include "cache/readpath.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <mntent.h>
 #include <pthread.h>
@@ -106,6 +109,7 @@ struct ready_ctx {
 	const char *mountpoint;
 	int report_fd;             /* -1 in the foreground */
 	const char *banner;
+	struct fs *fs;
 };
 
 /* Wait until the mount answers, then tell whoever is waiting. */
@@ -115,11 +119,13 @@ static void *ready_thread(void *arg)
 	struct stat st;
 	int err = stat(rc->mountpoint, &st) < 0 ? errno : 0;
 
-	if (err)
+	if (err) {
 		log_err("mount on %s does not answer: %s", rc->mountpoint,
 			strerror(err));
-	else
+	} else {
+		fs_mount_ready(rc->fs, rc->mountpoint);
 		log_notice("%s", rc->banner);
+	}
 	if (rc->report_fd >= 0) {
 		struct strbuf m = STRBUF_INIT;
 		if (err)
@@ -131,6 +137,49 @@ static void *ready_thread(void *arg)
 			daemon_detach_stdio();
 	}
 	return NULL;
+}
+
+/*
+ * The block cache of a mount, or NULL (cache_size 0, or it cannot be
+ * had: reads go on uncached).  Default folder: one per source bucket.
+ */
+static struct bcache *open_block_cache(const struct hy_config *cfg,
+				       const struct backend *src,
+				       struct strbuf *describe)
+{
+	const struct mount_conf *m = &cfg->mount;
+	struct strbuf dir = STRBUF_INIT;
+	struct bcache *bc = NULL;
+	char err[512];
+
+	if (m->cache_size <= 0) {
+		strbuf_adds(describe, "no block cache");
+		return NULL;
+	}
+	if (m->cache_dir) {
+		strbuf_adds(&dir, m->cache_dir);
+	} else {
+		const char *b = cfg->source.bucket ? cfg->source.bucket : "posix";
+		strbuf_adds(&dir, "/var/cache/hylake/");
+		for (; *b; b++)
+			strbuf_addch(&dir, *b == '/' ? '_' : *b);
+	}
+	struct bcache_conf bconf = {
+		.dir = dir.buf,
+		.max_bytes = (uint64_t)m->cache_size,
+		.min_free_bytes = (uint64_t)m->cache_min_free,
+		.ns = src->describe,
+	};
+	if (bcache_open(&bconf, &bc, err, sizeof(err)) < 0) {
+		log_warn("block cache off: %s", err);
+		strbuf_addf(describe, "no block cache (%s)", err);
+		bc = NULL;
+	} else {
+		strbuf_addf(describe, "block cache %s (%lld MiB)", dir.buf,
+			    (long long)(m->cache_size >> 20));
+	}
+	strbuf_release(&dir);
+	return bc;
 }
 
 /* Report a start-up failure to the right place. */
@@ -194,6 +243,8 @@ static int run_mount(struct mount_args *ma)
 	struct stack stack = { 0 };
 	struct backend *src = NULL;
 	struct fs *fs = NULL;
+	struct bcache *bc = NULL;
+	struct readpath *rp = NULL;
 	char err[1024];
 	int report_fd = -1, status, rc;
 
@@ -230,6 +281,16 @@ static int run_mount(struct mount_args *ma)
 		goto out_release_config;
 	}
 	src = stack.top;
+	struct strbuf cache_desc = STRBUF_INIT;
+	bc = open_block_cache(&cfg, src, &cache_desc);
+	struct readpath_conf rpc = {
+		.cache = bc,
+		.memory_limit = (uint64_t)cfg.mount.memory_limit,
+		.read_ahead_max = (uint64_t)cfg.mount.read_ahead,
+		.fetchers = (unsigned)cfg.mount.threads,
+		.fetch_timeout_ms = cfg.mount.op_timeout_ms,
+	};
+	rp = readpath_create(&rpc);
 	struct fs_conf fc = {
 		.entry_timeout_ms = cfg.mount.entry_timeout_ms,
 		.attr_timeout_ms = cfg.mount.attr_timeout_ms,
@@ -239,6 +300,8 @@ static int run_mount(struct mount_args *ma)
 		.threads = (unsigned)cfg.mount.threads,
 		.uid = getuid(),
 		.gid = getgid(),
+		.readpath = rp,
+		.kernel_read_ahead_kb = cfg.mount.read_ahead ? 1024 : 0,
 	};
 	fs = fs_create(src, &fc);
 	rc = fs_mount(fs, ma->mountpoint, ma->config_abs, fuse_opts.buf, err,
@@ -252,19 +315,30 @@ static int run_mount(struct mount_args *ma)
 	}
 
 	struct strbuf banner = STRBUF_INIT;
-	strbuf_addf(&banner, "mounted %s on %s (%s)", src->describe,
-		    ma->mountpoint, cfg.path);
-	struct ready_ctx rctx = { ma->mountpoint, report_fd, banner.buf };
+	strbuf_addf(&banner, "mounted %s on %s (%s); %s", src->describe,
+		    ma->mountpoint, cfg.path, cache_desc.buf);
+	struct ready_ctx rctx = { ma->mountpoint, report_fd, banner.buf, fs };
 	pthread_t tid;
 	pthread_create(&tid, NULL, ready_thread, &rctx);
 	rc = fs_run(fs);
 	pthread_join(tid, NULL);
 	strbuf_release(&banner);
+	struct readpath_stats rs;
+	readpath_get_stats(rp, &rs);
+	log_info("reads: %" PRIu64 " (%" PRIu64 " MiB); store requests %" PRIu64
+		 " (%" PRIu64 " read ahead, %" PRIu64 " unused), %" PRIu64
+		 " MiB; block cache hits %" PRIu64 "; memory peak %" PRIu64
+		 " MiB", rs.reads, rs.bytes >> 20, rs.fetches, rs.ahead_fetches,
+		 rs.ahead_unused, rs.fetched_bytes >> 20, rs.cache_hits,
+		 rs.mem_peak >> 20);
 	log_notice("unmounted %s", ma->mountpoint);
 	status = rc < 0 ? EXIT_FAIL : 0;
 
 out_destroy:
 	fs_destroy(fs);
+	readpath_destroy(rp);
+	bcache_close(bc);
+	strbuf_release(&cache_desc);
 	stack_release(&stack);
 out_release_config:
 	config_release(&cfg);

@@ -5,6 +5,7 @@
 #include "backends/backend.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
+#include "backends/metacache.h"
 #include "backends/router.h"
 #include "backends/util/strbuf.h"
 #include "cache/vmap.h"
@@ -49,6 +50,27 @@ static char *default_state_dir(const struct store_conf *src)
 	return strbuf_detach(&sb, NULL);
 }
 
+/*
+ * Put the metadata cache on top, when it has memory and something to keep.
+ * The TTLs and why they keep each freshness mode's promise: metacache.h.
+ */
+static struct backend *wrap_metacache(const struct mount_conf *m,
+				      struct backend *top)
+{
+	int64_t attr = m->attr_timeout_ms < m->entry_timeout_ms
+		       ? m->attr_timeout_ms : m->entry_timeout_ms;
+	struct metacache_conf mc = {
+		.attr_ttl_ms = attr > m->freshness_ms ? attr : m->freshness_ms,
+		.neg_ttl_ms = m->negative_timeout_ms,
+		.list_ttl_ms = m->freshness_ms,      /* 0 when strict */
+		.max_bytes = (size_t)m->metadata_cache_size,
+	};
+	if (m->metadata_cache_size <= 0 ||
+	    (mc.attr_ttl_ms <= 0 && mc.neg_ttl_ms <= 0))
+		return top;
+	return metacache_create(top, &mc);
+}
+
 int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		size_t errlen)
 {
@@ -61,7 +83,7 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 	if (rc < 0)
 		return rc;
 	if (!cfg->nreplicas && m->serve_stale_ms < 0) {
-		st->top = src;
+		st->top = wrap_metacache(m, src);
 		return 0;
 	}
 	reps = xcalloc(cfg->nreplicas + 1, sizeof(*reps));
@@ -102,6 +124,7 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		goto out_destroy;
 	}
 	free(reps);
+	st->top = wrap_metacache(m, st->top);
 	return 0;
 
 out_destroy:
@@ -114,7 +137,8 @@ out_destroy:
 
 void stack_release(struct stack *st)
 {
-	backend_destroy(st->top);    /* a router destroys its stores */
+	backend_destroy(st->top);    /* a metadata cache destroys the store
+	                                it wraps, a router its stores */
 	vmap_close(st->vmap);
 	memset(st, 0, sizeof(*st));
 }

@@ -4,7 +4,17 @@
 # and refreshes the package index only when it has to.
 #
 #   packaging/install-deps.sh          build + test dependencies
+#   packaging/install-deps.sh --bench  also what tests/bench/fast_reads.py compares
+#                                      against (s3fs, rclone)
 set -euo pipefail
+
+BENCH=0
+for a in "$@"; do
+	case $a in
+	--bench) BENCH=1 ;;
+	*) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+	esac
+done
 
 BUILD_PKGS=(build-essential cmake pkg-config fuse3 libfuse3-dev
 	libcurl4-openssl-dev libssl-dev liblmdb-dev lmdb-utils libxxhash-dev
@@ -17,9 +27,12 @@ TEST_PKGS=(ceph-mon ceph-osd radosgw ceph-common python3 python3-pytest
 # it is preinstalled on some images (newer than Debian's), else Debian's.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 	TEST_PKGS+=(nodejs npm)
+# tests/bench/fast_reads.py: the mounts it compares hylake with
+BENCH_PKGS=(s3fs rclone)
+[ "$BENCH" = 1 ] || BENCH_PKGS=()
 
 missing=()
-for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
+for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
 		missing+=("$p")
 	fi

@@ -658,9 +658,11 @@ class Workspace:
         return p
 
     def config(self, source: dict, mount: Optional[dict] = None, name=None) -> Path:
-        """Write an INI config with [mount] (state_dir defaulted) and [source]."""
+        """Write an INI config with [mount] (state_dir and cache_dir defaulted to
+        this workspace) and [source]."""
         self._n += 1
-        mount = {"state_dir": str(self.state_dir), **(mount or {})}
+        mount = {"state_dir": str(self.state_dir), "cache_dir": str(self.root / "cache"),
+                 **(mount or {})}
         lines = ["[mount]"]
         lines += [f"{k} = {v}" for k, v in mount.items()]
         lines += ["", "[source]"]

@@ -4,6 +4,7 @@ replicas the way a replicator makes them: a copy stamped with the source
 generation (and crc32c) it holds, or an unstamped copy only its MD5 proves."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -68,6 +69,10 @@ class Lake:
 
     def config(self, *, s3_endpoint=None, order=("nfs", "s3"), mount=None,
                source_endpoint=None):
+        """A mount of the lake.  Without a block cache unless `mount` asks for
+        one: routing is judged by which store each read reaches, and cached
+        blocks would answer instead."""
+        mount = {"cache_size": "0", **(mount or {})}
         cfg = self.ws.gcs_config(self.bucket, mount=mount, endpoint=source_endpoint)
         sections = {
             "nfs": f"[replica nfs]\ntype = posix\npath = {self.nfs}\n",
@@ -90,6 +95,12 @@ class Lake:
         """GCS data requests (alt=media) after log mark `since`."""
         return [e for e in self.gcs.requests(since, kind="objects.media", bucket=self.bucket)
                 if name is None or e["object"] == name]
+
+
+def drop_caches():
+    """Empty the kernel's page cache: an open of an unchanged version keeps
+    its pages, and a read they answer reaches no store."""
+    subprocess.run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"], check=True)
 
 
 def xattr(path, attr):

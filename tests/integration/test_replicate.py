@@ -8,7 +8,7 @@ import re
 import time
 
 from hylib import MiB
-from lakelib import lake, read_all, stamp_s3, xattr  # noqa: F401  (lake: a fixture)
+from lakelib import drop_caches, lake, read_all, stamp_s3, xattr  # noqa: F401  (lake: a fixture)
 from proxy import FaultProxy
 
 
@@ -129,6 +129,7 @@ def test_mount_serves_from_the_replica_once_it_catches_up(lake, mounter):
     res = lake.replicate("nfs")
     assert res.returncode == 0 and summary(res)["copied"] == 1, res.stdout
     time.sleep(1.2)                           # replica_recheck: ask it again
+    drop_caches()                             # the kernel's pages would answer
     mark = lake.gcs.control.log_mark()
     assert read_all(m / "t/o") == lake.data["t/o"]
     assert xattr(m / "t/o", "source") == "nfs"

@@ -13,7 +13,7 @@ import time
 
 from proxy import FaultProxy
 from hylib import MiB, child_call, child_read, processes_for, run_hylake, sha256
-from lakelib import OBJ, lake, read_all, xattr  # noqa: F401  (lake: a fixture)
+from lakelib import OBJ, drop_caches, lake, read_all, xattr  # noqa: F401  (lake: a fixture)
 
 
 def test_preferred_current_replica_serves_and_gcs_sends_no_bytes(lake, mounter):
@@ -91,6 +91,7 @@ def test_overwrite_after_replication_strict_serves_new_bytes(lake, mounter):
     # (replica_recheck), it serves again
     lake.to_nfs("t/o")
     time.sleep(1.2)
+    drop_caches()                    # else the kernel's pages answer
     assert read_all(m / "t/o") == lake.data["t/o"]
     assert xattr(m / "t/o", "source") == "nfs"
 
@@ -242,10 +243,11 @@ def _gets(proxy, name):
 def test_slow_read_is_hedged_to_the_next_store(lake, mounter, proxy):
     """A read stuck past its store's p95 is also asked of the next store;
     the first answer wins.  With hedge_budget = 0 the reader waits."""
-    for n in ("t/warm", "t/slow", "t/slow2"):
-        lake.put(n, os.urandom(4 * MiB))
+    for n, size in (("t/warm", 20 * MiB), ("t/slow", 4 * MiB), ("t/slow2", 4 * MiB)):
+        lake.put(n, os.urandom(size))
         lake.to_s3(n)
-    cfg = lake.config(s3_endpoint=proxy.url, order=("s3",))
+    # no read-ahead: one request per 1 MiB block, enough of them for a p95
+    cfg = lake.config(s3_endpoint=proxy.url, order=("s3",), mount={"read_ahead": "0"})
     # A budget of 5% is about what the slowest 5% of ordinary reads spend
     # (the hedge fires past p95), so the stuck read might find none left:
     # give it room.  test_hedges_stay_within_the_budget checks the budget.
@@ -277,10 +279,11 @@ def test_slow_read_is_hedged_to_the_next_store(lake, mounter, proxy):
 def test_hedges_stay_within_the_budget(lake, mounter, proxy):
     """A browned-out site: every read is slow.  Only about hedge_budget of
     them may go to the source as well."""
-    for n in ("t/warm", "t/brown"):
-        lake.put(n, os.urandom(4 * MiB))
+    for n, size in (("t/warm", 16 * MiB), ("t/brown", 32 * MiB)):
+        lake.put(n, os.urandom(size))
         lake.to_s3(n)
-    m = mounter.mount(lake.config(s3_endpoint=proxy.url, order=("s3",)))
+    m = mounter.mount(lake.config(s3_endpoint=proxy.url, order=("s3",),
+                                  mount={"read_ahead": "0"}))
     assert read_all(m / "t/warm") == lake.data["t/warm"]
     proxy.set_fault("delay", match=lambda r: r.method == "GET", seconds=0.15)
     mark = lake.gcs.control.log_mark()
@@ -289,7 +292,7 @@ def test_hedges_stay_within_the_budget(lake, mounter, proxy):
     assert res["ok"] and res["sha256"] == sha256(lake.data["t/brown"]), res
     reads = len(_gets(proxy, "t/brown")) + len(lake.media_reads(mark, "t/brown"))
     hedged = len(lake.media_reads(mark, "t/brown"))
-    # budget 5%: one saved-up hedge plus 5% of the (about 32) reads
+    # budget 5%: one saved-up hedge plus 5% of the (32) reads of 1 MiB
     assert 1 <= hedged <= 4, f"{hedged} of {reads} reads were hedged to the source"
 
 
@@ -318,13 +321,13 @@ def test_breaker_keeps_reads_away_from_a_failing_replica(lake, mounter, proxy):
 def test_clearly_slower_replica_is_ranked_behind(lake, mounter, proxy):
     """Configured order first, unless a replica is clearly slower (EWMA)
     than a later one."""
-    lake.put("t/nfsonly", os.urandom(4 * MiB))
+    lake.put("t/nfsonly", os.urandom(16 * MiB))
     lake.to_nfs("t/nfsonly")
-    lake.put("t/both", os.urandom(8 * MiB))
+    lake.put("t/both", os.urandom(64 * MiB))
     lake.to_nfs("t/both")
     lake.to_s3("t/both")
     m = mounter.mount(lake.config(s3_endpoint=proxy.url, order=("s3", "nfs"),
-                                  mount={"hedge_budget": "0"}))
+                                  mount={"hedge_budget": "0", "read_ahead": "0"}))
     assert read_all(m / "t/nfsonly") == lake.data["t/nfsonly"]   # nfs measured
     proxy.set_fault("delay", match=lambda r: r.method == "GET", seconds=0.05)
     assert read_all(m / "t/both") == lake.data["t/both"]

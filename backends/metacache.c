@@ -1,0 +1,832 @@
+/*
+ * metacache.c - stat answers and listing pages of a store, kept in memory
+ * for a TTL (metacache.h says what is cached and why).
+ *
+ *   table   (kind, key) -> entry; chained hash, doubled when full
+ *   lru     every entry and page on one list, most recently used first;
+ *           the tail goes while the bytes charged exceed max_bytes
+ *   entry   MC_STAT: key is the name; 0 + obj_info, or -ENOENT
+ *           MC_PAGE: key is prefix \0 [d delim] \0 [t token] \0 max_keys;
+ *           an immutable struct mc_page that a replay holds a reference
+ *           to, so no lock is held while the caller's callback runs
+ *           MC_HELD: files a listing page could not decide (a folder of
+ *           their name may come on the next page), under the key of the
+ *           next page's request, which decides them
+ *
+ * An answer's age counts from when the inner store was asked (born_ns),
+ * and an entry is only replaced by the answer to a question asked no
+ * earlier: a slow stat begun before an open found a new version cannot
+ * put the old size back.  Entries removed under the lock are freed after
+ * it is released (a "dead" list threaded through hnext).
+ */
+#include "backends/metacache.h"
+#include "backends/backend.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+#include "backends/util/timeutil.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MC_ALLOC_OVERHEAD 16   /* malloc's header and rounding, per block */
+#define MC_PAGE_SHARE 4        /* a page may take 1/4 of the budget */
+#define MC_MIN_BUCKETS 64
+#define MC_FILL_BATCH 64       /* entries inserted per lock hold */
+
+enum mc_kind { MC_STAT, MC_PAGE, MC_HELD };
+
+/* One listing page as the inner store gave it; immutable once built. */
+struct mc_page {
+	atomic_int refs;          /* the table's, and one per replay */
+	struct list_entry *e;
+	size_t n, alloc;
+	char *next_token;         /* NULL after the last page */
+};
+
+struct mc_entry {
+	struct mc_entry *hnext;          /* hash chain (or the dead list) */
+	struct mc_entry *prev, *next;    /* LRU: head is the most recent */
+	uint64_t hash;
+	enum mc_kind kind;
+	int64_t born_ns;                 /* when the inner store was asked */
+	int64_t expires_ns;
+	size_t bytes;                    /* charged to the budget */
+	int rc;                          /* MC_STAT: 0 or -ENOENT */
+	struct obj_info info;            /* MC_STAT with rc == 0 */
+	struct mc_page *page;            /* MC_PAGE, MC_HELD */
+	size_t keylen;
+	char key[];                      /* keylen bytes, may hold NULs */
+};
+
+struct metacache {
+	struct backend base;
+	struct backend_ops ops;          /* mc_ops with the inner store's
+	                                    type, capabilities, optional ops */
+	struct backend *inner;
+	struct metacache_conf conf;
+	pthread_mutex_t lock;            /* guards everything below */
+	struct mc_entry **buckets;
+	size_t nbuckets, count;
+	struct mc_entry *head, *tail;
+	size_t bytes;
+	struct metacache_stats st;       /* counters; entries and bytes are
+	                                    filled in by get_stats */
+};
+
+static struct metacache *to_mc(struct backend *b)
+{
+	return (struct metacache *)b;
+}
+
+static size_t charge(size_t n)
+{
+	return n + MC_ALLOC_OVERHEAD;
+}
+
+static uint64_t key_hash(enum mc_kind kind, const char *key, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL ^ (uint64_t)kind;   /* FNV-1a */
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)key[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* ---------------------------------------------------------- the table */
+
+static void page_unref(struct mc_page *pg)
+{
+	if (!pg || atomic_fetch_sub(&pg->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < pg->n; i++)
+		free((char *)pg->e[i].name);
+	free(pg->e);
+	free(pg->next_token);
+	free(pg);
+}
+
+/* Free entries taken out of the table (lock not held). */
+static void bury(struct mc_entry *dead)
+{
+	while (dead) {
+		struct mc_entry *next = dead->hnext;
+		page_unref(dead->page);
+		free(dead);
+		dead = next;
+	}
+}
+
+static void lru_unlink(struct metacache *mc, struct mc_entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		mc->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		mc->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push(struct metacache *mc, struct mc_entry *e)
+{
+	e->prev = NULL;
+	e->next = mc->head;
+	if (mc->head)
+		mc->head->prev = e;
+	else
+		mc->tail = e;
+	mc->head = e;
+}
+
+/* Where the entry for key is (or would be linked).  Lock held. */
+static struct mc_entry **slot(struct metacache *mc, enum mc_kind kind,
+			      const char *key, size_t len, uint64_t h)
+{
+	struct mc_entry **pp = &mc->buckets[h & (mc->nbuckets - 1)];
+	for (; *pp; pp = &(*pp)->hnext) {
+		const struct mc_entry *e = *pp;
+		if (e->hash == h && e->kind == kind && e->keylen == len &&
+		    memcmp(e->key, key, len) == 0)
+			break;
+	}
+	return pp;
+}
+
+/* Take *pp out of the table onto *dead.  Lock held. */
+static void unlink_entry(struct metacache *mc, struct mc_entry **pp,
+			 struct mc_entry **dead)
+{
+	struct mc_entry *e = *pp;
+	*pp = e->hnext;
+	lru_unlink(mc, e);
+	mc->count--;
+	mc->bytes -= e->bytes;
+	e->hnext = *dead;
+	*dead = e;
+}
+
+static void grow(struct metacache *mc)
+{
+	size_t n = mc->nbuckets * 2;
+	struct mc_entry **nb = xcalloc(n, sizeof(*nb));
+
+	for (size_t i = 0; i < mc->nbuckets; i++) {
+		struct mc_entry *e = mc->buckets[i], *next;
+		for (; e; e = next) {
+			next = e->hnext;
+			e->hnext = nb[e->hash & (n - 1)];
+			nb[e->hash & (n - 1)] = e;
+		}
+	}
+	free(mc->buckets);
+	mc->bytes += (n - mc->nbuckets) * sizeof(*nb);
+	mc->buckets = nb;
+	mc->nbuckets = n;
+}
+
+/* Drop least recently used entries until the budget holds.  Lock held. */
+static void evict(struct metacache *mc, struct mc_entry **dead)
+{
+	while (mc->bytes > mc->conf.max_bytes && mc->tail) {
+		struct mc_entry *e = mc->tail;
+		unlink_entry(mc, slot(mc, e->kind, e->key, e->keylen, e->hash),
+			     dead);
+		mc->st.evictions++;
+	}
+}
+
+/*
+ * Put ne in the table, replacing what is there unless that answers a
+ * later question (then ne is dropped).  Lock held; ne belongs to the
+ * table or to *dead afterwards.
+ */
+static void insert_locked(struct metacache *mc, struct mc_entry *ne,
+			  struct mc_entry **dead)
+{
+	struct mc_entry **pp = slot(mc, ne->kind, ne->key, ne->keylen,
+				    ne->hash);
+	if ((*pp && (*pp)->born_ns > ne->born_ns) ||
+	    ne->bytes > mc->conf.max_bytes) {
+		ne->hnext = *dead;
+		*dead = ne;
+		return;
+	}
+	if (*pp)
+		unlink_entry(mc, pp, dead);
+	if (mc->count >= mc->nbuckets)
+		grow(mc);
+	pp = &mc->buckets[ne->hash & (mc->nbuckets - 1)];
+	ne->hnext = *pp;
+	*pp = ne;
+	lru_push(mc, ne);
+	mc->count++;
+	mc->bytes += ne->bytes;
+	evict(mc, dead);
+}
+
+/* The live entry for key, now the most recently used; an expired one is
+ * taken out.  Lock held. */
+static struct mc_entry *lookup_locked(struct metacache *mc, enum mc_kind kind,
+				      const char *key, size_t len,
+				      struct mc_entry **dead)
+{
+	struct mc_entry **pp = slot(mc, kind, key, len,
+				    key_hash(kind, key, len));
+	struct mc_entry *e = *pp;
+
+	if (!e)
+		return NULL;
+	if (mono_ns() >= e->expires_ns) {
+		unlink_entry(mc, pp, dead);
+		return NULL;
+	}
+	lru_unlink(mc, e);
+	lru_push(mc, e);
+	return e;
+}
+
+static struct mc_entry *entry_new(enum mc_kind kind, const char *key,
+				  size_t len, int64_t born, int64_t ttl_ms)
+{
+	struct mc_entry *e = xcalloc(1, sizeof(*e) + len);
+	e->kind = kind;
+	memcpy(e->key, key, len);
+	e->keylen = len;
+	e->hash = key_hash(kind, key, len);
+	e->born_ns = born;
+	e->expires_ns = born + ttl_ms * NS_PER_MS;
+	e->bytes = charge(sizeof(*e) + len);
+	return e;
+}
+
+/* A stat entry for name, or NULL when rc is not cached (TTL 0). */
+static struct mc_entry *stat_entry(struct metacache *mc, const char *name,
+				   int rc, const struct obj_info *info,
+				   int64_t born)
+{
+	int64_t ttl = rc == 0 ? mc->conf.attr_ttl_ms : mc->conf.neg_ttl_ms;
+	if (ttl <= 0 || !mc->conf.max_bytes)
+		return NULL;
+	struct mc_entry *e = entry_new(MC_STAT, name, strlen(name), born, ttl);
+	e->rc = rc;
+	if (rc == 0)
+		e->info = *info;
+	return e;
+}
+
+/* Insert entries (NULLs skipped) a batch per lock hold, in order. */
+static void insert_all(struct metacache *mc, struct mc_entry **v, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		struct mc_entry *dead = NULL;
+		pthread_mutex_lock(&mc->lock);
+		for (size_t end = i + MC_FILL_BATCH; i < n && i < end; i++)
+			if (v[i])
+				insert_locked(mc, v[i], &dead);
+		pthread_mutex_unlock(&mc->lock);
+		bury(dead);
+	}
+}
+
+static void remember_stat(struct metacache *mc, const char *name, int rc,
+			  const struct obj_info *info, int64_t born)
+{
+	struct mc_entry *e = stat_entry(mc, name, rc, info, born);
+	insert_all(mc, &e, 1);
+}
+
+/* ----------------------------------------------------------------- stat */
+
+static int mc_stat(struct backend *b, const char *name, struct obj_info *out,
+		   const struct deadline *dl)
+{
+	struct metacache *mc = to_mc(b);
+	struct mc_entry *dead = NULL;
+	int rc = 1;                      /* 1: not in memory */
+
+	pthread_mutex_lock(&mc->lock);
+	const struct mc_entry *e = lookup_locked(mc, MC_STAT, name,
+						 strlen(name), &dead);
+	if (e) {
+		rc = e->rc;
+		if (rc == 0) {
+			*out = e->info;
+			mc->st.hits++;
+		} else {
+			mc->st.neg_hits++;
+		}
+	} else {
+		mc->st.misses++;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	bury(dead);
+	if (rc <= 0)
+		return rc;
+
+	int64_t born = mono_ns();
+	rc = backend_stat(mc->inner, name, out, dl);
+	if (rc == 0 || rc == -ENOENT)
+		remember_stat(mc, name, rc, out, born);
+	return rc;
+}
+
+/* ----------------------------------------------------------------- list */
+
+static void page_key(const struct list_req *req, struct strbuf *k)
+{
+	strbuf_adds(k, req->prefix ? req->prefix : "");
+	strbuf_addch(k, '\0');
+	if (req->delimiter) {
+		strbuf_addch(k, 'd');
+		strbuf_adds(k, req->delimiter);
+	}
+	strbuf_addch(k, '\0');
+	if (req->token) {
+		strbuf_addch(k, 't');
+		strbuf_adds(k, req->token);
+	}
+	strbuf_addch(k, '\0');
+	strbuf_addf(k, "%u", req->max_keys);
+}
+
+static int replay(const struct mc_page *pg, list_cb cb, void *arg,
+		  char **next_token)
+{
+	*next_token = NULL;
+	for (size_t i = 0; i < pg->n; i++) {
+		int rc = cb(arg, &pg->e[i]);
+		if (rc < 0)
+			return rc;
+	}
+	if (pg->next_token)
+		*next_token = xstrdup(pg->next_token);
+	return 0;
+}
+
+/* Passes a page from the inner store to the caller, keeping a copy while
+ * it fits in cap bytes. */
+struct tee {
+	list_cb cb;
+	void *arg;
+	struct mc_page *pg;       /* the copy; NULL when not kept */
+	size_t bytes, cap;
+	const char *max;          /* the greatest name in the copy */
+};
+
+static struct mc_page *page_new(void)
+{
+	struct mc_page *pg = xcalloc(1, sizeof(*pg));
+	atomic_init(&pg->refs, 1);
+	return pg;
+}
+
+/* Copy e, name and all, to the end of pg; returns the copy's name. */
+static const char *page_add(struct mc_page *pg, const struct list_entry *e)
+{
+	if (pg->n == pg->alloc) {
+		pg->alloc = pg->alloc ? pg->alloc * 2 : 64;
+		pg->e = xrealloc(pg->e, pg->alloc * sizeof(*pg->e));
+	}
+	struct list_entry *c = &pg->e[pg->n++];
+	*c = *e;
+	c->name = xstrdup(e->name);
+	return c->name;
+}
+
+static int tee_entry(void *arg, const struct list_entry *e)
+{
+	struct tee *t = arg;
+	int rc = t->cb(t->arg, e);
+
+	if (rc < 0 || !t->pg)
+		return rc;
+	t->bytes += sizeof(*e) + charge(strlen(e->name) + 1);
+	if (t->bytes > t->cap) {
+		page_unref(t->pg);        /* too big to keep */
+		t->pg = NULL;
+		t->max = NULL;
+		return rc;
+	}
+	const char *name = page_add(t->pg, e);
+	if (!t->max || strcmp(name, t->max) > 0)
+		t->max = name;
+	return rc;
+}
+
+/* Keep pg in the table under (kind, key) for ttl_ms.  Takes the caller's
+ * reference. */
+static void remember_page(struct metacache *mc, enum mc_kind kind,
+			  const struct strbuf *key, struct mc_page *pg,
+			  int64_t born, int64_t ttl_ms)
+{
+	struct mc_entry *e = entry_new(kind, key->buf, key->len, born, ttl_ms);
+
+	if (pg->n < pg->alloc) {
+		pg->e = xrealloc(pg->e, pg->n * sizeof(*pg->e));
+		pg->alloc = pg->n;
+	}
+	e->page = pg;
+	e->bytes += charge(sizeof(*pg)) + charge(pg->n * sizeof(*pg->e));
+	if (pg->next_token)
+		e->bytes += charge(strlen(pg->next_token) + 1);
+	for (size_t i = 0; i < pg->n; i++)
+		e->bytes += charge(strlen(pg->e[i].name) + 1);
+	insert_all(mc, &e, 1);
+}
+
+/*
+ * On a sorted page that is not the last, a file "x" could still have a
+ * folder "x/" on the next page, which would win.  It cannot when a name
+ * on this page (max, the greatest) sorts at or after "x/".
+ */
+static bool file_settled(const char *x, const char *max)
+{
+	size_t n = strlen(x);
+	int c = strncmp(max, x, n);
+	return c > 0 || (c == 0 && (unsigned char)max[n] >= '/');
+}
+
+/* The stat entry a listing entry stands for, or NULL. */
+static struct mc_entry *entry_of(struct metacache *mc,
+				 const struct list_entry *le, int64_t born)
+{
+	size_t len = strlen(le->name);
+	struct obj_info info = le->info;
+
+	if (le->is_prefix) {
+		if (len < 2 || le->name[len - 1] != '/')
+			return NULL;
+		info.is_dir = true;
+		char *name = xstrndup(le->name, len - 1);
+		struct mc_entry *e = stat_entry(mc, name, 0, &info, born);
+		free(name);
+		return e;
+	}
+	if (!len || le->name[len - 1] == '/')
+		return NULL;              /* a folder's marker: not a file */
+	info.is_dir = false;
+	return stat_entry(mc, le->name, 0, &info, born);
+}
+
+/* What a page teaches the stat cache: entries, and undecided files. */
+struct fill {
+	struct mc_entry **v;
+	size_t n;
+	struct mc_page *held;     /* files the next page must decide */
+};
+
+static void fill_one(struct metacache *mc, struct fill *f,
+		     const struct list_entry *le, const char *max, bool last,
+		     int64_t born)
+{
+	if (!le->is_prefix && !last && mc->inner->ops->list_sorted &&
+	    !(max && file_settled(le->name, max))) {
+		if (!f->held)
+			f->held = page_new();
+		page_add(f->held, le);
+		return;
+	}
+	f->v[f->n++] = entry_of(mc, le, born);
+}
+
+/* Files an earlier page left undecided, waiting under the key of this
+ * page's request (MC_HELD).  *born gets when they were listed. */
+static struct mc_page *take_held(struct metacache *mc,
+				 const struct strbuf *key, int64_t *born)
+{
+	struct mc_entry *dead = NULL;
+	struct mc_page *pg = NULL;
+
+	pthread_mutex_lock(&mc->lock);
+	struct mc_entry *e = lookup_locked(mc, MC_HELD, key->buf, key->len,
+					   &dead);
+	if (e) {
+		pg = e->page;
+		e->page = NULL;
+		*born = e->born_ns;
+		unlink_entry(mc, slot(mc, MC_HELD, key->buf, key->len, e->hash),
+			     &dead);
+	}
+	pthread_mutex_unlock(&mc->lock);
+	bury(dead);
+	return pg;
+}
+
+/*
+ * Fill the stat cache from a page of a "/"-delimited listing: files
+ * first, then folders, so that a folder wins over a file of its name.
+ * Files this page cannot decide wait for the next page (MC_HELD under
+ * the key of its request); the ones the previous page left are decided
+ * here.
+ */
+static void fill_stats(struct metacache *mc, const struct list_req *req,
+		       const struct strbuf *key, const struct tee *t,
+		       const char *next_token, int64_t born)
+{
+	const struct mc_page *pg = t->pg;
+	int64_t held_born = born;
+	struct mc_page *old = req->token ? take_held(mc, key, &held_born) : NULL;
+	size_t nold = old ? old->n : 0;
+	struct fill f = { .v = xcalloc(pg->n + nold + 1, sizeof(*f.v)) };
+
+	for (size_t i = 0; i < nold; i++)
+		fill_one(mc, &f, &old->e[i], t->max, !next_token, held_born);
+	for (int folders = 0; folders < 2; folders++)
+		for (size_t i = 0; i < pg->n; i++)
+			if (pg->e[i].is_prefix == (bool)folders)
+				fill_one(mc, &f, &pg->e[i], t->max, !next_token,
+					 born);
+	insert_all(mc, f.v, f.n);
+	free(f.v);
+	page_unref(old);
+	if (f.held) {
+		struct list_req next = *req;
+		struct strbuf nkey = STRBUF_INIT;
+		next.token = next_token;
+		page_key(&next, &nkey);
+		remember_page(mc, MC_HELD, &nkey, f.held, held_born,
+			      mc->conf.attr_ttl_ms);
+		strbuf_release(&nkey);
+	}
+}
+
+/* Ask the inner store for a page; keep what the TTLs ask for. */
+static int fetch(struct metacache *mc, const struct list_req *req,
+		 const struct strbuf *key, list_cb cb, void *arg,
+		 char **next_token, const struct deadline *dl)
+{
+	bool fill = mc->conf.attr_ttl_ms > 0 && req->delimiter &&
+		    !strcmp(req->delimiter, "/");
+	bool keep = mc->conf.list_ttl_ms > 0;
+	struct tee t = { .cb = cb, .arg = arg,
+			 .cap = mc->conf.max_bytes / MC_PAGE_SHARE };
+
+	pthread_mutex_lock(&mc->lock);
+	mc->st.list_misses++;
+	pthread_mutex_unlock(&mc->lock);
+	if ((fill || keep) && t.cap)
+		t.pg = page_new();
+	int64_t born = mono_ns();
+	int rc = backend_list(mc->inner, req, tee_entry, &t, next_token, dl);
+	if (rc < 0 || !t.pg) {
+		if (rc == 0 && t.cap && (fill || keep))
+			log_debug("metacache: a page of '%s' is too large to "
+				  "keep (over %zu bytes)", req->prefix, t.cap);
+		page_unref(t.pg);
+		return rc;
+	}
+	if (fill)
+		fill_stats(mc, req, key, &t, *next_token, born);
+	if (keep) {
+		if (*next_token)
+			t.pg->next_token = xstrdup(*next_token);
+		remember_page(mc, MC_PAGE, key, t.pg, born,
+			      mc->conf.list_ttl_ms);
+	} else {
+		page_unref(t.pg);
+	}
+	return rc;
+}
+
+static int mc_list(struct backend *b, const struct list_req *req, list_cb cb,
+		   void *arg, char **next_token, const struct deadline *dl)
+{
+	struct metacache *mc = to_mc(b);
+	struct strbuf key = STRBUF_INIT;
+	struct mc_page *pg = NULL;
+	int rc;
+
+	page_key(req, &key);
+	if (mc->conf.list_ttl_ms > 0) {
+		struct mc_entry *dead = NULL;
+		pthread_mutex_lock(&mc->lock);
+		const struct mc_entry *e = lookup_locked(mc, MC_PAGE, key.buf,
+							 key.len, &dead);
+		if (e) {
+			pg = e->page;
+			atomic_fetch_add(&pg->refs, 1);
+			mc->st.list_hits++;
+		}
+		pthread_mutex_unlock(&mc->lock);
+		bury(dead);
+	}
+	if (pg) {
+		rc = replay(pg, cb, arg, next_token);
+		page_unref(pg);
+	} else {
+		rc = fetch(mc, req, &key, cb, arg, next_token, dl);
+	}
+	strbuf_release(&key);
+	return rc;
+}
+
+/* ----------------------------------------------------------------- open */
+
+static struct mc_entry **stat_slot(struct metacache *mc, const char *name)
+{
+	size_t len = strlen(name);
+	return slot(mc, MC_STAT, name, len, key_hash(MC_STAT, name, len));
+}
+
+/* Drop what is cached about name, unless it answers a later question. */
+static void forget(struct metacache *mc, const char *name, int64_t born)
+{
+	struct mc_entry *dead = NULL;
+	pthread_mutex_lock(&mc->lock);
+	struct mc_entry **pp = stat_slot(mc, name);
+	if (*pp && (*pp)->born_ns <= born)
+		unlink_entry(mc, pp, &dead);
+	pthread_mutex_unlock(&mc->lock);
+	bury(dead);
+}
+
+/*
+ * What an open teaches: a new version replaces a cached file's attributes
+ * (until the entry's own expiry: under a bounded router an open may have
+ * asked nobody, so it never makes an entry live longer); -ENOENT replaces
+ * any answer.  A cached folder stays (it wins over a file of its name),
+ * and a name not cached is left to stat: the open cannot tell whether a
+ * folder of that name exists.
+ */
+static void note_open(struct metacache *mc, const char *name, int rc,
+		      const struct obj_info *info, int64_t born)
+{
+	struct mc_entry *dead = NULL;
+
+	if (rc == -ENOENT && mc->conf.neg_ttl_ms > 0)
+		remember_stat(mc, name, rc, NULL, born);
+	if (rc == -ENOENT && mc->conf.neg_ttl_ms <= 0)
+		forget(mc, name, born);
+	if (rc < 0 || info->is_dir)
+		return;
+	pthread_mutex_lock(&mc->lock);
+	struct mc_entry **pp = stat_slot(mc, name);
+	struct mc_entry *e = *pp;
+	if (e && e->born_ns <= born) {
+		if (e->rc < 0) {
+			unlink_entry(mc, pp, &dead);
+		} else if (!e->info.is_dir &&
+			   !obj_info_same_version(&e->info, info)) {
+			e->info = *info;
+			e->born_ns = born;    /* orders later answers; the
+			                         entry lives no longer */
+		}
+	}
+	pthread_mutex_unlock(&mc->lock);
+	bury(dead);
+}
+
+static int mc_open(struct backend *b, const char *name, struct bobj **out,
+		   const struct deadline *dl)
+{
+	struct metacache *mc = to_mc(b);
+	int64_t born = mono_ns();
+	int rc = backend_open(mc->inner, name, out, dl);
+
+	note_open(mc, name, rc, rc == 0 ? &(*out)->info : NULL, born);
+	return rc;
+}
+
+/* ------------------------------------------------- passed straight on */
+
+/* Handles come from the inner store (o->b is the inner store), so reads
+ * and closes dispatch there directly; these only complete the table. */
+static ssize_t mc_read(struct bobj *o, void *buf, size_t len, uint64_t off,
+		       const struct deadline *dl)
+{
+	return bobj_read(o, buf, len, off, dl);
+}
+
+static void mc_close(struct bobj *o)
+{
+	bobj_close(o);
+}
+
+static int mc_open_pinned(struct backend *b, const char *name,
+			  const struct obj_info *info, struct bobj **out)
+{
+	struct backend *in = to_mc(b)->inner;
+	return in->ops->open_pinned(in, name, info, out);
+}
+
+static int mc_put(struct backend *b, const char *name, int fd, uint64_t size,
+		  const struct obj_info *stamp, const struct deadline *dl)
+{
+	struct metacache *mc = to_mc(b);
+	struct backend *in = mc->inner;
+	int rc = in->ops->put(in, name, fd, size, stamp, dl);
+
+	/* What is cached about name may be wrong now. */
+	forget(mc, name, mono_ns());
+	return rc;
+}
+
+static int mc_explain(struct backend *b, const char *name, const char *attr,
+		      struct strbuf *out, const struct deadline *dl)
+{
+	struct backend *in = to_mc(b)->inner;
+	return in->ops->explain(in, name, attr, out, dl);
+}
+
+static void mc_probe(struct backend *b, struct probe_result *res,
+		     const struct deadline *dl)
+{
+	struct backend *in = to_mc(b)->inner;
+	in->ops->probe(in, res, dl);
+}
+
+static void mc_destroy(struct backend *b)
+{
+	struct metacache *mc = to_mc(b);
+	struct mc_entry *dead = NULL;
+	const struct metacache_stats *st = &mc->st;
+
+	log_info("metadata cache: stat %" PRIu64 " hits, %" PRIu64 " not-found "
+		 "hits, %" PRIu64 " misses; listing pages %" PRIu64 " hits, %"
+		 PRIu64 " misses; %" PRIu64 " evictions", st->hits,
+		 st->neg_hits, st->misses, st->list_hits, st->list_misses,
+		 st->evictions);
+	while (mc->tail)
+		unlink_entry(mc, slot(mc, mc->tail->kind, mc->tail->key,
+				      mc->tail->keylen, mc->tail->hash), &dead);
+	bury(dead);
+	free(mc->buckets);
+	pthread_mutex_destroy(&mc->lock);
+	backend_destroy(mc->inner);
+	backend_release(b);
+	free(mc);
+}
+
+static const struct backend_ops mc_ops = {
+	.type = "metacache",
+	.stat = mc_stat,
+	.list = mc_list,
+	.open = mc_open,
+	.read = mc_read,
+	.open_pinned = mc_open_pinned,
+	.close = mc_close,
+	.put = mc_put,
+	.explain = mc_explain,
+	.probe = mc_probe,
+	.destroy = mc_destroy,
+};
+
+static void ttl_text(int64_t ms, char *buf, size_t len)
+{
+	if (ms > 0)
+		duration_format(ms, buf, len);
+	else
+		snprintf(buf, len, "off");
+}
+
+struct backend *metacache_create(struct backend *inner,
+				 const struct metacache_conf *conf)
+{
+	struct metacache *mc = xcalloc(1, sizeof(*mc));
+	const struct backend_ops *in = inner->ops;
+	char a[32], n[32], l[32];
+
+	mc->inner = inner;
+	mc->conf = *conf;
+	mc->ops = mc_ops;
+	mc->ops.type = in->type;
+	mc->ops.list_sorted = in->list_sorted;
+	if (!in->open_pinned)
+		mc->ops.open_pinned = NULL;
+	if (!in->put)
+		mc->ops.put = NULL;
+	if (!in->explain)
+		mc->ops.explain = NULL;
+	pthread_mutex_init(&mc->lock, NULL);
+	mc->nbuckets = MC_MIN_BUCKETS;
+	mc->buckets = xcalloc(mc->nbuckets, sizeof(*mc->buckets));
+	mc->bytes = charge(mc->nbuckets * sizeof(*mc->buckets));
+	backend_init(&mc->base, &mc->ops, inner->name, inner->describe);
+	ttl_text(conf->attr_ttl_ms, a, sizeof(a));
+	ttl_text(conf->neg_ttl_ms, n, sizeof(n));
+	ttl_text(conf->list_ttl_ms, l, sizeof(l));
+	log_info("metadata cache: attributes %s, not-found %s, listings %s; "
+		 "at most %zu KiB", a, n, l, conf->max_bytes >> 10);
+	return &mc->base;
+}
+
+void metacache_get_stats(struct backend *b, struct metacache_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!b || b->ops->destroy != mc_destroy)
+		return;
+	struct metacache *mc = to_mc(b);
+	pthread_mutex_lock(&mc->lock);
+	*out = mc->st;
+	out->entries = mc->count;
+	out->bytes = mc->bytes;
+	pthread_mutex_unlock(&mc->lock);
+}

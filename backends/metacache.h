@@ -1,0 +1,99 @@
+/*
+ * metacache.h - a store made of a store: answers stat and list from
+ * memory when it can and passes everything else to the store it wraps.
+ *
+ *   stat(name)   a cached answer younger than its TTL is returned as is:
+ *                found (attr_ttl) or -ENOENT (neg_ttl).  Otherwise the
+ *                inner store is asked and 0 or -ENOENT is remembered;
+ *                other errors never are.
+ *   list(req)    a page is cached under (prefix, delimiter, token,
+ *                max_keys) for list_ttl and replayed with the same
+ *                entries and the same next token.  Every entry of a
+ *                listing fetched from the inner store (delimiter "/")
+ *                also fills the stat cache for its full name ("d/" is a
+ *                folder "d"), so `ls -l` followed by a lookup of each
+ *                entry asks nothing more.  A folder wins over a file of
+ *                its name as in stat: a file whose "name/" could still
+ *                come on the next page of a sorted listing waits for that
+ *                page to decide it.
+ *   open(name)   always passed to the inner store, which pins the
+ *                version as the freshness mode says (strict: asks the
+ *                source, close-to-open).  A new version seen at open
+ *                replaces the cached attributes at once; -ENOENT drops
+ *                them (and is remembered when neg_ttl > 0).
+ *   the rest     passed through: handles are the inner store's own, so
+ *                reads and closes never come here.
+ *
+ * The wrapper is invisible except for speed: it reports the inner store's
+ * type, name, describe, capabilities (list_sorted) and optional ops
+ * (explain, open_pinned, put are NULL when the inner store's are).
+ *
+ * Memory: entries and listing pages share one LRU under max_bytes (struct
+ * sizes, names, tokens and an allowance per allocation are counted).  A
+ * page larger than a quarter of max_bytes is neither cached nor used to
+ * fill the stat cache, so streaming a folder of any size stays within the
+ * budget (plus the copy of the one page each listing in progress is
+ * reading), and one page never flushes the rest of the cache.
+ *
+ * TTLs (what mount/stack.c sets, and why it is consistent):
+ *   attr_ttl = min(attr_timeout, entry_timeout).  A lookup answer tells
+ *     both that the name exists (the kernel keeps that entry_timeout) and
+ *     its attributes (attr_timeout), so a cached answer is never older
+ *     than what the kernel itself may show: entry_timeout=0 still means
+ *     "every lookup sees deletions", attr_timeout=0 "every stat sees the
+ *     current size".  Strict freshness is untouched: opens always confirm
+ *     with the source, and a new version found there refreshes the cache.
+ *   neg_ttl = negative_timeout (the kernel's own negative entry time).
+ *     Never lengthened by the freshness bound: a name about to be created
+ *     (the next commit file of a table) must show up as soon as asked.
+ *   list_ttl = 0 in strict mode: the kernel never caches folder contents,
+ *     so before this cache every opendir saw a fresh listing, and a new
+ *     object is expected in the next `ls`.  Entries still fill the stat
+ *     cache.
+ *   bounded:D  attr_ttl = max(the above, D) and list_ttl = D.  The mount
+ *     then promises metadata at most D old (the router already answers
+ *     stat from facts the source confirmed within D), so attributes and
+ *     listings may be that old too.
+ *
+ * Thread safety: every op may be called from any thread; one mutex guards
+ * the table and is never held while the inner store or a caller's list
+ * callback runs.  Concurrent misses of one name each ask the inner store.
+ */
+#ifndef HYLAKE_METACACHE_H
+#define HYLAKE_METACACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct backend;
+
+struct metacache_conf {
+	int64_t attr_ttl_ms;      /* stat answers that found something, and
+	                             entries learned from listings; 0: off */
+	int64_t neg_ttl_ms;       /* stat answers -ENOENT; 0: off */
+	int64_t list_ttl_ms;      /* listing pages; 0: off */
+	size_t max_bytes;         /* ceiling for everything cached; 0: off */
+};
+
+/*
+ * Wrap inner.  Takes ownership of inner (metacache's destroy destroys it).
+ * conf is copied.  Never fails (allocation failure aborts).
+ */
+struct backend *metacache_create(struct backend *inner,
+				 const struct metacache_conf *conf);
+
+struct metacache_stats {
+	uint64_t hits;            /* stat answered from a positive entry */
+	uint64_t misses;          /* stat asked the inner store */
+	uint64_t neg_hits;        /* stat answered -ENOENT from memory */
+	uint64_t list_hits;       /* pages replayed from memory */
+	uint64_t list_misses;     /* pages asked of the inner store */
+	uint64_t evictions;       /* entries and pages dropped for the budget */
+	uint64_t entries;         /* entries and pages held now */
+	uint64_t bytes;           /* memory charged now (<= max_bytes) */
+};
+
+/* Counters of b, which must come from metacache_create().  Thread safe. */
+void metacache_get_stats(struct backend *b, struct metacache_stats *out);
+
+#endif

@@ -1,0 +1,623 @@
+/*
+ * readpath.c - extents in memory, the block cache, read-ahead (readpath.h).
+ *
+ * Each open file keeps a short list of extents.  An extent is fetched
+ * once, by the read that needs it (inline, under that read's deadline) or
+ * by a fetcher thread (read-ahead, under its own deadline and cancelled
+ * when the file is closed).  Readers that need an extent being fetched
+ * wait for it; a failed read-ahead extent is dropped and fetched again by
+ * the reader, whose own error is the one reported.
+ *
+ * Locking: the file's lock guards its extent list, the read-ahead state
+ * and every extent's state and reference count.  Bytes are copied out of
+ * an extent, and fetched into it, without the lock: a reference keeps it.
+ */
+#include "cache/readpath.h"
+#include "cache/blockcache.h"
+#include "backends/backend.h"
+#include "backends/util/log.h"
+#include "backends/util/pool.h"
+#include "backends/util/strbuf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define BLK ((uint64_t)BC_BLOCK_SIZE)
+#define CHUNK_BLOCKS ((unsigned)(READPATH_CHUNK_MAX / BLK))
+#define WINDOW_START ((uint64_t)4 << 20)
+#define NEAR ((uint64_t)2 << 20)       /* reordering a sequential read allows */
+#define KEEP_BEHIND ((uint64_t)2 << 20)
+#define KEEP_EXTENTS 8                 /* ready extents kept for re-reads */
+#define MAX_AHEAD 16                   /* read-ahead fetches of one file */
+#define SMALL_READ ((size_t)256 << 10)
+#define FREE_MAX ((uint64_t)64 << 20)  /* buffers kept for reuse */
+#define RESERVE ((uint64_t)48 << 20)   /* memory_limit left to the rest */
+
+struct readpath {
+	struct readpath_conf conf;
+	struct pool pool;
+	pthread_mutex_t free_lock;        /* guards free_bufs, free_bytes */
+	void *free_bufs[CHUNK_BLOCKS + 1];   /* by size in blocks */
+	uint64_t free_bytes;
+	atomic_uint_fast64_t mem_used, mem_peak;   /* extents + free list */
+	atomic_uint_fast64_t reads, bytes, mem_hits, cache_hits, fetches,
+		fetched_bytes, ahead_fetches, ahead_unused;
+};
+
+enum ext_state { EX_FETCHING, EX_READY, EX_FAILED };
+
+struct extent {
+	struct extent *next;
+	uint64_t first;                   /* first block */
+	unsigned nblocks;
+	uint64_t off;                     /* first * BLK */
+	size_t len;                       /* bytes of the object it holds */
+	char *buf;                        /* nblocks * BLK bytes */
+	enum ext_state st;
+	int err;
+	int refs;                         /* the list, readers, its fetcher */
+	bool linked;
+	bool from_cache;                  /* planned from the block cache */
+	bool ahead, used, tail;
+	uint64_t tick;                    /* last use, for trimming */
+};
+
+struct rfile {
+	struct readpath *rp;
+	struct bobj *o;
+	char *version;                    /* block cache token; NULL: none */
+	uint64_t size, nblocks;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;                /* an extent left EX_FETCHING */
+	struct extent *ext;
+	uint64_t tick;
+	uint64_t next_off;                /* where an in-order read goes next */
+	unsigned seq;                     /* reads in order so far */
+	uint64_t window;                  /* read-ahead window, bytes */
+	uint64_t ra_end;                  /* read-ahead issued up to here */
+	unsigned ahead_inflight;
+	int refs;                         /* the opener and fetch jobs */
+	atomic_bool cancel;               /* set at close */
+};
+
+struct fetch_job {
+	struct job job;
+	struct rfile *f;
+	struct extent *e;
+};
+
+static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+/* ------------------------------------------------------------ buffers */
+
+static void mem_add(struct readpath *rp, uint64_t n)
+{
+	uint64_t now = atomic_fetch_add(&rp->mem_used, n) + n;
+	uint64_t peak = atomic_load(&rp->mem_peak);
+	while (now > peak &&
+	       !atomic_compare_exchange_weak(&rp->mem_peak, &peak, now))
+		;
+}
+
+/* A buffer of nblocks blocks: reused when one is free (no page faults). */
+static char *buf_get(struct readpath *rp, unsigned nblocks, bool ahead)
+{
+	uint64_t n = nblocks * BLK;
+	pthread_mutex_lock(&rp->free_lock);
+	void *b = rp->free_bufs[nblocks];
+	if (b) {
+		rp->free_bufs[nblocks] = *(void **)b;
+		rp->free_bytes -= n;
+		pthread_mutex_unlock(&rp->free_lock);
+		return b;
+	}
+	pthread_mutex_unlock(&rp->free_lock);
+	if (ahead) {    /* read-ahead is paid for from the budget */
+		uint64_t used = atomic_load(&rp->mem_used);
+		if (used + n + RESERVE > rp->conf.memory_limit)
+			return NULL;
+	}
+	b = mmap(NULL, n, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b == MAP_FAILED)
+		return NULL;
+	mem_add(rp, n);
+	return b;
+}
+
+static void buf_put(struct readpath *rp, char *b, unsigned nblocks)
+{
+	uint64_t n = nblocks * BLK;
+	pthread_mutex_lock(&rp->free_lock);
+	if (rp->free_bytes + n <= FREE_MAX) {
+		*(void **)b = rp->free_bufs[nblocks];
+		rp->free_bufs[nblocks] = b;
+		rp->free_bytes += n;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&rp->free_lock);
+	if (b) {
+		munmap(b, n);
+		atomic_fetch_sub(&rp->mem_used, n);
+	}
+}
+
+/* ------------------------------------------------------------ extents */
+
+static void ext_unref(struct rfile *f, struct extent *e)
+{
+	if (--e->refs > 0)
+		return;
+	if (e->ahead && !e->used && e->st == EX_READY)
+		atomic_fetch_add(&f->rp->ahead_unused, 1);
+	buf_put(f->rp, e->buf, e->nblocks);
+	free(e);
+}
+
+static void ext_unlink(struct rfile *f, struct extent *e)
+{
+	for (struct extent **pp = &f->ext; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			e->linked = false;
+			ext_unref(f, e);
+			return;
+		}
+}
+
+static struct extent *ext_find(struct rfile *f, uint64_t block)
+{
+	for (struct extent *e = f->ext; e; e = e->next)
+		if (block >= e->first && block < e->first + e->nblocks)
+			return e;
+	return NULL;
+}
+
+static size_t block_len(const struct rfile *f, uint64_t block)
+{
+	return (size_t)min64(BLK, f->size - block * BLK);
+}
+
+static bool cached(struct rfile *f, uint64_t block)
+{
+	struct bcache_key k = { f->o->name, f->version, block };
+	return f->version && f->rp->conf.cache && bcache_has(f->rp->conf.cache, &k);
+}
+
+/*
+ * A new extent from block first, at most want blocks, stopping before a
+ * block some extent holds and where the block cache stops (or starts)
+ * holding blocks.  NULL when no buffer can be had (read-ahead only).
+ */
+static struct extent *ext_plan(struct rfile *f, uint64_t first, uint64_t want,
+			       bool ahead)
+{
+	uint64_t limit = min64(min64(want, CHUNK_BLOCKS), f->nblocks - first);
+	bool from_cache = cached(f, first);
+	unsigned n = 1;
+	while (n < limit && !ext_find(f, first + n) &&
+	       cached(f, first + n) == from_cache)
+		n++;
+	char *buf = buf_get(f->rp, n, ahead);
+	if (!buf)
+		return NULL;
+	struct extent *e = xcalloc(1, sizeof(*e));
+	e->first = first;
+	e->nblocks = n;
+	e->off = first * BLK;
+	e->len = (size_t)min64(n * BLK, f->size - e->off);
+	e->buf = buf;
+	e->st = EX_FETCHING;
+	e->refs = 1;
+	e->linked = true;
+	e->from_cache = from_cache;
+	e->ahead = ahead;
+	e->next = f->ext;
+	f->ext = e;
+	return e;
+}
+
+/* Fill e (no lock held).  0 or -errno. */
+static int ext_fetch(struct rfile *f, struct extent *e,
+		     const struct deadline *dl)
+{
+	struct readpath *rp = f->rp;
+	struct bcache *bc = f->version ? rp->conf.cache : NULL;
+	size_t done = 0;
+
+	if (e->from_cache) {
+		for (unsigned i = 0; i < e->nblocks; i++, done += BLK) {
+			struct bcache_key k = { f->o->name, f->version,
+						e->first + i };
+			ssize_t n = bcache_get(bc, &k, e->buf + done, BLK);
+			if (n != (ssize_t)block_len(f, e->first + i))
+				break;       /* gone or bad: fetch the rest */
+			atomic_fetch_add(&rp->cache_hits, 1);
+		}
+		if (done >= e->len)
+			return 0;
+	}
+	size_t want = e->len - done;
+	ssize_t n = bobj_read(f->o, e->buf + done, want, e->off + done, dl);
+	atomic_fetch_add(&rp->fetches, 1);
+	if (e->ahead)
+		atomic_fetch_add(&rp->ahead_fetches, 1);
+	if (n < 0)
+		return (int)n;
+	atomic_fetch_add(&rp->fetched_bytes, (uint64_t)n);
+	if ((size_t)n != want) {
+		log_warn("'%s': %zd bytes at %" PRIu64 " where %zu were due",
+			 f->o->name, n, e->off + done, want);
+		return -EIO;
+	}
+	for (size_t at = done; bc && at < e->len; at += BLK) {
+		uint64_t b = e->first + at / BLK;
+		struct bcache_key k = { f->o->name, f->version, b };
+		bcache_put(bc, &k, e->buf + at, block_len(f, b));
+	}
+	return 0;
+}
+
+/* Record the outcome of e's fetch and wake its waiters.  Lock held. */
+static void ext_done(struct rfile *f, struct extent *e, int rc)
+{
+	e->st = rc < 0 ? EX_FAILED : EX_READY;
+	e->err = rc;
+	if (rc < 0 && e->linked)
+		ext_unlink(f, e);    /* nobody new may find a failed extent */
+	pthread_cond_broadcast(&f->cv);
+}
+
+/* ------------------------------------------------------------ files */
+
+static void rfile_free(struct rfile *f)
+{
+	while (f->ext)
+		ext_unlink(f, f->ext);
+	bobj_close(f->o);
+	free(f->version);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+/* Drop a reference; the caller holds the lock, which this releases. */
+static void rfile_unref_unlock(struct rfile *f)
+{
+	bool last = --f->refs == 0;
+	pthread_mutex_unlock(&f->lock);
+	if (last)
+		rfile_free(f);
+}
+
+static void fetch_job_run(struct job *j)
+{
+	struct fetch_job *fj = (struct fetch_job *)j;
+	struct rfile *f = fj->f;
+	struct extent *e = fj->e;
+	struct deadline dl = deadline_in_ms(f->rp->conf.fetch_timeout_ms);
+	free(fj);
+
+	dl.cancel = &f->cancel;
+	int rc = atomic_load(&f->cancel) ? -ECANCELED : ext_fetch(f, e, &dl);
+	pthread_mutex_lock(&f->lock);
+	if (rc < 0 && rc != -ECANCELED)
+		log_debug("read-ahead of '%s' at %" PRIu64 ": %s", f->o->name,
+			  e->off, strerror(-rc));
+	ext_done(f, e, rc);
+	f->ahead_inflight--;
+	ext_unref(f, e);
+	rfile_unref_unlock(f);
+}
+
+/* Issue read-ahead up to the window.  Lock held. */
+static void read_ahead(struct rfile *f)
+{
+	struct readpath *rp = f->rp;
+	/* chunks grow with the window: a few in flight at once */
+	uint64_t chunk = max64(1, min64(CHUNK_BLOCKS, f->window / 4 / BLK));
+	uint64_t pos = max64(f->ra_end, f->next_off / BLK * BLK);
+	/* refill when half the window is left, in whole chunks: a window
+	 * topped up by every read would be topped up one block at a time */
+	if (pos >= f->size || pos > f->next_off + f->window / 2)
+		return;
+	uint64_t target = min64(f->size, f->next_off + f->window);
+
+	while (pos < target && f->ahead_inflight < MAX_AHEAD &&
+	       !atomic_load(&f->cancel)) {
+		uint64_t b = pos / BLK;
+		struct extent *e = ext_find(f, b);
+		if (e) {
+			pos = (e->first + e->nblocks) * BLK;
+			continue;
+		}
+		uint64_t want = chunk;
+		e = ext_plan(f, b, want, true);
+		if (!e)
+			break;                    /* memory budget spent */
+		struct fetch_job *fj = xcalloc(1, sizeof(*fj));
+		fj->job.fn = fetch_job_run;
+		fj->f = f;
+		fj->e = e;
+		e->refs++;
+		f->refs++;
+		f->ahead_inflight++;
+		if (!pool_try_submit(&rp->pool, &fj->job)) {
+			free(fj);
+			e->refs--;
+			f->refs--;
+			f->ahead_inflight--;
+			ext_unlink(f, e);
+			break;                    /* no fetcher free: later */
+		}
+		pos = (e->first + e->nblocks) * BLK;
+	}
+	f->ra_end = pos;
+}
+
+/* Follow the access pattern; returns true when reads go in order.  Lock held. */
+static void note_access(struct rfile *f, uint64_t off, size_t len)
+{
+	uint64_t end = off + len;
+	bool near = off + NEAR >= f->next_off && off <= f->next_off + NEAR;
+
+	if (near) {
+		f->seq++;
+		f->next_off = max64(f->next_off, end);
+		if (f->seq >= 2 && f->rp->conf.read_ahead_max)
+			f->window = min64(f->rp->conf.read_ahead_max,
+					  max64(WINDOW_START, f->window * 2));
+	} else {
+		f->seq = 1;
+		f->window = 0;
+		f->next_off = end;
+		f->ra_end = 0;
+	}
+}
+
+/* Let go of extents a reader in order has left behind, and old ones. */
+static void trim(struct rfile *f)
+{
+	unsigned kept = 0;
+	struct extent *oldest;
+
+	for (struct extent *e = f->ext, *nx; e; e = nx) {
+		nx = e->next;
+		if (e->st != EX_READY || e->tail)
+			continue;
+		if (f->seq >= 2 ? e->off + e->len + KEEP_BEHIND <= f->next_off
+				: e->ahead && !e->used)
+			ext_unlink(f, e);   /* left behind, or ahead of a
+					       reader that went elsewhere */
+		else if (e->used)
+			kept++;
+	}
+	while (kept > KEEP_EXTENTS) {
+		oldest = NULL;
+		for (struct extent *e = f->ext; e; e = e->next)
+			if (e->st == EX_READY && !e->tail && e->used &&
+			    (!oldest || e->tick < oldest->tick))
+				oldest = e;
+		if (!oldest)
+			break;
+		ext_unlink(f, oldest);
+		kept--;
+	}
+}
+
+/* Wait for e to leave EX_FETCHING.  0 or -ETIMEDOUT.  Lock held. */
+static int ext_wait(struct rfile *f, struct extent *e,
+		    const struct deadline *dl)
+{
+	while (e->st == EX_FETCHING) {
+		struct timespec ts;
+		int64_t left = deadline_left_ms(dl);
+		if (left <= 0)
+			return -ETIMEDOUT;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t ns = ts.tv_nsec + min64((uint64_t)left, 1000) * NS_PER_MS;
+		ts.tv_sec += ns / NS_PER_SEC;
+		ts.tv_nsec = ns % NS_PER_SEC;
+		pthread_cond_timedwait(&f->cv, &f->lock, &ts);
+	}
+	return 0;
+}
+
+/*
+ * The extent holding block b, fetched (inline) when none does.  Returns it
+ * with a reference, or NULL with *err set.  Lock held (dropped while
+ * fetching).
+ */
+static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
+			      bool small_tail, const struct deadline *dl,
+			      int *err)
+{
+	for (int tries = 0; tries < 4; tries++) {
+		struct extent *e = ext_find(f, b);
+		if (e) {
+			e->refs++;
+			if (ext_wait(f, e, dl) < 0) {
+				ext_unref(f, e);
+				*err = -ETIMEDOUT;
+				return NULL;
+			}
+			if (e->st == EX_READY) {
+				atomic_fetch_add(&f->rp->mem_hits, 1);
+				return e;
+			}
+			ext_unref(f, e);      /* read-ahead failed: fetch it here */
+			continue;
+		}
+		/* From b, or from further back (a small file is fetched
+		 * whole, a tail from READPATH_TAIL before the end) as far as
+		 * nothing holds the blocks and they agree on being cached. */
+		bool whole = f->size <= READPATH_SMALL_WHOLE;
+		uint64_t from = b, first = b, want;
+		if (whole)
+			from = 0;
+		else if (small_tail)
+			from = min64(b, (f->size - READPATH_TAIL) / BLK);
+		while (first > from && !ext_find(f, first - 1) &&
+		       cached(f, first - 1) == cached(f, b))
+			first--;
+		want = (whole || small_tail ? f->nblocks : last + 1) - first;
+		e = ext_plan(f, first, want, false);
+		if (!e) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		e->tail = small_tail && atomic_load(&f->rp->mem_used) <
+					f->rp->conf.memory_limit / 2;
+		e->refs++;
+		pthread_mutex_unlock(&f->lock);
+		int rc = ext_fetch(f, e, dl);
+		pthread_mutex_lock(&f->lock);
+		ext_done(f, e, rc);
+		if (rc < 0) {
+			ext_unref(f, e);
+			*err = rc;
+			return NULL;
+		}
+		if (b < e->first || b >= e->first + e->nblocks) {
+			ext_unref(f, e);      /* planned short of b: go on */
+			continue;
+		}
+		return e;
+	}
+	*err = -EIO;
+	return NULL;
+}
+
+struct rfile *rfile_open(struct readpath *rp, struct bobj *o)
+{
+	struct rfile *f = xcalloc(1, sizeof(*f));
+	pthread_condattr_t ca;
+
+	f->rp = rp;
+	f->o = o;
+	f->size = o->info.size;
+	f->nblocks = (f->size + BLK - 1) / BLK;
+	if (o->info.generation) {
+		struct strbuf sb = STRBUF_INIT;
+		strbuf_addf(&sb, "g%" PRIu64, o->info.generation);
+		f->version = strbuf_detach(&sb, NULL);
+	} else if (o->info.etag[0]) {
+		struct strbuf sb = STRBUF_INIT;
+		strbuf_addf(&sb, "e%s", o->info.etag);
+		f->version = strbuf_detach(&sb, NULL);
+	}
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	f->refs = 1;
+	atomic_init(&f->cancel, false);
+	return f;
+}
+
+struct bobj *rfile_bobj(struct rfile *f)
+{
+	return f->o;
+}
+
+ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
+		   const struct deadline *dl)
+{
+	struct readpath *rp = f->rp;
+	size_t done = 0;
+	int err = 0;
+
+	if (off >= f->size || len == 0)
+		return 0;
+	len = (size_t)min64(len, f->size - off);
+	uint64_t last = (off + len - 1) / BLK;
+	bool small_tail = len <= SMALL_READ &&
+			  off + READPATH_TAIL >= f->size;
+
+	pthread_mutex_lock(&f->lock);
+	note_access(f, off, len);
+	if (f->seq >= 2 && f->window)
+		read_ahead(f);
+	while (done < len) {
+		uint64_t pos = off + done;
+		struct extent *e = ext_get(f, pos / BLK, last, small_tail, dl,
+					   &err);
+		if (!e)
+			break;
+		e->used = true;
+		e->tick = ++f->tick;
+		size_t n = (size_t)min64(len - done, e->off + e->len - pos);
+		pthread_mutex_unlock(&f->lock);
+		memcpy((char *)buf + done, e->buf + (pos - e->off), n);
+		pthread_mutex_lock(&f->lock);
+		ext_unref(f, e);
+		done += n;
+	}
+	if (f->seq >= 2 && f->window)
+		read_ahead(f);
+	trim(f);
+	pthread_mutex_unlock(&f->lock);
+	if (done < len)
+		return err ? err : -EIO;
+	atomic_fetch_add(&rp->reads, 1);
+	atomic_fetch_add(&rp->bytes, done);
+	return (ssize_t)done;
+}
+
+void rfile_close(struct rfile *f)
+{
+	pthread_mutex_lock(&f->lock);
+	atomic_store(&f->cancel, true);
+	rfile_unref_unlock(f);
+}
+
+/* ------------------------------------------------------------ the mount */
+
+struct readpath *readpath_create(const struct readpath_conf *conf)
+{
+	struct readpath *rp = xcalloc(1, sizeof(*rp));
+	rp->conf = *conf;
+	if (!rp->conf.fetch_timeout_ms)
+		rp->conf.fetch_timeout_ms = 60000;
+	pthread_mutex_init(&rp->free_lock, NULL);
+	pool_start(&rp->pool, rp->conf.read_ahead_max && conf->fetchers ?
+			      conf->fetchers : 0);
+	return rp;
+}
+
+void readpath_destroy(struct readpath *rp)
+{
+	if (!rp)
+		return;
+	pool_stop(&rp->pool);
+	for (unsigned i = 0; i <= CHUNK_BLOCKS; i++)
+		while (rp->free_bufs[i]) {
+			void *b = rp->free_bufs[i];
+			rp->free_bufs[i] = *(void **)b;
+			munmap(b, i * BLK);
+		}
+	pthread_mutex_destroy(&rp->free_lock);
+	free(rp);
+}
+
+void readpath_get_stats(struct readpath *rp, struct readpath_stats *out)
+{
+	out->reads = atomic_load(&rp->reads);
+	out->bytes = atomic_load(&rp->bytes);
+	out->mem_hits = atomic_load(&rp->mem_hits);
+	out->cache_hits = atomic_load(&rp->cache_hits);
+	out->fetches = atomic_load(&rp->fetches);
+	out->fetched_bytes = atomic_load(&rp->fetched_bytes);
+	out->ahead_fetches = atomic_load(&rp->ahead_fetches);
+	out->ahead_unused = atomic_load(&rp->ahead_unused);
+	out->mem_used = atomic_load(&rp->mem_used);
+	out->mem_peak = atomic_load(&rp->mem_peak);
+}

@@ -1,0 +1,89 @@
+/*
+ * readpath.h - how the bytes of an open file reach the reader.
+ *
+ * Between the FUSE front end and the stores: a read is answered from
+ * extents of the file held in memory, then from the block cache on disk,
+ * then from the store.  An extent is a run of whole blocks (BC_BLOCK_SIZE)
+ * fetched with one request.
+ *
+ * - Read-ahead: reads that follow each other (allowing for the reordering
+ *   of the kernel's own read-ahead) grow a window, up to
+ *   read_ahead_max, of extents fetched in parallel by a pool of fetchers,
+ *   each extent one ranged GET of up to READPATH_CHUNK_MAX bytes.  A read
+ *   far from the last one resets the window.
+ * - Tails: a small read near the end of a file (a Parquet footer) fetches
+ *   and keeps the whole tail (the last READPATH_TAIL bytes, block
+ *   aligned) until the file is closed.  Small files are fetched whole.
+ * - Memory: extents fetched ahead are paid for from one budget of
+ *   memory_limit bytes shared by all open files; when it is spent,
+ *   read-ahead waits and reads fetch only what they need.
+ * - The block cache (may be NULL): every block fetched from a store is
+ *   put there; a block found there is used instead of a request.  Keys
+ *   carry the version pinned at open, so a new version never meets the
+ *   blocks of an old one.
+ *
+ * A file's version is the handle's: its generation when known, else its
+ * etag; a handle with neither is read without the block cache.
+ *
+ * Thread safety: one readpath per mount, shared; an rfile may be read
+ * from several threads at once and is closed by one.
+ */
+#ifndef HYLAKE_READPATH_H
+#define HYLAKE_READPATH_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backends/util/timeutil.h"
+
+#define READPATH_CHUNK_MAX ((uint64_t)8 << 20)    /* one request, at most */
+#define READPATH_TAIL ((uint64_t)1 << 20)
+#define READPATH_SMALL_WHOLE ((uint64_t)2 << 20)  /* fetched whole */
+
+struct bcache;
+struct bobj;
+struct readpath;
+struct rfile;
+
+struct readpath_conf {
+	struct bcache *cache;         /* borrowed; NULL: no block cache */
+	uint64_t memory_limit;        /* bytes of read-ahead, all files */
+	uint64_t read_ahead_max;      /* window of one file; 0: no read-ahead */
+	unsigned fetchers;            /* threads fetching ahead */
+	int64_t fetch_timeout_ms;     /* deadline of one read-ahead fetch */
+};
+
+struct readpath_stats {
+	uint64_t reads;               /* rfile_read calls */
+	uint64_t bytes;               /* bytes returned */
+	uint64_t mem_hits;            /* extents found in memory */
+	uint64_t cache_hits;          /* blocks read from the block cache */
+	uint64_t fetches;             /* requests to the store */
+	uint64_t fetched_bytes;
+	uint64_t ahead_fetches;       /* of which read-ahead */
+	uint64_t ahead_unused;        /* read-ahead extents dropped unread */
+	uint64_t mem_used, mem_peak;  /* bytes of extents held */
+};
+
+struct readpath *readpath_create(const struct readpath_conf *conf);
+/* Waits for the fetchers; every rfile must be closed before. */
+void readpath_destroy(struct readpath *rp);
+void readpath_get_stats(struct readpath *rp, struct readpath_stats *out);
+
+/* Serve the open handle o (the rfile owns it from now on). */
+struct rfile *rfile_open(struct readpath *rp, struct bobj *o);
+
+/* The handle (its info is the pinned version). */
+struct bobj *rfile_bobj(struct rfile *f);
+
+/*
+ * Read len bytes at off.  Returns len, less only at the end of the
+ * object, or a negative errno (-ESTALE: the version is gone).
+ */
+ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
+		   const struct deadline *dl);
+
+/* Close: read-ahead in flight is cancelled; returns at once. */
+void rfile_close(struct rfile *f);
+
+#endif

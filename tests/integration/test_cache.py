@@ -1,0 +1,162 @@
+"""The block cache and read-ahead, through real mounts.
+
+S3 sources sit behind a FaultProxy so every GET (and its Range) is seen; GCS
+sources are the GCS test server, whose request log shows data reads.  The
+kernel's page cache is dropped wherever it could stand in for the block
+cache."""
+
+import os
+import subprocess
+import time
+
+from hylib import MiB, child_call, child_read, sha256
+from lakelib import lake  # noqa: F401  (a fixture)
+
+KiB = 1024
+
+
+def drop_caches():
+    subprocess.run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"], check=True)
+
+
+def gets(proxy, key):
+    return [r for r in proxy.requests("GET") if r.key == key]
+
+
+def mount_s3(ws, mounter, proxy, bucket, **mount_keys):
+    cfg = ws.s3_config(bucket, endpoint=proxy.url, mount=mount_keys or None)
+    return cfg, mounter.mount(cfg)
+
+
+def cache_files(ws):
+    root = ws.root / "cache" / "v1"
+    return [p for p in root.glob("??/*") if p.is_file()]
+
+
+def test_cached_read_survives_a_remount(s3, bucket, proxy, ws, mounter):
+    body = os.urandom(9 * MiB + 4321)
+    s3.put_object(Bucket=bucket, Key="d/data.bin", Body=body)
+    cfg, m = mount_s3(ws, mounter, proxy, bucket)
+    res = child_read(m / "d/data.bin")
+    assert res["ok"] and res["sha256"] == sha256(body), res
+    assert gets(proxy, "d/data.bin"), "the first read sent no GET"
+    assert len(cache_files(ws)) == 10, "one cache file per 1 MiB block"
+
+    m.unmount()
+    drop_caches()
+    proxy.reset_counts()
+    m2 = mounter.mount(cfg)
+    res = child_read(m2 / "d/data.bin")
+    assert res["ok"] and res["sha256"] == sha256(body), res
+    assert gets(proxy, "d/data.bin") == [], "a cached file was fetched again after a remount"
+    # ranges inside, across blocks, at the end
+    for off, n in ((0, 1), (MiB - 3, 10), (5 * MiB + 7, 2 * MiB), (len(body) - 100, 100)):
+        res = child_read(m2 / "d/data.bin", offset=off, length=n)
+        assert res["ok"] and res["sha256"] == sha256(body[off:off + n]), (off, n, res)
+    assert gets(proxy, "d/data.bin") == []
+
+
+def test_new_generation_is_never_answered_from_old_blocks(lake, mounter):
+    """Strict freshness over GCS: the same name rewritten with bytes of the
+    same size; the cached blocks of the old generation must not answer."""
+    old = os.urandom(3 * MiB + 5)
+    lake.put("t/same-size", old)
+    cfg = lake.config(mount={"cache_size": "1G"})
+    m = mounter.mount(cfg)
+    assert child_read(m / "t/same-size")["sha256"] == sha256(old)
+    new = os.urandom(len(old))
+    lake.put("t/same-size", new)
+    drop_caches()
+    res = child_read(m / "t/same-size")
+    assert res["ok"] and res["sha256"] == sha256(new), "old generation's cached bytes served"
+    # and after a remount, from the cache, the newest generation still wins
+    m.unmount()
+    newer = os.urandom(len(old))
+    lake.put("t/same-size", newer)
+    m = mounter.mount(cfg)
+    res = child_read(m / "t/same-size")
+    assert res["ok"] and res["sha256"] == sha256(newer), res
+    res = child_read(m / "t/same-size", offset=MiB, length=MiB)
+    assert res["sha256"] == sha256(newer[MiB:2 * MiB])
+
+
+def test_corrupt_blocks_are_fetched_again(s3, bucket, proxy, ws, mounter):
+    body = os.urandom(4 * MiB)
+    s3.put_object(Bucket=bucket, Key="c.bin", Body=body)
+    cfg, m = mount_s3(ws, mounter, proxy, bucket)
+    assert child_read(m / "c.bin")["sha256"] == sha256(body)
+    m.unmount()
+    files = cache_files(ws)
+    assert len(files) == 4
+    for p in files:                       # flip bytes in every block's data
+        with open(p, "r+b") as f:
+            f.seek(p.stat().st_size - 1000)
+            f.write(b"\x00garbage\xff")
+    drop_caches()
+    proxy.reset_counts()
+    m = mounter.mount(cfg)
+    res = child_read(m / "c.bin")
+    assert res["ok"] and res["sha256"] == sha256(body), "a corrupt cached block was served"
+    assert gets(proxy, "c.bin"), "corrupt blocks were not fetched again"
+
+
+def test_an_unusable_cache_folder_costs_nothing_but_speed(s3, bucket, ws, mounter):
+    body = os.urandom(2 * MiB + 1)
+    s3.put_object(Bucket=bucket, Key="x.bin", Body=body)
+    blocker = ws.write("not-a-dir", "a file where the cache folder should go\n")
+    cfg = ws.s3_config(bucket, mount={"cache_dir": str(blocker / "cache")})
+    m = mounter.mount(cfg, foreground=True)
+    res = child_read(m / "x.bin")
+    assert res["ok"] and res["sha256"] == sha256(body), res
+    m.unmount()
+    assert "block cache off" in m.stderr, m.stderr
+
+
+def test_the_cache_stays_under_its_ceiling(s3, bucket, ws, mounter):
+    bodies = {f"f{i}": os.urandom(3 * MiB) for i in range(5)}
+    for k, v in bodies.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=v)
+    cfg = ws.s3_config(bucket, mount={"cache_size": "7M", "cache_min_free": "0"})
+    m = mounter.mount(cfg)
+    for k, v in bodies.items():
+        res = child_read(m / k)
+        assert res["ok"] and res["sha256"] == sha256(v), (k, res)
+        held = sum(p.stat().st_size for p in cache_files(ws))
+        assert held <= 7 * MiB, f"{held} bytes cached over a 7 MiB ceiling"
+    assert cache_files(ws), "nothing cached at all"
+
+
+def test_reads_in_order_become_few_large_requests(s3, bucket, proxy, ws, mounter):
+    body = os.urandom(64 * MiB)
+    s3.put_object(Bucket=bucket, Key="seq.bin", Body=body)
+    _, m = mount_s3(ws, mounter, proxy, bucket, cache_size="0")
+    t = time.monotonic()
+    res = child_read(m / "seq.bin")
+    assert res["ok"] and res["sha256"] == sha256(body), res
+    reqs = gets(proxy, "seq.bin")
+    sizes = []
+    for r in reqs:
+        a, b = r.range.split("=")[1].split("-")
+        sizes.append(int(b) - int(a) + 1)
+    assert sum(sizes) <= len(body) + 16 * MiB, "read-ahead fetched far more than the file"
+    assert len(reqs) <= 40, f"{len(reqs)} GETs for 64 MiB read in order ({time.monotonic() - t:.1f}s)"
+    assert max(sizes) >= 4 * MiB, f"no multi-MiB request: {sorted(set(sizes))}"
+
+
+def test_a_parquet_footer_costs_one_request(s3, bucket, proxy, ws, mounter):
+    body = os.urandom(20 * MiB + 999)
+    s3.put_object(Bucket=bucket, Key="part-0.parquet", Body=body)
+    _, m = mount_s3(ws, mounter, proxy, bucket, cache_size="0")
+    size = len(body)
+    reads = [(size - 8, 8), (size - 48 * KiB, 48 * KiB), (size - 300 * KiB, 4 * KiB),
+             (size - 8, 8)]
+    res = child_call(r"""
+import hashlib, json, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+out = [hashlib.sha256(os.pread(fd, int(n), int(o))).hexdigest()
+       for o, n in (a.split(":") for a in sys.argv[2:])]
+print(json.dumps({"ok": True, "sums": out}))
+""", m / "part-0.parquet", *[f"{o}:{n}" for o, n in reads])
+    assert res.get("ok") and res["sums"] == [sha256(body[o:o + n]) for o, n in reads], res
+    reqs = gets(proxy, "part-0.parquet")
+    assert len(reqs) == 1, f"{len(reqs)} GETs for a footer: {[r.range for r in reqs]}"
