@@ -2,8 +2,13 @@
  * http.c - the HTTP engine: pooled libcurl easy handles, timeouts bound
  * to deadlines, retries with capped exponential backoff and full jitter.
  *
- * Each pooled handle keeps its own connection cache, so a handle taken
- * from the pool usually finds a live keep-alive connection to the store.
+ * Every transfer of the process runs on one shared libcurl multi handle,
+ * driven by one thread (the transfer loop): the caller's thread hands its
+ * easy handle over and sleeps until the transfer is done.  So all
+ * requests, from readers and from read-ahead alike, share one connection
+ * cache (a request finds a live keep-alive connection whichever thread
+ * made it) and one event loop, however many threads wait on them.  The
+ * loop starts with the first engine and stops with the last.
  * Nothing here logs headers: they carry signatures and tokens.
  */
 #include "backends/http.h"
@@ -35,12 +40,131 @@ static void global_init(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* ------------------------------------------------------- transfer loop */
+
+#define LOOP_MAXCONNECTS 64           /* idle connections kept */
+
+/* One transfer handed to the loop; lives on the waiting caller's stack. */
+struct xfer {
+	struct xfer *next;
+	CURL *h;
+	CURLcode rc;
+	bool done;
+	pthread_cond_t cv;
+};
+
+static struct {
+	pthread_mutex_t lock;             /* guards all below but m's insides */
+	CURLM *m;                         /* used by the loop thread only */
+	pthread_t th;
+	unsigned users;                   /* live engines */
+	bool stop;
+	struct xfer *queue;               /* waiting to be added to m */
+} loop = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void xfer_finish(struct xfer *x, CURLcode rc)
+{
+	pthread_mutex_lock(&loop.lock);
+	x->rc = rc;
+	x->done = true;
+	pthread_cond_signal(&x->cv);
+	pthread_mutex_unlock(&loop.lock);
+}
+
+static void *loop_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&loop.lock);
+		struct xfer *q = loop.queue;
+		bool stop = loop.stop;
+		loop.queue = NULL;
+		pthread_mutex_unlock(&loop.lock);
+		if (stop)
+			break;           /* the last engine is gone: nothing runs */
+		while (q) {
+			struct xfer *next = q->next;
+			curl_easy_setopt(q->h, CURLOPT_PRIVATE, q);
+			if (curl_multi_add_handle(loop.m, q->h) != CURLM_OK)
+				xfer_finish(q, CURLE_FAILED_INIT);
+			q = next;
+		}
+		int running = 0, left;
+		curl_multi_perform(loop.m, &running);
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(loop.m, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			CURL *h = msg->easy_handle;
+			CURLcode rc = msg->data.result;
+			struct xfer *x = NULL;
+			curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&x);
+			curl_multi_remove_handle(loop.m, h);
+			xfer_finish(x, rc);
+		}
+		/* sleeps until a socket is ready, a timer of curl's is due,
+		 * or a new transfer wakes it */
+		curl_multi_poll(loop.m, NULL, 0, 1000, NULL);
+	}
+	return NULL;
+}
+
+static void loop_join(void)
+{
+	pthread_mutex_lock(&loop.lock);
+	if (loop.users++ == 0) {
+		loop.stop = false;
+		loop.m = curl_multi_init();
+		curl_multi_setopt(loop.m, CURLMOPT_MAXCONNECTS,
+				  (long)LOOP_MAXCONNECTS);
+		if (pthread_create(&loop.th, NULL, loop_main, NULL) != 0)
+			abort();
+	}
+	pthread_mutex_unlock(&loop.lock);
+}
+
+static void loop_leave(void)
+{
+	pthread_mutex_lock(&loop.lock);
+	bool last = --loop.users == 0;
+	if (last)
+		loop.stop = true;
+	pthread_mutex_unlock(&loop.lock);
+	if (!last)
+		return;
+	curl_multi_wakeup(loop.m);
+	pthread_join(loop.th, NULL);
+	curl_multi_cleanup(loop.m);
+	loop.m = NULL;
+}
+
+/* Run h on the shared multi handle; returns when it is done. */
+static CURLcode loop_perform(CURL *h)
+{
+	struct xfer x = { .h = h };
+	pthread_cond_init(&x.cv, NULL);
+	pthread_mutex_lock(&loop.lock);
+	x.next = loop.queue;
+	loop.queue = &x;
+	pthread_mutex_unlock(&loop.lock);
+	curl_multi_wakeup(loop.m);
+	pthread_mutex_lock(&loop.lock);
+	while (!x.done)
+		pthread_cond_wait(&x.cv, &loop.lock);
+	pthread_mutex_unlock(&loop.lock);
+	pthread_cond_destroy(&x.cv);
+	return x.rc;
+}
+
+/* ------------------------------------------------------- engines */
+
 struct http_engine *http_engine_create(const struct net_conf *nc)
 {
 	pthread_once(&global_once, global_init);
 	struct http_engine *e = xcalloc(1, sizeof(*e));
 	e->nc = *nc;
 	pthread_mutex_init(&e->lock, NULL);
+	loop_join();
 	return e;
 }
 
@@ -52,6 +176,7 @@ void http_engine_destroy(struct http_engine *e)
 		curl_easy_cleanup(e->pool[i]);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
+	loop_leave();
 }
 
 const struct http_stats *http_engine_stats(const struct http_engine *e)
@@ -69,7 +194,7 @@ static CURL *handle_get(struct http_engine *e)
 	if (!h)
 		h = curl_easy_init();
 	else
-		curl_easy_reset(h);     /* keeps live connections */
+		curl_easy_reset(h);     /* connections live in the multi */
 	return h;
 }
 
@@ -292,7 +417,7 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hylake/" HYLAKE_VERSION);
 
 	atomic_fetch_add(&e->stats.requests, 1);
-	CURLcode rc = curl_easy_perform(h);
+	CURLcode rc = loop_perform(h);
 	int err = 0;
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);

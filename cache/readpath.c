@@ -32,11 +32,12 @@
 #define CHUNK_BLOCKS ((unsigned)(READPATH_CHUNK_MAX / BLK))
 #define WINDOW_START ((uint64_t)4 << 20)
 #define NEAR ((uint64_t)2 << 20)       /* reordering a sequential read allows */
+#define CHUNK_DIV 4                    /* requests in flight per window */
 #define KEEP_BEHIND ((uint64_t)2 << 20)
 #define KEEP_EXTENTS 8                 /* ready extents kept for re-reads */
 #define MAX_AHEAD 16                   /* read-ahead fetches of one file */
 #define SMALL_READ ((size_t)256 << 10)
-#define FREE_MAX ((uint64_t)64 << 20)  /* buffers kept for reuse */
+#define FREE_MAX ((uint64_t)128 << 20)  /* buffers kept for reuse */
 #define RESERVE ((uint64_t)48 << 20)   /* memory_limit left to the rest */
 
 struct readpath {
@@ -65,6 +66,8 @@ struct extent {
 	bool linked;
 	bool from_cache;                  /* planned from the block cache */
 	bool ahead, used, tail;
+	size_t store_from;                /* bytes from here came from the
+	                                     store: for the block cache */
 	uint64_t tick;                    /* last use, for trimming */
 };
 
@@ -241,8 +244,10 @@ static int ext_fetch(struct rfile *f, struct extent *e,
 				break;       /* gone or bad: fetch the rest */
 			atomic_fetch_add(&rp->cache_hits, 1);
 		}
-		if (done >= e->len)
+		if (done >= e->len) {
+			e->store_from = e->len;
 			return 0;
+		}
 	}
 	size_t want = e->len - done;
 	ssize_t n = bobj_read(f->o, e->buf + done, want, e->off + done, dl);
@@ -257,12 +262,20 @@ static int ext_fetch(struct rfile *f, struct extent *e,
 			 f->o->name, n, e->off + done, want);
 		return -EIO;
 	}
-	for (size_t at = done; bc && at < e->len; at += BLK) {
+	e->store_from = done;
+	return 0;
+}
+
+/* Put the blocks of e fetched from the store into the block cache.  No
+ * lock held; the caller holds a reference to e. */
+static void ext_store(struct rfile *f, struct extent *e)
+{
+	struct bcache *bc = f->version ? f->rp->conf.cache : NULL;
+	for (size_t at = e->store_from; bc && at < e->len; at += BLK) {
 		uint64_t b = e->first + at / BLK;
 		struct bcache_key k = { f->o->name, f->version, b };
 		bcache_put(bc, &k, e->buf + at, block_len(f, b));
 	}
-	return 0;
 }
 
 /* Record the outcome of e's fetch and wake its waiters.  Lock held. */
@@ -313,6 +326,10 @@ static void fetch_job_run(struct job *j)
 			  e->off, strerror(-rc));
 	ext_done(f, e, rc);
 	f->ahead_inflight--;
+	pthread_mutex_unlock(&f->lock);
+	if (rc == 0)          /* readers need not wait for the disk */
+		ext_store(f, e);
+	pthread_mutex_lock(&f->lock);
 	ext_unref(f, e);
 	rfile_unref_unlock(f);
 }
@@ -322,7 +339,7 @@ static void read_ahead(struct rfile *f)
 {
 	struct readpath *rp = f->rp;
 	/* chunks grow with the window: a few in flight at once */
-	uint64_t chunk = max64(1, min64(CHUNK_BLOCKS, f->window / 4 / BLK));
+	uint64_t chunk = max64(1, min64(CHUNK_BLOCKS, f->window / CHUNK_DIV / BLK));
 	uint64_t pos = max64(f->ra_end, f->next_off / BLK * BLK);
 	/* refill when half the window is left, in whole chunks: a window
 	 * topped up by every read would be topped up one block at a time */
@@ -478,6 +495,8 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 		e->refs++;
 		pthread_mutex_unlock(&f->lock);
 		int rc = ext_fetch(f, e, dl);
+		if (rc == 0)
+			ext_store(f, e);
 		pthread_mutex_lock(&f->lock);
 		ext_done(f, e, rc);
 		if (rc < 0) {
@@ -570,6 +589,57 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 	atomic_fetch_add(&rp->reads, 1);
 	atomic_fetch_add(&rp->bytes, done);
 	return (ssize_t)done;
+}
+
+ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
+		   const struct deadline *dl, struct rview *v)
+{
+	struct readpath *rp = f->rp;
+	int err = 0;
+
+	v->data = NULL;
+	v->hold = NULL;
+	if (off >= f->size || len == 0)
+		return 0;
+	len = (size_t)min64(len, f->size - off);
+	uint64_t b = off / BLK;
+	if ((off + len - 1) / BLK != b)
+		return -EXDEV;
+	bool small_tail = len <= SMALL_READ &&
+			  off + READPATH_TAIL >= f->size;
+
+	pthread_mutex_lock(&f->lock);
+	note_access(f, off, len);
+	if (f->seq >= 2 && f->window)
+		read_ahead(f);
+	struct extent *e = ext_get(f, b, b, small_tail, dl, &err);
+	if (e) {
+		e->used = true;
+		e->tick = ++f->tick;
+		f->refs++;      /* the reply may outlive the handle's release */
+		if (f->seq >= 2 && f->window)
+			read_ahead(f);
+	}
+	trim(f);
+	pthread_mutex_unlock(&f->lock);
+	if (!e)
+		return err ? err : -EIO;
+	v->data = e->buf + (off - e->off);
+	v->hold = e;
+	atomic_fetch_add(&rp->reads, 1);
+	atomic_fetch_add(&rp->bytes, len);
+	return (ssize_t)len;
+}
+
+void rfile_view_release(struct rfile *f, struct rview *v)
+{
+	if (!v->hold)
+		return;
+	pthread_mutex_lock(&f->lock);
+	ext_unref(f, v->hold);
+	v->hold = NULL;
+	v->data = NULL;
+	rfile_unref_unlock(f);
 }
 
 void rfile_close(struct rfile *f)

@@ -83,6 +83,21 @@ struct bobj *rfile_bobj(struct rfile *f);
 ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 		   const struct deadline *dl);
 
+/*
+ * Read without a copy: when one block holds [off, off+len), v->data
+ * points at the bytes (held in memory, with the file, until
+ * rfile_view_release, which may come after rfile_close) and the
+ * count is returned; -EXDEV when the range crosses a block boundary (use
+ * rfile_read), else as rfile_read.
+ */
+struct rview {
+	const char *data;
+	void *hold;
+};
+ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
+		   const struct deadline *dl, struct rview *v);
+void rfile_view_release(struct rfile *f, struct rview *v);
+
 /* Close: read-ahead in flight is cancelled; returns at once. */
 void rfile_close(struct rfile *f);
 

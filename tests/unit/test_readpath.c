@@ -400,6 +400,25 @@ static void close_with_read_ahead_in_flight(void)
 	reset();
 }
 
+static void a_view_outlives_the_close(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	reset();
+	struct rfile *f = rfile_open(rp, fake_open("view", 3 * MiB, 4));
+	struct rview v;
+	struct deadline dl = deadline_in_ms(5000);
+	CHECK_INT(rfile_view(f, MiB + 10, 4096, &dl, &v), 4096);
+	bool ok = v.data != NULL;
+	for (int i = 0; ok && i < 4096; i++)
+		ok = (unsigned char)v.data[i] == byte_at(4, MiB + 10 + (uint64_t)i);
+	CHECK(ok);
+	CHECK_INT(rfile_view(f, MiB - 10, 100, &dl, &(struct rview){ 0 }), -EXDEV);
+	rfile_close(f);                  /* the reply is still being sent */
+	CHECK((unsigned char)v.data[4095] == byte_at(4, MiB + 10 + 4095));
+	rfile_view_release(f, &v);       /* frees the file (ASan checks) */
+	readpath_destroy(rp);
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -416,6 +435,7 @@ int main(void)
 	block_cache_replaces_requests();
 	failed_read_ahead_is_fetched_by_the_reader();
 	close_with_read_ahead_in_flight();
+	a_view_outlives_the_close();
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (system(cmd) != 0)
