@@ -590,6 +590,13 @@ static void hy_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *path;
 	int rc;
 
+	/* Only user.* names exist here.  "Not supported" for the other
+	 * namespaces (security.selinux, system.posix_acl_*) lets tools that
+	 * ask for them per file (ls -l) stop asking after the first. */
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0 ||
 	    itable_get(fs->inodes, ino, &path, &info) < 0) {
 		fuse_reply_err(req, ENODATA);

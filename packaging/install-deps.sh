@@ -22,7 +22,7 @@ BUILD_PKGS=(build-essential cmake pkg-config fuse3 libfuse3-dev
 # radosgw (a real S3 server) and the Python side of the integration tests
 TEST_PKGS=(ceph-mon ceph-osd radosgw ceph-common python3 python3-pytest
 	python3-pytest-timeout python3-boto3 attr curl procps psmisc util-linux
-	clang libclang-rt-14-dev python3-cryptography python3-crcmod)
+	clang libclang-rt-14-dev python3-cryptography python3-crcmod strace)
 # Node.js runs Google's official GCS client against the GCS test server;
 # it is preinstalled on some images (newer than Debian's), else Debian's.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||

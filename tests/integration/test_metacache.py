@@ -144,3 +144,27 @@ def test_strict_open_confirms_while_attributes_are_cached(s3, bucket, ws, mounte
     with open(p, "rb") as f:
         assert os.fstat(f.fileno()).st_size == new_size
         assert f.read() == new
+
+
+def test_ls_l_stops_asking_for_selinux_and_acl_xattrs(many, ws, mounter):
+    """GNU ls -l asks every file for security.selinux and
+    system.posix_acl_access, each a round trip to the daemon.  hylake says
+    those namespaces are not supported, so ls stops asking after the first
+    file; its own user.hylake.* attributes still answer."""
+    m = mounter.mount(ws.s3_config(many.bucket))
+    r = subprocess.run(["strace", "-f", "-c", "-e", "trace=getxattr,lgetxattr",
+                        "ls", "-l", str(m / "dir")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    calls = sum(int(line.split()[3]) for line in r.stderr.splitlines()
+                if line.strip().endswith("getxattr"))
+    assert calls <= 4, f"ls -l of {MANY} files made {calls} getxattr calls:\n{r.stderr}"
+    f = m / "dir" / many.names[0]
+    for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+        with pytest.raises(OSError) as e:
+            os.getxattr(f, name)
+        assert e.value.errno == 95, (name, e.value)          # EOPNOTSUPP
+    with pytest.raises(OSError) as e:
+        os.getxattr(f, "user.other")
+    assert e.value.errno == 61                                # ENODATA
+    assert os.getxattr(f, "user.hylake.source") == b"source"
