@@ -647,34 +647,6 @@ void bcache_get_stats(struct bcache *c, struct bcache_stats *out)
 
 /* ---- open ---- */
 
-/* mkdir -p, mode 0700.  0 or -errno. */
-static int make_dirs(const char *path)
-{
-	char *parent, *slash;
-	int rc;
-
-	if (mkdir(path, 0700) == 0 || errno == EEXIST)
-		return 0;
-	if (errno != ENOENT)
-		return -errno;
-	parent = xstrdup(path);
-	slash = strrchr(parent, '/');
-	while (slash && slash > parent && slash[1] == '\0') {
-		*slash = '\0';               /* a trailing slash */
-		slash = strrchr(parent, '/');
-	}
-	if (!slash || slash == parent) {
-		free(parent);
-		return -ENOENT;
-	}
-	*slash = '\0';
-	rc = make_dirs(parent);
-	free(parent);
-	if (rc)
-		return rc;
-	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -errno;
-}
-
 static int open_err(const struct bcache *c, char *err, size_t errlen,
 		    const char *what, int rc)
 {
@@ -947,7 +919,7 @@ int bcache_open(const struct bcache_conf *conf, struct bcache **out,
 	pthread_mutex_init(&c->fs_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
 
-	rc = make_dirs(c->dir);
+	rc = mkdir_p(c->dir);
 	if (rc) {
 		open_err(c, err, errlen, NULL, rc);
 		goto out_close;

@@ -40,6 +40,7 @@
  * the map full, the least recently used quarter of the records goes.
  */
 #include "cache/vmap.h"
+#include "backends/util/fdio.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
@@ -573,28 +574,6 @@ void vmap_flush(struct vmap *m)
 	while (m->committed_seq < target)
 		pthread_cond_wait(&m->done, &m->lock);
 	pthread_mutex_unlock(&m->lock);
-}
-
-/* ---- open / close ---- */
-
-static int mkdir_p(const char *dir)
-{
-	struct strbuf p = STRBUF_INIT;
-	int rc = 0;
-	strbuf_adds(&p, dir);
-	for (char *s = p.buf + 1; rc == 0; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p.buf, 0700) < 0 && errno != EEXIST)
-			rc = -errno;
-		*s = c;
-		if (!c)
-			break;
-	}
-	strbuf_release(&p);
-	return rc;
 }
 
 /* Open the databases; check or write schema and identity. */

@@ -1,9 +1,11 @@
 /*
- * fdio.c - whole writes to file descriptors (fdio.h).
+ * fdio.c - whole writes to file descriptors, folders made whole (fdio.h).
  */
 #include "backends/util/fdio.h"
+#include "backends/util/strbuf.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -24,4 +26,24 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 		len -= (size_t)k;
 	}
 	return 0;
+}
+
+int mkdir_p(const char *path)
+{
+	struct strbuf p = STRBUF_INIT;
+	int rc = 0;
+	strbuf_adds(&p, path);
+	for (char *s = p.buf + 1; rc == 0; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p.buf, 0700) < 0 && errno != EEXIST)
+			rc = -errno;
+		*s = c;
+		if (!c)
+			break;
+	}
+	strbuf_release(&p);
+	return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * fdio.h - whole writes to file descriptors.
+ * fdio.h - whole writes to file descriptors, and folders made whole.
  */
 #ifndef HYLAKE_FDIO_H
 #define HYLAKE_FDIO_H
@@ -10,5 +10,9 @@
 /* Write all len bytes at off, across short writes and EINTR.
  * 0 or -errno (-EIO when the file takes nothing). */
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* mkdir -p: make path and any missing parents, mode 0700.  0 (also when
+ * it exists) or -errno. */
+int mkdir_p(const char *path);
 
 #endif
