@@ -88,6 +88,7 @@ struct probe_result {
 
 struct backend;
 struct bobj;
+struct prom;
 
 struct backend_ops {
 	const char *type;         /* "s3", "posix", ... */
@@ -155,6 +156,13 @@ struct backend_ops {
 	 */
 	int (*explain)(struct backend *b, const char *name, const char *attr,
 		       struct strbuf *out, const struct deadline *dl);
+
+	/*
+	 * Optional: add this store's figures to p (status and metrics),
+	 * labelled store="<name>"; a store made of stores adds those of its
+	 * stores too.  Thread safe.
+	 */
+	void (*metrics)(struct backend *b, struct prom *p);
 
 	/* Contact the store: reachable, bucket found, credentials accepted. */
 	void (*probe)(struct backend *b, struct probe_result *res,

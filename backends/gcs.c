@@ -436,6 +436,11 @@ static void gcs_probe(struct backend *b, struct probe_result *res,
 	}
 }
 
+static void gcs_metrics(struct backend *b, struct prom *p)
+{
+	http_engine_metrics(to_gcs(b)->http, b->name, p);
+}
+
 static void gcs_destroy(struct backend *b)
 {
 	struct gcs_backend *g = to_gcs(b);
@@ -459,6 +464,7 @@ static const struct backend_ops gcs_ops = {
 	.open_pinned = gcs_open_pinned,
 	.close = gcs_close,
 	.probe = gcs_probe,
+	.metrics = gcs_metrics,
 	.destroy = gcs_destroy,
 };
 

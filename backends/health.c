@@ -84,6 +84,14 @@ bool health_blocked(struct store_health *h, int64_t now_ns)
 	return b;
 }
 
+bool health_failing(struct store_health *h)
+{
+	pthread_mutex_lock(&h->lock);
+	bool f = h->failures >= HEALTH_TRIP;
+	pthread_mutex_unlock(&h->lock);
+	return f;
+}
+
 int64_t health_p95_ns(struct store_health *h)
 {
 	pthread_mutex_lock(&h->lock);

@@ -52,6 +52,11 @@ void health_fail(struct store_health *h);
 
 /* Is the breaker open (reads should go elsewhere) at monotonic now? */
 bool health_blocked(struct store_health *h, int64_t now_ns);
+/* Has the store failed HEALTH_TRIP times in a row, with no success
+ * since?  True while the breaker is open and also once its cooldown has
+ * passed but no trial read has succeeded yet: the store is down as far
+ * as anyone knows. */
+bool health_failing(struct store_health *h);
 /* p95 of recent reads, ns; 0 when too few samples. */
 int64_t health_p95_ns(struct store_health *h);
 

@@ -13,6 +13,7 @@
  */
 #include "backends/http.h"
 #include "backends/util/log.h"
+#include "backends/util/prom.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -182,6 +183,24 @@ void http_engine_destroy(struct http_engine *e)
 const struct http_stats *http_engine_stats(const struct http_engine *e)
 {
 	return &e->stats;
+}
+
+void http_engine_metrics(const struct http_engine *e, const char *store,
+			 struct prom *p)
+{
+	const struct http_stats *s = &e->stats;
+	prom_add(p, "hylake_store_requests_total", PROM_COUNTER,
+		 "HTTP requests sent to the store (each attempt)", "store",
+		 store, (double)atomic_load(&s->requests));
+	prom_add(p, "hylake_store_retries_total", PROM_COUNTER,
+		 "HTTP requests that were attempts after a failure", "store",
+		 store, (double)atomic_load(&s->retries));
+	prom_add(p, "hylake_store_request_errors_total", PROM_COUNTER,
+		 "store calls that ended in an error after retries", "store",
+		 store, (double)atomic_load(&s->failures));
+	prom_add(p, "hylake_store_received_bytes_total", PROM_COUNTER,
+		 "response body bytes received from the store", "store",
+		 store, (double)atomic_load(&s->bytes_in));
 }
 
 static CURL *handle_get(struct http_engine *e)

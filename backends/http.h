@@ -28,6 +28,7 @@
 
 struct curl_slist;
 struct http_engine;
+struct prom;
 
 struct http_stats {
 	atomic_uint_fast64_t requests;   /* attempts sent */
@@ -78,6 +79,9 @@ struct http_resp {
 struct http_engine *http_engine_create(const struct net_conf *nc);
 void http_engine_destroy(struct http_engine *e);
 const struct http_stats *http_engine_stats(const struct http_engine *e);
+/* Add e's request counters to p, labelled store="<store>". */
+void http_engine_metrics(const struct http_engine *e, const char *store,
+			 struct prom *p);
 
 void http_resp_init(struct http_resp *r);
 void http_resp_release(struct http_resp *r);

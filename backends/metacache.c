@@ -22,6 +22,7 @@
 #include "backends/metacache.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
+#include "backends/util/prom.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
 
@@ -743,6 +744,28 @@ static void mc_probe(struct backend *b, struct probe_result *res,
 	in->ops->probe(in, res, dl);
 }
 
+static void mc_metrics(struct backend *b, struct prom *p)
+{
+	struct backend *in = to_mc(b)->inner;
+	struct metacache_stats st;
+
+	if (in->ops->metrics)
+		in->ops->metrics(in, p);
+	metacache_get_stats(b, &st);
+	prom_add(p, "hylake_metadata_cache_hits_total", PROM_COUNTER,
+		 "lookups and listing pages answered from memory", NULL, NULL,
+		 (double)(st.hits + st.neg_hits + st.list_hits));
+	prom_add(p, "hylake_metadata_cache_misses_total", PROM_COUNTER,
+		 "lookups and listing pages asked of the stores", NULL, NULL,
+		 (double)(st.misses + st.list_misses));
+	prom_add(p, "hylake_metadata_cache_entries", PROM_GAUGE,
+		 "attributes and listing pages held", NULL, NULL,
+		 (double)st.entries);
+	prom_add(p, "hylake_metadata_cache_bytes", PROM_GAUGE,
+		 "memory held by the metadata cache", NULL, NULL,
+		 (double)st.bytes);
+}
+
 static void mc_destroy(struct backend *b)
 {
 	struct metacache *mc = to_mc(b);
@@ -776,6 +799,7 @@ static const struct backend_ops mc_ops = {
 	.put = mc_put,
 	.explain = mc_explain,
 	.probe = mc_probe,
+	.metrics = mc_metrics,
 	.destroy = mc_destroy,
 };
 

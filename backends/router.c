@@ -22,6 +22,7 @@
 #include "backends/util/pool.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/log.h"
+#include "backends/util/prom.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
@@ -49,6 +50,9 @@ struct router {
 	double hedge_tokens;      /* hedge budget: + budget% per read, -1 each */
 	struct pool pool;         /* runs first requests of hedged reads */
 	atomic_uint_fast64_t hedges, hedge_wins;
+	atomic_uint_fast64_t reads;      /* router_read calls that returned bytes */
+	atomic_uint_fast64_t fallbacks;  /* of which the source served */
+	atomic_uint_fast64_t failovers;  /* a store failed; the read moved on */
 	pthread_mutex_t flight_lock;
 	struct flight *flights;   /* opens of the source in progress */
 };
@@ -770,6 +774,9 @@ static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 			snprintf(o->served, sizeof(o->served), "%s",
 				 store_name(r, who));
 			pthread_mutex_unlock(&o->lock);
+			atomic_fetch_add(&r->reads, 1);
+			if (who < 0)
+				atomic_fetch_add(&r->fallbacks, 1);
 			return got;
 		}
 		if (who < 0) {                 /* the source: nothing after it */
@@ -798,6 +805,7 @@ static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 		pthread_mutex_lock(&o->lock);
 		o->cands[who].st = CAND_SKIP;
 		pthread_mutex_unlock(&o->lock);
+		atomic_fetch_add(&r->failovers, 1);
 		err = got;
 		if (who != t.idx)     /* the hedge's store failed: retry t */
 			pos = 0;
@@ -866,6 +874,10 @@ static int router_explain(struct backend *b, const char *name,
 		for (size_t i = 0; i < r->nrep; i++) {
 			const char *w = replica_word(r, i, name,
 						     known ? &v : NULL, &gen);
+			if (health_failing(&r->health[i])) {
+				w = "down";
+				gen = 0;
+			}
 			strbuf_addf(out, "%s=%s", r->rep[i]->name, w);
 			if (gen)
 				strbuf_addf(out, ":%" PRIu64, gen);
@@ -874,13 +886,15 @@ static int router_explain(struct backend *b, const char *name,
 		strbuf_addf(out, "%s=current", r->src->name);
 	} else if (!strcmp(attr, "source")) {
 		/* The first store, in the order reads try them, that holds
-		 * the version and whose breaker lets reads through. */
+		 * the version and is not failing (a store whose breaker
+		 * has let a trial read through is still down until one
+		 * succeeds). */
 		int order[ROUTER_MAX_REPLICAS + 1];
 		size_t n = rank(r, order);
 		const char *who = r->src->name;
 		for (size_t k = 0; k + 1 < n && known; k++) {
 			size_t i = (size_t)order[k];
-			if (!health_blocked(&r->health[i], mono_ns()) &&
+			if (!health_failing(&r->health[i]) &&
 			    !strcmp(replica_word(r, i, name, &v, &gen),
 				    "current")) {
 				who = r->rep[i]->name;
@@ -899,6 +913,64 @@ static void router_probe(struct backend *b, struct probe_result *res,
 {
 	struct router *r = to_router(b);
 	r->src->ops->probe(r->src, res, dl);
+}
+
+static void store_metrics(struct backend *s, struct store_health *h,
+			  struct prom *p)
+{
+	struct health_view v;
+	const char *n = s->name;
+
+	if (s->ops->metrics)
+		s->ops->metrics(s, p);
+	health_view(h, &v);
+	prom_add(p, "hylake_store_reads_total", PROM_COUNTER,
+		 "reads of file bytes the store answered", "store", n,
+		 (double)v.reads);
+	prom_add(p, "hylake_store_read_errors_total", PROM_COUNTER,
+		 "reads of file bytes that failed at the store (no answer, "
+		 "reset, timeout)", "store", n, (double)v.errors);
+	prom_add(p, "hylake_store_read_bytes_total", PROM_COUNTER,
+		 "file bytes the store served", "store", n, (double)v.bytes);
+	prom_add(p, "hylake_store_read_latency_ewma_seconds", PROM_GAUGE,
+		 "moving average of the store's read latency (NaN: too few "
+		 "reads yet)", "store", n, v.ewma_ms < 0 ? 0.0 / 0.0
+						      : v.ewma_ms / 1e3);
+	prom_add(p, "hylake_store_read_latency_p95_seconds", PROM_GAUGE,
+		 "95th percentile of the store's recent read latencies (NaN: "
+		 "too few reads yet)", "store", n,
+		 v.p95_ms < 0 ? 0.0 / 0.0 : v.p95_ms / 1e3);
+	prom_add(p, "hylake_store_breaker_open", PROM_GAUGE,
+		 "1 while the circuit breaker keeps reads away from the store",
+		 "store", n, v.open ? 1 : 0);
+	prom_add(p, "hylake_store_breaker_trips_total", PROM_COUNTER,
+		 "times the circuit breaker opened", "store", n,
+		 (double)v.trips);
+}
+
+static void router_metrics(struct backend *b, struct prom *p)
+{
+	struct router *r = to_router(b);
+
+	for (size_t i = 0; i < r->nrep; i++)
+		store_metrics(r->rep[i], &r->health[i], p);
+	store_metrics(r->src, &r->health[r->nrep], p);
+	prom_add(p, "hylake_router_reads_total", PROM_COUNTER,
+		 "reads of file bytes answered by some store", NULL, NULL,
+		 (double)atomic_load(&r->reads));
+	prom_add(p, "hylake_source_fallbacks_total", PROM_COUNTER,
+		 "reads the source served because no replica could (lagging, "
+		 "absent, down or wrong)", NULL, NULL,
+		 (double)atomic_load(&r->fallbacks));
+	prom_add(p, "hylake_failovers_total", PROM_COUNTER,
+		 "reads that moved to the next store after one failed",
+		 NULL, NULL, (double)atomic_load(&r->failovers));
+	prom_add(p, "hylake_hedged_reads_total", PROM_COUNTER,
+		 "slow reads also sent to the next store", NULL, NULL,
+		 (double)atomic_load(&r->hedges));
+	prom_add(p, "hylake_hedge_wins_total", PROM_COUNTER,
+		 "hedged reads the second store answered first", NULL, NULL,
+		 (double)atomic_load(&r->hedge_wins));
 }
 
 static void router_destroy(struct backend *b)
@@ -929,6 +1001,7 @@ static const struct backend_ops router_ops = {
 	.close = router_close,
 	.explain = router_explain,
 	.probe = router_probe,
+	.metrics = router_metrics,
 	.destroy = router_destroy,
 };
 

@@ -549,6 +549,11 @@ static void s3_probe(struct backend *b, struct probe_result *res,
 			 code[0] ? ")" : "");
 }
 
+static void s3_metrics(struct backend *b, struct prom *p)
+{
+	http_engine_metrics(to_s3(b)->http, b->name, p);
+}
+
 static void s3_destroy(struct backend *b)
 {
 	struct s3_backend *s3 = to_s3(b);
@@ -575,6 +580,7 @@ static const struct backend_ops s3_ops = {
 	.close = s3_close,
 	.put = s3_put,
 	.probe = s3_probe,
+	.metrics = s3_metrics,
 	.destroy = s3_destroy,
 };
 

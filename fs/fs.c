@@ -96,10 +96,10 @@ static void fill_stat(const struct fs *fs, uint64_t ino,
 	st->st_uid = fs->conf.uid;
 	st->st_gid = fs->conf.gid;
 	if (info->is_dir) {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | (fs->conf.dir_mode & 07777);
 		st->st_nlink = 2;
 	} else {
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | (fs->conf.file_mode & 07777);
 		st->st_nlink = 1;
 		st->st_size = (off_t)info->size;
 		st->st_blocks = (blkcnt_t)((info->size + 511) / 512);
@@ -569,11 +569,18 @@ static void reply_xattr_value(fuse_req_t req, const char *v, size_t len,
 		fuse_reply_buf(req, v, len);
 }
 
+static const char root_xattr_names[] = XATTR_PREFIX "metrics";
+
 static void hy_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	struct fs *fs = req_fs(req);
 	struct obj_info info;
-	if (itable_get(req_fs(req)->inodes, ino, NULL, &info) < 0 ||
-	    info.is_dir) {
+	if (ino == FUSE_ROOT_ID && fs->conf.metrics) {
+		reply_xattr_value(req, root_xattr_names,
+				  sizeof(root_xattr_names), size);
+		return;
+	}
+	if (itable_get(fs->inodes, ino, NULL, &info) < 0 || info.is_dir) {
 		reply_xattr_value(req, "", 0, size);
 		return;
 	}
@@ -595,6 +602,13 @@ static void hy_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	 * ask for them per file (ls -l) stop asking after the first. */
 	if (strncmp(name, "user.", 5) != 0) {
 		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && fs->conf.metrics &&
+	    !strcmp(name, XATTR_PREFIX "metrics")) {
+		fs->conf.metrics(fs->conf.metrics_arg, &v);
+		reply_xattr_value(req, v.buf, v.len, size);
+		strbuf_release(&v);
 		return;
 	}
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0 ||

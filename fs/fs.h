@@ -17,6 +17,7 @@
 struct backend;
 struct fs;
 struct readpath;
+struct strbuf;
 
 struct fs_conf {
 	int64_t entry_timeout_ms;     /* kernel dentry cache */
@@ -27,6 +28,14 @@ struct fs_conf {
 	unsigned threads;             /* worker threads of the session */
 	uid_t uid;                    /* owner shown for every file */
 	gid_t gid;
+	mode_t file_mode, dir_mode;   /* permission bits shown */
+	/*
+	 * Optional: the mount's figures (Prometheus text), appended to out;
+	 * served as the user.hylake.metrics attribute of the mount's root
+	 * folder.  Called from any worker thread.
+	 */
+	void (*metrics)(void *arg, struct strbuf *out);
+	void *metrics_arg;
 	struct readpath *readpath;    /* serves file bytes; borrowed */
 	unsigned kernel_read_ahead_kb;   /* the kernel's read-ahead for this
 	                                    mount (0: leave it) */

@@ -9,12 +9,15 @@
 #include "mount/config.h"
 #include "mount/daemon.h"
 #include "mount/explain.h"
+#include "mount/metrics.h"
 #include "mount/options.h"
 #include "mount/replicate.h"
 #include "mount/stack.h"
+#include "mount/status.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
+#include "backends/util/timeutil.h"
 #include "fs/fs.h"
 #include "cache/blockcache.h"
 #include "cache/readpath.h"
@@ -50,6 +53,7 @@ static void usage(FILE *out)
 		"usage: hylake mount CONFIG MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
 		"       hylake check CONFIG\n"
 		"       hylake explain PATH...\n"
+		"       hylake status MOUNTPOINT [--prometheus]\n"
 		"       hylake replicate CONFIG --to REPLICA [--prefix P]\n"
 		"       hylake --help | --version\n"
 		"\n"
@@ -60,6 +64,9 @@ static void usage(FILE *out)
 		"          per store\n"
 		"  explain which store serves a file of a mount, and what every\n"
 		"          store holds of it\n"
+		"  status  a mount's stores (health, latency, requests, bytes,\n"
+		"          errors), fallbacks to the source, cache hit ratios\n"
+		"          (--prometheus: as Prometheus text)\n"
 		"  replicate  copy what REPLICA lacks from the source, stamped\n"
 		"          with its generation (see hylake replicate --help)\n"
 		"\n"
@@ -245,6 +252,7 @@ static int run_mount(struct mount_args *ma)
 	struct fs *fs = NULL;
 	struct bcache *bc = NULL;
 	struct readpath *rp = NULL;
+	struct metrics_exporter *mx = NULL;
 	char err[1024];
 	int report_fd = -1, status, rc;
 
@@ -298,12 +306,35 @@ static int run_mount(struct mount_args *ma)
 		.op_timeout_ms = cfg.mount.op_timeout_ms,
 		.list_page_size = (unsigned)cfg.mount.list_page_size,
 		.threads = (unsigned)cfg.mount.threads,
-		.uid = getuid(),
-		.gid = getgid(),
+		.uid = cfg.mount.uid >= 0 ? (uid_t)cfg.mount.uid : getuid(),
+		.gid = cfg.mount.gid >= 0 ? (gid_t)cfg.mount.gid : getgid(),
+		.file_mode = (mode_t)cfg.mount.file_mode,
+		.dir_mode = (mode_t)cfg.mount.dir_mode,
 		.readpath = rp,
 		.kernel_read_ahead_kb = cfg.mount.read_ahead ? 1024 : 0,
 	};
+	struct metrics_src msrc = {
+		.top = src,
+		.rp = rp,
+		.bc = bc,
+		.cache_limit = (uint64_t)cfg.mount.cache_size,
+		.memory_limit = (uint64_t)cfg.mount.memory_limit,
+		.mountpoint = ma->mountpoint,
+		.start_wall_ns = wall_ns(),
+	};
+	fc.metrics = metrics_fs_callback;
+	fc.metrics_arg = &msrc;
 	fs = fs_create(src, &fc);
+	rc = metrics_start(&msrc, cfg.mount.metrics_listen,
+			   cfg.mount.metrics_file, cfg.mount.metrics_interval_ms,
+			   &mx, err, sizeof(err));
+	if (rc < 0) {
+		struct strbuf m = STRBUF_INIT;
+		strbuf_addf(&m, "hylake: cannot mount: %s", err);
+		status = fail(report_fd, EXIT_FAIL, m.buf);
+		strbuf_release(&m);
+		goto out_destroy;
+	}
 	rc = fs_mount(fs, ma->mountpoint, ma->config_abs, fuse_opts.buf, err,
 		      sizeof(err));
 	if (rc < 0) {
@@ -335,6 +366,7 @@ static int run_mount(struct mount_args *ma)
 	status = rc < 0 ? EXIT_FAIL : 0;
 
 out_destroy:
+	metrics_stop(mx);
 	fs_destroy(fs);
 	readpath_destroy(rp);
 	bcache_close(bc);
@@ -446,6 +478,8 @@ int cli_main(int argc, char **argv)
 		return cmd_check(argc - 2, argv + 2);
 	if (!strcmp(cmd, "explain"))
 		return explain_main(argc - 2, argv + 2);
+	if (!strcmp(cmd, "status"))
+		return status_main(argc - 2, argv + 2);
 	if (!strcmp(cmd, "replicate"))
 		return replicate_main(argc - 2, argv + 2);
 	fprintf(stderr, "hylake: unknown command '%s'\n", cmd);

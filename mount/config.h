@@ -38,6 +38,11 @@ struct mount_conf {
 	int64_t memory_limit;          /* read-ahead buffers, all files */
 	int64_t read_ahead;            /* largest window of one file */
 	int64_t metadata_cache_size;   /* 0: no metadata cache */
+	int64_t uid, gid;              /* owner shown; -1: the mounting user */
+	int64_t file_mode, dir_mode;   /* permission bits shown */
+	char *metrics_listen;          /* "127.0.0.1:9464"; NULL: none */
+	char *metrics_file;            /* textfile for node_exporter */
+	int64_t metrics_interval_ms;   /* how often metrics_file is rewritten */
 };
 
 struct hy_config {

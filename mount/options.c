@@ -9,6 +9,9 @@
 #include "backends/util/timeutil.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +76,25 @@ const struct opt_def opt_table[] = {
 	{ "metadata_cache_size", OPT_SIZE, M(metadata_cache_size), "64M", 0,
 	  (int64_t)1 << 40, 0, 1, "memory for cached attributes and listings "
 	  "(0: none)" },
+	{ "uid", OPT_USER, M(uid), "", -1, 0xfffffffe, 1, 1,
+	  "owner shown for every file and folder: a user name or number "
+	  "[the mounting user]" },
+	{ "gid", OPT_GROUP, M(gid), "", -1, 0xfffffffe, 1, 1,
+	  "group shown for every file and folder: a group name or number "
+	  "[the mounting user's group]" },
+	{ "file_mode", OPT_MODE, M(file_mode), "0444", 0, 0777, 0, 1,
+	  "permission bits shown for files (read-only: write bits are "
+	  "shown but writes fail)" },
+	{ "dir_mode", OPT_MODE, M(dir_mode), "0555", 0, 0777, 0, 1,
+	  "permission bits shown for folders" },
+	{ "metrics_listen", OPT_STRING, M(metrics_listen), NULL, 0, 0, 0, 1,
+	  "HOST:PORT to serve Prometheus metrics on at /metrics, e.g. "
+	  "127.0.0.1:9464 (off when unset)" },
+	{ "metrics_file", OPT_PATH, M(metrics_file), NULL, 0, 0, 0, 1,
+	  "file rewritten with Prometheus metrics every metrics_interval, "
+	  "for node_exporter's textfile collector (off when unset)" },
+	{ "metrics_interval", OPT_DURATION, M(metrics_interval_ms), "15s",
+	  1000, DAY, 0, 1, "how often metrics_file is rewritten" },
 	/* [source] and [replica NAME] */
 	{ "type", OPT_STORETYPE, S(type), NULL, 0, 0, 0, 0,
 	  "gcs | s3 | posix" },
@@ -152,6 +174,45 @@ static int size_parse(const char *v, int64_t *out)
 	if (n > (unsigned long long)INT64_MAX >> shift)
 		return -ERANGE;
 	*out = (int64_t)(n << shift);
+	return 0;
+}
+
+/* Octal permission bits: "0444", "755". */
+static int mode_parse(const char *v, int64_t *out)
+{
+	char *end;
+	if (!*v || *v == '-' || *v == '+')
+		return -EINVAL;
+	errno = 0;
+	unsigned long m = strtoul(v, &end, 8);
+	if (errno || *end)
+		return -EINVAL;
+	*out = (int64_t)m;
+	return 0;
+}
+
+/* A user or group: a number, a name in the passwd/group database, or ""
+ * for the mounting user's (-1). */
+static int owner_parse(const char *v, bool user, int64_t *out)
+{
+	char buf[4096];
+	if (!*v) {
+		*out = -1;
+		return 0;
+	}
+	if (parse_int(v, out) == 0)
+		return 0;
+	if (user) {
+		struct passwd pw, *res = NULL;
+		if (getpwnam_r(v, &pw, buf, sizeof(buf), &res) || !res)
+			return -EINVAL;
+		*out = res->pw_uid;
+	} else {
+		struct group gr, *res = NULL;
+		if (getgrnam_r(v, &gr, buf, sizeof(buf), &res) || !res)
+			return -EINVAL;
+		*out = res->gr_gid;
+	}
 	return 0;
 }
 
@@ -238,6 +299,23 @@ int opt_set(const struct opt_def *d, void *base, const char *value,
 		if (duration_parse_ms(value, &n) < 0) {
 			snprintf(err, errlen, "bad value '%s' for '%s': expected "
 				 "off or a duration such as 10m", value, d->name);
+			return -EINVAL;
+		}
+		break;
+	case OPT_MODE:
+		if (mode_parse(value, &n) < 0) {
+			snprintf(err, errlen, "bad mode '%s' for '%s': expected "
+				 "octal permission bits such as 0444", value,
+				 d->name);
+			return -EINVAL;
+		}
+		break;
+	case OPT_USER:
+	case OPT_GROUP:
+		if (owner_parse(value, d->type == OPT_USER, &n) < 0) {
+			snprintf(err, errlen, "unknown %s '%s' for '%s'",
+				 d->type == OPT_USER ? "user" : "group", value,
+				 d->name);
 			return -EINVAL;
 		}
 		break;

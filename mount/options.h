@@ -23,6 +23,9 @@ enum opt_type {
 	OPT_FRESHNESS,    /* int64_t: 0 strict, else the bound in ms */
 	OPT_DURATION_OFF, /* int64_t ms, or -1 for "off" */
 	OPT_SIZE,         /* int64_t bytes: 512M, 1G, ... */
+	OPT_MODE,         /* int64_t permission bits, octal: 0444 */
+	OPT_USER,         /* int64_t uid from a number or user name; -1: "" */
+	OPT_GROUP,        /* int64_t gid from a number or group name; -1: "" */
 };
 
 enum opt_scope {

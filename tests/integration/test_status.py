@@ -1,0 +1,169 @@
+"""Operating a mount: `hylake status`, the Prometheus endpoint and textfile,
+and how files appear to users (uid, gid, file_mode, dir_mode).
+
+The lake: GCS (the test server) as the source, a posix folder and an S3
+bucket (radosgw) as replicas.  Figures are checked against what the test
+did (how many reads went to which store), not only for being present."""
+
+import os
+import re
+import stat
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from hylib import free_port, run_hylake
+from lakelib import drop_caches, lake, read_all  # noqa: F401  (lake: a fixture)
+
+SAMPLE = re.compile(r'^([a-z_0-9]+)(?:\{([a-z_]+)="([^"]*)"\})? (\S+)$')
+
+
+def parse(text):
+    """{(name, label value or None): value}; asserts the exposition format:
+    every sample's family has one HELP and one TYPE line before it, counters
+    end in _total."""
+    out, typed, helped = {}, {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split()[2]
+            assert name not in helped, f"two HELP lines for {name}"
+            helped.add(name)
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            assert name not in typed, f"two TYPE lines for {name}"
+            typed[name] = kind
+        else:
+            m = SAMPLE.match(line)
+            assert m, f"not a sample line: {line!r}"
+            name = m.group(1)
+            assert name.startswith("hylake_"), name
+            assert name in typed and name in helped, f"{name} without HELP/TYPE"
+            assert (typed[name] == "counter") == name.endswith("_total"), name
+            out[(name, m.group(3))] = float(m.group(4))
+    return out
+
+
+def test_status_and_metrics_follow_the_reads(lake, mounter):
+    for n in ("s/a", "s/b", "s/c"):
+        lake.put(n)
+    lake.to_nfs("s/a")                      # a: the preferred replica serves
+    lake.to_s3("s/b")                       # b: the second replica serves
+    # c: no replica holds it, the source serves
+    m = mounter.mount(lake.config())
+    for n in ("s/a", "s/b", "s/c"):
+        assert read_all(m / n) == lake.data[n]
+
+    res = run_hylake("status", m.path)
+    assert res.returncode == 0, res.stderr
+    rows = {ln.split()[0]: ln.split() for ln in res.stdout.splitlines()
+            if ln.split() and ln.split()[0] in ("nfs", "s3", "source")}
+    assert set(rows) == {"nfs", "s3", "source"}, res.stdout
+    for store in ("nfs", "s3", "source"):
+        assert rows[store][1] == "ok", res.stdout
+        assert int(rows[store][2]) >= 1, f"{store} served no read?\n{res.stdout}"
+    assert rows["nfs"][-2] == "-", "posix is not HTTP: no request count"
+    assert int(rows["s3"][-2]) >= 1 and int(rows["source"][-2]) >= 3, res.stdout
+    assert "fell back to the source" in res.stdout and "block cache   off" in res.stdout
+
+    res = run_hylake("status", m.path, "--prometheus")
+    assert res.returncode == 0, res.stderr
+    f = parse(res.stdout)
+    for store in ("nfs", "s3", "source"):
+        assert f[("hylake_store_reads_total", store)] >= 1
+        assert f[("hylake_store_read_bytes_total", store)] == len(lake.data["s/a"]), store
+        assert f[("hylake_store_breaker_open", store)] == 0
+    assert f[("hylake_source_fallbacks_total", None)] >= 1
+    # 3 reads of 1 MiB objects; a fallback only for s/c
+    assert f[("hylake_source_fallbacks_total", None)] == f[("hylake_store_reads_total", "source")]
+    assert f[("hylake_read_bytes_total", None)] == 3 * len(lake.data["s/a"])
+    assert f[("hylake_store_requests_total", "source")] >= 3     # 3 opens at least
+    assert ("hylake_store_requests_total", "nfs") not in f
+    version = run_hylake("--version").stdout.split()[1]
+    assert f[("hylake_build_info", version)] == 1
+    assert abs(f[("hylake_start_time_seconds", None)] - time.time()) < 600
+
+
+def test_metrics_endpoint_and_textfile(lake, mounter, ws):
+    lake.put("p/x")
+    lake.to_nfs("p/x")
+    port = free_port()
+    prom_file = ws.root / "textfile" / "hylake.prom"
+    prom_file.parent.mkdir()
+    m = mounter.mount(lake.config(mount={
+        "metrics_listen": f"127.0.0.1:{port}", "metrics_file": str(prom_file),
+        "metrics_interval": "1s", "cache_size": "64M"}), opts="entry_timeout=0")
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        before = parse(r.read().decode())
+    assert before[("hylake_store_reads_total", "nfs")] == 0
+    assert before[("hylake_cache_enabled", None)] == 1
+    assert read_all(m / "p/x") == lake.data["p/x"]
+    drop_caches()
+    assert read_all(m / "p/x") == lake.data["p/x"]          # from the block cache
+    with urllib.request.urlopen(url, timeout=10) as r:
+        after = parse(r.read().decode())
+    assert after[("hylake_store_reads_total", "nfs")] >= 1
+    assert after[("hylake_store_read_bytes_total", "nfs")] == len(lake.data["p/x"])
+    assert after[("hylake_cache_hits_total", None)] >= 1
+    assert after[("hylake_cache_bytes", None)] >= len(lake.data["p/x"])
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing", timeout=10)
+    assert e.value.code == 404
+    # the textfile catches up within its interval, and is whole when read
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if prom_file.exists():
+            f = parse(prom_file.read_text())
+            if f.get(("hylake_cache_hits_total", None), 0) >= 1:
+                break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"{prom_file} never showed the cache hit")
+    assert not [p for p in prom_file.parent.iterdir() if p.name.endswith(".tmp")]
+    m.unmount()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=5)              # the listener went with it
+
+
+def test_metrics_port_in_use_fails_the_mount_clearly(lake, mounter):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        m = mounter.mount(lake.config(mount={"metrics_listen": f"127.0.0.1:{port}"}),
+                          check=False)
+        assert m.returncode == 1
+        assert "metrics_listen" in m.stderr and "in use" in m.stderr, m.stderr
+        assert not m.mounted()
+    res = run_hylake("mount", lake.config(mount={"metrics_listen": "nowhere"}),
+                     mounter.base / "mnt-bad")
+    assert res.returncode != 0
+
+
+def test_status_of_a_folder_that_is_not_a_mount(ws):
+    res = run_hylake("status", ws.root)
+    assert res.returncode == 1
+    assert "not the mount point of a hylake mount" in res.stderr
+    res = run_hylake("status")
+    assert res.returncode == 2 and "usage" in res.stderr
+
+
+def test_owner_and_modes_are_as_configured(lake, mounter):
+    lake.put("o/f")
+    m = mounter.mount(lake.config(), opts="uid=nobody,gid=1234,file_mode=0440,dir_mode=0750")
+    st = os.stat(m / "o/f")
+    assert st.st_uid == 65534 and st.st_gid == 1234
+    assert stat.S_IMODE(st.st_mode) == 0o440 and stat.S_ISREG(st.st_mode)
+    d = os.stat(m / "o")
+    assert stat.S_IMODE(d.st_mode) == 0o750 and stat.S_ISDIR(d.st_mode)
+    assert d.st_uid == 65534
+    for bad, word in (("uid=no-such-user-here", "unknown user"),
+                      ("file_mode=0999", "bad mode"), ("gid=-5", "unknown group")):
+        res = run_hylake("mount", lake.config(), mounter.base / "mnt-x", "-o", bad)
+        assert res.returncode == 2, (bad, res.stderr)
+        assert word in res.stderr, (bad, res.stderr)
