@@ -47,6 +47,7 @@ struct readpath {
 	void *free_bufs[CHUNK_BLOCKS + 1];   /* by size in blocks */
 	uint64_t free_bytes;
 	atomic_uint_fast64_t mem_used, mem_peak;   /* extents + free list */
+	atomic_uint_fast64_t cache_hit_bytes;
 	atomic_uint_fast64_t reads, bytes, mem_hits, cache_hits, fetches,
 		fetched_bytes, ahead_fetches, ahead_unused;
 };
@@ -243,6 +244,7 @@ static int ext_fetch(struct rfile *f, struct extent *e,
 			if (n != (ssize_t)block_len(f, e->first + i))
 				break;       /* gone or bad: fetch the rest */
 			atomic_fetch_add(&rp->cache_hits, 1);
+			atomic_fetch_add(&rp->cache_hit_bytes, (uint64_t)n);
 		}
 		if (done >= e->len) {
 			e->store_from = e->len;
@@ -684,6 +686,7 @@ void readpath_get_stats(struct readpath *rp, struct readpath_stats *out)
 	out->bytes = atomic_load(&rp->bytes);
 	out->mem_hits = atomic_load(&rp->mem_hits);
 	out->cache_hits = atomic_load(&rp->cache_hits);
+	out->cache_hit_bytes = atomic_load(&rp->cache_hit_bytes);
 	out->fetches = atomic_load(&rp->fetches);
 	out->fetched_bytes = atomic_load(&rp->fetched_bytes);
 	out->ahead_fetches = atomic_load(&rp->ahead_fetches);

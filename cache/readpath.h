@@ -58,6 +58,7 @@ struct readpath_stats {
 	uint64_t bytes;               /* bytes returned */
 	uint64_t mem_hits;            /* extents found in memory */
 	uint64_t cache_hits;          /* blocks read from the block cache */
+	uint64_t cache_hit_bytes;     /* their bytes */
 	uint64_t fetches;             /* requests to the store */
 	uint64_t fetched_bytes;
 	uint64_t ahead_fetches;       /* of which read-ahead */

@@ -14,6 +14,7 @@
 #include "mount/replicate.h"
 #include "mount/stack.h"
 #include "mount/status.h"
+#include "mount/warm.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
@@ -54,6 +55,7 @@ static void usage(FILE *out)
 		"       hylake check CONFIG\n"
 		"       hylake explain PATH...\n"
 		"       hylake status MOUNTPOINT [--prometheus]\n"
+		"       hylake warm PATH... [--jobs N]\n"
 		"       hylake replicate CONFIG --to REPLICA [--prefix P]\n"
 		"       hylake --help | --version\n"
 		"\n"
@@ -67,6 +69,9 @@ static void usage(FILE *out)
 		"  status  a mount's stores (health, latency, requests, bytes,\n"
 		"          errors), fallbacks to the source, cache hit ratios\n"
 		"          (--prometheus: as Prometheus text)\n"
+		"  warm    read files (folders: every file beneath) through the\n"
+		"          mount so the block cache keeps them; progress on a\n"
+		"          terminal\n"
 		"  replicate  copy what REPLICA lacks from the source, stamped\n"
 		"          with its generation (see hylake replicate --help)\n"
 		"\n"
@@ -346,8 +351,17 @@ static int run_mount(struct mount_args *ma)
 	}
 
 	struct strbuf banner = STRBUF_INIT;
-	strbuf_addf(&banner, "mounted %s on %s (%s); %s", src->describe,
-		    ma->mountpoint, cfg.path, cache_desc.buf);
+	char fresh[32], stale[32];
+	duration_format(cfg.mount.freshness_ms, fresh, sizeof(fresh));
+	if (cfg.mount.serve_stale_ms >= 0)
+		duration_format(cfg.mount.serve_stale_ms, stale, sizeof(stale));
+	else
+		snprintf(stale, sizeof(stale), "off");
+	strbuf_addf(&banner, "mounted %s on %s (%s); freshness %s%s, serve "
+		    "stale when the source is down %s; %s", src->describe,
+		    ma->mountpoint, cfg.path,
+		    cfg.mount.freshness_ms ? "bounded:" : "strict",
+		    cfg.mount.freshness_ms ? fresh : "", stale, cache_desc.buf);
 	struct ready_ctx rctx = { ma->mountpoint, report_fd, banner.buf, fs };
 	pthread_t tid;
 	pthread_create(&tid, NULL, ready_thread, &rctx);
@@ -478,6 +492,8 @@ int cli_main(int argc, char **argv)
 		return cmd_check(argc - 2, argv + 2);
 	if (!strcmp(cmd, "explain"))
 		return explain_main(argc - 2, argv + 2);
+	if (!strcmp(cmd, "warm"))
+		return warm_main(argc - 2, argv + 2);
 	if (!strcmp(cmd, "status"))
 		return status_main(argc - 2, argv + 2);
 	if (!strcmp(cmd, "replicate"))

@@ -47,6 +47,9 @@ static void readpath_metrics(struct readpath *rp, uint64_t memory_limit,
 	prom_add(p, "hylake_memory_hits_total", PROM_COUNTER,
 		 "reads answered from read-ahead memory", NULL, NULL,
 		 (double)s.mem_hits);
+	prom_add(p, "hylake_cache_read_bytes_total", PROM_COUNTER,
+		 "bytes read from the block cache instead of a store", NULL,
+		 NULL, (double)s.cache_hit_bytes);
 	prom_add(p, "hylake_fetches_total", PROM_COUNTER,
 		 "ranged reads sent to the stores", NULL, NULL,
 		 (double)s.fetches);
@@ -85,8 +88,11 @@ static void bcache_metrics(struct bcache *bc, uint64_t limit,
 		 "blocks read from the block cache", NULL, NULL,
 		 (double)s.hits);
 	prom_add(p, "hylake_cache_misses_total", PROM_COUNTER,
-		 "blocks looked for and not in the block cache (or corrupt)",
-		 NULL, NULL, (double)s.misses);
+		 "blocks the block cache listed but could not give back "
+		 "(gone or corrupt)", NULL, NULL, (double)s.misses);
+	prom_add(p, "hylake_cache_stored_blocks_total", PROM_COUNTER,
+		 "blocks written into the block cache", NULL, NULL,
+		 (double)s.puts);
 	prom_add(p, "hylake_cache_corrupt_blocks_total", PROM_COUNTER,
 		 "blocks dropped because their checksum failed", NULL, NULL,
 		 (double)s.corrupt);

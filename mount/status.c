@@ -187,15 +187,20 @@ static void print_human(const char *mnt, const struct figures *f)
 		       get(f, "hylake_hedge_wins_total", NULL, 0));
 	}
 	if (get(f, "hylake_cache_enabled", NULL, 0) > 0) {
-		double h = get(f, "hylake_cache_hits_total", NULL, 0);
-		double m = get(f, "hylake_cache_misses_total", NULL, 0);
+		/* Of the bytes that had to come from somewhere other than
+		 * read-ahead memory: the share the block cache gave. */
+		double h = get(f, "hylake_cache_read_bytes_total", NULL, 0);
+		double m = get(f, "hylake_fetched_bytes_total", NULL, 0);
+		char hb[32], mb[32];
 		pct_text(h, h + m, a, sizeof(a));
+		bytes_text(h, hb, sizeof(hb));
+		bytes_text(m, mb, sizeof(mb));
 		bytes_text(get(f, "hylake_cache_bytes", NULL, 0), b, sizeof(b));
 		bytes_text(get(f, "hylake_cache_limit_bytes", NULL, 0), c,
 			   sizeof(c));
-		printf("block cache   hit ratio %s (%.0f hits, %.0f misses); "
-		       "%s of %s; %.0f evictions, %.0f corrupt blocks "
-		       "dropped\n", a, h, m, b, c,
+		printf("block cache   hit ratio %s (%s from the cache, %s from "
+		       "stores); holds %s of %s; %.0f evictions, %.0f corrupt "
+		       "blocks dropped\n", a, hb, mb, b, c,
 		       get(f, "hylake_cache_evictions_total", NULL, 0),
 		       get(f, "hylake_cache_corrupt_blocks_total", NULL, 0));
 	} else {
