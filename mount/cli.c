@@ -45,6 +45,7 @@ struct mount_args {
 	char *mountpoint;            /* absolute */
 	bool foreground;
 	bool debug;
+	bool verbose;                /* mount.hylake -v: debug logging */
 	struct strbuf opts;          /* raw -o list, comma separated */
 };
 
@@ -268,7 +269,8 @@ static int run_mount(struct mount_args *ma)
 		goto out_release_config;
 	}
 	config_finish(&cfg);
-	log_level = ma->debug ? LOG_DEBUG : (int)cfg.mount.log_level;
+	log_level = ma->debug || ma->verbose ? LOG_DEBUG
+					     : (int)cfg.mount.log_level;
 	if (check_mountpoint(ma->mountpoint) < 0) {
 		status = EXIT_FAIL;
 		goto out_release_config;
@@ -438,9 +440,9 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *ma)
 	return 0;
 }
 
-static int cmd_mount(int argc, char **argv)
+static int cmd_mount(int argc, char **argv, bool verbose)
 {
-	struct mount_args ma = { .opts = STRBUF_INIT };
+	struct mount_args ma = { .opts = STRBUF_INIT, .verbose = verbose };
 	int status = EXIT_USAGE;
 
 	if (parse_mount_args(argc, argv, &ma) == 0)
@@ -487,7 +489,7 @@ int cli_main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "mount"))
-		return cmd_mount(argc - 2, argv + 2);
+		return cmd_mount(argc - 2, argv + 2, false);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc - 2, argv + 2);
 	if (!strcmp(cmd, "explain"))
@@ -569,9 +571,7 @@ int mount_helper_main(int argc, char **argv)
 		args[n++] = "-o";
 		args[n++] = opts.buf;
 	}
-	if (verbose)
-		log_level = LOG_DEBUG;
-	int status = cmd_mount(n, args);
+	int status = cmd_mount(n, args, verbose);
 	strbuf_release(&opts);
 	return status;
 }

@@ -23,6 +23,10 @@ BUILD_PKGS=(build-essential cmake pkg-config fuse3 libfuse3-dev
 TEST_PKGS=(ceph-mon ceph-osd radosgw ceph-common python3 python3-pytest
 	python3-pytest-timeout python3-boto3 attr curl procps psmisc util-linux
 	clang libclang-rt-14-dev python3-cryptography python3-crcmod strace)
+# The .deb (cpack: dpkg-shlibdeps works out its library dependencies) and
+# tests/integration/test_package.py (man pages rendered, units verified,
+# the package linted)
+TEST_PKGS+=(dpkg-dev man-db groff-base systemd lintian)
 # Node.js runs Google's official GCS client against the GCS test server;
 # it is preinstalled on some images (newer than Debian's), else Debian's.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
