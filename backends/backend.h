@@ -77,6 +77,13 @@ struct list_req {
 	const char *delimiter;    /* "/" or NULL (recursive) */
 	const char *token;        /* NULL for the first page */
 	unsigned max_keys;        /* 1..1000 */
+	/*
+	 * Optional, first page only, for stores with list_start_at: the
+	 * page starts at this name (inclusive), skipping the names before
+	 * it; a few names just before it may still come.  NULL: from the
+	 * start of prefix.
+	 */
+	const char *start_at;
 };
 
 /* The result of `check`: one human-readable verdict per store. */
@@ -94,6 +101,7 @@ struct backend_ops {
 	const char *type;         /* "s3", "posix", ... */
 	/* Capabilities. */
 	bool list_sorted;         /* pages come in byte order of names */
+	bool list_start_at;       /* list honours list_req.start_at */
 
 	/*
 	 * Look a name up: a file (object) or a folder (prefix, marker or

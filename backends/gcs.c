@@ -169,6 +169,12 @@ static int list_page(struct gcs_backend *g, const struct list_req *lr,
 	add_param(&url, "maxResults", maxr);
 	if (lr->token)
 		add_param(&url, "pageToken", lr->token);
+	struct strbuf start = STRBUF_INIT;
+	if (lr->start_at && *lr->start_at && !lr->token) {
+		strbuf_addf(&start, "%s%s", g->prefix, lr->start_at);
+		add_param(&url, "startOffset", start.buf);
+	}
+	strbuf_release(&start);
 	strbuf_addf(&fields, "items(%s),prefixes,nextPageToken", g->fields);
 	add_param(&url, "fields", fields.buf);
 	http_resp_init(&resp);
@@ -457,6 +463,7 @@ static void gcs_destroy(struct backend *b)
 static const struct backend_ops gcs_ops = {
 	.type = "gcs",
 	.list_sorted = true,
+	.list_start_at = true,
 	.stat = gcs_stat,
 	.list = gcs_list,
 	.open = gcs_open,

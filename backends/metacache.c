@@ -38,6 +38,7 @@
 #define MC_PAGE_SHARE 4        /* a page may take 1/4 of the budget */
 #define MC_MIN_BUCKETS 64
 #define MC_FILL_BATCH 64       /* entries inserted per lock hold */
+#define MC_LOOKUP_PAGE 200     /* names a lookup's folder page asks for */
 
 enum mc_kind { MC_STAT, MC_PAGE, MC_HELD };
 
@@ -306,6 +307,9 @@ static void remember_stat(struct metacache *mc, const char *name, int rc,
 
 /* ----------------------------------------------------------------- stat */
 
+static int stat_by_page(struct metacache *mc, const char *name,
+			struct obj_info *out, const struct deadline *dl);
+
 static int mc_stat(struct backend *b, const char *name, struct obj_info *out,
 		   const struct deadline *dl)
 {
@@ -331,6 +335,11 @@ static int mc_stat(struct backend *b, const char *name, struct obj_info *out,
 	bury(dead);
 	if (rc <= 0)
 		return rc;
+	if (mc->conf.lookup_pages && mc->ops.list_start_at && *name) {
+		rc = stat_by_page(mc, name, out, dl);
+		if (rc <= 0)
+			return rc;
+	}
 
 	int64_t born = mono_ns();
 	rc = backend_stat(mc->inner, name, out, dl);
@@ -557,6 +566,86 @@ static void fill_stats(struct metacache *mc, const struct list_req *req,
 			      mc->conf.attr_ttl_ms);
 		strbuf_release(&nkey);
 	}
+}
+
+static int ignore_entry(void *arg, const struct list_entry *e)
+{
+	(void)arg;
+	(void)e;
+	return 0;
+}
+
+/*
+ * A lookup that memory cannot answer, in a store whose pages come in name
+ * order and can start at a name: one page of name's folder from name on
+ * answers it, and what the page says of the names after it is kept, so
+ * the rest of a burst of lookups in one folder (a query engine opening
+ * the files of a table in order) is answered from memory.  The page
+ * decides name when it reaches past "name/" (a folder of that name would
+ * be on it) or is the folder's last.  1: it cannot decide (ask the store
+ * about name alone); else 0 with *out, or -errno.
+ */
+static int stat_by_page(struct metacache *mc, const char *name,
+			struct obj_info *out, const struct deadline *dl)
+{
+	const char *slash = strrchr(name, '/');
+	char *prefix = xstrndup(name, slash ? (size_t)(slash - name) + 1 : 0);
+	struct list_req req = { .prefix = prefix, .delimiter = "/",
+				.max_keys = MC_LOOKUP_PAGE, .start_at = name };
+	struct tee t = { .cb = ignore_entry,
+			 .cap = mc->conf.max_bytes / MC_PAGE_SHARE };
+	char *next = NULL;
+	int rc;
+
+	t.pg = t.cap ? page_new() : NULL;
+	if (!t.pg || mc->conf.attr_ttl_ms <= 0) {
+		page_unref(t.pg);
+		free(prefix);
+		return 1;
+	}
+	int64_t born = mono_ns();
+	rc = backend_list(mc->inner, &req, tee_entry, &t, &next, dl);
+	free(prefix);
+	if (rc < 0 || !t.pg) {      /* the store's own stat may know more
+	                               (a router serving while its source
+	                               is down) or say what is wrong */
+		page_unref(t.pg);
+		free(next);
+		return 1;
+	}
+	const struct mc_page *pg = t.pg;
+	struct fill f = { .v = xcalloc(pg->n + 1, sizeof(*f.v)) };
+	for (int folders = 0; folders < 2; folders++)
+		for (size_t i = 0; i < pg->n; i++)
+			if (pg->e[i].is_prefix == (bool)folders)
+				fill_one(mc, &f, &pg->e[i], t.max, !next, born);
+	insert_all(mc, f.v, f.n);
+	free(f.v);
+	page_unref(f.held);        /* undecided: their own lookups decide */
+
+	struct strbuf dir = STRBUF_INIT;
+	strbuf_addf(&dir, "%s/", name);
+	bool decided = !next || (t.max && strcmp(t.max, dir.buf) >= 0);
+	strbuf_release(&dir);
+	page_unref(t.pg);
+	free(next);
+
+	struct mc_entry *dead = NULL;
+	rc = 1;
+	pthread_mutex_lock(&mc->lock);
+	const struct mc_entry *e = lookup_locked(mc, MC_STAT, name,
+						 strlen(name), &dead);
+	if (e && e->rc == 0) {
+		*out = e->info;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	bury(dead);
+	if (rc == 1 && decided) {
+		rc = -ENOENT;
+		remember_stat(mc, name, rc, NULL, born);
+	}
+	return rc;
 }
 
 /* Ask the inner store for a page; keep what the TTLs ask for. */
@@ -823,6 +912,7 @@ struct backend *metacache_create(struct backend *inner,
 	mc->ops = mc_ops;
 	mc->ops.type = in->type;
 	mc->ops.list_sorted = in->list_sorted;
+	mc->ops.list_start_at = in->list_start_at;
 	if (!in->open_pinned)
 		mc->ops.open_pinned = NULL;
 	if (!in->put)

@@ -62,6 +62,7 @@
 #ifndef HYLAKE_METACACHE_H
 #define HYLAKE_METACACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,15 @@ struct metacache_conf {
 	int64_t neg_ttl_ms;       /* stat answers -ENOENT; 0: off */
 	int64_t list_ttl_ms;      /* listing pages; 0: off */
 	size_t max_bytes;         /* ceiling for everything cached; 0: off */
+	/*
+	 * A lookup memory cannot answer lists a page of its folder from the
+	 * name on (stores with list_start_at), and keeps what the page says
+	 * of the names after it: a burst of lookups in one folder costs a
+	 * page per MC_LOOKUP_PAGE names instead of a request each.  For
+	 * strict freshness, where every lookup asks the store anyway; a
+	 * failed page falls back to asking about the name alone.
+	 */
+	bool lookup_pages;
 };
 
 /*

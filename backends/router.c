@@ -1035,6 +1035,7 @@ int router_create(struct backend *source, struct backend **replicas,
 			    replicas[i]->describe);
 	r->ops = router_ops;
 	r->ops.list_sorted = source->ops->list_sorted;
+	r->ops.list_start_at = source->ops->list_start_at;
 	backend_init(&r->base, &r->ops, "router", desc.buf);
 	strbuf_release(&desc);
 	*out = &r->base;

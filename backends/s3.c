@@ -200,9 +200,9 @@ static void call_release(struct s3_call *c)
 
 /* Fetch one ListObjectsV2 page of raw keys. */
 static int list_page(struct s3_backend *s3, const char *prefix,
-		     const char *delim, const char *token, unsigned max_keys,
-		     struct s3_xml_listing *out, const struct deadline *dl,
-		     char *code, size_t codelen)
+		     const char *delim, const char *token, const char *start_at,
+		     unsigned max_keys, struct s3_xml_listing *out,
+		     const struct deadline *dl, char *code, size_t codelen)
 {
 	struct s3_call c;
 	struct strbuf full = STRBUF_INIT, body = STRBUF_INIT;
@@ -221,6 +221,14 @@ static int list_page(struct s3_backend *s3, const char *prefix,
 		call_param(&c, "delimiter", delim);
 	if (token)
 		call_param(&c, "continuation-token", token);
+	struct strbuf after = STRBUF_INIT;
+	if (start_at && *start_at && !token) {
+		/* start-after is exclusive: start after the name less its
+		 * last byte, which sorts just before the name */
+		strbuf_addf(&after, "%s%.*s", s3->prefix,
+			    (int)strlen(start_at) - 1, start_at);
+		call_param(&c, "start-after", after.buf);
+	}
 	http_resp_init(&resp);
 	rc = call_do(&c, NULL, 0, &body, dl, &resp, code, codelen);
 	if (rc == 0) {
@@ -231,6 +239,7 @@ static int list_page(struct s3_backend *s3, const char *prefix,
 	}
 	http_resp_release(&resp);
 	call_release(&c);
+	strbuf_release(&after);
 	strbuf_release(&full);
 	strbuf_release(&body);
 	return rc;
@@ -282,7 +291,7 @@ static int s3_list(struct backend *b, const struct list_req *req, list_cb cb,
 
 	*next_token = NULL;
 	rc = list_page(s3, req->prefix, req->delimiter, req->token,
-		       req->max_keys ? req->max_keys : s3->page_size, &l, dl,
+		       req->start_at, req->max_keys ? req->max_keys : s3->page_size, &l, dl,
 		       NULL, 0);
 	if (rc < 0)
 		return rc;
@@ -510,7 +519,8 @@ static void s3_probe(struct backend *b, struct probe_result *res,
 	int64_t t0 = mono_ns();
 
 	memset(res, 0, sizeof(*res));
-	res->err = list_page(s3, "", "/", NULL, 1, &l, dl, code, sizeof(code));
+	res->err = list_page(s3, "", "/", NULL, NULL, 1, &l, dl, code,
+			     sizeof(code));
 	res->latency_ms = (double)(mono_ns() - t0) / 1e6;
 	if (res->err == 0) {
 		s3_xml_listing_release(&l);
@@ -572,6 +582,7 @@ static void s3_destroy(struct backend *b)
 static const struct backend_ops s3_ops = {
 	.type = "s3",
 	.list_sorted = true,
+	.list_start_at = true,
 	.stat = s3_stat,
 	.list = s3_list,
 	.open = s3_open,

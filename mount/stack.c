@@ -64,6 +64,7 @@ static struct backend *wrap_metacache(const struct mount_conf *m,
 		.neg_ttl_ms = m->negative_timeout_ms,
 		.list_ttl_ms = m->freshness_ms,      /* 0 when strict */
 		.max_bytes = (size_t)m->metadata_cache_size,
+		.lookup_pages = m->freshness_ms == 0,
 	};
 	if (m->metadata_cache_size <= 0 ||
 	    (mc.attr_ttl_ms <= 0 && mc.neg_ttl_ms <= 0))

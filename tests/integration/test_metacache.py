@@ -168,3 +168,29 @@ def test_ls_l_stops_asking_for_selinux_and_acl_xattrs(many, ws, mounter):
         os.getxattr(f, "user.other")
     assert e.value.errno == 61                                # ENODATA
     assert os.getxattr(f, "user.hylake.source") == b"source"
+
+
+def test_strict_burst_of_opens_in_one_folder_costs_a_page_not_a_lookup_each(
+        many, proxy, ws, mounter):
+    """A query engine opens the files of a table by name, in order, without
+    listing the folder first.  Each lookup the daemon cannot answer lists a
+    page of the folder from that name on (start-after), so 300 opens cost
+    two pages of lookups, not 300; every open still confirms its version
+    with the store (strict), and the bytes are right."""
+    m = mounter.mount(ws.s3_config(many.bucket, endpoint=proxy.url))  # defaults: strict
+    settle(proxy)
+    names = many.names[1000:1300]
+    for n in names:
+        with open(m / "dir" / n, "rb") as f:
+            assert f.read() == b"x" * (int(n[1:]) % 7)
+    lists = proxy.requests("LIST", lambda r: r.params.get("prefix") == "dir/")
+    assert all(r.params.get("start-after", "").startswith("dir/f") for r in lists), lists[:3]
+    assert 1 <= len(lists) <= 3, f"{len(lists)} pages of dir/ for {len(names)} lookups"
+    assert len(proxy.requests("LIST")) <= len(lists) + 1, "lookups listed name by name"
+    # strict: each open asks the store for the current version
+    heads = proxy.requests("HEAD")
+    assert len(heads) >= len(names) - 5, f"{len(heads)} HEADs for {len(names)} opens"
+    # a name that does not exist is decided by the same kind of page
+    settle(proxy)
+    assert not os.path.exists(m / "dir" / "f99999")
+    assert len(proxy.requests("LIST")) == 1 and not proxy.requests("HEAD"), proxy.requests()

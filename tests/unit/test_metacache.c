@@ -167,6 +167,51 @@ static const struct backend_ops fake_ops = {
 
 static struct fake *fake;   /* the store inside the cache being tested */
 
+/* The folder "e/" of a store whose listings can start at a name, in
+ * pages of at most sorted_page_limit names: files e/a00..e/a04, e/f and
+ * e/g, and a folder e/f/.  Listings of "bad/" fail. */
+static const struct fake_entry sorted_names[] = {
+	{ "e/a00", false, 100 }, { "e/a01", false, 101 },
+	{ "e/a02", false, 102 }, { "e/a03", false, 103 },
+	{ "e/a04", false, 104 }, { "e/f", false, 9 }, { "e/f/", true, 0 },
+	{ "e/g", false, 7 },
+};
+#define SORTED_N (sizeof(sorted_names) / sizeof(sorted_names[0]))
+static size_t sorted_page_limit = 100;
+
+static int sorted_list(struct backend *b, const struct list_req *req,
+		       list_cb cb, void *arg, char **next_token,
+		       const struct deadline *dl)
+{
+	size_t i = req->token ? strtoul(req->token, NULL, 10) : 0, n = 0;
+	(void)dl;
+
+	atomic_fetch_add(&to_fake(b)->lists, 1);
+	*next_token = NULL;
+	if (strcmp(req->prefix, "e/") != 0)
+		return -EIO;
+	while (!req->token && req->start_at && i < SORTED_N &&
+	       strcmp(sorted_names[i].name, req->start_at) < 0)
+		i++;
+	for (; i < SORTED_N && n < sorted_page_limit; i++, n++) {
+		struct list_entry e = { .name = sorted_names[i].name,
+					.is_prefix = sorted_names[i].is_prefix };
+		e.info.is_dir = e.is_prefix;
+		e.info.size = sorted_names[i].size;
+		int rc = cb(arg, &e);
+		if (rc < 0)
+			return rc;
+	}
+	if (i < SORTED_N) {
+		char tok[16];
+		snprintf(tok, sizeof(tok), "%zu", i);
+		*next_token = strdup(tok);
+	}
+	return 0;
+}
+
+static struct backend_ops sorted_ops;
+
 static struct backend *cache(int64_t attr, int64_t neg, int64_t list,
 			     size_t max)
 {
@@ -365,6 +410,77 @@ static void listing_fills_stats(void)
 	backend_destroy(b);
 }
 
+/* Lookups answered by a page of their folder from the name on. */
+static void lookup_pages(void)
+{
+	struct metacache_conf c = { .attr_ttl_ms = 10000, .neg_ttl_ms = 0,
+				    .max_bytes = 1 << 20,
+				    .lookup_pages = true };
+	struct obj_info i;
+
+	sorted_ops = fake_ops;
+	sorted_ops.list = sorted_list;
+	sorted_ops.list_start_at = true;
+	fake = xcalloc(1, sizeof(*fake));
+	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/");
+	struct backend *b = metacache_create(&fake->base, &c);
+
+	/* one page answers the lookup and the burst after it */
+	CHECK_INT(do_stat(b, "e/a01", &i), 0);
+	CHECK_INT(i.size, 101);
+	CHECK_INT(atomic_load(&fake->lists), 1);
+	for (const char *n = "e/a02"; n; n = !strcmp(n, "e/a02") ? "e/a04"
+				       : NULL) {
+		CHECK_INT(do_stat(b, n, &i), 0);
+		CHECK(!i.is_dir);
+	}
+	CHECK_INT(do_stat(b, "e/f", &i), 0);     /* the folder wins */
+	CHECK(i.is_dir);
+	CHECK_INT(do_stat(b, "e/g", &i), 0);
+	CHECK_INT(i.size, 7);
+	CHECK_INT(atomic_load(&fake->lists), 1);
+	CHECK_INT(atomic_load(&fake->stats), 0);
+	/* a name before the page's start was not learnt: its own page */
+	CHECK_INT(do_stat(b, "e/a00", &i), 0);
+	CHECK_INT(i.size, 100);
+	CHECK_INT(atomic_load(&fake->lists), 2);
+	/* the folder's last page decides that a name does not exist */
+	CHECK_INT(do_stat(b, "e/nothere", &i), -ENOENT);
+	CHECK_INT(atomic_load(&fake->stats), 0);
+	/* a page that ends at the name cannot rule out a folder of that
+	 * name on the next page: the store is asked about the name alone */
+	sorted_page_limit = 1;
+	backend_destroy(b);
+	fake = xcalloc(1, sizeof(*fake));
+	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/");
+	b = metacache_create(&fake->base, &c);
+	CHECK_INT(do_stat(b, "e/a03", &i), 0);
+	CHECK_INT(atomic_load(&fake->lists), 1);
+	CHECK_INT(atomic_load(&fake->stats), 1);
+	CHECK_INT(i.size, 10);                     /* fake_stat's answer */
+	/* ... but one reaching past "name/" decides it */
+	sorted_page_limit = 2;
+	CHECK_INT(do_stat(b, "e/f", &i), 0);
+	CHECK(i.is_dir);
+	CHECK_INT(atomic_load(&fake->stats), 1);
+	/* a page that fails falls back to the store's own stat */
+	CHECK_INT(do_stat(b, "bad/x", &i), 0);
+	CHECK_INT(atomic_load(&fake->stats), 2);
+	sorted_page_limit = 100;
+	backend_destroy(b);
+
+	/* off: every lookup is the store's stat */
+	c.lookup_pages = false;
+	fake = xcalloc(1, sizeof(*fake));
+	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/");
+	b = metacache_create(&fake->base, &c);
+	CHECK_INT(do_stat(b, "e/a01", &i), 0);
+	CHECK_INT(do_stat(b, "e/a02", &i), 0);
+	CHECK_INT(atomic_load(&fake->stats), 2);
+	CHECK_INT(atomic_load(&fake->lists), 0);
+	backend_destroy(b);
+}
+
 static void pages_replayed(void)
 {
 	struct backend *b = cache(10000, 0, 60, 1 << 20);
@@ -558,6 +674,7 @@ int main(void)
 	negative();
 	errors_not_cached();
 	listing_fills_stats();
+	lookup_pages();
 	pages_replayed();
 	opens_refresh();
 	byte_ceiling();
