@@ -336,6 +336,46 @@ static void fetch_job_run(struct job *j)
 	rfile_unref_unlock(f);
 }
 
+/* A fetcher puts a demand fetch's blocks into the block cache, so the
+ * reader that fetched them need not wait for the disk. */
+static void store_job_run(struct job *j)
+{
+	struct fetch_job *sj = (struct fetch_job *)j;
+	struct rfile *f = sj->f;
+	struct extent *e = sj->e;
+	free(sj);
+
+	ext_store(f, e);
+	pthread_mutex_lock(&f->lock);
+	ext_unref(f, e);
+	rfile_unref_unlock(f);
+}
+
+/*
+ * Store e's fetched blocks in the block cache off the reader's path: on
+ * a fetcher, or, when none is free, here (the lock is dropped meanwhile).
+ * Lock held.
+ */
+static void store_later(struct rfile *f, struct extent *e)
+{
+	if (!f->version || !f->rp->conf.cache)
+		return;
+	struct fetch_job *sj = xcalloc(1, sizeof(*sj));
+	sj->job.fn = store_job_run;
+	sj->f = f;
+	sj->e = e;
+	e->refs++;
+	f->refs++;
+	if (pool_try_submit(&f->rp->pool, &sj->job))
+		return;
+	free(sj);
+	f->refs--;              /* e's reference is held across the store */
+	pthread_mutex_unlock(&f->lock);
+	ext_store(f, e);
+	pthread_mutex_lock(&f->lock);
+	ext_unref(f, e);
+}
+
 /* Issue read-ahead up to the window.  Lock held. */
 static void read_ahead(struct rfile *f)
 {
@@ -497,8 +537,6 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 		e->refs++;
 		pthread_mutex_unlock(&f->lock);
 		int rc = ext_fetch(f, e, dl);
-		if (rc == 0)
-			ext_store(f, e);
 		pthread_mutex_lock(&f->lock);
 		ext_done(f, e, rc);
 		if (rc < 0) {
@@ -506,6 +544,7 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 			*err = rc;
 			return NULL;
 		}
+		store_later(f, e);
 		if (b < e->first || b >= e->first + e->nblocks) {
 			ext_unref(f, e);      /* planned short of b: go on */
 			continue;
