@@ -1,7 +1,9 @@
 /*
- * health.c - per-store latency and circuit breaker (see health.h).
+ * health.c - per-store latency, circuit breaker and their figures (see
+ * health.h).
  */
 #include "backends/health.h"
+#include "backends/util/prom.h"
 #include "backends/util/timeutil.h"
 
 #include <stdlib.h>
@@ -113,4 +115,35 @@ void health_view(struct store_health *h, struct health_view *out)
 	out->bytes = h->bytes;
 	out->trips = h->trips;
 	pthread_mutex_unlock(&h->lock);
+}
+
+void health_metrics(struct store_health *h, const char *store,
+		    struct prom *p)
+{
+	const char *n = store;
+	struct health_view v;
+
+	health_view(h, &v);
+	prom_add(p, "hylake_store_reads_total", PROM_COUNTER,
+		 "reads of file bytes the store answered", "store", n,
+		 (double)v.reads);
+	prom_add(p, "hylake_store_read_errors_total", PROM_COUNTER,
+		 "reads of file bytes that failed at the store (no answer, "
+		 "reset, timeout)", "store", n, (double)v.errors);
+	prom_add(p, "hylake_store_read_bytes_total", PROM_COUNTER,
+		 "file bytes the store served", "store", n, (double)v.bytes);
+	prom_add(p, "hylake_store_read_latency_ewma_seconds", PROM_GAUGE,
+		 "moving average of the store's read latency (NaN: too few "
+		 "reads yet)", "store", n, v.ewma_ms < 0 ? 0.0 / 0.0
+						      : v.ewma_ms / 1e3);
+	prom_add(p, "hylake_store_read_latency_p95_seconds", PROM_GAUGE,
+		 "95th percentile of the store's recent read latencies (NaN: "
+		 "too few reads yet)", "store", n,
+		 v.p95_ms < 0 ? 0.0 / 0.0 : v.p95_ms / 1e3);
+	prom_add(p, "hylake_store_breaker_open", PROM_GAUGE,
+		 "1 while the circuit breaker keeps reads away from the store",
+		 "store", n, v.open ? 1 : 0);
+	prom_add(p, "hylake_store_breaker_trips_total", PROM_COUNTER,
+		 "times the circuit breaker opened", "store", n,
+		 (double)v.trips);
 }

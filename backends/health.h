@@ -62,4 +62,9 @@ int64_t health_p95_ns(struct store_health *h);
 
 void health_view(struct store_health *h, struct health_view *out);
 
+struct prom;
+/* Add h's figures to p, labelled store="<store>". */
+void health_metrics(struct store_health *h, const char *store,
+		    struct prom *p);
+
 #endif

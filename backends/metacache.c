@@ -507,6 +507,18 @@ static void fill_one(struct metacache *mc, struct fill *f,
 	f->v[f->n++] = entry_of(mc, le, born);
 }
 
+/* Every entry of pg: files first, then folders, so that a folder wins
+ * over a file of its name. */
+static void fill_page(struct metacache *mc, struct fill *f,
+		      const struct mc_page *pg, const char *max, bool last,
+		      int64_t born)
+{
+	for (int folders = 0; folders < 2; folders++)
+		for (size_t i = 0; i < pg->n; i++)
+			if (pg->e[i].is_prefix == (bool)folders)
+				fill_one(mc, f, &pg->e[i], max, last, born);
+}
+
 /* Files an earlier page left undecided, waiting under the key of this
  * page's request (MC_HELD).  *born gets when they were listed. */
 static struct mc_page *take_held(struct metacache *mc,
@@ -549,11 +561,7 @@ static void fill_stats(struct metacache *mc, const struct list_req *req,
 
 	for (size_t i = 0; i < nold; i++)
 		fill_one(mc, &f, &old->e[i], t->max, !next_token, held_born);
-	for (int folders = 0; folders < 2; folders++)
-		for (size_t i = 0; i < pg->n; i++)
-			if (pg->e[i].is_prefix == (bool)folders)
-				fill_one(mc, &f, &pg->e[i], t->max, !next_token,
-					 born);
+	fill_page(mc, &f, pg, t->max, !next_token, born);
 	insert_all(mc, f.v, f.n);
 	free(f.v);
 	page_unref(old);
@@ -597,12 +605,11 @@ static int stat_by_page(struct metacache *mc, const char *name,
 	char *next = NULL;
 	int rc;
 
-	t.pg = t.cap ? page_new() : NULL;
-	if (!t.pg || mc->conf.attr_ttl_ms <= 0) {
-		page_unref(t.pg);
+	if (!t.cap || mc->conf.attr_ttl_ms <= 0) {
 		free(prefix);
-		return 1;
+		return 1;                 /* nothing the page says would stay */
 	}
+	t.pg = page_new();
 	int64_t born = mono_ns();
 	rc = backend_list(mc->inner, &req, tee_entry, &t, &next, dl);
 	free(prefix);
@@ -615,10 +622,7 @@ static int stat_by_page(struct metacache *mc, const char *name,
 	}
 	const struct mc_page *pg = t.pg;
 	struct fill f = { .v = xcalloc(pg->n + 1, sizeof(*f.v)) };
-	for (int folders = 0; folders < 2; folders++)
-		for (size_t i = 0; i < pg->n; i++)
-			if (pg->e[i].is_prefix == (bool)folders)
-				fill_one(mc, &f, &pg->e[i], t.max, !next, born);
+	fill_page(mc, &f, pg, t.max, !next, born);
 	insert_all(mc, f.v, f.n);
 	free(f.v);
 	page_unref(f.held);        /* undecided: their own lookups decide */

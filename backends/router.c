@@ -918,34 +918,9 @@ static void router_probe(struct backend *b, struct probe_result *res,
 static void store_metrics(struct backend *s, struct store_health *h,
 			  struct prom *p)
 {
-	struct health_view v;
-	const char *n = s->name;
-
 	if (s->ops->metrics)
 		s->ops->metrics(s, p);
-	health_view(h, &v);
-	prom_add(p, "hylake_store_reads_total", PROM_COUNTER,
-		 "reads of file bytes the store answered", "store", n,
-		 (double)v.reads);
-	prom_add(p, "hylake_store_read_errors_total", PROM_COUNTER,
-		 "reads of file bytes that failed at the store (no answer, "
-		 "reset, timeout)", "store", n, (double)v.errors);
-	prom_add(p, "hylake_store_read_bytes_total", PROM_COUNTER,
-		 "file bytes the store served", "store", n, (double)v.bytes);
-	prom_add(p, "hylake_store_read_latency_ewma_seconds", PROM_GAUGE,
-		 "moving average of the store's read latency (NaN: too few "
-		 "reads yet)", "store", n, v.ewma_ms < 0 ? 0.0 / 0.0
-						      : v.ewma_ms / 1e3);
-	prom_add(p, "hylake_store_read_latency_p95_seconds", PROM_GAUGE,
-		 "95th percentile of the store's recent read latencies (NaN: "
-		 "too few reads yet)", "store", n,
-		 v.p95_ms < 0 ? 0.0 / 0.0 : v.p95_ms / 1e3);
-	prom_add(p, "hylake_store_breaker_open", PROM_GAUGE,
-		 "1 while the circuit breaker keeps reads away from the store",
-		 "store", n, v.open ? 1 : 0);
-	prom_add(p, "hylake_store_breaker_trips_total", PROM_COUNTER,
-		 "times the circuit breaker opened", "store", n,
-		 (double)v.trips);
+	health_metrics(h, s->name, p);
 }
 
 static void router_metrics(struct backend *b, struct prom *p)

@@ -291,7 +291,8 @@ static int s3_list(struct backend *b, const struct list_req *req, list_cb cb,
 
 	*next_token = NULL;
 	rc = list_page(s3, req->prefix, req->delimiter, req->token,
-		       req->start_at, req->max_keys ? req->max_keys : s3->page_size, &l, dl,
+		       req->start_at,
+		       req->max_keys ? req->max_keys : s3->page_size, &l, dl,
 		       NULL, 0);
 	if (rc < 0)
 		return rc;

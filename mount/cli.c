@@ -29,6 +29,7 @@
 #include <mntent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,8 +197,15 @@ static struct bcache *open_block_cache(const struct hy_config *cfg,
 }
 
 /* Report a start-up failure to the right place. */
-static int fail(int report_fd, int status, const char *msg)
+__attribute__((format(printf, 3, 4)))
+static int fail(int report_fd, int status, const char *fmt, ...)
 {
+	char msg[2048];          /* err buffers are 1 KiB: room to spare */
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	if (report_fd >= 0)
 		daemon_report(report_fd, status, msg);
 	else
@@ -288,11 +296,8 @@ static int run_mount(struct mount_args *ma)
 
 	/* From here on: the (future) daemon. */
 	if (stack_build(&cfg, &stack, err, sizeof(err)) < 0) {
-		struct strbuf m = STRBUF_INIT;
-		strbuf_addf(&m, "hylake: cannot mount: %s%s",
-			    strncmp(err, "source", 6) ? "" : "store ", err);
-		status = fail(report_fd, EXIT_FAIL, m.buf);
-		strbuf_release(&m);
+		status = fail(report_fd, EXIT_FAIL, "hylake: cannot mount: %s%s",
+			      strncmp(err, "source", 6) ? "" : "store ", err);
 		goto out_release_config;
 	}
 	src = stack.top;
@@ -336,19 +341,14 @@ static int run_mount(struct mount_args *ma)
 			   cfg.mount.metrics_file, cfg.mount.metrics_interval_ms,
 			   &mx, err, sizeof(err));
 	if (rc < 0) {
-		struct strbuf m = STRBUF_INIT;
-		strbuf_addf(&m, "hylake: cannot mount: %s", err);
-		status = fail(report_fd, EXIT_FAIL, m.buf);
-		strbuf_release(&m);
+		status = fail(report_fd, EXIT_FAIL, "hylake: cannot mount: %s",
+			      err);
 		goto out_destroy;
 	}
 	rc = fs_mount(fs, ma->mountpoint, ma->config_abs, fuse_opts.buf, err,
 		      sizeof(err));
 	if (rc < 0) {
-		struct strbuf m = STRBUF_INIT;
-		strbuf_addf(&m, "hylake: %s", err);
-		status = fail(report_fd, EXIT_FAIL, m.buf);
-		strbuf_release(&m);
+		status = fail(report_fd, EXIT_FAIL, "hylake: %s", err);
 		goto out_destroy;
 	}
 
