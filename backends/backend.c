@@ -1,13 +1,8 @@
 /*
  * backend.c - helpers shared by every store: common fields of backends
- * and open handles, version comparison, and the constructor that maps a
- * configured store type to its implementation.
+ * and open handles, version comparison, stat by listing.
  */
 #include "backends/backend.h"
-#include "backends/store.h"
-#include "backends/s3.h"
-#include "backends/posix.h"
-#include "backends/gcs.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
@@ -160,46 +155,4 @@ int backend_stat_by_listing(struct backend *b, const char *name,
 		return -ENOENT;
 	*out = st.file;
 	return 0;
-}
-
-const char *store_type_name(enum store_type t)
-{
-	switch (t) {
-	case STORE_S3: return "s3";
-	case STORE_POSIX: return "posix";
-	case STORE_GCS: return "gcs";
-	default: return "none";
-	}
-}
-
-void store_conf_release(struct store_conf *c)
-{
-	free(c->name);
-	free(c->endpoint);
-	free(c->bucket);
-	free(c->prefix);
-	free(c->region);
-	free(c->credentials);
-	free(c->metadata_endpoint);
-	free(c->profile);
-	free(c->path);
-	free(c->generation_key);
-	memset(c, 0, sizeof(*c));
-}
-
-int store_create(const struct store_conf *c, struct backend **out,
-		 char *err, size_t errlen)
-{
-	switch (c->type) {
-	case STORE_S3:
-		return s3_create(c, out, err, errlen);
-	case STORE_POSIX:
-		return posix_create(c, out, err, errlen);
-	case STORE_GCS:
-		return gcs_create(c, out, err, errlen);
-	default:
-		snprintf(err, errlen, "store type '%s' is not supported yet",
-			 store_type_name(c->type));
-		return -ENOTSUP;
-	}
 }

@@ -1,8 +1,9 @@
 /*
  * backend.h - the one seam between the filesystem and the stores.
  *
- * A store (s3, posix, later gcs and the router) is a `const struct
- * backend_ops` table plus private state behind `struct backend`.  Names are
+ * A store (gcs, s3, posix, and the stores made of stores: the router and
+ * the metadata cache) is a `const struct backend_ops` table plus private
+ * state behind `struct backend`.  Names are
  * object names relative to the store's configured prefix ("a/b.parquet",
  * never a leading '/').  Every call takes a deadline and returns 0 (or a
  * byte count) or a negative errno; foreign codes (HTTP status, CURLcode)

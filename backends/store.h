@@ -9,6 +9,7 @@
 #define HYLAKE_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum store_type { STORE_NONE = 0, STORE_S3, STORE_POSIX, STORE_GCS };

@@ -6,9 +6,9 @@
  * are reported for the whole file, each as FILE:LINE: message.
  */
 #include "mount/config.h"
-#include "backends/router.h"
+#include "backends/composite/router.h"
 #include "mount/options.h"
-#include "backends/secretfile.h"
+#include "backends/util/secretfile.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 

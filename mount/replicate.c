@@ -24,7 +24,7 @@
 #include "mount/config.h"
 #include "mount/stack.h"
 #include "backends/backend.h"
-#include "backends/contract.h"
+#include "backends/composite/contract.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/fdio.h"
 #include "backends/util/log.h"

@@ -5,8 +5,8 @@
 #include "backends/backend.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
-#include "backends/metacache.h"
-#include "backends/router.h"
+#include "backends/composite/metacache.h"
+#include "backends/composite/router.h"
 #include "backends/util/strbuf.h"
 #include "cache/vmap.h"
 

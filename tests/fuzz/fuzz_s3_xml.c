@@ -1,5 +1,5 @@
 /* libFuzzer target: S3 listing and error documents (untrusted input). */
-#include "backends/s3_xml.h"
+#include "backends/s3/s3_xml.h"
 
 #include <stdint.h>
 #include <string.h>

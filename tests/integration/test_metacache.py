@@ -1,4 +1,4 @@
-"""The metadata cache in the daemon (backends/metacache.c), counted at the proxy.
+"""The metadata cache in the daemon (backends/composite/metacache.c), counted at the proxy.
 
 What can be observed honestly: the mount's attr/entry/negative timeouts drive
 both the kernel's caches and the daemon's, so with the kernel caching on, a

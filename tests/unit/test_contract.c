@@ -1,5 +1,5 @@
 /* The replica contract: which copies count as which source generation. */
-#include "backends/contract.h"
+#include "backends/composite/contract.h"
 #include "tests/unit/check.h"
 
 #include <string.h>

@@ -1,5 +1,5 @@
 /* GCS JSON API documents: objects, listing pages, errors, tokens. */
-#include "backends/gcs_json.h"
+#include "backends/gcs/gcs_json.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>

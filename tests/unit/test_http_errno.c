@@ -1,5 +1,5 @@
 /* The one map from HTTP status to errno, and what is retried. */
-#include "backends/http.h"
+#include "backends/http/http.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
  * RS256 JWTs: built, signed, and verified with OpenSSL against the public
  * half of a key made for the test.
  */
-#include "backends/jwt.h"
+#include "backends/gcs/jwt.h"
 #include "backends/util/base64.h"
 #include "tests/unit/check.h"
 

@@ -4,7 +4,7 @@
  * pages replayed with their token, opens refreshing what is cached, the
  * byte ceiling, errors never cached, and several threads at once.
  */
-#include "backends/metacache.h"
+#include "backends/composite/metacache.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
 #include "tests/unit/check.h"

@@ -1,5 +1,5 @@
 /* ListObjectsV2 and error documents, including hostile ones. */
-#include "backends/s3_xml.h"
+#include "backends/s3/s3_xml.h"
 #include "backends/util/strbuf.h"
 #include "tests/unit/check.h"
 

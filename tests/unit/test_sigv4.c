@@ -3,7 +3,7 @@
  * ("Examples: Signature Calculations", header-based auth, 2013-05-24),
  * plus the encoding rules the examples do not cover.
  */
-#include "backends/sigv4.h"
+#include "backends/s3/sigv4.h"
 #include "tests/unit/check.h"
 
 #define AKID "AKIAIOSFODNN7EXAMPLE"

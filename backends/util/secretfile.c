@@ -1,7 +1,7 @@
 /*
  * secretfile.c - permission checks for files holding secrets.
  */
-#include "backends/secretfile.h"
+#include "backends/util/secretfile.h"
 
 #include <errno.h>
 #include <stdio.h>

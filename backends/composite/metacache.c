@@ -19,7 +19,7 @@
  * put the old size back.  Entries removed under the lock are freed after
  * it is released (a "dead" list threaded through hnext).
  */
-#include "backends/metacache.h"
+#include "backends/composite/metacache.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
 #include "backends/util/prom.h"

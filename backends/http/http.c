@@ -11,7 +11,7 @@
  * loop starts with the first engine and stops with the last.
  * Nothing here logs headers: they carry signatures and tokens.
  */
-#include "backends/http.h"
+#include "backends/http/http.h"
 #include "backends/util/log.h"
 #include "backends/util/prom.h"
 

@@ -1,7 +1,7 @@
 /*
  * jwt.c - RS256 JWT signing with OpenSSL's EVP interface.
  */
-#include "backends/jwt.h"
+#include "backends/gcs/jwt.h"
 #include "backends/util/base64.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /*
  * contract.c - the replica contract (see contract.h).
  */
-#include "backends/contract.h"
+#include "backends/composite/contract.h"
 
 #include <ctype.h>
 #include <string.h>

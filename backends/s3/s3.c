@@ -12,12 +12,12 @@
  * HEAD; read() sends it as If-Match, so an overwritten object answers
  * 412, which becomes ESTALE.
  */
-#include "backends/s3.h"
-#include "backends/awscreds.h"
+#include "backends/s3/s3.h"
+#include "backends/s3/awscreds.h"
 #include "backends/backend.h"
-#include "backends/http.h"
-#include "backends/s3_xml.h"
-#include "backends/sigv4.h"
+#include "backends/http/http.h"
+#include "backends/s3/s3_xml.h"
+#include "backends/s3/sigv4.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"

@@ -15,10 +15,10 @@
  * another state) or when the stored one is old: never just to refresh a
  * timestamp on every request.
  */
-#include "backends/router.h"
+#include "backends/composite/router.h"
 #include "backends/backend.h"
-#include "backends/contract.h"
-#include "backends/health.h"
+#include "backends/composite/contract.h"
+#include "backends/composite/health.h"
 #include "backends/util/pool.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/log.h"

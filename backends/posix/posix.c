@@ -6,7 +6,7 @@
  * ever being held in memory.  Entries come in directory order (not
  * sorted); a name is either a file or a folder, never both.
  */
-#include "backends/posix.h"
+#include "backends/posix/posix.h"
 #include "backends/backend.h"
 #include "backends/store.h"
 #include "backends/util/log.h"

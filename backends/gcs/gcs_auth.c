@@ -2,11 +2,11 @@
  * gcs_auth.c - access tokens: service-account JWT exchange, the metadata
  * server, or nothing.
  */
-#include "backends/gcs_auth.h"
-#include "backends/gcs_json.h"
-#include "backends/http.h"
-#include "backends/jwt.h"
-#include "backends/secretfile.h"
+#include "backends/gcs/gcs_auth.h"
+#include "backends/gcs/gcs_json.h"
+#include "backends/http/http.h"
+#include "backends/gcs/jwt.h"
+#include "backends/util/secretfile.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/uri.h"

@@ -2,7 +2,7 @@
  * health.c - per-store latency, circuit breaker and their figures (see
  * health.h).
  */
-#include "backends/health.h"
+#include "backends/composite/health.h"
 #include "backends/util/prom.h"
 #include "backends/util/timeutil.h"
 

@@ -1,11 +1,12 @@
 /*
  * http.h - the HTTP engine every network store sends its requests through.
  *
- * A pool of libcurl easy handles (each keeps its live connections, so
- * connections are reused across requests), the configured connect, total
- * and stall timeouts capped by the caller's deadline, and retries with
- * capped exponential backoff and full jitter for idempotent requests only
- * (transport failures, 408, 429 and 5xx).
+ * Every transfer of the process runs on one shared libcurl multi handle
+ * (one connection cache, one event loop; reused easy handles are kept per
+ * engine), with the configured connect, total and stall timeouts capped
+ * by the caller's deadline, and retries with capped exponential backoff
+ * and full jitter for idempotent requests only (transport failures, 408,
+ * 429 and 5xx).
  *
  * HTTP statuses become errno values in exactly one place,
  * http_status_errno(); CURLcodes in exactly one place inside http.c.

@@ -10,11 +10,11 @@
  * name lives on at another generation, ENOENT when it is gone too.  A 401
  * drops the cached token and tries once more with a fresh one.
  */
-#include "backends/gcs.h"
+#include "backends/gcs/gcs.h"
 #include "backends/backend.h"
-#include "backends/gcs_auth.h"
-#include "backends/gcs_json.h"
-#include "backends/http.h"
+#include "backends/gcs/gcs_auth.h"
+#include "backends/gcs/gcs_json.h"
+#include "backends/http/http.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"

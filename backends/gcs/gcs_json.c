@@ -1,7 +1,7 @@
 /*
  * gcs_json.c - GCS and OAuth JSON documents.
  */
-#include "backends/gcs_json.h"
+#include "backends/gcs/gcs_json.h"
 #include "backends/util/base64.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"

@@ -6,7 +6,7 @@
  *   signing key       = HMAC chain "AWS4"+secret -> day -> region -> service
  *                       -> "aws4_request"
  */
-#include "backends/sigv4.h"
+#include "backends/s3/sigv4.h"
 #include "backends/util/uri.h"
 
 #include <ctype.h>

@@ -1,8 +1,8 @@
 /*
  * awscreds.c - read one profile of an AWS shared-credentials file.
  */
-#include "backends/awscreds.h"
-#include "backends/secretfile.h"
+#include "backends/s3/awscreds.h"
+#include "backends/util/secretfile.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>

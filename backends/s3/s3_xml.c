@@ -4,7 +4,7 @@
  * The parser keeps the path of open elements (bounded depth) and the text
  * of the current leaf (bounded length), and acts on end tags.
  */
-#include "backends/s3_xml.h"
+#include "backends/s3/s3_xml.h"
 #include "backends/backend.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
