@@ -35,9 +35,10 @@ bool obj_info_same_version(const struct obj_info *a, const struct obj_info *b)
 }
 
 void backend_init(struct backend *b, const struct backend_ops *ops,
-		  const char *name, const char *describe)
+		  const char *name, const char *describe, unsigned caps)
 {
 	b->ops = ops;
+	b->caps = caps;
 	b->name = xstrdup(name);
 	b->describe = xstrdup(describe);
 }

@@ -27,6 +27,7 @@
 #ifndef HYLAKE_BACKEND_H
 #define HYLAKE_BACKEND_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,11 +99,24 @@ struct backend;
 struct bobj;
 struct prom;
 
+/*
+ * Capabilities of one instance (struct backend.caps): what a store does
+ * depends on how it was built (a router lists in its source's order), so
+ * they live on the instance, never in the shared const ops table.
+ */
+enum backend_cap {
+	BACKEND_LIST_SORTED = 1u << 0,    /* pages come in byte order of names */
+	BACKEND_LIST_START_AT = 1u << 1,  /* list honours list_req.start_at */
+};
+
+/*
+ * The operations of one kind of store.  Tables are const and shared by
+ * every instance.  Ops marked optional may be NULL; callers go through
+ * the backend_*() wrappers below, which give each a default (so a store
+ * made of stores passes them through without knowing which exist).
+ */
 struct backend_ops {
-	const char *type;         /* "s3", "posix", ... */
-	/* Capabilities. */
-	bool list_sorted;         /* pages come in byte order of names */
-	bool list_start_at;       /* list honours list_req.start_at */
+	const char *type;         /* "s3", "posix", "router", ... */
 
 	/*
 	 * Look a name up: a file (object) or a folder (prefix, marker or
@@ -138,7 +152,8 @@ struct backend_ops {
 	 * Optional: a handle pinned to a version already known (from the
 	 * version map), without a round trip.  Reads still verify it (If-Match,
 	 * generation=), so a wrong belief costs an ESTALE, never wrong bytes.
-	 * NULL for stores that must hold something open (posix).
+	 * NULL for stores that must hold something open (posix); the
+	 * default answers -ENOTSUP.
 	 */
 	int (*open_pinned)(struct backend *b, const char *name,
 			   const struct obj_info *info, struct bobj **out);
@@ -153,6 +168,7 @@ struct backend_ops {
 	 * Atomic: readers see the previous copy or the whole new one with its
 	 * stamp, never a mix and never an unstamped copy.  -EINVAL for a name
 	 * the store cannot hold, -EFBIG when too large for one write.
+	 * Default: -ENOTSUP.
 	 */
 	int (*put)(struct backend *b, const char *name, int fd, uint64_t size,
 		   const struct obj_info *stamp, const struct deadline *dl);
@@ -162,6 +178,7 @@ struct backend_ops {
 	 * extended attributes: attr is "source" (the store that would serve
 	 * the next read), "generation" or "replicas" (one "name=state" per
 	 * store).  Appends the value to out.  0, -ENODATA, or -errno.
+	 * Default: -ENOTSUP (the caller answers from what it knows).
 	 */
 	int (*explain)(struct backend *b, const char *name, const char *attr,
 		       struct strbuf *out, const struct deadline *dl);
@@ -169,7 +186,7 @@ struct backend_ops {
 	/*
 	 * Optional: add this store's figures to p (status and metrics),
 	 * labelled store="<name>"; a store made of stores adds those of its
-	 * stores too.  Thread safe.
+	 * stores too.  Thread safe.  Default: nothing.
 	 */
 	void (*metrics)(struct backend *b, struct prom *p);
 
@@ -184,6 +201,7 @@ struct backend {
 	const struct backend_ops *ops;
 	char *name;               /* "source", "dc-east", ... */
 	char *describe;           /* "s3 http://host:port/bucket/prefix" */
+	unsigned caps;            /* enum backend_cap bits; immutable */
 };
 
 /* Common head of every store's open-object handle. */
@@ -208,7 +226,7 @@ int backend_prefix_exists(struct backend *b, const char *prefix,
 
 /* Shared by the stores: fill the common fields of a new backend/bobj. */
 void backend_init(struct backend *b, const struct backend_ops *ops,
-		  const char *name, const char *describe);
+		  const char *name, const char *describe, unsigned caps);
 void backend_release(struct backend *b);
 void bobj_init(struct bobj *o, struct backend *b, const char *name);
 void bobj_release(struct bobj *o);
@@ -242,6 +260,50 @@ static inline ssize_t bobj_read(struct bobj *o, void *buf, size_t len,
 static inline void bobj_close(struct bobj *o)
 {
 	o->b->ops->close(o);
+}
+
+static inline bool backend_has(const struct backend *b, unsigned cap)
+{
+	return (b->caps & cap) == cap;
+}
+
+static inline int backend_open_pinned(struct backend *b, const char *name,
+				      const struct obj_info *info,
+				      struct bobj **out)
+{
+	if (!b->ops->open_pinned)
+		return -ENOTSUP;
+	return b->ops->open_pinned(b, name, info, out);
+}
+
+static inline int backend_put(struct backend *b, const char *name, int fd,
+			      uint64_t size, const struct obj_info *stamp,
+			      const struct deadline *dl)
+{
+	if (!b->ops->put)
+		return -ENOTSUP;
+	return b->ops->put(b, name, fd, size, stamp, dl);
+}
+
+static inline int backend_explain(struct backend *b, const char *name,
+				  const char *attr, struct strbuf *out,
+				  const struct deadline *dl)
+{
+	if (!b->ops->explain)
+		return -ENOTSUP;
+	return b->ops->explain(b, name, attr, out, dl);
+}
+
+static inline void backend_metrics(struct backend *b, struct prom *p)
+{
+	if (b->ops->metrics)
+		b->ops->metrics(b, p);
+}
+
+static inline void backend_probe(struct backend *b, struct probe_result *res,
+				 const struct deadline *dl)
+{
+	b->ops->probe(b, res, dl);
 }
 
 static inline void backend_destroy(struct backend *b)

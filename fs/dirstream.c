@@ -143,9 +143,9 @@ static int on_entry(void *arg, const struct list_entry *e)
 		free(ds->last_folder);
 		ds->last_folder = xstrdup(it.name);
 	}
-	if (ds->b->ops->list_sorted)
+	if (backend_has(ds->b, BACKEND_LIST_SORTED))
 		settle_held(ds, it.name, it.info.is_dir);
-	if (!ds->b->ops->list_sorted || it.info.is_dir) {
+	if (!backend_has(ds->b, BACKEND_LIST_SORTED) || it.info.is_dir) {
 		push_item(ds, &it);
 		return 0;
 	}
@@ -195,7 +195,7 @@ static int fetch_page(struct dirstream *ds)
 				.max_keys = ds->page_size };
 	int rc = backend_list(ds->b, &req, collect, &pg, &next, ds->dl);
 	if (rc == 0) {
-		if (ds->b->ops->list_sorted && pg.n > 1)   /* pg.e is NULL at 0 */
+		if (backend_has(ds->b, BACKEND_LIST_SORTED) && pg.n > 1)   /* pg.e is NULL at 0 */
 			qsort(pg.e, pg.n, sizeof(*pg.e), cmp_name);
 		for (size_t i = 0; i < pg.n; i++)
 			on_entry(ds, &pg.e[i]);

@@ -587,6 +587,22 @@ static void hy_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	reply_xattr_value(req, xattr_names, sizeof(xattr_names), size);
 }
 
+/* user.hylake.* of a store that cannot explain itself: a single store
+ * serves everything it holds. */
+static int explain_single(const struct backend *b, const struct obj_info *info,
+			  const char *attr, struct strbuf *v)
+{
+	if (!strcmp(attr, "source"))
+		strbuf_adds(v, b->name);
+	else if (!strcmp(attr, "generation") && info->generation)
+		strbuf_addf(v, "%llu", (unsigned long long)info->generation);
+	else if (!strcmp(attr, "replicas"))
+		strbuf_addf(v, "%s=current", b->name);
+	else
+		return -ENODATA;
+	return 0;
+}
+
 static void hy_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
@@ -617,22 +633,10 @@ static void hy_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	const char *attr = name + strlen(XATTR_PREFIX);
-	if (info.is_dir) {
-		rc = -ENODATA;
-	} else if (fs->src->ops->explain) {
-		rc = fs->src->ops->explain(fs->src, path, attr, &v, &dl);
-	} else if (!strcmp(attr, "source")) {      /* a single store */
-		strbuf_adds(&v, fs->src->name);
-		rc = 0;
-	} else if (!strcmp(attr, "generation") && info.generation) {
-		strbuf_addf(&v, "%llu", (unsigned long long)info.generation);
-		rc = 0;
-	} else if (!strcmp(attr, "replicas")) {
-		strbuf_addf(&v, "%s=current", fs->src->name);
-		rc = 0;
-	} else {
-		rc = -ENODATA;
-	}
+	rc = info.is_dir ? -ENODATA
+			 : backend_explain(fs->src, path, attr, &v, &dl);
+	if (rc == -ENOTSUP)
+		rc = explain_single(fs->src, &info, attr, &v);
 	free(path);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);

@@ -118,8 +118,7 @@ void metrics_gather(const struct metrics_src *src, struct strbuf *out)
 	prom_add(&p, "hylake_start_time_seconds", PROM_GAUGE,
 		 "when the mount started, seconds since the epoch", NULL,
 		 NULL, (double)(src->start_wall_ns / NS_PER_MS) / 1e3);
-	if (src->top->ops->metrics)
-		src->top->ops->metrics(src->top, &p);
+	backend_metrics(src->top, &p);
 	readpath_metrics(src->rp, src->memory_limit, &p);
 	bcache_metrics(src->bc, src->cache_limit, &p);
 	prom_render(&p, out);

@@ -180,9 +180,8 @@ static int download(struct repl *r, const struct item *it, int fd, char *buf)
 	uint64_t off = 0;
 	int rc;
 
-	if (src->ops->open_pinned)
-		rc = src->ops->open_pinned(src, it->name, &it->v, &h);
-	else
+	rc = backend_open_pinned(src, it->name, &it->v, &h);
+	if (rc == -ENOTSUP)
 		rc = backend_open(src, it->name, &h, &dl);
 	if (rc < 0)
 		return rc;
@@ -243,8 +242,8 @@ static void copy_one(struct repl *r, const struct item *it, const char *why,
 	int rc = download(r, it, fd, buf);
 	if (rc == 0) {
 		struct deadline dl = op_deadline(r, it->v.size);
-		rc = r->dst->ops->put(r->dst, it->name, fd, it->v.size, &it->v,
-				      &dl);
+		rc = backend_put(r->dst, it->name, fd, it->v.size, &it->v,
+				 &dl);
 		if (rc == 0) {
 			atomic_fetch_add(&r->copied, 1);
 			atomic_fetch_add(&r->bytes, it->v.size);

@@ -26,7 +26,7 @@ int stack_open_store(const struct store_conf *c, int64_t timeout_ms,
 	int rc = store_create(c, &b, err, errlen);
 	if (rc < 0)
 		return rc;
-	b->ops->probe(b, &pr, &dl);
+	backend_probe(b, &pr, &dl);
 	if (pr.err < 0) {
 		snprintf(err, errlen, "%s (%s): %s", c->name, b->describe,
 			 pr.message);
@@ -95,7 +95,7 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		rc = store_create(c, &reps[i], err, errlen);
 		if (rc < 0)
 			goto out_destroy;
-		reps[i]->ops->probe(reps[i], &pr, &dl);
+		backend_probe(reps[i], &pr, &dl);
 		if (pr.err)
 			log_warn("replica %s (%s) does not answer now: %s; reads "
 				 "go elsewhere until it does", c->name,
@@ -158,7 +158,7 @@ static int check_one(const struct store_conf *c, int64_t timeout_ms,
 			store_type_name(c->type), err);
 		return 1;
 	}
-	b->ops->probe(b, &pr, &dl);
+	backend_probe(b, &pr, &dl);
 	if (pr.err == 0)
 		fprintf(out, "%-12s %-6s %s  ok  %.1f ms  (%s)\n", c->name,
 			b->ops->type, b->describe + strlen(b->ops->type) + 1,

@@ -66,9 +66,7 @@ struct mc_entry {
 };
 
 struct metacache {
-	struct backend base;
-	struct backend_ops ops;          /* mc_ops with the inner store's
-	                                    type, capabilities, optional ops */
+	struct backend base;             /* caps: the inner store's */
 	struct backend *inner;
 	struct metacache_conf conf;
 	pthread_mutex_t lock;            /* guards everything below */
@@ -335,7 +333,7 @@ static int mc_stat(struct backend *b, const char *name, struct obj_info *out,
 	bury(dead);
 	if (rc <= 0)
 		return rc;
-	if (mc->conf.lookup_pages && mc->ops.list_start_at && *name) {
+	if (mc->conf.lookup_pages && backend_has(&mc->base, BACKEND_LIST_START_AT) && *name) {
 		rc = stat_by_page(mc, name, out, dl);
 		if (rc <= 0)
 			return rc;
@@ -497,7 +495,7 @@ static void fill_one(struct metacache *mc, struct fill *f,
 		     const struct list_entry *le, const char *max, bool last,
 		     int64_t born)
 {
-	if (!le->is_prefix && !last && mc->inner->ops->list_sorted &&
+	if (!le->is_prefix && !last && backend_has(mc->inner, BACKEND_LIST_SORTED) &&
 	    !(max && file_settled(le->name, max))) {
 		if (!f->held)
 			f->held = page_new();
@@ -808,7 +806,7 @@ static int mc_open_pinned(struct backend *b, const char *name,
 			  const struct obj_info *info, struct bobj **out)
 {
 	struct backend *in = to_mc(b)->inner;
-	return in->ops->open_pinned(in, name, info, out);
+	return backend_open_pinned(in, name, info, out);
 }
 
 static int mc_put(struct backend *b, const char *name, int fd, uint64_t size,
@@ -816,7 +814,7 @@ static int mc_put(struct backend *b, const char *name, int fd, uint64_t size,
 {
 	struct metacache *mc = to_mc(b);
 	struct backend *in = mc->inner;
-	int rc = in->ops->put(in, name, fd, size, stamp, dl);
+	int rc = backend_put(in, name, fd, size, stamp, dl);
 
 	/* What is cached about name may be wrong now. */
 	forget(mc, name, mono_ns());
@@ -827,14 +825,14 @@ static int mc_explain(struct backend *b, const char *name, const char *attr,
 		      struct strbuf *out, const struct deadline *dl)
 {
 	struct backend *in = to_mc(b)->inner;
-	return in->ops->explain(in, name, attr, out, dl);
+	return backend_explain(in, name, attr, out, dl);
 }
 
 static void mc_probe(struct backend *b, struct probe_result *res,
 		     const struct deadline *dl)
 {
 	struct backend *in = to_mc(b)->inner;
-	in->ops->probe(in, res, dl);
+	backend_probe(in, res, dl);
 }
 
 static void mc_metrics(struct backend *b, struct prom *p)
@@ -842,8 +840,7 @@ static void mc_metrics(struct backend *b, struct prom *p)
 	struct backend *in = to_mc(b)->inner;
 	struct metacache_stats st;
 
-	if (in->ops->metrics)
-		in->ops->metrics(in, p);
+	backend_metrics(in, p);
 	metacache_get_stats(b, &st);
 	prom_add(p, "hylake_metadata_cache_hits_total", PROM_COUNTER,
 		 "lookups and listing pages answered from memory", NULL, NULL,
@@ -908,26 +905,16 @@ struct backend *metacache_create(struct backend *inner,
 				 const struct metacache_conf *conf)
 {
 	struct metacache *mc = xcalloc(1, sizeof(*mc));
-	const struct backend_ops *in = inner->ops;
 	char a[32], n[32], l[32];
 
 	mc->inner = inner;
 	mc->conf = *conf;
-	mc->ops = mc_ops;
-	mc->ops.type = in->type;
-	mc->ops.list_sorted = in->list_sorted;
-	mc->ops.list_start_at = in->list_start_at;
-	if (!in->open_pinned)
-		mc->ops.open_pinned = NULL;
-	if (!in->put)
-		mc->ops.put = NULL;
-	if (!in->explain)
-		mc->ops.explain = NULL;
 	pthread_mutex_init(&mc->lock, NULL);
 	mc->nbuckets = MC_MIN_BUCKETS;
 	mc->buckets = xcalloc(mc->nbuckets, sizeof(*mc->buckets));
 	mc->bytes = charge(mc->nbuckets * sizeof(*mc->buckets));
-	backend_init(&mc->base, &mc->ops, inner->name, inner->describe);
+	backend_init(&mc->base, &mc_ops, inner->name, inner->describe,
+		     inner->caps);
 	ttl_text(conf->attr_ttl_ms, a, sizeof(a));
 	ttl_text(conf->neg_ttl_ms, n, sizeof(n));
 	ttl_text(conf->list_ttl_ms, l, sizeof(l));
@@ -938,9 +925,6 @@ struct backend *metacache_create(struct backend *inner,
 
 void metacache_get_stats(struct backend *b, struct metacache_stats *out)
 {
-	memset(out, 0, sizeof(*out));
-	if (!b || b->ops->destroy != mc_destroy)
-		return;
 	struct metacache *mc = to_mc(b);
 	pthread_mutex_lock(&mc->lock);
 	*out = mc->st;

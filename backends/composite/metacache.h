@@ -25,8 +25,8 @@
  *                reads and closes never come here.
  *
  * The wrapper is invisible except for speed: it reports the inner store's
- * type, name, describe, capabilities (list_sorted) and optional ops
- * (explain, open_pinned, put are NULL when the inner store's are).
+ * name, describe and capabilities, and passes the optional ops through
+ * (where the inner store lacks one, the default answer comes back).
  *
  * Memory: entries and listing pages share one LRU under max_bytes (struct
  * sizes, names, tokens and an allowance per allocation are counted).  A
@@ -103,7 +103,8 @@ struct metacache_stats {
 	uint64_t bytes;           /* memory charged now (<= max_bytes) */
 };
 
-/* Counters of b, which must come from metacache_create().  Thread safe. */
+/* Counters of b, which must come from metacache_create() (the builder
+ * of the stack knows which store that is).  Thread safe. */
 void metacache_get_stats(struct backend *b, struct metacache_stats *out);
 
 #endif

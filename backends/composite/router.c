@@ -39,7 +39,6 @@
 
 struct router {
 	struct backend base;
-	struct backend_ops ops;   /* router_ops, listing order of the source */
 	struct backend *src;
 	struct backend **rep;
 	size_t nrep;
@@ -83,10 +82,9 @@ struct router_obj {
 	struct bobj base;         /* base.info is the pinned version V */
 	struct router *r;
 	atomic_int refs;          /* the opener, and hedged reads in flight */
-	pthread_mutex_t lock;     /* guards cands, src_h, served */
+	pthread_mutex_t lock;     /* guards cands, src_h */
 	struct cand *cands;       /* one per replica */
 	struct bobj *src_h;
-	char served[64];
 };
 
 static struct router *to_router(struct backend *b)
@@ -285,8 +283,9 @@ static int open_source_shared(struct router *r, const char *name,
 		pthread_mutex_unlock(&r->flight_lock);
 		if (rc < 0)
 			return rc;
-		if (r->src->ops->open_pinned)
-			return r->src->ops->open_pinned(r->src, name, &info, h);
+		rc = backend_open_pinned(r->src, name, &info, h);
+		if (rc != -ENOTSUP)
+			return rc;
 		return backend_open(r->src, name, h, dl);
 	}
 	f = xcalloc(1, sizeof(*f));
@@ -401,11 +400,11 @@ static struct bobj *candidate(struct router_obj *o, size_t i,
 	bool known = r->facts.ops->get_replica(r->facts.ctx, rep->name,
 					       o->base.name, &rf) == 0;
 	if (known && rf.state == REPLICA_HOLDS && rf.generation == v->generation &&
-	    rf.size == v->size && rf.etag[0] && rep->ops->open_pinned) {
+	    rf.size == v->size && rf.etag[0]) {
 		struct obj_info pin = { .size = rf.size,
 					.generation = rf.generation };
 		snprintf(pin.etag, sizeof(pin.etag), "%s", rf.etag);
-		if (rep->ops->open_pinned(rep, o->base.name, &pin, &c->h) == 0) {
+		if (backend_open_pinned(rep, o->base.name, &pin, &c->h) == 0) {
 			c->st = CAND_OK;
 			return c->h;
 		}
@@ -453,11 +452,13 @@ static int source_handle(struct router_obj *o, const struct deadline *dl)
 
 	if (o->src_h)
 		return 0;
-	if (r->src->ops->open_pinned && v->generation)
-		return r->src->ops->open_pinned(r->src, o->base.name, v,
-						&o->src_h);
+	int rc = -ENOTSUP;
+	if (v->generation)
+		rc = backend_open_pinned(r->src, o->base.name, v, &o->src_h);
+	if (rc != -ENOTSUP)
+		return rc;
 	struct bobj *h;
-	int rc = backend_open(r->src, o->base.name, &h, dl);
+	rc = backend_open(r->src, o->base.name, &h, dl);
 	if (rc < 0)
 		return rc;
 	if (!obj_info_same_version(&h->info, v)) {
@@ -770,10 +771,6 @@ static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 		int who;
 		got = hedged_read(o, &t, order, n, pos, buf, len, off, dl, &who);
 		if (got >= 0 && !whole_and_wrong(&ob->info, buf, got, off)) {
-			pthread_mutex_lock(&o->lock);
-			snprintf(o->served, sizeof(o->served), "%s",
-				 store_name(r, who));
-			pthread_mutex_unlock(&o->lock);
 			atomic_fetch_add(&r->reads, 1);
 			if (who < 0)
 				atomic_fetch_add(&r->fallbacks, 1);
@@ -811,11 +808,6 @@ static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 			pos = 0;
 	}
 	return err;
-}
-
-const char *router_served_by(const struct bobj *ob)
-{
-	return ((const struct router_obj *)ob)->served;
 }
 
 static void router_close(struct bobj *ob)
@@ -912,14 +904,13 @@ static void router_probe(struct backend *b, struct probe_result *res,
 			 const struct deadline *dl)
 {
 	struct router *r = to_router(b);
-	r->src->ops->probe(r->src, res, dl);
+	backend_probe(r->src, res, dl);
 }
 
 static void store_metrics(struct backend *s, struct store_health *h,
 			  struct prom *p)
 {
-	if (s->ops->metrics)
-		s->ops->metrics(s, p);
+	backend_metrics(s, p);
 	health_metrics(h, s->name, p);
 }
 
@@ -968,7 +959,6 @@ static void router_destroy(struct backend *b)
 
 static const struct backend_ops router_ops = {
 	.type = "router",
-	.list_sorted = true,
 	.stat = router_stat,
 	.list = router_list,
 	.open = router_open,
@@ -1008,10 +998,8 @@ int router_create(struct backend *source, struct backend **replicas,
 	for (size_t i = 0; i < nreplicas; i++)
 		strbuf_addf(&desc, " + %s (%s)", replicas[i]->name,
 			    replicas[i]->describe);
-	r->ops = router_ops;
-	r->ops.list_sorted = source->ops->list_sorted;
-	r->ops.list_start_at = source->ops->list_start_at;
-	backend_init(&r->base, &r->ops, "router", desc.buf);
+	/* Listings come from the source: so do their capabilities. */
+	backend_init(&r->base, &router_ops, "router", desc.buf, source->caps);
 	strbuf_release(&desc);
 	*out = &r->base;
 	return 0;

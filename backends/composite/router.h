@@ -50,7 +50,4 @@ int router_create(struct backend *source, struct backend **replicas,
 		  size_t nreplicas, struct facts facts,
 		  const struct router_conf *conf, struct backend **out);
 
-/* Which store served the last read of o ("" before the first read). */
-const char *router_served_by(const struct bobj *o);
-
 #endif

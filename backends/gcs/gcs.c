@@ -462,8 +462,6 @@ static void gcs_destroy(struct backend *b)
 
 static const struct backend_ops gcs_ops = {
 	.type = "gcs",
-	.list_sorted = true,
-	.list_start_at = true,
 	.stat = gcs_stat,
 	.list = gcs_list,
 	.open = gcs_open,
@@ -511,7 +509,8 @@ int gcs_create(const struct store_conf *c, struct backend **out,
 		g->fields = REPLICA_FIELDS;
 	}
 	strbuf_addf(&desc, "gcs %s/%s/%s", g->base_url, g->bucket, g->prefix);
-	backend_init(&g->base, &gcs_ops, c->name, desc.buf);
+	backend_init(&g->base, &gcs_ops, c->name, desc.buf,
+		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
 	strbuf_release(&desc);
 	*out = &g->base;
 	return 0;

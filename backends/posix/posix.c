@@ -433,7 +433,6 @@ static void posix_destroy(struct backend *b)
 
 static const struct backend_ops posix_ops = {
 	.type = "posix",
-	.list_sorted = false,
 	.stat = posix_stat,
 	.list = posix_list,
 	.open = posix_open,
@@ -467,7 +466,7 @@ int posix_create(const struct store_conf *c, struct backend **out,
 		    ? c->generation_key : "goog-generation");
 	px->generation_xattr = strbuf_detach(&desc, NULL);
 	strbuf_addf(&desc, "posix %s", px->root);
-	backend_init(&px->base, &posix_ops, c->name, desc.buf);
+	backend_init(&px->base, &posix_ops, c->name, desc.buf, 0);
 	strbuf_release(&desc);
 	*out = &px->base;
 	return 0;

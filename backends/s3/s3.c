@@ -582,8 +582,6 @@ static void s3_destroy(struct backend *b)
 
 static const struct backend_ops s3_ops = {
 	.type = "s3",
-	.list_sorted = true,
-	.list_start_at = true,
 	.stat = s3_stat,
 	.list = s3_list,
 	.open = s3_open,
@@ -667,7 +665,8 @@ int s3_create(const struct store_conf *c, struct backend **out,
 	s3->page_size = (unsigned)c->list_page_size;
 	s3->http = http_engine_create(&c->net);
 	strbuf_addf(&desc, "s3 %s/%s/%s", s3->base_url, s3->bucket, s3->prefix);
-	backend_init(&s3->base, &s3_ops, c->name, desc.buf);
+	backend_init(&s3->base, &s3_ops, c->name, desc.buf,
+		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
 	strbuf_release(&desc);
 	*out = &s3->base;
 	return 0;

@@ -76,7 +76,7 @@ static int mem_list(struct backend *b, const struct list_req *req, list_cb cb,
 }
 
 static const struct backend_ops mem_ops = {
-	.type = "mem", .list_sorted = true, .list = mem_list,
+	.type = "mem", .list = mem_list,
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -119,6 +119,7 @@ static void store(struct mem_store *m, const char **keys, size_t n)
 {
 	memset(m, 0, sizeof(*m));
 	m->base.ops = &mem_ops;
+	m->base.caps = BACKEND_LIST_SORTED;
 	m->keys = keys;
 	m->nkeys = n;
 }

@@ -155,7 +155,6 @@ static void fake_destroy(struct backend *b)
 
 static const struct backend_ops fake_ops = {
 	.type = "s3",
-	.list_sorted = true,
 	.stat = fake_stat,
 	.list = fake_list,
 	.open = fake_open,
@@ -216,7 +215,8 @@ static struct backend *cache(int64_t attr, int64_t neg, int64_t list,
 			     size_t max)
 {
 	fake = xcalloc(1, sizeof(*fake));
-	backend_init(&fake->base, &fake_ops, "source", "s3 http://h/b/");
+	backend_init(&fake->base, &fake_ops, "source", "s3 http://h/b/",
+		     BACKEND_LIST_SORTED);
 	atomic_init(&fake->open_size, 10);
 	struct metacache_conf c = { .attr_ttl_ms = attr, .neg_ttl_ms = neg,
 				    .list_ttl_ms = list, .max_bytes = max };
@@ -263,24 +263,25 @@ static int list_page(struct backend *b, const char *token, struct strbuf *sb)
 static void invisible(void)
 {
 	struct backend *b = cache(1000, 0, 0, 1 << 20);
-	CHECK_STR(b->ops->type, "s3");
+	struct bobj *o_unused = NULL;
+	struct deadline dl = deadline_in_ms(1000);
 	CHECK_STR(b->name, "source");
 	CHECK_STR(b->describe, "s3 http://h/b/");
-	CHECK(b->ops->list_sorted);
-	CHECK(b->ops->explain == NULL);     /* fs.c then answers itself */
-	CHECK(b->ops->open_pinned == NULL);
-	CHECK(b->ops->put == NULL);
-	struct deadline dl = deadline_in_ms(1000);
+	CHECK(backend_has(b, BACKEND_LIST_SORTED));
+	/* the store's defaults come through: fs.c then answers itself */
+	CHECK_INT(backend_explain(b, "f", "source", NULL, &dl), -ENOTSUP);
+	CHECK_INT(backend_open_pinned(b, "f", NULL, &o_unused), -ENOTSUP);
+	CHECK_INT(backend_put(b, "f", -1, 0, NULL, &dl), -ENOTSUP);
 	struct bobj *o;
 	CHECK_INT(backend_open(b, "f", &o, &dl), 0);
 	CHECK(o->b == &fake->base);         /* reads go to the store itself */
 	CHECK_INT(bobj_read(o, NULL, 0, 0, &dl), 0);
 	bobj_close(o);
 	struct probe_result pr;
-	b->ops->probe(b, &pr, &dl);
+	backend_probe(b, &pr, &dl);
 	CHECK_STR(pr.message, "ok");
 	struct metacache_stats st;
-	metacache_get_stats(&fake->base, &st);    /* not a cache: zeros */
+	metacache_get_stats(b, &st);        /* a read is not a lookup */
 	CHECK_INT(st.misses, 0);
 	backend_destroy(b);
 }
@@ -420,9 +421,9 @@ static void lookup_pages(void)
 
 	sorted_ops = fake_ops;
 	sorted_ops.list = sorted_list;
-	sorted_ops.list_start_at = true;
 	fake = xcalloc(1, sizeof(*fake));
-	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/");
+	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/",
+		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
 	struct backend *b = metacache_create(&fake->base, &c);
 
 	/* one page answers the lookup and the burst after it */
@@ -452,7 +453,8 @@ static void lookup_pages(void)
 	sorted_page_limit = 1;
 	backend_destroy(b);
 	fake = xcalloc(1, sizeof(*fake));
-	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/");
+	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/",
+		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
 	b = metacache_create(&fake->base, &c);
 	CHECK_INT(do_stat(b, "e/a03", &i), 0);
 	CHECK_INT(atomic_load(&fake->lists), 1);
@@ -472,7 +474,8 @@ static void lookup_pages(void)
 	/* off: every lookup is the store's stat */
 	c.lookup_pages = false;
 	fake = xcalloc(1, sizeof(*fake));
-	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/");
+	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/",
+		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
 	b = metacache_create(&fake->base, &c);
 	CHECK_INT(do_stat(b, "e/a01", &i), 0);
 	CHECK_INT(do_stat(b, "e/a02", &i), 0);
