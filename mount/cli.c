@@ -20,7 +20,6 @@
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
 #include "fs/fs.h"
-#include "cache/blockcache.h"
 #include "cache/readpath.h"
 
 #include <errno.h>
@@ -153,49 +152,6 @@ static void *ready_thread(void *arg)
 	return NULL;
 }
 
-/*
- * The block cache of a mount, or NULL (cache_size 0, or it cannot be
- * had: reads go on uncached).  Default folder: one per source bucket.
- */
-static struct bcache *open_block_cache(const struct hy_config *cfg,
-				       const struct backend *src,
-				       struct strbuf *describe)
-{
-	const struct mount_conf *m = &cfg->mount;
-	struct strbuf dir = STRBUF_INIT;
-	struct bcache *bc = NULL;
-	char err[512];
-
-	if (m->cache_size <= 0) {
-		strbuf_adds(describe, "no block cache");
-		return NULL;
-	}
-	if (m->cache_dir) {
-		strbuf_adds(&dir, m->cache_dir);
-	} else {
-		const char *b = cfg->source.bucket ? cfg->source.bucket : "posix";
-		strbuf_adds(&dir, "/var/cache/hylake/");
-		for (; *b; b++)
-			strbuf_addch(&dir, *b == '/' ? '_' : *b);
-	}
-	struct bcache_conf bconf = {
-		.dir = dir.buf,
-		.max_bytes = (uint64_t)m->cache_size,
-		.min_free_bytes = (uint64_t)m->cache_min_free,
-		.ns = src->describe,
-	};
-	if (bcache_open(&bconf, &bc, err, sizeof(err)) < 0) {
-		log_warn("block cache off: %s", err);
-		strbuf_addf(describe, "no block cache (%s)", err);
-		bc = NULL;
-	} else {
-		strbuf_addf(describe, "block cache %s (%lld MiB)", dir.buf,
-			    (long long)(m->cache_size >> 20));
-	}
-	strbuf_release(&dir);
-	return bc;
-}
-
 /* Report a start-up failure to the right place. */
 __attribute__((format(printf, 3, 4)))
 static int fail(int report_fd, int status, const char *fmt, ...)
@@ -257,16 +213,64 @@ static int check_mountpoint(const char *mp)
 	return 0;
 }
 
+/* How fs/ presents the stack, from the [mount] settings. */
+static void fs_settings(const struct mount_conf *m, struct readpath *rp,
+			struct fs_conf *fc)
+{
+	*fc = (struct fs_conf){
+		.entry_timeout_ms = m->entry_timeout_ms,
+		.attr_timeout_ms = m->attr_timeout_ms,
+		.negative_timeout_ms = m->negative_timeout_ms,
+		.op_timeout_ms = m->op_timeout_ms,
+		.list_page_size = (unsigned)m->list_page_size,
+		.threads = (unsigned)m->threads,
+		.uid = m->uid >= 0 ? (uid_t)m->uid : getuid(),
+		.gid = m->gid >= 0 ? (gid_t)m->gid : getgid(),
+		.file_mode = (mode_t)m->file_mode,
+		.dir_mode = (mode_t)m->dir_mode,
+		.readpath = rp,
+		.kernel_read_ahead_kb = m->read_ahead ? 1024 : 0,
+	};
+}
+
+/* The log line that says how a mount is set up. */
+static void mount_banner(const struct hy_config *cfg, const struct stack *st,
+			 const char *mountpoint, struct strbuf *out)
+{
+	const struct mount_conf *m = &cfg->mount;
+	char fresh[32], stale[32];
+
+	duration_format(m->freshness_ms, fresh, sizeof(fresh));
+	if (m->serve_stale_ms >= 0)
+		duration_format(m->serve_stale_ms, stale, sizeof(stale));
+	else
+		snprintf(stale, sizeof(stale), "off");
+	strbuf_addf(out, "mounted %s on %s (%s); freshness %s%s, serve stale "
+		    "when the source is down %s; %s", st->top->describe,
+		    mountpoint, cfg->path, m->freshness_ms ? "bounded:" : "strict",
+		    m->freshness_ms ? fresh : "", stale, st->describe.buf);
+}
+
+static void log_read_figures(struct readpath *rp)
+{
+	struct readpath_stats rs;
+	readpath_get_stats(rp, &rs);
+	log_info("reads: %" PRIu64 " (%" PRIu64 " MiB); store requests %" PRIu64
+		 " (%" PRIu64 " read ahead, %" PRIu64 " unused), %" PRIu64
+		 " MiB; block cache hits %" PRIu64 "; memory peak %" PRIu64
+		 " MiB", rs.reads, rs.bytes >> 20, rs.fetches, rs.ahead_fetches,
+		 rs.ahead_unused, rs.fetched_bytes >> 20, rs.cache_hits,
+		 rs.mem_peak >> 20);
+}
+
 static int run_mount(struct mount_args *ma)
 {
 	struct hy_config cfg;
-	struct strbuf fuse_opts = STRBUF_INIT;
+	struct strbuf fuse_opts = STRBUF_INIT, banner = STRBUF_INIT;
 	struct stack stack = { 0 };
-	struct backend *src = NULL;
 	struct fs *fs = NULL;
-	struct bcache *bc = NULL;
-	struct readpath *rp = NULL;
 	struct metrics_exporter *mx = NULL;
+	struct fs_conf fc;
 	char err[1024];
 	int report_fd = -1, status, rc;
 
@@ -300,43 +304,19 @@ static int run_mount(struct mount_args *ma)
 			      strncmp(err, "source", 6) ? "" : "store ", err);
 		goto out_release_config;
 	}
-	src = stack.top;
-	struct strbuf cache_desc = STRBUF_INIT;
-	bc = open_block_cache(&cfg, src, &cache_desc);
-	struct readpath_conf rpc = {
-		.cache = bc,
-		.memory_limit = (uint64_t)cfg.mount.memory_limit,
-		.read_ahead_max = (uint64_t)cfg.mount.read_ahead,
-		.fetchers = (unsigned)cfg.mount.threads,
-		.fetch_timeout_ms = cfg.mount.op_timeout_ms,
-	};
-	rp = readpath_create(&rpc);
-	struct fs_conf fc = {
-		.entry_timeout_ms = cfg.mount.entry_timeout_ms,
-		.attr_timeout_ms = cfg.mount.attr_timeout_ms,
-		.negative_timeout_ms = cfg.mount.negative_timeout_ms,
-		.op_timeout_ms = cfg.mount.op_timeout_ms,
-		.list_page_size = (unsigned)cfg.mount.list_page_size,
-		.threads = (unsigned)cfg.mount.threads,
-		.uid = cfg.mount.uid >= 0 ? (uid_t)cfg.mount.uid : getuid(),
-		.gid = cfg.mount.gid >= 0 ? (gid_t)cfg.mount.gid : getgid(),
-		.file_mode = (mode_t)cfg.mount.file_mode,
-		.dir_mode = (mode_t)cfg.mount.dir_mode,
-		.readpath = rp,
-		.kernel_read_ahead_kb = cfg.mount.read_ahead ? 1024 : 0,
-	};
 	struct metrics_src msrc = {
-		.top = src,
-		.rp = rp,
-		.bc = bc,
+		.top = stack.top,
+		.rp = stack.rp,
+		.bc = stack.bc,
 		.cache_limit = (uint64_t)cfg.mount.cache_size,
 		.memory_limit = (uint64_t)cfg.mount.memory_limit,
 		.mountpoint = ma->mountpoint,
 		.start_wall_ns = wall_ns(),
 	};
+	fs_settings(&cfg.mount, stack.rp, &fc);
 	fc.metrics = metrics_fs_callback;
 	fc.metrics_arg = &msrc;
-	fs = fs_create(src, &fc);
+	fs = fs_create(stack.top, &fc);
 	rc = metrics_start(&msrc, cfg.mount.metrics_listen,
 			   cfg.mount.metrics_file, cfg.mount.metrics_interval_ms,
 			   &mx, err, sizeof(err));
@@ -352,44 +332,23 @@ static int run_mount(struct mount_args *ma)
 		goto out_destroy;
 	}
 
-	struct strbuf banner = STRBUF_INIT;
-	char fresh[32], stale[32];
-	duration_format(cfg.mount.freshness_ms, fresh, sizeof(fresh));
-	if (cfg.mount.serve_stale_ms >= 0)
-		duration_format(cfg.mount.serve_stale_ms, stale, sizeof(stale));
-	else
-		snprintf(stale, sizeof(stale), "off");
-	strbuf_addf(&banner, "mounted %s on %s (%s); freshness %s%s, serve "
-		    "stale when the source is down %s; %s", src->describe,
-		    ma->mountpoint, cfg.path,
-		    cfg.mount.freshness_ms ? "bounded:" : "strict",
-		    cfg.mount.freshness_ms ? fresh : "", stale, cache_desc.buf);
+	mount_banner(&cfg, &stack, ma->mountpoint, &banner);
 	struct ready_ctx rctx = { ma->mountpoint, report_fd, banner.buf, fs };
 	pthread_t tid;
 	pthread_create(&tid, NULL, ready_thread, &rctx);
 	rc = fs_run(fs);
 	pthread_join(tid, NULL);
-	strbuf_release(&banner);
-	struct readpath_stats rs;
-	readpath_get_stats(rp, &rs);
-	log_info("reads: %" PRIu64 " (%" PRIu64 " MiB); store requests %" PRIu64
-		 " (%" PRIu64 " read ahead, %" PRIu64 " unused), %" PRIu64
-		 " MiB; block cache hits %" PRIu64 "; memory peak %" PRIu64
-		 " MiB", rs.reads, rs.bytes >> 20, rs.fetches, rs.ahead_fetches,
-		 rs.ahead_unused, rs.fetched_bytes >> 20, rs.cache_hits,
-		 rs.mem_peak >> 20);
+	log_read_figures(stack.rp);
 	log_notice("unmounted %s", ma->mountpoint);
 	status = rc < 0 ? EXIT_FAIL : 0;
 
 out_destroy:
 	metrics_stop(mx);
 	fs_destroy(fs);
-	readpath_destroy(rp);
-	bcache_close(bc);
-	strbuf_release(&cache_desc);
 	stack_release(&stack);
 out_release_config:
 	config_release(&cfg);
+	strbuf_release(&banner);
 	strbuf_release(&fuse_opts);
 	return status;
 }

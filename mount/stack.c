@@ -1,8 +1,15 @@
 /*
- * stack.c - create stores from configuration and probe them.
+ * stack.c - build a mount's stack from its configuration, bottom up:
+ *
+ *   stores (source, replicas) -> version map + router -> metadata cache
+ *   block cache -> read path                (fs/ sits on top of these)
+ *
+ * and create or probe single stores for `hylake check` and `replicate`.
  */
 #include "mount/stack.h"
 #include "backends/backend.h"
+#include "cache/blockcache.h"
+#include "cache/readpath.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
 #include "backends/composite/metacache.h"
@@ -39,12 +46,11 @@ int stack_open_store(const struct store_conf *c, int64_t timeout_ms,
 	return 0;
 }
 
-/* The default state_dir: one folder per source bucket. */
-static char *default_state_dir(const struct store_conf *src)
+char *stack_default_dir(const char *base, const struct store_conf *c)
 {
 	struct strbuf sb = STRBUF_INIT;
-	strbuf_adds(&sb, "/var/lib/hylake/");
-	const char *b = src->bucket ? src->bucket : "posix";
+	strbuf_addf(&sb, "%s/", base);
+	const char *b = c->bucket ? c->bucket : "posix";
 	for (; *b; b++)
 		strbuf_addch(&sb, *b == '/' ? '_' : *b);
 	return strbuf_detach(&sb, NULL);
@@ -72,21 +78,22 @@ static struct backend *wrap_metacache(const struct mount_conf *m,
 	return metacache_create(top, &mc);
 }
 
-int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
-		size_t errlen)
+/* The source, the replicas, and over them the version map and a router
+ * (when there are replicas or stale serving): st->top. */
+static int build_stores(const struct hy_config *cfg, struct stack *st,
+			char *err, size_t errlen)
 {
 	const struct mount_conf *m = &cfg->mount;
 	struct backend *src, **reps = NULL;
 	int rc;
 
-	memset(st, 0, sizeof(*st));
 	rc = stack_open_store(&cfg->source, m->op_timeout_ms, &src, err, errlen);
 	if (rc < 0)
 		return rc;
-	if (!cfg->nreplicas && m->serve_stale_ms < 0) {
-		st->top = wrap_metacache(m, src);
+	st->source = st->top = src;
+	st->identity = xstrdup(src->describe);
+	if (!cfg->nreplicas && m->serve_stale_ms < 0)
 		return 0;
-	}
 	reps = xcalloc(cfg->nreplicas + 1, sizeof(*reps));
 	for (size_t i = 0; i < cfg->nreplicas; i++) {
 		const struct store_conf *c = &cfg->replicas[i];
@@ -102,8 +109,9 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 				 reps[i]->describe, pr.message);
 	}
 	char *dir = m->state_dir ? xstrdup(m->state_dir)
-				 : default_state_dir(&cfg->source);
-	rc = vmap_open(dir, src->describe, (uint64_t)m->map_size, &st->vmap,
+				 : stack_default_dir("/var/lib/hylake",
+						     &cfg->source);
+	rc = vmap_open(dir, st->identity, (uint64_t)m->map_size, &st->vmap,
 		       err, errlen);
 	free(dir);
 	if (rc < 0)
@@ -120,27 +128,92 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 	if (rc < 0) {
 		snprintf(err, errlen, "too many replicas: at most %d",
 			 ROUTER_MAX_REPLICAS);
-		vmap_close(st->vmap);
-		st->vmap = NULL;
-		goto out_destroy;
+		goto out_close_vmap;
 	}
 	free(reps);
-	st->top = wrap_metacache(m, st->top);
 	return 0;
 
+out_close_vmap:
+	vmap_close(st->vmap);
+	st->vmap = NULL;
 out_destroy:
 	for (size_t i = 0; i < cfg->nreplicas; i++)
 		backend_destroy(reps[i]);
 	free(reps);
 	backend_destroy(src);
+	st->source = st->top = NULL;
 	return rc;
+}
+
+/*
+ * The block cache, keyed by the source's identity (NULL when cache_size
+ * is 0, or it cannot be had: reads go on uncached), and the read path
+ * over it.  Says which in st->describe.
+ */
+static void build_read_path(const struct hy_config *cfg, struct stack *st)
+{
+	const struct mount_conf *m = &cfg->mount;
+	char err[512];
+
+	if (m->cache_size <= 0) {
+		strbuf_adds(&st->describe, "no block cache");
+	} else {
+		char *dir = m->cache_dir ? xstrdup(m->cache_dir)
+					 : stack_default_dir("/var/cache/hylake",
+							     &cfg->source);
+		struct bcache_conf bconf = {
+			.dir = dir,
+			.max_bytes = (uint64_t)m->cache_size,
+			.min_free_bytes = (uint64_t)m->cache_min_free,
+			.ns = st->identity,
+		};
+		if (bcache_open(&bconf, &st->bc, err, sizeof(err)) < 0) {
+			log_warn("block cache off: %s", err);
+			strbuf_addf(&st->describe, "no block cache (%s)", err);
+			st->bc = NULL;
+		} else {
+			strbuf_addf(&st->describe, "block cache %s (%lld MiB)",
+				    dir, (long long)(m->cache_size >> 20));
+		}
+		free(dir);
+	}
+	struct readpath_conf rpc = {
+		.cache = st->bc,
+		.memory_limit = (uint64_t)m->memory_limit,
+		.read_ahead_max = (uint64_t)m->read_ahead,
+		.fetchers = (unsigned)m->threads,
+		.fetch_timeout_ms = m->op_timeout_ms,
+	};
+	st->rp = readpath_create(&rpc);
+}
+
+int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
+		size_t errlen)
+{
+	memset(st, 0, sizeof(*st));
+	strbuf_init(&st->describe);
+	int rc = build_stores(cfg, st, err, errlen);
+	if (rc < 0) {
+		stack_release(st);
+		return rc;
+	}
+	struct backend *top = wrap_metacache(&cfg->mount, st->top);
+	if (top != st->top)
+		st->metacache = top;
+	st->top = top;
+	build_read_path(cfg, st);
+	return 0;
 }
 
 void stack_release(struct stack *st)
 {
+	readpath_destroy(st->rp);    /* every file is closed by now */
+	bcache_close(st->bc);
 	backend_destroy(st->top);    /* a metadata cache destroys the store
 	                                it wraps, a router its stores */
 	vmap_close(st->vmap);
+	free(st->identity);
+	strbuf_release(&st->describe);
 	memset(st, 0, sizeof(*st));
 }
 

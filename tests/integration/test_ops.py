@@ -129,3 +129,23 @@ def test_warm_shows_progress_on_a_terminal(lake, mounter):
     assert out.returncode == 0, out
     text = out.stdout.decode(errors="replace")
     assert "\r" in text and "1/1 files, 24.0 MiB of 24.0 MiB" in text, text[-500:]
+
+
+def test_warm_blocks_outlive_a_change_of_replicas(lake, mounter):
+    """Blocks are kept under the source's identity, not under the shape of
+    the stack: adding a replica, then renaming it, keeps the cache warm."""
+    names = [f"r/f{i}" for i in range(3)]
+    for n in names:
+        lake.put(n, os.urandom(2 * MiB + 5))
+    m = mounter.mount(lake.config(order=(), mount={"cache_size": "256M"}))
+    res = run_hylake("warm", m.path / "r", timeout=120)
+    assert res.returncode == 0, res.stderr
+    m.unmount()
+    for order in (("nfs",), ("s3",)):
+        m = mounter.mount(lake.config(order=order, mount={"cache_size": "256M"}))
+        drop_caches()
+        mark = lake.gcs.control.log_mark()
+        for n in names:
+            assert sha256(read_all(m / n)) == sha256(lake.data[n])
+        assert lake.media_reads(mark) == [], f"replicas {order}: warmed blocks were fetched again"
+        m.unmount()
