@@ -23,6 +23,7 @@
 #include "cache/readpath.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <mntent.h>
@@ -353,49 +354,48 @@ out_release_config:
 	return status;
 }
 
+/* argv[0] is "mount". */
 static int parse_mount_args(int argc, char **argv, struct mount_args *ma)
 {
-	const char *pos[2];
-	int npos = 0;
+	static const struct option longopts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "options", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
 
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "-f")) {
-			ma->foreground = true;
-		} else if (!strcmp(a, "-d")) {
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "fdo:", longopts)) != -1) {
+		switch (c) {
+		case 'd':
 			ma->debug = true;
+			ma->foreground = true;   /* debug runs in the foreground */
+			break;
+		case 'f':
 			ma->foreground = true;
-		} else if (!strcmp(a, "-o") || !strncmp(a, "-o", 2)) {
-			const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i]
-								    : NULL);
-			if (!v) {
-				fprintf(stderr, "hylake: -o needs a value\n");
-				return -EINVAL;
-			}
+			break;
+		case 'o':
 			if (ma->opts.len)
 				strbuf_addch(&ma->opts, ',');
-			strbuf_adds(&ma->opts, v);
-		} else if (a[0] == '-') {
-			fprintf(stderr, "hylake: unknown flag %s\n", a);
-			return -EINVAL;
-		} else if (npos < 2) {
-			pos[npos++] = a;
-		} else {
-			fprintf(stderr, "hylake: unexpected argument %s\n", a);
+			strbuf_adds(&ma->opts, optarg);
+			break;
+		default:
 			return -EINVAL;
 		}
 	}
-	if (npos != 2) {
-		fprintf(stderr, "hylake: mount needs CONFIG and MOUNTPOINT\n");
+	if (argc - optind != 2) {
+		fprintf(stderr, "hylake: mount needs CONFIG and MOUNTPOINT%s\n",
+			argc - optind > 2 ? ", nothing more" : "");
 		return -EINVAL;
 	}
-	ma->config = pos[0];
-	ma->config_abs = realpath(pos[0], NULL);
+	ma->config = argv[optind];
+	ma->config_abs = realpath(argv[optind], NULL);
 	if (!ma->config_abs)
-		ma->config_abs = xstrdup(pos[0]);   /* config_load reports it */
-	ma->mountpoint = realpath(pos[1], NULL);
+		ma->config_abs = xstrdup(argv[optind]);  /* config_load says why */
+	ma->mountpoint = realpath(argv[optind + 1], NULL);
 	if (!ma->mountpoint)
-		ma->mountpoint = xstrdup(pos[1]);   /* reported later */
+		ma->mountpoint = xstrdup(argv[optind + 1]);   /* reported later */
 	return 0;
 }
 
@@ -418,16 +418,57 @@ static int cmd_check(int argc, char **argv)
 {
 	struct hy_config cfg;
 
-	if (argc != 1) {
+	if (argc != 2) {
 		fprintf(stderr, "hylake: check needs exactly one CONFIG\n");
 		return EXIT_USAGE;
 	}
-	if (config_load(argv[0], &cfg, stderr) < 0)
+	if (config_load(argv[1], &cfg, stderr) < 0)
 		return EXIT_USAGE;
 	log_level = LOG_WARNING;
 	int status = stack_check(&cfg, stdout);
 	config_release(&cfg);
 	return status;
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
+{
+	char spec[64];
+
+	/* ':' first: a missing value is told from an unknown option */
+	snprintf(spec, sizeof(spec), ":%s", shortopts);
+	opterr = 0;
+	int c = getopt_long(argc, argv, spec, longopts, NULL);
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	if (c == ':') {
+		fprintf(stderr, "hylake %s: %s needs a value\n", argv[0], arg);
+		return '?';
+	}
+	if (c == '?') {
+		if (optopt)
+			fprintf(stderr, "hylake %s: unknown option -%c\n",
+				argv[0], optopt);
+		else
+			fprintf(stderr, "hylake %s: unknown option %s\n",
+				argv[0], arg);
+	}
+	return c;
+}
+
+int cli_long_arg(const char *cmd, const char *opt, const char *v, long min,
+		 long max, long *out)
+{
+	char *end;
+
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < min || n > max) {
+		fprintf(stderr, "hylake %s: %s takes %ld to %ld, not '%s'\n",
+			cmd, opt, min, max, v);
+		return -EINVAL;
+	}
+	*out = n;
+	return 0;
 }
 
 int cli_main(int argc, char **argv)
@@ -447,18 +488,19 @@ int cli_main(int argc, char **argv)
 		printf("hylake %s\n", HYLAKE_VERSION);
 		return 0;
 	}
+	/* each gets argv[0] = its name, as getopt expects */
 	if (!strcmp(cmd, "mount"))
-		return cmd_mount(argc - 2, argv + 2, false);
+		return cmd_mount(argc - 1, argv + 1, false);
 	if (!strcmp(cmd, "check"))
-		return cmd_check(argc - 2, argv + 2);
+		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "explain"))
-		return explain_main(argc - 2, argv + 2);
+		return explain_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "warm"))
-		return warm_main(argc - 2, argv + 2);
+		return warm_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
-		return status_main(argc - 2, argv + 2);
+		return status_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "replicate"))
-		return replicate_main(argc - 2, argv + 2);
+		return replicate_main(argc - 1, argv + 1);
 	fprintf(stderr, "hylake: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;
@@ -522,14 +564,16 @@ int mount_helper_main(int argc, char **argv)
 			config_release(&cfg);
 		return rc == 0 ? 0 : EXIT_USAGE;
 	}
-	char *args[6];
+	char *args[7];
 	int n = 0;
+	args[n++] = "mount";
 	args[n++] = (char *)spec;
 	args[n++] = (char *)dir;
 	if (opts.len) {
 		args[n++] = "-o";
 		args[n++] = opts.buf;
 	}
+	args[n] = NULL;
 	int status = cmd_mount(n, args, verbose);
 	strbuf_release(&opts);
 	return status;

@@ -6,8 +6,10 @@
  * files is needed).
  */
 #include "mount/explain.h"
+#include "mount/cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +33,23 @@ int explain_main(int argc, char **argv)
 	char gen[64], source[128], replicas[4096];
 	int status = 0;
 
-	if (argc < 1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "h", longopts)) != -1) {
+		fprintf(c == 'h' ? stdout : stderr,
+			"usage: hylake explain PATH...\n");
+		return c == 'h' ? 0 : 2;
+	}
+	if (optind == argc) {
 		fprintf(stderr, "usage: hylake explain PATH...\n");
 		return 2;
 	}
-	for (int i = 0; i < argc; i++) {
+	for (int i = optind; i < argc; i++) {
 		const char *p = argv[i];
 		int rc = get(p, "source", source, sizeof(source));
 		struct stat sb;

@@ -21,7 +21,9 @@
  * configuration.
  */
 #include "mount/replicate.h"
+#include "mount/cli.h"
 #include "mount/config.h"
+#include "mount/human.h"
 #include "mount/stack.h"
 #include "backends/backend.h"
 #include "backends/composite/contract.h"
@@ -32,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -324,23 +327,12 @@ static void *worker(void *arg)
 
 /* ---------------------------------------------------------------- command */
 
-static void human(char *out, size_t len, double bytes)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int u = 0;
-	while (bytes >= 1024 && u < 4) {
-		bytes /= 1024;
-		u++;
-	}
-	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
-}
-
 static void progress(struct repl *r, double secs)
 {
 	char b[32], rate[32];
 	uint64_t bytes = atomic_load(&r->bytes);
-	human(b, sizeof(b), (double)bytes);
-	human(rate, sizeof(rate), secs > 0 ? (double)bytes / secs : 0);
+	human_bytes((double)bytes, b, sizeof(b));
+	human_bytes(secs > 0 ? (double)bytes / secs : 0, rate, sizeof(rate));
 	pthread_mutex_lock(&r->out_lock);
 	fprintf(stderr, "\r\033[K%s -> %s: %" PRIu64 " checked, %" PRIu64
 		" copied (%s, %s/s), %" PRIu64 " failed", r->src->name,
@@ -371,39 +363,47 @@ int replicate_main(int argc, char **argv)
 	bool dry_run = false;
 	struct hy_config cfg;
 
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+	static const struct option longopts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "prefix", required_argument, NULL, 'p' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "t:p:j:nh", longopts)) != -1) {
+		switch (c) {
+		case 'h':
 			replicate_usage(stdout);
 			return 0;
-		} else if (!strcmp(a, "--dry-run")) {
+		case 't':
+			to = optarg;
+			break;
+		case 'p':
+			prefix = optarg;
+			break;
+		case 'n':
 			dry_run = true;
-		} else if ((!strcmp(a, "--to") || !strcmp(a, "--prefix") ||
-			    !strcmp(a, "--jobs")) && i + 1 < argc) {
-			const char *v = argv[++i];
-			if (a[2] == 't') {
-				to = v;
-			} else if (a[2] == 'p') {
-				prefix = v;
-			} else {
-				char *end;
-				jobs = strtol(v, &end, 10);
-				if (*end || jobs < 1 || jobs > MAX_JOBS) {
-					fprintf(stderr, "hylake replicate: "
-						"--jobs takes 1..%d, not '%s'\n",
-						MAX_JOBS, v);
-					return 2;
-				}
-			}
-		} else if (a[0] == '-' || config) {
-			fprintf(stderr, "hylake replicate: unexpected '%s'\n", a);
+			break;
+		case 'j':
+			if (cli_long_arg("replicate", "--jobs", optarg, 1,
+					 MAX_JOBS, &jobs) < 0)
+				return 2;
+			break;
+		default:
 			replicate_usage(stderr);
 			return 2;
-		} else {
-			config = a;
 		}
 	}
-	if (!config || !to) {
+	if (optind < argc)
+		config = argv[optind++];
+	if (!config || !to || optind < argc) {
+		if (optind < argc)
+			fprintf(stderr, "hylake replicate: unexpected '%s'\n",
+				argv[optind]);
 		replicate_usage(stderr);
 		return 2;
 	}
@@ -489,9 +489,9 @@ int replicate_main(int argc, char **argv)
 	}
 
 	char b[32], rate[32];
-	human(b, sizeof(b), (double)atomic_load(&r.bytes));
-	human(rate, sizeof(rate), secs > 0 ? (double)atomic_load(&r.bytes) / secs
-					   : 0);
+	human_bytes((double)atomic_load(&r.bytes), b, sizeof(b));
+	human_bytes(secs > 0 ? (double)atomic_load(&r.bytes) / secs : 0, rate,
+		    sizeof(rate));
 	printf("%s %s -> %s: %" PRIu64 " checked, %" PRIu64 " %s (%s in %.1f s, "
 	       "%s/s), %" PRIu64 " current, %" PRIu64 " newer on the replica, "
 	       "%" PRIu64 " skipped, %" PRIu64 " failed\n",

@@ -8,9 +8,12 @@
  * per line, at most one label (store="NAME").
  */
 #include "mount/status.h"
+#include "mount/cli.h"
+#include "mount/human.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,18 +99,6 @@ static bool has(const struct figures *f, const char *name, const char *store)
 	return get(f, name, store, -1.5) != -1.5;
 }
 
-static void bytes_text(double b, char *buf, size_t len)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB",
-					    "PiB" };
-	int u = 0;
-	while (b >= 1024 && u < 5) {
-		b /= 1024;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
-}
-
 static void ms_text(double seconds, char *buf, size_t len)
 {
 	if (seconds != seconds)              /* NaN: too few reads */
@@ -133,7 +124,7 @@ static void print_stores(const struct figures *f)
 		const char *s = f->stores[i];
 		char b[32], p95[32], avg[32], req[32], ret[32];
 		bool open = get(f, "hylake_store_breaker_open", s, 0) > 0;
-		bytes_text(get(f, "hylake_store_read_bytes_total", s, 0), b,
+		human_bytes(get(f, "hylake_store_read_bytes_total", s, 0), b,
 			   sizeof(b));
 		ms_text(get(f, "hylake_store_read_latency_p95_seconds", s,
 			    0.0 / 0.0), p95, sizeof(p95));
@@ -173,7 +164,7 @@ static void print_human(const char *mnt, const struct figures *f)
 		       "figures\n");
 
 	double reads = get(f, "hylake_reads_total", NULL, 0);
-	bytes_text(get(f, "hylake_read_bytes_total", NULL, 0), a, sizeof(a));
+	human_bytes(get(f, "hylake_read_bytes_total", NULL, 0), a, sizeof(a));
 	printf("\nreads         %.0f (%s) by applications\n", reads, a);
 	if (has(f, "hylake_router_reads_total", NULL)) {
 		double rr = get(f, "hylake_router_reads_total", NULL, 0);
@@ -193,10 +184,10 @@ static void print_human(const char *mnt, const struct figures *f)
 		double m = get(f, "hylake_fetched_bytes_total", NULL, 0);
 		char hb[32], mb[32];
 		pct_text(h, h + m, a, sizeof(a));
-		bytes_text(h, hb, sizeof(hb));
-		bytes_text(m, mb, sizeof(mb));
-		bytes_text(get(f, "hylake_cache_bytes", NULL, 0), b, sizeof(b));
-		bytes_text(get(f, "hylake_cache_limit_bytes", NULL, 0), c,
+		human_bytes(h, hb, sizeof(hb));
+		human_bytes(m, mb, sizeof(mb));
+		human_bytes(get(f, "hylake_cache_bytes", NULL, 0), b, sizeof(b));
+		human_bytes(get(f, "hylake_cache_limit_bytes", NULL, 0), c,
 			   sizeof(c));
 		printf("block cache   hit ratio %s (%s from the cache, %s from "
 		       "stores); holds %s of %s; %.0f evictions, %.0f corrupt "
@@ -215,11 +206,11 @@ static void print_human(const char *mnt, const struct figures *f)
 		       "%.0f entries\n", a, h, m,
 		       get(f, "hylake_metadata_cache_entries", NULL, 0));
 	}
-	bytes_text(get(f, "hylake_readahead_memory_bytes", NULL, 0), a,
+	human_bytes(get(f, "hylake_readahead_memory_bytes", NULL, 0), a,
 		   sizeof(a));
-	bytes_text(get(f, "hylake_readahead_memory_peak_bytes", NULL, 0), b,
+	human_bytes(get(f, "hylake_readahead_memory_peak_bytes", NULL, 0), b,
 		   sizeof(b));
-	bytes_text(get(f, "hylake_readahead_memory_limit_bytes", NULL, 0), c,
+	human_bytes(get(f, "hylake_readahead_memory_limit_bytes", NULL, 0), c,
 		   sizeof(c));
 	printf("read-ahead    %.0f fetches (%.0f ahead, %.0f unused); "
 	       "memory %s, peak %s of %s\n",
@@ -230,17 +221,21 @@ static void print_human(const char *mnt, const struct figures *f)
 
 int status_main(int argc, char **argv)
 {
-	bool prom = false;
+	static const struct option longopts[] = {
+		{ "prometheus", no_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool prom = false, bad = false;
 	const char *mnt = NULL;
+	int c;
 
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--prometheus"))
-			prom = true;
-		else if (argv[i][0] == '-' || mnt)
-			mnt = NULL, argc = -1;
-		else
-			mnt = argv[i];
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "p", longopts)) != -1) {
+		prom |= c == 'p';
+		bad |= c != 'p';
 	}
+	if (!bad && argc - optind == 1)
+		mnt = argv[optind];
 	if (!mnt) {
 		fprintf(stderr, "usage: hylake status MOUNTPOINT "
 			"[--prometheus]\n");

@@ -10,12 +10,15 @@
  * On a terminal a progress line on stderr is rewritten every 200 ms.
  */
 #include "mount/warm.h"
+#include "mount/cli.h"
+#include "mount/human.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -119,20 +122,12 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void human(uint64_t b, char *out, size_t len)
-{
-	if (b >= (1ull << 30))
-		snprintf(out, len, "%.2f GiB", (double)b / (1 << 30));
-	else
-		snprintf(out, len, "%.1f MiB", (double)b / (1 << 20));
-}
-
 static void progress(struct warm *w, double secs, bool final)
 {
 	char done[32], total[32];
 	uint64_t b = atomic_load(&w->bytes);
-	human(b, done, sizeof(done));
-	human(w->total, total, sizeof(total));
+	human_bytes((double)b, done, sizeof(done));
+	human_bytes((double)w->total, total, sizeof(total));
 	double rate = secs > 0 ? (double)b / 1e6 / secs : 0;
 	pthread_mutex_lock(&w->err_lock);
 	fprintf(final ? stdout : stderr, "%swarm: %zu/%zu files, %s of %s, "
@@ -147,9 +142,9 @@ static void progress(struct warm *w, double secs, bool final)
 	pthread_mutex_unlock(&w->err_lock);
 }
 
-static int usage(void)
+static int usage(FILE *out)
 {
-	fprintf(stderr, "usage: hylake warm PATH... [--jobs N]\n"
+	fprintf(out, "usage: hylake warm PATH... [--jobs N]\n"
 		"  read the files (a folder: every file beneath it) through "
 		"the mount,\n  so their blocks are kept in its block cache\n");
 	return 2;
@@ -159,34 +154,36 @@ int warm_main(int argc, char **argv)
 {
 	struct warm w = { .tty = isatty(STDERR_FILENO) };
 	long jobs = 4;
-	int npaths = 0, status = 0;
+	int status = 0;
 
+	static const struct option longopts[] = {
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "j:h", longopts)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (c != 'j' || cli_long_arg("warm", "--jobs", optarg, 1,
+					     JOBS_MAX, &jobs) < 0)
+			return usage(stderr);
+	}
+	if (optind == argc)
+		return usage(stderr);
 	pthread_mutex_init(&w.err_lock, NULL);
 	walk_target = &w;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--jobs") || !strcmp(argv[i], "-j")) {
-			char *end;
-			if (i + 1 >= argc)
-				return usage();
-			jobs = strtol(argv[++i], &end, 10);
-			if (*end || jobs < 1 || jobs > JOBS_MAX) {
-				fprintf(stderr, "hylake: warm: --jobs takes 1 to "
-					"%d\n", JOBS_MAX);
-				return 2;
-			}
-		} else if (argv[i][0] == '-') {
-			return usage();
-		} else {
-			npaths++;
-			if (nftw(argv[i], add_file, 32, FTW_PHYS | FTW_MOUNT) < 0) {
-				fprintf(stderr, "hylake: warm: %s: %s\n",
-					argv[i], strerror(errno));
-				status = 1;
-			}
+	for (int i = optind; i < argc; i++) {
+		if (nftw(argv[i], add_file, 32, FTW_PHYS | FTW_MOUNT) < 0) {
+			fprintf(stderr, "hylake: warm: %s: %s\n", argv[i],
+				strerror(errno));
+			status = 1;
 		}
 	}
-	if (!npaths)
-		return usage();
 
 	int64_t t0 = mono_ns();
 	size_t nth = (size_t)jobs < w.n ? (size_t)jobs : w.n;

@@ -4,6 +4,7 @@
 #include "backends/util/timeutil.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -116,11 +117,10 @@ int iso8601_parse_ns(const char *s, int64_t *out_ns)
 
 int httpdate_parse_ns(const char *s, int64_t *out_ns)
 {
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	const char *p = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	if (!p)
+	/* curl's parser: every HTTP date form, whatever the locale */
+	time_t t = curl_getdate(s, NULL);
+	if (t == (time_t)-1)
 		return -EINVAL;
-	*out_ns = (int64_t)timegm(&tm) * NS_PER_SEC;
+	*out_ns = (int64_t)t * NS_PER_SEC;
 	return 0;
 }

@@ -38,6 +38,11 @@ int main(void)
 	CHECK_INT(httpdate_parse_ns("Wed, 21 Oct 2015 07:28:00 GMT", &ns), 0);
 	CHECK_INT(ns, 1445412480LL * 1000000000LL);
 	CHECK(httpdate_parse_ns("21/10/2015", &ns) < 0);
+	/* the obsolete forms HTTP still allows (RFC 9110 5.6.7) */
+	CHECK_INT(httpdate_parse_ns("Sunday, 06-Nov-94 08:49:37 GMT", &ns), 0);
+	CHECK_INT(ns, 784111777LL * 1000000000LL);
+	CHECK_INT(httpdate_parse_ns("Sun Nov  6 08:49:37 1994", &ns), 0);
+	CHECK_INT(ns, 784111777LL * 1000000000LL);
 
 	struct deadline d = deadline_in_ms(1000);
 	CHECK(!deadline_expired(&d));
