@@ -42,6 +42,7 @@
  */
 #include "cache/blockcache.h"
 #include "backends/util/fdio.h"
+#include "backends/util/hmap.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
@@ -81,8 +82,9 @@ struct entry {
 	uint64_t size;            /* of the file: header and data */
 	uint64_t gen;             /* new whenever the file at the path is */
 	int64_t used_s;           /* last use written to the mtime (wall s) */
-	struct entry *prev, *next;  /* order of use: lru.next is the oldest */
-	struct entry *hnext;      /* hash chain, or the list of victims */
+	struct hmap_node hn;      /* in the index, by h.low64 */
+	struct lru_link use;      /* order of use: the oldest first */
+	struct entry *victim_next;  /* on a list of evicted blocks */
 };
 
 struct ratelimit {
@@ -102,9 +104,8 @@ struct bcache {
 	pthread_mutex_t fs_lock;  /* serialises changes to the block files */
 
 	pthread_mutex_t lock;     /* guards everything below */
-	struct entry **buckets;
-	size_t nbuckets;          /* a power of two */
-	struct entry lru;         /* sentinel of the list in order of use */
+	struct hmap index;        /* the blocks, by their key's hash */
+	struct lru_link lru;      /* the blocks in order of use */
 	uint64_t gen;
 	uint64_t reserved;        /* bytes of puts being written */
 	uint64_t free_est;        /* free bytes on the disk, estimated */
@@ -187,65 +188,33 @@ static bool parse_block_name(const char *name, XXH128_hash_t *h)
 
 /* ---- the index (lock held) ---- */
 
-static struct entry **find_slot(struct bcache *c, XXH128_hash_t h)
+static struct entry *find(struct bcache *c, XXH128_hash_t h)
 {
-	struct entry **p = &c->buckets[h.low64 & (c->nbuckets - 1)];
-	while (*p && !XXH128_isEqual((*p)->h, h))
-		p = &(*p)->hnext;
-	return p;
-}
-
-static void lru_del(struct entry *e)
-{
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-}
-
-static void lru_append(struct bcache *c, struct entry *e)
-{
-	e->prev = c->lru.prev;
-	e->next = &c->lru;
-	c->lru.prev->next = e;
-	c->lru.prev = e;
-}
-
-static void grow(struct bcache *c)
-{
-	size_t n = c->nbuckets * 2;
-	struct entry **b = xcalloc(n, sizeof(*b));
-
-	for (size_t i = 0; i < c->nbuckets; i++)
-		for (struct entry *e = c->buckets[i], *next; e; e = next) {
-			next = e->hnext;
-			e->hnext = b[e->h.low64 & (n - 1)];
-			b[e->h.low64 & (n - 1)] = e;
-		}
-	free(c->buckets);
-	c->buckets = b;
-	c->nbuckets = n;
+	for (struct hmap_node *n = hmap_first(&c->index, h.low64); n;
+	     n = hmap_next(n)) {
+		struct entry *e = container_of(n, struct entry, hn);
+		if (XXH128_isEqual(e->h, h))
+			return e;
+	}
+	return NULL;
 }
 
 /* Add e (not indexed yet) as the most recently used block. */
 static void index_add(struct bcache *c, struct entry *e)
 {
-	if (c->st.blocks >= c->nbuckets)
-		grow(c);
-	e->hnext = NULL;
-	*find_slot(c, e->h) = e;
-	lru_append(c, e);
+	hmap_add(&c->index, &e->hn, e->h.low64);
+	lru_push(&c->lru, &e->use);
 	e->gen = ++c->gen;
 	c->st.blocks++;
 	c->st.bytes += e->size;
 }
 
-/* Unindex the block in *slot and return it; its file is gone or about to
- * go, so its bytes count as free again. */
-static struct entry *index_remove(struct bcache *c, struct entry **slot)
+/* Unindex block e and return it; its file is gone or about to go, so its
+ * bytes count as free again. */
+static struct entry *index_remove(struct bcache *c, struct entry *e)
 {
-	struct entry *e = *slot;
-
-	*slot = e->hnext;
-	lru_del(e);
+	hmap_remove(&c->index, &e->hn);
+	lru_unlink(&e->use);
 	c->st.blocks--;
 	c->st.bytes -= e->size;
 	c->free_est += e->size;
@@ -255,13 +224,14 @@ static struct entry *index_remove(struct bcache *c, struct entry **slot)
 /* Evict the least recently used block onto *victims; false when none. */
 static bool evict_one(struct bcache *c, struct entry **victims)
 {
-	struct entry *e = c->lru.next;
+	struct lru_link *oldest = lru_oldest(&c->lru);
 
-	if (e == &c->lru)
+	if (!oldest)
 		return false;
-	index_remove(c, find_slot(c, e->h));
+	struct entry *e = container_of(oldest, struct entry, use);
+	index_remove(c, e);
 	c->st.evictions++;
-	e->hnext = *victims;
+	e->victim_next = *victims;
 	*victims = e;
 	return true;
 }
@@ -272,7 +242,7 @@ static void unlink_victims(struct bcache *c, struct entry *v)
 	char p[PATH_LEN];
 
 	while (v) {
-		struct entry *next = v->hnext;
+		struct entry *next = v->victim_next;
 		block_path(v->h, p);
 		if (unlinkat(c->v1_fd, p, 0) < 0 && errno != ENOENT)
 			log_debug("block cache in %s: unlink v1/%s: %s", c->dir,
@@ -393,7 +363,7 @@ static int write_tmp(struct bcache *c, const struct hdr *hd, const void *buf,
 static int install(struct bcache *c, XXH128_hash_t h, const char *tmp,
 		   uint64_t size)
 {
-	struct entry *e = xcalloc(1, sizeof(*e)), *old = NULL, **slot;
+	struct entry *e = xcalloc(1, sizeof(*e)), *old;
 	char p[PATH_LEN];
 	int rc = 0;
 
@@ -410,9 +380,9 @@ static int install(struct bcache *c, XXH128_hash_t h, const char *tmp,
 		return rc;
 	}
 	pthread_mutex_lock(&c->lock);
-	slot = find_slot(c, h);
-	if (*slot)
-		old = index_remove(c, slot);
+	old = find(c, h);
+	if (old)
+		index_remove(c, old);
 	c->reserved -= size;
 	index_add(c, e);
 	c->st.puts++;
@@ -481,10 +451,9 @@ static bool lookup_use(struct bcache *c, XXH128_hash_t h, uint64_t *gen,
 	struct entry *e;
 
 	pthread_mutex_lock(&c->lock);
-	e = *find_slot(c, h);
+	e = find(c, h);
 	if (e) {
-		lru_del(e);
-		lru_append(c, e);
+		lru_touch(&c->lru, &e->use);
 		*gen = e->gen;
 		*touch = now - e->used_s > TOUCH_AGE_S;
 		if (*touch)
@@ -501,7 +470,7 @@ static bool lookup_use(struct bcache *c, XXH128_hash_t h, uint64_t *gen,
 static void drop(struct bcache *c, XXH128_hash_t h, uint64_t gen,
 		 const char *why)
 {
-	struct entry **slot, *e = NULL;
+	struct entry *e;
 	char p[PATH_LEN];
 	uint64_t since = 0;
 	bool warn = false;
@@ -509,9 +478,11 @@ static void drop(struct bcache *c, XXH128_hash_t h, uint64_t gen,
 	block_path(h, p);
 	pthread_mutex_lock(&c->fs_lock);
 	pthread_mutex_lock(&c->lock);
-	slot = find_slot(c, h);
-	if (*slot && (*slot)->gen == gen)
-		e = index_remove(c, slot);
+	e = find(c, h);
+	if (e && e->gen == gen)
+		index_remove(c, e);
+	else
+		e = NULL;
 	c->st.misses++;
 	if (why) {
 		c->st.corrupt++;
@@ -632,7 +603,7 @@ bool bcache_has(struct bcache *c, const struct bcache_key *k)
 	if (hdr_encode(c, k, &hd))
 		return false;
 	pthread_mutex_lock(&c->lock);
-	found = *find_slot(c, hd.h) != NULL;
+	found = find(c, hd.h) != NULL;
 	pthread_mutex_unlock(&c->lock);
 	free(hd.b);
 	return found;
@@ -913,9 +884,8 @@ int bcache_open(const struct bcache_conf *conf, struct bcache **out,
 	c->max_bytes = conf->max_bytes;
 	c->min_free = conf->min_free_bytes;
 	c->lock_fd = c->v1_fd = -1;
-	c->nbuckets = NBUCKETS_MIN;
-	c->buckets = xcalloc(c->nbuckets, sizeof(*c->buckets));
-	c->lru.prev = c->lru.next = &c->lru;
+	hmap_init(&c->index, NBUCKETS_MIN);
+	lru_init(&c->lru);
 	pthread_mutex_init(&c->fs_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
 
@@ -952,11 +922,11 @@ void bcache_close(struct bcache *c)
 {
 	if (!c)
 		return;
-	for (struct entry *e = c->lru.next, *next; e != &c->lru; e = next) {
-		next = e->next;
-		free(e);
+	for (struct lru_link *l; (l = lru_oldest(&c->lru));) {
+		lru_unlink(l);
+		free(container_of(l, struct entry, use));
 	}
-	free(c->buckets);
+	hmap_release(&c->index);
 	if (c->v1_fd >= 0)
 		close(c->v1_fd);
 	if (c->lock_fd >= 0)

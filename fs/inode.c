@@ -1,8 +1,9 @@
 /*
- * inode.c - the inode table: two chained hash tables (by number, by
- * path) over the same nodes, grown by doubling, one mutex.
+ * inode.c - the inode table: two hash tables (by number, by path) over
+ * the same nodes, one mutex.
  */
 #include "fs/inode.h"
+#include "backends/util/hmap.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
@@ -15,23 +16,19 @@ struct inode {
 	uint64_t ino;
 	uint64_t nlookup;
 	char *path;
-	uint64_t path_hash;
 	bool in_path_table;         /* false once a newer inode took the path */
 	struct obj_info info;
 	/* Which version's bytes the kernel's pages hold (see inode.h). */
 	struct obj_info paged;
 	bool has_paged;
 	unsigned paged_opens;       /* open handles that use the pages */
-	struct inode *next_ino;
-	struct inode *next_path;
+	struct hmap_node by_ino, by_path;
 };
 
 struct itable {
 	pthread_mutex_t lock;       /* guards everything below and all nodes */
-	struct inode **by_ino;
-	struct inode **by_path;
-	size_t nbuckets;            /* power of two, same for both tables */
-	size_t count;
+	struct hmap by_ino;
+	struct hmap by_path;        /* the newest inode of each path */
 	uint64_t next_ino;
 };
 
@@ -40,66 +37,37 @@ static uint64_t hash_path(const char *p)
 	return XXH3_64bits(p, strlen(p));
 }
 
-static size_t slot(const struct itable *t, uint64_t h)
+static uint64_t hash_ino(uint64_t ino)
 {
-	return (size_t)(h ^ (h >> 29)) & (t->nbuckets - 1);
-}
-
-static void link_node(struct itable *t, struct inode *n)
-{
-	size_t i = slot(t, n->ino * 0x9E3779B97F4A7C15ULL);
-	n->next_ino = t->by_ino[i];
-	t->by_ino[i] = n;
-	if (n->in_path_table) {
-		size_t j = slot(t, n->path_hash);
-		n->next_path = t->by_path[j];
-		t->by_path[j] = n;
-	}
-}
-
-static void grow(struct itable *t)
-{
-	size_t old_n = t->nbuckets;
-	struct inode **old = t->by_ino;
-
-	t->nbuckets *= 2;
-	t->by_ino = xcalloc(t->nbuckets, sizeof(*t->by_ino));
-	free(t->by_path);
-	t->by_path = xcalloc(t->nbuckets, sizeof(*t->by_path));
-	for (size_t i = 0; i < old_n; i++) {
-		struct inode *n = old[i];
-		while (n) {
-			struct inode *next = n->next_ino;
-			link_node(t, n);
-			n = next;
-		}
-	}
-	free(old);
+	return ino * 0x9E3779B97F4A7C15ULL;
 }
 
 static struct inode *find_ino(struct itable *t, uint64_t ino)
 {
-	struct inode *n = t->by_ino[slot(t, ino * 0x9E3779B97F4A7C15ULL)];
-	while (n && n->ino != ino)
-		n = n->next_ino;
-	return n;
+	uint64_t h = hash_ino(ino);
+	for (struct hmap_node *n = hmap_first(&t->by_ino, h); n;
+	     n = hmap_next(n)) {
+		struct inode *i = container_of(n, struct inode, by_ino);
+		if (i->ino == ino)
+			return i;
+	}
+	return NULL;
 }
 
 static struct inode *find_path(struct itable *t, const char *path, uint64_t h)
 {
-	struct inode *n = t->by_path[slot(t, h)];
-	while (n && (n->path_hash != h || strcmp(n->path, path) != 0))
-		n = n->next_path;
-	return n;
+	for (struct hmap_node *n = hmap_first(&t->by_path, h); n;
+	     n = hmap_next(n)) {
+		struct inode *i = container_of(n, struct inode, by_path);
+		if (!strcmp(i->path, path))
+			return i;
+	}
+	return NULL;
 }
 
 static void unlink_path(struct itable *t, struct inode *n)
 {
-	struct inode **pp = &t->by_path[slot(t, n->path_hash)];
-	while (*pp && *pp != n)
-		pp = &(*pp)->next_path;
-	if (*pp)
-		*pp = n->next_path;
+	hmap_remove(&t->by_path, &n->by_path);
 	n->in_path_table = false;
 }
 
@@ -109,13 +77,10 @@ static struct inode *new_node(struct itable *t, const char *path,
 	struct inode *n = xcalloc(1, sizeof(*n));
 	n->ino = t->next_ino++;
 	n->path = xstrdup(path);
-	n->path_hash = hash_path(path);
 	n->in_path_table = true;
 	n->info = *info;
-	if (t->count + 1 > t->nbuckets)
-		grow(t);
-	link_node(t, n);
-	t->count++;
+	hmap_add(&t->by_ino, &n->by_ino, hash_ino(n->ino));
+	hmap_add(&t->by_path, &n->by_path, hash_path(path));
 	return n;
 }
 
@@ -125,30 +90,29 @@ struct itable *itable_create(void)
 	struct obj_info root = { .is_dir = true };
 
 	pthread_mutex_init(&t->lock, NULL);
-	t->nbuckets = 1024;
-	t->by_ino = xcalloc(t->nbuckets, sizeof(*t->by_ino));
-	t->by_path = xcalloc(t->nbuckets, sizeof(*t->by_path));
+	hmap_init(&t->by_ino, 1024);
+	hmap_init(&t->by_path, 1024);
 	t->next_ino = INODE_ROOT;
 	struct inode *r = new_node(t, "", &root);
 	r->nlookup = 1;      /* pinned */
 	return t;
 }
 
+static void free_inode(struct hmap_node *n, void *arg)
+{
+	struct inode *i = container_of(n, struct inode, by_ino);
+	(void)arg;
+	free(i->path);
+	free(i);
+}
+
 void itable_destroy(struct itable *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct inode *n = t->by_ino[i];
-		while (n) {
-			struct inode *next = n->next_ino;
-			free(n->path);
-			free(n);
-			n = next;
-		}
-	}
-	free(t->by_ino);
-	free(t->by_path);
+	hmap_release(&t->by_path);   /* the same nodes: freed below */
+	hmap_clear(&t->by_ino, free_inode, NULL);
+	hmap_release(&t->by_ino);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -183,14 +147,9 @@ void itable_forget(struct itable *t, uint64_t ino, uint64_t nl)
 	if (n) {
 		n->nlookup = n->nlookup > nl ? n->nlookup - nl : 0;
 		if (n->nlookup == 0) {
-			struct inode **pp =
-				&t->by_ino[slot(t, ino * 0x9E3779B97F4A7C15ULL)];
-			while (*pp != n)
-				pp = &(*pp)->next_ino;
-			*pp = n->next_ino;
+			hmap_remove(&t->by_ino, &n->by_ino);
 			if (n->in_path_table)
 				unlink_path(t, n);
-			t->count--;
 			free(n->path);
 			free(n);
 		}
@@ -231,7 +190,7 @@ bool itable_update(struct itable *t, uint64_t ino, const struct obj_info *info)
 uint64_t itable_count(struct itable *t)
 {
 	pthread_mutex_lock(&t->lock);
-	uint64_t c = t->count;
+	uint64_t c = t->by_ino.count;
 	pthread_mutex_unlock(&t->lock);
 	return c;
 }
