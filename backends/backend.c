@@ -1,8 +1,10 @@
 /*
  * backend.c - helpers shared by every store: common fields of backends
- * and open handles, version comparison, stat by listing.
+ * and open handles, version comparison, stat by listing (the listing
+ * rules themselves live in listing.c).
  */
 #include "backends/backend.h"
+#include "backends/listing.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
@@ -62,33 +64,7 @@ void bobj_release(struct bobj *o)
 }
 
 #define STAT_PAGE 16          /* names fetched per stat listing page */
-#define STAT_PAGES_MAX 4      /* then ask for the folder directly */
-
-struct stat_scan {
-	const char *name;
-	size_t nlen;
-	bool folder, have_file, past;
-	struct obj_info file;
-};
-
-static int stat_scan_entry(void *arg, const struct list_entry *e)
-{
-	struct stat_scan *st = arg;
-	size_t n = st->nlen;
-
-	if (strncmp(e->name, st->name, n) != 0)
-		return 0;
-	if (e->is_prefix && e->name[n] == '/' && e->name[n + 1] == '\0')
-		st->folder = true;
-	else if (!e->is_prefix && e->name[n] == '\0') {
-		st->file = e->info;
-		st->have_file = true;
-	}
-	/* Names come sorted: one after name + "/" settles the question. */
-	if ((unsigned char)e->name[n] > '/')
-		st->past = true;
-	return 0;
-}
+#define STAT_SCAN_MAX 64      /* names read past; then ask for the folder */
 
 static int note_any(void *arg, const struct list_entry *e)
 {
@@ -116,44 +92,55 @@ int backend_prefix_exists(struct backend *b, const char *prefix,
 	return rc < 0 ? rc : any;
 }
 
+/*
+ * The listing of prefix = name comes in byte order with a folder hiding a
+ * file of its name (listing.h): "name" (yielded only when no "name/"
+ * exists), siblings such as "name-1" and "name.txt", then "name/".  After
+ * STAT_SCAN_MAX siblings, ask for the folder directly instead of reading
+ * on (the listing does the same for a held "name").
+ */
 int backend_stat_by_listing(struct backend *b, const char *name,
 			    struct obj_info *out, const struct deadline *dl)
 {
-	struct stat_scan st = { .name = name, .nlen = strlen(name) };
-	char *token = NULL;
-	int rc, pages = 0;
+	struct listing_conf conf = { .prefix = name, .delimiter = "/",
+				     .page_size = STAT_PAGE,
+				     .hold_max = STAT_SCAN_MAX };
+	const struct list_entry *e;
+	size_t n = strlen(name);
+	int rc, seen = 0;
+	bool file = false;
 
 	memset(out, 0, sizeof(*out));
 	if (!*name) {
 		out->is_dir = true;
 		return 0;
 	}
-	do {
-		char *next = NULL;
-		struct list_req req = { .prefix = name, .delimiter = "/",
-					.token = token, .max_keys = STAT_PAGE };
-		rc = b->ops->list(b, &req, stat_scan_entry, &st, &next, dl);
-		free(token);
-		token = next;
-	} while (rc == 0 && !st.folder && !st.past && token &&
-		 ++pages < STAT_PAGES_MAX);
-	if (rc == 0 && !st.folder && !st.past && token) {
-		/* Many "name-..." siblings sort before "name/": ask directly. */
-		struct strbuf dir = STRBUF_INIT;
-		strbuf_addf(&dir, "%s/", name);
-		rc = backend_prefix_exists(b, dir.buf, dl);
-		strbuf_release(&dir);
-		st.folder = rc == 1;
+	struct listing *l = listing_create(b, &conf);
+	while ((rc = listing_next(l, &e, dl)) == 1) {
+		unsigned char c = (unsigned char)e->name[n];
+		if (c == '\0' && !e->is_prefix) {
+			*out = e->info;   /* a file no folder hides */
+			file = true;
+			rc = 0;
+			break;
+		}
+		if (c >= '/') {
+			rc = c == '/';    /* the folder, or past where it goes */
+			break;
+		}
+		if (++seen >= STAT_SCAN_MAX) {
+			struct strbuf dir = STRBUF_INIT;
+			strbuf_addf(&dir, "%s/", name);
+			rc = backend_prefix_exists(b, dir.buf, dl);
+			strbuf_release(&dir);
+			break;
+		}
 	}
-	free(token);
-	if (rc < 0)
+	listing_destroy(l);
+	if (rc < 0 || file)
 		return rc;
-	if (st.folder) {
-		out->is_dir = true;
-		return 0;
-	}
-	if (!st.have_file)
-		return -ENOENT;
-	*out = st.file;
+	if (rc == 0)
+		return -ENOENT;           /* neither, or the listing ended */
+	out->is_dir = true;
 	return 0;
 }

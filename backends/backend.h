@@ -105,7 +105,17 @@ struct prom;
  * they live on the instance, never in the shared const ops table.
  */
 enum backend_cap {
-	BACKEND_LIST_SORTED = 1u << 0,    /* pages come in byte order of names */
+	/*
+	 * Listings are sorted, in this sense only: within a page the
+	 * objects are in byte order of names and so are the prefixes, but
+	 * the two runs may come one after the other (GCS: all objects, then
+	 * all prefixes), so a page is not in byte order as a whole; across
+	 * pages names only grow, except that a prefix may be sent again at
+	 * the start of the next page.  Without it (posix: readdir order) no
+	 * order is promised.  backends/listing.h turns either into entries
+	 * in byte order with a folder hiding a file of its name.
+	 */
+	BACKEND_LIST_SORTED = 1u << 0,
 	BACKEND_LIST_START_AT = 1u << 1,  /* list honours list_req.start_at */
 };
 
@@ -212,10 +222,14 @@ struct bobj {
 };
 
 /*
- * stat() for object stores whose listings are sorted (S3, GCS): one
- * listing of prefix = name, delimiter '/' shows both the object "name"
- * and a folder "name/", with the object's metadata.  Follows empty pages
- * that carry a token.  The folder wins when both exist.
+ * stat() for object stores whose listings are sorted (S3, GCS): the
+ * listing of prefix = name, delimiter '/' (through backends/listing.h)
+ * shows both the object "name" and a folder "name/", with the object's
+ * metadata.  Follows empty pages that carry a token.  The folder wins
+ * when both exist.  When many names sort between "name" and "name/"
+ * ("name-1", "name.txt", ...), asks whether "name/" exists with a
+ * one-key listing (backend_prefix_exists) instead of reading them all.
+ * 0, -ENOENT, or the listing's -errno.
  */
 int backend_stat_by_listing(struct backend *b, const char *name,
 			    struct obj_info *out, const struct deadline *dl);

@@ -1,25 +1,23 @@
 /*
  * dirstream.c - streaming folder listings.
  *
- *   store page --sort--> classify --+--> folders ----------------> items
- *                                   +--> objects --> held --------^
+ *   listing (byte order, a folder hides a file of its name, repeated
+ *   folders dropped: backends/listing.h) --classify--> items[head..n)
  *
- * Sorted stores list "x", then "x!..".."x.." names, then "x/": an object
- * "x" is held back until a later name shows whether "x/" exists.  A name
- * greater than "x/" means no folder (release x); "x/" itself means the
- * folder wins (drop x).  If too many names pile up, the oldest is settled
- * with a one-key listing of "x/".
+ * Classifying turns full names into one segment each: the folder's own
+ * marker is skipped and names that cannot be paths are hidden and
+ * counted.  items keeps the entries from the reader's position on, so
+ * what the kernel takes back is replayed without asking the store.
  */
 #include "fs/dirstream.h"
 #include "fs/names.h"
+#include "backends/listing.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define HELD_MAX 64
 
 struct dirstream {
 	struct backend *b;
@@ -30,14 +28,10 @@ struct dirstream {
 	struct dir_item *items;
 	size_t n, alloc, head;
 	uint64_t base;
-	/* Objects that may yet turn out to be folders, in arrival order. */
-	struct dir_item held[HELD_MAX];
-	size_t nheld;
-	char *token;               /* next page; NULL before first / at end */
-	char *last_folder;         /* the greatest folder delivered so far */
+	struct listing *l;         /* NULL before the first page */
 	bool finished;
-	uint64_t hidden;
-	const struct deadline *dl; /* of the call in progress */
+	uint64_t hidden;           /* unsafe names, and files hidden by
+	                              listings since restarted */
 };
 
 static void item_free(struct dir_item *it)
@@ -55,162 +49,45 @@ static void push_item(struct dirstream *ds, struct dir_item *it)
 	ds->items[ds->n++] = *it;
 }
 
-/* Is there a folder "seg/" under the prefix?  On error assume there is
- * none (the object stays visible). */
-static bool folder_exists(struct dirstream *ds, const char *seg)
+/* One entry of the listing (a name under the prefix) as a dir_item. */
+static void classify(struct dirstream *ds, const struct list_entry *e)
 {
-	struct strbuf p = STRBUF_INIT;
-	strbuf_addf(&p, "%s%s/", ds->prefix, seg);
-	int rc = backend_prefix_exists(ds->b, p.buf, ds->dl);
-	strbuf_release(&p);
-	return rc == 1;
-}
-
-static void release_held(struct dirstream *ds, size_t i)
-{
-	push_item(ds, &ds->held[i]);
-	memmove(&ds->held[i], &ds->held[i + 1],
-		(ds->nheld - i - 1) * sizeof(ds->held[0]));
-	ds->nheld--;
-}
-
-static void drop_held(struct dirstream *ds, size_t i)
-{
-	log_debug("hiding object '%s%s': a folder of the same name exists",
-		  ds->prefix, ds->held[i].name);
-	ds->hidden++;
-	item_free(&ds->held[i]);
-	memmove(&ds->held[i], &ds->held[i + 1],
-		(ds->nheld - i - 1) * sizeof(ds->held[0]));
-	ds->nheld--;
-}
-
-/* A new sorted name arrived: settle held objects it decides. */
-static void settle_held(struct dirstream *ds, const char *seg, bool is_folder)
-{
-	size_t slen = strlen(seg);
-	for (size_t i = 0; i < ds->nheld;) {
-		const char *h = ds->held[i].name;
-		size_t hlen = strlen(h);
-		int c = strncmp(seg, h, hlen < slen ? hlen : slen);
-		if (is_folder && slen == hlen && c == 0) {
-			drop_held(ds, i);          /* "x/" exists: folder wins */
-			continue;
-		}
-		/* seg > h + "/" in byte order?  Then h has no folder. */
-		bool after;
-		if (c != 0)
-			after = c > 0;
-		else if (slen <= hlen)
-			after = false;
-		else
-			after = (unsigned char)seg[hlen] > '/';
-		if (after)
-			release_held(ds, i);
-		else
-			i++;
-	}
-}
-
-static int on_entry(void *arg, const struct list_entry *e)
-{
-	struct dirstream *ds = arg;
-	size_t plen = strlen(ds->prefix);
-	const char *seg = e->name + plen;
+	const char *seg = e->name + strlen(ds->prefix);
 	size_t slen = strlen(seg);
 
-	if (strncmp(e->name, ds->prefix, plen) != 0)
-		return 0;                  /* not ours: ignore */
 	if (e->is_prefix && slen && seg[slen - 1] == '/')
 		slen--;
 	if (!e->is_prefix && slen == 0)
-		return 0;                  /* the folder's own marker */
+		return;                    /* the folder's own marker */
 	if (!names_segment_ok(seg, slen)) {
 		ds->hidden++;
 		log_debug("hiding unsafe name '%s'", e->name);
-		return 0;
+		return;
 	}
-	/* A page boundary inside a folder's names can make a store send
-	 * that folder again on the next page (GCS does); sorted names mean
-	 * the repeat can only be the last folder delivered. */
-	if (e->is_prefix && ds->last_folder &&
-	    strlen(ds->last_folder) == slen &&
-	    memcmp(ds->last_folder, seg, slen) == 0)
-		return 0;
 	struct dir_item it = { .name = xstrndup(seg, slen), .info = e->info };
 	it.info.is_dir = e->is_prefix;
-	if (it.info.is_dir) {
-		free(ds->last_folder);
-		ds->last_folder = xstrdup(it.name);
+	push_item(ds, &it);
+}
+
+/* Take the next entry of the listing into items (or note the end). */
+static int pull(struct dirstream *ds, const struct deadline *dl)
+{
+	const struct list_entry *e;
+
+	if (!ds->l) {
+		struct listing_conf conf = { .prefix = ds->prefix,
+					     .delimiter = "/",
+					     .page_size = ds->page_size };
+		ds->l = listing_create(ds->b, &conf);
 	}
-	if (backend_has(ds->b, BACKEND_LIST_SORTED))
-		settle_held(ds, it.name, it.info.is_dir);
-	if (!backend_has(ds->b, BACKEND_LIST_SORTED) || it.info.is_dir) {
-		push_item(ds, &it);
-		return 0;
-	}
-	if (ds->nheld == HELD_MAX) {
-		/* Settle the oldest directly rather than hold without bound. */
-		if (folder_exists(ds, ds->held[0].name))
-			drop_held(ds, 0);
-		else
-			release_held(ds, 0);
-	}
-	ds->held[ds->nheld++] = it;
+	int rc = listing_next(ds->l, &e, dl);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		ds->finished = true;
+	else
+		classify(ds, e);
 	return 0;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(((const struct list_entry *)a)->name,
-		      ((const struct list_entry *)b)->name);
-}
-
-/* Collect a page, sort it (stores give objects and folders as two sorted
- * runs), then classify in order. */
-struct page {
-	struct list_entry *e;
-	size_t n, alloc;
-};
-
-static int collect(void *arg, const struct list_entry *e)
-{
-	struct page *p = arg;
-	if (p->n == p->alloc) {
-		p->alloc = p->alloc ? p->alloc * 2 : 256;
-		p->e = xrealloc(p->e, p->alloc * sizeof(*p->e));
-	}
-	p->e[p->n] = *e;
-	p->e[p->n].name = xstrdup(e->name);
-	p->n++;
-	return 0;
-}
-
-static int fetch_page(struct dirstream *ds)
-{
-	struct page pg = { 0 };
-	char *next = NULL;
-	struct list_req req = { .prefix = ds->prefix, .delimiter = "/",
-				.token = ds->token,
-				.max_keys = ds->page_size };
-	int rc = backend_list(ds->b, &req, collect, &pg, &next, ds->dl);
-	if (rc == 0) {
-		if (backend_has(ds->b, BACKEND_LIST_SORTED) && pg.n > 1)   /* pg.e is NULL at 0 */
-			qsort(pg.e, pg.n, sizeof(*pg.e), cmp_name);
-		for (size_t i = 0; i < pg.n; i++)
-			on_entry(ds, &pg.e[i]);
-		free(ds->token);
-		ds->token = next;
-		if (!next) {
-			ds->finished = true;
-			while (ds->nheld)
-				release_held(ds, 0);
-		}
-	}
-	for (size_t i = 0; i < pg.n; i++)
-		free((char *)pg.e[i].name);
-	free(pg.e);
-	return rc;
 }
 
 struct dirstream *dirstream_create(struct backend *b, const char *dir,
@@ -231,14 +108,12 @@ static void reset(struct dirstream *ds)
 {
 	for (size_t i = 0; i < ds->n; i++)
 		item_free(&ds->items[i]);
-	for (size_t i = 0; i < ds->nheld; i++)
-		item_free(&ds->held[i]);
-	ds->n = ds->head = ds->nheld = 0;
+	ds->n = ds->head = 0;
 	ds->base = 0;
-	free(ds->token);
-	ds->token = NULL;
-	free(ds->last_folder);
-	ds->last_folder = NULL;
+	if (ds->l)
+		ds->hidden += listing_hidden(ds->l);
+	listing_destroy(ds->l);
+	ds->l = NULL;
 	ds->finished = false;
 }
 
@@ -269,11 +144,10 @@ static void compact(struct dirstream *ds)
 int dirstream_peek(struct dirstream *ds, const struct dir_item **item,
 		   const struct deadline *dl)
 {
-	ds->dl = dl;
 	while (ds->head == ds->n) {
 		if (ds->finished)
 			return 0;
-		int rc = fetch_page(ds);
+		int rc = pull(ds, dl);
 		if (rc < 0)
 			return rc;
 	}
@@ -312,4 +186,7 @@ int dirstream_seek(struct dirstream *ds, uint64_t pos,
 	return 0;
 }
 
-uint64_t dirstream_hidden(const struct dirstream *ds) { return ds->hidden; }
+uint64_t dirstream_hidden(const struct dirstream *ds)
+{
+	return ds->hidden + (ds->l ? listing_hidden(ds->l) : 0);
+}

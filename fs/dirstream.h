@@ -1,12 +1,13 @@
 /*
  * dirstream.h - one folder's entries, streamed page by page from a store.
  *
- * Turns store listings (full names, folders as "prefix/" entries, pages
- * that may be empty) into directory entries: one segment name each, with
- * unsafe names dropped and counted, a folder marker skipped, and an object
- * that is also a folder ("x" and "x/") shown once, as the folder.  At most
- * one listing page (plus a few held-back names) is in memory at any time,
- * so a folder of millions of entries costs as much as one of a thousand.
+ * Turns a store's listing (backends/listing.h: byte order for sorted
+ * stores, an object that is also a folder ("x" and "x/") shown once, as
+ * the folder, repeated folders dropped) into directory entries: one
+ * segment name each, with unsafe names dropped and counted and a folder
+ * marker skipped.  At most one listing page plus the names the listing
+ * holds back (LISTING_HOLD_DEFAULT) is in memory at any time, so a folder
+ * of millions of entries costs as much as one of a thousand.
  *
  * Positions: the n-th entry delivered (0-based) has position n.  Entries
  * from the current position on stay replayable until dirstream_seek() is

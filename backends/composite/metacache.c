@@ -21,6 +21,7 @@
  */
 #include "backends/composite/metacache.h"
 #include "backends/backend.h"
+#include "backends/listing.h"
 #include "backends/util/log.h"
 #include "backends/util/prom.h"
 #include "backends/util/strbuf.h"
@@ -450,18 +451,6 @@ static void remember_page(struct metacache *mc, enum mc_kind kind,
 	insert_all(mc, &e, 1);
 }
 
-/*
- * On a sorted page that is not the last, a file "x" could still have a
- * folder "x/" on the next page, which would win.  It cannot when a name
- * on this page (max, the greatest) sorts at or after "x/".
- */
-static bool file_settled(const char *x, const char *max)
-{
-	size_t n = strlen(x);
-	int c = strncmp(max, x, n);
-	return c > 0 || (c == 0 && (unsigned char)max[n] >= '/');
-}
-
 /* The stat entry a listing entry stands for, or NULL. */
 static struct mc_entry *entry_of(struct metacache *mc,
 				 const struct list_entry *le, int64_t born)
@@ -486,35 +475,47 @@ static struct mc_entry *entry_of(struct metacache *mc,
 
 /* What a page teaches the stat cache: entries, and undecided files. */
 struct fill {
+	struct metacache *mc;
 	struct mc_entry **v;
 	size_t n;
+	size_t nold;              /* entries before this are earlier files */
+	int64_t born, held_born;  /* when this page and those were listed */
 	struct mc_page *held;     /* files the next page must decide */
 };
 
-static void fill_one(struct metacache *mc, struct fill *f,
-		     const struct list_entry *le, const char *max, bool last,
-		     int64_t born)
+static int fill_entry(void *arg, const struct list_entry *le, size_t idx,
+		      bool undecided)
 {
-	if (!le->is_prefix && !last && backend_has(mc->inner, BACKEND_LIST_SORTED) &&
-	    !(max && file_settled(le->name, max))) {
+	struct fill *f = arg;
+
+	if (undecided) {
 		if (!f->held)
 			f->held = page_new();
 		page_add(f->held, le);
-		return;
+		return 0;
 	}
-	f->v[f->n++] = entry_of(mc, le, born);
+	f->v[f->n++] = entry_of(f->mc, le,
+				idx < f->nold ? f->held_born : f->born);
+	return 0;
 }
 
-/* Every entry of pg: files first, then folders, so that a folder wins
- * over a file of its name. */
+/*
+ * The entries of pg (after the files old, an earlier page left
+ * undecided) that the listing rules decide go to the stat cache; a file
+ * a folder of its name hides is not among them.  Files only a later page
+ * can decide end up in f->held.
+ */
 static void fill_page(struct metacache *mc, struct fill *f,
-		      const struct mc_page *pg, const char *max, bool last,
-		      int64_t born)
+		      const struct mc_page *old, const struct mc_page *pg,
+		      bool last)
 {
-	for (int folders = 0; folders < 2; folders++)
-		for (size_t i = 0; i < pg->n; i++)
-			if (pg->e[i].is_prefix == (bool)folders)
-				fill_one(mc, f, &pg->e[i], max, last, born);
+	f->mc = mc;
+	f->nold = old ? old->n : 0;
+	f->v = xcalloc(f->nold + pg->n + 1, sizeof(*f->v));
+	listing_settle(mc->inner, old ? old->e : NULL, f->nold, pg->e, pg->n,
+		       last, fill_entry, f);
+	insert_all(mc, f->v, f->n);
+	free(f->v);
 }
 
 /* Files an earlier page left undecided, waiting under the key of this
@@ -541,34 +542,26 @@ static struct mc_page *take_held(struct metacache *mc,
 }
 
 /*
- * Fill the stat cache from a page of a "/"-delimited listing: files
- * first, then folders, so that a folder wins over a file of its name.
- * Files this page cannot decide wait for the next page (MC_HELD under
- * the key of its request); the ones the previous page left are decided
- * here.
+ * Fill the stat cache from a page of a "/"-delimited listing.  Files this
+ * page cannot decide wait for the next page (MC_HELD under the key of its
+ * request); the ones the previous page left are decided here.
  */
 static void fill_stats(struct metacache *mc, const struct list_req *req,
 		       const struct strbuf *key, const struct tee *t,
 		       const char *next_token, int64_t born)
 {
-	const struct mc_page *pg = t->pg;
-	int64_t held_born = born;
-	struct mc_page *old = req->token ? take_held(mc, key, &held_born) : NULL;
-	size_t nold = old ? old->n : 0;
-	struct fill f = { .v = xcalloc(pg->n + nold + 1, sizeof(*f.v)) };
+	struct fill f = { .born = born, .held_born = born };
+	struct mc_page *old = req->token ? take_held(mc, key, &f.held_born)
+					 : NULL;
 
-	for (size_t i = 0; i < nold; i++)
-		fill_one(mc, &f, &old->e[i], t->max, !next_token, held_born);
-	fill_page(mc, &f, pg, t->max, !next_token, born);
-	insert_all(mc, f.v, f.n);
-	free(f.v);
+	fill_page(mc, &f, old, t->pg, !next_token);
 	page_unref(old);
 	if (f.held) {
 		struct list_req next = *req;
 		struct strbuf nkey = STRBUF_INIT;
 		next.token = next_token;
 		page_key(&next, &nkey);
-		remember_page(mc, MC_HELD, &nkey, f.held, held_born,
+		remember_page(mc, MC_HELD, &nkey, f.held, f.held_born,
 			      mc->conf.attr_ttl_ms);
 		strbuf_release(&nkey);
 	}
@@ -618,11 +611,8 @@ static int stat_by_page(struct metacache *mc, const char *name,
 		free(next);
 		return 1;
 	}
-	const struct mc_page *pg = t.pg;
-	struct fill f = { .v = xcalloc(pg->n + 1, sizeof(*f.v)) };
-	fill_page(mc, &f, pg, t.max, !next, born);
-	insert_all(mc, f.v, f.n);
-	free(f.v);
+	struct fill f = { .born = born, .held_born = born };
+	fill_page(mc, &f, NULL, t.pg, !next);
 	page_unref(f.held);        /* undecided: their own lookups decide */
 
 	struct strbuf dir = STRBUF_INIT;

@@ -12,10 +12,16 @@
  *                listing fetched from the inner store (delimiter "/")
  *                also fills the stat cache for its full name ("d/" is a
  *                folder "d"), so `ls -l` followed by a lookup of each
- *                entry asks nothing more.  A folder wins over a file of
- *                its name as in stat: a file whose "name/" could still
- *                come on the next page of a sorted listing waits for that
- *                page to decide it.
+ *                entry asks nothing more.  What a page fills follows the
+ *                listing rules of backends/listing.h (listing_settle):
+ *                a folder wins over a file of its name as in stat, and a
+ *                file whose "name/" could still come on a later page of
+ *                a sorted listing is kept aside (charged to the budget,
+ *                under the key of the next page's request) until the
+ *                request for that page, from any caller, decides it.
+ *                Replayed pages are passed on exactly as the inner store
+ *                gave them (its order, repeats and all): the cache never
+ *                reorders or filters a page, only the stat fill does.
  *   open(name)   always passed to the inner store, which pins the
  *                version as the freshness mode says (strict: asks the
  *                source, close-to-open).  A new version seen at open
