@@ -2,9 +2,9 @@
  * metacache.c - stat answers and listing pages of a store, kept in memory
  * for a TTL (metacache.h says what is cached and why).
  *
- *   table   (kind, key) -> entry; chained hash, doubled when full
- *   lru     every entry and page on one list, most recently used first;
- *           the tail goes while the bytes charged exceed max_bytes
+ *   table   (kind, key) -> entry; util/hmap, doubled when full
+ *   lru     every entry and page on one list in order of use; the
+ *           oldest goes while the bytes charged exceed max_bytes
  *   entry   MC_STAT: key is the name; 0 + obj_info, or -ENOENT
  *           MC_PAGE: key is prefix \0 [d delim] \0 [t token] \0 max_keys;
  *           an immutable struct mc_page that a replay holds a reference
@@ -17,11 +17,12 @@
  * and an entry is only replaced by the answer to a question asked no
  * earlier: a slow stat begun before an open found a new version cannot
  * put the old size back.  Entries removed under the lock are freed after
- * it is released (a "dead" list threaded through hnext).
+ * it is released (a "dead" list threaded through dead_next).
  */
 #include "backends/composite/metacache.h"
 #include "backends/backend.h"
 #include "backends/listing.h"
+#include "backends/util/hmap.h"
 #include "backends/util/log.h"
 #include "backends/util/prom.h"
 #include "backends/util/strbuf.h"
@@ -52,9 +53,9 @@ struct mc_page {
 };
 
 struct mc_entry {
-	struct mc_entry *hnext;          /* hash chain (or the dead list) */
-	struct mc_entry *prev, *next;    /* LRU: head is the most recent */
-	uint64_t hash;
+	struct hmap_node hn;             /* in the table */
+	struct lru_link use;             /* order of use */
+	struct mc_entry *dead_next;      /* on a list of entries to free */
 	enum mc_kind kind;
 	int64_t born_ns;                 /* when the inner store was asked */
 	int64_t expires_ns;
@@ -71,9 +72,8 @@ struct metacache {
 	struct backend *inner;
 	struct metacache_conf conf;
 	pthread_mutex_t lock;            /* guards everything below */
-	struct mc_entry **buckets;
-	size_t nbuckets, count;
-	struct mc_entry *head, *tail;
+	struct hmap table;
+	struct lru_link lru;
 	size_t bytes;
 	struct metacache_stats st;       /* counters; entries and bytes are
 	                                    filled in by get_stats */
@@ -116,90 +116,51 @@ static void page_unref(struct mc_page *pg)
 static void bury(struct mc_entry *dead)
 {
 	while (dead) {
-		struct mc_entry *next = dead->hnext;
+		struct mc_entry *next = dead->dead_next;
 		page_unref(dead->page);
 		free(dead);
 		dead = next;
 	}
 }
 
-static void lru_unlink(struct metacache *mc, struct mc_entry *e)
+/* The entry for key, or NULL.  Lock held. */
+static struct mc_entry *find(struct metacache *mc, enum mc_kind kind,
+			     const char *key, size_t len, uint64_t h)
 {
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		mc->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		mc->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void lru_push(struct metacache *mc, struct mc_entry *e)
-{
-	e->prev = NULL;
-	e->next = mc->head;
-	if (mc->head)
-		mc->head->prev = e;
-	else
-		mc->tail = e;
-	mc->head = e;
-}
-
-/* Where the entry for key is (or would be linked).  Lock held. */
-static struct mc_entry **slot(struct metacache *mc, enum mc_kind kind,
-			      const char *key, size_t len, uint64_t h)
-{
-	struct mc_entry **pp = &mc->buckets[h & (mc->nbuckets - 1)];
-	for (; *pp; pp = &(*pp)->hnext) {
-		const struct mc_entry *e = *pp;
-		if (e->hash == h && e->kind == kind && e->keylen == len &&
+	for (struct hmap_node *n = hmap_first(&mc->table, h); n;
+	     n = hmap_next(n)) {
+		struct mc_entry *e = container_of(n, struct mc_entry, hn);
+		if (e->kind == kind && e->keylen == len &&
 		    memcmp(e->key, key, len) == 0)
-			break;
+			return e;
 	}
-	return pp;
+	return NULL;
 }
 
-/* Take *pp out of the table onto *dead.  Lock held. */
-static void unlink_entry(struct metacache *mc, struct mc_entry **pp,
+/* Take e out of the table onto *dead.  Lock held. */
+static void unlink_entry(struct metacache *mc, struct mc_entry *e,
 			 struct mc_entry **dead)
 {
-	struct mc_entry *e = *pp;
-	*pp = e->hnext;
-	lru_unlink(mc, e);
-	mc->count--;
+	hmap_remove(&mc->table, &e->hn);
+	lru_unlink(&e->use);
 	mc->bytes -= e->bytes;
-	e->hnext = *dead;
+	e->dead_next = *dead;
 	*dead = e;
 }
 
-static void grow(struct metacache *mc)
+static struct mc_entry *oldest(struct metacache *mc)
 {
-	size_t n = mc->nbuckets * 2;
-	struct mc_entry **nb = xcalloc(n, sizeof(*nb));
-
-	for (size_t i = 0; i < mc->nbuckets; i++) {
-		struct mc_entry *e = mc->buckets[i], *next;
-		for (; e; e = next) {
-			next = e->hnext;
-			e->hnext = nb[e->hash & (n - 1)];
-			nb[e->hash & (n - 1)] = e;
-		}
-	}
-	free(mc->buckets);
-	mc->bytes += (n - mc->nbuckets) * sizeof(*nb);
-	mc->buckets = nb;
-	mc->nbuckets = n;
+	struct lru_link *l = lru_oldest(&mc->lru);
+	return l ? container_of(l, struct mc_entry, use) : NULL;
 }
 
 /* Drop least recently used entries until the budget holds.  Lock held. */
 static void evict(struct metacache *mc, struct mc_entry **dead)
 {
-	while (mc->bytes > mc->conf.max_bytes && mc->tail) {
-		struct mc_entry *e = mc->tail;
-		unlink_entry(mc, slot(mc, e->kind, e->key, e->keylen, e->hash),
-			     dead);
+	struct mc_entry *e;
+
+	while (mc->bytes > mc->conf.max_bytes && (e = oldest(mc))) {
+		unlink_entry(mc, e, dead);
 		mc->st.evictions++;
 	}
 }
@@ -212,23 +173,22 @@ static void evict(struct metacache *mc, struct mc_entry **dead)
 static void insert_locked(struct metacache *mc, struct mc_entry *ne,
 			  struct mc_entry **dead)
 {
-	struct mc_entry **pp = slot(mc, ne->kind, ne->key, ne->keylen,
-				    ne->hash);
-	if ((*pp && (*pp)->born_ns > ne->born_ns) ||
+	uint64_t h = ne->hn.hash;          /* set by entry_new */
+	struct mc_entry *old = find(mc, ne->kind, ne->key, ne->keylen, h);
+	if ((old && old->born_ns > ne->born_ns) ||
 	    ne->bytes > mc->conf.max_bytes) {
-		ne->hnext = *dead;
+		ne->dead_next = *dead;
 		*dead = ne;
 		return;
 	}
-	if (*pp)
-		unlink_entry(mc, pp, dead);
-	if (mc->count >= mc->nbuckets)
-		grow(mc);
-	pp = &mc->buckets[ne->hash & (mc->nbuckets - 1)];
-	ne->hnext = *pp;
-	*pp = ne;
-	lru_push(mc, ne);
-	mc->count++;
+	if (old)
+		unlink_entry(mc, old, dead);
+	size_t nbuckets = mc->table.nbuckets;
+	hmap_add(&mc->table, &ne->hn, h);
+	/* the table's own memory is charged too */
+	mc->bytes += (mc->table.nbuckets - nbuckets) *
+		     sizeof(*mc->table.buckets);
+	lru_push(&mc->lru, &ne->use);
 	mc->bytes += ne->bytes;
 	evict(mc, dead);
 }
@@ -239,18 +199,15 @@ static struct mc_entry *lookup_locked(struct metacache *mc, enum mc_kind kind,
 				      const char *key, size_t len,
 				      struct mc_entry **dead)
 {
-	struct mc_entry **pp = slot(mc, kind, key, len,
-				    key_hash(kind, key, len));
-	struct mc_entry *e = *pp;
+	struct mc_entry *e = find(mc, kind, key, len, key_hash(kind, key, len));
 
 	if (!e)
 		return NULL;
 	if (mono_ns() >= e->expires_ns) {
-		unlink_entry(mc, pp, dead);
+		unlink_entry(mc, e, dead);
 		return NULL;
 	}
-	lru_unlink(mc, e);
-	lru_push(mc, e);
+	lru_touch(&mc->lru, &e->use);
 	return e;
 }
 
@@ -261,7 +218,7 @@ static struct mc_entry *entry_new(enum mc_kind kind, const char *key,
 	e->kind = kind;
 	memcpy(e->key, key, len);
 	e->keylen = len;
-	e->hash = key_hash(kind, key, len);
+	e->hn.hash = key_hash(kind, key, len);
 	e->born_ns = born;
 	e->expires_ns = born + ttl_ms * NS_PER_MS;
 	e->bytes = charge(sizeof(*e) + len);
@@ -533,8 +490,7 @@ static struct mc_page *take_held(struct metacache *mc,
 		pg = e->page;
 		e->page = NULL;
 		*born = e->born_ns;
-		unlink_entry(mc, slot(mc, MC_HELD, key->buf, key->len, e->hash),
-			     &dead);
+		unlink_entry(mc, e, &dead);
 	}
 	pthread_mutex_unlock(&mc->lock);
 	bury(dead);
@@ -712,10 +668,10 @@ static int mc_list(struct backend *b, const struct list_req *req, list_cb cb,
 
 /* ----------------------------------------------------------------- open */
 
-static struct mc_entry **stat_slot(struct metacache *mc, const char *name)
+static struct mc_entry *find_stat(struct metacache *mc, const char *name)
 {
 	size_t len = strlen(name);
-	return slot(mc, MC_STAT, name, len, key_hash(MC_STAT, name, len));
+	return find(mc, MC_STAT, name, len, key_hash(MC_STAT, name, len));
 }
 
 /* Drop what is cached about name, unless it answers a later question. */
@@ -723,9 +679,9 @@ static void forget(struct metacache *mc, const char *name, int64_t born)
 {
 	struct mc_entry *dead = NULL;
 	pthread_mutex_lock(&mc->lock);
-	struct mc_entry **pp = stat_slot(mc, name);
-	if (*pp && (*pp)->born_ns <= born)
-		unlink_entry(mc, pp, &dead);
+	struct mc_entry *e = find_stat(mc, name);
+	if (e && e->born_ns <= born)
+		unlink_entry(mc, e, &dead);
 	pthread_mutex_unlock(&mc->lock);
 	bury(dead);
 }
@@ -750,11 +706,10 @@ static void note_open(struct metacache *mc, const char *name, int rc,
 	if (rc < 0 || info->is_dir)
 		return;
 	pthread_mutex_lock(&mc->lock);
-	struct mc_entry **pp = stat_slot(mc, name);
-	struct mc_entry *e = *pp;
+	struct mc_entry *e = find_stat(mc, name);
 	if (e && e->born_ns <= born) {
 		if (e->rc < 0) {
-			unlink_entry(mc, pp, &dead);
+			unlink_entry(mc, e, &dead);
 		} else if (!e->info.is_dir &&
 			   !obj_info_same_version(&e->info, info)) {
 			e->info = *info;
@@ -857,11 +812,10 @@ static void mc_destroy(struct backend *b)
 		 PRIu64 " misses; %" PRIu64 " evictions", st->hits,
 		 st->neg_hits, st->misses, st->list_hits, st->list_misses,
 		 st->evictions);
-	while (mc->tail)
-		unlink_entry(mc, slot(mc, mc->tail->kind, mc->tail->key,
-				      mc->tail->keylen, mc->tail->hash), &dead);
+	for (struct mc_entry *e; (e = oldest(mc));)
+		unlink_entry(mc, e, &dead);
 	bury(dead);
-	free(mc->buckets);
+	hmap_release(&mc->table);
 	pthread_mutex_destroy(&mc->lock);
 	backend_destroy(mc->inner);
 	backend_release(b);
@@ -900,9 +854,9 @@ struct backend *metacache_create(struct backend *inner,
 	mc->inner = inner;
 	mc->conf = *conf;
 	pthread_mutex_init(&mc->lock, NULL);
-	mc->nbuckets = MC_MIN_BUCKETS;
-	mc->buckets = xcalloc(mc->nbuckets, sizeof(*mc->buckets));
-	mc->bytes = charge(mc->nbuckets * sizeof(*mc->buckets));
+	hmap_init(&mc->table, MC_MIN_BUCKETS);
+	lru_init(&mc->lru);
+	mc->bytes = charge(mc->table.nbuckets * sizeof(*mc->table.buckets));
 	backend_init(&mc->base, &mc_ops, inner->name, inner->describe,
 		     inner->caps);
 	ttl_text(conf->attr_ttl_ms, a, sizeof(a));
@@ -918,7 +872,7 @@ void metacache_get_stats(struct backend *b, struct metacache_stats *out)
 	struct metacache *mc = to_mc(b);
 	pthread_mutex_lock(&mc->lock);
 	*out = mc->st;
-	out->entries = mc->count;
+	out->entries = mc->table.count;
 	out->bytes = mc->bytes;
 	pthread_mutex_unlock(&mc->lock);
 }
