@@ -38,6 +38,8 @@
  * read while older than an hour, piggybacked on the next batch - never a
  * write of its own): above EVICT_AT of the ceiling, or when LMDB reports
  * the map full, the least recently used quarter of the records goes.
+ *
+ * LMDB's return codes become errno in one place, mdb_code_errno().
  */
 #include "cache/vmap.h"
 #include "backends/util/fdio.h"
@@ -103,6 +105,30 @@ struct vmap {
 	bool stop;
 	uint64_t commits, evicted;
 };
+
+/*
+ * The one map from an LMDB return code to errno.  LMDB returns either a
+ * system errno (positive) or one of its own MDB_* codes.
+ */
+static int mdb_code_errno(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS: return 0;
+	case MDB_NOTFOUND: return -ENOENT;
+	case MDB_KEYEXIST: return -EEXIST;
+	case MDB_MAP_FULL: return -ENOSPC;       /* the map is at its ceiling */
+	case MDB_READERS_FULL:                   /* every reader slot is taken */
+	case MDB_MAP_RESIZED: return -EAGAIN;
+	case MDB_INVALID:                        /* not an LMDB file */
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE:
+	case MDB_BAD_RSLOT:
+	case MDB_BAD_TXN:
+	case MDB_BAD_VALSIZE:
+	case MDB_BAD_DBI: return -EINVAL;
+	default: return rc > 0 ? -rc : -EIO;    /* corrupted, panic, ... */
+	}
+}
 
 static uint32_t now_minutes(void)
 {
@@ -310,29 +336,33 @@ static void note_touch(struct vmap *m, int db, const unsigned char *key,
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* Look a key up: batches first, then the map (a short read txn). */
-static void *lookup(struct vmap *m, int db, const unsigned char *key,
-		    size_t klen, size_t *vlen)
+/* Look a key up: batches first, then the map (a short read txn).
+ * Returns 0 with *val (caller frees) and *vlen, or -errno: -ENOENT when
+ * the key is absent. */
+static int lookup(struct vmap *m, int db, const unsigned char *key,
+		  size_t klen, void **val, size_t *vlen)
 {
 	pthread_mutex_lock(&m->lock);
-	void *v = batch_find(m, db, key, klen, vlen);
+	*val = batch_find(m, db, key, klen, vlen);
 	pthread_mutex_unlock(&m->lock);
-	if (v)
-		return v;
+	if (*val)
+		return 0;
 
 	MDB_txn *txn;
 	MDB_val k = { klen, (void *)key }, d;
-	if (mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn) != 0)
-		return NULL;
-	if (mdb_get(txn, m->dbi[db], &k, &d) == 0) {
-		v = xmalloc(d.mv_size);
-		memcpy(v, d.mv_data, d.mv_size);
+	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn));
+	if (rc < 0)
+		return rc;
+	rc = mdb_code_errno(mdb_get(txn, m->dbi[db], &k, &d));
+	if (rc == 0) {
+		*val = xmalloc(d.mv_size);
+		memcpy(*val, d.mv_data, d.mv_size);
 		*vlen = d.mv_size;
 	}
 	mdb_txn_abort(txn);
-	if (v)
-		note_touch(m, db, key, klen, record_used(v, *vlen));
-	return v;
+	if (rc == 0)
+		note_touch(m, db, key, klen, record_used(*val, *vlen));
+	return rc;
 }
 
 /* ---- the facts interface ---- */
@@ -341,9 +371,12 @@ static int f_get_source(void *ctx, const char *name, struct source_fact *out)
 {
 	unsigned char key[16];
 	size_t len;
+	void *v;
 	name_key(name, key);
-	unsigned char *v = lookup(ctx, DB_OBJECTS, key, 16, &len);
-	int rc = v ? decode_object(v, len, name, out) : -ENOENT;
+	int rc = lookup(ctx, DB_OBJECTS, key, 16, &v, &len);
+	if (rc < 0)
+		return -ENOENT;       /* facts.h: whatever the cause, unknown */
+	rc = decode_object(v, len, name, out);
 	free(v);
 	return rc;
 }
@@ -365,8 +398,11 @@ static int f_get_replica(void *ctx, const char *replica, const char *name,
 {
 	unsigned char key[KEY_MAX];
 	size_t len, klen = replica_key(replica, name, key);
-	unsigned char *v = lookup(ctx, DB_REPLICAS, key, klen, &len);
-	int rc = v ? decode_replica(v, len, name, out) : -ENOENT;
+	void *v;
+	int rc = lookup(ctx, DB_REPLICAS, key, klen, &v, &len);
+	if (rc < 0)
+		return -ENOENT;       /* facts.h: whatever the cause, unknown */
+	rc = decode_replica(v, len, name, out);
 	free(v);
 	return rc;
 }
@@ -414,7 +450,8 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Drop the least recently used share of all records.  One transaction. */
+/* Drop the least recently used share of all records.  One transaction.
+ * Returns 0 or -errno. */
 static int evict(struct vmap *m, double share)
 {
 	MDB_txn *txn;
@@ -423,9 +460,9 @@ static int evict(struct vmap *m, double share)
 	uint32_t *used = NULL;
 	size_t n = 0, alloc = 0;
 	uint64_t dropped = 0;
-	int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, 0, &txn));
 
-	if (rc)
+	if (rc < 0)
 		return rc;
 	for (int db = 0; db < 2; db++) {
 		mdb_cursor_open(txn, m->dbi[db], &cur);
@@ -460,7 +497,7 @@ static int evict(struct vmap *m, double share)
 		mdb_cursor_close(cur);
 	}
 	free(used);
-	rc = mdb_txn_commit(txn);
+	rc = mdb_code_errno(mdb_txn_commit(txn));
 	if (rc == 0) {
 		m->evicted += dropped;
 		log_info("version map: evicted %llu least recently used "
@@ -488,22 +525,24 @@ static void refresh_touched(struct vmap *m, MDB_txn *txn,
 	}
 }
 
+/* Write a batch in one transaction.  Returns 0 or -errno (-ENOSPC: the
+ * map is full). */
 static int commit_batch(struct vmap *m, const struct batch *bt,
 			const struct touch *t, size_t nt)
 {
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
-	if (rc)
+	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, 0, &txn));
+	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < bt->n && rc == 0; i++) {
 		const struct fact_write *w = &bt->w[i];
 		MDB_val k = { w->klen, (void *)w->key }, d = { w->vlen, w->val };
-		rc = mdb_put(txn, m->dbi[w->db], &k, &d, 0);
+		rc = mdb_code_errno(mdb_put(txn, m->dbi[w->db], &k, &d, 0));
 	}
 	if (rc == 0)
 		refresh_touched(m, txn, t, nt);
 	if (rc == 0)
-		return mdb_txn_commit(txn);
+		return mdb_code_errno(mdb_txn_commit(txn));
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -514,13 +553,13 @@ static void write_batch(struct vmap *m, const struct batch *bt,
 	if (fill_ratio(m) > EVICT_AT)
 		evict(m, EVICT_SHARE);
 	int rc = commit_batch(m, bt, t, nt);
-	if (rc == MDB_MAP_FULL) {
+	if (rc == -ENOSPC) {
 		evict(m, 2 * EVICT_SHARE);
 		rc = commit_batch(m, bt, t, nt);
 	}
-	if (rc != 0)
+	if (rc < 0)
 		log_warn("version map: %zu facts not kept: %s", bt->n,
-			 mdb_strerror(rc));
+			 strerror(-rc));
 }
 
 static void *writer_main(void *arg)
@@ -595,7 +634,7 @@ static int open_dbs(struct vmap *m, const char *identity, char *err,
 	k.mv_data = "schema";
 	k.mv_size = 6;
 	rc = mdb_get(txn, m->meta, &k, &d);
-	bool fresh = rc == MDB_NOTFOUND;
+	bool fresh = mdb_code_errno(rc) == -ENOENT;
 	if (!fresh && (rc || d.mv_size != 4 || memcmp(d.mv_data, &schema, 4))) {
 		/* Another format: the map is a cache, start it again. */
 		log_notice("version map: unknown format, starting afresh");
@@ -634,7 +673,7 @@ out_abort_txn:
 	mdb_txn_abort(txn);
 out_mdb_error:
 	snprintf(err, errlen, "version map: %s", mdb_strerror(rc));
-	return -EINVAL;
+	return mdb_code_errno(rc);
 }
 
 int vmap_open(const char *dir, const char *identity, uint64_t map_size,
@@ -661,7 +700,7 @@ int vmap_open(const char *dir, const char *identity, uint64_t map_size,
 		if (m->env)
 			mdb_env_close(m->env);
 		free(m);
-		return rc == ENOENT || rc == EACCES ? -rc : -EINVAL;
+		return mdb_code_errno(rc);
 	}
 	mdb_reader_check(m->env, &dead);
 	rc = open_dbs(m, identity, err, errlen);

@@ -7,8 +7,11 @@
  *   read   GET /storage/v1/b/B/o/NAME?alt=media&generation=G  + Range
  *
  * A 404 on a pinned read means generation G is gone: ESTALE when the
- * name lives on at another generation, ENOENT when it is gone too.  A 401
- * drops the cached token and tries once more with a fresh one.
+ * name lives on at another generation, ENOENT when it is gone too.  The
+ * HTTP layer checks the rest of a ranged answer (x-goog-generation,
+ * Content-Range, length); this file adds the one check only GCS needs,
+ * against decompressive transcoding.  A 401 drops the cached token and
+ * tries once more with a fresh one.
  */
 #include "backends/gcs/gcs.h"
 #include "backends/backend.h"
@@ -48,7 +51,8 @@ struct gcs_backend {
 struct gcs_obj {
 	struct bobj base;
 	char *media_url;          /* pinned: ...?alt=media&generation=G */
-	uint64_t pin;             /* G: this bucket's own generation */
+	char pin[24];             /* G, this bucket's own generation, as
+	                             x-goog-generation spells it */
 };
 
 /* One request's context for the prepare callback. */
@@ -98,19 +102,21 @@ static void add_param(struct strbuf *url, const char *name, const char *value)
 }
 
 /*
- * Send a GET.  Returns 0 for a 2xx response, else -errno; reason/msg get
- * the error document's first reason and message (or the auth failure).
+ * Send a GET.  Returns 0 for a 2xx response (that passed the checks of
+ * range, if given), else -errno as http_do() gives it or the auth
+ * failure; reason/msg get the error document's first reason and message
+ * (or the auth failure).
  */
 static int gcs_get(struct gcs_backend *g, const char *url,
 		   const struct curl_slist *extra, void *buf, size_t buflen,
-		   struct strbuf *body, const struct deadline *dl,
-		   struct http_resp *resp, char *reason, size_t reasonlen,
-		   char *msg, size_t msglen)
+		   const struct http_range *range, struct strbuf *body,
+		   const struct deadline *dl, struct http_resp *resp,
+		   char *reason, size_t reasonlen, char *msg, size_t msglen)
 {
 	struct gcs_call c = { .g = g, .dl = dl, .extra = extra };
 	struct http_req req = {
 		.method = "GET", .url = url, .idempotent = true,
-		.prepare = call_prepare, .prepare_ctx = &c,
+		.prepare = call_prepare, .prepare_ctx = &c, .range = range,
 		.buf = buf, .buf_len = buflen, .body = body,
 		.body_max = 16 << 20, .dl = dl,
 	};
@@ -122,7 +128,7 @@ static int gcs_get(struct gcs_backend *g, const char *url,
 		msg[0] = '\0';
 	for (int tries = 0; tries < 2; tries++) {
 		rc = http_do(g->http, &req, resp);
-		if (rc == 0 && resp->status == 401 && tries == 0) {
+		if (rc < 0 && resp->status == 401 && tries == 0) {
 			gcs_auth_invalidate(g->auth);   /* revoked or expired */
 			continue;
 		}
@@ -132,20 +138,17 @@ static int gcs_get(struct gcs_backend *g, const char *url,
 		snprintf(msg, msglen, "%s", c.auth_err);
 		return c.auth_rc;
 	}
-	if (rc < 0) {
+	if (rc < 0 && http_resp_error_status(resp)) {
+		gcs_json_parse_error(resp->errbody.buf, resp->errbody.len,
+				     reason, reasonlen, msg, msglen);
+		log_debug("gcs %s: GET %s -> HTTP %ld %s", g->base.name, url,
+			  resp->status, reason);
+	} else if (rc < 0) {
 		snprintf(msg, msglen, "%s", resp->error);
 		log_debug("gcs %s: GET %s -> %s (%s)", g->base.name, url,
 			  strerror(-rc), resp->error);
-		return rc;
 	}
-	if (resp->status / 100 == 2)
-		return 0;
-	gcs_json_parse_error(resp->errbody.buf, resp->errbody.len, reason,
-			     reasonlen, msg, msglen);
-	log_debug("gcs %s: GET %s -> HTTP %ld %s", g->base.name, url,
-		  resp->status, reason);
-	rc = http_status_errno(resp->status);
-	return rc ? rc : -EIO;
+	return rc;
 }
 
 /* Fetch one listing page. */
@@ -178,7 +181,7 @@ static int list_page(struct gcs_backend *g, const struct list_req *lr,
 	strbuf_addf(&fields, "items(%s),prefixes,nextPageToken", g->fields);
 	add_param(&url, "fields", fields.buf);
 	http_resp_init(&resp);
-	rc = gcs_get(g, url.buf, NULL, NULL, 0, &body, dl, &resp, reason,
+	rc = gcs_get(g, url.buf, NULL, NULL, 0, NULL, &body, dl, &resp, reason,
 		     reasonlen, msg, msglen);
 	if (rc == 0) {
 		rc = gcs_json_parse_listing(body.buf, body.len, g->stamp_key,
@@ -247,7 +250,7 @@ static int get_meta(struct gcs_backend *g, const char *name,
 	object_url(g, name, &url);
 	add_param(&url, "fields", g->fields);
 	http_resp_init(&resp);
-	rc = gcs_get(g, url.buf, NULL, NULL, 0, &body, dl, &resp, NULL, 0,
+	rc = gcs_get(g, url.buf, NULL, NULL, 0, NULL, &body, dl, &resp, NULL, 0,
 		     NULL, 0);
 	if (rc == 0 && gcs_json_parse_object(body.buf, body.len, g->stamp_key,
 					    item) < 0) {
@@ -286,14 +289,12 @@ static int gcs_open_pinned(struct backend *b, const char *name,
 		return -EINVAL;
 	struct gcs_obj *o = xcalloc(1, sizeof(*o));
 	struct strbuf url = STRBUF_INIT;
-	char gen[32];
 	bobj_init(&o->base, b, name);
 	o->base.info = *info;
-	o->pin = pin;
-	snprintf(gen, sizeof(gen), "%" PRIu64, pin);
+	snprintf(o->pin, sizeof(o->pin), "%" PRIu64, pin);
 	object_url(g, name, &url);
 	add_param(&url, "alt", "media");
-	add_param(&url, "generation", gen);
+	add_param(&url, "generation", o->pin);
 	o->media_url = strbuf_detach(&url, NULL);
 	*out = &o->base;
 	return 0;
@@ -312,35 +313,17 @@ static int gone_or_replaced(struct gcs_backend *g, const char *name,
 	return rc;
 }
 
-/* Is this media response exactly bytes [off, off+len) of the pinned
- * generation, as stored? */
-static int check_media(const struct gcs_obj *o, const struct http_resp *r,
-		       uint64_t off, size_t len)
+/* Decompressive transcoding: GCS stored the object gzip-encoded but
+ * served it decoded, so the body is other bytes than stored. */
+static bool transcoded(const struct http_resp *r)
 {
-	const struct obj_info *info = &o->base.info;
-	char v[128];
-	uint64_t a, z, total;
+	char v[32];
 
-	if (http_resp_header(r, "x-goog-generation", v, sizeof(v)) &&
-	    strtoull(v, NULL, 10) != o->pin)
-		return -ESTALE;
-	/* Decompressive transcoding would hand us other bytes than stored. */
-	if (http_resp_header(r, "x-goog-stored-content-encoding", v, sizeof(v)) &&
-	    strcmp(v, "gzip") == 0) {
-		char ce[32];
-		if (!http_resp_header(r, "content-encoding", ce, sizeof(ce)) ||
-		    strcmp(ce, "gzip") != 0)
-			return -EIO;
-	}
-	if (r->body_len != len)
-		return -EIO;
-	if (r->status == 200)
-		return (off == 0 && len == info->size) ? 0 : -EIO;
-	if (!http_resp_header(r, "content-range", v, sizeof(v)) ||
-	    sscanf(v, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64, &a, &z,
-		   &total) != 3)
-		return -EIO;
-	return (a == off && z + 1 - a == len && total == info->size) ? 0 : -EIO;
+	if (!http_resp_header(r, "x-goog-stored-content-encoding", v, sizeof(v)) ||
+	    strcmp(v, "gzip") != 0)
+		return false;
+	return !http_resp_header(r, "content-encoding", v, sizeof(v)) ||
+	       strcmp(v, "gzip") != 0;
 }
 
 static ssize_t gcs_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
@@ -348,38 +331,34 @@ static ssize_t gcs_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
 {
 	struct gcs_obj *o = (struct gcs_obj *)ob;
 	struct gcs_backend *g = to_gcs(ob->b);
-	uint64_t size = ob->info.size;
 	struct curl_slist *extra = NULL;
+	struct http_range r;
 	struct http_resp resp;
-	char range[80];
+	char range[80], value[64];
 	int rc;
 
-	if (off >= size || len == 0)
+	if (!http_range_set(&r, off, len, ob->info.size))
 		return 0;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, off,
-		 off + len - 1);
+	r.pin_header = "x-goog-generation";
+	r.pin_value = o->pin;
+	http_range_header(&r, value, sizeof(value));
+	snprintf(range, sizeof(range), "Range: %s", value);
 	extra = curl_slist_append(extra, range);
 	extra = curl_slist_append(extra, "Accept-Encoding: gzip");
 	http_resp_init(&resp);
-	rc = gcs_get(g, o->media_url, extra, buf, len, NULL, dl, &resp, NULL, 0,
-		     NULL, 0);
-	if (rc == 0)
-		rc = check_media(o, &resp, off, len);
+	rc = gcs_get(g, o->media_url, extra, buf, r.len, &r, NULL, dl, &resp,
+		     NULL, 0, NULL, 0);
+	if (rc == 0 && transcoded(&resp))
+		rc = -EIO;
 	else if (rc == -ENOENT)
 		rc = gone_or_replaced(g, ob->name, dl);
-	else if (rc == -ERANGE)
-		rc = -ESTALE;   /* the pinned size says the range exists */
-	else if (rc == -EMSGSIZE)
-		rc = -EIO;      /* more bytes than asked: range ignored */
 	if (rc == -EIO)
 		log_warn("gcs %s: unexpected response to ranged read of %s at "
 			 "generation %" PRIu64 " (HTTP %ld)", g->base.name,
 			 ob->name, ob->info.generation, resp.status);
 	http_resp_release(&resp);
 	curl_slist_free_all(extra);
-	return rc < 0 ? rc : (ssize_t)len;
+	return rc < 0 ? rc : (ssize_t)r.len;
 }
 
 static void gcs_close(struct bobj *ob)

@@ -171,7 +171,12 @@ void gcs_auth_destroy(struct gcs_auth *a)
 	free(a);
 }
 
-/* Turn a token endpoint's answer into 0 or -errno + err. */
+/*
+ * Turn a token source's answer into 0 or -errno + err.  rc is what
+ * http_do() returned; the request was sent as HTTP_API_TOKEN, so a
+ * refused grant (400, 401, 403) is already -EACCES.  An error document
+ * that says so under another status counts as a refusal too.
+ */
 static int token_answer(int rc, const struct http_resp *resp,
 			const struct strbuf *body, const char *what,
 			char **token, int64_t *expires_in, char *err,
@@ -179,25 +184,26 @@ static int token_answer(int rc, const struct http_resp *resp,
 {
 	char msg[256];
 
-	if (rc < 0) {
+	if (rc < 0 && !http_resp_error_status(resp)) {
 		snprintf(err, errlen, "%s unreachable: %s", what,
 			 resp->error[0] ? resp->error : strerror(-rc));
 		return rc;
 	}
-	const struct strbuf *text = resp->status / 100 == 2 ? body : &resp->errbody;
-	rc = gcs_json_parse_token(text->buf, text->len, token, expires_in, msg,
-				  sizeof(msg));
-	if (rc == 0 && resp->status / 100 == 2)
+	const struct strbuf *text = rc == 0 ? body : &resp->errbody;
+	int parsed = gcs_json_parse_token(text->buf, text->len, token,
+					  expires_in, msg, sizeof(msg));
+	if (parsed == 0 && rc == 0)
 		return 0;
-	if (resp->status == 400 || resp->status == 401 || resp->status == 403 ||
-	    rc == -EACCES) {
+	scrub_free(*token);          /* a token in an error document */
+	*token = NULL;
+	if (rc == -EACCES || parsed == -EACCES) {
 		snprintf(err, errlen, "credentials rejected by %s (HTTP %ld%s%s)",
 			 what, resp->status, msg[0] ? ": " : "", msg);
 		return -EACCES;
 	}
 	snprintf(err, errlen, "%s answered HTTP %ld without a token", what,
 		 resp->status);
-	return resp->status / 100 == 2 ? -EBADMSG : http_status_errno(resp->status);
+	return rc == 0 ? -EBADMSG : rc;
 }
 
 static int fetch_keyfile(struct gcs_auth *a, char **token, int64_t *expires_in,
@@ -226,6 +232,7 @@ static int fetch_keyfile(struct gcs_auth *a, char **token, int64_t *expires_in,
 				 "application/x-www-form-urlencoded");
 	struct http_req req = {
 		.method = "POST", .url = a->token_uri, .idempotent = true,
+		.api = HTTP_API_TOKEN,
 		.body = &body, .body_max = 64 << 10, .dl = dl,
 		.upload = form.buf, .upload_len = form.len,
 		.static_headers = hdrs,
@@ -257,6 +264,7 @@ static int fetch_metadata(struct gcs_auth *a, char **token,
 
 	struct http_req req = {
 		.method = "GET", .url = a->metadata_url, .idempotent = true,
+		.api = HTTP_API_TOKEN,
 		.body = &body, .body_max = 64 << 10, .dl = dl,
 		.static_headers = hdrs,
 	};

@@ -10,6 +10,10 @@
  * made it) and one event loop, however many threads wait on them.  The
  * loop starts with the first engine and stops with the last.
  * Nothing here logs headers: they carry signatures and tokens.
+ *
+ * A call's outcome is decided here too, once for every store: the final
+ * status through http_status_errno(), and for a ranged read of a pinned
+ * version the checks of http_range_check().
  */
 #include "backends/http/http.h"
 #include "backends/util/log.h"
@@ -17,6 +21,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,13 +247,13 @@ void http_resp_release(struct http_resp *r)
 	strbuf_release(&r->errbody);
 }
 
-int http_status_errno(long status)
+int http_status_errno(long status, enum http_api api)
 {
 	if (status >= 200 && status < 300)
 		return 0;
 	switch (status) {
-	case 304: return 0;          /* not modified: the caller decides */
-	case 400: return -EINVAL;
+	case 400: return api == HTTP_API_TOKEN ? -EACCES   /* grant refused */
+					       : -EINVAL;
 	case 401:
 	case 403: return -EACCES;
 	case 404:
@@ -471,8 +476,13 @@ static void backoff_sleep(const struct net_conf *nc, int attempt,
 	nanosleep(&ts, NULL);
 }
 
-int http_do(struct http_engine *e, const struct http_req *req,
-	    struct http_resp *resp)
+/*
+ * Send req until a response that is not worth retrying arrives.  Returns
+ * 0 with resp->status set (any status), or the -errno of the last attempt
+ * that had no response.
+ */
+static int exchange(struct http_engine *e, const struct http_req *req,
+		    struct http_resp *resp)
 {
 	int max_attempts = req->idempotent ? 1 + (int)e->nc.retries : 1;
 	int err = 0;
@@ -503,11 +513,111 @@ int http_do(struct http_engine *e, const struct http_req *req,
 		if (err && !errno_retryable(err))
 			break;
 	}
+	return err;
+}
+
+int http_do(struct http_engine *e, const struct http_req *req,
+	    struct http_resp *resp)
+{
+	if (req->range && (!req->buf || req->buf_len != req->range->len))
+		return -EINVAL;
+	int err = exchange(e, req, resp);
+	if (err == 0)
+		err = http_status_errno(resp->status, req->api);
+	if (req->range)
+		err = http_range_check(req->range, resp, err);
 	if (err)
 		atomic_fetch_add(&e->stats.failures, 1);
-	else if (resp->status >= 400)
-		atomic_fetch_add(&e->stats.failures, 1);
 	return err;
+}
+
+bool http_resp_error_status(const struct http_resp *r)
+{
+	return r->status != 0 && (r->status < 200 || r->status >= 300);
+}
+
+/* ------------------------------------------------------- ranged reads */
+
+bool http_range_set(struct http_range *r, uint64_t off, size_t len,
+		    uint64_t size)
+{
+	memset(r, 0, sizeof(*r));
+	if (off >= size || len == 0)
+		return false;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	r->off = off;
+	r->len = len;
+	r->size = size;
+	return true;
+}
+
+void http_range_header(const struct http_range *r, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "bytes=%" PRIu64 "-%" PRIu64, r->off,
+		 r->off + r->len - 1);
+}
+
+/* Parse an unsigned decimal at *p (digits only); advance *p past it. */
+static bool parse_u64(const char **p, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*p = s;
+	*out = v;
+	return true;
+}
+
+/* Is resp's Content-Range exactly "bytes <off>-<off+len-1>/<size>"? */
+static bool content_range_ok(const struct http_range *r,
+			     const struct http_resp *resp)
+{
+	char v[128];
+	const char *p = v;
+	uint64_t first, last, total;
+
+	if (!http_resp_header(resp, "content-range", v, sizeof(v)) ||
+	    strncasecmp(p, "bytes ", 6) != 0)
+		return false;
+	p += 6;
+	if (!parse_u64(&p, &first) || *p++ != '-' || !parse_u64(&p, &last) ||
+	    *p++ != '/' || !parse_u64(&p, &total) || *p != '\0')
+		return false;
+	return first == r->off && last >= first && last - first + 1 == r->len &&
+	       total == r->size;
+}
+
+int http_range_check(const struct http_range *r, const struct http_resp *resp,
+		     int err)
+{
+	char v[256];
+
+	if (err == -ERANGE)
+		return -ESTALE;  /* 416, yet the pinned size says it exists */
+	if (err == -EMSGSIZE)
+		return -EIO;     /* more bytes than asked: range ignored */
+	if (err)
+		return err;
+	if (r->pin_header && r->pin_value &&
+	    http_resp_header(resp, r->pin_header, v, sizeof(v)) &&
+	    strcmp(v, r->pin_value) != 0)
+		return -ESTALE;
+	if (resp->body_len != r->len)
+		return -EIO;
+	if (resp->status == 200)
+		return r->off == 0 && r->len == r->size ? 0 : -EIO;
+	if (resp->status != 206 || !content_range_ok(r, resp))
+		return -EIO;
+	return 0;
 }
 
 bool http_resp_header(const struct http_resp *r, const char *name,

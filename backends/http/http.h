@@ -9,7 +9,11 @@
  * 429 and 5xx).
  *
  * HTTP statuses become errno values in exactly one place,
- * http_status_errno(); CURLcodes in exactly one place inside http.c.
+ * http_status_errno(), applied by http_do() itself: a call succeeds only
+ * on a 2xx.  CURLcodes become errno in exactly one place inside http.c.
+ * A ranged read of a pinned version (struct http_range) is checked in
+ * exactly one place too, http_range_check(), so the stores cannot drift
+ * on what a good answer to it is.
  *
  * Thread safety: an engine is shared; http_do() may be called from any
  * number of threads at once.  A request and its response belong to the
@@ -38,10 +42,49 @@ struct http_stats {
 	atomic_uint_fast64_t bytes_in;   /* body bytes received */
 };
 
+/*
+ * Whose error statuses a response carries.  http_status_errno() reads
+ * them alike but for one documented case: an OAuth 2.0 token endpoint
+ * answers a refused grant or client with 400 (RFC 6749 section 5.2,
+ * "invalid_grant"), which means -EACCES there and a malformed request,
+ * -EINVAL, everywhere else.
+ */
+enum http_api {
+	HTTP_API_STORE = 0,          /* storage APIs (S3, GCS JSON): the default */
+	HTTP_API_TOKEN,              /* token endpoints and the metadata server */
+};
+
+/*
+ * A ranged read of one pinned version of an object: bytes [off, off+len)
+ * of an object of `size` bytes.  Set it with http_range_set().  A call
+ * that carries one succeeds only when the body is exactly those bytes of
+ * that version (see http_range_check()).
+ */
+struct http_range {
+	uint64_t off;                /* first byte asked for */
+	size_t len;                  /* bytes asked for: > 0, off+len <= size */
+	uint64_t size;               /* the pinned version's size */
+	/*
+	 * The response header that names the version served ("etag",
+	 * "x-goog-generation") and the pinned version as that header spells
+	 * it; both borrowed.  A response that names another version fails
+	 * with -ESTALE; one that names none passes.  NULL: not checked.
+	 */
+	const char *pin_header;
+	const char *pin_value;
+};
+
 struct http_req {
 	const char *method;          /* "GET", "HEAD", ... */
 	const char *url;             /* absolute, already encoded */
 	bool idempotent;             /* may be retried */
+	enum http_api api;           /* how error statuses read */
+	/*
+	 * A ranged read (borrowed), or NULL.  The caller sends the Range
+	 * header itself (it may have to sign it; http_range_header() spells
+	 * it) and passes buf with buf_len == range->len.
+	 */
+	const struct http_range *range;
 	/*
 	 * Called before each attempt to append headers (a signature that
 	 * carries the current time must be fresh on every retry).  The list
@@ -69,7 +112,7 @@ struct http_req {
 };
 
 struct http_resp {
-	long status;                 /* final HTTP status; 0 if none */
+	long status;                 /* final HTTP status; 0 if none arrived */
 	size_t body_len;             /* bytes stored for a 2xx response */
 	struct strbuf headers;       /* "name: value\r\n" of the final response */
 	struct strbuf errbody;       /* body of a non-2xx response */
@@ -88,21 +131,73 @@ void http_resp_init(struct http_resp *r);
 void http_resp_release(struct http_resp *r);
 
 /*
- * Perform req.  Returns 0 when an HTTP response arrived (check
- * resp->status; after retries it may be an error status), or a negative
- * errno when no response could be had: -ETIMEDOUT (deadline or timeouts),
- * -ECONNREFUSED, -EHOSTUNREACH, -ECONNRESET, -ECANCELED, -EMSGSIZE, -EIO.
+ * Perform req, retrying as the header comment says.  Returns 0 only when
+ * the final response is a 2xx (and, for a ranged read, passes
+ * http_range_check()).  Otherwise a negative errno:
+ *
+ *  - no response could be had (resp->status is 0): -ETIMEDOUT (deadline
+ *    or timeouts), -ECONNREFUSED, -EHOSTUNREACH, -ECONNRESET,
+ *    -ECANCELED, -ENOMEM, -EINVAL, -EIO, -EMSGSIZE (a 2xx body longer
+ *    than buf), or whatever req->prepare returned;
+ *  - a non-2xx final status: http_status_errno(status, req->api), with
+ *    resp->status and resp->errbody left for the caller to read the
+ *    server's error document (an S3 Code, a GCS reason);
+ *  - a ranged read: see http_range_check().
+ *
+ * resp is the caller's (http_resp_init() first); it describes the last
+ * attempt.
  */
 int http_do(struct http_engine *e, const struct http_req *req,
 	    struct http_resp *resp);
+
+/* True when the call ended on a non-2xx HTTP status: resp->errbody holds
+ * the server's error document. */
+bool http_resp_error_status(const struct http_resp *r);
 
 /* Copy the value of header `name` (case-insensitive) into out.
  * Returns true when present. */
 bool http_resp_header(const struct http_resp *r, const char *name,
 		      char *out, size_t outlen);
 
-/* The one map from HTTP status to errno (0 for 2xx). */
-int http_status_errno(long status);
+/*
+ * The one map from HTTP status to errno: 0 for 2xx and only for 2xx;
+ * 401/403 -EACCES, 404/410 -ENOENT, 412 -ESTALE (a precondition on the
+ * pinned version failed), 416 -ERANGE, 408/504 -ETIMEDOUT, 429/503
+ * -EAGAIN, 409 -EBUSY, 405/501 -ENOTSUP, 400 -EINVAL (-EACCES for
+ * HTTP_API_TOKEN, see enum http_api), anything else -EIO.
+ */
+int http_status_errno(long status, enum http_api api);
 bool http_status_retryable(long status);
+
+/*
+ * Aim r at bytes [off, off+len) of an object of `size` bytes, cut at its
+ * end; the pin is cleared.  Returns false when no byte is left to read
+ * (off >= size or len == 0): the read is done, and r must not be sent.
+ */
+bool http_range_set(struct http_range *r, uint64_t off, size_t len,
+		    uint64_t size);
+
+/* Spell r's Range header value, "bytes=<first>-<last>", into out. */
+void http_range_header(const struct http_range *r, char *out, size_t outlen);
+
+/*
+ * Judge the outcome of a ranged read of a pinned version; err is what
+ * the call came to before the range was looked at (0 for a 2xx).
+ * http_do() applies it to every call that carries a range; it is pure.
+ * Returns 0 when resp holds exactly the bytes asked for, else:
+ *
+ *  -ESTALE  the response names another version (r->pin_header), or the
+ *           server found the range unsatisfiable (err -ERANGE, a 416):
+ *           the pinned size says it exists, so the object has changed;
+ *  -EIO     the body is not exactly the bytes asked for: a status other
+ *           than 206 or 200, a missing, malformed or different
+ *           Content-Range ("bytes <first>-<last>/<size>"), a 200 for
+ *           less than the whole object, a body of another length, or a
+ *           body longer than asked (err -EMSGSIZE: the range was
+ *           ignored);
+ *  err      any other failure, unchanged.
+ */
+int http_range_check(const struct http_range *r, const struct http_resp *resp,
+		     int err);
 
 #endif

@@ -10,7 +10,8 @@
  * the listing shows both the object and a same-named folder, and carries
  * size, ETag and a millisecond LastModified.  open() pins the ETag with a
  * HEAD; read() sends it as If-Match, so an overwritten object answers
- * 412, which becomes ESTALE.
+ * 412, which becomes ESTALE; the HTTP layer checks the rest of the
+ * answer (the ETag it names, Content-Range, length).
  */
 #include "backends/s3/s3.h"
 #include "backends/s3/awscreds.h"
@@ -152,13 +153,15 @@ static int call_prepare(void *ctx, struct curl_slist **out)
 }
 
 /*
- * Send a call.  Returns 0 for a 2xx response, else -errno: transport
- * errors as http_do() gives them, HTTP errors through http_status_errno().
- * When code is given it receives the S3 error code (e.g. "NoSuchBucket").
+ * Send a call.  Returns 0 for a 2xx response (that passed the checks of
+ * range, if given), else -errno as http_do() gives it.  When code is
+ * given it receives the S3 error code of an error status (e.g.
+ * "NoSuchBucket").
  */
 static int call_do(struct s3_call *c, void *buf, size_t buflen,
-		   struct strbuf *body, const struct deadline *dl,
-		   struct http_resp *resp, char *code, size_t codelen)
+		   const struct http_range *range, struct strbuf *body,
+		   const struct deadline *dl, struct http_resp *resp,
+		   char *code, size_t codelen)
 {
 	struct strbuf url = STRBUF_INIT;
 	char msg[256];
@@ -167,7 +170,7 @@ static int call_do(struct s3_call *c, void *buf, size_t buflen,
 	call_url(c, &url);
 	struct http_req req = {
 		.method = c->method, .url = url.buf, .idempotent = true,
-		.prepare = call_prepare, .prepare_ctx = c,
+		.prepare = call_prepare, .prepare_ctx = c, .range = range,
 		.buf = buf, .buf_len = buflen, .body = body,
 		.body_max = 16 << 20, .dl = dl,
 		.upload = c->upload, .upload_len = c->upload_len,
@@ -175,10 +178,7 @@ static int call_do(struct s3_call *c, void *buf, size_t buflen,
 	if (code && codelen)
 		code[0] = '\0';
 	rc = http_do(c->s3->http, &req, resp);
-	if (rc == 0 && (resp->status < 200 || resp->status >= 300)) {
-		rc = http_status_errno(resp->status);
-		if (rc == 0)
-			rc = -EIO;
+	if (rc < 0 && http_resp_error_status(resp)) {
 		if (code)
 			s3_xml_parse_error(resp->errbody.buf, resp->errbody.len,
 					   code, codelen, msg, sizeof(msg));
@@ -230,7 +230,7 @@ static int list_page(struct s3_backend *s3, const char *prefix,
 		call_param(&c, "start-after", after.buf);
 	}
 	http_resp_init(&resp);
-	rc = call_do(&c, NULL, 0, &body, dl, &resp, code, codelen);
+	rc = call_do(&c, NULL, 0, NULL, &body, dl, &resp, code, codelen);
 	if (rc == 0) {
 		rc = s3_xml_parse_listing(body.buf, body.len, out);
 		if (rc < 0)
@@ -377,7 +377,7 @@ static int s3_open(struct backend *b, const char *name, struct bobj **out,
 
 	call_init(&c, s3, "HEAD", name);
 	http_resp_init(&resp);
-	rc = call_do(&c, NULL, 0, NULL, dl, &resp, NULL, 0);
+	rc = call_do(&c, NULL, 0, NULL, NULL, dl, &resp, NULL, 0);
 	if (rc == 0)
 		rc = info_from_headers(s3, &resp, &info);
 	http_resp_release(&resp);
@@ -388,66 +388,35 @@ static int s3_open(struct backend *b, const char *name, struct bobj **out,
 	return s3_open_pinned(b, name, &info, out);
 }
 
-/* Check a 206's Content-Range against what was asked and pinned. */
-static bool range_ok(const struct http_resp *r, uint64_t off, size_t got,
-		     uint64_t size)
-{
-	char v[128];
-	uint64_t a, z, total;
-
-	if (!http_resp_header(r, "content-range", v, sizeof(v)))
-		return false;
-	if (sscanf(v, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64, &a, &z,
-		   &total) != 3)
-		return false;
-	return a == off && z + 1 - a == got && total == size;
-}
-
 static ssize_t s3_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
 		       const struct deadline *dl)
 {
 	struct s3_obj *o = (struct s3_obj *)ob;
 	struct s3_backend *s3 = to_s3(ob->b);
-	uint64_t size = ob->info.size;
+	struct http_range r;
 	struct s3_call c;
 	struct http_resp resp;
-	char range[64], etag[HY_ETAG_MAX + 2];
+	char range[64];
 	int rc;
 
-	if (off >= size || len == 0)
+	if (!http_range_set(&r, off, len, ob->info.size))
 		return 0;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, off,
-		 off + len - 1);
+	/* If-Match makes a replaced object answer 412; the ETag the answer
+	 * names must be the pinned one all the same. */
+	r.pin_header = "etag";
+	r.pin_value = o->quoted_etag;
+	http_range_header(&r, range, sizeof(range));
 	call_init(&c, s3, "GET", ob->name);
 	call_header(&c, "range", range);
 	call_header(&c, "if-match", o->quoted_etag);
 	http_resp_init(&resp);
-	rc = call_do(&c, buf, len, NULL, dl, &resp, NULL, 0);
-	if (rc == 0) {
-		/* Belt and braces: the body must be the pinned version. */
-		if (http_resp_header(&resp, "etag", etag, sizeof(etag)) &&
-		    strcmp(etag, o->quoted_etag) != 0)
-			rc = -ESTALE;
-		else if (resp.status == 206 &&
-			 !range_ok(&resp, off, resp.body_len, size))
-			rc = -EIO;
-		else if (resp.status == 200 && (off != 0 || resp.body_len != size))
-			rc = -EIO;
-		else if (resp.body_len != len)
-			rc = -EIO;
-	} else if (rc == -ERANGE) {
-		rc = -ESTALE;   /* the pinned size says the range exists */
-	} else if (rc == -EMSGSIZE) {
-		rc = -EIO;      /* server ignored the range */
-	}
+	rc = call_do(&c, buf, r.len, &r, NULL, dl, &resp, NULL, 0);
 	if (rc == -EIO)
 		log_warn("s3 %s: unexpected response to GET %s %s (HTTP %ld)",
 			 s3->base.name, ob->name, range, resp.status);
 	http_resp_release(&resp);
 	call_release(&c);
-	return rc < 0 ? rc : (ssize_t)len;
+	return rc < 0 ? rc : (ssize_t)r.len;
 }
 
 /* The largest object one PUT may carry (S3's limit). */
@@ -492,7 +461,8 @@ static int s3_put(struct backend *b, const char *name, int fd, uint64_t size,
 	c.upload = size ? map : "";
 	c.upload_len = (size_t)size;
 	http_resp_init(&resp);
-	rc = call_do(&c, NULL, 0, NULL, dl, &resp, code, sizeof(code));
+	rc = call_do(&c, NULL, 0, NULL, NULL, dl, &resp, code,
+		     sizeof(code));
 	if (rc < 0)
 		log_warn("s3 %s: PUT %s failed: %s%s%s", s3->base.name, name,
 			 strerror(-rc), code[0] ? ", " : "", code);
