@@ -282,8 +282,9 @@ static int run_mount(struct mount_args *ma)
 		goto out_release_config;
 	}
 	config_finish(&cfg);
-	log_level = ma->debug || ma->verbose ? LOG_DEBUG
-					     : (int)cfg.mount.log_level;
+	log_level = (int)cfg.mount.log_level;
+	if ((ma->debug || ma->verbose) && log_level < LOG_DEBUG)
+		log_level = LOG_DEBUG;      /* -d never hides trace lines */
 	if (check_mountpoint(ma->mountpoint) < 0) {
 		status = EXIT_FAIL;
 		goto out_release_config;

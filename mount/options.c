@@ -43,7 +43,7 @@ const struct opt_def opt_table[] = {
 	{ "threads", OPT_UINT, M(threads), "16", 1, 1024, 0, 1,
 	  "most requests served at once" },
 	{ "log_level", OPT_LOGLEVEL, M(log_level), "info", 0, 0, 0, 1,
-	  "err | warning | notice | info | debug" },
+	  "err | warning | notice | info | debug | trace" },
 	{ "list_page_size", OPT_UINT, M(list_page_size), "1000", 1, 1000, 0, 1,
 	  "names asked for per listing request" },
 	{ "freshness", OPT_FRESHNESS, M(freshness_ms), "strict", 0, DAY, 0, 1,
@@ -271,7 +271,7 @@ int opt_set(const struct opt_def *d, void *base, const char *value,
 		n = log_level_parse(value);
 		if (n < 0) {
 			snprintf(err, errlen, "bad log level '%s': expected err, "
-				 "warning, notice, info or debug", value);
+				 "warning, notice, info, debug or trace", value);
 			return -EINVAL;
 		}
 		*(int64_t *)field = n;

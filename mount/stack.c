@@ -14,6 +14,7 @@
 #include "backends/util/log.h"
 #include "backends/composite/metacache.h"
 #include "backends/composite/router.h"
+#include "backends/composite/trace.h"
 #include "backends/util/strbuf.h"
 #include "cache/vmap.h"
 
@@ -78,6 +79,13 @@ static struct backend *wrap_metacache(const struct mount_conf *m,
 	return metacache_create(top, &mc);
 }
 
+/* With log_level=trace, b wrapped to log every call made to it (which
+ * keeps b's name and description); b itself otherwise, at no cost. */
+static struct backend *traced(struct backend *b)
+{
+	return log_level >= LOG_TRACE ? trace_create(b) : b;
+}
+
 /* The source, the replicas, and over them the version map and a router
  * (when there are replicas or stale serving): st->top. */
 static int build_stores(const struct hy_config *cfg, struct stack *st,
@@ -90,6 +98,7 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	rc = stack_open_store(&cfg->source, m->op_timeout_ms, &src, err, errlen);
 	if (rc < 0)
 		return rc;
+	src = traced(src);
 	st->source = st->top = src;
 	st->identity = xstrdup(src->describe);
 	if (!cfg->nreplicas && m->serve_stale_ms < 0)
@@ -107,6 +116,7 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 			log_warn("replica %s (%s) does not answer now: %s; reads "
 				 "go elsewhere until it does", c->name,
 				 reps[i]->describe, pr.message);
+		reps[i] = traced(reps[i]);
 	}
 	char *dir = m->state_dir ? xstrdup(m->state_dir)
 				 : stack_default_dir("/var/lib/hylake",
@@ -130,6 +140,7 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 			 ROUTER_MAX_REPLICAS);
 		goto out_close_vmap;
 	}
+	st->top = traced(st->top);
 	free(reps);
 	return 0;
 

@@ -16,6 +16,7 @@ static const struct { const char *name; int level; } level_names[] = {
 	{ "err", LOG_ERR }, { "error", LOG_ERR },
 	{ "warning", LOG_WARNING }, { "warn", LOG_WARNING },
 	{ "notice", LOG_NOTICE }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+	{ "trace", LOG_TRACE },
 };
 
 int log_level_parse(const char *name)
@@ -56,7 +57,9 @@ void log_msg(int level, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (use_syslog) {
-		syslog(level, "%s", line);
+		/* syslog has no level past debug: LOG_TRACE's value would
+		 * read as another facility's emergency. */
+		syslog(level > LOG_DEBUG ? LOG_DEBUG : level, "%s", line);
 		return;
 	}
 	struct timespec ts;

@@ -91,6 +91,29 @@ def test_debug_logs_never_contain_the_secret(s3, bucket, rgw, ws, mounter):
                 assert rgw.secret_key.encode() not in fh.read(), f"secret in state file {f}"
 
 
+def test_trace_level_logs_every_call_to_the_store(ws, mounter):
+    """-o log_level=trace: one line per call a layer makes of the store below it."""
+    cfg = _source("posix", ws)
+    m = mounter.mount(cfg, foreground=True, opts="log_level=trace")
+    assert (m / "hello.txt").read_bytes() == b"hello\n"
+    assert not os.path.exists(m / "nope")
+    m.unmount()
+    logs = m.stderr + m.stdout
+    lines = [ln for ln in logs.splitlines() if " trace: trace source: " in ln]
+    assert any(" open 'hello.txt' -> ok size=6" in ln for ln in lines), logs
+    assert any(" read 'hello.txt' 0+" in ln and " -> 6 (" in ln for ln in lines), logs
+    assert any(" stat 'nope' -> No such file or directory" in ln for ln in lines), logs
+    assert all(ln.rstrip().endswith(" us)") or " close '" in ln for ln in lines), lines
+
+
+def test_no_trace_lines_below_trace_level(ws, mounter):
+    cfg = _source("posix", ws)
+    m = mounter.mount(cfg, foreground=True, opts="log_level=debug")
+    assert (m / "hello.txt").read_bytes() == b"hello\n"
+    m.unmount()
+    assert " trace: " not in m.stderr + m.stdout
+
+
 def test_killed_daemon_mount_can_be_cleaned_up(ws, mounter):
     """A SIGKILLed daemon leaves a dead mount (ENOTCONN) that fusermount3 -u removes."""
     cfg = _source("posix", ws)

@@ -1,6 +1,7 @@
 /*
- * The read path over a store that records every request it gets (and can
- * be slowed or made to fail), with a real block cache: bytes are right,
+ * The read path over a memory store in a fault wrapper that records every
+ * request it gets (and can slow or fail them), with a real block cache:
+ * bytes are right,
  * reads in order grow a window of parallel multi-MiB requests, random
  * reads fetch only what they need, tails and small files take one
  * request, the memory budget holds, cached blocks replace requests, a new
@@ -9,13 +10,14 @@
 #include "cache/readpath.h"
 #include "cache/blockcache.h"
 #include "backends/backend.h"
+#include "backends/composite/fault.h"
+#include "backends/mem/mem.h"
 #include "backends/util/strbuf.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,91 +27,79 @@
 #define MiB ((uint64_t)1 << 20)
 #define MAXREQ 4096
 
-/* ------------------------------------------------------- a recording store */
+/* ------------------------------------------------------- the store */
 
-struct req { uint64_t off, len; };
+/*
+ * A memory store whose objects hold mem_pattern_byte(seed, off), behind
+ * a fault wrapper that records every read request (and can slow them
+ * down or fail them).  seed plays the part of a version's content.
+ */
+static struct backend *mstore, *store;
+static struct fault_range log_[MAXREQ];
 
-static struct {
-	pthread_mutex_t lock;
-	struct req reqs[MAXREQ];
-	unsigned nreq;
-	unsigned inflight, max_inflight;
-	unsigned delay_us;            /* per request */
-	int fail_ahead_after;         /* fail requests past this many (-1: no) */
-	int fail_err;
-} st = { .lock = PTHREAD_MUTEX_INITIALIZER, .fail_ahead_after = -1 };
-
-static unsigned char byte_at(uint64_t gen, uint64_t off)
+static unsigned char byte_at(uint64_t seed, uint64_t off)
 {
-	uint64_t x = (off / 8) * 0x9E3779B97F4A7C15ULL ^ gen * 0xC2B2AE3D27D4EB4FULL;
-	return (unsigned char)(x >> ((off % 8) * 8));
+	return mem_pattern_byte(seed, off);
 }
 
-static ssize_t fake_read(struct bobj *o, void *buf, size_t len, uint64_t off,
-			 const struct deadline *dl)
+/* Open the current version of name.  Called from reader threads too,
+ * so a failure (which a memory store never has) aborts instead of
+ * counting a CHECK. */
+static struct bobj *store_open(const char *name)
 {
-	(void)dl;
-	pthread_mutex_lock(&st.lock);
-	unsigned n = st.nreq;
-	if (st.nreq < MAXREQ)
-		st.reqs[st.nreq++] = (struct req){ off, len };
-	if (++st.inflight > st.max_inflight)
-		st.max_inflight = st.inflight;
-	unsigned delay = st.delay_us;
-	int fail = st.fail_ahead_after >= 0 && (int)n >= st.fail_ahead_after
-		   ? st.fail_err : 0;
-	pthread_mutex_unlock(&st.lock);
-	if (delay)
-		usleep(delay);
-	if (!fail) {
-		uint64_t end = off + len > o->info.size ? o->info.size : off + len;
-		for (uint64_t i = off; i < end; i++)
-			((unsigned char *)buf)[i - off] = byte_at(o->info.generation, i);
-		len = (size_t)(end - off);
+	struct bobj *o = NULL;
+	struct deadline dl = deadline_in_ms(5000);
+	int rc = backend_open(store, name, &o, &dl);
+	if (rc < 0) {
+		fprintf(stderr, "open %s: %s\n", name, strerror(-rc));
+		abort();
 	}
-	pthread_mutex_lock(&st.lock);
-	st.inflight--;
-	pthread_mutex_unlock(&st.lock);
-	return fail ? fail : (ssize_t)len;
-}
-
-static void fake_close(struct bobj *o)
-{
-	bobj_release(o);
-	free(o);
-}
-
-static const struct backend_ops fake_ops = {
-	.type = "fake", .read = fake_read, .close = fake_close,
-};
-static struct backend fake = { .ops = &fake_ops, .name = "fake",
-			       .describe = "fake" };
-
-static struct bobj *fake_open(const char *name, uint64_t size, uint64_t gen)
-{
-	struct bobj *o = xcalloc(1, sizeof(*o));
-	bobj_init(o, &fake, name);
-	o->info.size = size;
-	o->info.generation = gen;
 	return o;
+}
+
+/* Put a new version of name (size bytes of seed's pattern), and open it. */
+static struct bobj *put_open(const char *name, uint64_t size, uint64_t seed)
+{
+	if (mem_put_pattern(mstore, name, size, seed, NULL) < 0)
+		abort();
+	return store_open(name);
+}
+
+/* Every read request from now on waits us microseconds. */
+static void delay_reads(unsigned us)
+{
+	fault_add(store, &(struct fault_rule){ .op = FAULT_READ,
+		.action = FAULT_DELAY, .delay_us = us });
+}
+
+/* Read requests past the first `after` fail with err. */
+static void fail_reads_after(unsigned after, int err)
+{
+	fault_add(store, &(struct fault_rule){ .op = FAULT_READ,
+		.skip = after, .action = FAULT_FAIL, .err = err });
 }
 
 static void reset(void)
 {
-	pthread_mutex_lock(&st.lock);
-	st.nreq = 0;
-	st.max_inflight = 0;
-	st.delay_us = 0;
-	st.fail_ahead_after = -1;
-	pthread_mutex_unlock(&st.lock);
+	fault_clear(store);
+	fault_reset_counts(store);
 }
 
 static unsigned nreq(void)
 {
-	pthread_mutex_lock(&st.lock);
-	unsigned n = st.nreq;
-	pthread_mutex_unlock(&st.lock);
-	return n;
+	return fault_calls(store, FAULT_READ);
+}
+
+/* The requests so far, in order. */
+static struct fault_range *reqs(void)
+{
+	fault_read_log(store, log_, MAXREQ);
+	return log_;
+}
+
+static unsigned max_inflight(void)
+{
+	return fault_max_inflight(store, FAULT_READ);
 }
 
 /* ------------------------------------------------------- helpers */
@@ -135,7 +125,7 @@ static struct bcache *cache_new(const char *sub, uint64_t max)
 	return bc;
 }
 
-/* Read [off, off+len) and check every byte against generation gen. */
+/* Read [off, off+len) and check every byte against the pattern of gen. */
 static bool read_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
 {
 	unsigned char *buf = malloc(len);
@@ -159,8 +149,8 @@ static void sequential_grows_parallel_window(void)
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
 	uint64_t size = 96 * MiB + 12345;
 	reset();
-	st.delay_us = 2000;
-	struct rfile *f = rfile_open(rp, fake_open("seq", size, 7));
+	delay_reads(2000);
+	struct rfile *f = rfile_open(rp, put_open("seq", size, 7));
 	bool all = true;
 	for (uint64_t off = 0; off < size; off += 128 * KiB)
 		all &= read_ok(f, 7, off, (size_t)(size - off < 128 * KiB ?
@@ -169,12 +159,12 @@ static void sequential_grows_parallel_window(void)
 	unsigned n = nreq();
 	/* 778 reads of 128 KiB; requests of up to 8 MiB, several at once */
 	CHECK(n < 60);
-	CHECK(st.max_inflight >= 2);
+	CHECK(max_inflight() >= 2);
 	unsigned big = 0;
 	uint64_t total = 0;
 	for (unsigned i = 0; i < n; i++) {
-		big += st.reqs[i].len >= 4 * MiB;
-		total += st.reqs[i].len;
+		big += reqs()[i].len >= 4 * MiB;
+		total += reqs()[i].len;
 	}
 	CHECK(big >= 8);
 	CHECK(total <= size + 8 * MiB);    /* nothing fetched twice, ~ */
@@ -191,7 +181,7 @@ static void random_reads_fetch_what_they_need(void)
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
 	uint64_t size = 200 * MiB;
 	reset();
-	struct rfile *f = rfile_open(rp, fake_open("rnd", size, 3));
+	struct rfile *f = rfile_open(rp, put_open("rnd", size, 3));
 	unsigned seed = 42;
 	bool all = true;
 	for (int i = 0; i < 40; i++) {
@@ -205,7 +195,7 @@ static void random_reads_fetch_what_they_need(void)
 		fprintf(stderr, "40 random reads: %u requests\n", n);
 	CHECK(n <= 40);
 	for (unsigned i = 0; i < n; i++)
-		CHECK(st.reqs[i].len <= 2 * MiB);      /* no read-ahead */
+		CHECK(reqs()[i].len <= 2 * MiB);      /* no read-ahead */
 	rfile_close(f);
 	readpath_destroy(rp);
 }
@@ -215,7 +205,7 @@ static void in_order_then_jump_resets_the_window(void)
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
 	uint64_t size = 300 * MiB;
 	reset();
-	struct rfile *f = rfile_open(rp, fake_open("jump", size, 5));
+	struct rfile *f = rfile_open(rp, put_open("jump", size, 5));
 	for (uint64_t off = 0; off < 16 * MiB; off += 128 * KiB)
 		CHECK(read_ok(f, 5, off, 128 * KiB));
 	usleep(100000);                  /* read-ahead lands */
@@ -234,13 +224,13 @@ static void footer_reads_take_one_request(void)
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
 	uint64_t size = 50 * MiB + 777;
 	reset();
-	struct rfile *f = rfile_open(rp, fake_open("part.parquet", size, 9));
+	struct rfile *f = rfile_open(rp, put_open("part.parquet", size, 9));
 	CHECK(read_ok(f, 9, size - 8, 8));                /* magic + length */
 	CHECK(read_ok(f, 9, size - 48 * KiB, 48 * KiB));  /* the footer */
 	CHECK(read_ok(f, 9, size - 900 * KiB, 4 * KiB));
 	CHECK_INT(nreq(), 1);
-	CHECK(st.reqs[0].off + st.reqs[0].len == size);
-	CHECK(st.reqs[0].off <= size - MiB);
+	CHECK(reqs()[0].off + reqs()[0].len == size);
+	CHECK(reqs()[0].off <= size - MiB);
 	/* the tail stays while the file is open, other reads come and go */
 	for (int i = 0; i < 12; i++)
 		CHECK(read_ok(f, 9, (uint64_t)i * 3 * MiB, 1024));
@@ -250,11 +240,11 @@ static void footer_reads_take_one_request(void)
 	rfile_close(f);
 
 	reset();                                          /* a small file */
-	f = rfile_open(rp, fake_open("small", 1536 * KiB, 9));
+	f = rfile_open(rp, put_open("small", 1536 * KiB, 9));
 	CHECK(read_ok(f, 9, 4096, 4096));
 	CHECK(read_ok(f, 9, 1400 * KiB, 100 * KiB));
 	CHECK_INT(nreq(), 1);
-	CHECK_INT(st.reqs[0].len, 1536 * KiB);
+	CHECK_INT(reqs()[0].len, 1536 * KiB);
 	rfile_close(f);
 	readpath_destroy(rp);
 }
@@ -267,7 +257,7 @@ static void *seq_reader(void *arg)
 	uint64_t size = 64 * MiB;
 	char name[32];
 	snprintf(name, sizeof(name), "par%llu", (unsigned long long)a->gen);
-	struct rfile *f = rfile_open(a->rp, fake_open(name, size, a->gen));
+	struct rfile *f = rfile_open(a->rp, put_open(name, size, a->gen));
 	a->ok = true;
 	for (uint64_t off = 0; off < size; off += 128 * KiB)
 		a->ok &= read_ok(f, a->gen, off, 128 * KiB);
@@ -282,7 +272,7 @@ static void memory_budget_holds(void)
 	pthread_t th[6];
 	struct reader_arg a[6];
 	reset();
-	st.delay_us = 3000;
+	delay_reads(3000);
 	for (int i = 0; i < 6; i++) {
 		a[i] = (struct reader_arg){ rp, 100 + (uint64_t)i, false };
 		pthread_create(&th[i], NULL, seq_reader, &a[i]);
@@ -300,40 +290,45 @@ static void memory_budget_holds(void)
 	readpath_destroy(rp);
 }
 
+/* Read all of f (seed's pattern) in 128 KiB reads. */
+static void read_whole(struct rfile *f, uint64_t seed, uint64_t size)
+{
+	for (uint64_t off = 0; off < size; off += 128 * KiB)
+		CHECK(read_ok(f, seed, off, 128 * KiB < size - off ? 128 * KiB
+								  : size - off));
+}
+
+/*
+ * The store keeps one version per name (as GCS does), so the corrupt
+ * block is tested while the first version is current, before the new
+ * version replaces it.
+ */
 static void block_cache_replaces_requests(void)
 {
 	struct bcache *bc = cache_new("bc1", 256 * MiB);
 	struct readpath *rp = rp_new(bc, 512 * MiB, 64 * MiB);
 	uint64_t size = 20 * MiB + 5;
 	reset();
-	struct rfile *f = rfile_open(rp, fake_open("cached", size, 11));
-	for (uint64_t off = 0; off < size; off += 128 * KiB)
-		CHECK(read_ok(f, 11, off, 128 * KiB < size - off ? 128 * KiB
-								 : size - off));
+	struct rfile *f = rfile_open(rp, put_open("cached", size, 11));
+	uint64_t gen = rfile_bobj(f)->info.generation;
+	read_whole(f, 11, size);
 	rfile_close(f);
 	usleep(50000);
 	CHECK(nreq() > 0);
 
 	reset();                              /* same version: from disk */
-	f = rfile_open(rp, fake_open("cached", size, 11));
-	for (uint64_t off = 0; off < size; off += 128 * KiB)
-		CHECK(read_ok(f, 11, off, 128 * KiB < size - off ? 128 * KiB
-								 : size - off));
+	f = rfile_open(rp, store_open("cached"));
+	read_whole(f, 11, size);
 	rfile_close(f);
 	CHECK_INT(nreq(), 0);
 	struct readpath_stats s;
 	readpath_get_stats(rp, &s);
 	CHECK(s.cache_hits >= 21);
 
-	reset();                              /* new version: never old blocks */
-	f = rfile_open(rp, fake_open("cached", size, 12));
-	CHECK(read_ok(f, 12, 0, 128 * KiB));
-	CHECK(read_ok(f, 12, 10 * MiB, 128 * KiB));
-	CHECK(nreq() >= 2);
-	rfile_close(f);
-
 	/* a corrupt block on disk is dropped and fetched again */
-	struct bcache_key k = { "cached", "g11", 3 };
+	char version[32];
+	snprintf(version, sizeof(version), "g%llu", (unsigned long long)gen);
+	struct bcache_key k = { "cached", version, 3 };
 	CHECK(bcache_has(bc, &k));
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
@@ -342,7 +337,7 @@ static void block_cache_replaces_requests(void)
 		 "status=none; done", tmp);
 	CHECK_INT(system(cmd), 0);
 	reset();
-	f = rfile_open(rp, fake_open("cached", size, 11));
+	f = rfile_open(rp, store_open("cached"));
 	CHECK(read_ok(f, 11, 3 * MiB, 128 * KiB));
 	CHECK(read_ok(f, 11, 3 * MiB + 512 * KiB, 128 * KiB));
 	CHECK(nreq() >= 1);
@@ -350,6 +345,13 @@ static void block_cache_replaces_requests(void)
 	struct bcache_stats bs;
 	bcache_get_stats(bc, &bs);
 	CHECK(bs.corrupt >= 1);
+
+	reset();                              /* new version: never old blocks */
+	f = rfile_open(rp, put_open("cached", size, 12));
+	CHECK(read_ok(f, 12, 0, 128 * KiB));
+	CHECK(read_ok(f, 12, 10 * MiB, 128 * KiB));
+	CHECK(nreq() >= 2);
+	rfile_close(f);
 	readpath_destroy(rp);
 	bcache_close(bc);
 }
@@ -359,14 +361,11 @@ static void failed_read_ahead_is_fetched_by_the_reader(void)
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
 	uint64_t size = 40 * MiB;
 	reset();
-	st.fail_ahead_after = 2;        /* requests 3.. fail */
-	st.fail_err = -EIO;
-	struct rfile *f = rfile_open(rp, fake_open("flaky", size, 21));
+	fail_reads_after(2, -EIO);      /* requests 3.. fail */
+	struct rfile *f = rfile_open(rp, put_open("flaky", size, 21));
 	CHECK(read_ok(f, 21, 0, 128 * KiB));
 	CHECK(read_ok(f, 21, 128 * KiB, 128 * KiB));
-	pthread_mutex_lock(&st.lock);
-	st.fail_ahead_after = -1;       /* the store heals */
-	pthread_mutex_unlock(&st.lock);
+	fault_clear(store);             /* the store heals */
 	bool all = true;
 	for (uint64_t off = 256 * KiB; off < size; off += 128 * KiB)
 		all &= read_ok(f, 21, off, 128 * KiB);
@@ -374,9 +373,8 @@ static void failed_read_ahead_is_fetched_by_the_reader(void)
 	rfile_close(f);
 
 	reset();                        /* a store that stays broken */
-	st.fail_ahead_after = 0;
-	st.fail_err = -ESTALE;
-	f = rfile_open(rp, fake_open("gone", size, 22));
+	fail_reads_after(0, -ESTALE);
+	f = rfile_open(rp, put_open("gone", size, 22));
 	char buf[4096];
 	struct deadline dl = deadline_in_ms(5000);
 	CHECK_INT(rfile_read(f, buf, sizeof(buf), 0, &dl), -ESTALE);
@@ -389,9 +387,9 @@ static void close_with_read_ahead_in_flight(void)
 {
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
 	reset();
-	st.delay_us = 50000;
+	delay_reads(50000);
 	for (int i = 0; i < 5; i++) {
-		struct rfile *f = rfile_open(rp, fake_open("busy", 64 * MiB, 1));
+		struct rfile *f = rfile_open(rp, put_open("busy", 64 * MiB, 1));
 		CHECK(read_ok(f, 1, 0, 128 * KiB));
 		CHECK(read_ok(f, 1, 128 * KiB, 128 * KiB));
 		rfile_close(f);              /* read-ahead still running */
@@ -404,7 +402,7 @@ static void a_view_outlives_the_close(void)
 {
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
 	reset();
-	struct rfile *f = rfile_open(rp, fake_open("view", 3 * MiB, 4));
+	struct rfile *f = rfile_open(rp, put_open("view", 3 * MiB, 4));
 	struct rview v;
 	struct deadline dl = deadline_in_ms(5000);
 	CHECK_INT(rfile_view(f, MiB + 10, 4096, &dl, &v), 4096);
@@ -427,6 +425,8 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	mstore = mem_create("mem");
+	store = fault_create(mstore, 1);
 	sequential_grows_parallel_window();
 	random_reads_fetch_what_they_need();
 	in_order_then_jump_resets_the_window();
@@ -436,6 +436,7 @@ int main(void)
 	failed_read_ahead_is_fetched_by_the_reader();
 	close_with_read_ahead_in_flight();
 	a_view_outlives_the_close();
+	backend_destroy(store);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (system(cmd) != 0)

@@ -1,0 +1,49 @@
+/*
+ * wrap.c - helpers for stores that wrap one other store (see wrap.h).
+ */
+#include "backends/composite/wrap.h"
+#include "backends/util/strbuf.h"
+
+#include <stdlib.h>
+
+void wrapper_init(struct wrapper *w, const struct backend_ops *ops,
+		  struct backend *inner, const char *describe)
+{
+	w->inner = inner;
+	backend_init(&w->base, ops, inner->name,
+		     describe ? describe : inner->describe, inner->caps);
+}
+
+void wrapper_release(struct wrapper *w)
+{
+	backend_destroy(w->inner);
+	backend_release(&w->base);
+}
+
+struct bobj *wrapped_obj_new(struct backend *b, struct bobj *inner)
+{
+	struct wrapped_obj *o = xcalloc(1, sizeof(*o));
+	bobj_init(&o->base, b, inner->name);
+	o->base.info = inner->info;
+	o->inner = inner;
+	return &o->base;
+}
+
+void wrapped_obj_close(struct bobj *ob)
+{
+	struct wrapped_obj *o = (struct wrapped_obj *)ob;
+	bobj_close(o->inner);
+	bobj_release(ob);
+	free(o);
+}
+
+int wrapper_explain(struct backend *b, const char *name, const char *attr,
+		    struct strbuf *out, const struct deadline *dl)
+{
+	return backend_explain(wrapper_inner(b), name, attr, out, dl);
+}
+
+void wrapper_metrics(struct backend *b, struct prom *p)
+{
+	backend_metrics(wrapper_inner(b), p);
+}
