@@ -1,83 +1,34 @@
 /*
- * Streaming folder listings over an in-memory store that pages and
- * sorts exactly as S3 does (objects and common prefixes as two sorted
- * runs per page, a page covering the first max_keys names in order).
+ * Streaming folder listings over the memory store (backends/mem/mem.h),
+ * which pages and sorts as GCS does (a page covers the first max_keys
+ * names in byte order), in a fault wrapper that counts listing requests.
+ * Pages whose objects and prefixes come as two runs are the listing
+ * iterator's business, tested in test_listing.c.
  */
 #include "fs/dirstream.h"
+#include "backends/composite/fault.h"
+#include "backends/mem/mem.h"
 #include "backends/util/strbuf.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
-struct mem_store {
-	struct backend base;
-	const char **keys;          /* sorted */
-	size_t nkeys;
-	int lists;                  /* list calls made */
-	bool sorted;
-};
-
-static int mem_list(struct backend *b, const struct list_req *req, list_cb cb,
-		    void *arg, char **next, const struct deadline *dl)
+/* A memory store holding keys (each object's bytes are its name), in a
+ * fault wrapper that counts the listing requests it gets. */
+static struct backend *store_new(const char *const *keys, size_t n)
 {
-	struct mem_store *m = (struct mem_store *)b;
-	size_t plen = strlen(req->prefix), start = 0, n = 0;
-	char *last = NULL;
-	(void)dl;
-
-	m->lists++;
-	if (req->token)
-		start = strtoul(req->token, NULL, 10);
-	*next = NULL;
-	/* Walk keys in order, rolling up common prefixes. */
-	struct list_entry *out = xcalloc(req->max_keys, sizeof(*out));
-	char **names = xcalloc(req->max_keys, sizeof(*names));
-	size_t nout = 0, i;
-	for (i = start; i < m->nkeys && n < req->max_keys; i++) {
-		const char *k = m->keys[i];
-		if (strncmp(k, req->prefix, plen) != 0)
-			continue;
-		const char *slash = strchr(k + plen, '/');
-		char *name;
-		bool pfx = slash != NULL;
-		if (pfx)
-			name = xstrndup(k, (size_t)(slash - k) + 1);
-		else
-			name = xstrdup(k);
-		if (last && strcmp(last, name) == 0) {
-			free(name);
-			continue;
-		}
-		free(last);
-		last = xstrdup(name);
-		names[nout] = name;
-		out[nout] = (struct list_entry){ .name = name, .is_prefix = pfx };
-		out[nout].info.size = strlen(k);
-		nout++;
-		n++;
-	}
-	free(last);
-	/* deliver objects first, then prefixes, as S3 XML does */
-	for (int pass = 0; pass < 2; pass++)
-		for (size_t j = 0; j < nout; j++)
-			if (out[j].is_prefix == (pass == 1))
-				cb(arg, &out[j]);
-	for (size_t j = 0; j < nout; j++)
-		free(names[j]);
-	free(names);
-	free(out);
-	if (i < m->nkeys) {
-		char tok[32];
-		snprintf(tok, sizeof(tok), "%zu", i);
-		*next = xstrdup(tok);
-	}
-	return 0;
+	struct backend *m = mem_create("mem");
+	for (size_t i = 0; i < n; i++)
+		CHECK(mem_put(m, keys[i], keys[i], strlen(keys[i]), NULL) > 0);
+	return fault_create(m, 1);
 }
 
-static const struct backend_ops mem_ops = {
-	.type = "mem", .list = mem_list,
-};
+static unsigned lists(struct backend *b)
+{
+	return fault_calls(b, FAULT_LIST);
+}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -86,10 +37,10 @@ static int cmp_str(const void *a, const void *b)
 
 /* Read the whole folder; returns the names sorted and joined with ','
  * ("/" after folders).  Directory order is not promised, the set is. */
-static char *read_all(struct mem_store *m, const char *dir, unsigned page,
+static char *read_all(struct backend *b, const char *dir, unsigned page,
 		      uint64_t *hidden)
 {
-	struct dirstream *ds = dirstream_create(&m->base, dir, page);
+	struct dirstream *ds = dirstream_create(b, dir, page);
 	struct deadline dl = deadline_in_ms(1000);
 	struct strbuf sb = STRBUF_INIT;
 	const struct dir_item *it;
@@ -115,28 +66,19 @@ static char *read_all(struct mem_store *m, const char *dir, unsigned page,
 	return strbuf_detach(&sb, NULL);
 }
 
-static void store(struct mem_store *m, const char **keys, size_t n)
-{
-	memset(m, 0, sizeof(*m));
-	m->base.ops = &mem_ops;
-	m->base.caps = BACKEND_LIST_SORTED;
-	m->keys = keys;
-	m->nkeys = n;
-}
-
 static void basics(void)
 {
 	const char *keys[] = { "d/", "d/a", "d/b/x", "d/b/y", "d/c", "e" };
-	struct mem_store m;
+	struct backend *b = store_new(keys, 6);
 	uint64_t hidden;
-	store(&m, keys, 6);
-	char *s = read_all(&m, "d", 1000, &hidden);
+	char *s = read_all(b, "d", 1000, &hidden);
 	CHECK_STR(s, "a,b/,c");            /* marker "d/" skipped */
 	CHECK_INT(hidden, 0);
 	free(s);
-	s = read_all(&m, "", 1000, NULL);
+	s = read_all(b, "", 1000, NULL);
 	CHECK_STR(s, "d/,e");
 	free(s);
+	backend_destroy(b);
 }
 
 static void collisions_across_pages(void)
@@ -144,33 +86,32 @@ static void collisions_across_pages(void)
 	/* "x" is an object and a folder; "x-1" and "x.txt" sort between
 	 * "x" and "x/"; tiny pages force the decision across pages. */
 	const char *keys[] = { "x", "x-1", "x.txt", "x/child", "y", "y/z" };
-	struct mem_store m;
+	struct backend *b = store_new(keys, 6);
 	uint64_t hidden;
-	store(&m, keys, 6);
 	for (unsigned page = 1; page <= 7; page++) {
-		m.lists = 0;
-		char *s = read_all(&m, "", page, &hidden);
+		char *s = read_all(b, "", page, &hidden);
 		CHECK_STR(s, "x-1,x.txt,x/,y/");   /* sorted by the test */
 		CHECK_INT(hidden, 2);              /* objects x and y */
 		free(s);
 	}
+	backend_destroy(b);
 }
 
 static void unsafe_names(void)
 {
 	const char *keys[] = { "a//b", "./x", "ok", "y/../z", "..", "c/./d" };
-	struct mem_store m;
+	struct backend *b = store_new(keys, 6);
 	uint64_t hidden;
-	store(&m, keys, 6);
-	char *s = read_all(&m, "", 2, &hidden);
+	char *s = read_all(b, "", 2, &hidden);
 	/* "a/" "y/" "c/" are fine folders; "." and ".." are not names. */
 	CHECK_STR(s, "a/,c/,ok,y/");
 	CHECK_INT(hidden, 2);
 	free(s);
-	s = read_all(&m, "a", 100, &hidden);
+	s = read_all(b, "a", 100, &hidden);
 	CHECK_STR(s, "");                  /* "a//b": empty segment hidden */
 	CHECK_INT(hidden, 1);
 	free(s);
+	backend_destroy(b);
 }
 
 static void streaming_and_seek(void)
@@ -182,9 +123,8 @@ static void streaming_and_seek(void)
 		snprintf(k, sizeof(k), "f/%05d", i);
 		keys[i] = xstrdup(k);
 	}
-	struct mem_store m;
-	store(&m, keys, N);
-	struct dirstream *ds = dirstream_create(&m.base, "f", 1000);
+	struct backend *b = store_new(keys, N);
+	struct dirstream *ds = dirstream_create(b, "f", 1000);
 	struct deadline dl = deadline_in_ms(1000);
 	const struct dir_item *it;
 
@@ -193,12 +133,12 @@ static void streaming_and_seek(void)
 		CHECK_INT(dirstream_peek(ds, &it, &dl), 1);
 		dirstream_next(ds);
 	}
-	CHECK_INT(m.lists, 1);
+	CHECK_INT(lists(b), 1);
 	/* The reader takes back 10 entries: replayed without a request. */
 	CHECK_INT(dirstream_seek(ds, 90, &dl), 0);
 	CHECK_INT(dirstream_peek(ds, &it, &dl), 1);
 	CHECK_STR(it->name, "00090");
-	CHECK_INT(m.lists, 1);
+	CHECK_INT(lists(b), 1);
 	/* Read on to the end. */
 	int count = 90;
 	while (dirstream_peek(ds, &it, &dl) == 1) {
@@ -207,13 +147,14 @@ static void streaming_and_seek(void)
 		dirstream_seek(ds, dirstream_pos(ds), &dl);
 	}
 	CHECK_INT(count, N);
-	CHECK_INT(m.lists, 3);
+	CHECK_INT(lists(b), 3);
 	/* Seeking before what was kept restarts the listing. */
 	CHECK_INT(dirstream_seek(ds, 5, &dl), 0);
 	CHECK_INT(dirstream_peek(ds, &it, &dl), 1);
 	CHECK_STR(it->name, "00005");
-	CHECK_INT(m.lists, 4);
+	CHECK_INT(lists(b), 4);
 	dirstream_destroy(ds);
+	backend_destroy(b);
 	for (int i = 0; i < N; i++)
 		free((char *)keys[i]);
 	free(keys);

@@ -1,226 +1,156 @@
 /*
- * The metadata cache over a fake store that counts its calls: stat and
+ * The metadata cache over a memory store in a fault wrapper that counts
+ * the calls it gets: stat and
  * negative TTLs, listings filling the stat cache (a folder wins), cached
  * pages replayed with their token, opens refreshing what is cached, the
  * byte ceiling, errors never cached, and several threads at once.
  */
 #include "backends/composite/metacache.h"
 #include "backends/backend.h"
+#include "backends/composite/fault.h"
+#include "backends/composite/wrap.h"
+#include "backends/mem/mem.h"
 #include "backends/util/log.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* ------------------------------------------------------ the fake store */
+/* ------------------------------------------------------------ the store */
 
-struct fake_entry {
-	const char *name;
-	bool is_prefix;
-	uint64_t size;
-};
+/*
+ * The cache wraps a fault wrapper (which counts the calls it gets, and
+ * fails some) over a memory store holding, for every test:
+ *   "f", "vanish", "f-NNNN" (odd N), "fN" (N < 300): 10 bytes each;
+ *   "dir": a folder that also has an object of its name;
+ *   the folder "d/", listed in pages of PAGE names:
+ *     d/a:1 d/b:2 d/b/ | d/c:3 d/sub/ d/w:7 | d/w/ d/x:4 d/y:5 | d/z:6
+ *   the folder "e/": e/a00..e/a04 (100..104 bytes), e/f:9 and the folder
+ *   e/f/, e/g:7; and "bad/x", whose folder's listings fail;
+ *   "eio", whose stats fail with -EIO.
+ * "missing*" names are absent.
+ */
+#define PAGE 3
 
-#define FAKE_PAGE_MAX 8
+static struct backend *mem;     /* the memory store at the bottom */
+static struct backend *inner;   /* the fault wrapper the cache wraps */
 
-/* Pages of the listing of "d/": page i has token "i" (none for page 0). */
-static const struct fake_entry fake_pages[][FAKE_PAGE_MAX] = {
-	{ { "d/a", false, 1 }, { "d/b", false, 2 }, { "d/sub/", true, 0 },
-	  { "d/y", false, 5 }, { "d/y/", true, 0 } },
-	{ { "d/c", false, 3 }, { "d/w", false, 7 } },   /* d/w: last name */
-	{ { "d/w/", true, 0 }, { "d/x", false, 4 } },   /* d/w is a folder */
-	{ { "d/z", false, 6 } },                         /* the last page */
-};
-#define FAKE_NPAGES (sizeof(fake_pages) / sizeof(fake_pages[0]))
-
-struct fake {
-	struct backend base;
-	atomic_int stats, lists, opens;
-	atomic_ullong open_size;        /* size a new open reports */
-	atomic_bool vanished;           /* "vanish" is gone */
-};
-
-static struct fake *to_fake(struct backend *b)
+static void put_size(const char *name, size_t size)
 {
-	return (struct fake *)b;
+	static const char bytes[256];
+	if (mem_put(mem, name, bytes, size, NULL) <= 0)
+		abort();
 }
 
-/* Count a call; -ENOENT for the names the fake does not hold:
- * "missing*", and "vanish" once it is gone. */
-static int fake_call(struct fake *f, atomic_int *calls, const char *name)
+static void fill(void)
 {
-	atomic_fetch_add(calls, 1);
-	if (!strncmp(name, "missing", 7) ||
-	    (!strcmp(name, "vanish") && atomic_load(&f->vanished)))
-		return -ENOENT;
-	return 0;
-}
+	static const struct { const char *name; size_t size; } objs[] = {
+		{ "f", 10 }, { "vanish", 10 }, { "dir", 10 }, { "dir/x", 1 },
+		{ "eio", 10 },
+		{ "d/a", 1 }, { "d/b", 2 }, { "d/b/k", 1 }, { "d/c", 3 },
+		{ "d/sub/k", 1 }, { "d/w", 7 }, { "d/w/k", 1 }, { "d/x", 4 },
+		{ "d/y", 5 }, { "d/z", 6 },
+		{ "e/a00", 100 }, { "e/a01", 101 }, { "e/a02", 102 },
+		{ "e/a03", 103 }, { "e/a04", 104 }, { "e/f", 9 },
+		{ "e/f/k", 1 }, { "e/g", 7 }, { "bad/x", 10 },
+	};
+	char name[64];
 
-static int fake_stat(struct backend *b, const char *name, struct obj_info *out,
-		     const struct deadline *dl)
-{
-	int rc = fake_call(to_fake(b), &to_fake(b)->stats, name);
-	(void)dl;
-	if (rc < 0)
-		return rc;
-	if (!strncmp(name, "eio", 3))
-		return -EIO;
-	memset(out, 0, sizeof(*out));
-	if (!strncmp(name, "dir", 3)) {
-		out->is_dir = true;
-		return 0;
+	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++)
+		put_size(objs[i].name, objs[i].size);
+	for (int i = 1; i < 2000; i += 2) {
+		snprintf(name, sizeof(name), "f-%04d", i);
+		put_size(name, 10);
 	}
-	out->size = 10;
-	snprintf(out->etag, sizeof(out->etag), "etag-10");
-	return 0;
-}
-
-static int fake_list(struct backend *b, const struct list_req *req, list_cb cb,
-		     void *arg, char **next_token, const struct deadline *dl)
-{
-	struct fake *f = to_fake(b);
-	size_t page = req->token ? strtoul(req->token, NULL, 10) : 0;
-	(void)dl;
-
-	atomic_fetch_add(&f->lists, 1);
-	*next_token = NULL;
-	if (strcmp(req->prefix, "d/") != 0 || page >= FAKE_NPAGES)
-		return -EINVAL;
-	for (size_t i = 0; i < FAKE_PAGE_MAX && fake_pages[page][i].name; i++) {
-		const struct fake_entry *fe = &fake_pages[page][i];
-		struct list_entry e = { .name = fe->name,
-					.is_prefix = fe->is_prefix };
-		e.info.is_dir = fe->is_prefix;
-		e.info.size = fe->size;
-		snprintf(e.info.etag, sizeof(e.info.etag), "etag-%s", fe->name);
-		int rc = cb(arg, &e);
-		if (rc < 0)
-			return rc;
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		put_size(name, 10);
 	}
-	if (page + 1 < FAKE_NPAGES) {
-		char tok[16];
-		snprintf(tok, sizeof(tok), "%zu", page + 1);
-		*next_token = strdup(tok);
-	}
-	return 0;
 }
 
-static int fake_open(struct backend *b, const char *name, struct bobj **out,
-		     const struct deadline *dl)
+/* A new store as described above, in its fault wrapper (set in inner). */
+static struct backend *store_new(void)
 {
-	struct fake *f = to_fake(b);
-	int rc = fake_call(f, &f->opens, name);
-	(void)dl;
-	if (rc < 0)
-		return rc;
-	struct bobj *o = xcalloc(1, sizeof(*o));
-	bobj_init(o, b, name);
-	o->info.size = atomic_load(&f->open_size);
-	snprintf(o->info.etag, sizeof(o->info.etag), "etag-%llu",
-		 (unsigned long long)o->info.size);
-	*out = o;
-	return 0;
+	mem = mem_create("source");
+	fill();
+	inner = fault_create(mem, 1);
+	fault_add(inner, &(struct fault_rule){ .op = FAULT_STAT,
+		.name = "eio", .action = FAULT_FAIL, .err = -EIO });
+	fault_add(inner, &(struct fault_rule){ .op = FAULT_LIST,
+		.name = "bad/", .action = FAULT_FAIL, .err = -EIO });
+	return inner;
 }
 
-static ssize_t fake_read(struct bobj *o, void *buf, size_t len, uint64_t off,
-			 const struct deadline *dl)
+static unsigned calls(enum fault_op op)
 {
-	(void)o; (void)buf; (void)len; (void)off; (void)dl;
-	return 0;
+	return fault_calls(inner, op);
 }
 
-static void fake_close(struct bobj *o)
+/* The version token of name's current version in the store. */
+static const char *etag_of(const char *name)
 {
-	bobj_release(o);
-	free(o);
+	static char buf[32];
+	snprintf(buf, sizeof(buf), "%lld",
+		 (long long)mem_generation(mem, name));
+	return buf;
 }
 
-static void fake_probe(struct backend *b, struct probe_result *res,
-		       const struct deadline *dl)
+/*
+ * A store that passes everything to the one it wraps, but answers every
+ * listing with pages of at most cap_limit names (stores may send short
+ * pages; the memory store never does).  Handles are the inner store's.
+ */
+static unsigned cap_limit = 1000;
+
+static int cap_stat(struct backend *b, const char *name, struct obj_info *out,
+		    const struct deadline *dl)
 {
-	(void)b; (void)dl;
-	memset(res, 0, sizeof(*res));
-	snprintf(res->message, sizeof(res->message), "ok");
+	return backend_stat(wrapper_inner(b), name, out, dl);
 }
 
-static void fake_destroy(struct backend *b)
+static int cap_list(struct backend *b, const struct list_req *req, list_cb cb,
+		    void *arg, char **next_token, const struct deadline *dl)
 {
-	backend_release(b);
+	struct list_req r = *req;
+	if (r.max_keys > cap_limit)
+		r.max_keys = cap_limit;
+	return backend_list(wrapper_inner(b), &r, cb, arg, next_token, dl);
+}
+
+static int cap_open(struct backend *b, const char *name, struct bobj **out,
+		    const struct deadline *dl)
+{
+	return backend_open(wrapper_inner(b), name, out, dl);
+}
+
+static void cap_destroy(struct backend *b)
+{
+	wrapper_release((struct wrapper *)b);
 	free(b);
 }
 
-static const struct backend_ops fake_ops = {
-	.type = "s3",
-	.stat = fake_stat,
-	.list = fake_list,
-	.open = fake_open,
-	.read = fake_read,
-	.close = fake_close,
-	.probe = fake_probe,
-	.destroy = fake_destroy,
+static const struct backend_ops cap_ops = {
+	.type = "cap", .stat = cap_stat, .list = cap_list, .open = cap_open,
+	.destroy = cap_destroy,
 };
 
-static struct fake *fake;   /* the store inside the cache being tested */
-
-/* The folder "e/" of a store whose listings can start at a name, in
- * pages of at most sorted_page_limit names: files e/a00..e/a04, e/f and
- * e/g, and a folder e/f/.  Listings of "bad/" fail. */
-static const struct fake_entry sorted_names[] = {
-	{ "e/a00", false, 100 }, { "e/a01", false, 101 },
-	{ "e/a02", false, 102 }, { "e/a03", false, 103 },
-	{ "e/a04", false, 104 }, { "e/f", false, 9 }, { "e/f/", true, 0 },
-	{ "e/g", false, 7 },
-};
-#define SORTED_N (sizeof(sorted_names) / sizeof(sorted_names[0]))
-static size_t sorted_page_limit = 100;
-
-static int sorted_list(struct backend *b, const struct list_req *req,
-		       list_cb cb, void *arg, char **next_token,
-		       const struct deadline *dl)
+static struct backend *cap_create(struct backend *in)
 {
-	size_t i = req->token ? strtoul(req->token, NULL, 10) : 0, n = 0;
-	(void)dl;
-
-	atomic_fetch_add(&to_fake(b)->lists, 1);
-	*next_token = NULL;
-	if (strcmp(req->prefix, "e/") != 0)
-		return -EIO;
-	while (!req->token && req->start_at && i < SORTED_N &&
-	       strcmp(sorted_names[i].name, req->start_at) < 0)
-		i++;
-	for (; i < SORTED_N && n < sorted_page_limit; i++, n++) {
-		struct list_entry e = { .name = sorted_names[i].name,
-					.is_prefix = sorted_names[i].is_prefix };
-		e.info.is_dir = e.is_prefix;
-		e.info.size = sorted_names[i].size;
-		int rc = cb(arg, &e);
-		if (rc < 0)
-			return rc;
-	}
-	if (i < SORTED_N) {
-		char tok[16];
-		snprintf(tok, sizeof(tok), "%zu", i);
-		*next_token = strdup(tok);
-	}
-	return 0;
+	struct wrapper *w = xcalloc(1, sizeof(*w));
+	wrapper_init(w, &cap_ops, in, NULL);
+	return &w->base;
 }
-
-static struct backend_ops sorted_ops;
 
 static struct backend *cache(int64_t attr, int64_t neg, int64_t list,
 			     size_t max)
 {
-	fake = xcalloc(1, sizeof(*fake));
-	backend_init(&fake->base, &fake_ops, "source", "s3 http://h/b/",
-		     BACKEND_LIST_SORTED);
-	atomic_init(&fake->open_size, 10);
 	struct metacache_conf c = { .attr_ttl_ms = attr, .neg_ttl_ms = neg,
 				    .list_ttl_ms = list, .max_bytes = max };
-	return metacache_create(&fake->base, &c);
+	return metacache_create(store_new(), &c);
 }
 
 static int do_stat(struct backend *b, const char *name, struct obj_info *i)
@@ -245,11 +175,12 @@ static int add_name(void *arg, const struct list_entry *e)
 	return 0;
 }
 
-static int list_page(struct backend *b, const char *token, struct strbuf *sb)
+static int list_page(struct backend *b, const char *token, unsigned max,
+		     struct strbuf *sb)
 {
 	struct deadline dl = deadline_in_ms(1000);
 	struct list_req req = { .prefix = "d/", .delimiter = "/",
-				.token = token, .max_keys = 1000 };
+				.token = token, .max_keys = max };
 	char *next = NULL;
 	strbuf_reset(sb);
 	int rc = backend_list(b, &req, add_name, sb, &next, &dl);
@@ -266,20 +197,34 @@ static void invisible(void)
 	struct bobj *o_unused = NULL;
 	struct deadline dl = deadline_in_ms(1000);
 	CHECK_STR(b->name, "source");
-	CHECK_STR(b->describe, "s3 http://h/b/");
-	CHECK(backend_has(b, BACKEND_LIST_SORTED));
-	/* the store's defaults come through: fs.c then answers itself */
+	CHECK_STR(b->describe, inner->describe);
+	CHECK_INT(b->caps, inner->caps);
+	/* the store's defaults come through (the memory store explains
+	 * nothing): fs.c then answers itself */
 	CHECK_INT(backend_explain(b, "f", "source", NULL, &dl), -ENOTSUP);
-	CHECK_INT(backend_open_pinned(b, "f", NULL, &o_unused), -ENOTSUP);
-	CHECK_INT(backend_put(b, "f", -1, 0, NULL, &dl), -ENOTSUP);
+	/* the optional ops it has are passed to it */
+	struct obj_info info;
+	CHECK_INT(backend_stat(inner, "f", &info, &dl), 0);
+	CHECK_INT(backend_open_pinned(b, "f", &info, &o_unused), 0);
+	CHECK(o_unused->b == inner);
+	bobj_close(o_unused);
+	CHECK_INT(calls(FAULT_OPEN_PINNED), 1);
+	fault_add(inner, &(struct fault_rule){ .op = FAULT_PUT,
+		.action = FAULT_FAIL, .err = -EROFS });
+	CHECK_INT(backend_put(b, "f", -1, 0, NULL, &dl), -EROFS);
+	CHECK_INT(calls(FAULT_PUT), 1);
 	struct bobj *o;
+	char buf[16];
 	CHECK_INT(backend_open(b, "f", &o, &dl), 0);
-	CHECK(o->b == &fake->base);         /* reads go to the store itself */
-	CHECK_INT(bobj_read(o, NULL, 0, 0, &dl), 0);
+	CHECK(o->b == inner);               /* reads go to the store itself */
+	CHECK_INT(bobj_read(o, buf, sizeof(buf), 0, &dl), 10);
 	bobj_close(o);
-	struct probe_result pr;
+	CHECK_INT(calls(FAULT_READ), 1);
+	struct probe_result pr, inner_pr;
 	backend_probe(b, &pr, &dl);
-	CHECK_STR(pr.message, "ok");
+	backend_probe(inner, &inner_pr, &dl);
+	CHECK_STR(pr.message, inner_pr.message);
+	CHECK_INT(calls(FAULT_PROBE), 2);
 	struct metacache_stats st;
 	metacache_get_stats(b, &st);        /* a read is not a lookup */
 	CHECK_INT(st.misses, 0);
@@ -297,22 +242,22 @@ static void stat_ttl(void)
 	memset(&i, 0, sizeof(i));
 	CHECK_INT(do_stat(b, "f", &i), 0);
 	CHECK_INT(i.size, 10);
-	CHECK_STR(i.etag, "etag-10");
-	CHECK_INT(atomic_load(&fake->stats), 1);
+	CHECK_STR(i.etag, etag_of("f"));
+	CHECK_INT(calls(FAULT_STAT), 1);
 	CHECK_INT(do_stat(b, "dir", &i), 0);
 	CHECK(i.is_dir);
 	CHECK_INT(do_stat(b, "dir", &i), 0);
 	CHECK(i.is_dir);
-	CHECK_INT(atomic_load(&fake->stats), 2);
+	CHECK_INT(calls(FAULT_STAT), 2);
 	metacache_get_stats(b, &st);
 	CHECK_INT(st.hits, 2);
 	CHECK_INT(st.misses, 2);
 	CHECK_INT(st.entries, 2);
 	sleep_ms(100);                          /* past the TTL */
 	CHECK_INT(do_stat(b, "f", &i), 0);
-	CHECK_INT(atomic_load(&fake->stats), 3);
+	CHECK_INT(calls(FAULT_STAT), 3);
 	CHECK_INT(do_stat(b, "f", &i), 0);
-	CHECK_INT(atomic_load(&fake->stats), 3);
+	CHECK_INT(calls(FAULT_STAT), 3);
 	backend_destroy(b);
 }
 
@@ -324,19 +269,19 @@ static void negative(void)
 	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
 	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
 	CHECK_INT(do_stat(b, "f", NULL), 0);
-	CHECK_INT(atomic_load(&fake->stats), 2);
+	CHECK_INT(calls(FAULT_STAT), 2);
 	metacache_get_stats(b, &st);
 	CHECK_INT(st.neg_hits, 1);
 	sleep_ms(100);         /* past the negative TTL, not the positive */
 	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
 	CHECK_INT(do_stat(b, "f", NULL), 0);
-	CHECK_INT(atomic_load(&fake->stats), 3);
+	CHECK_INT(calls(FAULT_STAT), 3);
 	backend_destroy(b);
 
 	b = cache(10000, 0, 0, 1 << 20);       /* neg_ttl 0: never kept */
 	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
 	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
-	CHECK_INT(atomic_load(&fake->stats), 2);
+	CHECK_INT(calls(FAULT_STAT), 2);
 	backend_destroy(b);
 
 	b = cache(0, 10000, 0, 1 << 20);       /* attr_ttl 0: only negatives */
@@ -344,7 +289,7 @@ static void negative(void)
 	CHECK_INT(do_stat(b, "f", NULL), 0);
 	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
 	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
-	CHECK_INT(atomic_load(&fake->stats), 3);
+	CHECK_INT(calls(FAULT_STAT), 3);
 	backend_destroy(b);
 }
 
@@ -353,7 +298,7 @@ static void errors_not_cached(void)
 	struct backend *b = cache(10000, 10000, 0, 1 << 20);
 	CHECK_INT(do_stat(b, "eio", NULL), -EIO);
 	CHECK_INT(do_stat(b, "eio", NULL), -EIO);
-	CHECK_INT(atomic_load(&fake->stats), 2);
+	CHECK_INT(calls(FAULT_STAT), 2);
 	struct metacache_stats st;
 	metacache_get_stats(b, &st);
 	CHECK_INT(st.entries, 0);
@@ -366,47 +311,48 @@ static void listing_fills_stats(void)
 	struct strbuf sb = STRBUF_INIT;
 	struct obj_info i;
 
-	CHECK_INT(list_page(b, NULL, &sb), 0);
-	CHECK_STR(sb.buf, "d/a:1,d/b:2,d/sub/(p):0,d/y:5,d/y/(p):0,|1");
-	CHECK_INT(list_page(b, "1", &sb), 0);
-	CHECK_STR(sb.buf, "d/c:3,d/w:7,|2");
-	CHECK_INT(atomic_load(&fake->lists), 2);
+	CHECK_INT(list_page(b, NULL, PAGE, &sb), 0);
+	CHECK_STR(sb.buf, "d/a:1,d/b:2,d/b/(p):0,|p:d/b/");
+	CHECK_INT(list_page(b, "p:d/b/", PAGE, &sb), 0);
+	CHECK_STR(sb.buf, "d/c:3,d/sub/(p):0,d/w:7,|o:d/w");
+	CHECK_INT(calls(FAULT_LIST), 2);
 	CHECK_INT(do_stat(b, "d/a", &i), 0);
 	CHECK(!i.is_dir);
 	CHECK_INT(i.size, 1);
-	CHECK_STR(i.etag, "etag-d/a");
-	CHECK_INT(do_stat(b, "d/b", &i), 0);
-	CHECK_INT(i.size, 2);
+	CHECK_STR(i.etag, etag_of("d/a"));
 	CHECK_INT(do_stat(b, "d/sub", &i), 0);    /* a prefix: a folder */
 	CHECK(i.is_dir);
-	CHECK_INT(do_stat(b, "d/y", &i), 0);      /* the folder wins */
+	CHECK_INT(do_stat(b, "d/b", &i), 0);      /* the folder wins */
 	CHECK(i.is_dir);
 	CHECK_INT(do_stat(b, "d/c", &i), 0);
 	CHECK_INT(i.size, 3);
-	CHECK_INT(atomic_load(&fake->stats), 0);
+	CHECK_INT(calls(FAULT_STAT), 0);
 	/* "d/w" ends a page that has a next one: "d/w/" could follow (it
 	 * does), so the listing does not decide it yet; stat asks. */
 	CHECK_INT(do_stat(b, "d/w", &i), 0);
-	CHECK_INT(atomic_load(&fake->stats), 1);
+	CHECK_INT(calls(FAULT_STAT), 1);
 	/* pages are not kept with list_ttl 0 */
-	CHECK_INT(list_page(b, NULL, &sb), 0);
-	CHECK_INT(atomic_load(&fake->lists), 3);
+	CHECK_INT(list_page(b, NULL, PAGE, &sb), 0);
+	CHECK_INT(calls(FAULT_LIST), 3);
 	backend_destroy(b);
 
 	/* the next page decides what the previous one could not */
 	b = cache(10000, 0, 0, 1 << 20);
-	const char *tokens[] = { NULL, "1", "2", "3" };
+	const char *tokens[] = { NULL, "p:d/b/", "o:d/w", "o:d/y" };
 	for (int p = 0; p < 4; p++)
-		CHECK_INT(list_page(b, tokens[p], &sb), 0);
+		CHECK_INT(list_page(b, tokens[p], PAGE, &sb), 0);
 	CHECK_STR(sb.buf, "d/z:6,|-");
 	CHECK_INT(do_stat(b, "d/w", &i), 0);      /* "d/w/" came next */
 	CHECK(i.is_dir);
-	CHECK_INT(do_stat(b, "d/x", &i), 0);      /* the last page: a file */
+	CHECK_INT(do_stat(b, "d/x", &i), 0);
 	CHECK(!i.is_dir);
 	CHECK_INT(i.size, 4);
+	CHECK_INT(do_stat(b, "d/y", &i), 0);      /* the last page: a file */
+	CHECK(!i.is_dir);
+	CHECK_INT(i.size, 5);
 	CHECK_INT(do_stat(b, "d/z", &i), 0);
 	CHECK_INT(i.size, 6);
-	CHECK_INT(atomic_load(&fake->stats), 0);
+	CHECK_INT(calls(FAULT_STAT), 0);
 	strbuf_release(&sb);
 	backend_destroy(b);
 }
@@ -419,17 +365,12 @@ static void lookup_pages(void)
 				    .lookup_pages = true };
 	struct obj_info i;
 
-	sorted_ops = fake_ops;
-	sorted_ops.list = sorted_list;
-	fake = xcalloc(1, sizeof(*fake));
-	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/",
-		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
-	struct backend *b = metacache_create(&fake->base, &c);
+	struct backend *b = metacache_create(store_new(), &c);
 
 	/* one page answers the lookup and the burst after it */
 	CHECK_INT(do_stat(b, "e/a01", &i), 0);
 	CHECK_INT(i.size, 101);
-	CHECK_INT(atomic_load(&fake->lists), 1);
+	CHECK_INT(calls(FAULT_LIST), 1);
 	for (const char *n = "e/a02"; n; n = !strcmp(n, "e/a02") ? "e/a04"
 				       : NULL) {
 		CHECK_INT(do_stat(b, n, &i), 0);
@@ -439,48 +380,42 @@ static void lookup_pages(void)
 	CHECK(i.is_dir);
 	CHECK_INT(do_stat(b, "e/g", &i), 0);
 	CHECK_INT(i.size, 7);
-	CHECK_INT(atomic_load(&fake->lists), 1);
-	CHECK_INT(atomic_load(&fake->stats), 0);
+	CHECK_INT(calls(FAULT_LIST), 1);
+	CHECK_INT(calls(FAULT_STAT), 0);
 	/* a name before the page's start was not learnt: its own page */
 	CHECK_INT(do_stat(b, "e/a00", &i), 0);
 	CHECK_INT(i.size, 100);
-	CHECK_INT(atomic_load(&fake->lists), 2);
+	CHECK_INT(calls(FAULT_LIST), 2);
 	/* the folder's last page decides that a name does not exist */
 	CHECK_INT(do_stat(b, "e/nothere", &i), -ENOENT);
-	CHECK_INT(atomic_load(&fake->stats), 0);
+	CHECK_INT(calls(FAULT_STAT), 0);
 	/* a page that ends at the name cannot rule out a folder of that
 	 * name on the next page: the store is asked about the name alone */
-	sorted_page_limit = 1;
+	cap_limit = 1;
 	backend_destroy(b);
-	fake = xcalloc(1, sizeof(*fake));
-	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/",
-		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
-	b = metacache_create(&fake->base, &c);
+	b = metacache_create(cap_create(store_new()), &c);
 	CHECK_INT(do_stat(b, "e/a03", &i), 0);
-	CHECK_INT(atomic_load(&fake->lists), 1);
-	CHECK_INT(atomic_load(&fake->stats), 1);
-	CHECK_INT(i.size, 10);                     /* fake_stat's answer */
+	CHECK_INT(calls(FAULT_LIST), 1);
+	CHECK_INT(calls(FAULT_STAT), 1);
+	CHECK_INT(i.size, 103);
 	/* ... but one reaching past "name/" decides it */
-	sorted_page_limit = 2;
+	cap_limit = 2;
 	CHECK_INT(do_stat(b, "e/f", &i), 0);
 	CHECK(i.is_dir);
-	CHECK_INT(atomic_load(&fake->stats), 1);
+	CHECK_INT(calls(FAULT_STAT), 1);
 	/* a page that fails falls back to the store's own stat */
 	CHECK_INT(do_stat(b, "bad/x", &i), 0);
-	CHECK_INT(atomic_load(&fake->stats), 2);
-	sorted_page_limit = 100;
+	CHECK_INT(calls(FAULT_STAT), 2);
+	cap_limit = 1000;
 	backend_destroy(b);
 
 	/* off: every lookup is the store's stat */
 	c.lookup_pages = false;
-	fake = xcalloc(1, sizeof(*fake));
-	backend_init(&fake->base, &sorted_ops, "source", "s3 http://h/b/",
-		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
-	b = metacache_create(&fake->base, &c);
+	b = metacache_create(store_new(), &c);
 	CHECK_INT(do_stat(b, "e/a01", &i), 0);
 	CHECK_INT(do_stat(b, "e/a02", &i), 0);
-	CHECK_INT(atomic_load(&fake->stats), 2);
-	CHECK_INT(atomic_load(&fake->lists), 0);
+	CHECK_INT(calls(FAULT_STAT), 2);
+	CHECK_INT(calls(FAULT_LIST), 0);
 	backend_destroy(b);
 }
 
@@ -490,24 +425,24 @@ static void pages_replayed(void)
 	struct strbuf first = STRBUF_INIT, again = STRBUF_INIT;
 	struct metacache_stats st;
 
-	CHECK_INT(list_page(b, NULL, &first), 0);
-	CHECK_INT(list_page(b, NULL, &again), 0);
+	CHECK_INT(list_page(b, NULL, PAGE, &first), 0);
+	CHECK_INT(list_page(b, NULL, PAGE, &again), 0);
 	CHECK_STR(again.buf, first.buf);          /* same entries, same token */
-	CHECK_INT(atomic_load(&fake->lists), 1);
-	CHECK_INT(list_page(b, "1", &first), 0);
-	CHECK_INT(list_page(b, "1", &again), 0);
-	CHECK_STR(again.buf, "d/c:3,d/w:7,|2");
+	CHECK_INT(calls(FAULT_LIST), 1);
+	CHECK_INT(list_page(b, "p:d/b/", PAGE, &first), 0);
+	CHECK_INT(list_page(b, "p:d/b/", PAGE, &again), 0);
+	CHECK_STR(again.buf, "d/c:3,d/sub/(p):0,d/w:7,|o:d/w");
 	CHECK_STR(first.buf, again.buf);
-	CHECK_INT(list_page(b, "3", &again), 0);
-	CHECK_INT(list_page(b, "3", &again), 0);
+	CHECK_INT(list_page(b, "o:d/y", PAGE, &again), 0);
+	CHECK_INT(list_page(b, "o:d/y", PAGE, &again), 0);
 	CHECK_STR(again.buf, "d/z:6,|-");         /* no token: the end */
-	CHECK_INT(atomic_load(&fake->lists), 3);
+	CHECK_INT(calls(FAULT_LIST), 3);
 	metacache_get_stats(b, &st);
 	CHECK_INT(st.list_hits, 3);
 	CHECK_INT(st.list_misses, 3);
 	sleep_ms(100);
-	CHECK_INT(list_page(b, NULL, &again), 0);
-	CHECK_INT(atomic_load(&fake->lists), 4);
+	CHECK_INT(list_page(b, NULL, PAGE, &again), 0);
+	CHECK_INT(calls(FAULT_LIST), 4);
 	strbuf_release(&first);
 	strbuf_release(&again);
 	backend_destroy(b);
@@ -522,17 +457,17 @@ static void opens_refresh(void)
 
 	CHECK_INT(do_stat(b, "f", &i), 0);
 	CHECK_INT(i.size, 10);
-	atomic_store(&fake->open_size, 20);        /* a new version */
+	put_size("f", 20);                         /* a new version */
 	CHECK_INT(backend_open(b, "f", &o, &dl), 0);
 	CHECK_INT(o->info.size, 20);
 	bobj_close(o);
 	CHECK_INT(backend_open(b, "f", &o, &dl), 0);   /* never cached */
 	bobj_close(o);
-	CHECK_INT(atomic_load(&fake->opens), 2);
+	CHECK_INT(calls(FAULT_OPEN), 2);
 	CHECK_INT(do_stat(b, "f", &i), 0);
 	CHECK_INT(i.size, 20);
-	CHECK_STR(i.etag, "etag-20");
-	CHECK_INT(atomic_load(&fake->stats), 1);
+	CHECK_STR(i.etag, etag_of("f"));
+	CHECK_INT(calls(FAULT_STAT), 1);
 
 	/* a cached folder stays a folder */
 	CHECK_INT(do_stat(b, "dir", &i), 0);
@@ -544,17 +479,17 @@ static void opens_refresh(void)
 	/* an open that finds nothing is remembered (neg_ttl > 0) */
 	CHECK_INT(backend_open(b, "missing-1", &o, &dl), -ENOENT);
 	CHECK_INT(do_stat(b, "missing-1", &i), -ENOENT);
-	CHECK_INT(atomic_load(&fake->stats), 2);
+	CHECK_INT(calls(FAULT_STAT), 2);
 	backend_destroy(b);
 
 	/* without negative caching, it still drops what was known */
 	b = cache(10000, 0, 0, 1 << 20);
 	CHECK_INT(do_stat(b, "vanish", &i), 0);
-	atomic_store(&fake->vanished, true);
+	CHECK_INT(mem_delete(mem, "vanish"), 0);
 	CHECK_INT(do_stat(b, "vanish", &i), 0);       /* cached */
 	CHECK_INT(backend_open(b, "vanish", &o, &dl), -ENOENT);
 	CHECK_INT(do_stat(b, "vanish", &i), -ENOENT);
-	CHECK_INT(atomic_load(&fake->stats), 2);
+	CHECK_INT(calls(FAULT_STAT), 2);
 	backend_destroy(b);
 }
 
@@ -578,19 +513,20 @@ static void byte_ceiling(void)
 	CHECK(st.evictions > 0);
 	CHECK(st.entries > 0);
 	/* the most recent names are still there */
-	int before = atomic_load(&fake->stats);
+	int before = calls(FAULT_STAT);
 	CHECK_INT(do_stat(b, "f-1999", NULL), 0);
-	CHECK_INT(atomic_load(&fake->stats), before);
+	CHECK_INT(calls(FAULT_STAT), before);
 
 	backend_destroy(b);
 
 	/* a page over a quarter of the budget is passed on, not kept */
 	b = cache(10000, 10000, 10000, 2048);
 	struct strbuf sb = STRBUF_INIT;
-	CHECK_INT(list_page(b, NULL, &sb), 0);
-	CHECK_INT(list_page(b, NULL, &sb), 0);
-	CHECK_INT(atomic_load(&fake->lists), 2);
-	CHECK_STR(sb.buf, "d/a:1,d/b:2,d/sub/(p):0,d/y:5,d/y/(p):0,|1");
+	CHECK_INT(list_page(b, NULL, 1000, &sb), 0);
+	CHECK_INT(list_page(b, NULL, 1000, &sb), 0);
+	CHECK_INT(calls(FAULT_LIST), 2);
+	CHECK_STR(sb.buf, "d/a:1,d/b:2,d/b/(p):0,d/c:3,d/sub/(p):0,d/w:7,"
+		  "d/w/(p):0,d/x:4,d/y:5,d/z:6,|-");
 	metacache_get_stats(b, &st);
 	CHECK(st.bytes <= 2048);
 	strbuf_release(&sb);
@@ -599,9 +535,9 @@ static void byte_ceiling(void)
 	/* with room, the same page is kept */
 	b = cache(10000, 10000, 10000, 1 << 20);
 	sb = (struct strbuf)STRBUF_INIT;
-	CHECK_INT(list_page(b, NULL, &sb), 0);
-	CHECK_INT(list_page(b, NULL, &sb), 0);
-	CHECK_INT(atomic_load(&fake->lists), 1);
+	CHECK_INT(list_page(b, NULL, 1000, &sb), 0);
+	CHECK_INT(list_page(b, NULL, 1000, &sb), 0);
+	CHECK_INT(calls(FAULT_LIST), 1);
 	strbuf_release(&sb);
 	backend_destroy(b);
 }
@@ -623,7 +559,7 @@ static void *worker(void *arg)
 		struct bobj *o;
 		switch (k % 10) {
 		case 0:
-			if (list_page(shared, k % 20 ? NULL : "1", &sb) < 0)
+			if (list_page(shared, k % 20 ? NULL : "p:d/b/", PAGE, &sb) < 0)
 				bad++;
 			break;
 		case 1:
