@@ -7,18 +7,38 @@
 #include <stdbool.h>
 #include <string.h>
 
+#define POLY 0x82F63B78u
+
 static uint32_t table[256];
+static uint32_t x2n[32];      /* x^(2^k) mod P, reflected */
 static bool have_sse42;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* a * b modulo P, both polynomials in the reflected bit order (x^0 is
+ * the top bit). */
+static uint32_t multmodp(uint32_t a, uint32_t b)
+{
+	uint32_t p = 0;
+
+	for (uint32_t m = 1u << 31; m; m >>= 1) {
+		if (a & m)
+			p ^= b;
+		b = b & 1 ? (b >> 1) ^ POLY : b >> 1;
+	}
+	return p;
+}
 
 static void init(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
 		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+			c = c & 1 ? (c >> 1) ^ POLY : c >> 1;
 		table[i] = c;
 	}
+	x2n[0] = 1u << 30;        /* x^1 */
+	for (int k = 1; k < 32; k++)
+		x2n[k] = multmodp(x2n[k - 1], x2n[k - 1]);
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	have_sse42 = __builtin_cpu_supports("sse4.2");
@@ -60,4 +80,21 @@ uint32_t crc32c_update(uint32_t crc, const void *data, size_t len)
 		return ~hw(c, data, len);
 #endif
 	return ~sw(c, data, len);
+}
+
+/* x^(8 * len) mod P: the factor that moves a CRC past len zero bytes. */
+static uint32_t shift_bytes(uint64_t len)
+{
+	uint32_t p = 1u << 31;    /* x^0 */
+
+	for (int k = 3; len; len >>= 1, k++)
+		if (len & 1)
+			p = multmodp(x2n[k & 31], p);
+	return p;
+}
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+	pthread_once(&once, init);
+	return multmodp(shift_bytes(len_b), crc_a) ^ crc_b;
 }

@@ -12,4 +12,11 @@
 
 uint32_t crc32c_update(uint32_t crc, const void *data, size_t len);
 
+/*
+ * The CRC of A followed by B, from crc_a = CRC(A), crc_b = CRC(B) and
+ * B's length, without the data (O(log len_b)): so per-block CRCs can be
+ * checked against a whole-object CRC.
+ */
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
 #endif
