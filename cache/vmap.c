@@ -36,8 +36,9 @@
  *
  * Eviction ("used" is refreshed when a record is written, and for records
  * read while older than an hour, piggybacked on the next batch - never a
- * write of its own): above EVICT_AT of the ceiling, or when LMDB reports
- * the map full, the least recently used quarter of the records goes.
+ * write of its own): when the pages in use pass EVICT_AT of the ceiling,
+ * the least recently used quarter of the records goes; when LMDB reports
+ * the map full all the same, half goes and the batch is tried again.
  *
  * LMDB's return codes become errno in one place, mdb_code_errno().
  */
@@ -434,20 +435,72 @@ struct facts vmap_facts(struct vmap *m)
 
 /* ---- the writer ---- */
 
+/*
+ * Pages that hold data now: the trees of every database (the free list's
+ * own tree included) and the two meta pages.  Not me_last_pgno: that is
+ * the file's high-water mark, which never falls, so after one eviction the
+ * map would look full forever and every batch would evict again.  Pages
+ * freed by an eviction are reused by later batches; a map that is full
+ * all the same reports MDB_MAP_FULL, and write_batch() evicts and retries.
+ * Returns 0 or -errno.
+ */
+static int pages_in_use(struct vmap *m, uint64_t *pages, unsigned *psize)
+{
+	MDB_dbi dbs[] = { 0 /* free list */, 1 /* main */, m->meta,
+			  m->dbi[DB_OBJECTS], m->dbi[DB_REPLICAS] };
+	MDB_txn *txn;
+	MDB_stat st;
+	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn));
+
+	if (rc < 0)
+		return rc;
+	*pages = 2;
+	*psize = 0;
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		rc = mdb_code_errno(mdb_stat(txn, dbs[i], &st));
+		if (rc < 0)
+			break;
+		*pages += st.ms_branch_pages + st.ms_leaf_pages +
+			  st.ms_overflow_pages;
+		*psize = st.ms_psize;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* The share of the ceiling in use; 0 when it cannot be told. */
 static double fill_ratio(struct vmap *m)
 {
-	MDB_envinfo info;
-	MDB_stat st;
-	mdb_env_info(m->env, &info);
-	mdb_env_stat(m->env, &st);
-	return (double)(info.me_last_pgno + 1) * st.ms_psize /
-	       (double)info.me_mapsize;
+	uint64_t pages;
+	unsigned psize;
+
+	if (pages_in_use(m, &pages, &psize) < 0)
+		return 0;
+	return (double)pages * psize / (double)m->map_size;
 }
 
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* Commit an evicting transaction (which it ends) and count what went.
+ * Returns 0 or -errno. */
+static int commit_eviction(struct vmap *m, MDB_txn *txn, uint64_t n,
+			   const char *which)
+{
+	int rc = mdb_code_errno(mdb_txn_commit(txn));
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&m->lock);
+	m->evicted += n;
+	pthread_mutex_unlock(&m->lock);
+	log_info("version map: evicted %llu entries, %s (ceiling %llu MiB)",
+		 (unsigned long long)n, which,
+		 (unsigned long long)(m->map_size >> 20));
+	return 0;
 }
 
 /* Drop the least recently used share of all records.  One transaction.
@@ -465,7 +518,9 @@ static int evict(struct vmap *m, double share)
 	if (rc < 0)
 		return rc;
 	for (int db = 0; db < 2; db++) {
-		mdb_cursor_open(txn, m->dbi[db], &cur);
+		rc = mdb_code_errno(mdb_cursor_open(txn, m->dbi[db], &cur));
+		if (rc < 0)
+			goto out_abort_txn;
 		for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &d, op) == 0;
 		     op = MDB_NEXT) {
 			if (n == alloc) {
@@ -476,43 +531,47 @@ static int evict(struct vmap *m, double share)
 		}
 		mdb_cursor_close(cur);
 	}
-	if (n == 0) {
-		mdb_txn_abort(txn);
-		free(used);
-		return 0;
-	}
+	if (n == 0)
+		goto out_abort_txn;
 	qsort(used, n, sizeof(*used), cmp_u32);
 	uint64_t target = (uint64_t)((double)n * share) + 1;
 	uint32_t cutoff = used[target < n ? target - 1 : n - 1];
 	for (int db = 0; db < 2 && dropped < target; db++) {
-		mdb_cursor_open(txn, m->dbi[db], &cur);
+		rc = mdb_code_errno(mdb_cursor_open(txn, m->dbi[db], &cur));
+		if (rc < 0)
+			goto out_abort_txn;
 		int op = MDB_FIRST;
-		while (dropped < target && mdb_cursor_get(cur, &k, &d, op) == 0) {
+		while (rc == 0 && dropped < target &&
+		       mdb_cursor_get(cur, &k, &d, op) == 0) {
 			op = MDB_NEXT;
 			if (record_used(d.mv_data, d.mv_size) <= cutoff) {
-				mdb_cursor_del(cur, 0);
+				rc = mdb_code_errno(mdb_cursor_del(cur, 0));
 				dropped++;
 			}
 		}
 		mdb_cursor_close(cur);
+		if (rc < 0)              /* the map full: the txn is spoilt */
+			goto out_abort_txn;
 	}
 	free(used);
-	rc = mdb_code_errno(mdb_txn_commit(txn));
-	if (rc == 0) {
-		m->evicted += dropped;
-		log_info("version map: evicted %llu least recently used "
-			 "entries (ceiling %llu MiB)", (unsigned long long)dropped,
-			 (unsigned long long)(m->map_size >> 20));
-	}
+	return commit_eviction(m, txn, dropped, "least recently used");
+
+out_abort_txn:
+	mdb_txn_abort(txn);
+	free(used);
 	return rc;
 }
 
-/* Rewrite "used" of touched records; inside the batch's transaction. */
-static void refresh_touched(struct vmap *m, MDB_txn *txn,
-			    const struct touch *t, size_t n)
+/* Rewrite "used" of touched records; inside the batch's transaction.
+ * Returns 0 or -errno: a failed put (the map full) spoils the transaction,
+ * and the caller must see it as such, not as a failed commit later. */
+static int refresh_touched(struct vmap *m, MDB_txn *txn,
+			   const struct touch *t, size_t n)
 {
 	uint32_t now = now_minutes();
-	for (size_t i = 0; i < n; i++) {
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		MDB_val k = { t[i].klen, (void *)t[i].key }, d;
 		if (mdb_get(txn, m->dbi[t[i].db], &k, &d) != 0 || d.mv_size < 8)
 			continue;
@@ -520,9 +579,10 @@ static void refresh_touched(struct vmap *m, MDB_txn *txn,
 		memcpy(copy, d.mv_data, d.mv_size);
 		PUT((unsigned char *)copy, 4, now);
 		d.mv_data = copy;
-		mdb_put(txn, m->dbi[t[i].db], &k, &d, 0);
+		rc = mdb_code_errno(mdb_put(txn, m->dbi[t[i].db], &k, &d, 0));
 		free(copy);
 	}
+	return rc;
 }
 
 /* Write a batch in one transaction.  Returns 0 or -errno (-ENOSPC: the
@@ -540,26 +600,81 @@ static int commit_batch(struct vmap *m, const struct batch *bt,
 		rc = mdb_code_errno(mdb_put(txn, m->dbi[w->db], &k, &d, 0));
 	}
 	if (rc == 0)
-		refresh_touched(m, txn, t, nt);
+		rc = refresh_touched(m, txn, t, nt);
 	if (rc == 0)
 		return mdb_code_errno(mdb_txn_commit(txn));
 	mdb_txn_abort(txn);
 	return rc;
 }
 
-static void write_batch(struct vmap *m, const struct batch *bt,
-			const struct touch *t, size_t nt)
+/* Empty both record databases: the last resort when not even an eviction
+ * fits in the map (deleting scattered records copies most of the tree,
+ * dropping it only lists its pages as free).  Returns 0 or -errno. */
+static int evict_all(struct vmap *m)
+{
+	MDB_txn *txn;
+	uint64_t n = 0;
+	MDB_stat st;
+	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, 0, &txn));
+
+	if (rc < 0)
+		return rc;
+	for (int db = 0; db < 2 && rc == 0; db++) {
+		if (mdb_stat(txn, m->dbi[db], &st) == 0)
+			n += st.ms_entries;
+		rc = mdb_code_errno(mdb_drop(txn, m->dbi[db], 0));
+	}
+	if (rc < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return commit_eviction(m, txn, n, "all (no smaller eviction fits)");
+}
+
+/* Commit one small write (the schema, unchanged).  LMDB hands the pages a
+ * transaction frees to the transaction after next, so this lets the batch
+ * that follows an eviction reuse what the eviction freed. */
+static int advance_txn(struct vmap *m)
+{
+	uint32_t schema = SCHEMA;
+	MDB_val k = { 6, "schema" }, d = { 4, &schema };
+	MDB_txn *txn;
+	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, 0, &txn));
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_code_errno(mdb_put(txn, m->meta, &k, &d, 0));
+	if (rc < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_code_errno(mdb_txn_commit(txn));
+}
+
+/* The map is full: evict half, or everything when that does not fit, and
+ * make the freed pages usable by the next transaction. */
+static void make_room(struct vmap *m)
+{
+	if (evict(m, 2 * EVICT_SHARE) < 0)
+		evict_all(m);
+	advance_txn(m);
+}
+
+/* Returns the number of facts not kept (0 when the batch committed). */
+static size_t write_batch(struct vmap *m, const struct batch *bt,
+			  const struct touch *t, size_t nt)
 {
 	if (fill_ratio(m) > EVICT_AT)
 		evict(m, EVICT_SHARE);
 	int rc = commit_batch(m, bt, t, nt);
 	if (rc == -ENOSPC) {
-		evict(m, 2 * EVICT_SHARE);
+		make_room(m);
 		rc = commit_batch(m, bt, t, nt);
 	}
-	if (rc < 0)
-		log_warn("version map: %zu facts not kept: %s", bt->n,
-			 strerror(-rc));
+	if (rc == 0)
+		return 0;
+	log_warn("version map: %zu facts not kept: %s", bt->n, strerror(-rc));
+	return bt->n;
 }
 
 static void *writer_main(void *arg)

@@ -172,6 +172,50 @@ static void stays_under_ceiling(void)
 	vmap_close(m);
 }
 
+static void part_name(char *buf, size_t len, int i)
+{
+	snprintf(buf, len, "tables/t/part-%06d-%0100d.parquet", i, i);
+}
+
+/* Once the map has evicted, small batches must not evict again: the fill
+ * is measured by the pages in use, not by the file's high-water mark
+ * (which never falls, so every later batch used to drop a quarter). */
+static void evicts_once_not_every_batch(void)
+{
+	struct vmap *m;
+	struct vmap_stats st;
+	char err[256], name[200];
+	const uint64_t ceiling = 1 << 20;
+	int i = 0;
+
+	CHECK_INT(vmap_open(dir("evict-once"), "id", ceiling, &m, err,
+			    sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	do {                                   /* fill until the first eviction */
+		for (int k = 0; k < 100; k++, i++) {
+			struct source_fact s = source((uint64_t)i + 1);
+			part_name(name, sizeof(name), i);
+			f.ops->put_source(f.ctx, name, &s);
+		}
+		vmap_flush(m);
+		vmap_get_stats(m, &st);
+	} while (st.evicted == 0 && i < 100000);
+	CHECK(st.evicted > 0);
+	uint64_t after_first = st.objects, evicted = st.evicted;
+
+	for (int b = 0; b < 12; b++, i++) {    /* a dozen one-fact batches */
+		struct source_fact s = source((uint64_t)i + 1);
+		part_name(name, sizeof(name), i);
+		f.ops->put_source(f.ctx, name, &s);
+		vmap_flush(m);
+	}
+	vmap_get_stats(m, &st);
+	CHECK_INT(st.evicted, evicted);
+	CHECK_INT(st.objects, after_first + 12);
+	CHECK(st.used_bytes <= ceiling);
+	vmap_close(m);
+}
+
 int main(void)
 {
 	const char *t = getenv("HYLAKE_TEST_TMP");
@@ -181,5 +225,6 @@ int main(void)
 	roundtrip();
 	survives_kill9();
 	stays_under_ceiling();
+	evicts_once_not_every_batch();
 	return check_summary();
 }
