@@ -121,8 +121,10 @@ static int mdb_code_errno(int rc)
 	case MDB_READERS_FULL:                   /* every reader slot is taken */
 	case MDB_MAP_RESIZED: return -EAGAIN;
 	case MDB_INVALID:                        /* not an LMDB file */
-	case MDB_VERSION_MISMATCH:
-	case MDB_INCOMPATIBLE:
+	case MDB_VERSION_MISMATCH:               /* made by another LMDB */
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INCOMPATIBLE: return -EUCLEAN;  /* not the file we wrote */
 	case MDB_BAD_RSLOT:
 	case MDB_BAD_TXN:
 	case MDB_BAD_VALSIZE:
@@ -791,45 +793,132 @@ out_mdb_error:
 	return mdb_code_errno(rc);
 }
 
-int vmap_open(const char *dir, const char *identity, uint64_t map_size,
-	      struct vmap **out, char *err, size_t errlen)
+/* -EUCLEAN when the file is shorter than its own last page says: LMDB
+ * would map the missing pages and the first read of one would SIGBUS. */
+static int check_length(struct vmap *m)
 {
-	struct vmap *m = xcalloc(1, sizeof(*m));
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat sb;
+	int fd;
+
+	if (mdb_env_get_fd(m->env, &fd) || fstat(fd, &sb) < 0 ||
+	    mdb_env_info(m->env, &info) || mdb_env_stat(m->env, &st))
+		return 0;                /* cannot tell; the reads will */
+	if ((uint64_t)sb.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+		return -EUCLEAN;
+	return 0;
+}
+
+/* Create and open the environment and its databases.  Returns 0, or
+ * -errno with err filled and m->env closed; -EUCLEAN when the file is
+ * corrupt, truncated or not LMDB's, -EEXIST when it is another source's. */
+static int env_open(struct vmap *m, const char *dir, const char *identity,
+		    char *err, size_t errlen)
+{
 	int rc, dead;
 
-	rc = mkdir_p(dir);
-	if (rc < 0) {
-		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(-rc));
-		free(m);
-		return rc;
-	}
-	m->map_size = map_size;
 	if ((rc = mdb_env_create(&m->env)) ||
 	    (rc = mdb_env_set_maxdbs(m->env, 4)) ||
 	    (rc = mdb_env_set_maxreaders(m->env, 512)) ||
-	    (rc = mdb_env_set_mapsize(m->env, map_size)) ||
+	    (rc = mdb_env_set_mapsize(m->env, m->map_size)) ||
 	    (rc = mdb_env_open(m->env, dir, MDB_NOTLS | MDB_NORDAHEAD |
 			       MDB_NOMETASYNC, 0600))) {
 		snprintf(err, errlen, "version map in %s: %s", dir,
 			 mdb_strerror(rc));
-		if (m->env)
-			mdb_env_close(m->env);
-		free(m);
-		return mdb_code_errno(rc);
+		rc = mdb_code_errno(rc);
+		goto out_close_env;
 	}
 	mdb_reader_check(m->env, &dead);
-	rc = open_dbs(m, identity, err, errlen);
+	rc = check_length(m);
 	if (rc < 0) {
+		snprintf(err, errlen, "version map in %s: the file is truncated",
+			 dir);
+		goto out_close_env;
+	}
+	rc = open_dbs(m, identity, err, errlen);
+	if (rc < 0)
+		goto out_close_env;
+	return 0;
+
+out_close_env:
+	if (m->env)
 		mdb_env_close(m->env);
-		free(m);
+	m->env = NULL;
+	return rc;
+}
+
+/* Rename dir/<file> to dir/<file>.corrupt-<seconds>.  Returns 0 or -errno
+ * (a file that is not there is fine). */
+static int move_aside(const char *dir, const char *file, int64_t secs)
+{
+	char from[4096], to[4096];
+
+	if ((size_t)snprintf(from, sizeof(from), "%s/%s", dir, file) >=
+	    sizeof(from) ||
+	    (size_t)snprintf(to, sizeof(to), "%s/%s.corrupt-%lld", dir, file,
+			     (long long)secs) >= sizeof(to))
+		return -ENAMETOOLONG;
+	if (rename(from, to) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* The map file is unusable: keep it aside for a post-mortem (the map is a
+ * cache, nothing in it is needed) and start an empty one. */
+static int reopen_fresh(struct vmap *m, const char *dir, const char *identity,
+			char *err, size_t errlen)
+{
+	int64_t secs = wall_ns() / NS_PER_SEC;
+	int rc;
+
+	log_warn("%s; moving it aside as data.mdb.corrupt-%lld and starting "
+		 "an empty map", err, (long long)secs);
+	if ((rc = move_aside(dir, "data.mdb", secs)) < 0 ||
+	    (rc = move_aside(dir, "lock.mdb", secs)) < 0) {
+		snprintf(err, errlen, "version map in %s is unusable and cannot "
+			 "be moved aside: %s", dir, strerror(-rc));
 		return rc;
 	}
+	return env_open(m, dir, identity, err, errlen);
+}
+
+int vmap_open(const char *dir, const char *identity, uint64_t map_size,
+	      struct vmap **out, char *err, size_t errlen)
+{
+	struct vmap *m = xcalloc(1, sizeof(*m));
+	int rc;
+
+	rc = mkdir_p(dir);
+	if (rc < 0) {
+		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(-rc));
+		goto out_free;
+	}
+	m->map_size = map_size;
+	rc = env_open(m, dir, identity, err, errlen);
+	if (rc == -EUCLEAN)
+		rc = reopen_fresh(m, dir, identity, err, errlen);
+	if (rc < 0)
+		goto out_free;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->wake, NULL);
 	pthread_cond_init(&m->done, NULL);
-	pthread_create(&m->writer, NULL, writer_main, m);
+	rc = -pthread_create(&m->writer, NULL, writer_main, m);
+	if (rc < 0) {
+		snprintf(err, errlen, "version map writer: %s", strerror(-rc));
+		goto out_destroy_lock;
+	}
 	*out = m;
 	return 0;
+
+out_destroy_lock:
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->wake);
+	pthread_cond_destroy(&m->done);
+	mdb_env_close(m->env);
+out_free:
+	free(m);
+	return rc;
 }
 
 void vmap_close(struct vmap *m)

@@ -37,8 +37,13 @@ struct vmap_stats {
 
 /*
  * Open (creating dir and the map if needed).  identity names the source
- * the map is for.  Returns 0 or -errno with err filled: -EEXIST when the
- * map belongs to another source, -EINVAL for an unusable map file.
+ * the map is for.  A map file that is corrupt, truncated, not LMDB's or
+ * from another LMDB version is renamed to data.mdb.corrupt-<epoch seconds>
+ * (lock.mdb likewise), with a warning, and an empty map is opened: the map
+ * is a cache.  Returns 0 or -errno with err filled: -EEXIST when the map
+ * belongs to another source (a configuration error: nothing is moved),
+ * -EUCLEAN when even the fresh map is unusable, another -errno when the
+ * directory or the file cannot be used.
  */
 int vmap_open(const char *dir, const char *identity, uint64_t map_size,
 	      struct vmap **out, char *err, size_t errlen);

@@ -6,7 +6,9 @@
 #include "cache/vmap.h"
 #include "tests/unit/check.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -216,6 +218,94 @@ static void evicts_once_not_every_batch(void)
 	vmap_close(m);
 }
 
+/* Files in d whose name starts with prefix. */
+static int count_files(const char *d, const char *prefix)
+{
+	DIR *dp = opendir(d);
+	struct dirent *e;
+	int n = 0;
+
+	if (!dp)
+		return -1;
+	while ((e = readdir(dp)))
+		n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	closedir(dp);
+	return n;
+}
+
+/* A map with n facts, closed. */
+static void make_map(const char *d, int n)
+{
+	struct vmap *m;
+	char err[256], name[200];
+
+	CHECK_INT(vmap_open(d, "id", 64 << 20, &m, err, sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	for (int i = 0; i < n; i++) {
+		struct source_fact s = source((uint64_t)i + 1);
+		part_name(name, sizeof(name), i);
+		f.ops->put_source(f.ctx, name, &s);
+	}
+	vmap_close(m);
+}
+
+/* Opens an empty map where the damaged one was, which is kept aside. */
+static void check_fresh(const char *d)
+{
+	struct vmap *m;
+	struct vmap_stats st;
+	struct source_fact got, s = source(5);
+	char err[256], name[200];
+
+	CHECK_INT(vmap_open(d, "id", 64 << 20, &m, err, sizeof(err)), 0);
+	CHECK_INT(count_files(d, "data.mdb.corrupt-"), 1);
+	vmap_get_stats(m, &st);
+	CHECK_INT(st.objects, 0);
+	part_name(name, sizeof(name), 0);
+	struct facts f = vmap_facts(m);
+	CHECK_INT(f.ops->get_source(f.ctx, name, &got), -ENOENT);
+	f.ops->put_source(f.ctx, name, &s);     /* and it takes writes */
+	vmap_flush(m);
+	vmap_close(m);
+	CHECK_INT(vmap_open(d, "id", 64 << 20, &m, err, sizeof(err)), 0);
+	f = vmap_facts(m);
+	CHECK_INT(f.ops->get_source(f.ctx, name, &got), 0);
+	CHECK_INT(got.generation, 5);
+	vmap_close(m);
+}
+
+static void corrupt_map_is_moved_aside(void)
+{
+	char path[1100], d[1024];
+	unsigned char junk[8192];
+	int fd;
+
+	/* meta pages scribbled over: not an LMDB file any more */
+	snprintf(d, sizeof(d), "%s", dir("scribbled"));
+	make_map(d, 100);
+	snprintf(path, sizeof(path), "%s/data.mdb", d);
+	memset(junk, 0xa5, sizeof(junk));
+	fd = open(path, O_WRONLY);
+	CHECK(fd >= 0 && pwrite(fd, junk, sizeof(junk), 0) == sizeof(junk));
+	close(fd);
+	check_fresh(d);
+
+	/* truncated to half: its last pages are gone */
+	snprintf(d, sizeof(d), "%s", dir("truncated"));
+	make_map(d, 3000);
+	snprintf(path, sizeof(path), "%s/data.mdb", d);
+	struct stat sb;
+	CHECK(stat(path, &sb) == 0 && truncate(path, sb.st_size / 2) == 0);
+	check_fresh(d);
+
+	/* another source's map is a configuration error: refused, kept */
+	struct vmap *m;
+	char err[256];
+	CHECK_INT(vmap_open(d, "other", 64 << 20, &m, err, sizeof(err)),
+		  -EEXIST);
+	CHECK_INT(count_files(d, "data.mdb.corrupt-"), 1);
+}
+
 int main(void)
 {
 	const char *t = getenv("HYLAKE_TEST_TMP");
@@ -226,5 +316,6 @@ int main(void)
 	survives_kill9();
 	stays_under_ceiling();
 	evicts_once_not_every_batch();
+	corrupt_map_is_moved_aside();
 	return check_summary();
 }
