@@ -32,7 +32,10 @@
  *
  * Writes: put_*() appends to a pending batch; the writer thread commits a
  * batch every BATCH_MS (or at BATCH_MAX facts) in one transaction.  Gets
- * look at the pending and in-flight batches first, then the map.
+ * look at the pending and in-flight batches first, then the map.  The
+ * pending batch is capped (PENDING_MAX facts, PENDING_BYTES_MAX bytes):
+ * past it, facts are dropped and counted.  A batch that fails to commit
+ * is counted as lost and freed; the writer goes on with the next.
  *
  * Eviction ("used" is refreshed when a record is written, and for records
  * read while older than an hour, piggybacked on the next batch - never a
@@ -61,6 +64,8 @@
 #define SCHEMA 1
 #define BATCH_MS 5
 #define BATCH_MAX 512
+#define PENDING_MAX 16384            /* facts waiting for the writer */
+#define PENDING_BYTES_MAX (16 << 20) /* and their bytes */
 #define TOUCH_MAX 1024
 #define TOUCH_AGE_MIN 60          /* refresh "used" once an hour at most */
 #define EVICT_AT 0.80
@@ -100,11 +105,13 @@ struct vmap {
 	pthread_cond_t wake;       /* writer: work or stop */
 	pthread_cond_t done;       /* flushers: a batch committed */
 	struct batch pending, inflight;
+	size_t pending_bytes;
+	bool dropping;             /* the pending batch is full */
 	struct touch touched[TOUCH_MAX];
 	size_t ntouched;
 	uint64_t put_seq, inflight_seq, committed_seq;
 	bool stop;
-	uint64_t commits, evicted;
+	uint64_t commits, evicted, dropped, lost;
 };
 
 /*
@@ -308,14 +315,33 @@ static void *batch_find(struct vmap *m, int db, const unsigned char *key,
 	return NULL;
 }
 
+/* Queue a fact for the writer; takes ownership of val.  When the writer
+ * cannot keep up and the pending batch is at its cap, the fact is dropped
+ * and counted: the map is a cache, and a fact not kept costs a round trip
+ * later, while an unbounded queue would cost the mount its memory. */
 static void put_fact(struct vmap *m, int db, const unsigned char *key,
 		     size_t klen, void *val, size_t vlen)
 {
 	struct fact_write w = { .db = db, .klen = klen, .val = val,
 				.vlen = vlen };
+	bool first_drop = false;
+
 	memcpy(w.key, key, klen);
 	pthread_mutex_lock(&m->lock);
+	if (m->pending.n >= PENDING_MAX ||
+	    m->pending_bytes + vlen > PENDING_BYTES_MAX) {
+		m->dropped++;
+		first_drop = !m->dropping;
+		m->dropping = true;
+		pthread_mutex_unlock(&m->lock);
+		free(val);
+		if (first_drop)
+			log_warn("version map: the writer is behind; dropping "
+				 "facts until it catches up");
+		return;
+	}
 	batch_add(&m->pending, &w);
+	m->pending_bytes += vlen;
 	m->put_seq++;
 	if (m->pending.n == 1 || m->pending.n >= BATCH_MAX)
 		pthread_cond_signal(&m->wake);
@@ -662,9 +688,10 @@ static void make_room(struct vmap *m)
 	advance_txn(m);
 }
 
-/* Returns the number of facts not kept (0 when the batch committed). */
-static size_t write_batch(struct vmap *m, const struct batch *bt,
-			  const struct touch *t, size_t nt)
+/* Write a batch, making room when the map is full.  Returns 0 or -errno
+ * (the batch is not kept). */
+static int write_batch(struct vmap *m, const struct batch *bt,
+		       const struct touch *t, size_t nt)
 {
 	if (fill_ratio(m) > EVICT_AT)
 		evict(m, EVICT_SHARE);
@@ -673,16 +700,18 @@ static size_t write_batch(struct vmap *m, const struct batch *bt,
 		make_room(m);
 		rc = commit_batch(m, bt, t, nt);
 	}
-	if (rc == 0)
-		return 0;
-	log_warn("version map: %zu facts not kept: %s", bt->n, strerror(-rc));
-	return bt->n;
+	return rc;
 }
 
+/* The one writer.  A failed batch is counted and freed like a committed
+ * one, so flushers are released and memory is not held; the warning is
+ * logged when batches start failing and a notice when they commit again,
+ * not once per batch. */
 static void *writer_main(void *arg)
 {
 	struct vmap *m = arg;
 	struct touch t[TOUCH_MAX];
+	bool failing = false;
 
 	pthread_mutex_lock(&m->lock);
 	for (;;) {
@@ -705,17 +734,29 @@ static void *writer_main(void *arg)
 		m->inflight = m->pending;
 		m->pending = swap;
 		m->inflight_seq = m->put_seq;
+		m->pending_bytes = 0;
+		m->dropping = false;
 		size_t nt = m->ntouched;
 		memcpy(t, m->touched, nt * sizeof(*t));
 		m->ntouched = 0;
 		pthread_mutex_unlock(&m->lock);
 
-		write_batch(m, &m->inflight, t, nt);
+		int rc = write_batch(m, &m->inflight, t, nt);
+		if (rc < 0 && !failing)
+			log_warn("version map: %zu facts not kept: %s; facts are "
+				 "lost until a batch commits", m->inflight.n,
+				 strerror(-rc));
+		else if (rc == 0 && failing)
+			log_notice("version map: batches commit again");
+		failing = rc < 0;
 
 		pthread_mutex_lock(&m->lock);
+		if (rc < 0)
+			m->lost += m->inflight.n;
+		else
+			m->commits++;
 		batch_clear(&m->inflight);
 		m->committed_seq = m->inflight_seq;
-		m->commits++;
 		pthread_cond_broadcast(&m->done);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -958,6 +999,8 @@ void vmap_get_stats(struct vmap *m, struct vmap_stats *st)
 	pthread_mutex_lock(&m->lock);
 	st->commits = m->commits;
 	st->evicted = m->evicted;
+	st->dropped = m->dropped;
+	st->lost = m->lost;
 	pthread_mutex_unlock(&m->lock);
 	st->map_size = m->map_size;
 	st->used_bytes = (uint64_t)(fill_ratio(m) * (double)m->map_size);
