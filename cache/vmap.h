@@ -7,7 +7,9 @@
  * written by one writer thread that batches facts every few milliseconds.
  * A fact put is visible to gets at once (from the pending batch) and is
  * on disk after the next batch commits; a crash may lose the last batch,
- * never the file.  The map is a cache: entries least recently used are
+ * never the file.  When the writer falls behind, puts past a cap on the
+ * pending batch are dropped (counted in vmap_stats.dropped); a batch that
+ * fails to commit is dropped too (vmap_stats.lost).  The map is a cache: entries least recently used are
  * evicted before the map reaches its size ceiling.
  *
  * The map records which source it belongs to (identity: store type,
@@ -31,14 +33,21 @@ struct vmap_stats {
 	uint64_t replicas;
 	uint64_t commits;        /* batches written */
 	uint64_t evicted;        /* entries dropped to stay under the ceiling */
+	uint64_t dropped;        /* facts not queued: the writer was behind */
+	uint64_t lost;           /* facts queued but not kept: commit failed */
 	uint64_t map_size;       /* the ceiling, bytes */
 	uint64_t used_bytes;     /* pages in use, bytes */
 };
 
 /*
  * Open (creating dir and the map if needed).  identity names the source
- * the map is for.  Returns 0 or -errno with err filled: -EEXIST when the
- * map belongs to another source, -EINVAL for an unusable map file.
+ * the map is for.  A map file that is corrupt, truncated, not LMDB's or
+ * from another LMDB version is renamed to data.mdb.corrupt-<epoch seconds>
+ * (lock.mdb likewise), with a warning, and an empty map is opened: the map
+ * is a cache.  Returns 0 or -errno with err filled: -EEXIST when the map
+ * belongs to another source (a configuration error: nothing is moved),
+ * -EUCLEAN when even the fresh map is unusable, another -errno when the
+ * directory or the file cannot be used.
  */
 int vmap_open(const char *dir, const char *identity, uint64_t map_size,
 	      struct vmap **out, char *err, size_t errlen);
@@ -46,7 +55,8 @@ int vmap_open(const char *dir, const char *identity, uint64_t map_size,
 /* Commit what is pending, stop the writer, close the environment. */
 void vmap_close(struct vmap *m);
 
-/* Wait until every fact put before this call is committed. */
+/* Wait until every fact put before this call is committed, or dropped:
+ * a failed commit releases the waiters too. */
 void vmap_flush(struct vmap *m);
 
 /* The facts interface over this map (valid until vmap_close). */
