@@ -16,6 +16,7 @@
 #define HYLAKE_FACTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backends/backend.h"
@@ -62,6 +63,16 @@ struct facts_ops {
 			   struct replica_fact *out);
 	void (*put_replica)(void *ctx, const char *replica, const char *name,
 			    const struct replica_fact *f);
+	/*
+	 * Block sums proven for replica's copy of name: an encoded block
+	 * manifest (backends/composite/blocksums.h), opaque here; the
+	 * router proves it again against the version it opens.  get: 0 with
+	 * *out (malloc'd, caller frees) and *len, or -ENOENT.
+	 */
+	int (*get_sums)(void *ctx, const char *replica, const char *name,
+			void **out, size_t *len);
+	void (*put_sums)(void *ctx, const char *replica, const char *name,
+			 const void *sums, size_t len);
 };
 
 struct facts {

@@ -24,6 +24,15 @@ const char *store_type_name(enum store_type t)
 	}
 }
 
+const char *verify_mode_name(enum verify_mode v)
+{
+	switch (v) {
+	case VERIFY_BLOCKS: return "blocks";
+	case VERIFY_TRUST: return "trust";
+	default: return "whole-first";
+	}
+}
+
 void store_conf_release(struct store_conf *c)
 {
 	free(c->name);

@@ -14,6 +14,18 @@
 
 enum store_type { STORE_NONE = 0, STORE_S3, STORE_POSIX, STORE_GCS };
 
+/*
+ * How a replica's bytes are checked before they are served (the block
+ * sums of backends/composite/blocksums.h, proven against the source's
+ * crc32c):
+ *   VERIFY_WHOLE_FIRST  the copy's block manifest; a copy without one is
+ *                       read whole once, on first use, to compute them
+ *   VERIFY_BLOCKS       only copies with a block manifest are used
+ *   VERIFY_TRUST        the stamp alone (unsafe: wrong bytes with a right
+ *                       stamp are served)
+ */
+enum verify_mode { VERIFY_WHOLE_FIRST = 0, VERIFY_BLOCKS, VERIFY_TRUST };
+
 struct net_conf {
 	int64_t connect_timeout_ms;   /* TCP+TLS connect */
 	int64_t request_timeout_ms;   /* one HTTP attempt, start to end */
@@ -40,11 +52,13 @@ struct store_conf {
 	char *generation_key;         /* s3: x-amz-meta-KEY, posix: user.KEY
 	                                 holds the stamped source generation */
 	int64_t list_page_size;
+	enum verify_mode verify;      /* replicas: how their bytes are checked */
 	bool replica;                 /* a [replica NAME] section */
 	struct net_conf net;
 };
 
 const char *store_type_name(enum store_type t);
+const char *verify_mode_name(enum verify_mode v);
 void store_conf_release(struct store_conf *c);
 
 /* Where replicas record the source's crc32c (base64, as GCS gives it). */

@@ -5,6 +5,7 @@
  *   meta      "schema" -> u32 format version, "identity" -> the source
  *   objects   XXH3-128(name) (16 B)                    -> object record
  *   replicas  XXH3-64(replica) . XXH3-128(name) (24 B) -> replica record
+ *   sums      the same key as replicas                  -> sums record
  *
  * Keys are hashes because names reach 1,024 bytes and LMDB keys stop at
  * 511; each record keeps the full name, and a record whose name differs
@@ -26,6 +27,12 @@
  *    8  u64  generation       16  u64  size
  *   24  i64  checked_ns       32  u8   etag length e
  *   33  etag (e bytes)     33+e  name (n bytes)
+ *
+ * Sums record, format 1 (the block sums proven for a replica's copy):
+ *
+ *    0  u8   format (1)        1  u8   0
+ *    2  u16  name length n     4  u32  used
+ *    8  name (n bytes)       8+n  the encoded block manifest
  *
  * A record of another format is ignored (and overwritten by the next
  * fact), never trusted.
@@ -73,8 +80,10 @@
 #define KEY_MAX 24
 #define OBJ_HDR 68
 #define REP_HDR 33
+#define SUMS_HDR 8
+#define NDB 3
 
-enum { DB_OBJECTS, DB_REPLICAS };
+enum { DB_OBJECTS, DB_REPLICAS, DB_SUMS };
 
 struct fact_write {
 	int db;
@@ -97,7 +106,7 @@ struct touch {
 
 struct vmap {
 	MDB_env *env;
-	MDB_dbi dbi[2];
+	MDB_dbi dbi[NDB];
 	MDB_dbi meta;
 	uint64_t map_size;
 	pthread_t writer;
@@ -448,11 +457,60 @@ static void f_put_replica(void *ctx, const char *replica, const char *name,
 	put_fact(ctx, DB_REPLICAS, key, klen, v, len);
 }
 
+static int f_get_sums(void *ctx, const char *replica, const char *name,
+		      void **out, size_t *outlen)
+{
+	unsigned char key[KEY_MAX];
+	size_t len, klen = replica_key(replica, name, key), n = strlen(name);
+	uint16_t rn;
+	uint8_t format;
+	unsigned char *v;
+
+	*out = NULL;
+	if (lookup(ctx, DB_SUMS, key, klen, (void **)&v, &len) < 0)
+		return -ENOENT;
+	if (len >= SUMS_HDR) {
+		GET(v, 0, format);
+		GET(v, 2, rn);
+	}
+	if (len < SUMS_HDR + n || format != FORMAT || rn != n ||
+	    memcmp(v + SUMS_HDR, name, n) != 0) {
+		free(v);
+		return -ENOENT;
+	}
+	*outlen = len - SUMS_HDR - n;
+	memmove(v, v + SUMS_HDR + n, *outlen);
+	*out = v;
+	return 0;
+}
+
+static void f_put_sums(void *ctx, const char *replica, const char *name,
+		       const void *sums, size_t slen)
+{
+	unsigned char key[KEY_MAX];
+	uint16_t n = (uint16_t)strlen(name);
+	uint8_t format = FORMAT;
+	uint32_t used = now_minutes();
+
+	if (strlen(name) > UINT16_MAX)
+		return;
+	size_t klen = replica_key(replica, name, key);
+	unsigned char *v = xcalloc(1, SUMS_HDR + n + slen);
+	PUT(v, 0, format);
+	PUT(v, 2, n);
+	PUT(v, 4, used);
+	memcpy(v + SUMS_HDR, name, n);
+	memcpy(v + SUMS_HDR + n, sums, slen);
+	put_fact(ctx, DB_SUMS, key, klen, v, SUMS_HDR + n + slen);
+}
+
 static const struct facts_ops vmap_facts_ops = {
 	.get_source = f_get_source,
 	.put_source = f_put_source,
 	.get_replica = f_get_replica,
 	.put_replica = f_put_replica,
+	.get_sums = f_get_sums,
+	.put_sums = f_put_sums,
 };
 
 struct facts vmap_facts(struct vmap *m)
@@ -475,7 +533,8 @@ struct facts vmap_facts(struct vmap *m)
 static int pages_in_use(struct vmap *m, uint64_t *pages, unsigned *psize)
 {
 	MDB_dbi dbs[] = { 0 /* free list */, 1 /* main */, m->meta,
-			  m->dbi[DB_OBJECTS], m->dbi[DB_REPLICAS] };
+			  m->dbi[DB_OBJECTS], m->dbi[DB_REPLICAS],
+			  m->dbi[DB_SUMS] };
 	MDB_txn *txn;
 	MDB_stat st;
 	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn));
@@ -545,7 +604,7 @@ static int evict(struct vmap *m, double share)
 
 	if (rc < 0)
 		return rc;
-	for (int db = 0; db < 2; db++) {
+	for (int db = 0; db < NDB; db++) {
 		rc = mdb_code_errno(mdb_cursor_open(txn, m->dbi[db], &cur));
 		if (rc < 0)
 			goto out_abort_txn;
@@ -564,7 +623,7 @@ static int evict(struct vmap *m, double share)
 	qsort(used, n, sizeof(*used), cmp_u32);
 	uint64_t target = (uint64_t)((double)n * share) + 1;
 	uint32_t cutoff = used[target < n ? target - 1 : n - 1];
-	for (int db = 0; db < 2 && dropped < target; db++) {
+	for (int db = 0; db < NDB && dropped < target; db++) {
 		rc = mdb_code_errno(mdb_cursor_open(txn, m->dbi[db], &cur));
 		if (rc < 0)
 			goto out_abort_txn;
@@ -647,7 +706,7 @@ static int evict_all(struct vmap *m)
 
 	if (rc < 0)
 		return rc;
-	for (int db = 0; db < 2 && rc == 0; db++) {
+	for (int db = 0; db < NDB && rc == 0; db++) {
 		if (mdb_stat(txn, m->dbi[db], &st) == 0)
 			n += st.ms_entries;
 		rc = mdb_code_errno(mdb_drop(txn, m->dbi[db], 0));
@@ -787,7 +846,8 @@ static int open_dbs(struct vmap *m, const char *identity, char *err,
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &m->meta)) ||
 	    (rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &m->dbi[DB_OBJECTS])) ||
 	    (rc = mdb_dbi_open(txn, "replicas", MDB_CREATE,
-			       &m->dbi[DB_REPLICAS])))
+			       &m->dbi[DB_REPLICAS])) ||
+	    (rc = mdb_dbi_open(txn, "sums", MDB_CREATE, &m->dbi[DB_SUMS])))
 		goto out_abort_txn;
 	k.mv_data = "schema";
 	k.mv_size = 6;
@@ -798,6 +858,7 @@ static int open_dbs(struct vmap *m, const char *identity, char *err,
 		log_notice("version map: unknown format, starting afresh");
 		mdb_drop(txn, m->dbi[DB_OBJECTS], 0);
 		mdb_drop(txn, m->dbi[DB_REPLICAS], 0);
+		mdb_drop(txn, m->dbi[DB_SUMS], 0);
 		mdb_drop(txn, m->meta, 0);
 		fresh = true;
 	}

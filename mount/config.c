@@ -273,16 +273,17 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 {
 	static const char *const s3_keys[] = { "type", "endpoint", "bucket",
 		"prefix", "region", "credentials", "profile", "generation_key",
-		NULL };
+		"verify", NULL };
 	static const char *const s3_required[] = { "endpoint", "bucket",
 						   "credentials", NULL };
 	static const char *const gcs_keys[] = { "type", "endpoint", "bucket",
 		"prefix", "credentials", "metadata_endpoint", "generation_key",
-		NULL };
+		"verify", NULL };
 	static const char *const gcs_required[] = { "bucket", "credentials",
 						    NULL };
 	static const char *const posix_keys[] = { "type", "path", "prefix",
-						  "generation_key", NULL };
+						  "generation_key", "verify",
+						  NULL };
 	static const char *const posix_required[] = { "path", NULL };
 	const char *const *keys, *const *required;
 	char err[512];
@@ -315,9 +316,12 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 		if (!ok)
 			report(ps, l->key[i], "'%s' does not apply to a store "
 			       "of type %s", d->name, store_type_name(s->type));
-		else if (!s->replica && !strcmp(d->name, "generation_key"))
-			report(ps, l->key[i], "'generation_key' applies to "
-			       "replicas: the source's generations are its own");
+		else if (!s->replica && (!strcmp(d->name, "generation_key") ||
+					 !strcmp(d->name, "verify")))
+			report(ps, l->key[i], "'%s' applies to replicas: %s",
+			       d->name, d->name[0] == 'g'
+			       ? "the source's generations are its own"
+			       : "replicas are checked against the source");
 	}
 	for (size_t k = 0; required[k]; k++)
 		if (!l->key[opt_index(opt_find(SCOPE_STORE, required[k]))])

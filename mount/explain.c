@@ -87,6 +87,10 @@ int explain_main(int argc, char **argv)
 			printf("  %-11s %-12s ", first ? "stores" : "", t);
 			if (strncmp(st, "lagging:", 8) == 0)
 				printf("lagging (holds generation %s)\n", st + 8);
+			else if (!strcmp(st, "bad"))
+				printf("bad (stamped with this version, but its "
+				       "bytes differ from the source's crc32c: "
+				       "never served)\n");
 			else
 				printf("%s\n", st);
 			first = false;

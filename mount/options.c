@@ -119,6 +119,11 @@ const struct opt_def opt_table[] = {
 	{ "generation_key", OPT_STRING, S(generation_key), "goog-generation",
 	  0, 0, 0, 0, "replicas: where a copy records its source generation "
 	  "(s3: x-amz-meta-KEY, posix: xattr user.KEY)" },
+	{ "verify", OPT_VERIFY, S(verify), "whole-first", 0, 0, 0, 0,
+	  "replicas: how bytes are checked against the source's crc32c before "
+	  "they are served: whole-first (the copy's block manifest, or the "
+	  "whole copy read once on first use) | blocks (only copies with a "
+	  "manifest) | trust (the stamp alone; unsafe)" },
 };
 const size_t opt_count = sizeof(opt_table) / sizeof(opt_table[0]);
 
@@ -216,6 +221,21 @@ static int owner_parse(const char *v, bool user, int64_t *out)
 	return 0;
 }
 
+static int set_verify(void *field, const char *v, char *err, size_t len)
+{
+	static const enum verify_mode modes[] = { VERIFY_WHOLE_FIRST,
+						  VERIFY_BLOCKS, VERIFY_TRUST };
+	for (size_t i = 0; i < 3; i++) {
+		if (strcmp(v, verify_mode_name(modes[i])) == 0) {
+			*(enum verify_mode *)field = modes[i];
+			return 0;
+		}
+	}
+	snprintf(err, len, "unknown verify mode '%s': expected whole-first, "
+		 "blocks or trust", v);
+	return -EINVAL;
+}
+
 static int set_store_type(void *field, const char *v, char *err, size_t len)
 {
 	static const enum store_type types[] = { STORE_GCS, STORE_S3,
@@ -278,6 +298,8 @@ int opt_set(const struct opt_def *d, void *base, const char *value,
 		return 0;
 	case OPT_STORETYPE:
 		return set_store_type(field, value, err, errlen);
+	case OPT_VERIFY:
+		return set_verify(field, value, err, errlen);
 	case OPT_FRESHNESS:
 		if (strcmp(value, "strict") == 0) {
 			*(int64_t *)field = 0;

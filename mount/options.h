@@ -26,6 +26,7 @@ enum opt_type {
 	OPT_MODE,         /* int64_t permission bits, octal: 0444 */
 	OPT_USER,         /* int64_t uid from a number or user name; -1: "" */
 	OPT_GROUP,        /* int64_t gid from a number or group name; -1: "" */
+	OPT_VERIFY,       /* enum verify_mode */
 };
 
 enum opt_scope {

@@ -11,8 +11,11 @@
  *       replica holds a newer generation      -> left alone (the listing
  *                                                is older than the copy)
  *       else  download at generation G into an unlinked temp file,
- *             check the bytes against the source's crc32c,
- *             put (one atomic write carrying bytes and stamp)
+ *             computing the crc32c of every 1 MiB block, and check
+ *             that they combine to the source's crc32c;
+ *             put the block manifest (a sidecar under .hylake/blocks/,
+ *             which lets a mount check every block it reads), then
+ *             the copy (one atomic write carrying bytes and stamp)
  *
  * A copy is only ever stamped with the generation its bytes were read at
  * and checked against, so it can never claim a version it does not hold.
@@ -26,6 +29,7 @@
 #include "mount/human.h"
 #include "mount/stack.h"
 #include "backends/backend.h"
+#include "backends/composite/blocksums.h"
 #include "backends/composite/contract.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/fdio.h"
@@ -173,44 +177,6 @@ static enum verdict look(struct repl *r, const struct item *it,
 	return V_COPY;
 }
 
-/* Download generation G into fd, checking it against the source's crc32c. */
-static int download(struct repl *r, const struct item *it, int fd, char *buf)
-{
-	struct backend *src = r->src;
-	struct bobj *h;
-	struct deadline dl = op_deadline(r, 0);
-	uint32_t crc = 0;
-	uint64_t off = 0;
-	int rc;
-
-	rc = backend_open_pinned(src, it->name, &it->v, &h);
-	if (rc == -ENOTSUP)
-		rc = backend_open(src, it->name, &h, &dl);
-	if (rc < 0)
-		return rc;
-	if (!obj_info_same_version(&h->info, &it->v)) {
-		bobj_close(h);
-		return -ESTALE;
-	}
-	while (off < it->v.size) {
-		dl = op_deadline(r, CHUNK);
-		ssize_t n = bobj_read(h, buf, CHUNK, off, &dl);
-		if (n <= 0) {
-			rc = n < 0 ? (int)n : -EIO;
-			break;
-		}
-		crc = crc32c_update(crc, buf, (size_t)n);
-		rc = pwrite_full(fd, buf, (size_t)n, off);
-		if (rc < 0)
-			break;
-		off += (uint64_t)n;
-	}
-	bobj_close(h);
-	if (rc == 0 && it->v.has_crc32c && crc != it->v.crc32c)
-		rc = -EBADMSG;
-	return rc;
-}
-
 /* An unnamed file to hold one download. */
 static int tmpfile_in(const char *dir)
 {
@@ -224,6 +190,84 @@ static int tmpfile_in(const char *dir)
 		unlink(p.buf);
 	strbuf_release(&p);
 	return fd;
+}
+
+/* Download generation G into fd, with its block sums (*sums, caller
+ * frees), checking them against the source's crc32c. */
+static int download(struct repl *r, const struct item *it, int fd, char *buf,
+		    struct blocksums **sums)
+{
+	struct backend *src = r->src;
+	struct bobj *h;
+	struct deadline dl = op_deadline(r, 0);
+	struct blocksums_builder b;
+	uint64_t off = 0;
+	int rc;
+
+	*sums = NULL;
+	rc = backend_open_pinned(src, it->name, &it->v, &h);
+	if (rc == -ENOTSUP)
+		rc = backend_open(src, it->name, &h, &dl);
+	if (rc < 0)
+		return rc;
+	if (!obj_info_same_version(&h->info, &it->v)) {
+		bobj_close(h);
+		return -ESTALE;
+	}
+	blocksums_builder_init(&b, it->v.generation, it->v.size);
+	while (off < it->v.size) {
+		dl = op_deadline(r, CHUNK);
+		ssize_t n = bobj_read(h, buf, CHUNK, off, &dl);
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		blocksums_builder_feed(&b, buf, (size_t)n);
+		rc = pwrite_full(fd, buf, (size_t)n, off);
+		if (rc < 0)
+			break;
+		off += (uint64_t)n;
+	}
+	bobj_close(h);
+	if (rc < 0) {
+		blocksums_builder_release(&b);
+		return rc;
+	}
+	*sums = blocksums_builder_finish(&b);
+	if (!*sums || (it->v.has_crc32c && (*sums)->crc32c != it->v.crc32c)) {
+		free(*sums);
+		*sums = NULL;
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * Put the block manifest of name's copy (generation s->generation) on
+ * the replica, before the copy itself: a mount uses a manifest only for
+ * the generation it names, so one left without its copy misleads no one.
+ */
+static int put_manifest(struct repl *r, const char *name,
+			const struct blocksums *s)
+{
+	struct strbuf enc = STRBUF_INIT, side = STRBUF_INIT;
+	struct obj_info stamp = { .generation = s->generation };
+	int fd = tmpfile_in(r->tmpdir), rc;
+
+	if (fd < 0)
+		return -errno;
+	blocksums_encode(s, &enc);
+	blocksums_sidecar(name, &side);
+	stamp.size = enc.len;
+	rc = pwrite_full(fd, enc.buf, enc.len, 0);
+	if (rc == 0) {
+		struct deadline dl = op_deadline(r, enc.len);
+		rc = backend_put(r->dst, side.buf, fd, enc.len, &stamp, &dl);
+	}
+	close(fd);
+	strbuf_release(&enc);
+	strbuf_release(&side);
+	return rc;
 }
 
 static void copy_one(struct repl *r, const struct item *it, const char *why,
@@ -242,7 +286,11 @@ static void copy_one(struct repl *r, const struct item *it, const char *why,
 		atomic_fetch_add(&r->failed, 1);
 		return;
 	}
-	int rc = download(r, it, fd, buf);
+	struct blocksums *sums;
+	int rc = download(r, it, fd, buf, &sums);
+	if (rc == 0)
+		rc = put_manifest(r, it->name, sums);
+	free(sums);
 	if (rc == 0) {
 		struct deadline dl = op_deadline(r, it->v.size);
 		rc = backend_put(r->dst, it->name, fd, it->v.size, &it->v,

@@ -133,6 +133,8 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 		.hedge_budget_pct = m->hedge_budget_pct,
 		.hedge_threads = m->threads,
 	};
+	for (size_t i = 0; i < cfg->nreplicas && i < ROUTER_MAX_REPLICAS; i++)
+		rconf.verify[i] = cfg->replicas[i].verify;
 	rc = router_create(src, reps, cfg->nreplicas, vmap_facts(st->vmap),
 			   &rconf, &st->top);
 	if (rc < 0) {

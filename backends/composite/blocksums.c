@@ -101,16 +101,23 @@ static uint64_t block_len(const struct blocksums *s, uint32_t i)
 	return left < BLOCKSUMS_BLOCK ? left : BLOCKSUMS_BLOCK;
 }
 
+/* The blocks' sums combined: the crc32c of the whole object. */
+static uint32_t combined(const struct blocksums *s)
+{
+	uint32_t op = crc32c_shift_op(BLOCKSUMS_BLOCK), crc = 0;
+
+	for (uint32_t i = 0; i < s->nblocks; i++)
+		crc = i + 1 < s->nblocks
+		      ? crc32c_combine_op(crc, s->crc[i], op)
+		      : crc32c_combine(crc, s->crc[i], block_len(s, i));
+	return crc;
+}
+
 bool blocksums_prove(const struct blocksums *s, const struct obj_info *v)
 {
-	uint32_t crc = 0;
-
-	if (s->generation != v->generation || s->size != v->size ||
-	    !v->has_crc32c || s->crc32c != v->crc32c)
-		return false;
-	for (uint32_t i = 0; i < s->nblocks; i++)
-		crc = crc32c_combine(crc, s->crc[i], block_len(s, i));
-	return crc == v->crc32c;
+	return s->generation == v->generation && s->size == v->size &&
+	       v->has_crc32c && s->crc32c == v->crc32c &&
+	       combined(s) == v->crc32c;
 }
 
 int blocksums_check(const struct blocksums *s, uint64_t off, const void *buf,
@@ -171,10 +178,7 @@ struct blocksums *blocksums_builder_finish(struct blocksums_builder *b)
 		free(s);
 		return NULL;
 	}
-	s->crc32c = 0;
-	for (uint32_t i = 0; i < s->nblocks; i++)
-		s->crc32c = crc32c_combine(s->crc32c, s->crc[i],
-					   block_len(s, i));
+	s->crc32c = combined(s);
 	return s;
 }
 

@@ -18,6 +18,7 @@
 #include "backends/composite/router.h"
 #include "backends/backend.h"
 #include "backends/composite/contract.h"
+#include "backends/composite/verify.h"
 #include "backends/composite/health.h"
 #include "backends/util/pool.h"
 #include "backends/util/crc32c.h"
@@ -52,6 +53,7 @@ struct router {
 	atomic_uint_fast64_t reads;      /* router_read calls that returned bytes */
 	atomic_uint_fast64_t fallbacks;  /* of which the source served */
 	atomic_uint_fast64_t failovers;  /* a store failed; the read moved on */
+	atomic_uint_fast64_t bad_copies; /* replica bytes that failed a check */
 	pthread_mutex_t flight_lock;
 	struct flight *flights;   /* opens of the source in progress */
 };
@@ -76,6 +78,11 @@ enum cand_state { CAND_UNTRIED, CAND_OK, CAND_SKIP };
 struct cand {
 	enum cand_state st;
 	struct bobj *h;           /* kept until close, even once skipped */
+	/* How its bytes are checked: sums (set once, then immutable), or
+	 * the whole copy at its first read (whole_first), or not at all
+	 * (a trusted replica: neither). */
+	struct blocksums *sums;
+	bool whole_first;
 };
 
 struct router_obj {
@@ -384,6 +391,73 @@ static bool holds_v(enum replica_state st, uint64_t gen,
 	return st == REPLICA_HOLDS && (gen == v->generation || gen == 0);
 }
 
+/* The block sums the map keeps for replica i's copy of name, if they
+ * prove v; else NULL. */
+static struct blocksums *known_sums(struct router *r, size_t i,
+				    const char *name, const struct obj_info *v)
+{
+	struct blocksums *s = NULL;
+	void *buf;
+	size_t len;
+
+	if (r->facts.ops->get_sums(r->facts.ctx, r->rep[i]->name, name, &buf,
+				   &len) < 0)
+		return NULL;
+	if (blocksums_decode(buf, len, &s) < 0 || !blocksums_prove(s, v)) {
+		free(s);
+		s = NULL;
+	}
+	free(buf);
+	return s;
+}
+
+/* Remember sums proven for replica i's copy of name. */
+static void keep_sums(struct router *r, size_t i, const char *name,
+		      const struct blocksums *s)
+{
+	struct strbuf enc = STRBUF_INIT;
+	blocksums_encode(s, &enc);
+	r->facts.ops->put_sums(r->facts.ctx, r->rep[i]->name, name, enc.buf,
+			       enc.len);
+	strbuf_release(&enc);
+}
+
+/*
+ * Candidate i holds V by its stamp (c->h is pinned to the copy): settle
+ * how its bytes will be proven, and return the handle, or NULL when
+ * nothing can prove them.  o->lock held.
+ */
+static struct bobj *cand_ready(struct router_obj *o, size_t i,
+			       const struct deadline *dl)
+{
+	struct router *r = o->r;
+	struct cand *c = &o->cands[i];
+	struct backend *rep = r->rep[i];
+	const struct obj_info *v = &o->base.info;
+	enum verify_mode mode = r->conf.verify[i];
+
+	c->st = CAND_OK;
+	if (mode == VERIFY_TRUST)
+		return c->h;
+	c->sums = known_sums(r, i, o->base.name, v);
+	if (c->sums)
+		return c->h;
+	if (v->has_crc32c &&
+	    verify_load_manifest(rep, o->base.name, v, &c->sums, dl) == 0) {
+		keep_sums(r, i, o->base.name, c->sums);
+		return c->h;
+	}
+	if (mode == VERIFY_WHOLE_FIRST && v->has_crc32c) {
+		c->whole_first = true;        /* proven by its first read */
+		return c->h;
+	}
+	log_info("replica %s: nothing proves the bytes of '%s' (%s); not "
+		 "using it", rep->name, o->base.name, v->has_crc32c
+		 ? "no block manifest" : "the source gives no crc32c");
+	c->st = CAND_SKIP;
+	return NULL;
+}
+
 /* Decide candidate i: a pinned handle, or NULL to skip.  o->lock held. */
 static struct bobj *candidate(struct router_obj *o, size_t i,
 			      const struct deadline *dl)
@@ -404,10 +478,8 @@ static struct bobj *candidate(struct router_obj *o, size_t i,
 		struct obj_info pin = { .size = rf.size,
 					.generation = rf.generation };
 		snprintf(pin.etag, sizeof(pin.etag), "%s", rf.etag);
-		if (backend_open_pinned(rep, o->base.name, &pin, &c->h) == 0) {
-			c->st = CAND_OK;
-			return c->h;
-		}
+		if (backend_open_pinned(rep, o->base.name, &pin, &c->h) == 0)
+			return cand_ready(o, i, dl);
 	}
 	if (known && rf.state != REPLICA_UNKNOWN &&
 	    !holds_v(rf.state, rf.generation, v) &&
@@ -432,8 +504,7 @@ static struct bobj *candidate(struct router_obj *o, size_t i,
 	note_replica(r, i, o->base.name, st, &rec);
 	if (st == REPLICA_HOLDS && rec.generation == v->generation) {
 		c->h = h;
-		c->st = CAND_OK;
-		return h;
+		return cand_ready(o, i, dl);
 	}
 	if (st == REPLICA_BAD)
 		log_warn("replica %s: '%s' is stamped generation %" PRIu64
@@ -483,9 +554,11 @@ static void obj_unref(struct router_obj *o)
 {
 	if (atomic_fetch_sub(&o->refs, 1) != 1)
 		return;
-	for (size_t i = 0; i < o->r->nrep; i++)
+	for (size_t i = 0; i < o->r->nrep; i++) {
 		if (o->cands[i].h)
 			bobj_close(o->cands[i].h);
+		free(o->cands[i].sums);
+	}
 	if (o->src_h)
 		bobj_close(o->src_h);
 	free(o->cands);
@@ -500,6 +573,70 @@ struct target {
 	int idx;
 };
 
+/*
+ * A read from replica t, its bytes proven: through the copy's sums, or,
+ * at the first read of a copy to be verified whole, by reading it whole
+ * (served from the same bytes when the read asks for all of them).
+ * -EBADMSG when the bytes are not V's.
+ */
+static ssize_t read_replica(struct router_obj *o, const struct target *t,
+			    void *buf, size_t len, uint64_t off,
+			    const struct deadline *dl)
+{
+	struct router *r = o->r;
+	struct cand *c = &o->cands[t->idx];
+	const struct obj_info *v = &o->base.info;
+	struct blocksums *s = NULL;
+	uint64_t bad = 0;
+	ssize_t n = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&o->lock);
+	const struct blocksums *sums = c->sums;
+	bool whole = c->whole_first;
+	pthread_mutex_unlock(&o->lock);
+	if (!sums && !whole)
+		return bobj_read(t->h, buf, len, off, dl);     /* trusted */
+	if (!sums) {
+		if (off == 0 && len >= v->size) {
+			n = bobj_read(t->h, buf, len, 0, dl);
+			if (n < 0)
+				return n;
+			rc = verify_buffer(buf, (size_t)n, v, &s);
+		} else {
+			rc = verify_whole(t->h, v, &s, dl);
+		}
+		if (rc < 0) {
+			if (rc == -EBADMSG)
+				log_warn("replica %s: the bytes of '%s' do not "
+					 "match generation %" PRIu64 "'s crc32c",
+					 r->rep[t->idx]->name, o->base.name,
+					 v->generation);
+			free(s);
+			return rc;
+		}
+		keep_sums(r, (size_t)t->idx, o->base.name, s);
+		pthread_mutex_lock(&o->lock);
+		if (!c->sums) {
+			c->sums = s;
+			s = NULL;
+		}
+		c->whole_first = false;
+		sums = c->sums;
+		pthread_mutex_unlock(&o->lock);
+		free(s);
+		if (off == 0 && len >= v->size)
+			return n;             /* the bytes just proven */
+	}
+	n = verify_read(t->h, sums, buf, len, off, dl, &bad);
+	if (n == -EBADMSG)
+		log_warn("replica %s: block %" PRIu64 " of '%s' differs from "
+			 "its sum (generation %" PRIu64 ")",
+			 r->rep[t->idx]->name, bad, o->base.name,
+			 v->generation);
+	return n;
+}
+
 static struct store_health *health_of(struct router *r, int idx)
 {
 	return &r->health[idx < 0 ? r->nrep : (size_t)idx];
@@ -511,11 +648,14 @@ static const char *store_name(struct router *r, int idx)
 }
 
 /* One read from one store, timed into its health. */
-static ssize_t read_on(struct router *r, const struct target *t, void *buf,
-		       size_t len, uint64_t off, const struct deadline *dl)
+static ssize_t read_on(struct router_obj *o, const struct target *t,
+		       void *buf, size_t len, uint64_t off,
+		       const struct deadline *dl)
 {
+	struct router *r = o->r;
 	int64_t t0 = mono_ns();
-	ssize_t n = bobj_read(t->h, buf, len, off, dl);
+	ssize_t n = t->idx < 0 ? bobj_read(t->h, buf, len, off, dl)
+			       : read_replica(o, t, buf, len, off, dl);
 	if (n >= 0)
 		health_ok(health_of(r, t->idx), mono_ns() - t0, (uint64_t)n);
 	else if (store_down((int)n))
@@ -652,7 +792,7 @@ static void hedge_unref(struct hedge *hg)
 static void first_request(struct job *j)
 {
 	struct hedge *hg = (struct hedge *)j;
-	ssize_t n = read_on(hg->o->r, &hg->t, hg->buf, hg->len, hg->off,
+	ssize_t n = read_on(hg->o, &hg->t, hg->buf, hg->len, hg->off,
 			    &hg->dl);
 	if (n >= 0)
 		atomic_store(&hg->hedge_cancel, true);
@@ -712,7 +852,7 @@ static ssize_t hedged_read(struct router_obj *o, const struct target *t,
 	*served = t->idx;
 	if (t->idx < 0 || !r->conf.hedge_budget_pct || !p95 ||
 	    !hedge_allowed(r))
-		return read_on(r, t, buf, len, off, dl);
+		return read_on(o, t, buf, len, off, dl);
 
 	struct hedge *hg = xcalloc(1, sizeof(*hg));
 	hg->o = o;
@@ -730,7 +870,7 @@ static ssize_t hedged_read(struct router_obj *o, const struct target *t,
 	if (!pool_try_submit(&r->pool, &hg->job)) {
 		atomic_store(&hg->refs, 1);
 		hedge_unref(hg);
-		return read_on(r, t, buf, len, off, dl);
+		return read_on(o, t, buf, len, off, dl);
 	}
 	if (first_done(hg, p95 > HEDGE_MIN_NS ? p95 : HEDGE_MIN_NS))
 		return first_result(hg, buf);
@@ -746,7 +886,7 @@ static ssize_t hedged_read(struct router_obj *o, const struct target *t,
 		  (double)p95 / 1e6, store_name(r, t2.idx));
 	struct deadline hdl = *dl;
 	hdl.cancel = &hg->hedge_cancel;
-	ssize_t n2 = read_on(r, &t2, buf, len, off, &hdl);
+	ssize_t n2 = read_on(o, &t2, buf, len, off, &hdl);
 	if (n2 >= 0) {
 		atomic_store(&hg->cancel, true);
 		atomic_fetch_add(&r->hedge_wins, 1);
@@ -785,11 +925,13 @@ static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 			}
 			return got;
 		}
-		if (got >= 0) {
+		if (got >= 0 || got == -EBADMSG) {
 			log_warn("replica %s: '%s' fails the crc32c check; "
-				 "marked bad", r->rep[who]->name, ob->name);
+				 "marked bad, reading on from the next store",
+				 r->rep[who]->name, ob->name);
 			note_replica(r, (size_t)who, ob->name, REPLICA_BAD,
 				     who == t.idx ? &t.h->info : NULL);
+			atomic_fetch_add(&r->bad_copies, 1);
 			got = -EIO;
 		} else {
 			log_info("replica %s: read of '%s' at %" PRIu64 " failed "
@@ -928,6 +1070,10 @@ static void router_metrics(struct backend *b, struct prom *p)
 		 "reads the source served because no replica could (lagging, "
 		 "absent, down or wrong)", NULL, NULL,
 		 (double)atomic_load(&r->fallbacks));
+	prom_add(p, "hylake_replica_bad_copies_total", PROM_COUNTER,
+		 "replica copies whose bytes failed a check against the "
+		 "source's crc32c (never served)", NULL, NULL,
+		 (double)atomic_load(&r->bad_copies));
 	prom_add(p, "hylake_failovers_total", PROM_COUNTER,
 		 "reads that moved to the next store after one failed",
 		 NULL, NULL, (double)atomic_load(&r->failovers));

@@ -18,7 +18,11 @@
  * The replica contract: a copy counts as generation G when its stamped
  * source generation is G (and its stamped crc32c, if any, is V's), or,
  * with no stamp, when size and MD5 (single-part ETag vs md5Hash) match.
- * Whole-object reads are checked against V's crc32c as well.
+ * A stamp is a claim, not a proof: unless a replica is configured to be
+ * trusted, its bytes are checked block by block against sums that prove
+ * V's crc32c (verify.h) before they are returned, and a copy whose bytes
+ * differ is marked bad and the read moves on at the same offset.
+ * Whole-object reads from any store are checked against V's crc32c.
  *
  * What the router learns it keeps through struct facts (the version map).
  * Thread safe like every store.
@@ -30,6 +34,7 @@
 #include <stdint.h>
 
 #include "backends/facts.h"
+#include "backends/store.h"
 
 struct backend;
 
@@ -42,6 +47,7 @@ struct router_conf {
 	int64_t replica_recheck_ms;  /* trust "absent"/"lagging" this long */
 	int64_t hedge_budget_pct;    /* share of reads that may be hedged */
 	int64_t hedge_threads;       /* workers running first requests */
+	enum verify_mode verify[ROUTER_MAX_REPLICAS];  /* per replica */
 };
 
 /* The router takes ownership of source and replicas; facts is borrowed

@@ -93,8 +93,18 @@ static uint32_t shift_bytes(uint64_t len)
 	return p;
 }
 
-uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+uint32_t crc32c_shift_op(uint64_t len_b)
 {
 	pthread_once(&once, init);
-	return multmodp(shift_bytes(len_b), crc_a) ^ crc_b;
+	return shift_bytes(len_b);
+}
+
+uint32_t crc32c_combine_op(uint32_t crc_a, uint32_t crc_b, uint32_t op)
+{
+	return multmodp(op, crc_a) ^ crc_b;
+}
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+	return crc32c_combine_op(crc_a, crc_b, crc32c_shift_op(len_b));
 }

@@ -19,4 +19,9 @@ uint32_t crc32c_update(uint32_t crc, const void *data, size_t len);
  */
 uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
+/* The same in two steps, for many pieces of one length: op =
+ * crc32c_shift_op(len_b) once, then crc32c_combine_op(a, b, op). */
+uint32_t crc32c_shift_op(uint64_t len_b);
+uint32_t crc32c_combine_op(uint32_t crc_a, uint32_t crc_b, uint32_t op);
+
 #endif

@@ -4,10 +4,14 @@
  * a failed replica read moves to the source at the same offset; an open
  * file keeps its version (old bytes or ESTALE, never the new ones); a
  * replica holding another version, or claiming to, is never read; a
- * corrupt whole-object read is caught.  And the fault store itself:
- * counts, deadlines, determinism from its seed.
+ * corrupt whole-object read is caught.  Replica bytes are proven before
+ * they are served: by the copy's block manifest, or by reading it whole
+ * once; a copy with one wrong byte is never served and is marked bad.
+ * And the fault store itself: counts, deadlines, determinism from its
+ * seed.
  */
 #include "backends/backend.h"
+#include "backends/composite/blocksums.h"
 #include "backends/composite/fault.h"
 #include "backends/composite/router.h"
 #include "backends/mem/mem.h"
@@ -35,7 +39,11 @@ struct rig {
 	struct backend *fsrc, *frep;    /* their fault wrappers */
 };
 
-static void rig_open(struct rig *g, const char *sub)
+/* A rig whose replica's bytes are checked as mode says.  The routing
+ * tests use VERIFY_TRUST: what they count is where reads go, not how
+ * bytes are proven (the verification tests below count that). */
+static void rig_open_mode(struct rig *g, const char *sub,
+			  enum verify_mode mode)
 {
 	char dir[600], err[256];
 	snprintf(dir, sizeof(dir), "%s/%s", tmp, sub);
@@ -46,9 +54,15 @@ static void rig_open(struct rig *g, const char *sub)
 	g->fsrc = fault_create(g->src, 1);
 	g->frep = fault_create(g->rep, 2);
 	struct router_conf rc = { .bounded_ms = 0, .serve_stale_ms = -1,
-				  .replica_recheck_ms = 60000 };
+				  .replica_recheck_ms = 60000,
+				  .verify = { mode } };
 	CHECK_INT(router_create(g->fsrc, &g->frep, 1, vmap_facts(g->map), &rc,
 				&g->router), 0);
+}
+
+static void rig_open(struct rig *g, const char *sub)
+{
+	rig_open_mode(g, sub, VERIFY_TRUST);
 }
 
 static void rig_close(struct rig *g)
@@ -226,7 +240,7 @@ static void corrupt_whole_read_is_caught(void)
 	struct rig g;
 	struct bobj *h;
 
-	rig_open(&g, "corrupt");
+	rig_open_mode(&g, "corrupt", VERIFY_WHOLE_FIRST);
 	fill(d, SIZE, 41);
 	publish(&g, "c/f", d, true);
 	int id = fault_add(g.frep, &(struct fault_rule){
@@ -240,6 +254,183 @@ static void corrupt_whole_read_is_caught(void)
 	CHECK_INT(backend_explain(g.router, "c/f", "replicas", &sb, &dl), 0);
 	CHECK_STR(sb.buf, "dc-east=bad source=current");
 	strbuf_release(&sb);
+	bobj_close(h);
+	rig_close(&g);
+}
+
+#define BIG (6 * BLOCKSUMS_BLOCK + 12345)    /* 7 blocks, the last short */
+
+/* Put data (BIG bytes) as the source's version of name, a stamped copy
+ * of copy_bytes on the replica, and, when manifest, the block manifest a
+ * replicator writes beside it (sums of data: the source's bytes). */
+static uint64_t publish_big(struct rig *g, const char *name,
+			    const unsigned char *data,
+			    const unsigned char *copy_bytes, bool manifest)
+{
+	int64_t gen = mem_put(g->src, name, data, BIG, NULL);
+	struct obj_info stamp = { .generation = (uint64_t)gen,
+				  .crc32c = crc32c_update(0, data, BIG),
+				  .has_crc32c = true };
+	CHECK(mem_put(g->rep, name, copy_bytes, BIG, &stamp) > 0);
+	if (manifest) {
+		struct blocksums_builder b;
+		struct strbuf side = STRBUF_INIT, enc = STRBUF_INIT;
+		blocksums_builder_init(&b, (uint64_t)gen, BIG);
+		blocksums_builder_feed(&b, data, BIG);
+		struct blocksums *s = blocksums_builder_finish(&b);
+		blocksums_encode(s, &enc);
+		blocksums_sidecar(name, &side);
+		CHECK(mem_put(g->rep, side.buf, enc.buf, enc.len, &stamp) > 0);
+		free(s);
+		strbuf_release(&side);
+		strbuf_release(&enc);
+	}
+	return (uint64_t)gen;
+}
+
+/* n reads of random lengths at random offsets: how many bytes differ
+ * from data.  Reads cover unaligned starts and ends, and the tail. */
+static long wrong_bytes(struct bobj *h, const unsigned char *data, int n,
+			unsigned seed)
+{
+	static unsigned char buf[3 * BLOCKSUMS_BLOCK];
+	long wrong = 0;
+
+	for (int i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		uint64_t off = (seed >> 4) % BIG;
+		seed = seed * 1103515245u + 12345u;
+		size_t len = 1 + (seed >> 4) % sizeof(buf);
+		ssize_t got = bobj_read(h, buf, len, off, &dl);
+		size_t want = off + len > BIG ? (size_t)(BIG - off) : len;
+		if (got != (ssize_t)want) {
+			wrong += (long)want;
+			continue;
+		}
+		for (size_t k = 0; k < want; k++)
+			wrong += buf[k] != data[off + k];
+	}
+	return wrong;
+}
+
+static unsigned char big_a[BIG], big_bad[BIG];
+
+/* (e) A copy stamped right, with one byte wrong: ranged reads at random
+ * never return it, whether the copy has a manifest or is verified whole;
+ * the copy is marked bad and the source serves from then on. */
+static void wrong_byte_never_served(void)
+{
+	for (int manifest = 0; manifest < 2; manifest++) {
+		struct rig g;
+		struct bobj *h;
+		rig_open_mode(&g, manifest ? "flip-m" : "flip-w",
+			      VERIFY_WHOLE_FIRST);
+		fill(big_a, BIG, 51);
+		memcpy(big_bad, big_a, BIG);
+		big_bad[4 * BLOCKSUMS_BLOCK + 777] ^= 0x01;
+		publish_big(&g, "w/f", big_a, big_bad, manifest);
+		CHECK_INT(backend_open(g.router, "w/f", &h, &dl), 0);
+		CHECK_INT(wrong_bytes(h, big_a, 200, 5), 0);
+		CHECK(metric(g.router, "hylake_replica_bad_copies_total") >= 1);
+		struct strbuf sb = STRBUF_INIT;
+		CHECK_INT(backend_explain(g.router, "w/f", "replicas", &sb,
+					  &dl), 0);
+		CHECK_STR(sb.buf, "dc-east=bad source=current");
+		strbuf_release(&sb);
+		bobj_close(h);
+		/* a new open skips the bad copy without reading it */
+		fault_reset_counts(g.frep);
+		CHECK_INT(backend_open(g.router, "w/f", &h, &dl), 0);
+		CHECK_INT(wrong_bytes(h, big_a, 20, 9), 0);
+		CHECK_INT(fault_calls(g.frep, FAULT_READ), 0);
+		bobj_close(h);
+		rig_close(&g);
+	}
+}
+
+/* (f) A good copy with a manifest: every read comes from the replica
+ * (whole blocks, checked), nothing from the source, no whole-copy read;
+ * a bad block met mid-file moves that read to the source at the same
+ * offset and the bytes stay right. */
+static void manifest_proves_ranged_reads(void)
+{
+	struct rig g;
+	struct bobj *h;
+	unsigned char buf[1000];
+
+	rig_open_mode(&g, "manifest", VERIFY_BLOCKS);
+	fill(big_a, BIG, 61);
+	publish_big(&g, "m/f", big_a, big_a, true);
+	CHECK_INT(backend_open(g.router, "m/f", &h, &dl), 0);
+	CHECK_INT(wrong_bytes(h, big_a, 50, 3), 0);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_READ), 0);
+	struct fault_range r[64];
+	int nr = fault_read_log(g.frep, r, 64);
+	CHECK(nr > 1);
+	for (int i = 1; i < nr; i++)      /* [0]: the manifest itself */
+		CHECK(r[i].off % BLOCKSUMS_BLOCK == 0 &&
+		      r[i].len <= 4 * BLOCKSUMS_BLOCK);
+	/* the replica starts returning a wrong byte in every read */
+	int id = fault_add(g.frep, &(struct fault_rule){
+		.op = FAULT_READ, .name = "m/f", .action = FAULT_CORRUPT });
+	uint64_t off = 3 * BLOCKSUMS_BLOCK + 100;
+	CHECK_INT(bobj_read(h, buf, sizeof(buf), off, &dl), sizeof(buf));
+	CHECK(memcmp(buf, big_a + off, sizeof(buf)) == 0);
+	CHECK_INT(fault_fired(g.frep, id), 1);
+	struct fault_range sr[4];
+	CHECK_INT(fault_read_log(g.fsrc, sr, 4), 1);
+	CHECK_INT(sr[0].off, off);               /* the same offset */
+	CHECK(metric(g.router, "hylake_failovers_total") == 1);
+	bobj_close(h);
+	rig_close(&g);
+}
+
+/* (g) verify = blocks uses no copy without a manifest, and a manifest of
+ * another generation proves nothing; whole-first reads such a copy whole
+ * once, and later opens use the sums it proved without reading it again. */
+static void what_proves_a_copy(void)
+{
+	struct rig g;
+	struct bobj *h;
+
+	rig_open_mode(&g, "blocks", VERIFY_BLOCKS);
+	fill(big_a, BIG, 71);
+	publish_big(&g, "b/f", big_a, big_a, false);
+	CHECK_INT(backend_open(g.router, "b/f", &h, &dl), 0);
+	CHECK_INT(wrong_bytes(h, big_a, 10, 1), 0);
+	CHECK_INT(fault_calls(g.frep, FAULT_READ), 0);
+	CHECK(fault_calls(g.fsrc, FAULT_READ) > 0);
+	bobj_close(h);
+	rig_close(&g);
+	/* a manifest, but of an older generation: still nothing */
+	rig_open_mode(&g, "blocks-old", VERIFY_BLOCKS);
+	publish_big(&g, "b/f", big_a, big_a, true);
+	fill(big_bad, BIG, 72);
+	int64_t g2 = mem_put(g.src, "b/f", big_bad, BIG, NULL);
+	struct obj_info stamp = { .generation = (uint64_t)g2,
+				  .crc32c = crc32c_update(0, big_bad, BIG),
+				  .has_crc32c = true };
+	CHECK(mem_put(g.rep, "b/f", big_bad, BIG, &stamp) > 0);
+	CHECK_INT(backend_open(g.router, "b/f", &h, &dl), 0);
+	CHECK_INT(wrong_bytes(h, big_bad, 10, 2), 0);
+	CHECK_INT(fault_calls(g.frep, FAULT_READ), 1);   /* the manifest */
+	bobj_close(h);
+	rig_close(&g);
+
+	rig_open_mode(&g, "whole", VERIFY_WHOLE_FIRST);
+	fill(big_a, BIG, 73);
+	publish_big(&g, "h/f", big_a, big_a, false);
+	CHECK_INT(backend_open(g.router, "h/f", &h, &dl), 0);
+	CHECK_INT(wrong_bytes(h, big_a, 10, 4), 0);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_READ), 0);
+	struct fault_range r[4];
+	CHECK(fault_read_log(g.frep, r, 4) >= 1);
+	CHECK_INT(r[0].off, 0);                  /* the whole copy, first */
+	bobj_close(h);
+	fault_reset_counts(g.frep);
+	CHECK_INT(backend_open(g.router, "h/f", &h, &dl), 0);
+	CHECK_INT(wrong_bytes(h, big_a, 5, 6), 0);
+	CHECK_INT(fault_calls(g.frep, FAULT_READ), 5);   /* no whole read */
 	bobj_close(h);
 	rig_close(&g);
 }
@@ -328,6 +519,9 @@ int main(void)
 	}
 	dl = deadline_in_ms(10000);
 	failover_at_the_same_offset();
+	wrong_byte_never_served();
+	manifest_proves_ranged_reads();
+	what_proves_a_copy();
 	open_file_keeps_its_version();
 	another_version_is_skipped();
 	corrupt_whole_read_is_caught();
