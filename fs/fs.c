@@ -555,7 +555,8 @@ static void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 #define XATTR_PREFIX "user.hylake."
 static const char xattr_names[] = XATTR_PREFIX "source\0" XATTR_PREFIX
-				  "generation\0" XATTR_PREFIX "replicas";
+				  "generation\0" XATTR_PREFIX "replicas\0"
+				  XATTR_PREFIX "freshness";
 
 /* Reply with value, honouring the size-probe protocol of getxattr(2). */
 static void reply_xattr_value(fuse_req_t req, const char *v, size_t len,
@@ -598,6 +599,9 @@ static int explain_single(const struct backend *b, const struct obj_info *info,
 		strbuf_addf(v, "%llu", (unsigned long long)info->generation);
 	else if (!strcmp(attr, "replicas"))
 		strbuf_addf(v, "%s=current", b->name);
+	else if (!strcmp(attr, "freshness"))
+		strbuf_adds(v, "strict (one store, no version map: every open "
+			    "asks it)");
 	else
 		return -ENODATA;
 	return 0;

@@ -241,15 +241,15 @@ static void mount_banner(const struct hy_config *cfg, const struct stack *st,
 	const struct mount_conf *m = &cfg->mount;
 	char fresh[32], stale[32];
 
-	duration_format(m->freshness_ms, fresh, sizeof(fresh));
+	fresh_setting_format(&m->freshness, fresh, sizeof(fresh));
 	if (m->serve_stale_ms >= 0)
 		duration_format(m->serve_stale_ms, stale, sizeof(stale));
 	else
 		snprintf(stale, sizeof(stale), "off");
 	strbuf_addf(out, "mounted %s on %s (%s); freshness %s%s, serve stale "
 		    "when the source is down %s; %s", st->top->describe,
-		    mountpoint, cfg->path, m->freshness_ms ? "bounded:" : "strict",
-		    m->freshness_ms ? fresh : "", stale, st->describe.buf);
+		    mountpoint, cfg->path, fresh, cfg->nfresh ? " (and [freshness] "
+		    "patterns)" : "", stale, st->describe.buf);
 }
 
 static void log_read_figures(struct readpath *rp)

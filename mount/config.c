@@ -42,6 +42,7 @@ struct parse_state {
 	char *section;
 	enum opt_scope scope;         /* 0: unknown section, keys ignored */
 	void *base;
+	bool in_freshness;            /* in [freshness]: GLOB = SETTING */
 	struct section_lines *lines;
 	/* sections seen so far */
 	char *seen[MAX_SECTIONS];
@@ -138,6 +139,11 @@ static void enter_section(struct parse_state *ps, const char *section)
 	if (ps->nseen < MAX_SECTIONS)
 		ps->seen[ps->nseen++] = xstrdup(section);
 
+	if (strcmp(section, "freshness") == 0) {
+		ps->in_freshness = true;
+		return;
+	}
+	ps->in_freshness = false;
 	if (strcmp(section, "mount") == 0) {
 		ps->scope = SCOPE_MOUNT;
 		ps->base = &cfg->mount;
@@ -173,11 +179,37 @@ static void enter_section(struct parse_state *ps, const char *section)
 		ps->lines = &ps->replica_lines[n];
 	} else {
 		report(ps, ps->header_line, "unknown section [%s]: expected "
-		       "[mount], [source] or [replica NAME]", section);
+		       "[mount], [source], [replica NAME] or [freshness]",
+		       section);
 		return;
 	}
 	memset(ps->lines, 0, sizeof(*ps->lines));
 	ps->lines->header = ps->header_line;
+}
+
+/* One [freshness] line: GLOB = strict | bounded:DURATION | immutable. */
+static int on_freshness(struct parse_state *ps, const char *glob,
+			const char *value)
+{
+	struct hy_config *cfg = ps->cfg;
+	struct fresh_setting s;
+	char err[256];
+
+	for (size_t i = 0; i < cfg->nfresh; i++)
+		if (!strcmp(cfg->fresh[i].glob, glob)) {
+			report(ps, ps->line, "pattern '%s' is set twice in "
+			       "[freshness]", glob);
+			return 1;
+		}
+	if (fresh_setting_parse(value, false, &s, err, sizeof(err)) < 0) {
+		report(ps, ps->line, "%s", err);
+		return 1;
+	}
+	cfg->fresh = xrealloc(cfg->fresh, (cfg->nfresh + 1) *
+			      sizeof(*cfg->fresh));
+	cfg->fresh[cfg->nfresh].glob = xstrdup(glob);
+	cfg->fresh[cfg->nfresh++].s = s;
+	return 1;
 }
 
 static int on_key(void *arg, const char *section, const char *name,
@@ -194,6 +226,8 @@ static int on_key(void *arg, const char *section, const char *name,
 		ps->new_header = false;
 		enter_section(ps, section);
 	}
+	if (ps->in_freshness)
+		return on_freshness(ps, name, value);
 	if (!ps->base)
 		return 1;         /* the section was already reported */
 	const struct opt_def *d = opt_find(ps->scope, name);
@@ -423,6 +457,9 @@ void config_release(struct hy_config *cfg)
 	for (size_t i = 0; i < cfg->nreplicas; i++)
 		store_conf_release(&cfg->replicas[i]);
 	free(cfg->replicas);
+	for (size_t i = 0; i < cfg->nfresh; i++)
+		free(cfg->fresh[i].glob);
+	free(cfg->fresh);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

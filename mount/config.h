@@ -4,6 +4,8 @@
  *   [mount]           settings of the mount (see `hylake --help`)
  *   [source]          the source of truth: type = gcs | s3 | posix
  *   [replica NAME]    zero or more replicas, in order of preference
+ *   [freshness]       GLOB = strict | bounded:DURATION | immutable, per
+ *                     name, first match wins (freshness.h)
  *
  * Every problem is reported as "FILE:LINE: what is wrong"; unknown
  * sections and keys are errors.  Credentials files are checked for
@@ -16,6 +18,7 @@
 #include <stdio.h>
 
 #include "backends/store.h"
+#include "backends/composite/freshness.h"
 
 struct mount_conf {
 	char *state_dir;
@@ -27,7 +30,7 @@ struct mount_conf {
 	int64_t threads;
 	int64_t log_level;
 	int64_t list_page_size;
-	int64_t freshness_ms;          /* 0: strict; else bounded */
+	struct fresh_setting freshness;  /* the default of every name */
 	int64_t serve_stale_ms;        /* -1: off */
 	int64_t replica_recheck_ms;
 	int64_t hedge_budget_pct;
@@ -51,6 +54,8 @@ struct hy_config {
 	struct store_conf source;
 	struct store_conf *replicas;
 	size_t nreplicas;
+	struct fresh_pattern *fresh;   /* [freshness] GLOB = SETTING, in order */
+	size_t nfresh;
 };
 
 /*

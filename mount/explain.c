@@ -30,7 +30,7 @@ static int get(const char *path, const char *attr, char *buf, size_t len)
 
 int explain_main(int argc, char **argv)
 {
-	char gen[64], source[128], replicas[4096];
+	char gen[64], source[128], replicas[4096], fresh[256];
 	int status = 0;
 
 	static const struct option longopts[] = {
@@ -76,6 +76,8 @@ int explain_main(int argc, char **argv)
 			snprintf(gen, sizeof(gen), "(no generation: version "
 				 "token of the store)");
 		printf("%s\n  version     %s\n", p, gen);
+		if (get(p, "freshness", fresh, sizeof(fresh)) == 0)
+			printf("  freshness   %s\n", fresh);
 		bool chosen_holds = false, first = true;
 		char *save = NULL;
 		for (char *t = strtok_r(replicas, " ", &save); t;

@@ -46,9 +46,11 @@ const struct opt_def opt_table[] = {
 	  "err | warning | notice | info | debug | trace" },
 	{ "list_page_size", OPT_UINT, M(list_page_size), "1000", 1, 1000, 0, 1,
 	  "names asked for per listing request" },
-	{ "freshness", OPT_FRESHNESS, M(freshness_ms), "strict", 0, DAY, 0, 1,
-	  "strict (ask the source on every open) | bounded:DURATION (trust a "
-	  "version the source confirmed that recently)" },
+	{ "freshness", OPT_FRESHNESS, M(freshness), "lakehouse", 0, DAY, 0, 1,
+	  "lakehouse (files table formats write once are opened without "
+	  "asking the source once their version is known; everything else "
+	  "strict) | strict (ask the source on every open) | bounded:DURATION "
+	  "(trust a version the source confirmed that recently) | immutable" },
 	{ "serve_stale_when_source_down", OPT_DURATION_OFF, M(serve_stale_ms),
 	  "off", 0, 365 * DAY, 0, 1, "off | DURATION: while the source is "
 	  "unreachable, serve known versions confirmed this recently" },
@@ -236,6 +238,24 @@ static int set_verify(void *field, const char *v, char *err, size_t len)
 	return -EINVAL;
 }
 
+static int set_freshness(const struct opt_def *d, void *field, const char *v,
+		  char *err, size_t len)
+{
+	struct fresh_setting s;
+
+	if (fresh_setting_parse(v, true, &s, err, len) < 0)
+		return -EINVAL;
+	if (s.kind == FRESH_BOUNDED && s.bound_ms > d->max) {
+		char hi[32];
+		duration_format(d->max, hi, sizeof(hi));
+		snprintf(err, len, "'%s' = %s is out of range (a bound of at "
+			 "most %s)", d->name, v, hi);
+		return -EINVAL;
+	}
+	*(struct fresh_setting *)field = s;
+	return 0;
+}
+
 static int set_store_type(void *field, const char *v, char *err, size_t len)
 {
 	static const enum store_type types[] = { STORE_GCS, STORE_S3,
@@ -301,18 +321,7 @@ int opt_set(const struct opt_def *d, void *base, const char *value,
 	case OPT_VERIFY:
 		return set_verify(field, value, err, errlen);
 	case OPT_FRESHNESS:
-		if (strcmp(value, "strict") == 0) {
-			*(int64_t *)field = 0;
-			return 0;
-		}
-		if (strncmp(value, "bounded:", 8) != 0 ||
-		    duration_parse_ms(value + 8, &n) < 0 || n <= 0) {
-			snprintf(err, errlen, "bad freshness '%s': expected "
-				 "strict or bounded:DURATION (e.g. bounded:30s)",
-				 value);
-			return -EINVAL;
-		}
-		break;
+		return set_freshness(d, field, value, err, errlen);
 	case OPT_DURATION_OFF:
 		if (strcmp(value, "off") == 0) {
 			*(int64_t *)field = -1;
@@ -351,8 +360,7 @@ int opt_set(const struct opt_def *d, void *base, const char *value,
 	}
 	if (n < d->min || n > d->max) {
 		char lo[32], hi[32];
-		if (d->type == OPT_DURATION || d->type == OPT_FRESHNESS ||
-		    d->type == OPT_DURATION_OFF) {
+		if (d->type == OPT_DURATION || d->type == OPT_DURATION_OFF) {
 			duration_format(d->min, lo, sizeof(lo));
 			duration_format(d->max, hi, sizeof(hi));
 		} else {

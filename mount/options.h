@@ -20,7 +20,7 @@ enum opt_type {
 	OPT_UINT,         /* int64_t */
 	OPT_LOGLEVEL,     /* int64_t syslog level */
 	OPT_STORETYPE,    /* enum store_type */
-	OPT_FRESHNESS,    /* int64_t: 0 strict, else the bound in ms */
+	OPT_FRESHNESS,    /* struct fresh_setting */
 	OPT_DURATION_OFF, /* int64_t ms, or -1 for "off" */
 	OPT_SIZE,         /* int64_t bytes: 512M, 1G, ... */
 	OPT_MODE,         /* int64_t permission bits, octal: 0444 */

@@ -66,12 +66,16 @@ static struct backend *wrap_metacache(const struct mount_conf *m,
 {
 	int64_t attr = m->attr_timeout_ms < m->entry_timeout_ms
 		       ? m->attr_timeout_ms : m->entry_timeout_ms;
+	/* bounded:D keeps what it learnt for D; strict and lakehouse
+	 * (whose listings are strict) for the kernel's own timeouts */
+	int64_t bound = m->freshness.kind == FRESH_BOUNDED
+			? m->freshness.bound_ms : 0;
 	struct metacache_conf mc = {
-		.attr_ttl_ms = attr > m->freshness_ms ? attr : m->freshness_ms,
+		.attr_ttl_ms = attr > bound ? attr : bound,
 		.neg_ttl_ms = m->negative_timeout_ms,
-		.list_ttl_ms = m->freshness_ms,      /* 0 when strict */
+		.list_ttl_ms = bound,
 		.max_bytes = (size_t)m->metadata_cache_size,
-		.lookup_pages = m->freshness_ms == 0,
+		.lookup_pages = bound == 0,
 	};
 	if (m->metadata_cache_size <= 0 ||
 	    (mc.attr_ttl_ms <= 0 && mc.neg_ttl_ms <= 0))
@@ -127,7 +131,7 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	if (rc < 0)
 		goto out_destroy;
 	struct router_conf rconf = {
-		.bounded_ms = m->freshness_ms,
+		.fresh = st->fresh,
 		.serve_stale_ms = m->serve_stale_ms,
 		.replica_recheck_ms = m->replica_recheck_ms,
 		.hedge_budget_pct = m->hedge_budget_pct,
@@ -205,6 +209,8 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 {
 	memset(st, 0, sizeof(*st));
 	strbuf_init(&st->describe);
+	st->fresh = freshness_create(cfg->fresh, cfg->nfresh,
+				     cfg->mount.freshness);
 	int rc = build_stores(cfg, st, err, errlen);
 	if (rc < 0) {
 		stack_release(st);
@@ -225,6 +231,7 @@ void stack_release(struct stack *st)
 	backend_destroy(st->top);    /* a metadata cache destroys the store
 	                                it wraps, a router its stores */
 	vmap_close(st->vmap);
+	freshness_destroy(st->fresh);
 	free(st->identity);
 	strbuf_release(&st->describe);
 	memset(st, 0, sizeof(*st));

@@ -23,6 +23,7 @@
 
 struct backend;
 struct bcache;
+struct freshness;
 struct readpath;
 struct vmap;
 
@@ -33,6 +34,7 @@ struct stack {
 	struct backend *source;   /* inside top: borrowed */
 	struct backend *metacache;  /* inside top, or NULL: borrowed */
 	struct vmap *vmap;        /* NULL without replicas or stale serving */
+	struct freshness *fresh;  /* the rule of every name (the router's) */
 	struct bcache *bc;        /* NULL: no block cache (off, or unusable) */
 	struct readpath *rp;
 	struct strbuf describe;   /* one line for the log: what was built */

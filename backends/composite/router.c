@@ -18,6 +18,8 @@
 #include "backends/composite/router.h"
 #include "backends/backend.h"
 #include "backends/composite/contract.h"
+#include "backends/composite/freshness.h"
+#include "backends/composite/listed.h"
 #include "backends/composite/verify.h"
 #include "backends/composite/health.h"
 #include "backends/util/pool.h"
@@ -37,6 +39,7 @@
 #define HEDGE_MIN_NS (2 * NS_PER_MS)   /* never hedge sooner than this */
 #define HEDGE_BURST 10.0               /* hedges that may be saved up */
 #define SLOWER(a, b) ((a) > 2 * (b) + 5.0)  /* ms: clearly slower */
+#define LISTED_NAMES (1u << 20)   /* names of folder listings kept */
 
 struct router {
 	struct backend base;
@@ -54,6 +57,7 @@ struct router {
 	atomic_uint_fast64_t fallbacks;  /* of which the source served */
 	atomic_uint_fast64_t failovers;  /* a store failed; the read moved on */
 	atomic_uint_fast64_t bad_copies; /* replica bytes that failed a check */
+	struct listed *listed;    /* what folder listings showed */
 	pthread_mutex_t flight_lock;
 	struct flight *flights;   /* opens of the source in progress */
 };
@@ -145,10 +149,12 @@ static void note_source(struct router *r, const char *name,
 			const struct source_fact *f)
 {
 	struct source_fact old;
+	struct fresh_rule rule;
 	int64_t refresh = FACT_REFRESH_NS;
-	if (r->conf.bounded_ms > 0 &&
-	    r->conf.bounded_ms * NS_PER_MS / 2 < refresh)
-		refresh = r->conf.bounded_ms * NS_PER_MS / 2;
+	freshness_of(r->conf.fresh, name, &rule);
+	if (rule.kind == FRESH_BOUNDED &&
+	    rule.bound_ms * NS_PER_MS / 2 < refresh)
+		refresh = rule.bound_ms * NS_PER_MS / 2;
 	if (r->facts.ops->get_source(r->facts.ctx, name, &old) == 0 &&
 	    old.tombstone == f->tombstone && old.generation == f->generation &&
 	    old.metageneration == f->metageneration &&
@@ -169,12 +175,50 @@ static void note_replica(struct router *r, size_t i, const char *name,
 	r->facts.ops->put_replica(r->facts.ctx, r->rep[i]->name, name, &f);
 }
 
-/* A known fact about a name, if the source confirmed it within max_ns. */
+/*
+ * How old a fact about name may be and still pin its version without
+ * asking the source: 0 (strict: never), the bound, or INT64_MAX
+ * (immutable: any fact until the name is deleted).  Learns table roots
+ * from the name first.
+ */
+static int64_t trust_ns(struct router *r, const char *name)
+{
+	struct fresh_rule rule;
+
+	freshness_saw(r->conf.fresh, name);
+	freshness_of(r->conf.fresh, name, &rule);
+	switch (rule.kind) {
+	case FRESH_IMMUTABLE:
+		return INT64_MAX;
+	case FRESH_BOUNDED:
+		return rule.bound_ms * NS_PER_MS;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * A known fact about a name, if the source confirmed it within max_ns.
+ * A fact trusted for good (an immutable name) stops counting once a
+ * listing of its folder made since no longer shows the name: it was
+ * deleted, and the map says so from then on.
+ */
 static bool recent_fact(struct router *r, const char *name, int64_t max_ns,
 			struct source_fact *f)
 {
-	return r->facts.ops->get_source(r->facts.ctx, name, f) == 0 &&
-	       wall_ns() - f->confirmed_ns <= max_ns;
+	if (r->facts.ops->get_source(r->facts.ctx, name, f) < 0)
+		return false;
+	if (max_ns != INT64_MAX)
+		return wall_ns() - f->confirmed_ns <= max_ns;
+	if (!f->tombstone && listed_lacks(r->listed, name, f->confirmed_ns)) {
+		struct source_fact gone = { .tombstone = true,
+					    .confirmed_ns = wall_ns() };
+		log_info("router: '%s' is no longer listed by the source: "
+			 "deleted", name);
+		r->facts.ops->put_source(r->facts.ctx, name, &gone);
+		*f = gone;
+	}
+	return true;
 }
 
 /* Answer a stat from facts the source confirmed within max_ns: the folder
@@ -205,11 +249,10 @@ static int router_stat(struct backend *b, const char *name,
 	int rc;
 
 	strbuf_addf(&folder, "%s/", name);
-	/* Bounded freshness: a name the source confirmed within the bound
-	 * needs no round trip. */
-	if (r->conf.bounded_ms > 0 && *name &&
-	    stat_from_facts(r, name, folder.buf, r->conf.bounded_ms * NS_PER_MS,
-			    out)) {
+	/* A name whose rule trusts what the source last said (bounded
+	 * within its bound, immutable for good) needs no round trip. */
+	int64_t trust = *name ? trust_ns(r, name) : 0;
+	if (trust > 0 && stat_from_facts(r, name, folder.buf, trust, out)) {
 		strbuf_release(&folder);
 		return 0;
 	}
@@ -233,11 +276,59 @@ static int router_stat(struct backend *b, const char *name,
 	return rc;
 }
 
+struct list_learn {
+	struct router *r;
+	list_cb cb;
+	void *arg;
+	struct strbuf names;      /* the page's object names, NUL-separated */
+	size_t n;
+};
+
+/* Each listed name teaches table roots, and a listed file whose rule is
+ * immutable becomes a fact: its first open then asks nobody. */
+static int list_learn_entry(void *arg, const struct list_entry *e)
+{
+	struct list_learn *l = arg;
+	struct source_fact f, old;
+
+	if (trust_ns(l->r, e->name) == INT64_MAX && !e->is_prefix &&
+	    e->info.generation &&
+	    (l->r->facts.ops->get_source(l->r->facts.ctx, e->name, &old) < 0 ||
+	     old.tombstone || old.generation != e->info.generation)) {
+		info_to_fact(&e->info, &f);
+		note_source(l->r, e->name, &f);
+	}
+	if (!e->is_prefix) {
+		strbuf_add(&l->names, e->name, strlen(e->name) + 1);
+		l->n++;
+	}
+	return l->cb(l->arg, e);
+}
+
 static int router_list(struct backend *b, const struct list_req *req,
 		       list_cb cb, void *arg, char **next_token,
 		       const struct deadline *dl)
 {
-	return backend_list(to_router(b)->src, req, cb, arg, next_token, dl);
+	struct router *r = to_router(b);
+	struct list_learn l = { r, cb, arg, STRBUF_INIT, 0 };
+	int64_t began = wall_ns();
+
+	freshness_saw(r->conf.fresh, req->prefix);
+	int rc = backend_list(r->src, req, list_learn_entry, &l, next_token,
+			      dl);
+	/* a whole folder's listing teaches what it no longer holds */
+	if (rc == 0 && req->delimiter && !strcmp(req->delimiter, "/") &&
+	    !req->start_at) {
+		const char **names = xcalloc(l.n + 1, sizeof(*names));
+		const char *p = l.names.buf;
+		for (size_t i = 0; i < l.n; p += strlen(p) + 1)
+			names[i++] = p;
+		listed_page(r->listed, req->prefix, req->token, *next_token,
+			    names, l.n, began);
+		free(names);
+	}
+	strbuf_release(&l.names);
+	return rc;
 }
 
 static void flight_free(struct flight *f)
@@ -332,9 +423,9 @@ static int pin_version(struct router *r, const char *name,
 {
 	struct source_fact f;
 	*src_h = NULL;
-	if (r->conf.bounded_ms > 0 &&
-	    recent_fact(r, name, r->conf.bounded_ms * NS_PER_MS, &f) &&
-	    !f.tombstone && f.generation) {
+	int64_t trust = trust_ns(r, name);
+	if (trust > 0 && recent_fact(r, name, trust, &f) && !f.tombstone &&
+	    f.generation) {
 		fact_to_info(&f, v);
 		return 0;
 	}
@@ -917,6 +1008,16 @@ static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 			return got;
 		}
 		if (who < 0) {                 /* the source: nothing after it */
+			if (got == -ESTALE || got == -ENOENT) {
+				/* the version is gone: what the map says of
+				 * the name is stale (an immutable name was
+				 * deleted, or rewritten after all) */
+				struct source_fact gone = {
+					.tombstone = true,
+					.confirmed_ns = wall_ns() };
+				r->facts.ops->put_source(r->facts.ctx,
+							 ob->name, &gone);
+			}
 			if (got >= 0) {
 				log_err("source: '%s' generation %" PRIu64
 					" fails its own crc32c", ob->name,
@@ -986,6 +1087,17 @@ static int router_explain(struct backend *b, const char *name,
 	struct router *r = to_router(b);
 	struct source_fact v;
 	uint64_t gen;
+
+	if (!strcmp(attr, "freshness")) {
+		struct fresh_rule rule;
+		char text[32];
+		freshness_saw(r->conf.fresh, name);
+		freshness_of(r->conf.fresh, name, &rule);
+		struct fresh_setting s = { rule.kind, rule.bound_ms };
+		fresh_setting_format(&s, text, sizeof(text));
+		strbuf_addf(out, "%s (%s)", text, rule.why);
+		return 0;
+	}
 	bool known = r->facts.ops->get_source(r->facts.ctx, name, &v) == 0 &&
 		     !v.tombstone && v.generation;
 
@@ -1096,6 +1208,7 @@ static void router_destroy(struct backend *b)
 	for (size_t i = 0; i <= r->nrep; i++)
 		health_destroy(&r->health[i]);
 	free(r->health);
+	listed_destroy(r->listed);
 	pthread_mutex_destroy(&r->hedge_lock);
 	pthread_mutex_destroy(&r->flight_lock);
 	free(r->rep);
@@ -1137,6 +1250,7 @@ int router_create(struct backend *source, struct backend **replicas,
 	pthread_mutex_init(&r->hedge_lock, NULL);
 	pthread_mutex_init(&r->flight_lock, NULL);
 	r->hedge_tokens = 1.0;
+	r->listed = listed_create(LISTED_NAMES);
 	if (nreplicas && conf->hedge_budget_pct > 0)
 		pool_start(&r->pool, conf->hedge_threads > 0
 			   ? (unsigned)conf->hedge_threads : 4);

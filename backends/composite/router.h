@@ -2,8 +2,10 @@
  * router.h - a store made of stores: the source of truth plus replicas.
  *
  * The source decides names, existence and the current version.  Opening
- * a name pins a version V: strict freshness asks the source; bounded
- * freshness trusts a fact the source confirmed within the bound.  Reads
+ * a name pins a version V as the name's freshness rule says
+ * (freshness.h): strict asks the source; bounded trusts a fact the source
+ * confirmed within the bound; immutable (files table formats write once)
+ * trusts any fact of the name until it is deleted.  Reads
  * go to the first replica (in configured order) that provably holds V
  * (the replica contract), and fall over, at the same offset, to the next
  * one and finally to the source when a store fails or holds something
@@ -40,8 +42,14 @@ struct backend;
 
 #define ROUTER_MAX_REPLICAS 16
 
+struct freshness;
+
 struct router_conf {
-	int64_t bounded_ms;          /* 0: strict (ask the source on open) */
+	/* How fresh each name's version must be at open (borrowed; must
+	 * outlive the router): strict names ask the source, bounded ones
+	 * trust a fact confirmed within their bound, immutable ones any
+	 * fact that is not a tombstone. */
+	struct freshness *fresh;
 	int64_t serve_stale_ms;      /* < 0: off; else how old a known version
 	                                may be when the source is down */
 	int64_t replica_recheck_ms;  /* trust "absent"/"lagging" this long */

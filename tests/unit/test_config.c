@@ -68,13 +68,14 @@ static void good(void)
 	CHECK_INT(cfg.nreplicas, 1);
 	CHECK_STR(cfg.replicas[0].name, "dc-east-nfs");
 	CHECK_INT(cfg.replicas[0].type, STORE_POSIX);
-	CHECK_INT(cfg.mount.freshness_ms, 0);                  /* strict */
+	CHECK_INT(cfg.mount.freshness.kind, FRESH_LAKEHOUSE);  /* default */
 	CHECK_INT(cfg.mount.serve_stale_ms, -1);               /* off */
 	CHECK_INT(cfg.mount.map_size, 1LL << 30);
 	CHECK_STR(cfg.replicas[0].generation_key, "goog-generation");
 	CHECK_INT(config_set_option(&cfg, "freshness", "bounded:30s", err,
 				    sizeof(err)), 0);
-	CHECK_INT(cfg.mount.freshness_ms, 30000);
+	CHECK_INT(cfg.mount.freshness.kind, FRESH_BOUNDED);
+	CHECK_INT(cfg.mount.freshness.bound_ms, 30000);
 	CHECK_INT(config_set_option(&cfg, "serve_stale_when_source_down",
 				    "10m", err, sizeof(err)), 0);
 	CHECK_INT(cfg.mount.serve_stale_ms, 600000);

@@ -13,6 +13,7 @@
 #include "backends/backend.h"
 #include "backends/composite/blocksums.h"
 #include "backends/composite/fault.h"
+#include "backends/composite/freshness.h"
 #include "backends/composite/router.h"
 #include "backends/mem/mem.h"
 #include "backends/util/crc32c.h"
@@ -30,6 +31,7 @@
 
 static char tmp[512];
 static struct deadline dl;
+static struct freshness *fresh_strict;   /* every name strict */
 
 /* A router over a source and one replica, each in a fault wrapper. */
 struct rig {
@@ -53,7 +55,7 @@ static void rig_open_mode(struct rig *g, const char *sub,
 	g->rep = mem_create("dc-east");
 	g->fsrc = fault_create(g->src, 1);
 	g->frep = fault_create(g->rep, 2);
-	struct router_conf rc = { .bounded_ms = 0, .serve_stale_ms = -1,
+	struct router_conf rc = { .fresh = fresh_strict, .serve_stale_ms = -1,
 				  .replica_recheck_ms = 60000,
 				  .verify = { mode } };
 	CHECK_INT(router_create(g->fsrc, &g->frep, 1, vmap_facts(g->map), &rc,
@@ -518,6 +520,8 @@ int main(void)
 		return 1;
 	}
 	dl = deadline_in_ms(10000);
+	fresh_strict = freshness_create(NULL, 0, (struct fresh_setting){
+						.kind = FRESH_STRICT });
 	failover_at_the_same_offset();
 	wrong_byte_never_served();
 	manifest_proves_ranged_reads();
@@ -530,5 +534,6 @@ int main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmp);
+	freshness_destroy(fresh_strict);
 	return check_summary();
 }

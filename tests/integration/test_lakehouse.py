@@ -1,0 +1,182 @@
+"""freshness = lakehouse (the default): files table formats write once are
+opened without asking GCS once their generation is known, and served by a
+current replica; the log's listing and pointer files stay strict, so a
+commit made in GCS is seen by the next read.
+
+Tables are laid out the way Delta, Hudi and Iceberg write them; readers
+walk them the way those formats' readers do."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from hylib import child_call, run_hylake
+from lakelib import lake, read_all, xattr  # noqa: F401  (lake: a fixture)
+
+LOG = "tbl/_delta_log"
+KERNEL_OFF = "entry_timeout=0,attr_timeout=0,negative_timeout=0"
+
+
+def commit_name(v):
+    return f"{LOG}/{v:020d}.json"
+
+
+def delta_table(lake, nfiles=20):
+    """A Delta table in GCS (data files, commit 0, _last_checkpoint),
+    replicated to the nfs replica.  Returns the data file names."""
+    names = [f"tbl/part-{i:05d}.parquet" for i in range(nfiles)]
+    for n in names:
+        lake.put(n, os.urandom(32 * 1024))
+    add = "\n".join(json.dumps({"add": {"path": n.split("/", 1)[1]}}) for n in names)
+    lake.put(commit_name(0), add.encode())
+    lake.put(f"{LOG}/_last_checkpoint", b'{"version":0}')
+    res = lake.replicate("nfs", "--prefix", "tbl/")
+    assert res.returncode == 0, res.stderr
+    return names
+
+
+def read_table(root):
+    """Read the table as a Delta reader does: the pointer file, the log's
+    listing, every commit, every file the commits add.  Returns
+    {name: bytes} of the data files."""
+    read_all(root / LOG / "_last_checkpoint")
+    out = {}
+    for c in sorted(p for p in os.listdir(root / LOG) if p.endswith(".json")):
+        for line in read_all(root / LOG / c).decode().splitlines():
+            path = json.loads(line).get("add", {}).get("path")
+            if path:
+                out["tbl/" + path] = read_all(root / "tbl" / path)
+    return out
+
+
+def gcs_kinds(lake, mark):
+    kinds = {}
+    for e in lake.gcs.requests(mark, bucket=lake.bucket):
+        kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+    return kinds
+
+
+def test_warm_query_asks_gcs_once_per_folder_not_per_file(lake, mounter):
+    names = delta_table(lake)
+    m = mounter.mount(lake.config(order=("nfs",)))
+    got = read_table(m.path)                       # the first query learns
+    assert got == {n: lake.data[n] for n in names}
+    mark = lake.gcs.control.log_mark()
+    got = read_table(m.path)                       # a warm query
+    assert got == {n: lake.data[n] for n in names}
+    kinds = gcs_kinds(lake, mark)
+    assert kinds.get("objects.media", 0) <= 2, kinds   # pointer + newest commit at most
+    total = sum(kinds.values())
+    assert total <= 8, f"a warm query of {len(names)} files asked GCS {total} times: {kinds}"
+    f = m / names[3]
+    assert xattr(f, "source") == "nfs"
+    assert xattr(f, "freshness") == "immutable (lakehouse: delta data file)"
+    assert xattr(m / LOG / "_last_checkpoint", "freshness").startswith("strict")
+    out = run_hylake("explain", f).stdout
+    assert "freshness   immutable (lakehouse: delta data file)" in out, out
+
+    # strict, for comparison: every file costs GCS round trips
+    m.unmount()
+    m = mounter.mount(lake.config(order=("nfs",), mount={"freshness": "strict"}))
+    read_table(m.path)
+    mark = lake.gcs.control.log_mark()
+    read_table(m.path)
+    assert sum(gcs_kinds(lake, mark).values()) >= len(names), gcs_kinds(lake, mark)
+
+
+def test_new_commit_and_rewritten_pointer_are_seen_at_once(lake, mounter):
+    names = delta_table(lake, nfiles=4)
+    m = mounter.mount(lake.config(order=("nfs",)), opts=KERNEL_OFF)
+    assert set(read_table(m.path)) == set(names)
+    # a writer commits version 1 in GCS (the replica has not caught up)
+    new = "tbl/part-new.parquet"
+    lake.put(new, os.urandom(10000))
+    lake.put(commit_name(1), json.dumps({"add": {"path": "part-new.parquet"}}).encode())
+    lake.put(f"{LOG}/_last_checkpoint", b'{"version":1}')
+    got = read_table(m.path)
+    assert new in got and got[new] == lake.data[new], sorted(got)
+    assert read_all(m / LOG / "_last_checkpoint") == b'{"version":1}'
+
+
+def test_probe_for_the_next_commit_is_not_remembered(lake, mounter):
+    delta_table(lake, nfiles=2)
+    m = mounter.mount(lake.config(order=("nfs",)))    # default kernel timeouts
+    read_table(m.path)
+    nxt = m / commit_name(1)
+    res = child_call("import os, json\ntry:\n    os.stat(%r)\n    print(json.dumps({'e': 0}))\n"
+                     "except OSError as e:\n    print(json.dumps({'e': e.errno}))" % str(nxt))
+    assert res["e"] == errno.ENOENT, res
+    lake.put(commit_name(1), b'{"commitInfo":{}}')
+    assert read_all(nxt) == b'{"commitInfo":{}}'
+
+
+def test_vacuumed_file_is_not_served_once_a_listing_shows_it_gone(lake, mounter):
+    names = delta_table(lake, nfiles=6)
+    m = mounter.mount(lake.config(order=("nfs",)), opts=KERNEL_OFF)
+    read_table(m.path)
+    gone = names[2]
+    lake.gcs.client.delete(lake.bucket, gone)      # VACUUM; the replica keeps it
+    assert (lake.nfs / gone).exists()
+    # trusted as immutable, it is still served until something shows the
+    # deletion; a listing of its folder does
+    listed = os.listdir(m / "tbl")
+    assert gone.split("/")[1] not in listed
+    with pytest.raises(FileNotFoundError):
+        read_all(m / gone)
+    assert read_all(m / names[3]) == lake.data[names[3]]
+
+
+def test_hudi_and_iceberg_layouts(lake, mounter):
+    files = {
+        "h/.hoodie/hoodie.properties": b"hoodie.table.name=h\n",
+        "h/.hoodie/20240101120000000.commit": b"{}",
+        "h/2024/01/01/.hoodie_partition_metadata": b"#partition\n",
+        "h/2024/01/01/f1-0_0-1-1_20240101120000000.parquet": os.urandom(5000),
+        "i/metadata/version-hint.text": b"1",
+        "i/metadata/v1.metadata.json": b"{}",
+        "i/metadata/snap-1-1-a.avro": os.urandom(300),
+        "i/data/00000-0-a.parquet": os.urandom(4000),
+    }
+    for n, b in files.items():
+        lake.put(n, b)
+    assert lake.replicate("nfs").returncode == 0
+    m = mounter.mount(lake.config(order=("nfs",)), opts=KERNEL_OFF)
+    # readers start at the timeline / the version hint
+    os.listdir(m / "h/.hoodie")
+    read_all(m / "i/metadata/version-hint.text")
+    want = {
+        "h/.hoodie/hoodie.properties": "strict",
+        "h/.hoodie/20240101120000000.commit": "immutable",
+        "h/2024/01/01/f1-0_0-1-1_20240101120000000.parquet": "immutable",
+        "i/metadata/version-hint.text": "strict",
+        "i/metadata/v1.metadata.json": "immutable",
+        "i/data/00000-0-a.parquet": "immutable",
+    }
+    for n, kind in want.items():
+        assert read_all(m / n) == files[n]
+        assert xattr(m / n, "freshness").startswith(kind), (n, xattr(m / n, "freshness"))
+    # mutable pointers are seen at once
+    lake.put("i/metadata/version-hint.text", b"2")
+    lake.put("h/.hoodie/hoodie.properties", b"hoodie.table.name=h2\n")
+    assert read_all(m / "i/metadata/version-hint.text") == b"2"
+    assert read_all(m / "h/.hoodie/hoodie.properties") == b"hoodie.table.name=h2\n"
+
+
+def test_freshness_patterns_come_first(lake, mounter, ws):
+    lake.put("raw/a.csv", b"1")
+    lake.put("raw/b.csv", b"2")
+    cfg = lake.config(order=("nfs",))
+    with open(cfg, "a") as f:
+        f.write("\n[freshness]\nraw/* = immutable\n")
+    m = mounter.mount(cfg, opts=KERNEL_OFF)
+    assert read_all(m / "raw/a.csv") == b"1"
+    assert xattr(m / "raw/a.csv", "freshness") == "immutable (pattern 'raw/*')"
+    lake.put("raw/a.csv", b"changed")               # against the rule
+    assert read_all(m / "raw/a.csv") == b"1", "an immutable name asked GCS"
+    bad = lake.config(order=("nfs",))
+    with open(bad, "a") as f:
+        f.write("\n[freshness]\nraw/* = sometimes\n")
+    res = run_hylake("check", bad)
+    assert res.returncode == 2 and "bad freshness 'sometimes'" in res.stderr, res.stderr
