@@ -8,9 +8,30 @@
  * wait for it; a failed read-ahead extent is dropped and fetched again by
  * the reader, whose own error is the one reported.
  *
+ * Memory: every buffer, in an extent or on the free list, is charged to
+ * one budget (mem_used against memory_limit).  A ready extent on a file's
+ * list is also on the mount's list of kept extents, in order of last use
+ * across all files.  A new buffer that would pass the limit is paid for
+ * by unmapping free buffers, then by dropping kept extents oldest first
+ * (only those no reader holds); a read that finds all of it in use is
+ * given its buffer anyway (the overdraft) and the budget is trimmed back
+ * when it ends.  Read-ahead not read yet (ahead_bytes) stays under
+ * memory_limit less RESERVE, and read-ahead never drops it to make room.
+ *
+ * Dropping an extent of another file takes only the budget's lock, never
+ * that file's: the budget claims the extent by moving its reference count
+ * from 1 (the list's alone) to 0, takes its buffer and leaves the struct
+ * on the file's list as a husk that ext_find passes over and the file
+ * frees, under its own lock, when it next walks its list.  A reader takes
+ * a reference only while the count is above 0, so no buffer is dropped
+ * while someone copies from it.
+ *
  * Locking: the file's lock guards its extent list, the read-ahead state
- * and every extent's state and reference count.  Bytes are copied out of
- * an extent, and fetched into it, without the lock: a reference keeps it.
+ * and every extent's state; reference counts are atomic (see above).
+ * Bytes are copied out of an extent, and fetched into it, without the
+ * lock: a reference keeps it.  The budget's lock (mem_lock) guards the
+ * free list, the kept list and each extent's place on it, and comes after
+ * a file's lock when both are held.
  */
 #include "cache/readpath.h"
 #include "cache/blockcache.h"
@@ -40,12 +61,19 @@
 #define FREE_MAX ((uint64_t)128 << 20)  /* buffers kept for reuse */
 #define RESERVE ((uint64_t)48 << 20)   /* memory_limit left to the rest */
 
+struct extent;
+
 struct readpath {
 	struct readpath_conf conf;
 	struct pool pool;
-	pthread_mutex_t free_lock;        /* guards free_bufs, free_bytes */
+	pthread_mutex_t mem_lock;         /* the budget: guards free_bufs,
+					     free_bytes, the kept list,
+					     ahead_bytes and every change
+					     of mem_used */
 	void *free_bufs[CHUNK_BLOCKS + 1];   /* by size in blocks */
 	uint64_t free_bytes;
+	struct extent *kept_old, *kept_new;  /* kept extents, by last use */
+	uint64_t ahead_bytes;             /* extents fetched ahead, unread */
 	atomic_uint_fast64_t mem_used, mem_peak;   /* extents + free list */
 	atomic_uint_fast64_t cache_hit_bytes;
 	atomic_uint_fast64_t reads, bytes, mem_hits, cache_hits, fetches,
@@ -63,13 +91,18 @@ struct extent {
 	char *buf;                        /* nblocks * BLK bytes */
 	enum ext_state st;
 	int err;
-	int refs;                         /* the list, readers, its fetcher */
+	atomic_int refs;                  /* the list, readers, its fetcher;
+					     0: dropped by the budget */
 	bool linked;
 	bool from_cache;                  /* planned from the block cache */
 	bool ahead, used, tail;
 	size_t store_from;                /* bytes from here came from the
 	                                     store: for the block cache */
 	uint64_t tick;                    /* last use, for trimming */
+	/* guarded by the budget's mem_lock: */
+	struct extent *kept_prev, *kept_next;
+	bool kept;                        /* on the kept list */
+	bool seen;                        /* read since it was ready */
 };
 
 struct rfile {
@@ -99,69 +132,245 @@ struct fetch_job {
 static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
-/* ------------------------------------------------------------ buffers */
+/* ------------------------------------------------------------ the budget */
 
-static void mem_add(struct readpath *rp, uint64_t n)
+/* A run of unmapped-to-be buffers, chained through their first words
+ * (the second holds the size in blocks). */
+static void chain_push(void **chain, void *b, unsigned nblocks)
 {
-	uint64_t now = atomic_fetch_add(&rp->mem_used, n) + n;
-	uint64_t peak = atomic_load(&rp->mem_peak);
-	while (now > peak &&
-	       !atomic_compare_exchange_weak(&rp->mem_peak, &peak, now))
-		;
+	((void **)b)[0] = *chain;
+	((uintptr_t *)b)[1] = nblocks;
+	*chain = b;
 }
 
-/* A buffer of nblocks blocks: reused when one is free (no page faults). */
+static void chain_unmap(void *chain)
+{
+	while (chain) {
+		void *next = ((void **)chain)[0];
+		munmap(chain, ((uintptr_t *)chain)[1] * BLK);
+		chain = next;
+	}
+}
+
+/* Charge n bytes.  mem_lock held. */
+static void mem_add_locked(struct readpath *rp, uint64_t n)
+{
+	uint64_t now = atomic_fetch_add(&rp->mem_used, n) + n;
+	if (now > atomic_load(&rp->mem_peak))
+		atomic_store(&rp->mem_peak, now);
+}
+
+static void kept_remove_locked(struct readpath *rp, struct extent *e)
+{
+	*(e->kept_prev ? &e->kept_prev->kept_next : &rp->kept_old) = e->kept_next;
+	*(e->kept_next ? &e->kept_next->kept_prev : &rp->kept_new) = e->kept_prev;
+	e->kept_prev = e->kept_next = NULL;
+	e->kept = false;
+}
+
+static void kept_append_locked(struct readpath *rp, struct extent *e)
+{
+	e->kept_prev = rp->kept_new;
+	e->kept_next = NULL;
+	*(rp->kept_new ? &rp->kept_new->kept_next : &rp->kept_old) = e;
+	rp->kept_new = e;
+	e->kept = true;
+}
+
+/* e is ready on its file's list: the budget may drop it from now on. */
+static void kept_add(struct readpath *rp, struct extent *e)
+{
+	pthread_mutex_lock(&rp->mem_lock);
+	kept_append_locked(rp, e);
+	pthread_mutex_unlock(&rp->mem_lock);
+}
+
+/* Read ahead and not read yet.  mem_lock held. */
+static bool unread_locked(const struct extent *e)
+{
+	return e->ahead && !e->seen;
+}
+
+/* e was just read: it moves to the new end.  The caller holds a reference. */
+static void kept_touch(struct readpath *rp, struct extent *e)
+{
+	pthread_mutex_lock(&rp->mem_lock);
+	if (unread_locked(e))
+		rp->ahead_bytes -= e->nblocks * BLK;
+	e->seen = true;
+	if (e->kept) {
+		kept_remove_locked(rp, e);
+		kept_append_locked(rp, e);
+	}
+	pthread_mutex_unlock(&rp->mem_lock);
+}
+
+static void kept_remove(struct readpath *rp, struct extent *e)
+{
+	pthread_mutex_lock(&rp->mem_lock);
+	if (e->kept)
+		kept_remove_locked(rp, e);
+	pthread_mutex_unlock(&rp->mem_lock);
+}
+
+/*
+ * Free one buffer for the budget: a free one, else the buffer of the
+ * oldest kept extent that only its list holds (with spare_unread, not one
+ * fetched ahead and never read).  Returns it, still charged, with its
+ * size in *nblocks; NULL when nothing can go.  mem_lock held.
+ */
+static void *budget_take_locked(struct readpath *rp, bool spare_unread,
+				unsigned *nblocks)
+{
+	for (unsigned i = 1; i <= CHUNK_BLOCKS; i++) {
+		void *b = rp->free_bufs[i];
+		if (b) {
+			rp->free_bufs[i] = *(void **)b;
+			rp->free_bytes -= i * BLK;
+			*nblocks = i;
+			return b;
+		}
+	}
+	for (struct extent *e = rp->kept_old; e; e = e->kept_next) {
+		int one = 1;
+		if (spare_unread && unread_locked(e))
+			continue;
+		if (!atomic_compare_exchange_strong(&e->refs, &one, 0))
+			continue;               /* a reader holds it */
+		kept_remove_locked(rp, e);  /* a husk now: its file frees it */
+		if (unread_locked(e)) {
+			rp->ahead_bytes -= e->nblocks * BLK;
+			atomic_fetch_add(&rp->ahead_unused, 1);
+		}
+		*nblocks = e->nblocks;
+		return e->buf;
+	}
+	return NULL;
+}
+
+/* Bring the budget back under memory_limit after an overdraft. */
+static void budget_trim(struct readpath *rp)
+{
+	void *gone = NULL, *b;
+	unsigned nb;
+
+	if (atomic_load(&rp->mem_used) <= rp->conf.memory_limit)
+		return;
+	pthread_mutex_lock(&rp->mem_lock);
+	while (atomic_load(&rp->mem_used) > rp->conf.memory_limit &&
+	       (b = budget_take_locked(rp, false, &nb))) {
+		atomic_fetch_sub(&rp->mem_used, nb * BLK);
+		chain_push(&gone, b, nb);
+	}
+	pthread_mutex_unlock(&rp->mem_lock);
+	chain_unmap(gone);
+}
+
+/*
+ * A buffer of nblocks blocks, charged to the budget: one from the free
+ * list, else one freed by budget_take_locked (reused when its size is
+ * right, else unmapped) until a new one fits under memory_limit.
+ * Read-ahead gets NULL when its extents not read yet would pass
+ * memory_limit less RESERVE, or when the rest does not fit; it never
+ * drops such extents itself.  A read, when what is charged is all in
+ * use, gets its buffer anyway: the overdraft, one extent per read in
+ * progress.
+ */
 static char *buf_get(struct readpath *rp, unsigned nblocks, bool ahead)
 {
-	uint64_t n = nblocks * BLK;
-	pthread_mutex_lock(&rp->free_lock);
-	void *b = rp->free_bufs[nblocks];
+	uint64_t n = nblocks * BLK, limit = rp->conf.memory_limit;
+	void *gone = NULL, *b = NULL, *d;
+	unsigned nb;
+	bool map = false;
+
+	pthread_mutex_lock(&rp->mem_lock);
+	if (ahead && rp->ahead_bytes + n + RESERVE > limit)
+		goto out_unlock;
+	b = rp->free_bufs[nblocks];
 	if (b) {
 		rp->free_bufs[nblocks] = *(void **)b;
 		rp->free_bytes -= n;
-		pthread_mutex_unlock(&rp->free_lock);
+	}
+	while (!b && atomic_load(&rp->mem_used) + n > limit &&
+	       (d = budget_take_locked(rp, ahead, &nb))) {
+		if (nb == nblocks) {
+			b = d;                  /* its charge carries over */
+			break;
+		}
+		atomic_fetch_sub(&rp->mem_used, nb * BLK);
+		chain_push(&gone, d, nb);
+	}
+	map = !b && (!ahead || atomic_load(&rp->mem_used) + n <= limit);
+	if (map)
+		mem_add_locked(rp, n);
+	if (ahead && (b || map))
+		rp->ahead_bytes += n;
+out_unlock:
+	pthread_mutex_unlock(&rp->mem_lock);
+	chain_unmap(gone);
+	if (!map)
 		return b;
-	}
-	pthread_mutex_unlock(&rp->free_lock);
-	if (ahead) {    /* read-ahead is paid for from the budget */
-		uint64_t used = atomic_load(&rp->mem_used);
-		if (used + n + RESERVE > rp->conf.memory_limit)
-			return NULL;
-	}
 	b = mmap(NULL, n, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (b == MAP_FAILED)
+	if (b == MAP_FAILED) {
+		pthread_mutex_lock(&rp->mem_lock);
+		atomic_fetch_sub(&rp->mem_used, n);
+		if (ahead)
+			rp->ahead_bytes -= n;
+		pthread_mutex_unlock(&rp->mem_lock);
 		return NULL;
-	mem_add(rp, n);
+	}
 	return b;
 }
 
-static void buf_put(struct readpath *rp, char *b, unsigned nblocks)
+/* Give back the buffer of e, which is being freed: kept for reuse while
+ * the budget has room. */
+static void buf_put(struct readpath *rp, struct extent *e)
 {
-	uint64_t n = nblocks * BLK;
-	pthread_mutex_lock(&rp->free_lock);
-	if (rp->free_bytes + n <= FREE_MAX) {
-		*(void **)b = rp->free_bufs[nblocks];
-		rp->free_bufs[nblocks] = b;
+	uint64_t n = e->nblocks * BLK;
+	char *b = e->buf;
+	pthread_mutex_lock(&rp->mem_lock);
+	if (unread_locked(e))
+		rp->ahead_bytes -= n;
+	if (rp->free_bytes + n <= FREE_MAX &&
+	    atomic_load(&rp->mem_used) <= rp->conf.memory_limit) {
+		*(void **)b = rp->free_bufs[e->nblocks];
+		rp->free_bufs[e->nblocks] = b;
 		rp->free_bytes += n;
 		b = NULL;
-	}
-	pthread_mutex_unlock(&rp->free_lock);
-	if (b) {
-		munmap(b, n);
+	} else {
 		atomic_fetch_sub(&rp->mem_used, n);
 	}
+	pthread_mutex_unlock(&rp->mem_lock);
+	if (b)
+		munmap(b, n);
 }
 
 /* ------------------------------------------------------------ extents */
 
+/* Dropped by the budget: a husk whose buffer is gone. */
+static bool ext_dropped(struct extent *e)
+{
+	return atomic_load(&e->refs) == 0;
+}
+
+/* Take a reference to an extent on the list; false when it was dropped. */
+static bool ext_tryget(struct extent *e)
+{
+	int r = atomic_load(&e->refs);
+	while (r > 0)
+		if (atomic_compare_exchange_weak(&e->refs, &r, r + 1))
+			return true;
+	return false;
+}
+
 static void ext_unref(struct rfile *f, struct extent *e)
 {
-	if (--e->refs > 0)
+	if (atomic_fetch_sub(&e->refs, 1) > 1)
 		return;
 	if (e->ahead && !e->used && e->st == EX_READY)
 		atomic_fetch_add(&f->rp->ahead_unused, 1);
-	buf_put(f->rp, e->buf, e->nblocks);
+	buf_put(f->rp, e);
 	free(e);
 }
 
@@ -171,7 +380,11 @@ static void ext_unlink(struct rfile *f, struct extent *e)
 		if (*pp == e) {
 			*pp = e->next;
 			e->linked = false;
-			ext_unref(f, e);
+			kept_remove(f->rp, e);    /* the budget can claim it no more */
+			if (ext_dropped(e))
+				free(e);
+			else
+				ext_unref(f, e);  /* the list's reference */
 			return;
 		}
 }
@@ -179,7 +392,8 @@ static void ext_unlink(struct rfile *f, struct extent *e)
 static struct extent *ext_find(struct rfile *f, uint64_t block)
 {
 	for (struct extent *e = f->ext; e; e = e->next)
-		if (block >= e->first && block < e->first + e->nblocks)
+		if (block >= e->first && block < e->first + e->nblocks &&
+		    !ext_dropped(e))
 			return e;
 	return NULL;
 }
@@ -219,7 +433,7 @@ static struct extent *ext_plan(struct rfile *f, uint64_t first, uint64_t want,
 	e->len = (size_t)min64(n * BLK, f->size - e->off);
 	e->buf = buf;
 	e->st = EX_FETCHING;
-	e->refs = 1;
+	atomic_init(&e->refs, 1);
 	e->linked = true;
 	e->from_cache = from_cache;
 	e->ahead = ahead;
@@ -287,6 +501,8 @@ static void ext_done(struct rfile *f, struct extent *e, int rc)
 	e->err = rc;
 	if (rc < 0 && e->linked)
 		ext_unlink(f, e);    /* nobody new may find a failed extent */
+	else if (rc == 0 && e->linked)
+		kept_add(f->rp, e);
 	pthread_cond_broadcast(&f->cv);
 }
 
@@ -364,7 +580,7 @@ static void store_later(struct rfile *f, struct extent *e)
 	sj->job.fn = store_job_run;
 	sj->f = f;
 	sj->e = e;
-	e->refs++;
+	atomic_fetch_add(&e->refs, 1);
 	f->refs++;
 	if (pool_try_submit(&f->rp->pool, &sj->job))
 		return;
@@ -405,12 +621,12 @@ static void read_ahead(struct rfile *f)
 		fj->job.fn = fetch_job_run;
 		fj->f = f;
 		fj->e = e;
-		e->refs++;
+		atomic_fetch_add(&e->refs, 1);
 		f->refs++;
 		f->ahead_inflight++;
 		if (!pool_try_submit(&rp->pool, &fj->job)) {
 			free(fj);
-			e->refs--;
+			atomic_fetch_sub(&e->refs, 1);
 			f->refs--;
 			f->ahead_inflight--;
 			ext_unlink(f, e);
@@ -449,6 +665,10 @@ static void trim(struct rfile *f)
 
 	for (struct extent *e = f->ext, *nx; e; e = nx) {
 		nx = e->next;
+		if (ext_dropped(e)) {
+			ext_unlink(f, e);       /* the budget took its buffer */
+			continue;
+		}
 		if (e->st != EX_READY || e->tail)
 			continue;
 		if (f->seq >= 2 ? e->off + e->len + KEEP_BEHIND <= f->next_off
@@ -500,8 +720,12 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 {
 	for (int tries = 0; tries < 4; tries++) {
 		struct extent *e = ext_find(f, b);
+		if (e && !ext_tryget(e)) {
+			ext_unlink(f, e);       /* dropped meanwhile: not a try */
+			tries--;
+			continue;
+		}
 		if (e) {
-			e->refs++;
 			if (ext_wait(f, e, dl) < 0) {
 				ext_unref(f, e);
 				*err = -ETIMEDOUT;
@@ -534,7 +758,7 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 		}
 		e->tail = small_tail && atomic_load(&f->rp->mem_used) <
 					f->rp->conf.memory_limit / 2;
-		e->refs++;
+		atomic_fetch_add(&e->refs, 1);
 		pthread_mutex_unlock(&f->lock);
 		int rc = ext_fetch(f, e, dl);
 		pthread_mutex_lock(&f->lock);
@@ -614,6 +838,7 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 			break;
 		e->used = true;
 		e->tick = ++f->tick;
+		kept_touch(rp, e);
 		size_t n = (size_t)min64(len - done, e->off + e->len - pos);
 		pthread_mutex_unlock(&f->lock);
 		memcpy((char *)buf + done, e->buf + (pos - e->off), n);
@@ -625,6 +850,7 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 		read_ahead(f);
 	trim(f);
 	pthread_mutex_unlock(&f->lock);
+	budget_trim(rp);
 	if (done < len)
 		return err ? err : -EIO;
 	atomic_fetch_add(&rp->reads, 1);
@@ -657,12 +883,14 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 	if (e) {
 		e->used = true;
 		e->tick = ++f->tick;
+		kept_touch(rp, e);
 		f->refs++;      /* the reply may outlive the handle's release */
 		if (f->seq >= 2 && f->window)
 			read_ahead(f);
 	}
 	trim(f);
 	pthread_mutex_unlock(&f->lock);
+	budget_trim(rp);
 	if (!e)
 		return err ? err : -EIO;
 	v->data = e->buf + (off - e->off);
@@ -676,11 +904,13 @@ void rfile_view_release(struct rfile *f, struct rview *v)
 {
 	if (!v->hold)
 		return;
+	struct readpath *rp = f->rp;
 	pthread_mutex_lock(&f->lock);
 	ext_unref(f, v->hold);
 	v->hold = NULL;
 	v->data = NULL;
 	rfile_unref_unlock(f);
+	budget_trim(rp);      /* the view's extent may have been an overdraft */
 }
 
 void rfile_close(struct rfile *f)
@@ -698,7 +928,7 @@ struct readpath *readpath_create(const struct readpath_conf *conf)
 	rp->conf = *conf;
 	if (!rp->conf.fetch_timeout_ms)
 		rp->conf.fetch_timeout_ms = 60000;
-	pthread_mutex_init(&rp->free_lock, NULL);
+	pthread_mutex_init(&rp->mem_lock, NULL);
 	pool_start(&rp->pool, rp->conf.read_ahead_max && conf->fetchers ?
 			      conf->fetchers : 0);
 	return rp;
@@ -715,7 +945,7 @@ void readpath_destroy(struct readpath *rp)
 			rp->free_bufs[i] = *(void **)b;
 			munmap(b, i * BLK);
 		}
-	pthread_mutex_destroy(&rp->free_lock);
+	pthread_mutex_destroy(&rp->mem_lock);
 	free(rp);
 }
 

@@ -13,10 +13,20 @@
  *   far from the last one resets the window.
  * - Tails: a small read near the end of a file (a Parquet footer) fetches
  *   and keeps the whole tail (the last READPATH_TAIL bytes, block
- *   aligned) until the file is closed.  Small files are fetched whole.
- * - Memory: extents fetched ahead are paid for from one budget of
- *   memory_limit bytes shared by all open files; when it is spent,
- *   read-ahead waits and reads fetch only what they need.
+ *   aligned) while the file is open and the budget allows.  Small files
+ *   are fetched whole.
+ * - Memory: every extent held (read on demand, read ahead, a tail) and
+ *   every buffer kept for reuse is paid for from one budget of
+ *   memory_limit bytes shared by all open files.  When a new extent would
+ *   pass it, kept extents that nobody is using are dropped, least
+ *   recently read first, whichever file holds them.  Read-ahead not read
+ *   yet holds at most memory_limit less 48 MiB (none below that), never
+ *   drops read-ahead not read yet, and waits when it cannot fit.  A read
+ *   that finds the whole budget in use (reads in progress, views held,
+ *   blocks being written to the block cache) still gets its extent: the
+ *   overdraft, at most one extent (up to READPATH_CHUNK_MAX) per read in
+ *   progress or view held, given back when the read ends.  So what is
+ *   held stays under memory_limit plus that.
  * - The block cache (may be NULL): every block fetched from a store is
  *   put there; a block found there is used instead of a request.  Keys
  *   carry the version pinned at open, so a new version never meets the
@@ -47,7 +57,7 @@ struct rfile;
 
 struct readpath_conf {
 	struct bcache *cache;         /* borrowed; NULL: no block cache */
-	uint64_t memory_limit;        /* bytes of read-ahead, all files */
+	uint64_t memory_limit;        /* bytes of extents, all files (above) */
 	uint64_t read_ahead_max;      /* window of one file; 0: no read-ahead */
 	unsigned fetchers;            /* threads fetching ahead */
 	int64_t fetch_timeout_ms;     /* deadline of one read-ahead fetch */
@@ -63,7 +73,8 @@ struct readpath_stats {
 	uint64_t fetched_bytes;
 	uint64_t ahead_fetches;       /* of which read-ahead */
 	uint64_t ahead_unused;        /* read-ahead extents dropped unread */
-	uint64_t mem_used, mem_peak;  /* bytes of extents held */
+	uint64_t mem_used, mem_peak;  /* bytes of extents held and of
+					 buffers kept for reuse */
 };
 
 struct readpath *readpath_create(const struct readpath_conf *conf);

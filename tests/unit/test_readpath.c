@@ -4,7 +4,9 @@
  * bytes are right,
  * reads in order grow a window of parallel multi-MiB requests, random
  * reads fetch only what they need, tails and small files take one
- * request, the memory budget holds, cached blocks replace requests, a new
+ * request, the memory budget holds (read-ahead, every extent kept by
+ * many files read at random, and a read goes on when all of it is in
+ * use), cached blocks replace requests, a new
  * version never meets old blocks, and a corrupt block is fetched again.
  */
 #include "cache/readpath.h"
@@ -290,6 +292,140 @@ static void memory_budget_holds(void)
 	readpath_destroy(rp);
 }
 
+/*
+ * Many files open at once, read at random (plain reads, views, footers,
+ * small files fetched whole) by a few threads under a small budget.
+ * Every extent is charged, and kept ones are dropped oldest first across
+ * files, so what is held stays within the limit plus one extent for each
+ * read in progress (an overdraft that lets a read go on when everything
+ * charged is in use).  Here an extent is at most 2 blocks: a read of up
+ * to 256 KiB crosses at most one block boundary, a small file is 1.5 MiB
+ * and a tail is its last block and the one before.
+ */
+#define RND_THREADS 4
+#define RND_FILES 12                   /* per thread: 48 open files */
+#define RND_READS 60                   /* per thread */
+#define RND_LIMIT (8 * MiB)
+#define RND_EXTENT_MAX (2 * MiB)
+
+struct rnd_arg { struct readpath *rp; unsigned id; bool ok; };
+
+/* One read of [off, off+len) through a view (when one block holds it)
+ * or rfile_read, checked against the pattern. */
+static bool view_or_read_ok(struct rfile *f, uint64_t seed, uint64_t off,
+			    size_t len, bool view)
+{
+	if (!view || off / MiB != (off + len - 1) / MiB)
+		return read_ok(f, seed, off, len);
+	struct rview v;
+	struct deadline dl = deadline_in_ms(10000);
+	ssize_t n = rfile_view(f, off, len, &dl, &v);
+	bool ok = n == (ssize_t)len;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = (unsigned char)v.data[i] == byte_at(seed, off + i);
+	if (!ok)
+		fprintf(stderr, "view at %llu+%zu: n=%zd\n",
+			(unsigned long long)off, len, n);
+	rfile_view_release(f, &v);
+	return ok;
+}
+
+/* A worker thread: no CHECK here (check.h is not thread safe). */
+static void *random_reader(void *arg)
+{
+	struct rnd_arg *a = arg;
+	struct rfile *f[RND_FILES];
+	uint64_t size[RND_FILES], seed[RND_FILES];
+	unsigned r = a->id * 7919 + 1;
+
+	for (unsigned i = 0; i < RND_FILES; i++) {
+		char name[32];
+		seed[i] = 1000 + a->id * RND_FILES + i;
+		size[i] = i % 4 == 0 ? 1536 * KiB : 3 * MiB + i * 4099;
+		snprintf(name, sizeof(name), "many%llu",
+			 (unsigned long long)seed[i]);
+		f[i] = rfile_open(a->rp, put_open(name, size[i], seed[i]));
+	}
+	a->ok = true;
+	for (int n = 0; n < RND_READS && a->ok; n++) {
+		unsigned i = (unsigned)rand_r(&r) % RND_FILES;
+		size_t len = (size_t)(4 * KiB) << (rand_r(&r) % 7);
+		uint64_t off = (uint64_t)rand_r(&r) * 512 % (size[i] - len);
+		if (rand_r(&r) % 8 == 0)
+			off = size[i] - len;             /* a footer */
+		a->ok = view_or_read_ok(f[i], seed[i], off, len,
+					rand_r(&r) % 3 == 0);
+	}
+	for (unsigned i = 0; i < RND_FILES; i++)
+		rfile_close(f[i]);
+	return NULL;
+}
+
+static void many_files_at_random_stay_in_budget(void)
+{
+	struct readpath *rp = rp_new(NULL, RND_LIMIT, 64 * MiB);
+	pthread_t th[RND_THREADS];
+	struct rnd_arg a[RND_THREADS];
+	reset();
+	for (unsigned i = 0; i < RND_THREADS; i++) {
+		a[i] = (struct rnd_arg){ rp, i, false };
+		pthread_create(&th[i], NULL, random_reader, &a[i]);
+	}
+	for (unsigned i = 0; i < RND_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(a[i].ok);
+	}
+	struct readpath_stats s;
+	readpath_get_stats(rp, &s);
+	if (s.mem_peak > RND_LIMIT + RND_THREADS * RND_EXTENT_MAX)
+		fprintf(stderr, "%u files at random: peak %llu KiB, limit %llu KiB\n",
+			RND_THREADS * RND_FILES,
+			(unsigned long long)(s.mem_peak / KiB),
+			(unsigned long long)(RND_LIMIT / KiB));
+	CHECK(s.mem_peak <= RND_LIMIT + RND_THREADS * RND_EXTENT_MAX);
+	CHECK(s.mem_used <= RND_LIMIT);       /* all closed: back under */
+	CHECK_INT(s.reads, RND_THREADS * RND_READS);
+	readpath_destroy(rp);
+}
+
+/*
+ * Views (FUSE replies in flight) hold more than the whole budget: a read
+ * still gets its extent (the overdraft), and once they are let go the
+ * budget is back under its limit.
+ */
+static void a_read_goes_on_when_the_budget_is_held(void)
+{
+	uint64_t limit = 4 * MiB;
+	struct readpath *rp = rp_new(NULL, limit, 64 * MiB);
+	struct rfile *f[8];
+	struct rview v[8];
+	struct deadline dl = deadline_in_ms(10000);
+	reset();
+	for (int i = 0; i < 8; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "held%d", i);
+		f[i] = rfile_open(rp, put_open(name, 8 * MiB, 200 + (uint64_t)i));
+		CHECK_INT(rfile_view(f[i], 3 * MiB, 4096, &dl, &v[i]), 4096);
+	}
+	CHECK(read_ok(f[0], 200, 5 * MiB + 100, 200 * KiB));
+	struct readpath_stats s;
+	readpath_get_stats(rp, &s);
+	CHECK(s.mem_peak <= 9 * MiB);         /* 8 views + the read, a block each */
+	bool ok = true;
+	for (int i = 0; i < 8; i++) {
+		for (int k = 0; ok && k < 4096; k++)
+			ok = (unsigned char)v[i].data[k] ==
+			     byte_at(200 + (uint64_t)i, 3 * MiB + (uint64_t)k);
+		rfile_view_release(f[i], &v[i]);
+	}
+	CHECK(ok);
+	readpath_get_stats(rp, &s);
+	CHECK(s.mem_used <= limit);
+	for (int i = 0; i < 8; i++)
+		rfile_close(f[i]);
+	readpath_destroy(rp);
+}
+
 /* Read all of f (seed's pattern) in 128 KiB reads. */
 static void read_whole(struct rfile *f, uint64_t seed, uint64_t size)
 {
@@ -432,6 +568,8 @@ int main(void)
 	in_order_then_jump_resets_the_window();
 	footer_reads_take_one_request();
 	memory_budget_holds();
+	many_files_at_random_stay_in_budget();
+	a_read_goes_on_when_the_budget_is_held();
 	block_cache_replaces_requests();
 	failed_read_ahead_is_fetched_by_the_reader();
 	close_with_read_ahead_in_flight();
