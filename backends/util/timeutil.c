@@ -83,6 +83,12 @@ void duration_format(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%" PRId64 "ms", ms);
 }
 
+/* Are p[0] and p[1] digits?  p[1] is read only when p[0] is one. */
+static bool two_digits(const char *p)
+{
+	return isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]);
+}
+
 int iso8601_parse_ns(const char *s, int64_t *out_ns)
 {
 	struct tm tm;
@@ -100,8 +106,13 @@ int iso8601_parse_ns(const char *s, int64_t *out_ns)
 	if (*p == 'Z' || *p == 'z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int hh, mm;
-		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+		/* exactly "[+-]HH:MM"; each byte is checked before the next
+		 * is read, so a short string ends the test at its NUL */
+		if (!two_digits(p + 1) || p[3] != ':' || !two_digits(p + 4))
+			return -EINVAL;
+		int hh = (p[1] - '0') * 10 + (p[2] - '0');
+		int mm = (p[4] - '0') * 10 + (p[5] - '0');
+		if (hh > 23 || mm > 59)
 			return -EINVAL;
 		offset = (hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
 		p += 6;
