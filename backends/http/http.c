@@ -16,6 +16,7 @@
  * version the checks of http_range_check().
  */
 #include "backends/http/http.h"
+#include "backends/util/parse.h"
 #include "backends/util/log.h"
 #include "backends/util/prom.h"
 
@@ -558,25 +559,6 @@ void http_range_header(const struct http_range *r, char *out, size_t outlen)
 		 r->off + r->len - 1);
 }
 
-/* Parse an unsigned decimal at *p (digits only); advance *p past it. */
-static bool parse_u64(const char **p, uint64_t *out)
-{
-	const char *s = *p;
-	uint64_t v = 0;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*p = s;
-	*out = v;
-	return true;
-}
-
 /* Is resp's Content-Range exactly "bytes <off>-<off+len-1>/<size>"? */
 static bool content_range_ok(const struct http_range *r,
 			     const struct http_resp *resp)
@@ -585,12 +567,14 @@ static bool content_range_ok(const struct http_range *r,
 	const char *p = v;
 	uint64_t first, last, total;
 
+	/* a value that fills v may have been cut: refuse it */
 	if (!http_resp_header(resp, "content-range", v, sizeof(v)) ||
-	    strncasecmp(p, "bytes ", 6) != 0)
+	    strlen(v) >= sizeof(v) - 1 || strncasecmp(p, "bytes ", 6) != 0)
 		return false;
 	p += 6;
-	if (!parse_u64(&p, &first) || *p++ != '-' || !parse_u64(&p, &last) ||
-	    *p++ != '/' || !parse_u64(&p, &total) || *p != '\0')
+	if (!parse_u64_prefix(&p, &first) || *p++ != '-' ||
+	    !parse_u64_prefix(&p, &last) || *p++ != '/' ||
+	    !parse_u64_prefix(&p, &total) || *p != '\0')
 		return false;
 	return first == r->off && last >= first && last - first + 1 == r->len &&
 	       total == r->size;

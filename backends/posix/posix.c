@@ -10,6 +10,7 @@
 #include "backends/backend.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
+#include "backends/util/parse.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/base64.h"
 #include "backends/util/fdio.h"
@@ -178,14 +179,9 @@ static void read_stamp(const struct posix_backend *px, int fd,
 {
 	char v[64];
 	ssize_t n = fgetxattr(fd, px->generation_xattr, v, sizeof(v) - 1);
-	if (n > 0) {
-		char *end;
-		v[n] = '\0';
-		errno = 0;
-		unsigned long long g = strtoull(v, &end, 10);
-		if (!errno && end != v && !*end && v[0] != '-')
-			info->generation = g;
-	}
+	uint64_t g;
+	if (n > 0 && parse_u64_digits(v, (size_t)n, &g))
+		info->generation = g;
 	n = fgetxattr(fd, "user." STORE_CRC32C_KEY, v, sizeof(v) - 1);
 	if (n > 0) {
 		v[n] = '\0';

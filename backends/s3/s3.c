@@ -21,6 +21,7 @@
 #include "backends/s3/sigv4.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
+#include "backends/util/parse.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/uri.h"
 #include "backends/util/base64.h"
@@ -329,25 +330,18 @@ static int info_from_headers(const struct s3_backend *s3,
 	char v[256];
 
 	memset(info, 0, sizeof(*info));
-	if (!http_resp_header(r, "content-length", v, sizeof(v)))
-		return -EBADMSG;
-	char *end;
-	errno = 0;
-	info->size = strtoull(v, &end, 10);
-	if (errno || end == v)
+	if (!http_resp_header(r, "content-length", v, sizeof(v)) ||
+	    !parse_u64_str(v, &info->size))
 		return -EBADMSG;
 	if (!http_resp_header(r, "etag", v, sizeof(v)) || !v[0] ||
 	    !etag_copy(info->etag, v, strlen(v)))
 		return -EBADMSG;
 	if (http_resp_header(r, "last-modified", v, sizeof(v)))
 		httpdate_parse_ns(v, &info->mtime_ns);
-	if (http_resp_header(r, s3->generation_header, v, sizeof(v))) {
-		char *gend;
-		errno = 0;
-		unsigned long long g = strtoull(v, &gend, 10);
-		if (!errno && gend != v && !*gend && v[0] != '-')
-			info->generation = g;
-	}
+	uint64_t g;
+	if (http_resp_header(r, s3->generation_header, v, sizeof(v)) &&
+	    parse_u64_str(v, &g))
+		info->generation = g;
 	if (http_resp_header(r, "x-amz-meta-" STORE_CRC32C_KEY, v, sizeof(v)))
 		info->has_crc32c = base64_crc32c(v, &info->crc32c) == 0;
 	return 0;

@@ -6,6 +6,7 @@
  */
 #include "backends/s3/s3_xml.h"
 #include "backends/backend.h"
+#include "backends/util/parse.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
 
@@ -113,10 +114,7 @@ static void end_listing(struct xml_state *s)
 		free(e->key);
 		e->key = xstrdup(t);
 	} else if (at(s, "ListBucketResult", "Contents", "Size")) {
-		char *end;
-		errno = 0;
-		e->size = strtoull(t, &end, 10);
-		if (errno || end == t || *end)
+		if (!parse_u64_digits(t, s->text.len, &e->size))
 			s->failed = true;
 	} else if (at(s, "ListBucketResult", "Contents", "LastModified")) {
 		if (iso8601_parse_ns(t, &e->mtime_ns) < 0)

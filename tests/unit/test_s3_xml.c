@@ -82,6 +82,19 @@ static void hostile(void)
 		"</ListBucketResult>",                 /* more, but no token */
 		"<ListBucketResult><Contents><Key>a</Key><LastModified>yesterday"
 		"</LastModified></Contents></ListBucketResult>",
+		/* sizes are digits only: strtoull took " -1" as 2^64-1 */
+		"<ListBucketResult><Contents><Key>a</Key><Size> -1</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size>-1</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size>+5</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size> 5</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size></Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key>"
+		"<Size>18446744073709551616</Size></Contents></ListBucketResult>",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK_INT(s3_xml_parse_listing(bad[i], strlen(bad[i]), &l),
