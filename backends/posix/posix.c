@@ -67,10 +67,17 @@ static void info_from_stat(const struct stat *st, struct obj_info *info)
 	info->size = info->is_dir ? 0 : (uint64_t)st->st_size;
 	info->mtime_ns = (int64_t)st->st_mtim.tv_sec * NS_PER_SEC +
 			 st->st_mtim.tv_nsec;
+	/* The version token.  ctime is in it because mtime can be set
+	 * back (rsync --inplace -t rewrites a file keeping size and
+	 * mtime) and ctime cannot; the block cache keys blocks by this
+	 * token, so a rewritten file never meets its old blocks. */
+	int64_t ctime_ns = (int64_t)st->st_ctim.tv_sec * NS_PER_SEC +
+			   st->st_ctim.tv_nsec;
 	snprintf(info->etag, sizeof(info->etag),
-		 "%" PRIx64 ":%" PRIx64 ":%" PRIx64 ":%" PRIx64,
+		 "%" PRIx64 ":%" PRIx64 ":%" PRIx64 ":%" PRIx64 ":%" PRIx64,
 		 (uint64_t)st->st_dev, (uint64_t)st->st_ino,
-		 (uint64_t)st->st_size, (uint64_t)info->mtime_ns);
+		 (uint64_t)st->st_size, (uint64_t)info->mtime_ns,
+		 (uint64_t)ctime_ns);
 }
 
 static int posix_stat(struct backend *b, const char *name,
