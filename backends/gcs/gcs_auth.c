@@ -97,6 +97,12 @@ static int load_key_file(struct gcs_auth *a, const char *path, char *err,
 		snprintf(err, errlen, "key file %s: \"client_email\" and "
 			 "\"private_key\" are required", path);
 		rc = -EINVAL;
+	} else if (uri && *uri && !http_url_private(uri)) {
+		snprintf(err, errlen, "key file %s: \"token_uri\" '%s' must be "
+			 "an https:// URL (http:// only to a loopback address, "
+			 "for tests and emulators): the signed assertion would "
+			 "go in clear", path, uri);
+		rc = -EINVAL;
 	} else {
 		char kerr[128];
 		rc = jwt_key_load(pem, &a->key, kerr, sizeof(kerr));

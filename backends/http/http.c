@@ -20,6 +20,7 @@
 #include "backends/util/log.h"
 #include "backends/util/prom.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -417,6 +418,10 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	/* http(s) only, redirects too (none are followed today): never
+	 * file://, ftp:// or what a server's Location could name */
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);   /* keep "./" in keys */
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
@@ -538,6 +543,45 @@ bool http_resp_error_status(const struct http_resp *r)
 }
 
 /* ------------------------------------------------------- ranged reads */
+
+/* 127.0.0.0/8, ::1 ("[::1]" as curl gives it) or localhost. */
+static bool host_is_loopback(const char *host)
+{
+	unsigned char a[16];
+	char v6[64];
+	size_t len = strlen(host);
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (len < 2 || host[0] != '[' || host[len - 1] != ']' ||
+	    len - 2 >= sizeof(v6))
+		return false;
+	memcpy(v6, host + 1, len - 2);
+	v6[len - 2] = '\0';
+	return inet_pton(AF_INET6, v6, a) == 1 &&
+	       IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)a);
+}
+
+bool http_url_private(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	bool ok = false;
+
+	if (!u)
+		return false;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		ok = strcmp(scheme, "https") == 0 ||
+		     (strcmp(scheme, "http") == 0 && host_is_loopback(host));
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
 
 bool http_range_set(struct http_range *r, uint64_t off, size_t len,
 		    uint64_t size)
