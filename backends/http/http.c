@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -370,6 +371,15 @@ static int on_progress(void *arg, curl_off_t dltot, curl_off_t dlnow,
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* Free a request's header list, overwriting each line first: it holds
+ * a copy of Authorization (a bearer token or a signature). */
+static void headers_free(struct curl_slist *headers)
+{
+	for (struct curl_slist *s = headers; s; s = s->next)
+		OPENSSL_cleanse(s->data, strlen(s->data));
+	curl_slist_free_all(headers);
+}
+
 /* One attempt.  Returns 0 with resp->status set, or -errno. */
 static int attempt_once(struct http_engine *e, const struct http_req *req,
 			struct http_resp *resp)
@@ -385,7 +395,7 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	if (req->prepare) {
 		int rc = req->prepare(req->prepare_ctx, &headers);
 		if (rc < 0) {
-			curl_slist_free_all(headers);
+			headers_free(headers);
 			return rc;
 		}
 	}
@@ -394,7 +404,7 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 
 	CURL *h = handle_get(e);
 	if (!h) {
-		curl_slist_free_all(headers);
+		headers_free(headers);
 		return -ENOMEM;
 	}
 	struct attempt a = { .req = req, .resp = resp, .e = e, .h = h };
@@ -462,7 +472,7 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	handle_put(e, h, rc == CURLE_OK || a.overflow);
-	curl_slist_free_all(headers);
+	headers_free(headers);
 	return err;
 }
 

@@ -28,6 +28,7 @@
 #include "backends/util/base64.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -151,6 +152,8 @@ static int call_prepare(void *ctx, struct curl_slist **out)
 	strbuf_reset(&line);
 	strbuf_addf(&line, "Authorization: %s", auth.buf);
 	*out = curl_slist_append(*out, line.buf);
+	OPENSSL_cleanse(line.buf, line.len);
+	OPENSSL_cleanse(auth.buf, auth.len);
 	strbuf_release(&line);
 	strbuf_release(&auth);
 	return *out ? 0 : -ENOMEM;
