@@ -56,6 +56,13 @@ int main(void)
 		free(heap);
 	}
 
+	/* dates nanoseconds cannot hold: refused, not overflowed */
+	CHECK_INT(iso8601_parse_ns("9999-12-31T23:59:59Z", &ns), -ERANGE);
+	CHECK_INT(iso8601_parse_ns("0001-01-01T00:00:00Z", &ns), -ERANGE);
+	CHECK_INT(iso8601_parse_ns("2261-12-31T23:59:59Z", &ns), 0);
+	CHECK_INT(httpdate_parse_ns("Fri, 31 Dec 9999 23:59:59 GMT", &ns),
+		  -ERANGE);
+
 	CHECK_INT(httpdate_parse_ns("Wed, 21 Oct 2015 07:28:00 GMT", &ns), 0);
 	CHECK_INT(ns, 1445412480LL * 1000000000LL);
 	CHECK(httpdate_parse_ns("21/10/2015", &ns) < 0);
