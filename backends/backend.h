@@ -15,7 +15,7 @@
  *
  * Versions.  Every object has a version token taken when it is opened:
  * S3 - the ETag (sent as If-Match on every ranged GET); posix - device,
- * inode, size and mtime of the descriptor held since open; GCS - the
+ * inode, size, mtime and ctime of the descriptor held since open; GCS - the
  * generation.  All reads through a struct bobj are pinned to the token in
  * its info; if the store no longer has that version the read fails with
  * -ESTALE, never returning bytes of another version.

@@ -507,13 +507,19 @@ int cli_main(int argc, char **argv)
 	return EXIT_USAGE;
 }
 
-/* Options of mount(8) and systemd that are not for FUSE. */
+/*
+ * Options of mount(8) and systemd that are not for FUSE.  The restrictive
+ * flags noexec, nosuid and nodev are not among them: libfuse turns them
+ * into MS_NOEXEC/MS_NOSUID/MS_NODEV (fusermount3 accepts them from any
+ * user), and an fstab that says noexec must get a noexec mount.  Their
+ * permissive twins (exec, suid, dev) are the defaults, or refused to
+ * users by fusermount3, so they are still dropped.
+ */
 static bool mount8_only(const char *o)
 {
 	static const char *const drop[] = { "_netdev", "nofail", "noauto",
 		"auto", "user", "users", "nouser", "defaults", "rw", "owner",
-		"group", "nosuid", "nodev", "exec", "noexec", "dev", "suid",
-		NULL };
+		"group", "exec", "dev", "suid", NULL };
 	for (size_t i = 0; drop[i]; i++)
 		if (!strcmp(o, drop[i]))
 			return true;

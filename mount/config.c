@@ -7,6 +7,7 @@
  */
 #include "mount/config.h"
 #include "backends/composite/router.h"
+#include "backends/http/http.h"
 #include "mount/options.h"
 #include "backends/util/secretfile.h"
 #include "backends/util/log.h"
@@ -277,6 +278,13 @@ static int key_line(const struct section_lines *l, const char *name)
 	return line ? line : l->header;
 }
 
+/* gcs: do requests carry a bearer token (a key file's, or the metadata
+ * server's), that is, anything but credentials = none? */
+static bool sends_token(const struct store_conf *s)
+{
+	return s->credentials && strcmp(s->credentials, "none") != 0;
+}
+
 /* s3: an absolute path; gcs: an absolute path, "metadata" or "none".
  * Files must pass the secret-file permission check. */
 static void check_credentials(struct parse_state *ps, struct store_conf *s,
@@ -368,6 +376,14 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 	    strncmp(s->endpoint, "https://", 8))
 		report(ps, key_line(l, "endpoint"), "endpoint '%s' must be an "
 		       "http:// or https:// URL", s->endpoint);
+	if (s->type == STORE_GCS && s->endpoint && sends_token(s) &&
+	    !strncmp(s->endpoint, "http://", 7) &&
+	    !http_url_private(s->endpoint))
+		report(ps, key_line(l, "endpoint"), "endpoint '%s' would send "
+		       "the bearer token in clear: use https:// "
+		       "(plain http:// is allowed to a loopback address only, "
+		       "for tests and emulators) or credentials = none",
+		       s->endpoint);
 	if (s->metadata_endpoint &&
 	    (!s->credentials || strcmp(s->credentials, "metadata") != 0))
 		report(ps, key_line(l, "metadata_endpoint"), "'metadata_endpoint' "

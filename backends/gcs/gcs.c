@@ -20,6 +20,7 @@
 #include "backends/http/http.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
+#include "backends/util/parse.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/uri.h"
 
@@ -283,8 +284,9 @@ static int gcs_open_pinned(struct backend *b, const char *name,
 {
 	struct gcs_backend *g = to_gcs(b);
 	/* A replica's generation is the stamp; reads pin its own (etag). */
-	uint64_t pin = g->stamp_key ? strtoull(info->etag, NULL, 10)
-				    : info->generation;
+	uint64_t pin = info->generation;
+	if (g->stamp_key && !parse_u64_str(info->etag, &pin))
+		return -EINVAL;
 	if (!pin)
 		return -EINVAL;
 	struct gcs_obj *o = xcalloc(1, sizeof(*o));

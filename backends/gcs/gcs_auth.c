@@ -50,35 +50,15 @@ static void scrub_free(char *s)
 	}
 }
 
-static int read_small_file(const char *path, struct strbuf *out)
-{
-	FILE *f = fopen(path, "r");
-	char buf[4096];
-	size_t n;
-
-	if (!f)
-		return -errno;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && out->len < (1 << 20))
-		strbuf_add(out, buf, n);
-	fclose(f);
-	return 0;
-}
-
 static int load_key_file(struct gcs_auth *a, const char *path, char *err,
 			 size_t errlen)
 {
 	struct strbuf text = STRBUF_INIT;
 	json_error_t jerr;
-	int rc = secretfile_check(path, err, errlen);
+	int rc = secretfile_read(path, &text, err, errlen);
 
 	if (rc < 0)
-		return rc;
-	rc = read_small_file(path, &text);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot read key file %s: %s", path,
-			 strerror(-rc));
 		goto out_scrub;
-	}
 	json_t *doc = json_loadb(text.buf, text.len, 0, &jerr);
 	const char *type = json_string_value(json_object_get(doc, "type"));
 	const char *email = json_string_value(json_object_get(doc, "client_email"));
@@ -96,6 +76,12 @@ static int load_key_file(struct gcs_auth *a, const char *path, char *err,
 	} else if (!email || !pem) {
 		snprintf(err, errlen, "key file %s: \"client_email\" and "
 			 "\"private_key\" are required", path);
+		rc = -EINVAL;
+	} else if (uri && *uri && !http_url_private(uri)) {
+		snprintf(err, errlen, "key file %s: \"token_uri\" '%s' must be "
+			 "an https:// URL (http:// only to a loopback address, "
+			 "for tests and emulators): the signed assertion would "
+			 "go in clear", path, uri);
 		rc = -EINVAL;
 	} else {
 		char kerr[128];
@@ -117,7 +103,7 @@ static int load_key_file(struct gcs_auth *a, const char *path, char *err,
 		json_decref(doc);
 	}
 out_scrub:
-	OPENSSL_cleanse(text.buf, text.len);
+	secretfile_scrub(&text);
 	strbuf_release(&text);
 	return rc;
 }
@@ -306,6 +292,8 @@ int gcs_auth_header(struct gcs_auth *a, struct curl_slist **headers,
 	}
 	if (rc == 0) {
 		struct strbuf h = STRBUF_INIT;
+		/* sized first: a realloc would leave a copy of the token */
+		strbuf_grow(&h, strlen(a->token) + 32);
 		strbuf_addf(&h, "Authorization: Bearer %s", a->token);
 		*headers = curl_slist_append(*headers, h.buf);
 		OPENSSL_cleanse(h.buf, h.len);

@@ -3,6 +3,7 @@
  */
 #include "backends/gcs/gcs_json.h"
 #include "backends/util/base64.h"
+#include "backends/util/parse.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
 
@@ -28,26 +29,22 @@ static int get_u64(json_t *obj, const char *key, uint64_t *out)
 		*out = (uint64_t)json_integer_value(v);
 		return 0;
 	}
-	const char *s = json_string_value(v);
-	char *end;
-	if (!s || !*s || *s == '-')
+	if (!json_is_string(v) ||
+	    !parse_u64_digits(json_string_value(v), json_string_length(v), out))
 		return -EBADMSG;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return (errno || *end) ? -EBADMSG : 0;
+	return 0;
 }
 
 /* A replica's stamp: a decimal generation in metadata[key]. */
 static uint64_t stamped_generation(json_t *o, const char *key)
 {
 	json_t *md = json_object_get(o, "metadata");
-	const char *s = json_string_value(json_object_get(md, key));
-	char *end;
-	if (!s || !*s || *s == '-' || *s == '+')
+	json_t *v = json_object_get(md, key);
+	uint64_t g;
+	if (!json_is_string(v) ||
+	    !parse_u64_digits(json_string_value(v), json_string_length(v), &g))
 		return 0;
-	errno = 0;
-	unsigned long long g = strtoull(s, &end, 10);
-	return (errno || *end) ? 0 : g;
+	return g;
 }
 
 static int object_from_json(json_t *o, const char *stamp_key,
@@ -208,8 +205,10 @@ int gcs_json_parse_token(const char *text, size_t len, char **token,
 		rc = -EACCES;
 	} else if (tok && *tok && json_is_integer(exp) &&
 		   json_integer_value(exp) > 0) {
+		json_int_t life = json_integer_value(exp);
 		*token = xstrdup(tok);
-		*expires_in = json_integer_value(exp);
+		*expires_in = life > GCS_TOKEN_LIFE_MAX_S ? GCS_TOKEN_LIFE_MAX_S
+							   : life;
 		rc = 0;
 	}
 out_decref:

@@ -54,7 +54,12 @@ int gcs_json_parse_error(const char *text, size_t len, char *reason,
 
 /* {"access_token":..,"expires_in":N,...} (OAuth and the metadata
  * server); also {"error":..,"error_description":..}, returned as
- * -EACCES with msg filled.  On success *token is malloc'd. */
+ * -EACCES with msg filled.  On success *token is malloc'd and
+ * *expires_in is N, at most GCS_TOKEN_LIFE_MAX_S: a server saying
+ * years would have a revoked token kept forever.  N < 1 is -EBADMSG.
+ * There is no floor above 1 s: a token is never used past the life its
+ * issuer gave it (short-lived tokens are refreshed, not stretched). */
+#define GCS_TOKEN_LIFE_MAX_S (24 * 3600)
 int gcs_json_parse_token(const char *text, size_t len, char **token,
 			 int64_t *expires_in, char *msg, size_t msglen);
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -76,6 +77,8 @@ int jwt_sign(const struct jwt_key *k, const char *header_json,
 	base64url_encode(out, sig, siglen);
 	rc = 0;
 out_free_sig:
+	if (sig)
+		OPENSSL_cleanse(sig, siglen);   /* with the claims, a credential */
 	free(sig);
 out_free_ctx:
 	EVP_MD_CTX_free(ctx);

@@ -16,10 +16,13 @@
  * version the checks of http_range_check().
  */
 #include "backends/http/http.h"
+#include "backends/util/parse.h"
 #include "backends/util/log.h"
 #include "backends/util/prom.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -368,6 +371,15 @@ static int on_progress(void *arg, curl_off_t dltot, curl_off_t dlnow,
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* Free a request's header list, overwriting each line first: it holds
+ * a copy of Authorization (a bearer token or a signature). */
+static void headers_free(struct curl_slist *headers)
+{
+	for (struct curl_slist *s = headers; s; s = s->next)
+		OPENSSL_cleanse(s->data, strlen(s->data));
+	curl_slist_free_all(headers);
+}
+
 /* One attempt.  Returns 0 with resp->status set, or -errno. */
 static int attempt_once(struct http_engine *e, const struct http_req *req,
 			struct http_resp *resp)
@@ -383,7 +395,7 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	if (req->prepare) {
 		int rc = req->prepare(req->prepare_ctx, &headers);
 		if (rc < 0) {
-			curl_slist_free_all(headers);
+			headers_free(headers);
 			return rc;
 		}
 	}
@@ -392,7 +404,7 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 
 	CURL *h = handle_get(e);
 	if (!h) {
-		curl_slist_free_all(headers);
+		headers_free(headers);
 		return -ENOMEM;
 	}
 	struct attempt a = { .req = req, .resp = resp, .e = e, .h = h };
@@ -416,6 +428,10 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	/* http(s) only, redirects too (none are followed today): never
+	 * file://, ftp:// or what a server's Location could name */
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);   /* keep "./" in keys */
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
@@ -456,7 +472,7 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	handle_put(e, h, rc == CURLE_OK || a.overflow);
-	curl_slist_free_all(headers);
+	headers_free(headers);
 	return err;
 }
 
@@ -538,6 +554,45 @@ bool http_resp_error_status(const struct http_resp *r)
 
 /* ------------------------------------------------------- ranged reads */
 
+/* 127.0.0.0/8, ::1 ("[::1]" as curl gives it) or localhost. */
+static bool host_is_loopback(const char *host)
+{
+	unsigned char a[16];
+	char v6[64];
+	size_t len = strlen(host);
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (len < 2 || host[0] != '[' || host[len - 1] != ']' ||
+	    len - 2 >= sizeof(v6))
+		return false;
+	memcpy(v6, host + 1, len - 2);
+	v6[len - 2] = '\0';
+	return inet_pton(AF_INET6, v6, a) == 1 &&
+	       IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)a);
+}
+
+bool http_url_private(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	bool ok = false;
+
+	if (!u)
+		return false;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		ok = strcmp(scheme, "https") == 0 ||
+		     (strcmp(scheme, "http") == 0 && host_is_loopback(host));
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
 bool http_range_set(struct http_range *r, uint64_t off, size_t len,
 		    uint64_t size)
 {
@@ -558,25 +613,6 @@ void http_range_header(const struct http_range *r, char *out, size_t outlen)
 		 r->off + r->len - 1);
 }
 
-/* Parse an unsigned decimal at *p (digits only); advance *p past it. */
-static bool parse_u64(const char **p, uint64_t *out)
-{
-	const char *s = *p;
-	uint64_t v = 0;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*p = s;
-	*out = v;
-	return true;
-}
-
 /* Is resp's Content-Range exactly "bytes <off>-<off+len-1>/<size>"? */
 static bool content_range_ok(const struct http_range *r,
 			     const struct http_resp *resp)
@@ -585,12 +621,14 @@ static bool content_range_ok(const struct http_range *r,
 	const char *p = v;
 	uint64_t first, last, total;
 
+	/* a value that fills v may have been cut: refuse it */
 	if (!http_resp_header(resp, "content-range", v, sizeof(v)) ||
-	    strncasecmp(p, "bytes ", 6) != 0)
+	    strlen(v) >= sizeof(v) - 1 || strncasecmp(p, "bytes ", 6) != 0)
 		return false;
 	p += 6;
-	if (!parse_u64(&p, &first) || *p++ != '-' || !parse_u64(&p, &last) ||
-	    *p++ != '/' || !parse_u64(&p, &total) || *p != '\0')
+	if (!parse_u64_prefix(&p, &first) || *p++ != '-' ||
+	    !parse_u64_prefix(&p, &last) || *p++ != '/' ||
+	    !parse_u64_prefix(&p, &total) || *p != '\0')
 		return false;
 	return first == r->off && last >= first && last - first + 1 == r->len &&
 	       total == r->size;

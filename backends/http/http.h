@@ -167,6 +167,14 @@ bool http_resp_header(const struct http_resp *r, const char *name,
  * HTTP_API_TOKEN, see enum http_api), anything else -EIO.
  */
 int http_status_errno(long status, enum http_api api);
+
+/*
+ * May a secret (a bearer token, a signed assertion) be sent to url?
+ * True for https://, and for http:// to a loopback host (127.0.0.0/8,
+ * ::1, localhost): test servers and emulators on this machine.  False
+ * for every other scheme or host, and for what does not parse.
+ */
+bool http_url_private(const char *url);
 bool http_status_retryable(long status);
 
 /*

@@ -10,6 +10,7 @@
 #include "backends/backend.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
+#include "backends/util/parse.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/base64.h"
 #include "backends/util/fdio.h"
@@ -66,10 +67,17 @@ static void info_from_stat(const struct stat *st, struct obj_info *info)
 	info->size = info->is_dir ? 0 : (uint64_t)st->st_size;
 	info->mtime_ns = (int64_t)st->st_mtim.tv_sec * NS_PER_SEC +
 			 st->st_mtim.tv_nsec;
+	/* The version token.  ctime is in it because mtime can be set
+	 * back (rsync --inplace -t rewrites a file keeping size and
+	 * mtime) and ctime cannot; the block cache keys blocks by this
+	 * token, so a rewritten file never meets its old blocks. */
+	int64_t ctime_ns = (int64_t)st->st_ctim.tv_sec * NS_PER_SEC +
+			   st->st_ctim.tv_nsec;
 	snprintf(info->etag, sizeof(info->etag),
-		 "%" PRIx64 ":%" PRIx64 ":%" PRIx64 ":%" PRIx64,
+		 "%" PRIx64 ":%" PRIx64 ":%" PRIx64 ":%" PRIx64 ":%" PRIx64,
 		 (uint64_t)st->st_dev, (uint64_t)st->st_ino,
-		 (uint64_t)st->st_size, (uint64_t)info->mtime_ns);
+		 (uint64_t)st->st_size, (uint64_t)info->mtime_ns,
+		 (uint64_t)ctime_ns);
 }
 
 static int posix_stat(struct backend *b, const char *name,
@@ -178,14 +186,9 @@ static void read_stamp(const struct posix_backend *px, int fd,
 {
 	char v[64];
 	ssize_t n = fgetxattr(fd, px->generation_xattr, v, sizeof(v) - 1);
-	if (n > 0) {
-		char *end;
-		v[n] = '\0';
-		errno = 0;
-		unsigned long long g = strtoull(v, &end, 10);
-		if (!errno && end != v && !*end && v[0] != '-')
-			info->generation = g;
-	}
+	uint64_t g;
+	if (n > 0 && parse_u64_digits(v, (size_t)n, &g))
+		info->generation = g;
 	n = fgetxattr(fd, "user." STORE_CRC32C_KEY, v, sizeof(v) - 1);
 	if (n > 0) {
 		v[n] = '\0';

@@ -58,14 +58,15 @@ int awscreds_load(const char *path, const char *profile,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = secretfile_check(path, err, errlen);
-	if (rc < 0)
-		return rc;
-	rc = ini_parse(path, on_entry, &st);
+	struct strbuf text = STRBUF_INIT;
+	rc = secretfile_read(path, &text, err, errlen);
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot read credentials file %s", path);
-		return -EIO;
+		strbuf_release(&text);
+		return rc;
 	}
+	rc = ini_parse_string(text.buf, on_entry, &st);
+	secretfile_scrub(&text);
+	strbuf_release(&text);
 	if (rc > 0) {
 		snprintf(err, errlen, "%s:%d: not a valid credentials file",
 			 path, rc);

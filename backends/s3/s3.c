@@ -21,17 +21,21 @@
 #include "backends/s3/sigv4.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
+#include "backends/util/parse.h"
+#include "backends/util/prom.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/uri.h"
 #include "backends/util/base64.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 
 #define MAX_HEADERS 8
@@ -47,6 +51,7 @@ struct s3_backend {
 	char *generation_header;  /* "x-amz-meta-goog-generation" */
 	unsigned page_size;
 	struct aws_creds creds;
+	atomic_uint_fast64_t hidden;   /* listed keys hidden: NUL in them */
 };
 
 struct s3_obj {
@@ -147,6 +152,8 @@ static int call_prepare(void *ctx, struct curl_slist **out)
 	strbuf_reset(&line);
 	strbuf_addf(&line, "Authorization: %s", auth.buf);
 	*out = curl_slist_append(*out, line.buf);
+	OPENSSL_cleanse(line.buf, line.len);
+	OPENSSL_cleanse(auth.buf, auth.len);
 	strbuf_release(&line);
 	strbuf_release(&auth);
 	return *out ? 0 : -ENOMEM;
@@ -246,31 +253,26 @@ static int list_page(struct s3_backend *s3, const char *prefix,
 }
 
 /*
- * Turn a raw listed key into a store-relative name: URL-decode if the
- * server encoded it, then strip the store prefix.  Returns NULL (and the
- * entry is skipped) for keys outside the prefix.
+ * A listed key (decoded by the parser) as a store-relative name: the
+ * store prefix stripped.  NULL (the entry is skipped) for keys outside
+ * the prefix.
  */
-static char *relative_key(struct s3_backend *s3, const struct s3_xml_listing *l,
-			  const char *key)
+static const char *relative_key(const struct s3_backend *s3, const char *key)
 {
-	struct strbuf dec = STRBUF_INIT;
 	size_t plen = strlen(s3->prefix);
+	return strncmp(key, s3->prefix, plen) == 0 ? key + plen : NULL;
+}
 
-	if (l->url_encoded) {
-		if (uri_decode(&dec, key, strlen(key)) < 0) {
-			strbuf_release(&dec);
-			return NULL;
-		}
-	} else {
-		strbuf_adds(&dec, key);
-	}
-	if (strncmp(dec.buf, s3->prefix, plen) != 0) {
-		strbuf_release(&dec);
-		return NULL;
-	}
-	char *rel = xstrdup(dec.buf + plen);
-	strbuf_release(&dec);
-	return rel;
+/* Count keys the parser hid (a NUL byte in them), like the unsafe
+ * names fs/ hides, and say so. */
+static void note_hidden(struct s3_backend *s3, const struct s3_xml_listing *l,
+			const char *prefix)
+{
+	if (!l->hidden)
+		return;
+	atomic_fetch_add(&s3->hidden, l->hidden);
+	log_info("s3 %s: '%s': %llu name(s) with a NUL byte hidden",
+		 s3->base.name, prefix, (unsigned long long)l->hidden);
 }
 
 static void entry_info(const struct s3_xml_entry *x, struct obj_info *info)
@@ -296,15 +298,15 @@ static int s3_list(struct backend *b, const struct list_req *req, list_cb cb,
 		       NULL, 0);
 	if (rc < 0)
 		return rc;
+	note_hidden(s3, &l, req->prefix);
 	for (size_t i = 0; i < l.n && rc == 0; i++) {
-		char *name = relative_key(s3, &l, l.entries[i].key);
+		const char *name = relative_key(s3, l.entries[i].key);
 		if (!name)
 			continue;
 		struct list_entry e = { .name = name,
 					.is_prefix = l.entries[i].is_prefix };
 		entry_info(&l.entries[i], &e.info);
 		rc = cb(arg, &e);
-		free(name);
 	}
 	if (rc == 0 && l.truncated) {
 		*next_token = l.next_token;
@@ -329,25 +331,18 @@ static int info_from_headers(const struct s3_backend *s3,
 	char v[256];
 
 	memset(info, 0, sizeof(*info));
-	if (!http_resp_header(r, "content-length", v, sizeof(v)))
-		return -EBADMSG;
-	char *end;
-	errno = 0;
-	info->size = strtoull(v, &end, 10);
-	if (errno || end == v)
+	if (!http_resp_header(r, "content-length", v, sizeof(v)) ||
+	    !parse_u64_str(v, &info->size))
 		return -EBADMSG;
 	if (!http_resp_header(r, "etag", v, sizeof(v)) || !v[0] ||
 	    !etag_copy(info->etag, v, strlen(v)))
 		return -EBADMSG;
 	if (http_resp_header(r, "last-modified", v, sizeof(v)))
 		httpdate_parse_ns(v, &info->mtime_ns);
-	if (http_resp_header(r, s3->generation_header, v, sizeof(v))) {
-		char *gend;
-		errno = 0;
-		unsigned long long g = strtoull(v, &gend, 10);
-		if (!errno && gend != v && !*gend && v[0] != '-')
-			info->generation = g;
-	}
+	uint64_t g;
+	if (http_resp_header(r, s3->generation_header, v, sizeof(v)) &&
+	    parse_u64_str(v, &g))
+		info->generation = g;
 	if (http_resp_header(r, "x-amz-meta-" STORE_CRC32C_KEY, v, sizeof(v)))
 		info->has_crc32c = base64_crc32c(v, &info->crc32c) == 0;
 	return 0;
@@ -532,7 +527,11 @@ static void s3_probe(struct backend *b, struct probe_result *res,
 
 static void s3_metrics(struct backend *b, struct prom *p)
 {
-	http_engine_metrics(to_s3(b)->http, b->name, p);
+	struct s3_backend *s3 = to_s3(b);
+	http_engine_metrics(s3->http, b->name, p);
+	prom_add(p, "hylake_store_hidden_names_total", PROM_COUNTER,
+		 "Listed names hidden by the store: they hold a NUL byte",
+		 "store", b->name, (double)atomic_load(&s3->hidden));
 }
 
 static void s3_destroy(struct backend *b)

@@ -6,8 +6,10 @@
  */
 #include "backends/s3/s3_xml.h"
 #include "backends/backend.h"
+#include "backends/util/parse.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
+#include "backends/util/uri.h"
 
 #include <errno.h>
 #include <expat.h>
@@ -113,10 +115,7 @@ static void end_listing(struct xml_state *s)
 		free(e->key);
 		e->key = xstrdup(t);
 	} else if (at(s, "ListBucketResult", "Contents", "Size")) {
-		char *end;
-		errno = 0;
-		e->size = strtoull(t, &end, 10);
-		if (errno || end == t || *end)
+		if (!parse_u64_digits(t, s->text.len, &e->size))
 			s->failed = true;
 	} else if (at(s, "ListBucketResult", "Contents", "LastModified")) {
 		if (iso8601_parse_ns(t, &e->mtime_ns) < 0)
@@ -181,6 +180,38 @@ static int run(struct xml_state *s, const char *xml, size_t len)
 	return rc;
 }
 
+/*
+ * Decode the keys of a URL-encoded page in place, once the whole page
+ * is read (EncodingType may come after the entries).  A key whose
+ * decoded bytes hold a NUL cannot be a C string, let alone a path: cut
+ * at the NUL it would show as another name with this object's size, so
+ * it is dropped and counted in l->hidden.  A broken escape is a broken
+ * document.
+ */
+static int decode_keys(struct s3_xml_listing *l)
+{
+	struct strbuf dec = STRBUF_INIT;
+	size_t kept = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct s3_xml_entry *e = &l->entries[i];
+		strbuf_reset(&dec);
+		if (rc == 0 && uri_decode(&dec, e->key, strlen(e->key)) < 0)
+			rc = -EBADMSG;
+		free(e->key);
+		if (rc < 0 || memchr(dec.buf, '\0', dec.len)) {
+			l->hidden += rc == 0;
+			continue;
+		}
+		e->key = xstrndup(dec.buf, dec.len);
+		l->entries[kept++] = *e;
+	}
+	l->n = kept;
+	strbuf_release(&dec);
+	return rc;
+}
+
 int s3_xml_parse_listing(const char *xml, size_t len,
 			 struct s3_xml_listing *out)
 {
@@ -191,6 +222,8 @@ int s3_xml_parse_listing(const char *xml, size_t len,
 	free(s.cur.key);
 	if (rc == 0 && out->truncated && !out->next_token)
 		rc = -EBADMSG;    /* truncated without a way to go on */
+	if (rc == 0 && out->url_encoded)
+		rc = decode_keys(out);
 	if (rc < 0)
 		s3_xml_listing_release(out);
 	return rc;

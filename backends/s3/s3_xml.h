@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 struct s3_xml_entry {
-	char *key;              /* as sent (URL-encoded if url_encoded) */
+	char *key;              /* decoded (see url_encoded); no NUL byte */
 	bool is_prefix;
 	uint64_t size;
 	int64_t mtime_ns;
@@ -23,7 +23,12 @@ struct s3_xml_listing {
 	struct s3_xml_entry *entries;
 	size_t n, alloc;
 	bool truncated;
-	bool url_encoded;       /* <EncodingType>url</EncodingType> */
+	bool url_encoded;       /* <EncodingType>url</EncodingType>: the
+	                           keys were sent %-encoded and are given
+	                           here decoded */
+	uint64_t hidden;        /* keys dropped: their decoded bytes hold a
+	                           NUL ("a%00b"), so no C string or path
+	                           can name them */
 	char *next_token;       /* NULL when absent */
 };
 

@@ -210,6 +210,8 @@ void sigv4_authorization(struct strbuf *out, const struct sigv4_input *in)
 	/* Scrub the derived key material. */
 	OPENSSL_cleanse(k.buf, k.len);
 	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(sig, sizeof(sig));
+	OPENSSL_cleanse(sighex, sizeof(sighex));
 	strbuf_release(&k);
 	strbuf_release(&sts);
 	strbuf_release(&names);

@@ -83,6 +83,26 @@ void duration_format(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%" PRId64 "ms", ms);
 }
 
+/*
+ * sec seconds plus frac_ns (< 1 s) since the epoch as nanoseconds.
+ * Nanoseconds in an int64_t reach 1677..2262; a server's date outside
+ * that (year 9999, say) is -ERANGE, never a signed overflow.
+ */
+static int seconds_to_ns(int64_t sec, int64_t frac_ns, int64_t *out_ns)
+{
+	const int64_t lim = INT64_MAX / NS_PER_SEC - 1;
+	if (sec > lim || sec < -lim)
+		return -ERANGE;
+	*out_ns = sec * NS_PER_SEC + frac_ns;
+	return 0;
+}
+
+/* Are p[0] and p[1] digits?  p[1] is read only when p[0] is one. */
+static bool two_digits(const char *p)
+{
+	return isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]);
+}
+
 int iso8601_parse_ns(const char *s, int64_t *out_ns)
 {
 	struct tm tm;
@@ -100,8 +120,13 @@ int iso8601_parse_ns(const char *s, int64_t *out_ns)
 	if (*p == 'Z' || *p == 'z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int hh, mm;
-		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+		/* exactly "[+-]HH:MM"; each byte is checked before the next
+		 * is read, so a short string ends the test at its NUL */
+		if (!two_digits(p + 1) || p[3] != ':' || !two_digits(p + 4))
+			return -EINVAL;
+		int hh = (p[1] - '0') * 10 + (p[2] - '0');
+		int mm = (p[4] - '0') * 10 + (p[5] - '0');
+		if (hh > 23 || mm > 59)
 			return -EINVAL;
 		offset = (hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
 		p += 6;
@@ -110,9 +135,7 @@ int iso8601_parse_ns(const char *s, int64_t *out_ns)
 	}
 	if (*p)
 		return -EINVAL;
-	time_t t = timegm(&tm);
-	*out_ns = ((int64_t)t - offset) * NS_PER_SEC + frac_ns;
-	return 0;
+	return seconds_to_ns((int64_t)timegm(&tm) - offset, frac_ns, out_ns);
 }
 
 int httpdate_parse_ns(const char *s, int64_t *out_ns)
@@ -121,6 +144,5 @@ int httpdate_parse_ns(const char *s, int64_t *out_ns)
 	time_t t = curl_getdate(s, NULL);
 	if (t == (time_t)-1)
 		return -EINVAL;
-	*out_ns = (int64_t)t * NS_PER_SEC;
-	return 0;
+	return seconds_to_ns((int64_t)t, 0, out_ns);
 }

@@ -42,7 +42,9 @@ int duration_parse_ms(const char *s, int64_t *out_ms);
 /* Format milliseconds as the shortest exact unit ("1500ms", "30s", "2m"). */
 void duration_format(int64_t ms, char *buf, size_t len);
 
-/* "2024-01-31T12:00:00.123Z" (RFC 3339 / ISO 8601, UTC or offset). */
+/* "2024-01-31T12:00:00.123Z" (RFC 3339 / ISO 8601, UTC or offset).
+ * Both parsers return 0, -EINVAL, or -ERANGE for a date that
+ * nanoseconds in an int64_t cannot hold (before 1678, after 2261). */
 int iso8601_parse_ns(const char *s, int64_t *out_ns);
 /* "Wed, 21 Oct 2015 07:28:00 GMT" (RFC 7231 IMF-fixdate). */
 int httpdate_parse_ns(const char *s, int64_t *out_ns);

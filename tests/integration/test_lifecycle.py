@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hylib import is_mounted, processes_for, run_hylake, sha256, sha256_file
+from hylib import HYLAKE_BIN, is_mounted, processes_for, run_hylake, sha256, sha256_file
 
 
 def test_version():
@@ -142,3 +142,33 @@ def test_fuse_options_pass_through(ws, mounter):
         line = next(ln for ln in f if f" {m.path} " in ln)
     assert "allow_other" in line, line
     assert (m / "hello.txt").read_bytes() == b"hello\n"
+
+
+def test_mount_helper_passes_noexec_nosuid_nodev(ws):
+    """mount(8) hands the fstab options to mount.hylake: the restrictive
+    noexec/nosuid/nodev reach the kernel mount (they used to be dropped, so
+    an fstab 'noexec' silently allowed executing files from the lake);
+    mount(8)-only ones (_netdev, nofail, x-*) still do not reach FUSE."""
+    helper = HYLAKE_BIN.parent / "mount.hylake"
+    if not helper.exists():
+        pytest.skip(f"{helper} not built")
+    cfg = _source("posix", ws)
+    mnt = ws.path("helper-mnt")
+    mnt.mkdir()
+    r = subprocess.run([str(helper), str(cfg), str(mnt), "-o",
+                        "_netdev,nofail,x-systemd.automount,noexec,nosuid,nodev"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    try:
+        assert r.returncode == 0, r.stderr
+        with open("/proc/self/mountinfo") as f:
+            line = next(ln for ln in f if f" {mnt} " in ln)
+        # field 6: the per-mount flags the kernel enforces
+        flags = line.split()[5].split(",")
+        assert {"noexec", "nosuid", "nodev"} <= set(flags), line
+        assert (mnt / "hello.txt").read_bytes() == b"hello\n"
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=30)
+        deadline = time.monotonic() + 10
+        while processes_for(mnt, binary=helper) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert not is_mounted(mnt)

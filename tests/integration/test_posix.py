@@ -93,3 +93,46 @@ def test_posix_rewrite_while_open(ws, mounter, how):
     assert os.stat(m / "f.bin").st_size == size
     assert sha256_file(m / "f.bin") == sha256(new)
     assert ".f.bin.tmp" not in os.listdir(m.path)
+
+
+def test_posix_inplace_rewrite_keeping_size_and_mtime(ws, mounter):
+    """`rsync --inplace -t` rewrites a file in place and sets the old mtime
+    back: size and mtime match the old version, only ctime moves.  The new
+    bytes are served, within one mount and after a remount whose block cache
+    holds the old version's blocks."""
+    src = ws.path("src")
+    src.mkdir()
+    size = 3 * MiB + 7
+    old = os.urandom(size)
+    new = os.urandom(size)
+    f = src / "table.parquet"
+    f.write_bytes(old)
+    st0 = os.stat(f)
+    cache = {"cache_size": "256M"}
+    m = mounter.mount(ws.posix_config(src, mount=cache), opts=NOTIMEOUT)
+    assert sha256_file(m / "table.parquet") == sha256(old)  # now in the block cache
+
+    def rewrite():
+        with open(f, "r+b") as fh:
+            fh.write(new)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.utime(f, ns=(st0.st_atime_ns, st0.st_mtime_ns))
+        st = os.stat(f)
+        assert (st.st_size, st.st_mtime_ns, st.st_ino) == \
+            (st0.st_size, st0.st_mtime_ns, st0.st_ino)
+
+    rewrite()
+    assert sha256_file(m / "table.parquet") == sha256(new)
+    m.unmount()
+
+    # back to the old bytes, cached again, then the rewrite happens while
+    # nothing is mounted: only the block cache remembers the old version
+    f.write_bytes(old)
+    os.utime(f, ns=(st0.st_atime_ns, st0.st_mtime_ns))
+    m = mounter.mount(ws.posix_config(src, mount=cache), opts=NOTIMEOUT)
+    assert sha256_file(m / "table.parquet") == sha256(old)
+    m.unmount()
+    rewrite()
+    m = mounter.mount(ws.posix_config(src, mount=cache), opts=NOTIMEOUT)
+    assert sha256_file(m / "table.parquet") == sha256(new)

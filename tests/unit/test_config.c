@@ -181,6 +181,62 @@ static void credentials_mode(void)
 	free(errs);
 }
 
+/*
+ * A key file's bearer token must not cross the network in clear: with
+ * key-file credentials a GCS endpoint is https://, or http:// to a
+ * loopback address (tests, emulators).  credentials = none has no
+ * token; the metadata server is plain http by design.
+ */
+static void cleartext_endpoints(void)
+{
+	char key[1024];
+	snprintf(key, sizeof(key), "%s", write_file("key.json", "{}", 0600));
+	const char *refused[] = {
+		"http://storage.example.com", "http://10.0.0.1:4443",
+		"http://127.0.0.1.example.com", "http://localhost.example.com",
+		"http://[::2]:80", "http://128.0.0.1", "http://127.0.0.1@evil.com",
+	};
+	const char *allowed[] = {
+		"https://storage.example.com", "http://127.0.0.1:4443",
+		"http://127.9.8.7", "http://localhost:8080/", "http://LOCALHOST",
+		"http://[::1]:9000",
+	};
+	char text[2048];
+	struct hy_config cfg;
+	char *errs;
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(text, sizeof(text), "[source]\ntype = gcs\nbucket = b\n"
+			 "credentials = %s\nendpoint = %s\n", key, refused[i]);
+		bad(text, 5, "in clear");
+		/* without a token to protect, http is fine */
+		snprintf(text, sizeof(text), "[source]\ntype = gcs\nbucket = b\n"
+			 "credentials = none\nendpoint = %s\n", refused[i]);
+		CHECK_INT(load(text, &cfg, &errs), 0);
+		CHECK_STR(errs, "");
+		free(errs);
+		config_release(&cfg);
+	}
+	/* the metadata server's token is a bearer token too; the server
+	 * itself is plain http by design */
+	bad("[source]\ntype = gcs\nbucket = b\ncredentials = metadata\n"
+	    "endpoint = http://storage.example.com\n", 5, "in clear");
+	CHECK_INT(load("[source]\ntype = gcs\nbucket = b\ncredentials = "
+		       "metadata\nmetadata_endpoint = http://169.254.169.254\n",
+		       &cfg, &errs), 0);
+	CHECK_STR(errs, "");
+	free(errs);
+	config_release(&cfg);
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+		snprintf(text, sizeof(text), "[source]\ntype = gcs\nbucket = b\n"
+			 "credentials = %s\nendpoint = %s\n", key, allowed[i]);
+		CHECK_INT(load(text, &cfg, &errs), 0);
+		CHECK_STR(errs, "");
+		free(errs);
+		config_release(&cfg);
+	}
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -190,5 +246,6 @@ int main(void)
 	good();
 	errors();
 	credentials_mode();
+	cleartext_endpoints();
 	return check_summary();
 }

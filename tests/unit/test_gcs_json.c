@@ -80,6 +80,8 @@ static void replica_stamp(void)
 		 "\"metadata\":{\"goog-generation\":\"12x\"}}"),
 		("{\"name\":\"a\",\"generation\":\"9\",\"size\":\"4\","
 		 "\"metadata\":{\"goog-generation\":1699}}"),
+		("{\"name\":\"a\",\"generation\":\"9\",\"size\":\"4\","
+		 "\"metadata\":{\"goog-generation\":\" 1699\"}}"),
 	};
 	for (size_t i = 0; i < sizeof(unstamped) / sizeof(unstamped[0]); i++) {
 		CHECK_INT(gcs_json_parse_object(unstamped[i], strlen(unstamped[i]),
@@ -123,6 +125,12 @@ static void listing(void)
 		"{\"items\":{}}", "{\"prefixes\":[1]}",
 		"{\"nextPageToken\":5}", "{\"items\":[{\"name\":\"a\"}]}",
 		"{\"items\":[], \"items\":[]}",              /* duplicate key */
+		/* numbers are digits only: strtoull took " 5", "+5" */
+		"{\"items\":[" OBJ("a", "1", " 5") "]}",
+		"{\"items\":[" OBJ("a", "1", "+5") "]}",
+		"{\"items\":[" OBJ("a", "1", "5 ") "]}",
+		"{\"items\":[" OBJ("a", " 1", "5") "]}",
+		"{\"items\":[" OBJ("a", "1", "18446744073709551616") "]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK_INT(gcs_json_parse_listing(bad[i], strlen(bad[i]), NULL, &l),
@@ -161,6 +169,23 @@ static void errors_and_tokens(void)
 	CHECK(tok == NULL);
 	CHECK_INT(gcs_json_parse_token("{\"access_token\":\"x\"}", 20, &tok,
 				       &exp, msg, sizeof(msg)), -EBADMSG);
+	/* The lifetime is at most 24 h: a token said to last years would
+	 * never be fetched again.  A short one is honoured, never stretched
+	 * past what its issuer said; none at all is no answer. */
+	static const char brief[] = "{\"access_token\":\"x\",\"expires_in\":1}";
+	CHECK_INT(gcs_json_parse_token(brief, sizeof(brief) - 1, &tok, &exp, msg,
+				       sizeof(msg)), 0);
+	CHECK_INT(exp, 1);
+	free(tok);
+	static const char none[] = "{\"access_token\":\"x\",\"expires_in\":0}";
+	CHECK_INT(gcs_json_parse_token(none, sizeof(none) - 1, &tok, &exp, msg,
+				       sizeof(msg)), -EBADMSG);
+	static const char ages[] = "{\"access_token\":\"x\","
+				   "\"expires_in\":9000000000000}";
+	CHECK_INT(gcs_json_parse_token(ages, sizeof(ages) - 1, &tok, &exp, msg,
+				       sizeof(msg)), 0);
+	CHECK_INT(exp, 86400);
+	free(tok);
 }
 
 int main(void)

@@ -3,6 +3,7 @@
  * half of a key made for the test.
  */
 #include "backends/gcs/jwt.h"
+#include "backends/gcs/gcs_auth.h"
 #include "backends/util/base64.h"
 #include "tests/unit/check.h"
 
@@ -11,7 +12,10 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static char *pem_of(EVP_PKEY *k)
 {
@@ -48,6 +52,52 @@ static bool verify(EVP_PKEY *pub, const char *jwt)
 	EVP_MD_CTX_free(ctx);
 	strbuf_release(&sig);
 	return ok;
+}
+
+/* Write a service-account key file with token_uri; returns its path. */
+static const char *key_file(const char *pem, const char *token_uri)
+{
+	static char path[512];
+	const char *base = getenv("HYLAKE_TEST_TMP");
+	json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "type", "service_account",
+				"client_email", "sa@p.iam.gserviceaccount.com",
+				"private_key", pem, "token_uri", token_uri);
+	snprintf(path, sizeof(path), "%s/sa-%d.json", base ? base : "/tmp",
+		 (int)getpid());
+	unlink(path);
+	json_dump_file(doc, path, 0);
+	chmod(path, 0600);
+	json_decref(doc);
+	return path;
+}
+
+/* The signed assertion goes to token_uri: https, or http to loopback
+ * (the test server); anything else is refused when the key is read. */
+static void token_uri(const char *pem)
+{
+	const char *refused[] = { "http://oauth.example.com/token",
+				  "ftp://127.0.0.1/token", "file:///etc/passwd",
+				  "gopher://x", "//oauth2.googleapis.com/token" };
+	const char *allowed[] = { "https://oauth2.googleapis.com/token",
+				  "http://127.0.0.1:4443/token",
+				  "http://localhost/token" };
+	struct gcs_auth *a;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		a = NULL;
+		CHECK_INT(gcs_auth_create(key_file(pem, refused[i]), NULL, NULL,
+					  &a, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "token_uri") != NULL);
+		gcs_auth_destroy(a);
+	}
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+		a = NULL;
+		CHECK_INT(gcs_auth_create(key_file(pem, allowed[i]), NULL, NULL,
+					  &a, err, sizeof(err)), 0);
+		gcs_auth_destroy(a);
+	}
+	unlink(key_file(pem, "https://x"));
 }
 
 int main(void)
@@ -106,6 +156,8 @@ int main(void)
 	char *ecpem = pem_of(ec);
 	CHECK_INT(jwt_key_load(ecpem, &bad, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "RSA") != NULL);
+
+	token_uri(pem);
 
 	free(ecpem);
 	EVP_PKEY_free(ec);

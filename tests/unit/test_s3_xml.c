@@ -30,7 +30,7 @@ static void listing(void)
 	CHECK(l.url_encoded);
 	CHECK_STR(l.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
 	if (l.n == 3) {
-		CHECK_STR(l.entries[0].key, "t/a%20b.csv");
+		CHECK_STR(l.entries[0].key, "t/a b.csv");     /* decoded */
 		CHECK(!l.entries[0].is_prefix);
 		CHECK_INT(l.entries[0].size, 1048576);
 		CHECK_STR(l.entries[0].etag, "9b2cf535f27731c974343645a3985328");
@@ -82,6 +82,22 @@ static void hostile(void)
 		"</ListBucketResult>",                 /* more, but no token */
 		"<ListBucketResult><Contents><Key>a</Key><LastModified>yesterday"
 		"</LastModified></Contents></ListBucketResult>",
+		/* sizes are digits only: strtoull took " -1" as 2^64-1 */
+		"<ListBucketResult><Contents><Key>a</Key><Size> -1</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size>-1</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size>+5</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size> 5</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size></Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key>"
+		"<Size>18446744073709551616</Size></Contents></ListBucketResult>",
+		/* a URL-encoded key with a broken escape */
+		"<ListBucketResult><EncodingType>url</EncodingType><Contents>"
+		"<Key>a%2</Key></Contents></ListBucketResult>",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK_INT(s3_xml_parse_listing(bad[i], strlen(bad[i]), &l),
@@ -114,6 +130,57 @@ static void hostile(void)
 	CHECK_INT(s3_xml_parse_listing(bomb, sizeof(bomb) - 1, &l), -EBADMSG);
 }
 
+/*
+ * With encoding-type=url a key may hold %00.  Cut at the NUL, "d/a%00b"
+ * became a phantom "d/a" carrying the other object's size (or a
+ * duplicate of a real "d/a").  Such names are hidden and counted, in
+ * whatever order EncodingType comes.
+ */
+static void nul_in_keys(void)
+{
+	static const char *const pages[] = {
+		"<ListBucketResult><EncodingType>url</EncodingType>"
+		"<Contents><Key>d/a</Key><Size>3</Size></Contents>"
+		"<Contents><Key>d/a%00b</Key><Size>777</Size></Contents>"
+		"<Contents><Key>d/%00</Key><Size>5</Size></Contents>"
+		"<CommonPrefixes><Prefix>d/x%00y/</Prefix></CommonPrefixes>"
+		"<CommonPrefixes><Prefix>d/s%2Fq/</Prefix></CommonPrefixes>"
+		"</ListBucketResult>",
+		"<ListBucketResult>"
+		"<Contents><Key>d/a</Key><Size>3</Size></Contents>"
+		"<Contents><Key>d/a%00b</Key><Size>777</Size></Contents>"
+		"<Contents><Key>d/%00</Key><Size>5</Size></Contents>"
+		"<CommonPrefixes><Prefix>d/x%00y/</Prefix></CommonPrefixes>"
+		"<CommonPrefixes><Prefix>d/s%2Fq/</Prefix></CommonPrefixes>"
+		"<EncodingType>url</EncodingType></ListBucketResult>",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct s3_xml_listing l;
+		CHECK_INT(s3_xml_parse_listing(pages[i], strlen(pages[i]), &l),
+			  0);
+		CHECK_INT(l.n, 2);
+		CHECK_INT(l.hidden, 3);
+		if (l.n == 2) {
+			CHECK_STR(l.entries[0].key, "d/a");
+			CHECK_INT(l.entries[0].size, 3);
+			CHECK_STR(l.entries[1].key, "d/s/q/");
+			CHECK(l.entries[1].is_prefix);
+		}
+		s3_xml_listing_release(&l);
+	}
+	/* Not URL-encoded: "%00" is three plain characters. */
+	static const char plain[] =
+		"<ListBucketResult><Contents><Key>d/a%00b</Key><Size>1</Size>"
+		"</Contents></ListBucketResult>";
+	struct s3_xml_listing l;
+	CHECK_INT(s3_xml_parse_listing(plain, sizeof(plain) - 1, &l), 0);
+	CHECK_INT(l.n, 1);
+	CHECK_INT(l.hidden, 0);
+	if (l.n == 1)
+		CHECK_STR(l.entries[0].key, "d/a%00b");
+	s3_xml_listing_release(&l);
+}
+
 static void errors(void)
 {
 	static const char doc[] =
@@ -138,6 +205,7 @@ int main(void)
 	listing();
 	last_page_and_empty();
 	hostile();
+	nul_in_keys();
 	errors();
 	return check_summary();
 }

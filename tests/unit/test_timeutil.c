@@ -3,6 +3,8 @@
 #include "tests/unit/check.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 int main(void)
 {
@@ -34,6 +36,32 @@ int main(void)
 	CHECK_INT(ns, 1706702400500000000LL);
 	CHECK(iso8601_parse_ns("2024-01-31", &ns) < 0);
 	CHECK(iso8601_parse_ns("2024-01-31T12:00:00Zjunk", &ns) < 0);
+	/* The offset is exactly [+-]HH:MM: nothing shorter (the parser
+	 * used to step 6 bytes past a short one), no signs or spaces in
+	 * its fields, no hour past 23. */
+	CHECK_INT(iso8601_parse_ns("2024-01-31T11:00:00-01:00", &ns), 0);
+	CHECK_INT(ns, 1706702400000000000LL);
+	CHECK(iso8601_parse_ns("2024-01-31T12:00:00+", &ns) < 0);
+	CHECK(iso8601_parse_ns("2024-01-31T12:00:00+1:2", &ns) < 0);
+	CHECK(iso8601_parse_ns("2024-01-31T12:00:00+-1:00", &ns) < 0);
+	CHECK(iso8601_parse_ns("2024-01-31T12:00:00+ 1: 2", &ns) < 0);
+	CHECK(iso8601_parse_ns("2024-01-31T12:00:00+0100", &ns) < 0);
+	CHECK(iso8601_parse_ns("2024-01-31T12:00:00+01:00x", &ns) < 0);
+	CHECK(iso8601_parse_ns("2024-01-31T12:00:00+24:00", &ns) < 0);
+	CHECK(iso8601_parse_ns("2024-01-31T12:00:00+01:60", &ns) < 0);
+	{
+		/* a short offset at the very end of a heap buffer */
+		char *heap = strdup("2024-01-31T12:00:00+1:2");
+		CHECK(iso8601_parse_ns(heap, &ns) < 0);
+		free(heap);
+	}
+
+	/* dates nanoseconds cannot hold: refused, not overflowed */
+	CHECK_INT(iso8601_parse_ns("9999-12-31T23:59:59Z", &ns), -ERANGE);
+	CHECK_INT(iso8601_parse_ns("0001-01-01T00:00:00Z", &ns), -ERANGE);
+	CHECK_INT(iso8601_parse_ns("2261-12-31T23:59:59Z", &ns), 0);
+	CHECK_INT(httpdate_parse_ns("Fri, 31 Dec 9999 23:59:59 GMT", &ns),
+		  -ERANGE);
 
 	CHECK_INT(httpdate_parse_ns("Wed, 21 Oct 2015 07:28:00 GMT", &ns), 0);
 	CHECK_INT(ns, 1445412480LL * 1000000000LL);
