@@ -69,7 +69,7 @@ static void readpath_metrics(struct readpath *rp, uint64_t memory_limit,
 		 "most memory read-ahead buffers have held", NULL, NULL,
 		 (double)s.mem_peak);
 	prom_add(p, "hylake_readahead_memory_limit_bytes", PROM_GAUGE,
-		 "memory_limit: the read-ahead budget", NULL, NULL,
+		 "memory_limit: the read path's memory budget", NULL, NULL,
 		 (double)memory_limit);
 }
 

@@ -71,8 +71,9 @@ const struct opt_def opt_table[] = {
 	  (int64_t)1 << 50, 0, 1, "free space the block cache leaves on its "
 	  "disk" },
 	{ "memory_limit", OPT_SIZE, M(memory_limit), "512M", 16 << 20,
-	  (int64_t)1 << 40, 0, 1, "memory for read-ahead buffers of all open "
-	  "files together" },
+	  (int64_t)1 << 40, 0, 1, "memory for the bytes the read path holds "
+	  "for all open files together (read-ahead, kept blocks, footers); "
+	  "the least recently read go first" },
 	{ "read_ahead", OPT_SIZE, M(read_ahead), "64M", 0, (int64_t)1 << 30, 0,
 	  1, "largest read-ahead window of one file read in order (0: none)" },
 	{ "metadata_cache_size", OPT_SIZE, M(metadata_cache_size), "64M", 0,

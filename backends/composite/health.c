@@ -57,15 +57,16 @@ void health_ok(struct store_health *h, int64_t took_ns, uint64_t bytes)
 	    (h->reads % 16 == 0 || !h->p95_ns))
 		update_p95(h);
 	h->failures = 0;
+	h->faults = 0;
 	h->open_until_ns = 0;
 	h->cooldown_ms = COOLDOWN_MIN_MS;
 	pthread_mutex_unlock(&h->lock);
 }
 
-void health_fail(struct store_health *h)
+/* One more failure in a row; opens the breaker at HEALTH_TRIP.  h->lock
+ * held. */
+static void failed(struct store_health *h)
 {
-	pthread_mutex_lock(&h->lock);
-	h->errors++;
 	if (++h->failures >= HEALTH_TRIP) {
 		int64_t now = mono_ns();
 		if (h->open_until_ns <= now) {   /* (re)open: a new trip */
@@ -75,6 +76,21 @@ void health_fail(struct store_health *h)
 					 ? COOLDOWN_MAX_MS : h->cooldown_ms * 2;
 		}
 	}
+}
+
+void health_fail(struct store_health *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->errors++;
+	h->faults++;
+	failed(h);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void health_overtaken(struct store_health *h)
+{
+	pthread_mutex_lock(&h->lock);
+	failed(h);
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -90,6 +106,14 @@ bool health_failing(struct store_health *h)
 {
 	pthread_mutex_lock(&h->lock);
 	bool f = h->failures >= HEALTH_TRIP;
+	pthread_mutex_unlock(&h->lock);
+	return f;
+}
+
+bool health_suspect(struct store_health *h)
+{
+	pthread_mutex_lock(&h->lock);
+	bool f = h->faults > 0;
 	pthread_mutex_unlock(&h->lock);
 	return f;
 }

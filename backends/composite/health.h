@@ -5,7 +5,12 @@
  *
  * Breaker: HEALTH_TRIP consecutive failures open it for a cooldown (1 s,
  * doubling up to 30 s while failures go on); after the cooldown reads are
- * let through again, and the first success closes it.
+ * let through again, and the first success closes it.  A failure is a
+ * read or an open (HEAD) the store did not answer properly (refused,
+ * reset, timed out: a fault), or a read overtaken by a hedge to another
+ * store before it answered.  Only a read that returns bytes counts as a
+ * success: a store that answers HEADs but never delivers a body is still
+ * failing.
  *
  * The router ranks replicas and times its hedges with these figures, and
  * status/metrics report them.  Thread safe.
@@ -27,7 +32,8 @@ struct store_health {
 	uint32_t ring_us[HEALTH_RING];
 	unsigned ring_n, ring_pos;
 	int64_t p95_ns;              /* recomputed every 16 samples */
-	int failures;                /* consecutive */
+	int failures;                /* consecutive, of either kind */
+	int faults;                  /* consecutive faults (not overtakes) */
 	int64_t open_until_ns;       /* monotonic; 0 when closed */
 	int64_t cooldown_ms;
 	/* Counters, for status and metrics. */
@@ -47,8 +53,13 @@ void health_destroy(struct store_health *h);
 
 /* A read that returned bytes, and how long it took. */
 void health_ok(struct store_health *h, int64_t took_ns, uint64_t bytes);
-/* A read that failed because the store did not answer properly. */
+/* A read or open that failed because the store did not answer properly
+ * (see above). */
 void health_fail(struct store_health *h);
+/* A read another store answered first, before this one did.  It counts
+ * toward the breaker but does not make the store suspect: a slow store
+ * loses hedges without being down. */
+void health_overtaken(struct store_health *h);
 
 /* Is the breaker open (reads should go elsewhere) at monotonic now? */
 bool health_blocked(struct store_health *h, int64_t now_ns);
@@ -57,6 +68,10 @@ bool health_blocked(struct store_health *h, int64_t now_ns);
  * passed but no trial read has succeeded yet: the store is down as far
  * as anyone knows. */
 bool health_failing(struct store_health *h);
+/* Has the store had a fault since its last good read?  (One is enough:
+ * the router then stops waiting on it past its expected latency without
+ * spending the hedge budget.) */
+bool health_suspect(struct store_health *h);
 /* p95 of recent reads, ns; 0 when too few samples. */
 int64_t health_p95_ns(struct store_health *h);
 

@@ -14,6 +14,18 @@
  * Facts are written only when they say something new (another version,
  * another state) or when the stored one is old: never just to refresh a
  * timestamp on every request.
+ *
+ * A replica never holds a read for long: each attempt on one (its open
+ * and its read) gets a share of what is left of the deadline (half at
+ * most; ten times its p95, at least REPLICA_FLOOR_NS, once that is
+ * known), a timeout within it is not retried there, failed opens count
+ * against its health like failed reads, and a reader that has waited its
+ * expected latency (p95, or HEDGE_COLD_NS before there is one) asks the
+ * next store too: within the hedge budget, or at once when the replica
+ * had a fault (no answer, reset, timeout) since its last good read.  A
+ * replica overtaken that way has failed too; three failures in a row
+ * open its breaker.  So a replica that swallows requests costs about one
+ * share and a few expected latencies, not a timeout a file.
  */
 #include "backends/composite/router.h"
 #include "backends/backend.h"
@@ -40,6 +52,12 @@
 #define HEDGE_BURST 10.0               /* hedges that may be saved up */
 #define SLOWER(a, b) ((a) > 2 * (b) + 5.0)  /* ms: clearly slower */
 #define LISTED_NAMES (1u << 20)   /* names of folder listings kept */
+#define HEDGE_COLD_NS (250 * NS_PER_MS)  /* expected latency, unmeasured */
+#define REPLICA_SHARE_PCT 50           /* of the time left, at most */
+#define REPLICA_P95_MULT 10
+#define REPLICA_FLOOR_NS (2 * NS_PER_SEC)
+#define OPEN_WAIT_SLICE_NS (50 * NS_PER_MS)
+#define NOT_HERE (-ENODATA)  /* the replica cannot serve V: skip, no fault */
 
 struct router {
 	struct backend base;
@@ -77,7 +95,9 @@ struct flight {
 	pthread_cond_t cv;
 };
 
-enum cand_state { CAND_UNTRIED, CAND_OK, CAND_SKIP };
+/* CAND_OPENING: one reader is opening it (unlocked); others wait on
+ * router_obj.cv, no longer than their own share of their deadline. */
+enum cand_state { CAND_UNTRIED, CAND_OPENING, CAND_OK, CAND_SKIP };
 
 struct cand {
 	enum cand_state st;
@@ -94,6 +114,7 @@ struct router_obj {
 	struct router *r;
 	atomic_int refs;          /* the opener, and hedged reads in flight */
 	pthread_mutex_t lock;     /* guards cands, src_h */
+	pthread_cond_t cv;        /* a candidate's open ended (monotonic) */
 	struct cand *cands;       /* one per replica */
 	struct bobj *src_h;
 };
@@ -472,6 +493,11 @@ static int router_open(struct backend *b, const char *name, struct bobj **out,
 	o->cands = xcalloc(r->nrep ? r->nrep : 1, sizeof(*o->cands));
 	atomic_init(&o->refs, 1);
 	pthread_mutex_init(&o->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&o->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = &o->base;
 	return 0;
 }
@@ -516,13 +542,12 @@ static void keep_sums(struct router *r, size_t i, const char *name,
 /*
  * Candidate i holds V by its stamp (c->h is pinned to the copy): settle
  * how its bytes will be proven, and return the handle, or NULL when
- * nothing can prove them.  o->lock held.
+ * nothing can prove them.  c is the opener's own, not yet published.
  */
 static struct bobj *cand_ready(struct router_obj *o, size_t i,
-			       const struct deadline *dl)
+			       struct cand *c, const struct deadline *dl)
 {
 	struct router *r = o->r;
-	struct cand *c = &o->cands[i];
 	struct backend *rep = r->rep[i];
 	const struct obj_info *v = &o->base.info;
 	enum verify_mode mode = r->conf.verify[i];
@@ -549,18 +574,19 @@ static struct bobj *cand_ready(struct router_obj *o, size_t i,
 	return NULL;
 }
 
-/* Decide candidate i: a pinned handle, or NULL to skip.  o->lock held. */
-static struct bobj *candidate(struct router_obj *o, size_t i,
-			      const struct deadline *dl)
+/*
+ * Open candidate i into c (the opener's own copy, o->lock not held): a
+ * pinned handle, or NULL to skip.  An open the store did not answer
+ * counts against its health.
+ */
+static struct bobj *open_candidate(struct router_obj *o, size_t i,
+				   struct cand *c, const struct deadline *dl)
 {
 	struct router *r = o->r;
-	struct cand *c = &o->cands[i];
 	struct backend *rep = r->rep[i];
 	const struct obj_info *v = &o->base.info;
 	struct replica_fact rf;
 
-	if (c->st != CAND_UNTRIED)
-		return c->st == CAND_OK ? c->h : NULL;
 	c->st = CAND_SKIP;
 	bool known = r->facts.ops->get_replica(r->facts.ctx, rep->name,
 					       o->base.name, &rf) == 0;
@@ -570,7 +596,7 @@ static struct bobj *candidate(struct router_obj *o, size_t i,
 					.generation = rf.generation };
 		snprintf(pin.etag, sizeof(pin.etag), "%s", rf.etag);
 		if (backend_open_pinned(rep, o->base.name, &pin, &c->h) == 0)
-			return cand_ready(o, i, dl);
+			return cand_ready(o, i, c, dl);
 	}
 	if (known && rf.state != REPLICA_UNKNOWN &&
 	    !holds_v(rf.state, rf.generation, v) &&
@@ -586,6 +612,8 @@ static struct bobj *candidate(struct router_obj *o, size_t i,
 	if (rc < 0) {
 		log_info("replica %s: '%s' not available (%s)", rep->name,
 			 o->base.name, strerror(-rc));
+		if (store_down(rc))
+			health_fail(&r->health[i]);
 		return NULL;
 	}
 	uint64_t held;
@@ -595,7 +623,7 @@ static struct bobj *candidate(struct router_obj *o, size_t i,
 	note_replica(r, i, o->base.name, st, &rec);
 	if (st == REPLICA_HOLDS && rec.generation == v->generation) {
 		c->h = h;
-		return cand_ready(o, i, dl);
+		return cand_ready(o, i, c, dl);
 	}
 	if (st == REPLICA_BAD)
 		log_warn("replica %s: '%s' is stamped generation %" PRIu64
@@ -604,6 +632,59 @@ static struct bobj *candidate(struct router_obj *o, size_t i,
 			 h->info.generation);
 	bobj_close(h);
 	return NULL;
+}
+
+/* Wait, o->lock held, while candidate c is being opened: until dl passes
+ * or is cancelled.  False when it gave up. */
+static bool wait_open(struct router_obj *o, const struct cand *c,
+		      const struct deadline *dl)
+{
+	while (c->st == CAND_OPENING) {
+		int64_t now = mono_ns();
+		if (now >= dl->at || (dl->cancel && atomic_load(dl->cancel)))
+			return false;
+		int64_t until = now + OPEN_WAIT_SLICE_NS < dl->at
+				? now + OPEN_WAIT_SLICE_NS : dl->at;
+		struct timespec ts = { until / NS_PER_SEC, until % NS_PER_SEC };
+		pthread_cond_timedwait(&o->cv, &o->lock, &ts);
+	}
+	return true;
+}
+
+/*
+ * Decide candidate i: a pinned handle, or NULL to skip it.  The first
+ * reader to need it opens it without o->lock (an open is a HEAD, maybe a
+ * manifest GET, and a replica that swallows them must not hold the
+ * file's other readers: the source among them); the others wait for
+ * that open within their own deadline.
+ */
+static struct bobj *candidate(struct router_obj *o, size_t i,
+			      const struct deadline *dl)
+{
+	struct cand *c = &o->cands[i];
+	struct bobj *h;
+
+	pthread_mutex_lock(&o->lock);
+	if (!wait_open(o, c, dl)) {
+		pthread_mutex_unlock(&o->lock);
+		return NULL;
+	}
+	if (c->st != CAND_UNTRIED) {
+		h = c->st == CAND_OK ? c->h : NULL;
+		pthread_mutex_unlock(&o->lock);
+		return h;
+	}
+	c->st = CAND_OPENING;
+	pthread_mutex_unlock(&o->lock);
+
+	struct cand mine = { .st = CAND_UNTRIED };
+	h = open_candidate(o, i, &mine, dl);
+
+	pthread_mutex_lock(&o->lock);
+	*c = mine;
+	pthread_cond_broadcast(&o->cv);
+	pthread_mutex_unlock(&o->lock);
+	return h;
 }
 
 /* A source handle pinned to V.  o->lock held. */
@@ -653,6 +734,7 @@ static void obj_unref(struct router_obj *o)
 	if (o->src_h)
 		bobj_close(o->src_h);
 	free(o->cands);
+	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->lock);
 	bobj_release(&o->base);
 	free(o);
@@ -738,12 +820,65 @@ static const char *store_name(struct router *r, int idx)
 	return idx < 0 ? r->src->name : r->rep[idx]->name;
 }
 
-/* One read from one store, timed into its health. */
-static ssize_t read_on(struct router_obj *o, const struct target *t,
+/*
+ * Replica i's share of dl: at most REPLICA_SHARE_PCT of what is left, so
+ * that the next store, the source last, still has time; once its p95 is
+ * known, REPLICA_P95_MULT times that (at least REPLICA_FLOOR_NS) unless
+ * the attempt reads a whole copy to verify it.  A timeout within it is
+ * final: the next store is asked instead.
+ */
+static struct deadline replica_share(struct router *r, size_t i,
+				     const struct deadline *dl, bool whole)
+{
+	struct deadline d = *dl;
+	int64_t now = mono_ns();
+	int64_t share = dl->at > now
+			? (dl->at - now) / 100 * REPLICA_SHARE_PCT : 0;
+	int64_t p95 = health_p95_ns(&r->health[i]);
+
+	if (p95 && !whole) {
+		int64_t want = p95 * REPLICA_P95_MULT;
+		if (want < REPLICA_FLOOR_NS)
+			want = REPLICA_FLOOR_NS;
+		if (want < share)
+			share = want;
+	}
+	d.at = now + share;
+	d.timeout_final = true;
+	return d;
+}
+
+/* Will replica i's next read of o read the whole copy to verify it? */
+static bool whole_pending(struct router_obj *o, int i)
+{
+	pthread_mutex_lock(&o->lock);
+	bool w = o->cands[i].whole_first;
+	pthread_mutex_unlock(&o->lock);
+	return w;
+}
+
+/*
+ * One read from one store, timed into its health.  A replica target not
+ * opened yet (t->h NULL) is opened first; NOT_HERE when it cannot serve.
+ */
+static ssize_t read_on(struct router_obj *o, struct target *t,
 		       void *buf, size_t len, uint64_t off,
 		       const struct deadline *dl)
 {
 	struct router *r = o->r;
+	struct deadline share;
+
+	if (t->idx >= 0) {
+		if (!t->h) {
+			share = replica_share(r, (size_t)t->idx, dl, false);
+			t->h = candidate(o, (size_t)t->idx, &share);
+			if (!t->h)
+				return NOT_HERE;
+		}
+		share = replica_share(r, (size_t)t->idx, dl,
+				      whole_pending(o, t->idx));
+		dl = &share;
+	}
 	int64_t t0 = mono_ns();
 	ssize_t n = t->idx < 0 ? bobj_read(t->h, buf, len, off, dl)
 			       : read_replica(o, t, buf, len, off, dl);
@@ -814,10 +949,12 @@ static bool next_target(struct router_obj *o, const int *order, size_t n,
 		} else {
 			if (health_blocked(&r->health[i], mono_ns()))
 				continue;       /* its breaker is open */
+			/* not yet opened: the read opens it (read_on) */
 			pthread_mutex_lock(&o->lock);
-			h = candidate(o, (size_t)i, dl);
+			enum cand_state st = o->cands[i].st;
+			h = st == CAND_OK ? o->cands[i].h : NULL;
 			pthread_mutex_unlock(&o->lock);
-			if (!h)
+			if (st == CAND_SKIP)
 				continue;
 		}
 		t->h = h;
@@ -916,6 +1053,15 @@ static bool first_done(struct hedge *hg, int64_t wait_ns)
 	return done;
 }
 
+/* Has the first request not ended yet? */
+static bool first_pending(struct hedge *hg)
+{
+	pthread_mutex_lock(&hg->lock);
+	bool p = !hg->done;
+	pthread_mutex_unlock(&hg->lock);
+	return p;
+}
+
 static ssize_t first_result(struct hedge *hg, void *buf)
 {
 	first_done(hg, 0);
@@ -927,23 +1073,43 @@ static ssize_t first_result(struct hedge *hg, void *buf)
 }
 
 /*
- * Read from t; if that takes longer than t's p95, and the hedge budget
- * allows, ask the next store in order as well: the first good answer
- * wins and the other request is cancelled.  *served gets the store that
- * answered.
+ * How long a read of replica t may take before the next store is asked
+ * too: its p95 (three round trips of it when it must be opened first),
+ * or HEDGE_COLD_NS while it has too few reads to tell.
  */
-static ssize_t hedged_read(struct router_obj *o, const struct target *t,
+static int64_t expected_ns(struct router *r, const struct target *t)
+{
+	int64_t p95 = health_p95_ns(health_of(r, t->idx));
+	if (!p95)
+		return HEDGE_COLD_NS;
+	p95 *= t->h ? 1 : 3;
+	return p95 > HEDGE_MIN_NS ? p95 : HEDGE_MIN_NS;
+}
+
+/*
+ * Read from replica t; if that takes longer than its expected latency,
+ * ask the next store in order as well: within the hedge budget, or
+ * without spending it when t has had a fault since its last good read
+ * (then waiting on it is no longer a bet on a slow store but on a dead
+ * one).
+ * The first good answer wins and the other request is cancelled; a
+ * replica overtaken before it answered counts as failed.  *served gets
+ * the store that answered.
+ */
+static ssize_t hedged_read(struct router_obj *o, struct target *t,
 			   const int *order, size_t n, size_t pos, void *buf,
 			   size_t len, uint64_t off, const struct deadline *dl,
 			   int *served)
 {
 	struct router *r = o->r;
-	int64_t p95 = health_p95_ns(health_of(r, t->idx));
 
 	*served = t->idx;
-	if (t->idx < 0 || !r->conf.hedge_budget_pct || !p95 ||
-	    !hedge_allowed(r))
+	if (t->idx < 0 || !r->conf.hedge_budget_pct)
 		return read_on(o, t, buf, len, off, dl);
+	bool suspect = health_suspect(health_of(r, t->idx));
+	if (!hedge_allowed(r) && !suspect)
+		return read_on(o, t, buf, len, off, dl);
+	int64_t wait = expected_ns(r, t);
 
 	struct hedge *hg = xcalloc(1, sizeof(*hg));
 	hg->o = o;
@@ -963,22 +1129,26 @@ static ssize_t hedged_read(struct router_obj *o, const struct target *t,
 		hedge_unref(hg);
 		return read_on(o, t, buf, len, off, dl);
 	}
-	if (first_done(hg, p95 > HEDGE_MIN_NS ? p95 : HEDGE_MIN_NS))
+	if (first_done(hg, wait))
 		return first_result(hg, buf);
 
 	struct target t2;
 	ssize_t err;
-	if (!take_hedge_token(r) ||
+	suspect = suspect || health_suspect(health_of(r, t->idx));
+	if ((!suspect && !take_hedge_token(r)) ||
 	    !next_target(o, order, n, &pos, &t2, dl, &err))
 		return first_result(hg, buf);
 	atomic_fetch_add(&r->hedges, 1);
-	log_debug("router: '%s' at %" PRIu64 ": %s is past its p95 (%.1f ms); "
-		  "asking %s too", o->base.name, off, store_name(r, t->idx),
-		  (double)p95 / 1e6, store_name(r, t2.idx));
+	log_debug("router: '%s' at %" PRIu64 ": %s is past its expected "
+		  "latency (%.1f ms)%s; asking %s too", o->base.name, off,
+		  store_name(r, t->idx), (double)wait / 1e6,
+		  suspect ? " and failed lately" : "", store_name(r, t2.idx));
 	struct deadline hdl = *dl;
 	hdl.cancel = &hg->hedge_cancel;
 	ssize_t n2 = read_on(o, &t2, buf, len, off, &hdl);
 	if (n2 >= 0) {
+		if (first_pending(hg))   /* overtaken before it answered */
+			health_overtaken(health_of(r, t->idx));
 		atomic_store(&hg->cancel, true);
 		atomic_fetch_add(&r->hedge_wins, 1);
 		hedge_unref(hg);
@@ -1001,6 +1171,8 @@ static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 	while (next_target(o, order, n, &pos, &t, dl, &err)) {
 		int who;
 		got = hedged_read(o, &t, order, n, pos, buf, len, off, dl, &who);
+		if (got == NOT_HERE)
+			continue;              /* nothing there proves V */
 		if (got >= 0 && !whole_and_wrong(&ob->info, buf, got, off)) {
 			atomic_fetch_add(&r->reads, 1);
 			if (who < 0)
@@ -1030,8 +1202,11 @@ static ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 			log_warn("replica %s: '%s' fails the crc32c check; "
 				 "marked bad, reading on from the next store",
 				 r->rep[who]->name, ob->name);
+			pthread_mutex_lock(&o->lock);
+			struct bobj *ch = o->cands[who].h;
+			pthread_mutex_unlock(&o->lock);
 			note_replica(r, (size_t)who, ob->name, REPLICA_BAD,
-				     who == t.idx ? &t.h->info : NULL);
+				     ch ? &ch->info : NULL);
 			atomic_fetch_add(&r->bad_copies, 1);
 			got = -EIO;
 		} else {

@@ -36,9 +36,10 @@
 
 struct http_engine {
 	struct net_conf nc;
-	pthread_mutex_t lock;            /* guards pool, npool */
+	pthread_mutex_t lock;            /* guards pool, npool, budget */
 	CURL *pool[POOL_MAX];
 	int npool;
+	struct http_retry_budget budget;
 	struct http_stats stats;
 };
 
@@ -173,6 +174,7 @@ struct http_engine *http_engine_create(const struct net_conf *nc)
 	struct http_engine *e = xcalloc(1, sizeof(*e));
 	e->nc = *nc;
 	pthread_mutex_init(&e->lock, NULL);
+	http_budget_init(&e->budget, mono_ns());
 	loop_join();
 	return e;
 }
@@ -206,6 +208,10 @@ void http_engine_metrics(const struct http_engine *e, const char *store,
 	prom_add(p, "hylake_store_request_errors_total", PROM_COUNTER,
 		 "store calls that ended in an error after retries", "store",
 		 store, (double)atomic_load(&s->failures));
+	prom_add(p, "hylake_store_retries_denied_total", PROM_COUNTER,
+		 "retries not sent: the store's retry budget was spent, or its "
+		 "Retry-After fell past the deadline", "store", store,
+		 (double)atomic_load(&s->retries_denied));
 	prom_add(p, "hylake_store_received_bytes_total", PROM_COUNTER,
 		 "response body bytes received from the store", "store",
 		 store, (double)atomic_load(&s->bytes_in));
@@ -269,7 +275,8 @@ int http_status_errno(long status, enum http_api api)
 	case 412: return -ESTALE;    /* the pinned version is gone */
 	case 416: return -ERANGE;    /* range starts past the end */
 	case 429:
-	case 503: return -EAGAIN;    /* throttled */
+	case 503: return -EIO;       /* throttled, and still so after the
+	                                retries: a hard error, not "try again" */
 	default:  return -EIO;
 	}
 }
@@ -476,16 +483,79 @@ static int attempt_once(struct http_engine *e, const struct http_req *req,
 	return err;
 }
 
-/* Full jitter: sleep a random time in [0, min(max, base * 2^n)). */
-static void backoff_sleep(const struct net_conf *nc, int attempt,
-			  const struct deadline *dl)
+/* ------------------------------------------------------- retry policy */
+
+void http_budget_init(struct http_retry_budget *b, int64_t now_ns)
+{
+	b->tokens = HTTP_RETRY_BURST;
+	b->at_ns = now_ns;
+}
+
+/* Add what time has earned since the last look, up to the burst. */
+static void budget_refill(struct http_retry_budget *b, int64_t now_ns)
+{
+	if (now_ns > b->at_ns) {
+		b->tokens += (double)(now_ns - b->at_ns) / NS_PER_SEC *
+			     HTTP_RETRY_PER_SEC;
+		b->at_ns = now_ns;
+	}
+	if (b->tokens > HTTP_RETRY_BURST)
+		b->tokens = HTTP_RETRY_BURST;
+}
+
+void http_budget_request(struct http_retry_budget *b, int64_t now_ns)
+{
+	b->tokens += HTTP_RETRY_RATIO;
+	budget_refill(b, now_ns);
+}
+
+bool http_budget_take(struct http_retry_budget *b, int64_t now_ns)
+{
+	budget_refill(b, now_ns);
+	if (b->tokens < 1.0)
+		return false;
+	b->tokens -= 1.0;
+	return true;
+}
+
+int64_t http_retry_after_ms(const char *value, int64_t now_s)
+{
+	const char *p = value;
+	uint64_t secs;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p >= '0' && *p <= '9') {
+		if (!parse_u64_prefix(&p, &secs))
+			return (int64_t)HTTP_RETRY_AFTER_MAX_S * 1000;  /* huge */
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p)
+			return -1;
+	} else {
+		int64_t at_ns;
+		if (httpdate_parse_ns(p, &at_ns) < 0)
+			return -1;
+		int64_t at = at_ns / NS_PER_SEC;
+		secs = at > now_s ? (uint64_t)(at - now_s) : 0;
+	}
+	if (secs > HTTP_RETRY_AFTER_MAX_S)
+		secs = HTTP_RETRY_AFTER_MAX_S;
+	return (int64_t)secs * 1000;
+}
+
+/* Full jitter: a random time in [0, min(max, base * 2^n)). */
+static int64_t backoff_ms(const struct net_conf *nc, int attempt)
 {
 	int64_t cap = nc->backoff_base_ms;
 	for (int i = 0; i < attempt && cap < nc->backoff_max_ms; i++)
 		cap *= 2;
 	cap = min64(cap, nc->backoff_max_ms);
-	int64_t ms = cap > 0 ? (int64_t)arc4random_uniform((uint32_t)cap) : 0;
-	ms = min64(ms, deadline_left_ms(dl));
+	return cap > 0 ? (int64_t)arc4random_uniform((uint32_t)cap) : 0;
+}
+
+static void sleep_ms(int64_t ms)
+{
 	if (ms <= 0)
 		return;
 	struct timespec ts = { ms / 1000, (ms % 1000) * NS_PER_MS };
@@ -493,9 +563,37 @@ static void backoff_sleep(const struct net_conf *nc, int attempt,
 }
 
 /*
+ * How long to wait before retry n, or -1 when it is not to be sent: the
+ * server asked for more time (Retry-After) than the deadline has left,
+ * or the engine's retry budget is spent.  A Retry-After is honoured as a
+ * floor under the jittered backoff.
+ */
+static int64_t retry_wait_ms(struct http_engine *e, const struct http_req *req,
+			     const struct http_resp *resp, int n)
+{
+	int64_t wait = backoff_ms(&e->nc, n);
+	char v[128];
+
+	if (resp->status &&
+	    http_resp_header(resp, "retry-after", v, sizeof(v))) {
+		int64_t ra = http_retry_after_ms(v, wall_ns() / NS_PER_SEC);
+		if (ra > wait)
+			wait = ra;
+	}
+	if (req->dl && wait >= deadline_left_ms(req->dl))
+		return -1;
+	pthread_mutex_lock(&e->lock);
+	bool ok = http_budget_take(&e->budget, mono_ns());
+	pthread_mutex_unlock(&e->lock);
+	return ok ? wait : -1;
+}
+
+/*
  * Send req until a response that is not worth retrying arrives.  Returns
  * 0 with resp->status set (any status), or the -errno of the last attempt
- * that had no response.
+ * that had no response.  Each call adds to the engine's retry budget and
+ * each retry spends from it, so in a storm of 429/503 the retries stay a
+ * small share of the requests.
  */
 static int exchange(struct http_engine *e, const struct http_req *req,
 		    struct http_resp *resp)
@@ -503,10 +601,18 @@ static int exchange(struct http_engine *e, const struct http_req *req,
 	int max_attempts = req->idempotent ? 1 + (int)e->nc.retries : 1;
 	int err = 0;
 
+	pthread_mutex_lock(&e->lock);
+	http_budget_request(&e->budget, mono_ns());
+	pthread_mutex_unlock(&e->lock);
 	for (int n = 0; n < max_attempts; n++) {
 		if (n > 0) {
+			int64_t wait = retry_wait_ms(e, req, resp, n);
+			if (wait < 0) {
+				atomic_fetch_add(&e->stats.retries_denied, 1);
+				break;
+			}
 			atomic_fetch_add(&e->stats.retries, 1);
-			backoff_sleep(&e->nc, n, req->dl);
+			sleep_ms(min64(wait, deadline_left_ms(req->dl)));
 			if (deadline_expired(req->dl)) {
 				err = -ETIMEDOUT;
 				break;
@@ -527,6 +633,9 @@ static int exchange(struct http_engine *e, const struct http_req *req,
 		    err == -EINVAL)
 			break;
 		if (err && !errno_retryable(err))
+			break;
+		/* a replica's share: another store is asked instead */
+		if (err == -ETIMEDOUT && req->dl && req->dl->timeout_final)
 			break;
 	}
 	return err;

@@ -6,7 +6,12 @@
  * engine), with the configured connect, total and stall timeouts capped
  * by the caller's deadline, and retries with capped exponential backoff
  * and full jitter for idempotent requests only (transport failures, 408,
- * 429 and 5xx).
+ * 429 and 5xx).  Retries are budgeted per engine (one engine per store):
+ * see struct http_retry_budget.  A server's Retry-After is honoured as
+ * the least wait before the next attempt; when it falls past the
+ * deadline no retry is sent.  A transport timeout is not retried under a
+ * deadline marked timeout_final (a replica's share: the router asks the
+ * next store instead).
  *
  * HTTP statuses become errno values in exactly one place,
  * http_status_errno(), applied by http_do() itself: a call succeeds only
@@ -38,6 +43,8 @@ struct prom;
 struct http_stats {
 	atomic_uint_fast64_t requests;   /* attempts sent */
 	atomic_uint_fast64_t retries;
+	atomic_uint_fast64_t retries_denied;  /* budget spent or Retry-After
+	                                         past the deadline */
 	atomic_uint_fast64_t failures;   /* calls that ended in an error */
 	atomic_uint_fast64_t bytes_in;   /* body bytes received */
 };
@@ -120,6 +127,39 @@ struct http_resp {
 	char error[256];             /* transport error text, if any */
 };
 
+/*
+ * A retry budget (a token bucket, as in gRPC and Finagle): every call
+ * adds HTTP_RETRY_RATIO of a token, time adds HTTP_RETRY_PER_SEC a
+ * second, up to HTTP_RETRY_BURST; each retry takes a whole token.  So in
+ * a storm of 429/503 (or timeouts) the retries stay about a tenth of the
+ * calls, plus a burst, instead of multiplying the load by 1 + retries.
+ * Not thread safe by itself: the engine guards its own.  Pure functions
+ * of their arguments (now_ns: monotonic), for tests.
+ */
+#define HTTP_RETRY_BURST 10.0
+#define HTTP_RETRY_RATIO 0.1
+#define HTTP_RETRY_PER_SEC 1.0
+#define HTTP_RETRY_AFTER_MAX_S 3600   /* longer Retry-After values are cut */
+
+struct http_retry_budget {
+	double tokens;
+	int64_t at_ns;               /* when time last added tokens */
+};
+
+void http_budget_init(struct http_retry_budget *b, int64_t now_ns);
+/* A call is made: its share of a retry is earned. */
+void http_budget_request(struct http_retry_budget *b, int64_t now_ns);
+/* May a retry be sent?  Takes a token when it may. */
+bool http_budget_take(struct http_retry_budget *b, int64_t now_ns);
+
+/*
+ * A Retry-After header value (RFC 9110 10.2.3): delta-seconds, or an
+ * HTTP-date read against now_s (Unix seconds).  Returns the wait in ms
+ * (0 for a date in the past; at most HTTP_RETRY_AFTER_MAX_S), or -1 when
+ * the value is neither.
+ */
+int64_t http_retry_after_ms(const char *value, int64_t now_s);
+
 struct http_engine *http_engine_create(const struct net_conf *nc);
 void http_engine_destroy(struct http_engine *e);
 const struct http_stats *http_engine_stats(const struct http_engine *e);
@@ -163,7 +203,8 @@ bool http_resp_header(const struct http_resp *r, const char *name,
  * The one map from HTTP status to errno: 0 for 2xx and only for 2xx;
  * 401/403 -EACCES, 404/410 -ENOENT, 412 -ESTALE (a precondition on the
  * pinned version failed), 416 -ERANGE, 408/504 -ETIMEDOUT, 429/503
- * -EAGAIN, 409 -EBUSY, 405/501 -ENOTSUP, 400 -EINVAL (-EACCES for
+ * -EIO (the store is throttling still, after the retries: not a "try
+ * again" to hand to an application), 409 -EBUSY, 405/501 -ENOTSUP, 400 -EINVAL (-EACCES for
  * HTTP_API_TOKEN, see enum http_api), anything else -EIO.
  */
 int http_status_errno(long status, enum http_api api);

@@ -28,6 +28,9 @@ int64_t wall_ns(void);          /* CLOCK_REALTIME */
 struct deadline {
 	int64_t at;
 	const atomic_bool *cancel;   /* NULL: never cancelled */
+	/* A transport timeout is not retried within this deadline: the
+	 * caller has another store to ask (a replica's share of a read). */
+	bool timeout_final;
 };
 
 struct deadline deadline_in_ms(int64_t ms);

@@ -18,6 +18,8 @@ its own upstream connection, so keep-alive works end to end.
     p.set_fault("corrupt", match="GET", count=1, offset=10)
     p.set_fault("delay", seconds=3, count=1)
     p.set_fault("stall", match="GET", after_bytes=65536)  # body stops, connection stays
+    p.set_fault("trickle", match="GET", rate=2048)  # body at 2 KiB/s, never stalls
+    p.set_fault("status", status=503, retry_after="1")  # with a Retry-After header
     p.clear_faults()
     p.stop()
 
@@ -42,7 +44,7 @@ from typing import Callable, NamedTuple, Optional
 
 __all__ = ["FaultProxy", "Req", "FAULT_KINDS"]
 
-FAULT_KINDS = ("delay", "hang", "reset", "status", "truncate", "corrupt", "stall")
+FAULT_KINDS = ("delay", "hang", "reset", "status", "truncate", "corrupt", "stall", "trickle")
 
 _BUF = 256 * 1024
 _MAX_HEADER = 64 * 1024
@@ -355,8 +357,11 @@ class FaultProxy:
         truncate -> after_bytes (default: half the body), reset -> after_bytes
         (default None: reset before any response byte); stall -> after_bytes
         (default: half the body; then silence with the connection open);
-        corrupt -> offset (default: middle of the body).  hang takes no
-        parameter: the request is read and never answered.
+        corrupt -> offset (default: middle of the body); trickle -> rate
+        (bytes a second, default 2048: the body comes in small pieces, just
+        fast enough never to look stalled); status -> retry_after (a
+        Retry-After header value, default none).  hang takes no parameter:
+        the request is read and never answered.
         """
         f = _Fault(kind, match, count, params)
         with self._lock:
@@ -468,7 +473,8 @@ class FaultProxy:
                     # consume the request body, then answer with an S3-style error
                     for _ in _body_frames(creader, headers, no_body=False, until_eof_ok=False):
                         pass
-                    self._send_error(client, int(fault.params.get("status", 503)), req)
+                    self._send_error(client, int(fault.params.get("status", 503)), req,
+                                     fault.params.get("retry_after"))
                     continue
 
                 if up is not None and not _alive(up):
@@ -519,7 +525,7 @@ class FaultProxy:
         while time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.05)
 
-    def _send_error(self, client, status, req: Req):
+    def _send_error(self, client, status, req: Req, retry_after=None):
         reason = {500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
         code = {500: "InternalError", 503: "SlowDown"}.get(status, "InternalError")
         body = (
@@ -535,7 +541,8 @@ class FaultProxy:
             f"HTTP/1.1 {status} {reason}\r\n"
             "Content-Type: application/xml\r\n"
             f"Content-Length: {len(body)}\r\n"
-            "x-amz-request-id: faultproxy\r\n"
+            + (f"Retry-After: {retry_after}\r\n" if retry_after is not None else "")
+            + "x-amz-request-id: faultproxy\r\n"
             "\r\n"
         ).encode()
         client.sendall(head + payload)
@@ -559,6 +566,18 @@ class FaultProxy:
         keep = "close" not in conn_hdr and (no_body or has_len)
 
         kind = fault.kind if fault is not None else None
+        if kind == "trickle" and not no_body:
+            # the whole body, a few bytes at a time: slow, never silent
+            rate = max(1, int(fault.params.get("rate", 2048)))
+            piece = max(1, rate // 8)
+            client.sendall(rhead)
+            for data in _body_frames(up_reader, rheaders, no_body=False, until_eof_ok=True):
+                for i in range(0, len(data), piece):
+                    if self._stop.is_set():
+                        return False
+                    client.sendall(data[i:i + piece])
+                    time.sleep(piece / rate)
+            return keep
         if kind in ("truncate", "reset", "corrupt", "stall") and not no_body:
             total = int(_header(rheaders, "Content-Length") or 0)
             client.sendall(rhead)

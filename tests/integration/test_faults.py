@@ -182,3 +182,66 @@ def test_one_thread_serves_concurrent_readers(s3, bucket, proxy, ws, mounter):
     for k, v in bodies.items():
         assert out[k] == sha256(v), k
     assert out["listing"] == "6"
+
+
+_STORM_READS = r"""
+import json, os, sys, time
+n = int(sys.argv[2]); out = {"errnos": [], "each": []}
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for i in range(n):
+    t = time.monotonic()
+    try:
+        os.pread(fd, 4096, (i % 5) * 1048576)
+        out["errnos"].append(0)
+    except OSError as e:
+        out["errnos"].append(e.errno)
+    out["each"].append(round(time.monotonic() - t, 3))
+print(json.dumps(out))
+"""
+
+
+def test_throttling_storm_is_eio_within_the_retry_budget(s3, bucket, blob, proxy, ws, mounter):
+    """A sustained 503 storm: every read fails with EIO (not EAGAIN) within
+    its deadline, the retries stay within the store's budget instead of
+    multiplying the storm by 1 + retries, and reads work once it ends."""
+    nreads, retries = 40, 3
+    # no read-ahead: one call per read, so requests - reads = retries
+    m = mount_via(proxy, ws, mounter, bucket, CACHED, retries=str(retries),
+                  request_timeout="2s", op_timeout="5s", read_ahead="0")
+    os.stat(m / "dir" / "blob.bin")
+    proxy.reset_counts()
+    proxy.set_fault("status", match="GET", status=503)
+    res = child_call(_STORM_READS, m / "dir" / "blob.bin", nreads, timeout=150)
+    assert not res.get("timed_out"), res
+    assert set(res["errnos"]) == {5}, f"reads in a 503 storm: {res['errnos']}"
+    assert max(res["each"]) <= 5 + 1, f"a read outlived its deadline: {res['each']}"
+    gets = proxy.counts["GET"]
+    # without a budget: nreads * (1 + retries) = 160 requests; with one,
+    # the calls plus a tenth of them, a burst of 10 and one a second (with
+    # room for the engine's other calls)
+    assert gets >= nreads, proxy.counts
+    assert gets <= nreads * 1.5 + 10 + 1 * res["wall"], \
+        f"{gets} GETs for {nreads} reads in a storm (retries={retries})"
+
+    # a Retry-After past the deadline: no retry at all, and no waiting
+    proxy.clear_faults()
+    proxy.reset_counts()
+    proxy.set_fault("status", match="GET", status=503, retry_after="60")
+    res = child_call(_STORM_READS, m / "dir" / "blob.bin", 5, timeout=60)
+    assert set(res["errnos"]) == {5}, res
+    assert max(res["each"]) < 2, f"waited on a Retry-After past the deadline: {res}"
+    assert proxy.counts["GET"] <= 5 * 2, proxy.counts
+
+    # the storm ends: reads work again
+    proxy.clear_faults()
+    r = child_read(m / "dir" / "blob.bin", timeout=60)
+    assert r["ok"] and r["sha256"] == sha256(blob), r
+
+
+def test_retry_after_is_honoured(s3, bucket, blob, proxy, ws, mounter):
+    m = mount_via(proxy, ws, mounter, bucket, CACHED, retries="3", op_timeout="10s")
+    os.stat(m / "dir" / "blob.bin")
+    proxy.set_fault("status", match="GET", status=503, retry_after="2", count=1)
+    r = child_read(m / "dir" / "blob.bin", timeout=60)
+    assert r["ok"] and r["sha256"] == sha256(blob), r
+    assert r["elapsed"] >= 1.9, f"the retry did not wait for Retry-After: {r}"

@@ -511,6 +511,48 @@ static void fault_store_basics(void)
 	backend_destroy(f);
 }
 
+/* A replica whose opens time out: three of them open its breaker, so
+ * later files do not ask it; and one that swallows an open gets only its
+ * share of the deadline, so the source still answers within it. */
+static void swallowing_replica_is_bounded(void)
+{
+	static unsigned char data[SIZE];
+	char name[32];
+	struct rig g;
+	struct bobj *h;
+	ssize_t n;
+
+	rig_open(&g, "swallow");
+	fill(data, SIZE, 21);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "t/s%d", i);
+		publish(&g, name, data, true);
+	}
+	CHECK(fault_add(g.frep, &(struct fault_rule){ .op = FAULT_OPEN,
+		.action = FAULT_FAIL, .err = -ETIMEDOUT }) >= 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "t/s%d", i);
+		CHECK_INT(backend_open(g.router, name, &h, &dl), 0);
+		CHECK(chunk_is(h, 0, data, &n));
+		bobj_close(h);
+	}
+	CHECK_INT(fault_calls(g.frep, FAULT_OPEN), 3);   /* then the breaker */
+
+	fault_clear(g.frep);
+	CHECK(fault_add(g.frep, &(struct fault_rule){ .op = FAULT_OPEN,
+		.action = FAULT_DELAY, .delay_us = 30 * 1000 * 1000 }) >= 0);
+	sleep(2);                                  /* the cooldown ends */
+	struct deadline short_dl = deadline_in_ms(1000);
+	CHECK_INT(backend_open(g.router, "t/s5", &h, &short_dl), 0);
+	unsigned char buf[CHUNK];
+	int64_t t0 = mono_ns();
+	CHECK_INT(bobj_read(h, buf, CHUNK, CHUNK, &short_dl), CHUNK);
+	CHECK(mono_ns() - t0 < 800 * NS_PER_MS);   /* its share: half */
+	CHECK(memcmp(buf, data + CHUNK, CHUNK) == 0);
+	bobj_close(h);
+	rig_close(&g);
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -530,6 +572,7 @@ int main(void)
 	another_version_is_skipped();
 	corrupt_whole_read_is_caught();
 	fault_store_basics();
+	swallowing_replica_is_bounded();
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (system(cmd) != 0)
