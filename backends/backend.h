@@ -200,6 +200,14 @@ struct backend_ops {
 	 */
 	void (*metrics)(struct backend *b, struct prom *p);
 
+	/*
+	 * Optional: how long the kernel may cache name's entry and
+	 * attributes, in ms, when that is longer than the mount's
+	 * timeouts (a name whose version never changes but by deletion);
+	 * -1 (the default): the mount's timeouts.
+	 */
+	int64_t (*cache_ms)(struct backend *b, const char *name);
+
 	/* Contact the store: reachable, bucket found, credentials accepted. */
 	void (*probe)(struct backend *b, struct probe_result *res,
 		      const struct deadline *dl);
@@ -312,6 +320,11 @@ static inline void backend_metrics(struct backend *b, struct prom *p)
 {
 	if (b->ops->metrics)
 		b->ops->metrics(b, p);
+}
+
+static inline int64_t backend_cache_ms(struct backend *b, const char *name)
+{
+	return b->ops->cache_ms ? b->ops->cache_ms(b, name) : -1;
 }
 
 static inline void backend_probe(struct backend *b, struct probe_result *res,

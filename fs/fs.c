@@ -173,6 +173,12 @@ static void hy_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else {
 		uint64_t ino = itable_lookup(fs->inodes, path, &info);
 		make_entry(fs, ino, &info, &e);
+		/* a name whose version never changes may be kept longer */
+		int64_t keep = info.is_dir ? -1 : backend_cache_ms(fs->src, path);
+		if (keep > fs->conf.entry_timeout_ms)
+			e.entry_timeout = secs(keep);
+		if (keep > fs->conf.attr_timeout_ms)
+			e.attr_timeout = secs(keep);
 		fuse_reply_entry(req, &e);
 	}
 	free(path);

@@ -105,7 +105,13 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	src = traced(src);
 	st->source = st->top = src;
 	st->identity = xstrdup(src->describe);
-	if (!cfg->nreplicas && m->serve_stale_ms < 0)
+	/* A router and its version map pay off with replicas, with stale
+	 * serving, and over GCS whenever some name can be immutable (its
+	 * opens then ask nobody); stores without generations would gain
+	 * nothing from the map. */
+	bool remembers = cfg->source.type == STORE_GCS &&
+			 freshness_has_immutable(st->fresh);
+	if (!cfg->nreplicas && m->serve_stale_ms < 0 && !remembers)
 		return 0;
 	reps = xcalloc(cfg->nreplicas + 1, sizeof(*reps));
 	for (size_t i = 0; i < cfg->nreplicas; i++) {
@@ -128,6 +134,12 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	rc = vmap_open(dir, st->identity, (uint64_t)m->map_size, &st->vmap,
 		       err, errlen);
 	free(dir);
+	if (rc < 0 && !cfg->nreplicas && m->serve_stale_ms < 0) {
+		/* only a saving was at stake: go on without it */
+		log_warn("%s; every open asks the source", err);
+		free(reps);
+		return 0;
+	}
 	if (rc < 0)
 		goto out_destroy;
 	struct router_conf rconf = {

@@ -349,6 +349,7 @@ static const struct backend_ops fault_ops = {
 	.put = fault_put,
 	.explain = wrapper_explain,
 	.metrics = wrapper_metrics,
+	.cache_ms = wrapper_cache_ms,
 	.probe = fault_probe,
 	.destroy = fault_destroy,
 };

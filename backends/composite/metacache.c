@@ -773,6 +773,11 @@ static int mc_explain(struct backend *b, const char *name, const char *attr,
 	return backend_explain(in, name, attr, out, dl);
 }
 
+static int64_t mc_cache_ms(struct backend *b, const char *name)
+{
+	return backend_cache_ms(to_mc(b)->inner, name);
+}
+
 static void mc_probe(struct backend *b, struct probe_result *res,
 		     const struct deadline *dl)
 {
@@ -834,6 +839,7 @@ static const struct backend_ops mc_ops = {
 	.explain = mc_explain,
 	.probe = mc_probe,
 	.metrics = mc_metrics,
+	.cache_ms = mc_cache_ms,
 	.destroy = mc_destroy,
 };
 

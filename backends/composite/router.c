@@ -52,6 +52,7 @@
 #define HEDGE_BURST 10.0               /* hedges that may be saved up */
 #define SLOWER(a, b) ((a) > 2 * (b) + 5.0)  /* ms: clearly slower */
 #define LISTED_NAMES (1u << 20)   /* names of folder listings kept */
+#define IMMUTABLE_CACHE_MS (3600 * 1000)  /* kernel caches of such names */
 #define HEDGE_COLD_NS (250 * NS_PER_MS)  /* expected latency, unmeasured */
 #define REPLICA_SHARE_PCT 50           /* of the time left, at most */
 #define REPLICA_P95_MULT 10
@@ -1329,6 +1330,15 @@ static int router_explain(struct backend *b, const char *name,
 	return 0;
 }
 
+/* An immutable name changes only by deletion, which an open (it always
+ * reaches the router) still learns: the kernel may keep its entry and
+ * attributes for an hour. */
+static int64_t router_cache_ms(struct backend *b, const char *name)
+{
+	return trust_ns(to_router(b), name) == INT64_MAX ? IMMUTABLE_CACHE_MS
+							 : -1;
+}
+
 static void router_probe(struct backend *b, struct probe_result *res,
 			 const struct deadline *dl)
 {
@@ -1401,6 +1411,7 @@ static const struct backend_ops router_ops = {
 	.explain = router_explain,
 	.probe = router_probe,
 	.metrics = router_metrics,
+	.cache_ms = router_cache_ms,
 	.destroy = router_destroy,
 };
 

@@ -173,6 +173,7 @@ static const struct backend_ops trace_ops = {
 	.put = trace_put,
 	.explain = trace_explain,
 	.metrics = wrapper_metrics,
+	.cache_ms = wrapper_cache_ms,
 	.probe = trace_probe,
 	.destroy = trace_destroy,
 };

@@ -43,6 +43,11 @@ int wrapper_explain(struct backend *b, const char *name, const char *attr,
 	return backend_explain(wrapper_inner(b), name, attr, out, dl);
 }
 
+int64_t wrapper_cache_ms(struct backend *b, const char *name)
+{
+	return backend_cache_ms(wrapper_inner(b), name);
+}
+
 void wrapper_metrics(struct backend *b, struct prom *p)
 {
 	backend_metrics(wrapper_inner(b), p);

@@ -54,5 +54,6 @@ static inline struct bobj *wrapped_inner(struct bobj *o)
 int wrapper_explain(struct backend *b, const char *name, const char *attr,
 		    struct strbuf *out, const struct deadline *dl);
 void wrapper_metrics(struct backend *b, struct prom *p);
+int64_t wrapper_cache_ms(struct backend *b, const char *name);
 
 #endif

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from hylib import child_call, run_hylake
-from lakelib import lake, read_all, xattr  # noqa: F401  (lake: a fixture)
+from lakelib import drop_caches, lake, read_all, xattr  # noqa: F401  (lake: a fixture)
 
 LOG = "tbl/_delta_log"
 KERNEL_OFF = "entry_timeout=0,attr_timeout=0,negative_timeout=0"
@@ -63,6 +63,7 @@ def test_warm_query_asks_gcs_once_per_folder_not_per_file(lake, mounter):
     m = mounter.mount(lake.config(order=("nfs",)))
     got = read_table(m.path)                       # the first query learns
     assert got == {n: lake.data[n] for n in names}
+    drop_caches()                                  # reads reach a store
     mark = lake.gcs.control.log_mark()
     got = read_table(m.path)                       # a warm query
     assert got == {n: lake.data[n] for n in names}
@@ -180,3 +181,19 @@ def test_freshness_patterns_come_first(lake, mounter, ws):
         f.write("\n[freshness]\nraw/* = sometimes\n")
     res = run_hylake("check", bad)
     assert res.returncode == 2 and "bad freshness 'sometimes'" in res.stderr, res.stderr
+
+
+def test_gcs_only_mount_opens_table_files_without_metadata_requests(lake, mounter):
+    """No replica: the bytes come from GCS, but opening a known data file
+    asks GCS nothing more (the version map holds its generation)."""
+    names = delta_table(lake, nfiles=12)
+    m = mounter.mount(lake.config(order=()))
+    read_table(m.path)
+    drop_caches()                                  # the bytes must be fetched
+    mark = lake.gcs.control.log_mark()
+    assert read_table(m.path) == {n: lake.data[n] for n in names}
+    kinds = gcs_kinds(lake, mark)
+    media = kinds.pop("objects.media", 0)
+    assert media >= len(names), kinds          # the data itself
+    assert sum(kinds.values()) <= 4, f"metadata requests of a warm query: {kinds}"
+    assert xattr(m / names[0], "freshness").startswith("immutable")
