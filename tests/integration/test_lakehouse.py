@@ -197,3 +197,120 @@ def test_gcs_only_mount_opens_table_files_without_metadata_requests(lake, mounte
     assert media >= len(names), kinds          # the data itself
     assert sum(kinds.values()) <= 4, f"metadata requests of a warm query: {kinds}"
     assert xattr(m / names[0], "freshness").startswith("immutable")
+
+
+@pytest.mark.timeout(150)
+def test_lakehouse_churn_stays_consistent(lake, mounter):
+    """A writer that follows the table format (new data files and commits,
+    never rewritten; _last_checkpoint rewritten), a replicator catching the
+    nfs replica up at random moments, and readers walking the table all the
+    while: every read returns the bytes its name was written with, and the
+    pointer file is never older than the newest write finished before the
+    open (close-to-open, as strict)."""
+    import random
+    import threading
+    import time
+    seed = int(os.environ.get("HYLAKE_SEED") or random.SystemRandom().randrange(2**32))
+    secs = float(os.environ.get("HYLAKE_CONSISTENCY_SECS") or 20)
+    print(f"\nHYLAKE_SEED={seed}")
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    files, commits = {}, []            # name -> bytes; [(version, data file)]
+    pointer = []                       # [(t_done, bytes)] in write order
+
+    def commit(v):
+        name = f"tbl/part-{v:05d}.parquet"
+        data = rng.randbytes(rng.randrange(1, 300 * 1024))
+        lake.put(name, data)
+        lake.put(commit_name(v), json.dumps({"add": {"path": name[4:]}}).encode())
+        body = json.dumps({"version": v}).encode()
+        lake.put(f"{LOG}/_last_checkpoint", body)
+        with lock:
+            files[name] = data
+            commits.append((v, name))
+            pointer.append((time.monotonic(), body))
+
+    for v in range(5):
+        commit(v)
+    cfg = lake.config(order=("nfs",))
+    assert lake.replicate("nfs", cfg=cfg).returncode == 0
+    m = mounter.mount(cfg, opts=KERNEL_OFF)
+    stop = threading.Event()
+    errors, bad, stats = [], [], {"reads": 0, "pointer": 0, "commits": 0,
+                                  "estale": 0}
+
+    def writer():
+        v = 5
+        try:
+            while not stop.wait(rng.uniform(0.2, 0.5)):
+                commit(v)
+                v += 1
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"writer: {e!r}")
+
+    def replicator():
+        rr = random.Random(seed + 1)
+        try:
+            while not stop.wait(rr.uniform(0.5, 2)):
+                lake.replicate("nfs", cfg=cfg, timeout=60)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"replicator: {e!r}")
+
+    def reader(k):
+        rr = random.Random(seed + 10 + k)
+        try:
+            while not stop.is_set():
+                t_open = time.monotonic()
+                with lock:
+                    floor = max((i for i, (t, _) in enumerate(pointer) if t < t_open),
+                                default=-1)
+                    known = list(commits)
+                try:
+                    body = read_all(m / LOG / "_last_checkpoint")
+                except OSError as e:
+                    if e.errno != errno.ESTALE:   # rewritten while open:
+                        raise                     # a refusal, never old bytes
+                    with lock:
+                        stats["estale"] += 1
+                    continue
+                with lock:
+                    idx = [i for i, (_, b) in enumerate(pointer) if b == body]
+                    stats["pointer"] += 1
+                if not idx or max(idx) < floor:
+                    bad.append(("pointer", body, floor))
+                log = sorted(p for p in os.listdir(m / LOG) if p.endswith(".json"))
+                if len(log) < len(known):
+                    bad.append(("listing older than finished commits", len(log), len(known)))
+                v, name = rr.choice(known)
+                entry = json.loads(read_all(m / commit_name(v)))
+                if entry != {"add": {"path": name[4:]}}:
+                    bad.append(("commit", v, entry))
+                data = files[name]
+                off = rr.randrange(len(data))
+                with open(m / name, "rb") as f:
+                    got = os.pread(f.fileno(), rr.randrange(1, 200 * 1024), off)
+                if got != data[off:off + len(got)] or not got:
+                    bad.append(("data", name, off))
+                with lock:
+                    stats["reads"] += 1
+                    stats["commits"] = len(commits)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"reader {k}: {e!r}")
+
+    threads = [threading.Thread(target=writer, daemon=True),
+               threading.Thread(target=replicator, daemon=True)]
+    threads += [threading.Thread(target=reader, args=(k,), daemon=True) for k in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        stop.wait(secs)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    report = f"seed {seed}: {stats}"
+    print(report)
+    assert not errors, f"{errors}\n{report}"
+    assert not bad, f"{bad[:5]}\n{report}"
+    assert stats["reads"] >= 30 and stats["commits"] >= 20, report
+    assert stats["estale"] <= 0.3 * stats["pointer"], f"too many refused reads\n{report}"
