@@ -37,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
+import rgwlog  # noqa: E402
 RGW_SH = ROOT / "tests" / "ceph" / "rgw.sh"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 MB = 1e6
@@ -618,24 +620,13 @@ class Bench:
 
     def req_mark(self):
         """Position in radosgw's log (one "beast:" line per request)."""
-        try:
-            return self.rgw_log.stat().st_size
-        except OSError:
-            return None
+        return rgwlog.mark(self.rgw_log)
 
     def req_count(self, pos):
         """Requests radosgw logged since req_mark(): {"GET", "HEAD", "LIST", "other"}."""
-        if pos is None:
+        text = rgwlog.since(self.rgw_log, pos)
+        if text is None:
             return None
-        size, quiet = self.req_mark(), 0
-        while quiet < 3:          # radosgw writes its log asynchronously
-            time.sleep(0.05)
-            now = self.req_mark()
-            quiet = quiet + 1 if now == size else 0
-            size = now
-        with open(self.rgw_log, "rb") as f:
-            f.seek(pos)
-            text = f.read().decode("utf-8", "replace")
         n = {"GET": 0, "HEAD": 0, "LIST": 0, "other": 0}
         for m in re.finditer(r'beast: \S+ .*?"([A-Z]+) (/[^ "?]*)(\?[^ "]*)? HTTP', text):
             meth, path = m.group(1), m.group(2)

@@ -8,17 +8,5 @@
 # Needs node >= 18 and npm; PYTHON (default /usr/bin/python3) with python3-cryptography.
 set -euo pipefail
 cd "$(dirname "$0")"
-stamp=node_modules/.hylake-lock.sha256
-if [ ! -f "$stamp" ] || ! sha256sum --check --status "$stamp" 2>/dev/null; then
-	rm -f "$stamp"
-	log=$(mktemp)
-	if ! npm ci --no-audit --no-fund --loglevel=error >"$log" 2>&1; then
-		cat "$log" >&2
-		rm -f "$log"
-		echo "run.sh: npm ci failed" >&2
-		exit 1
-	fi
-	rm -f "$log"
-	sha256sum package-lock.json package.json >"$stamp"
-fi
+../../npm_ci.sh .
 exec node --test conformance.test.mjs

@@ -1,0 +1,426 @@
+#!/usr/bin/python3
+"""A DuckDB query of a Delta table through hylake: GCS (the test server, with
+a WAN-like delay on every request) as the source, a radosgw bucket made by
+`hylake replicate` as the replica, under each freshness mode, against the
+same table on local disk.
+
+The table: FILES Parquet files written by DuckDB itself and one commit
+(`_delta_log/00000000000000000000.json`) adding them.  The query
+(tests/bench/duckdb/delta.mjs, DuckDB's Node API from npm) reads it the way a
+Delta reader does: the pointer file `_last_checkpoint` (absent), the
+listing of `_delta_log/`, the commits, then
+`SELECT count(*), sum(v) FROM read_parquet([the files the commits add])`.
+
+Per row: a fresh mount (empty version map and block cache); a first query
+(cold); RUNS warm queries (median); the requests GCS and radosgw received
+during the warm ones; then a writer commits version 1 in GCS only (a new
+data file and `_delta_log/...1.json`) and the next query says whether it
+sees it.
+
+    tests/bench/lakehouse_duckdb.py [--files 200] [--rows 5000] [--delay-ms 30]
+        [--runs 3] [--rgw-dir DIR] [--workdir DIR] [--keep]
+
+Needs root (FUSE), a built hylake (build/hylake or $HYLAKE_BIN), node and
+npm (DuckDB is installed from npm into tests/bench/duckdb by
+tests/npm_ci.sh), radosgw (tests/ceph/rgw.sh; it starts its own, site a only,
+on --rgw-port/--mon-port, unless --rgw-dir names one already running),
+python3-boto3, python3-cryptography.  About 2 minutes.  Progress goes to
+stderr, the table to stdout.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "gcs"))
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
+import rgwlog  # noqa: E402
+from gcs_client import (GcsClient, ServerProcess, openssl_genrsa,  # noqa: E402
+                        openssl_pubkey, service_account_json, write_secret)
+
+HYLAKE = os.environ.get("HYLAKE_BIN", str(ROOT / "build" / "hylake"))
+DUCKDB = ROOT / "tests" / "bench" / "duckdb"
+RGW_SH = ROOT / "tests" / "ceph" / "rgw.sh"
+TABLE = "tables/sales"              # the table's prefix in the bucket
+LOG = f"{TABLE}/_delta_log"
+REPLICA = "dc-east"
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, timeout=120, **kw):
+    r = subprocess.run([str(c) for c in cmd], timeout=timeout, text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    if r.returncode != 0:
+        raise SystemExit(f"lakehouse_duckdb: {shlex.join(map(str, cmd))} exited "
+                         f"{r.returncode}:\n{r.stderr[-2000:]}")
+    return r
+
+
+def commit_name(v):
+    return f"{v:020d}.json"
+
+
+def add_actions(names_sizes, version):
+    """A Delta commit: protocol and metaData in version 0, one add per file."""
+    now = int(time.time() * 1000)
+    lines = [{"commitInfo": {"timestamp": now, "operation": "WRITE",
+                             "operationParameters": {"mode": "Append"}}}]
+    if version == 0:
+        schema = {"type": "struct", "fields": [
+            {"name": "id", "type": "long", "nullable": True, "metadata": {}},
+            {"name": "v", "type": "long", "nullable": True, "metadata": {}},
+            {"name": "s", "type": "string", "nullable": True, "metadata": {}}]}
+        lines += [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}},
+                  {"metaData": {"id": "00000000-0000-0000-0000-000000000001",
+                                "format": {"provider": "parquet", "options": {}},
+                                "schemaString": json.dumps(schema),
+                                "partitionColumns": [], "configuration": {},
+                                "createdTime": now}}]
+    lines += [{"add": {"path": n, "partitionValues": {}, "size": size,
+                       "modificationTime": now, "dataChange": True}}
+              for n, size in names_sizes]
+    return ("\n".join(json.dumps(x) for x in lines) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- mounts
+
+
+def mounted(path):
+    path = str(path)
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if line.split()[4].encode().decode("unicode_escape") == path:
+            return True
+    return False
+
+
+def daemons_of(mnt):
+    """PIDs of hylake processes with `mnt` as one argument."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            args = (d / "cmdline").read_bytes().split(b"\0")
+            comm = (d / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm == "hylake" and str(mnt).encode() in args:
+            out.append(int(d.name))
+    return out
+
+
+def umount(mnt):
+    if mounted(mnt):
+        subprocess.run(["fusermount3", "-u", str(mnt)], timeout=30,
+                       stderr=subprocess.DEVNULL)
+        if mounted(mnt):
+            subprocess.run(["umount", "-l", str(mnt)], timeout=30,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while daemons_of(mnt) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in daemons_of(mnt):
+        log(f"hylake daemon {pid} of {mnt} still runs after unmount: SIGKILL")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.work = Path(a.workdir or tempfile.mkdtemp(prefix="hylake-lakebench-",
+                                                       dir="/var/tmp")).absolute()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.mnt = self.work / "mnt"
+        self.mnt.mkdir(exist_ok=True)
+        self.srv = None
+        self.rgw_dir = None
+        self.rgw_started = False
+        self.s3 = None
+        self.bucket = f"lakebench-{os.getpid()}"
+
+    # -- setup -------------------------------------------------------------
+
+    def setup(self):
+        a = self.a
+        run([HYLAKE, "--version"], timeout=10)
+        if not shutil.which("node") or not shutil.which("npm"):
+            raise SystemExit("lakehouse_duckdb: needs node and npm "
+                             "(packaging/install-deps.sh)")
+        log("DuckDB from npm (tests/npm_ci.sh tests/bench/duckdb)")
+        run(["bash", ROOT / "tests" / "npm_ci.sh", DUCKDB], timeout=300)
+        self.duckdb_version = json.loads((DUCKDB / "node_modules" / "@duckdb" / "node-api"
+                                          / "package.json").read_text())["version"]
+
+        # the table, on local disk: the baseline, and what gets uploaded
+        self.local = self.work / "local" / "sales"
+        (self.local / "_delta_log").mkdir(parents=True, exist_ok=True)
+        log(f"writing {a.files} Parquet files of {a.rows} rows with DuckDB")
+        run(["node", DUCKDB / "delta.mjs", "write", self.local, 0, a.files, a.rows], timeout=300)
+        newdir = self.work / "new"
+        newdir.mkdir(exist_ok=True)
+        run(["node", DUCKDB / "delta.mjs", "write", newdir, a.files, 1, a.rows], timeout=60)
+        self.new_bytes = (newdir / f"part-{a.files:05d}.parquet").read_bytes()
+        files = sorted(p for p in self.local.iterdir() if p.suffix == ".parquet")
+        self.table_bytes = sum(p.stat().st_size for p in files)
+        (self.local / "_delta_log" / commit_name(0)).write_bytes(
+            add_actions([(p.name, p.stat().st_size) for p in files], 0))
+        self.expect = a.files * a.rows
+
+        # GCS: the test server, a service-account key, the table uploaded
+        key = openssl_genrsa(self.work / "sa.pem")
+        pub = openssl_pubkey(key, self.work / "sa.pub.pem")
+        self.srv = ServerProcess(self.work / "gcs", require_auth=True,
+                                 public_keys=[("bench@test.iam", "k1", str(pub))])
+        self.srv.start()
+        self.gcs = GcsClient(self.srv.url)
+        self.gcs.create_bucket("lake")
+        objs = {f"{TABLE}/{p.relative_to(self.local)}": p.read_bytes()
+                for p in self.local.rglob("*") if p.is_file()}
+        log(f"uploading {len(objs)} objects ({self.table_bytes / 1e6:.1f} MB) to GCS")
+        self.gcs.put_many("lake", objs)
+        self.sa = write_secret(self.work / "sa.json", json.dumps(service_account_json(
+            private_key_pem=key.read_text(), email="bench@test.iam", kid="k1",
+            token_uri=self.srv.url + "/token")), 0o600)
+
+        # the replica: a radosgw bucket
+        self.start_rgw()
+        import boto3
+        self.s3 = boto3.client("s3", endpoint_url=self.rgw["RGW_ENDPOINT"],
+                               region_name="us-east-1",
+                               aws_access_key_id=self.rgw["RGW_ACCESS_KEY"],
+                               aws_secret_access_key=self.rgw["RGW_SECRET_KEY"])
+        self.s3.create_bucket(Bucket=self.bucket)
+        self.creds = write_secret(self.work / "rgw.credentials", (
+            f"[default]\naws_access_key_id = {self.rgw['RGW_ACCESS_KEY']}\n"
+            f"aws_secret_access_key = {self.rgw['RGW_SECRET_KEY']}\n"), 0o600)
+        log(f"hylake replicate --to {REPLICA} (radosgw bucket {self.bucket})")
+        r = run([HYLAKE, "replicate", self.config("strict", True), "--to", REPLICA,
+                 "--jobs", "4"], timeout=300)
+        self.replicate_summary = r.stdout.strip().splitlines()[-1]
+        log(self.replicate_summary)
+        self.gcs.control.config(delay_ms=a.delay_ms)
+
+    def start_rgw(self):
+        a = self.a
+        if a.rgw_dir:
+            self.rgw_dir = Path(a.rgw_dir).absolute()
+        else:
+            self.rgw_dir = self.work / "rgw"
+            env = dict(os.environ, RGW_PORT=str(a.rgw_port), MON_PORT=str(a.mon_port),
+                       RGW_SITE_B="0", MEMSTORE_BYTES=str(1 << 30))
+            log(f"starting radosgw in {self.rgw_dir} (port {a.rgw_port}, mon {a.mon_port})")
+            self.rgw_started = True
+            run(["bash", RGW_SH, "start", self.rgw_dir], timeout=300, env=env)
+        self.rgw = {}
+        for line in (self.rgw_dir / "env").read_text().splitlines():
+            k, _, v = line.partition("=")
+            self.rgw[k] = shlex.split(v)[0] if v else ""
+        self.rgw_log = self.rgw_dir / "log" / "client.rgw.log"
+
+    def config(self, freshness, replica, name=None):
+        """A mount configuration with its own (fresh) state and cache folders."""
+        tag = name or f"{freshness.replace(':', '-')}-{'rep' if replica else 'gcs'}"
+        for d in ("state", "cache"):
+            shutil.rmtree(self.work / f"{d}-{tag}", ignore_errors=True)
+        cfg = self.work / f"{tag}.conf"
+        text = (f"[mount]\nstate_dir = {self.work}/state-{tag}\n"
+                f"cache_dir = {self.work}/cache-{tag}\nfreshness = {freshness}\n"
+                f"[source]\ntype = gcs\nbucket = lake\nendpoint = {self.srv.url}\n"
+                f"credentials = {self.sa}\n")
+        if replica:
+            text += (f"[replica {REPLICA}]\ntype = s3\n"
+                     f"endpoint = {self.rgw['RGW_ENDPOINT']}\nbucket = {self.bucket}\n"
+                     f"region = us-east-1\ncredentials = {self.creds}\n")
+        cfg.write_text(text)
+        return cfg
+
+    # -- measuring ---------------------------------------------------------
+
+    def rgw_mark(self):
+        return rgwlog.mark(self.rgw_log)
+
+    def rgw_requests(self, pos):
+        """Requests for our bucket radosgw logged since rgw_mark()."""
+        text = rgwlog.since(self.rgw_log, pos)
+        if text is None:
+            return None
+        return len(re.findall(rf'beast: \S+ .*?"[A-Z]+ /{self.bucket}\b', text))
+
+    def query(self, table):
+        """One query in its own process: (result dict, GCS request kinds, radosgw requests)."""
+        mark, rmark = self.gcs.control.log_mark(), self.rgw_mark()
+        r = run(["node", DUCKDB / "delta.mjs", "query", table], timeout=self.a.query_timeout)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        kinds = {}
+        for e in self.gcs.control.log(mark):
+            kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+        return res, kinds, self.rgw_requests(rmark)
+
+    def new_commit(self):
+        """A writer commits version 1 in GCS (the replica does not get it)."""
+        name = f"part-{self.a.files:05d}-new.parquet"
+        self.gcs.upload("lake", f"{TABLE}/{name}", self.new_bytes)
+        self.gcs.upload("lake", f"{LOG}/{commit_name(1)}",
+                        add_actions([(name, len(self.new_bytes))], 1))
+        return name
+
+    def undo_commit(self, name):
+        self.gcs.delete("lake", f"{LOG}/{commit_name(1)}")
+        self.gcs.delete("lake", f"{TABLE}/{name}")
+
+    def measure(self, label, table, cfg=None):
+        a = self.a
+        log(f"{label}: first query")
+        if cfg:
+            run([HYLAKE, "mount", cfg, self.mnt], timeout=60)
+        try:
+            first, ckinds, crgw = self.query(table)
+            log(f"{label}: cold {first['seconds']:.2f}s, GCS {kinds_text(ckinds)}, "
+                f"radosgw {crgw}")
+            if first["count"] != self.expect:
+                raise SystemExit(f"lakehouse_duckdb: {label}: count {first['count']}, "
+                                 f"expected {self.expect}")
+            warm = []
+            for i in range(a.runs):
+                res, kinds, rgw = self.query(table)
+                warm.append((res["seconds"], sum(kinds.values()), kinds, rgw))
+            log(f"{label}: warm {[round(w[0], 3) for w in warm]}")
+            seen, source = "n/a (a copy)", "local disk"
+            if cfg:
+                source = os.getxattr(Path(table) / "part-00000.parquet",
+                                     "user.hylake.source").decode()
+                name = self.new_commit()
+                try:
+                    res, _, _ = self.query(table)
+                    seen = "yes" if res["count"] == self.expect + a.rows else "no"
+                    log(f"{label}: after a new commit in GCS: {res['count']} rows ({seen})")
+                finally:
+                    self.undo_commit(name)
+        finally:
+            if cfg:
+                umount(self.mnt)
+        med = statistics.median(w[0] for w in warm)
+        mid = sorted(warm, key=lambda w: w[0])[len(warm) // 2]
+        return {"label": label, "cold": first["seconds"], "warm": med,
+                "cold_gcs": sum(ckinds.values()), "cold_kinds": ckinds,
+                "cold_rgw": crgw if cfg else None,
+                "gcs": statistics.median(w[1] for w in warm), "kinds": mid[2],
+                "rgw": statistics.median(w[3] for w in warm) if cfg and mid[3] is not None
+                else None, "seen": seen, "source": source}
+
+    def rows(self):
+        t = self.mnt / TABLE
+        out = [self.measure("local disk", self.local)]
+        out.append(self.measure("GCS only, strict", t, self.config("strict", False)))
+        for fresh in ("strict", "bounded:10m", "lakehouse"):
+            out.append(self.measure(f"GCS + replica, {fresh}", t, self.config(fresh, True)))
+        return out
+
+    # -- teardown ----------------------------------------------------------
+
+    def cleanup(self):
+        umount(self.mnt)
+        if self.srv:
+            self.srv.stop()
+        if self.s3 and not self.rgw_started:
+            try:      # a radosgw we did not start: leave it as it was
+                for page in self.s3.get_paginator("list_objects_v2").paginate(
+                        Bucket=self.bucket):
+                    for o in page.get("Contents", []):
+                        self.s3.delete_object(Bucket=self.bucket, Key=o["Key"])
+                self.s3.delete_bucket(Bucket=self.bucket)
+            except Exception as e:        # noqa: BLE001  (best effort)
+                log(f"could not delete bucket {self.bucket}: {e}")
+        if self.rgw_started:
+            subprocess.run(["bash", str(RGW_SH), "stop", str(self.rgw_dir)], timeout=120,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not self.a.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def kinds_text(kinds):
+    short = {"objects.list": "list", "objects.get": "get", "objects.media": "media",
+             "token": "token"}
+    parts = [f"{n} {short.get(k, k)}" for k, n in sorted(kinds.items())]
+    return ", ".join(parts) if parts else "-"
+
+
+def report(b, rows, argv):
+    a = b.a
+    base = rows[0]["warm"]
+    ver = run([HYLAKE, "--version"], timeout=10).stdout.strip()
+    print(f"\n$ {shlex.join(argv)}")
+    print(f"{ver}; DuckDB {b.duckdb_version} (npm @duckdb/node-api); "
+          f"{os.cpu_count()} cores, {platform.release()}")
+    print(f"Delta table: {a.files} Parquet files of {a.rows} rows "
+          f"({b.table_bytes / 1e6:.1f} MB), one commit; GCS delay {a.delay_ms} ms per "
+          f"request; replica: radosgw, made by hylake replicate ({b.replicate_summary})")
+    print(f"warm: median of {a.runs} queries after a first (cold) one on a fresh mount "
+          f"(empty version map and block cache); default block cache and kernel timeouts\n")
+    cbase = rows[0]["cold"]
+    print("| row | warm s | vs local | GCS requests, warm | radosgw, warm | cold s "
+          "| vs local | GCS requests, cold | radosgw, cold | served by | new commit seen |")
+    print("|" + "---|" * 11)
+    for r in rows:
+        local = r["label"] == "local disk"
+        gcs = "-" if local else f"{r['gcs']:g} ({kinds_text(r['kinds'])})"
+        cgcs = "-" if local else f"{r['cold_gcs']} ({kinds_text(r['cold_kinds'])})"
+        rgw = "-" if r["rgw"] is None else f"{r['rgw']:g}"
+        crgw = "-" if r["cold_rgw"] is None else f"{r['cold_rgw']}"
+        print(f"| {r['label']} | {r['warm']:.3f} | {r['warm'] / base:.1f}x | {gcs} | {rgw} "
+              f"| {r['cold']:.2f} | {r['cold'] / cbase:.0f}x | {cgcs} | {crgw} "
+              f"| {r['source']} | {r['seen']} |")
+    print("\nwarm/cold s: the query's own time (pointer file to result, tests/bench/duckdb/"
+          "delta.mjs), not node's start; requests: received by GCS / radosgw during it "
+          "(warm: median of the runs); served by: user.hylake.source of a data file; "
+          "new commit seen: a commit made in GCS only (a new data file and "
+          "_delta_log/...1.json) is in the next query's count")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--rows", type=int, default=5000, help="rows per file")
+    ap.add_argument("--delay-ms", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rgw-dir", help="use the radosgw running from this "
+                    "tests/ceph/rgw.sh DIR (site a) instead of starting one")
+    ap.add_argument("--rgw-port", type=int, default=29480)
+    ap.add_argument("--mon-port", type=int, default=29789)
+    ap.add_argument("--workdir", help="default: a new folder under /var/tmp")
+    ap.add_argument("--query-timeout", type=float, default=120)
+    ap.add_argument("--keep", action="store_true", help="keep the workdir")
+    a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    b = Bench(a)
+    try:
+        b.setup()
+        rows = b.rows()
+    finally:
+        b.cleanup()
+    report(b, rows, [sys.argv[0]] + sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
