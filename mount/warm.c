@@ -53,10 +53,17 @@ static struct warm *walk_target;     /* nftw has no context argument */
 static int add_file(const char *path, const struct stat *st, int flag,
 		    struct FTW *f)
 {
+	struct warm *w = walk_target;
+
 	(void)f;
+	if (flag == FTW_NS || flag == FTW_DNR) {   /* never skipped quietly */
+		fprintf(stderr, "hylake: warm: %s: cannot %s it\n", path,
+			flag == FTW_NS ? "stat" : "list");
+		atomic_fetch_add(&w->failed, 1);
+		return 0;
+	}
 	if (flag != FTW_F || !S_ISREG(st->st_mode))
 		return 0;
-	struct warm *w = walk_target;
 	if (w->n == w->alloc) {
 		w->alloc = w->alloc ? 2 * w->alloc : 256;
 		w->files = xrealloc(w->files, w->alloc * sizeof(*w->files));

@@ -127,7 +127,8 @@ static void complete(struct listed *l, struct partial *p)
 	d->folder = p->folder;
 	d->began_ns = p->began_ns;
 	d->names = p->names;
-	qsort(d->names.h, d->names.n, sizeof(uint64_t), cmp_u64);
+	if (d->names.n)
+		qsort(d->names.h, d->names.n, sizeof(uint64_t), cmp_u64);
 	p->folder = NULL;
 	p->names.h = NULL;
 	partial_free(p);

@@ -397,7 +397,7 @@ static void failed_commit_does_not_wedge(void)
 		struct vmap *m;
 		struct vmap_stats st;
 		struct source_fact got, s = source(4);
-		struct rlimit was, lim;
+		struct rlimit was = { 0 }, lim;
 		struct stat sb;
 		char err[256], name[200], path[1100];
 
