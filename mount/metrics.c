@@ -98,6 +98,10 @@ static void bcache_metrics(struct bcache *bc, uint64_t limit,
 	prom_add(p, "hylake_cache_stored_blocks_total", PROM_COUNTER,
 		 "blocks written into the block cache", NULL, NULL,
 		 (double)s.puts);
+	prom_add(p, "hylake_cache_put_failures_total", PROM_COUNTER,
+		 "blocks the block cache could not keep (disk full, I/O "
+		 "error); the read was served all the same", NULL, NULL,
+		 (double)s.put_failures);
 	prom_add(p, "hylake_cache_corrupt_blocks_total", PROM_COUNTER,
 		 "blocks dropped because their checksum failed", NULL, NULL,
 		 (double)s.corrupt);
