@@ -626,6 +626,32 @@ static int open_err(const struct bcache *c, char *err, size_t errlen,
 	return rc;
 }
 
+/* The folder holds blocks that are served as the store's bytes, so it
+ * must be this user's alone: another user, or anyone in the group, who
+ * can write there could plant blocks (their checksums are not a secret).
+ * The same rule as credentials files (util/secretfile.c). */
+static int check_owner(const struct bcache *c, int root_fd, char *err,
+		       size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(root_fd, &st) < 0)
+		return open_err(c, err, errlen, NULL, -errno);
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "cache_dir %s is owned by uid %u, not by "
+			 "this user (uid %u); refusing to use it", c->dir,
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, errlen, "cache_dir %s is writable by group/other "
+			 "(mode %04o); refusing to use it: run chmod 700 %s",
+			 c->dir, (unsigned)(st.st_mode & 07777), c->dir);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int take_lock(struct bcache *c, int root_fd, char *err, size_t errlen)
 {
 	char pid[24];
@@ -899,7 +925,9 @@ int bcache_open(const struct bcache_conf *conf, struct bcache **out,
 		rc = open_err(c, err, errlen, NULL, -errno);
 		goto out_close;
 	}
-	rc = take_lock(c, root_fd, err, errlen);
+	rc = check_owner(c, root_fd, err, errlen);
+	if (rc == 0)
+		rc = take_lock(c, root_fd, err, errlen);
 	if (rc == 0)
 		rc = open_v1(c, root_fd, err, errlen);
 	close(root_fd);

@@ -61,7 +61,9 @@ struct bcache_stats {
 /*
  * Open (or create) the cache in conf->dir and index the blocks already
  * there.  0, or -errno with a message in err: -EBUSY when another live
- * process holds the folder, -EACCES/-ENOTDIR/... when it cannot be made.
+ * process holds the folder, -EPERM when the folder is owned by another
+ * user or writable by group/other, -EACCES/-ENOTDIR/... when it cannot be
+ * made.
  */
 int bcache_open(const struct bcache_conf *conf, struct bcache **out,
 		char *err, size_t errlen);

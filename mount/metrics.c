@@ -1,11 +1,14 @@
 /*
  * metrics.c - gather a mount's figures and export them (metrics.h).
  *
- * The exporter is one thread: it waits in poll() on the listening socket
- * and a stop pipe, with a timeout that falls due when the textfile is to
- * be rewritten.  Scrapes are served one at a time with short socket
- * timeouts, so a client that connects and says nothing cannot hold it
- * for long; a scrape is a few KiB and costs no store request.
+ * The exporter has two threads, each waiting in poll() with a stop pipe:
+ * one rewrites the textfile on its own timer, one accepts connections on
+ * the listening socket.  Each connection is served by a thread of its
+ * own with non-blocking I/O and one deadline for the whole exchange
+ * (SCRAPE_TIMEOUT_MS), so a client that sends a byte a second, or says
+ * nothing, holds only its own thread and only until the deadline; at
+ * most CONN_MAX are served at once and the ones over that get a 503.  A
+ * scrape is a few KiB and costs no store request.
  */
 #include "mount/metrics.h"
 #include "backends/backend.h"
@@ -27,10 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
-#define SCRAPE_TIMEOUT_MS 2000
+#define SCRAPE_TIMEOUT_MS 2000   /* a whole connection, read to write */
+#define CONN_MAX 8               /* scrapes served at once; more get 503 */
 #define REQUEST_MAX 8192
 
 static void readpath_metrics(struct readpath *rp, uint64_t memory_limit,
@@ -93,6 +98,10 @@ static void bcache_metrics(struct bcache *bc, uint64_t limit,
 	prom_add(p, "hylake_cache_stored_blocks_total", PROM_COUNTER,
 		 "blocks written into the block cache", NULL, NULL,
 		 (double)s.puts);
+	prom_add(p, "hylake_cache_put_failures_total", PROM_COUNTER,
+		 "blocks the block cache could not keep (disk full, I/O "
+		 "error); the read was served all the same", NULL, NULL,
+		 (double)s.put_failures);
 	prom_add(p, "hylake_cache_corrupt_blocks_total", PROM_COUNTER,
 		 "blocks dropped because their checksum failed", NULL, NULL,
 		 (double)s.corrupt);
@@ -137,8 +146,19 @@ struct metrics_exporter {
 	int listen_fd;               /* -1: no endpoint */
 	char *file;                  /* NULL: no textfile */
 	int64_t interval_ms;
-	int stop_pipe[2];
-	pthread_t th;
+	int stop_pipe[2];            /* readable once metrics_stop is called */
+	pthread_t listen_th, file_th;
+	bool listen_started, file_started;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;         /* signalled when conns drops */
+	unsigned conns;              /* under lock: connection threads alive */
+};
+
+/* One scrape in its own thread; everything it does ends by deadline. */
+struct conn {
+	struct metrics_exporter *x;
+	int fd;
+	int64_t deadline;            /* mono_ns */
 };
 
 /* "host:port" or "[v6]:port" into a bound, listening socket. */
@@ -197,12 +217,40 @@ static int listen_on(const char *spec, int *out, char *err, size_t errlen)
 	return 0;
 }
 
-static void send_all(int fd, const char *buf, size_t len)
+/* Wait until fd is ready for ev, the connection's deadline passes
+ * (-ETIMEDOUT) or the exporter stops (-ECANCELED). */
+static int conn_wait(const struct conn *c, short ev)
 {
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+	for (;;) {
+		int64_t left = (c->deadline - mono_ns()) / NS_PER_MS;
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd pf[2] = { { c->fd, ev, 0 },
+					{ c->x->stop_pipe[0], POLLIN, 0 } };
+		int n = poll(pf, 2, (int)left);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (pf[1].revents)
+			return -ECANCELED;
+		return 0;
+	}
+}
+
+static void send_all(const struct conn *c, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (conn_wait(c, POLLOUT) < 0)
+				return;
+			continue;
+		}
 		if (n <= 0)
 			return;
 		buf += n;
@@ -210,7 +258,7 @@ static void send_all(int fd, const char *buf, size_t len)
 	}
 }
 
-static void respond(int fd, int status, const char *reason,
+static void respond(const struct conn *c, int status, const char *reason,
 		    const char *type, const char *body, size_t len,
 		    bool head)
 {
@@ -220,41 +268,57 @@ static void respond(int fd, int status, const char *reason,
 		    status, reason, type, len);
 	if (!head)
 		strbuf_add(&r, body, len);
-	send_all(fd, r.buf, r.len);
+	send_all(c, r.buf, r.len);
 	strbuf_release(&r);
 }
 
-/* Serve one connection: GET|HEAD /metrics, or an error status. */
-static void serve_one(struct metrics_exporter *x, int fd)
+/* Read up to the end of the request head, all by the deadline. */
+static int read_head(const struct conn *c, char *req, size_t *lenp)
 {
-	struct timeval tv = { SCRAPE_TIMEOUT_MS / 1000,
-			      (SCRAPE_TIMEOUT_MS % 1000) * 1000 };
-	char req[REQUEST_MAX + 1];
 	size_t len = 0;
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	while (len < REQUEST_MAX) {          /* up to the end of the head */
-		ssize_t n = recv(fd, req + len, REQUEST_MAX - len, 0);
+	while (len < REQUEST_MAX) {
+		ssize_t n = recv(c->fd, req + len, REQUEST_MAX - len,
+				 MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int rc = conn_wait(c, POLLIN);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ECONNRESET;
 		len += (size_t)n;
 		req[len] = '\0';
 		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
 			break;
 	}
 	req[len] = '\0';
+	*lenp = len;
+	return 0;
+}
+
+/* Serve one connection: GET|HEAD /metrics, or an error status. */
+static void serve_one(const struct conn *c)
+{
+	char req[REQUEST_MAX + 1];
+	size_t len = 0;
+
+	if (read_head(c, req, &len) < 0)
+		return;
 	char method[16] = "", target[256] = "";
 	if (sscanf(req, "%15s %255s", method, target) != 2) {
-		respond(fd, 400, "Bad Request", "text/plain", "bad request\n",
+		respond(c, 400, "Bad Request", "text/plain", "bad request\n",
 			12, false);
 		return;
 	}
 	bool head = !strcmp(method, "HEAD");
 	if (strcmp(method, "GET") && !head) {
-		respond(fd, 405, "Method Not Allowed", "text/plain",
+		respond(c, 405, "Method Not Allowed", "text/plain",
 			"GET /metrics\n", 13, false);
 		return;
 	}
@@ -262,56 +326,135 @@ static void serve_one(struct metrics_exporter *x, int fd)
 	if (q)
 		*q = '\0';
 	if (strcmp(target, "/metrics") && strcmp(target, "/")) {
-		respond(fd, 404, "Not Found", "text/plain",
+		respond(c, 404, "Not Found", "text/plain",
 			"try /metrics\n", 13, head);
 		return;
 	}
 	struct strbuf body = STRBUF_INIT;
-	metrics_gather(x->src, &body);
-	respond(fd, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+	metrics_gather(c->x->src, &body);
+	respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
 		body.buf ? body.buf : "", body.len, head);
 	strbuf_release(&body);
 }
 
-/* Write the textfile: a temporary file in the same folder, then rename,
+static void *conn_thread(void *arg)
+{
+	struct conn *c = arg;
+	struct metrics_exporter *x = c->x;
+
+	serve_one(c);
+	close(c->fd);
+	free(c);
+	pthread_mutex_lock(&x->lock);    /* the last touch of x */
+	x->conns--;
+	pthread_cond_broadcast(&x->idle);
+	pthread_mutex_unlock(&x->lock);
+	return NULL;
+}
+
+/* Hand a new connection to a thread of its own, or turn it away with a
+ * 503 (without waiting on it) when CONN_MAX are being served. */
+static void conn_start(struct metrics_exporter *x, int fd)
+{
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+		"Content-Length: 0\r\nConnection: close\r\n\r\n";
+	pthread_attr_t attr;
+	pthread_t th;
+	bool ok;
+
+	pthread_mutex_lock(&x->lock);
+	ok = x->conns < CONN_MAX;
+	if (ok)
+		x->conns++;
+	pthread_mutex_unlock(&x->lock);
+	if (!ok) {
+		(void)!send(fd, busy, sizeof(busy) - 1,
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(fd);
+		return;
+	}
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->x = x;
+	c->fd = fd;
+	c->deadline = mono_ns() + SCRAPE_TIMEOUT_MS * NS_PER_MS;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&th, &attr, conn_thread, c);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		log_warn("metrics_listen: no thread for a scrape: %s",
+			 strerror(rc));
+		close(fd);
+		free(c);
+		pthread_mutex_lock(&x->lock);
+		x->conns--;
+		pthread_cond_broadcast(&x->idle);
+		pthread_mutex_unlock(&x->lock);
+	}
+}
+
+/* Write the textfile: a new file in the same folder, made by mkstemp so
+ * no one can have put a file or a link at its name first, then rename,
  * so a collector never reads half of it. */
 static void write_file(struct metrics_exporter *x)
 {
 	struct strbuf tmp = STRBUF_INIT, body = STRBUF_INIT;
-	strbuf_addf(&tmp, "%s.%d.tmp", x->file, (int)getpid());
+	strbuf_addf(&tmp, "%s.XXXXXX", x->file);
 	metrics_gather(x->src, &body);
-	int fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	int rc = fd < 0 ? -errno : pwrite_full(fd, body.buf, body.len, 0);
+	int fd = mkostemp(tmp.buf, O_CLOEXEC);
+	int rc = fd < 0 ? -errno : 0;
+	if (rc == 0 && fchmod(fd, 0644) < 0)     /* for node_exporter */
+		rc = -errno;
+	if (rc == 0)
+		rc = pwrite_full(fd, body.buf, body.len, 0);
 	if (fd >= 0 && close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc == 0 && rename(tmp.buf, x->file) < 0)
 		rc = -errno;
 	if (rc < 0) {
 		log_warn("metrics_file %s: %s", x->file, strerror(-rc));
-		unlink(tmp.buf);
+		if (fd >= 0)
+			unlink(tmp.buf);
 	}
 	strbuf_release(&tmp);
 	strbuf_release(&body);
 }
 
-static void *exporter_thread(void *arg)
+/* The textfile on its own timer: no scrape can delay it. */
+static void *file_thread(void *arg)
 {
 	struct metrics_exporter *x = arg;
 	int64_t next = mono_ns();
 
 	for (;;) {
-		if (x->file && mono_ns() >= next) {
+		int64_t now = mono_ns();
+		if (now >= next) {
 			write_file(x);
-			next = mono_ns() + x->interval_ms * NS_PER_MS;
+			next += x->interval_ms * NS_PER_MS;
+			if (next <= mono_ns())     /* fell behind: no burst */
+				next = mono_ns() + x->interval_ms * NS_PER_MS;
 		}
+		int64_t left = (next - mono_ns()) / NS_PER_MS;
+		struct pollfd pf = { x->stop_pipe[0], POLLIN, 0 };
+		int n = poll(&pf, 1, left < 0 ? 0 : (int)left);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0)
+			break;
+	}
+	write_file(x);                /* the last figures, at unmount */
+	return NULL;
+}
+
+/* Accept, and hand each connection to conn_start. */
+static void *listen_thread(void *arg)
+{
+	struct metrics_exporter *x = arg;
+
+	for (;;) {
 		struct pollfd pf[2] = { { x->stop_pipe[0], POLLIN, 0 },
 					{ x->listen_fd, POLLIN, 0 } };
-		int timeout = -1;
-		if (x->file) {
-			int64_t left = (next - mono_ns()) / NS_PER_MS;
-			timeout = left < 0 ? 0 : (int)left;
-		}
-		int n = poll(pf, x->listen_fd >= 0 ? 2 : 1, timeout);
+		int n = poll(pf, 2, -1);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n <= 0)
@@ -320,14 +463,10 @@ static void *exporter_thread(void *arg)
 			break;
 		if (pf[1].revents & POLLIN) {
 			int c = accept4(x->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-			if (c >= 0) {
-				serve_one(x, c);
-				close(c);
-			}
+			if (c >= 0)
+				conn_start(x, c);
 		}
 	}
-	if (x->file)
-		write_file(x);        /* the last figures, at unmount */
 	return NULL;
 }
 
@@ -358,7 +497,20 @@ int metrics_start(const struct metrics_src *src, const char *listen,
 		return rc;
 	}
 	x->file = file ? xstrdup(file) : NULL;
-	pthread_create(&x->th, NULL, exporter_thread, x);
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_cond_init(&x->idle, NULL);
+	if (x->listen_fd >= 0)
+		x->listen_started = !pthread_create(&x->listen_th, NULL,
+						    listen_thread, x);
+	if (x->file)
+		x->file_started = !pthread_create(&x->file_th, NULL,
+						  file_thread, x);
+	if ((x->listen_fd >= 0 && !x->listen_started) ||
+	    (x->file && !x->file_started)) {
+		snprintf(err, errlen, "metrics: cannot start a thread");
+		metrics_stop(x);
+		return -EAGAIN;
+	}
 	*out = x;
 	return 0;
 }
@@ -370,7 +522,16 @@ void metrics_stop(struct metrics_exporter *x)
 	char c = 'x';
 	while (write(x->stop_pipe[1], &c, 1) < 0 && errno == EINTR)
 		;
-	pthread_join(x->th, NULL);
+	if (x->listen_started)
+		pthread_join(x->listen_th, NULL);
+	if (x->file_started)
+		pthread_join(x->file_th, NULL);
+	pthread_mutex_lock(&x->lock);  /* scrapes see the pipe and end */
+	while (x->conns)
+		pthread_cond_wait(&x->idle, &x->lock);
+	pthread_mutex_unlock(&x->lock);
+	pthread_cond_destroy(&x->idle);
+	pthread_mutex_destroy(&x->lock);
 	close(x->stop_pipe[0]);
 	close(x->stop_pipe[1]);
 	if (x->listen_fd >= 0)

@@ -5,11 +5,12 @@ sources are the GCS test server, whose request log shows data reads.  The
 kernel's page cache is dropped wherever it could stand in for the block
 cache."""
 
+import errno
 import os
 import subprocess
 import time
 
-from hylib import MiB, child_call, child_read, sha256
+from hylib import MiB, child_call, child_read, run_hylake, sha256
 from lakelib import lake  # noqa: F401  (a fixture)
 
 KiB = 1024
@@ -160,3 +161,69 @@ print(json.dumps({"ok": True, "sums": out}))
     assert res.get("ok") and res["sums"] == [sha256(body[o:o + n]) for o, n in reads], res
     reqs = gets(proxy, "part-0.parquet")
     assert len(reqs) == 1, f"{len(reqs)} GETs for a footer: {[r.range for r in reqs]}"
+
+
+def _prom(text):
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def _fill(path):
+    """Write path until the disk says ENOSPC."""
+    chunk = b"\0" * (64 * KiB)
+    try:
+        with open(path, "wb") as f:
+            while True:
+                f.write(chunk)
+                f.flush()
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+
+
+def test_a_full_cache_disk_never_reaches_the_reader(gcs, gcs_bucket, ws, mounter):
+    """cache_dir on a 2 MiB tmpfs, files of 3-5 MiB read through the mount,
+    with the disk also filled behind the cache's back (so its free-space
+    estimate is stale and writes meet a real ENOSPC): every read returns the
+    right bytes, the mount keeps working, the failed puts are counted."""
+    tiny = ws.root / "tiny"
+    tiny.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                    str(tiny)], check=True)
+    try:
+        bodies = {f"big/{i}": os.urandom((3 + i % 3) * MiB + 777 * i)
+                  for i in range(6)}
+        for name, body in bodies.items():
+            gcs.client.upload(gcs_bucket, name, body)
+        m = mounter.mount(ws.gcs_config(gcs_bucket, mount={
+            "cache_dir": str(tiny / "cache"), "cache_size": "64M",
+            "cache_min_free": "0"}))
+        names = sorted(bodies)
+        for name in names[:2]:                  # the disk fills up by itself
+            res = child_read(m / name)
+            assert res["ok"] and res["sha256"] == sha256(bodies[name]), (name, res)
+        for rnd in range(2):                    # and behind the cache's back
+            filler = tiny / f"filler{rnd}"
+            _fill(filler)
+            for name in names[2:]:
+                drop_caches()
+                res = child_read(m / name)
+                assert res["ok"] and res["sha256"] == sha256(bodies[name]), (name, res)
+                for off, n in ((MiB - 5, 10), (2 * MiB + 3, MiB + 9)):
+                    res = child_read(m / name, offset=off, length=n)
+                    assert res["ok"] and \
+                        res["sha256"] == sha256(bodies[name][off:off + n]), (name, off, res)
+            filler.unlink()
+        assert sorted(os.listdir(m / "big")) == [n[4:] for n in names]  # still works
+        res = run_hylake("status", m.path, "--prometheus")
+        assert res.returncode == 0, res.stderr
+        f = _prom(res.stdout)
+        assert f["hylake_cache_enabled"] == 1
+        assert f["hylake_cache_put_failures_total"] >= 1, res.stdout
+        assert f["hylake_cache_bytes"] <= 2 * MiB
+        m.unmount()
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)], check=False)

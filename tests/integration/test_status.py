@@ -7,7 +7,9 @@ did (how many reads went to which store), not only for being present."""
 
 import os
 import re
+import socket
 import stat
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -123,10 +125,122 @@ def test_metrics_endpoint_and_textfile(lake, mounter, ws):
         time.sleep(0.2)
     else:
         pytest.fail(f"{prom_file} never showed the cache hit")
-    assert not [p for p in prom_file.parent.iterdir() if p.name.endswith(".tmp")]
+    assert [p.name for p in prom_file.parent.iterdir()] == ["hylake.prom"], \
+        "a temporary file was left behind"
     m.unmount()
     with pytest.raises(OSError):
         urllib.request.urlopen(url, timeout=5)              # the listener went with it
+
+
+def _mtimes(path, seconds):
+    """The distinct mtimes path shows over the next seconds."""
+    seen, end = set(), time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            seen.add(path.stat().st_mtime_ns)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+    return seen
+
+
+def _scrape(url, timeout):
+    """(status, seconds taken); 503 counts as an answer (the cap)."""
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    return status, time.monotonic() - t0
+
+
+def test_slow_clients_hold_neither_the_endpoint_nor_the_textfile(gcs, gcs_bucket, ws,
+                                                                 mounter):
+    """A client that sends a byte a second (slowloris), or connects and says
+    nothing, costs one connection until its deadline: other scrapes are
+    answered at once, the textfile keeps its interval, and the slow client
+    is cut off after the per-connection deadline (2 s), not per byte."""
+    gcs.client.upload(gcs_bucket, "x", b"x")
+    port = free_port()
+    prom_file = ws.root / "tf" / "hylake.prom"
+    prom_file.parent.mkdir()
+    mounter.mount(ws.gcs_config(gcs_bucket, mount={
+        "metrics_listen": f"127.0.0.1:{port}", "metrics_file": str(prom_file),
+        "metrics_interval": "1s"}))
+    url = f"http://127.0.0.1:{port}/metrics"
+    assert _scrape(url, 5)[0] == 200
+
+    cut_after = []
+
+    def slowloris():
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        t0 = time.monotonic()
+        try:
+            for ch in b"GET /metrics HTTP/1.1\r\nHost: x\r\n":
+                s.send(bytes([ch]))
+                time.sleep(1)
+                if time.monotonic() - t0 > 9:
+                    break
+        except OSError:
+            pass
+        cut_after.append(time.monotonic() - t0)
+        s.close()
+
+    t = threading.Thread(target=slowloris, daemon=True)
+    t.start()
+    silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+    time.sleep(0.3)
+    for _ in range(3):                       # while both are connected
+        status, took = _scrape(url, 1.5)
+        assert status == 200 and took < 1.0, (status, took)
+        time.sleep(0.2)
+    # the textfile is rewritten every second meanwhile
+    assert len(_mtimes(prom_file, 2.5)) >= 2, "the textfile stood still"
+    t.join(12)
+    assert cut_after and cut_after[0] < 6, \
+        f"the slowloris client was served {cut_after} s: no deadline per connection"
+    silent.settimeout(5)
+    assert silent.recv(100) == b"", "the silent client was not closed"
+    silent.close()
+
+    # a flood of silent clients: more than the cap; scrapes get an answer
+    # (200, or 503 over the cap) at once, the textfile goes on
+    flood = [socket.create_connection(("127.0.0.1", port), timeout=10)
+             for _ in range(20)]
+    try:
+        time.sleep(0.3)
+        status, took = _scrape(url, 1.5)
+        assert status in (200, 503) and took < 1.0, (status, took)
+        assert len(_mtimes(prom_file, 2.5)) >= 2, "the textfile stood still"
+    finally:
+        for s in flood:
+            s.close()
+    deadline = time.monotonic() + 5
+    while _scrape(url, 5)[0] != 200:
+        assert time.monotonic() < deadline, "scrapes refused after the flood"
+        time.sleep(0.2)
+
+
+def test_textfile_temporary_is_not_a_predictable_name(gcs, gcs_bucket, ws, mounter):
+    """The temporary textfile is made with mkstemp: a link planted at any name
+    the writer could use (here the old <file>.<pid>.tmp) is never followed."""
+    gcs.client.upload(gcs_bucket, "x", b"x")
+    prom_file = ws.root / "tf" / "hylake.prom"
+    prom_file.parent.mkdir()
+    victim = ws.root / "victim"
+    victim.write_text("do not touch\n")
+    m = mounter.mount(ws.gcs_config(gcs_bucket, mount={
+        "metrics_file": str(prom_file), "metrics_interval": "1s"}))
+    for pid in m.pids():
+        os.symlink(victim, f"{prom_file}.{pid}.tmp")
+    before = prom_file.stat().st_mtime_ns if prom_file.exists() else 0
+    assert max(_mtimes(prom_file, 2.5)) > before, "the textfile was not rewritten"
+    assert victim.read_text() == "do not touch\n", "the writer followed a planted link"
+    assert not prom_file.is_symlink() and prom_file.is_file()
+    assert stat.S_IMODE(prom_file.stat().st_mode) == 0o644
+    parse(prom_file.read_text())
 
 
 def test_metrics_port_in_use_fails_the_mount_clearly(lake, mounter):

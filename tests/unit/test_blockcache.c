@@ -3,7 +3,8 @@
  * by every part of their key, the least recently used go first and the
  * ceiling holds, corrupt or foreign blocks are dropped and never served,
  * the cache survives a restart in its order of use, refuses a second
- * opener and another format, and keeps its totals under four threads.
+ * opener, another format and a folder others can write to or own, and
+ * keeps its totals under four threads.
  */
 #include "cache/blockcache.h"
 #include "tests/unit/check.h"
@@ -449,6 +450,39 @@ static void busy(void)
 	bcache_close(c2);
 }
 
+/* An existing folder writable by group/other, or another user's, is
+ * refused with a message that names it; a private one is used. */
+static void dir_checks(void)
+{
+	struct bcache_conf conf = { .dir = dir("perm"), .max_bytes = 1 << 20,
+				    .ns = NS };
+	struct bcache *c = NULL;
+	char err[256] = "";
+
+	CHECK_INT(mkdir(conf.dir, 0700), 0);
+	CHECK_INT(chmod(conf.dir, 0770), 0);
+	CHECK_INT(bcache_open(&conf, &c, err, sizeof(err)), -EPERM);
+	CHECK(c == NULL);
+	CHECK(strstr(err, conf.dir) != NULL);
+	CHECK(strstr(err, "writable by group/other") != NULL);
+	CHECK_INT(chmod(conf.dir, 0702), 0);
+	CHECK_INT(bcache_open(&conf, &c, err, sizeof(err)), -EPERM);
+	CHECK(c == NULL);
+	CHECK_INT(chmod(conf.dir, 0755), 0);    /* readable is fine */
+	CHECK_INT(bcache_open(&conf, &c, err, sizeof(err)), 0);
+	bcache_close(c);
+	c = NULL;
+	if (geteuid() == 0) {          /* only root can give a folder away */
+		CHECK_INT(chown(conf.dir, 65534, 65534), 0);
+		err[0] = '\0';
+		CHECK_INT(bcache_open(&conf, &c, err, sizeof(err)), -EPERM);
+		CHECK(c == NULL);
+		CHECK(strstr(err, "owned by uid 65534") != NULL);
+	} else {
+		fprintf(stderr, "dir_checks: not root, owner check skipped\n");
+	}
+}
+
 static void format_change(void)
 {
 	char path[1100], text[128];
@@ -630,6 +664,7 @@ int main(void)
 	corrupt();
 	restart();
 	busy();
+	dir_checks();
 	format_change();
 	replace();
 	min_free();
