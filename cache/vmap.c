@@ -11,31 +11,8 @@
  * 511; each record keeps the full name, and a record whose name differs
  * from the one asked for (a hash collision) counts as absent.
  *
- * Object record, format 1 (native byte order, fixed offsets):
- *
- *    0  u8   format (1)        1  u8   flags: 1 tombstone, 2 crc32c, 4 md5
- *    2  u16  name length n     4  u32  used (minutes since the epoch)
- *    8  u64  generation       16  u64  metageneration
- *   24  u64  size             32  i64  ctime_ns
- *   40  i64  confirmed_ns     48  u32  crc32c
- *   52  u8[16] md5            68  name (n bytes)
- *
- * Replica record, format 1:
- *
- *    0  u8   format (1)        1  u8   state (enum replica_state)
- *    2  u16  name length n     4  u32  used
- *    8  u64  generation       16  u64  size
- *   24  i64  checked_ns       32  u8   etag length e
- *   33  etag (e bytes)     33+e  name (n bytes)
- *
- * Sums record, format 1 (the block sums proven for a replica's copy):
- *
- *    0  u8   format (1)        1  u8   0
- *    2  u16  name length n     4  u32  used
- *    8  name (n bytes)       8+n  the encoded block manifest
- *
- * A record of another format is ignored (and overwritten by the next
- * fact), never trusted.
+ * The records (objects, replicas, sums) are drawn and coded in
+ * vmap_records.c.
  *
  * Writes: put_*() appends to a pending batch; the writer thread commits a
  * batch every BATCH_MS (or at BATCH_MAX facts) in one transaction.  Gets
@@ -53,6 +30,7 @@
  * LMDB's return codes become errno in one place, mdb_code_errno().
  */
 #include "cache/vmap.h"
+#include "cache/vmap_records.h"
 #include "backends/util/fdio.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
@@ -67,7 +45,6 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
-#define FORMAT 1
 #define SCHEMA 1
 #define BATCH_MS 5
 #define BATCH_MAX 512
@@ -78,9 +55,6 @@
 #define EVICT_AT 0.80
 #define EVICT_SHARE 0.25
 #define KEY_MAX 24
-#define OBJ_HDR 68
-#define REP_HDR 33
-#define SUMS_HDR 8
 #define NDB 3
 
 enum { DB_OBJECTS, DB_REPLICAS, DB_SUMS };
@@ -169,121 +143,6 @@ static size_t replica_key(const char *replica, const char *name,
 	memcpy(out, c.digest, 8);
 	name_key(name, out + 8);
 	return KEY_MAX;
-}
-
-/* ---- records ---- */
-
-#define PUT(buf, off, v) memcpy((buf) + (off), &(v), sizeof(v))
-#define GET(buf, off, v) memcpy(&(v), (buf) + (off), sizeof(v))
-
-static void *encode_object(const char *name, const struct source_fact *f,
-			   size_t *len)
-{
-	uint16_t n = (uint16_t)strlen(name);
-	uint8_t format = FORMAT, flags = (uint8_t)((f->tombstone ? 1 : 0) |
-		(f->has_crc32c ? 2 : 0) | (f->has_md5 ? 4 : 0));
-	uint32_t used = now_minutes();
-	unsigned char *b = xcalloc(1, OBJ_HDR + n);
-
-	PUT(b, 0, format);
-	PUT(b, 1, flags);
-	PUT(b, 2, n);
-	PUT(b, 4, used);
-	PUT(b, 8, f->generation);
-	PUT(b, 16, f->metageneration);
-	PUT(b, 24, f->size);
-	PUT(b, 32, f->ctime_ns);
-	PUT(b, 40, f->confirmed_ns);
-	PUT(b, 48, f->crc32c);
-	memcpy(b + 52, f->md5, 16);
-	memcpy(b + OBJ_HDR, name, n);
-	*len = OBJ_HDR + n;
-	return b;
-}
-
-static int decode_object(const unsigned char *b, size_t len, const char *name,
-			 struct source_fact *f)
-{
-	uint8_t format, flags;
-	uint16_t n;
-
-	if (len < OBJ_HDR)
-		return -ENOENT;
-	GET(b, 0, format);
-	GET(b, 2, n);
-	if (format != FORMAT || len != (size_t)OBJ_HDR + n ||
-	    strlen(name) != n || memcmp(b + OBJ_HDR, name, n) != 0)
-		return -ENOENT;          /* other format, or a collision */
-	memset(f, 0, sizeof(*f));
-	GET(b, 1, flags);
-	f->tombstone = flags & 1;
-	f->has_crc32c = flags & 2;
-	f->has_md5 = flags & 4;
-	GET(b, 8, f->generation);
-	GET(b, 16, f->metageneration);
-	GET(b, 24, f->size);
-	GET(b, 32, f->ctime_ns);
-	GET(b, 40, f->confirmed_ns);
-	GET(b, 48, f->crc32c);
-	memcpy(f->md5, b + 52, 16);
-	return 0;
-}
-
-static void *encode_replica(const char *name, const struct replica_fact *f,
-			    size_t *len)
-{
-	uint16_t n = (uint16_t)strlen(name);
-	uint8_t format = FORMAT, state = (uint8_t)f->state;
-	uint8_t e = (uint8_t)strnlen(f->etag, HY_ETAG_MAX - 1);
-	uint32_t used = now_minutes();
-	unsigned char *b = xcalloc(1, REP_HDR + e + n);
-
-	PUT(b, 0, format);
-	PUT(b, 1, state);
-	PUT(b, 2, n);
-	PUT(b, 4, used);
-	PUT(b, 8, f->generation);
-	PUT(b, 16, f->size);
-	PUT(b, 24, f->checked_ns);
-	PUT(b, 32, e);
-	memcpy(b + REP_HDR, f->etag, e);
-	memcpy(b + REP_HDR + e, name, n);
-	*len = REP_HDR + e + n;
-	return b;
-}
-
-static int decode_replica(const unsigned char *b, size_t len, const char *name,
-			  struct replica_fact *f)
-{
-	uint8_t format, state, e;
-	uint16_t n;
-
-	if (len < REP_HDR)
-		return -ENOENT;
-	GET(b, 0, format);
-	GET(b, 1, state);
-	GET(b, 2, n);
-	GET(b, 32, e);
-	if (format != FORMAT || state > REPLICA_BAD || e >= HY_ETAG_MAX ||
-	    len != (size_t)REP_HDR + e + n || strlen(name) != n ||
-	    memcmp(b + REP_HDR + e, name, n) != 0)
-		return -ENOENT;
-	memset(f, 0, sizeof(*f));
-	f->state = (enum replica_state)state;
-	GET(b, 8, f->generation);
-	GET(b, 16, f->size);
-	GET(b, 24, f->checked_ns);
-	memcpy(f->etag, b + REP_HDR, e);
-	f->etag[e] = '\0';
-	return 0;
-}
-
-static uint32_t record_used(const unsigned char *b, size_t len)
-{
-	uint32_t used = 0;
-	if (len >= 8)
-		GET(b, 4, used);
-	return used;
 }
 
 /* ---- batching ---- */
@@ -399,7 +258,7 @@ static int lookup(struct vmap *m, int db, const unsigned char *key,
 	}
 	mdb_txn_abort(txn);
 	if (rc == 0)
-		note_touch(m, db, key, klen, record_used(*val, *vlen));
+		note_touch(m, db, key, klen, vmap_records_used(*val, *vlen));
 	return rc;
 }
 
@@ -414,7 +273,7 @@ static int f_get_source(void *ctx, const char *name, struct source_fact *out)
 	int rc = lookup(ctx, DB_OBJECTS, key, 16, &v, &len);
 	if (rc < 0)
 		return -ENOENT;       /* facts.h: whatever the cause, unknown */
-	rc = decode_object(v, len, name, out);
+	rc = vmap_records_decode_object(v, len, name, out);
 	free(v);
 	return rc;
 }
@@ -427,7 +286,7 @@ static void f_put_source(void *ctx, const char *name,
 	if (strlen(name) > UINT16_MAX)
 		return;
 	name_key(name, key);
-	void *v = encode_object(name, f, &len);
+	void *v = vmap_records_encode_object(name, f, now_minutes(), &len);
 	put_fact(ctx, DB_OBJECTS, key, 16, v, len);
 }
 
@@ -440,7 +299,7 @@ static int f_get_replica(void *ctx, const char *replica, const char *name,
 	int rc = lookup(ctx, DB_REPLICAS, key, klen, &v, &len);
 	if (rc < 0)
 		return -ENOENT;       /* facts.h: whatever the cause, unknown */
-	rc = decode_replica(v, len, name, out);
+	rc = vmap_records_decode_replica(v, len, name, out);
 	free(v);
 	return rc;
 }
@@ -453,7 +312,7 @@ static void f_put_replica(void *ctx, const char *replica, const char *name,
 	if (strlen(name) > UINT16_MAX)
 		return;
 	klen = replica_key(replica, name, key);
-	void *v = encode_replica(name, f, &len);
+	void *v = vmap_records_encode_replica(name, f, now_minutes(), &len);
 	put_fact(ctx, DB_REPLICAS, key, klen, v, len);
 }
 
@@ -461,25 +320,18 @@ static int f_get_sums(void *ctx, const char *replica, const char *name,
 		      void **out, size_t *outlen)
 {
 	unsigned char key[KEY_MAX];
-	size_t len, klen = replica_key(replica, name, key), n = strlen(name);
-	uint16_t rn;
-	uint8_t format;
+	size_t len, off, klen = replica_key(replica, name, key);
 	unsigned char *v;
 
 	*out = NULL;
 	if (lookup(ctx, DB_SUMS, key, klen, (void **)&v, &len) < 0)
 		return -ENOENT;
-	if (len >= SUMS_HDR) {
-		GET(v, 0, format);
-		GET(v, 2, rn);
-	}
-	if (len < SUMS_HDR + n || format != FORMAT || rn != n ||
-	    memcmp(v + SUMS_HDR, name, n) != 0) {
+	if (vmap_records_decode_sums(v, len, name, &off) < 0) {
 		free(v);
 		return -ENOENT;
 	}
-	*outlen = len - SUMS_HDR - n;
-	memmove(v, v + SUMS_HDR + n, *outlen);
+	*outlen = len - off;
+	memmove(v, v + off, *outlen);
 	*out = v;
 	return 0;
 }
@@ -488,20 +340,13 @@ static void f_put_sums(void *ctx, const char *replica, const char *name,
 		       const void *sums, size_t slen)
 {
 	unsigned char key[KEY_MAX];
-	uint16_t n = (uint16_t)strlen(name);
-	uint8_t format = FORMAT;
-	uint32_t used = now_minutes();
+	size_t len;
 
-	if (strlen(name) > UINT16_MAX)
+	if (strlen(name) > VMAP_RECORDS_NAME_MAX)
 		return;
 	size_t klen = replica_key(replica, name, key);
-	unsigned char *v = xcalloc(1, SUMS_HDR + n + slen);
-	PUT(v, 0, format);
-	PUT(v, 2, n);
-	PUT(v, 4, used);
-	memcpy(v + SUMS_HDR, name, n);
-	memcpy(v + SUMS_HDR + n, sums, slen);
-	put_fact(ctx, DB_SUMS, key, klen, v, SUMS_HDR + n + slen);
+	void *v = vmap_records_encode_sums(name, sums, slen, now_minutes(), &len);
+	put_fact(ctx, DB_SUMS, key, klen, v, len);
 }
 
 static const struct facts_ops vmap_facts_ops = {
@@ -614,7 +459,7 @@ static int evict(struct vmap *m, double share)
 				alloc = alloc ? alloc * 2 : 4096;
 				used = xrealloc(used, alloc * sizeof(*used));
 			}
-			used[n++] = record_used(d.mv_data, d.mv_size);
+			used[n++] = vmap_records_used(d.mv_data, d.mv_size);
 		}
 		mdb_cursor_close(cur);
 	}
@@ -631,7 +476,7 @@ static int evict(struct vmap *m, double share)
 		while (rc == 0 && dropped < target &&
 		       mdb_cursor_get(cur, &k, &d, op) == 0) {
 			op = MDB_NEXT;
-			if (record_used(d.mv_data, d.mv_size) <= cutoff) {
+			if (vmap_records_used(d.mv_data, d.mv_size) <= cutoff) {
 				rc = mdb_code_errno(mdb_cursor_del(cur, 0));
 				dropped++;
 			}
@@ -664,7 +509,7 @@ static int refresh_touched(struct vmap *m, MDB_txn *txn,
 			continue;
 		void *copy = xmalloc(d.mv_size);
 		memcpy(copy, d.mv_data, d.mv_size);
-		PUT((unsigned char *)copy, 4, now);
+		vmap_records_set_used(copy, d.mv_size, now);
 		d.mv_data = copy;
 		rc = mdb_code_errno(mdb_put(txn, m->dbi[t[i].db], &k, &d, 0));
 		free(copy);

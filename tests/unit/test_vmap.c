@@ -4,6 +4,7 @@
  * refuses another source, and stays under its ceiling by evicting.
  */
 #include "cache/vmap.h"
+#include "cache/vmap_records.h"
 #include "tests/unit/check.h"
 
 #include <dirent.h>
@@ -439,12 +440,54 @@ static void failed_commit_does_not_wedge(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* The records alone (vmap_records.c): every truncation, another name or
+ * another format reads as absent, never past the record. */
+static void records_reject_damage(void)
+{
+	struct source_fact f = { .generation = 5, .size = 9, .has_crc32c = true,
+				 .crc32c = 0xabcd }, g;
+	struct replica_fact r = { .state = REPLICA_BAD, .generation = 5 }, q;
+	size_t n, off;
+	unsigned char *b;
+
+	snprintf(r.etag, sizeof(r.etag), "\"e1\"");
+	b = vmap_records_encode_object("a/b", &f, 42, &n);
+	CHECK_INT(vmap_records_decode_object(b, n, "a/b", &g), 0);
+	CHECK(g.generation == 5 && g.has_crc32c && g.crc32c == 0xabcd);
+	CHECK_INT(vmap_records_used(b, n), 42);
+	vmap_records_set_used(b, n, 43);
+	CHECK_INT(vmap_records_used(b, n), 43);
+	for (size_t cut = 0; cut < n; cut++)
+		CHECK_INT(vmap_records_decode_object(b, cut, "a/b", &g), -ENOENT);
+	CHECK_INT(vmap_records_decode_object(b, n, "a/c", &g), -ENOENT);
+	b[0] = 2;
+	CHECK_INT(vmap_records_decode_object(b, n, "a/b", &g), -ENOENT);
+	free(b);
+
+	b = vmap_records_encode_replica("a/b", &r, 1, &n);
+	CHECK_INT(vmap_records_decode_replica(b, n, "a/b", &q), 0);
+	CHECK_STR(q.etag, "\"e1\"");
+	CHECK(q.state == REPLICA_BAD);
+	for (size_t cut = 0; cut < n; cut++)
+		CHECK_INT(vmap_records_decode_replica(b, cut, "a/b", &q), -ENOENT);
+	free(b);
+
+	b = vmap_records_encode_sums("a/b", "SUMS", 4, 1, &n);
+	CHECK_INT(vmap_records_decode_sums(b, n, "a/b", &off), 0);
+	CHECK(n - off == 4 && !memcmp(b + off, "SUMS", 4));
+	CHECK_INT(vmap_records_decode_sums(b, off - 1, "a/b", &off), -ENOENT);
+	CHECK_INT(vmap_records_decode_sums(b, n, "a/bc", &off), -ENOENT);
+	free(b);
+	CHECK_INT(vmap_records_used((const unsigned char *)"", 0), 0);
+}
+
 int main(void)
 {
 	const char *t = getenv("HYLAKE_TEST_TMP");
 	snprintf(base, sizeof(base), "%s/vmap-test-%d", t ? t : "/tmp",
 		 (int)getpid());
 	mkdir(base, 0700);
+	records_reject_damage();
 	roundtrip();
 	survives_kill9();
 	stays_under_ceiling();
