@@ -695,6 +695,50 @@ static const struct backend_ops posix_ops = {
 	.destroy = posix_destroy,
 };
 
+/* Opening the root folder, on a worker too: a dead NFS server must not
+ * hang the mount (or check) that builds the store. */
+struct root_call {
+	struct offload_call oc;   /* first */
+	char *path;
+	int fd;
+};
+
+static int root_call_fn(struct offload_call *oc)
+{
+	struct root_call *c = (struct root_call *)oc;
+	c->fd = open(c->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return c->fd < 0 ? -errno : 0;
+}
+
+static void root_call_release(struct offload_call *oc)
+{
+	struct root_call *c = (struct root_call *)oc;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->path);
+	free(c);
+}
+
+/* The root folder's descriptor, or -errno (-ETIMEDOUT: no answer within
+ * the connect timeout). */
+static int open_root(struct offload *ol, const char *path, int64_t ms)
+{
+	struct root_call *c = xcalloc(1, sizeof(*c));
+	struct deadline dl = deadline_in_ms(ms > 0 ? ms : 5000);
+
+	c->oc.fn = root_call_fn;
+	c->oc.release = root_call_release;
+	c->path = xstrdup(path);
+	c->fd = -1;
+	int rc = offload_run(ol, &c->oc, &dl);
+	if (rc == 0) {
+		rc = c->fd;
+		c->fd = -1;
+	}
+	offload_call_put(&c->oc);
+	return rc;
+}
+
 int posix_create(const struct store_conf *c, struct backend **out,
 		 char *err, size_t errlen)
 {
@@ -703,12 +747,15 @@ int posix_create(const struct store_conf *c, struct backend **out,
 	strbuf_adds(&root, c->path);
 	if (c->prefix && *c->prefix)
 		strbuf_addf(&root, "/%s", c->prefix);
-	int fd = open(root.buf, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct offload *ol = offload_create(PX_MAX_STUCK);
+	int fd = open_root(ol, root.buf, c->net.connect_timeout_ms);
 	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "posix path %s: %s", root.buf, strerror(e));
+		snprintf(err, errlen, "posix path %s: %s", root.buf,
+			 fd == -ETIMEDOUT ? "no answer (a hung NFS server?)"
+					  : strerror(-fd));
+		offload_destroy(ol);
 		strbuf_release(&root);
-		return -e;
+		return fd;
 	}
 	struct posix_backend *px = xcalloc(1, sizeof(*px));
 	struct px_root *rt = xcalloc(1, sizeof(*rt));
@@ -716,7 +763,7 @@ int posix_create(const struct store_conf *c, struct backend **out,
 	rt->rootfd = fd;
 	rt->root = strbuf_detach(&root, NULL);
 	px->rt = rt;
-	px->ol = offload_create(PX_MAX_STUCK);
+	px->ol = ol;
 	px->page_size = (unsigned)c->list_page_size;
 	strbuf_addf(&desc, "user.%s", c->generation_key && *c->generation_key
 		    ? c->generation_key : "goog-generation");
