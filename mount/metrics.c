@@ -302,32 +302,75 @@ static int read_head(const struct conn *c, char *req, size_t *lenp)
 	return 0;
 }
 
+/* The token of req[*i..len) up to the next space: its length, 0 when
+ * there is none.  *i ends on the space (or len). */
+static size_t request_token(const char *req, size_t len, size_t *i)
+{
+	size_t start = *i;
+
+	while (*i < len && req[*i] != ' ' && req[*i] != '\r' &&
+	       req[*i] != '\n')
+		(*i)++;
+	return *i - start;
+}
+
+int metrics_parse_request(const char *req, size_t len, bool *head)
+{
+	size_t i = 0, m, t, v;
+	const char *method, *target, *version;
+
+	*head = false;
+	if (memchr(req, '\0', len))
+		return 400;
+	method = req;
+	m = request_token(req, len, &i);
+	if (m == 0 || i >= len || req[i++] != ' ')
+		return 400;
+	target = req + i;
+	t = request_token(req, len, &i);
+	if (t == 0 || i >= len || req[i++] != ' ')
+		return 400;
+	version = req + i;
+	v = request_token(req, len, &i);
+	if (v != 8 || memcmp(version, "HTTP/1.", 7) || version[7] < '0' ||
+	    version[7] > '9' || i >= len || (req[i] != '\r' && req[i] != '\n'))
+		return 400;
+	if (m == 4 && !memcmp(method, "HEAD", 4))
+		*head = true;
+	else if (m != 3 || memcmp(method, "GET", 3))
+		return 405;
+	const char *q = memchr(target, '?', t);
+	if (q)
+		t = (size_t)(q - target);
+	if ((t == 8 && !memcmp(target, "/metrics", 8)) ||
+	    (t == 1 && target[0] == '/'))
+		return 200;
+	return 404;
+}
+
 /* Serve one connection: GET|HEAD /metrics, or an error status. */
 static void serve_one(const struct conn *c)
 {
 	char req[REQUEST_MAX + 1];
 	size_t len = 0;
+	bool head = false;
 
 	if (read_head(c, req, &len) < 0)
 		return;
-	char method[16] = "", target[256] = "";
-	if (sscanf(req, "%15s %255s", method, target) != 2) {
-		respond(c, 400, "Bad Request", "text/plain", "bad request\n",
-			12, false);
-		return;
-	}
-	bool head = !strcmp(method, "HEAD");
-	if (strcmp(method, "GET") && !head) {
+	switch (metrics_parse_request(req, len, &head)) {
+	case 200:
+		break;
+	case 405:
 		respond(c, 405, "Method Not Allowed", "text/plain",
 			"GET /metrics\n", 13, false);
 		return;
-	}
-	char *q = strchr(target, '?');
-	if (q)
-		*q = '\0';
-	if (strcmp(target, "/metrics") && strcmp(target, "/")) {
+	case 404:
 		respond(c, 404, "Not Found", "text/plain",
 			"try /metrics\n", 13, head);
+		return;
+	default:
+		respond(c, 400, "Bad Request", "text/plain", "bad request\n",
+			12, false);
 		return;
 	}
 	struct strbuf body = STRBUF_INIT;

@@ -15,6 +15,7 @@
 #ifndef HYLAKE_METRICS_H
 #define HYLAKE_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,15 @@ struct metrics_exporter;
 int metrics_start(const struct metrics_src *src, const char *listen,
 		  const char *file, int64_t interval_ms,
 		  struct metrics_exporter **out, char *err, size_t errlen);
+
+/*
+ * The status a request head gets (req[0..len), as read from the socket):
+ * 200 for "GET /metrics HTTP/1.x" or "GET / ..." (a query is ignored),
+ * with *head set for HEAD; 405 for any other method; 404 for any other
+ * target; 400 for a request line that is not METHOD SP TARGET SP
+ * HTTP/1.x followed by a line end, or a head holding a NUL.
+ */
+int metrics_parse_request(const char *req, size_t len, bool *head);
 
 /* Stop, write the file one last time, free.  NULL is fine. */
 void metrics_stop(struct metrics_exporter *x);
