@@ -862,8 +862,30 @@ do_start() {
 
 # --- single sites --------------------------------------------------------------
 
+# port_refuses PORT: a connection to 127.0.0.1:PORT is refused.
+port_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port_closed ENDPOINT: wait (5 s at most) until nothing accepts on the
+# endpoint's port.  The kernel closes a dead daemon's listening socket a
+# little after its last thread is gone from /proc (seen: one kill in 25 left
+# the port accepting for a moment), and a stopped site must refuse at once.
+wait_port_closed() {
+    local port=${1##*:} i
+    port=${port%%/*}
+    for ((i = 0; i < 500; i++)); do
+        port_refuses "$port" && { [ "$i" -gt 0 ] && say "port $port closed $((i * 10)) ms after the radosgw was gone"; return 0; }
+        sleep 0.01
+    done
+    warn "port $port still accepts connections 5 s after the radosgw was gone:"
+    port_busy "$port" >&"$ERR_FD" || true
+    return 1
+}
+
 do_stop_site() {  # do_stop_site SITE term|kill
-    stop_daemon "$(site_daemon "$1")" "$2"
+    local ep
+    stop_daemon "$(site_daemon "$1")" "$2" || return 1
+    ep=$(recorded "$(site_env "$1")ENDPOINT")
+    [ -z "$ep" ] || wait_port_closed "$ep"
 }
 
 do_start_site() {
