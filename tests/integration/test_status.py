@@ -81,6 +81,10 @@ def test_status_and_metrics_follow_the_reads(lake, mounter):
     assert f[("hylake_source_fallbacks_total", None)] == f[("hylake_store_reads_total", "source")]
     assert f[("hylake_read_bytes_total", None)] == 3 * len(lake.data["s/a"])
     assert f[("hylake_store_requests_total", "source")] >= 3     # 3 opens at least
+    # s3 was asked for s/c and answered 404: an answer, not an error
+    assert f[("hylake_store_requests_total", "s3")] >= 2
+    assert f[("hylake_store_request_errors_total", "s3")] == 0
+    assert f[("hylake_store_request_errors_total", "source")] == 0
     assert ("hylake_store_requests_total", "nfs") not in f
     version = run_hylake("--version").stdout.split()[1]
     assert f[("hylake_build_info", version)] == 1
