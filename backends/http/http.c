@@ -207,7 +207,8 @@ void http_engine_metrics(const struct http_engine *e, const char *store,
 		 store, (double)atomic_load(&s->retries));
 	prom_add(p, "hylake_store_request_errors_total", PROM_COUNTER,
 		 "store calls that ended in an error after retries (not a 404, "
-		 "nor a request hylake cancelled)", "store", store, (double)atomic_load(&s->failures));
+		 "nor a request hylake cancelled)", "store", store,
+		 (double)atomic_load(&s->failures));
 	prom_add(p, "hylake_store_retries_denied_total", PROM_COUNTER,
 		 "retries not sent: the store's retry budget was spent, or its "
 		 "Retry-After fell past the deadline", "store", store,
