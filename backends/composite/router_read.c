@@ -118,6 +118,9 @@ static struct bobj *cand_ready(struct router_obj *o, size_t i,
 	log_info("replica %s: nothing proves the bytes of '%s' (%s); not "
 		 "using it", rep->name, o->base.name, v->has_crc32c
 		 ? "no block manifest" : "the source gives no crc32c");
+	/* so that explain says so, and the next opens ask again only
+	 * after replica_recheck (a manifest may come with the next copy) */
+	router_note_replica(r, i, o->base.name, REPLICA_UNPROVEN, &c->h->info);
 	c->st = CAND_SKIP;
 	return NULL;
 }
