@@ -429,11 +429,7 @@ static int router_open(struct backend *b, const char *name, struct bobj **out,
 	o->cands = xcalloc(r->nrep ? r->nrep : 1, sizeof(*o->cands));
 	atomic_init(&o->refs, 1);
 	pthread_mutex_init(&o->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&o->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	timeutil_cond_init(&o->cv);
 	*out = &o->base;
 	return 0;
 }
