@@ -78,7 +78,8 @@ Control API (never delayed, failed or logged, never needs auth), JSON in and out
                                           method, path, query, kind, project, topic,
                                           subscription, status, auth, auth_ok, fault,
                                           messages (pull: delivered; publish: published),
-                                          ack_ids (acknowledge / modifyAckDeadline), user_agent
+                                          ack_ids (acknowledge / modifyAckDeadline), user_agent,
+                                          api_client (x-goog-api-client)
     POST /_test/log/clear
     GET  /_test/counters                  {"kinds": {kind: n}, "status": {code: n}}
     GET  /_test/state                     topics and subscriptions with their backlog:
@@ -404,6 +405,7 @@ class Handler(gcs_server.Handler):
                 "auth": ("none" if not authz else "bearer" if authz.lower().startswith("bearer ")
                          else "other"),
                 "auth_ok": None, "fault": None, "user_agent": self.headers.get("User-Agent"),
+                "api_client": self.headers.get("x-goog-api-client"),
             }
             if m and m.group(3):
                 self.entry["topic" if m.group(2) == "topics" else "subscription"] = (
