@@ -208,24 +208,26 @@ class Notifier:
         return r
 
     # ---- events (called with gcs_server's state lock held)
+    # eventTime: the new generation's timeCreated, the metadata's new `updated`, or now
+    # for a delete
     def finalized(self, bucket, obj, old=None):
         extra = {"overwroteGeneration": str(old.generation)} if old is not None else {}
-        self._event(bucket, obj, "OBJECT_FINALIZE", extra)
+        self._event(bucket, obj, "OBJECT_FINALIZE", extra, obj.created_us)
         if old is not None:
             self._event(bucket, old, "OBJECT_DELETE",
-                        {"overwrittenByGeneration": str(obj.generation)})
+                        {"overwrittenByGeneration": str(obj.generation)}, obj.created_us)
 
     def deleted(self, bucket, obj):
-        self._event(bucket, obj, "OBJECT_DELETE", {})
+        self._event(bucket, obj, "OBJECT_DELETE", {}, time.time_ns() // 1000)
 
     def metadata_updated(self, bucket, obj):
-        self._event(bucket, obj, "OBJECT_METADATA_UPDATE", {})
+        self._event(bucket, obj, "OBJECT_METADATA_UPDATE", {}, obj.updated_us)
 
-    def _event(self, bucket, obj, event: str, extra: dict):
+    def _event(self, bucket, obj, event: str, extra: dict, when_us: int):
         configs = getattr(bucket, "notification_configs", None)
         if not configs or not self.url:
             return
-        now = self.rfc3339(time.time_ns() // 1000)
+        now = self.rfc3339(when_us)
         for c in configs.values():
             if c["event_types"] and event not in c["event_types"]:
                 continue

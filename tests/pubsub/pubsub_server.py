@@ -50,7 +50,8 @@ own client (REST transport) works against it:
     without it any Bearer token is taken.
   * bounded: topics, subscriptions, messages per publish (1000), message size (10 MB),
     attributes (100; keys 256 bytes, values 1024), a subscription's backlog
-    (MAX_BACKLOG; a publish that would exceed it is 429), the request log.
+    (MAX_BACKLOG messages) and all backlogs' bytes together (MAX_HELD_BYTES): a
+    publish that would exceed them is 429 RESOURCE_EXHAUSTED; the request log.
 
 Run:
     python3 tests/pubsub/pubsub_server.py --port 0 --port-file F [--require-auth]
@@ -86,7 +87,7 @@ Control API (never delayed, failed or logged, never needs auth), JSON in and out
                                           {"subscriptions": {name: {"topic", "backlog",
                                           "outstanding", "delivered", "redelivered",
                                           "acked", "nacked", "expired"}}, "topics": [..],
-                                          "published": N}
+                                          "published": N, "held_bytes": N}
     POST /_test/reset                     drop topics, subscriptions, faults, the log;
                                           settings back to the start ones
 
@@ -129,6 +130,7 @@ MAX_ATTR_VALUE = 1024
 MAX_ORDERING_KEY = 1024
 MAX_PULL = 1000                # messages returned by one pull at most
 MAX_LOG = 20000
+MAX_HELD_BYTES = 256 * 1024 * 1024  # message bytes held by all backlogs together
 DEFAULT_ACK_DEADLINE = 10
 RETENTION = "604800s"
 DELETED_TOPIC = "_deleted-topic_"
@@ -175,7 +177,7 @@ def not_found(short):
 
 
 class Message:
-    __slots__ = ("id", "data", "attributes", "ordering_key", "publish_ns")
+    __slots__ = ("id", "data", "attributes", "ordering_key", "publish_ns", "size")
 
     def resource(self) -> dict:
         m = {"data": self.data, "messageId": self.id, "publishTime": rfc3339_ns(self.publish_ns)}
@@ -263,11 +265,13 @@ class State(gcs_server.StateBase):
         self.log: collections.deque = collections.deque(maxlen=MAX_LOG)
         self.fail = {"count": 0, "status": 503, "kinds": []}
         self.token_cache: dict[str, tuple] = {}
+        self.held_bytes = 0  # of the messages in all backlogs (a copy per subscription)
 
     def reset(self, keys=False):
         with self.cond:
             self.topics.clear()
             self.subs.clear()
+            self.held_bytes = 0
             self.log.clear()
             self.kinds.clear()
             self.statuses.clear()
@@ -646,18 +650,25 @@ class Handler(gcs_server.Handler):
                     raise ApiError(429, f"Subscription {s.name} holds {len(s.backlog)} "
                                         f"messages; this test server keeps at most "
                                         f"{MAX_BACKLOG}.")
+            size = sum(p[3] for p in parsed)
+            if st.held_bytes + size * len(subs) > MAX_HELD_BYTES:
+                raise ApiError(429, f"The subscriptions hold {st.held_bytes} bytes of "
+                                    f"messages; this test server keeps at most "
+                                    f"{MAX_HELD_BYTES}.")
             ids = []
             now_ns = time.time_ns()
-            for data, attrs, key in parsed:
+            for data, attrs, key, msize in parsed:
                 msg = Message()
                 msg.id = str(st.next_msg)
                 st.next_msg += 1
                 msg.data, msg.attributes, msg.ordering_key = data, attrs, key
                 msg.publish_ns = now_ns
+                msg.size = msize
                 ids.append(msg.id)
                 for s in subs:
                     s.backlog[st.next_seq] = Entry(msg)
                     st.next_seq += 1
+                    st.held_bytes += msg.size
             st.published += len(ids)
             self.entry["messages"] = len(ids)
             st.cond.notify_all()
@@ -700,7 +711,9 @@ class Handler(gcs_server.Handler):
         key = m.get("orderingKey") or ""
         if not isinstance(key, str) or len(key.encode()) > MAX_ORDERING_KEY:
             raise invalid(f"An ordering key is longer than {MAX_ORDERING_KEY} bytes.")
-        return base64.b64encode(raw).decode(), {k: v for k, v in attrs.items()}, key
+        size = len(raw) + sum(len(k.encode()) + len(v.encode()) for k, v in attrs.items()) \
+            + len(key.encode())
+        return base64.b64encode(raw).decode(), dict(attrs), key, size
 
     def _sub_create(self, name, rid, req):
         st: State = self.server.state
@@ -758,6 +771,7 @@ class Handler(gcs_server.Handler):
         with st.cond:
             s = self._sub(name, rid)
             del st.subs[name]
+            st.held_bytes -= sum(e.msg.size for e in s.backlog.values())
             if s.topic in st.topics:
                 st.topics[s.topic]["subs"].discard(name)
             st.cond.notify_all()
@@ -810,7 +824,9 @@ class Handler(gcs_server.Handler):
                 seq = s.acks.pop(a, None)
                 if seq is None:
                     continue  # expired and redelivered, acked, or unknown: ignored
-                s.backlog.pop(seq, None)
+                e = s.backlog.pop(seq, None)
+                if e is not None:
+                    st.held_bytes -= e.msg.size
                 s.stats["acked"] += 1
             st.cond.notify_all()  # an ordering key may be free now
         return {}
@@ -859,7 +875,7 @@ class Handler(gcs_server.Handler):
                                **{k: s.stats[k] for k in ("delivered", "redelivered", "acked",
                                                           "nacked", "expired")}}
                 return {"topics": sorted(st.topics), "subscriptions": subs,
-                        "published": st.published}
+                        "published": st.published, "held_bytes": st.held_bytes}
         return 404, {"error": "no such control endpoint"}
 
 

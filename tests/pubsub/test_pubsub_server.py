@@ -427,17 +427,20 @@ def test_gcs_notifications(notif, names):
                                     f"{full['id']}",
               "payloadFormat": "JSON_API_V1", "bucketId": bucket, "lake": "main"}
     want = [
-        ("OBJECT_FINALIZE", "logs/a.txt", a1, {}),
-        ("OBJECT_FINALIZE", "logs/a.txt", a2, {"overwroteGeneration": a1["generation"]}),
-        ("OBJECT_DELETE", "logs/a.txt", a1, {"overwrittenByGeneration": a2["generation"]}),
-        ("OBJECT_METADATA_UPDATE", "logs/a.txt", p, {}),
-        ("OBJECT_DELETE", "logs/a.txt", p, {}),
-        ("OBJECT_FINALIZE", "data/b.bin", other, {}),
+        ("OBJECT_FINALIZE", "logs/a.txt", a1, {}, a1["timeCreated"]),
+        ("OBJECT_FINALIZE", "logs/a.txt", a2, {"overwroteGeneration": a1["generation"]},
+         a2["timeCreated"]),
+        ("OBJECT_DELETE", "logs/a.txt", a1, {"overwrittenByGeneration": a2["generation"]},
+         a2["timeCreated"]),
+        ("OBJECT_METADATA_UPDATE", "logs/a.txt", p, {}, p["updated"]),
+        ("OBJECT_DELETE", "logs/a.txt", p, {}, None),
+        ("OBJECT_FINALIZE", "data/b.bin", other, {}, other["timeCreated"]),
     ]
     assert len(events) == len(want), [e[0]["eventType"] for e in events]
-    for (attrs, payload), (etype, name, res, extra) in zip(events, want):
+    for (attrs, payload), (etype, name, res, extra, when) in zip(events, want):
         t = attrs.pop("eventTime")
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", t)
+        assert t == when or (when is None and p["updated"] <= t <= other["timeCreated"])
         assert attrs == {**common, "eventType": etype, "objectId": name,
                          "objectGeneration": res["generation"], **extra}
         assert payload == res  # the object resource as the JSON API returns it
@@ -474,3 +477,35 @@ def test_failed_upload_sends_nothing_and_publish_retries(notif, names):
     ps.ack(names.sub, [m["ackId"] for m in got])
     assert ps.pull(names.sub, 10) == []
     assert gcs.control._call("GET", "notifications")["retries"] >= 3
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def test_bounded_backlogs_in_process(monkeypatch, names):
+    """The in-process server (PubsubServer) with small limits: a publish that would
+    grow a backlog or the bytes held past them is 429, and acks and deletes give the
+    room back."""
+    import pubsub_server
+
+    monkeypatch.setattr(pubsub_server, "MAX_BACKLOG", 4)
+    monkeypatch.setattr(pubsub_server, "MAX_HELD_BYTES", 100)
+    with pubsub_server.PubsubServer(pull_wait_ms=50) as srv:
+        ps = PubsubClient(srv.url)
+        ps.create_topic(names.topic)
+        ps.create_subscription(names.sub, names.topic)
+        ps.create_subscription(names.sub2, names.topic)
+        ps.publish(names.topic, [{"data": b"x" * 10, "attributes": {"k": "vv"}}] * 3)
+        assert ps.control.state()["held_bytes"] == 2 * 3 * 13
+        with pytest.raises(PubsubHTTPError) as ei:  # 4 + 1 messages
+            ps.publish(names.topic, [{"data": b"y"}] * 2)
+        assert error_of(ei) == (429, "RESOURCE_EXHAUSTED")
+        with pytest.raises(PubsubHTTPError) as ei:  # 78 + 2 * 20 bytes
+            ps.publish(names.topic, [{"data": b"z" * 20}])
+        assert error_of(ei) == (429, "RESOURCE_EXHAUSTED")
+        ps.ack(names.sub, [m["ackId"] for m in ps.pull(names.sub, 2)])
+        assert ps.control.state()["held_bytes"] == 4 * 13
+        ps.delete_subscription(names.sub2)
+        assert ps.control.state()["held_bytes"] == 13
+        ps.publish(names.topic, [{"data": b"z" * 20}, {"data": b"w"}])
+        assert [data_of(m) for m in ps.pull(names.sub, 10)] == [b"x" * 10, b"z" * 20, b"w"]
