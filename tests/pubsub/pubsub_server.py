@@ -700,14 +700,17 @@ class Handler(gcs_server.Handler):
             raise invalid(f"A message has {len(attrs)} attributes; the maximum is "
                           f"{MAX_ATTRIBUTES}.")
         for k, v in attrs.items():
-            if not k or len(k.encode()) > MAX_ATTR_KEY:
-                raise invalid(f"Attribute key '{k[:300]}' must be 1 to {MAX_ATTR_KEY} bytes.")
-            if k.startswith("goog"):
-                raise invalid(f"Attribute key '{k}' is reserved (the prefix 'goog' is "
-                              f"reserved for Google).")
-            if len(v.encode()) > MAX_ATTR_VALUE:
-                raise invalid(f"The value of attribute '{k}' is longer than "
-                              f"{MAX_ATTR_VALUE} bytes.")
+            for what, n, most in (("key", len(k.encode()), MAX_ATTR_KEY),
+                                  ("value", len(v.encode()), MAX_ATTR_VALUE)):
+                if n > most:  # Pub/Sub's wording
+                    raise invalid(f"One of the attributes in the request has a {what} that "
+                                  f"is too long. The length is {n} characters, but the "
+                                  f"maximum allowed is {most}. Refer to "
+                                  f"https://cloud.google.com/pubsub/quotas for more "
+                                  f"information.")
+            if not k or k.startswith("goog"):
+                raise invalid(f"Invalid attribute key '{k}': a key must not be empty, and "
+                              f"keys starting with 'goog' are reserved.")
         key = m.get("orderingKey") or ""
         if not isinstance(key, str) or len(key.encode()) > MAX_ORDERING_KEY:
             raise invalid(f"An ordering key is longer than {MAX_ORDERING_KEY} bytes.")
