@@ -390,6 +390,14 @@ class Handler(gcs_server.Handler):
                    "application/json; charset=UTF-8")
 
     def _handle(self, method):
+        cl = self.headers.get("Content-Length") or "0"
+        if not cl.isdigit() or int(cl) > MAX_REQUEST_BYTES + 1024 * 1024:
+            # refuse before reading it: a test cannot make the server hold any size
+            self._status = None
+            self.close_connection = True
+            err = invalid(f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes.")
+            return self._send(400, json.dumps(err.body()).encode(), [("Connection", "close")],
+                              "application/json; charset=UTF-8")
         got = self._prelude(method)
         if got is None:
             return

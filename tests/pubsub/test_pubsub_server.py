@@ -72,6 +72,10 @@ def test_publish_validation(ps, names):
     with pytest.raises(PubsubHTTPError) as ei:
         ps.publish("no-such-topic", [{"data": b"x"}])
     assert error_of(ei) == (404, "NOT_FOUND")
+    # a body past the 10 MB request limit is refused before it is read
+    r = ps.http.request("POST", f"/v1/{ps.topic(names.topic)}:publish", b"",
+                        {"Content-Length": str(64 * 1024 * 1024)})
+    assert r.status == 400 and json.loads(r.body)["error"]["status"] == "INVALID_ARGUMENT"
     # attributes alone are a message; ids are distinct strings
     ids = ps.publish(names.topic, [{"attributes": {"only": "attrs"}}, {"data": b"d"}])
     assert len(set(ids)) == 2 and all(isinstance(i, str) for i in ids)
