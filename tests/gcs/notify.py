@@ -33,6 +33,12 @@ asynchronously and does not fail the write):
     deleted(bucket, obj)           OBJECT_DELETE
     metadata_updated(bucket, obj)  OBJECT_METADATA_UPDATE
 
+(bucket is gcs_server's Bucket, obj its Obj after the change, old the Obj it replaced
+or None.)  Uploads reach finalized() through Handler._store; a new way to write an
+object (copy, rewrite, compose) that does not go through _store calls
+st.notifier.finalized(b, new, old) itself, with the state lock held, right after it
+puts the new object in place.
+
 Each message has the attributes notificationConfig ("projects/_/buckets/B/
 notificationConfigs/ID"), eventType, payloadFormat, bucketId, objectId,
 objectGeneration, eventTime (RFC 3339), overwroteGeneration / overwrittenByGeneration
