@@ -115,8 +115,8 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
 Request kinds in the log: token, metadata, bucket.insert, bucket.get, bucket.list,
 bucket.delete, objects.list, objects.get, objects.media (alt=media, either path),
 objects.patch, objects.delete, notifications.insert / get / list / delete, tokeninfo,
-upload.media, upload.multipart, upload.resumable (the
-initiation), upload.chunk (PUT/status query on a session), upload.cancel, unknown.
+upload.media, upload.multipart, upload.resumable (the initiation), upload.chunk
+(PUT/status query on a session), upload.cancel, unknown.
 """
 
 from __future__ import annotations
