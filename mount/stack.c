@@ -63,20 +63,24 @@ char *stack_default_dir(const char *base, const struct store_conf *c)
  * The TTLs and why they keep each freshness mode's promise: metacache.h.
  */
 static struct backend *wrap_metacache(const struct mount_conf *m,
-				      struct backend *top)
+				      bool changes, struct backend *top)
 {
 	int64_t attr = m->attr_timeout_ms < m->entry_timeout_ms
 		       ? m->attr_timeout_ms : m->entry_timeout_ms;
 	/* bounded:D keeps what it learnt for D; strict and lakehouse
-	 * (whose listings are strict) for the kernel's own timeouts */
-	int64_t bound = m->freshness.kind == FRESH_BOUNDED
+	 * (whose listings are strict) for the kernel's own timeouts, and so
+	 * does bounded with a change feed (the router answers its lookups
+	 * from what the feed covers, and a stalled feed must not leave
+	 * answers D old behind) */
+	int64_t bound = m->freshness.kind == FRESH_BOUNDED && !changes
 			? m->freshness.bound_ms : 0;
 	struct metacache_conf mc = {
 		.attr_ttl_ms = attr > bound ? attr : bound,
 		.neg_ttl_ms = m->negative_timeout_ms,
 		.list_ttl_ms = bound,
 		.max_bytes = (size_t)m->metadata_cache_size,
-		.lookup_pages = bound == 0,
+		/* (a lookup the feed covers needs no page) */
+		.lookup_pages = bound == 0 && !changes,
 	};
 	if (m->metadata_cache_size <= 0 ||
 	    (mc.attr_ttl_ms <= 0 && mc.neg_ttl_ms <= 0))
@@ -241,7 +245,8 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		stack_release(st);
 		return rc;
 	}
-	struct backend *top = wrap_metacache(&cfg->mount, st->top);
+	struct backend *top = wrap_metacache(&cfg->mount, cfg->changes.present,
+					     st->top);
 	if (top != st->top)
 		st->metacache = top;
 	if (st->changes && st->metacache)

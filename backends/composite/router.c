@@ -136,7 +136,8 @@ void router_note_replica(struct router *r, size_t i, const char *name,
 
 /*
  * How old a fact about name may be and still pin its version without
- * asking the source: 0 (strict: never), the bound, or INT64_MAX
+ * asking the source: 0 (strict: never; bounded with a change feed, which
+ * feed_fact decides), the bound, or INT64_MAX
  * (immutable: any fact until the name is deleted), with the rule that
  * decided in *rule.  Learns table roots from the name first.
  */
@@ -149,7 +150,9 @@ static int64_t trust_ns(struct router *r, const char *name,
 	case FRESH_IMMUTABLE:
 		return INT64_MAX;
 	case FRESH_BOUNDED:
-		return rule->bound_ms * NS_PER_MS;
+		/* with a change feed, what it covers is trusted and nothing
+		 * else: a stalled feed sends opens to the source (feed_fact) */
+		return r->conf.feed ? 0 : rule->bound_ms * NS_PER_MS;
 	default:
 		return 0;
 	}
@@ -181,7 +184,8 @@ static bool recent_fact(struct router *r, const char *name, int64_t max_ns,
 /*
  * A fact of a bounded name that the change feed covers: confirmed since
  * the feed has been following, with no change to it since (feed.h).
- * Past the bound, such a fact is as good as a fresh answer.
+ * Such a fact is as good as a fresh answer, however old; while the feed
+ * is stalled, none is, and opens ask the source.
  */
 static bool feed_fact(struct router *r, const char *name,
 		      const struct fresh_rule *rule, struct source_fact *f)
@@ -229,7 +233,7 @@ static int router_stat(struct backend *b, const char *name,
 	}
 	/* (a covered tombstone is asked about: a folder of the name may
 	 * exist, and folders have no changes of their own) */
-	if (trust > 0 && feed_fact(r, name, &rule, &f) && !f.tombstone &&
+	if (*name && feed_fact(r, name, &rule, &f) && !f.tombstone &&
 	    f.generation) {
 		fact_to_info(&f, out);
 		strbuf_release(&folder);
@@ -410,7 +414,7 @@ static int pin_version(struct router *r, const char *name,
 		fact_to_info(&f, v);
 		return 0;
 	}
-	if (trust > 0 && feed_fact(r, name, &rule, &f)) {
+	if (feed_fact(r, name, &rule, &f)) {
 		if (f.tombstone)
 			return -ENOENT;       /* the feed told of its deletion */
 		if (f.generation) {

@@ -69,7 +69,12 @@ Control API (never delayed, failed or logged, never needs auth), JSON in and out
                                             multiplied by it: 0.1 makes 10 s one second),
                                           stall (true, or a list of subscription names
                                             or ids: pulls deliver nothing, publishes still
-                                            queue), require_auth, auth_url (the GCS test
+                                            queue), duplicate (every message is delivered
+                                            a second time, with another ackId, after its
+                                            first delivery), reorder (each pull returns
+                                            its messages shuffled), deliver_after_ms (a
+                                            message is held this long after its publish
+                                            time), require_auth, auth_url (the GCS test
                                             server whose /tokeninfo checks tokens; null:
                                             any Bearer token)
     POST /_test/fail      {"count": N, "status": 503, "kinds": [...]}  the next N requests
@@ -106,6 +111,7 @@ import collections
 import copy
 import dataclasses
 import json
+import random
 import re
 import secrets
 import struct
@@ -190,10 +196,11 @@ class Message:
 
 class Entry:
     """A message in one subscription's backlog."""
-    __slots__ = ("msg", "ack_id", "deadline", "deliveries")
+    __slots__ = ("msg", "ack_id", "deadline", "deliveries", "duplicate")
 
-    def __init__(self, msg: Message):
+    def __init__(self, msg: Message, duplicate: bool = False):
         self.msg = msg
+        self.duplicate = duplicate          # a copy made by the duplicate fault
         self.ack_id: Optional[str] = None   # of the latest delivery
         self.deadline: Optional[float] = None  # monotonic; None = available
         self.deliveries = 0
@@ -246,6 +253,9 @@ DEFAULT_CONFIG = {
     "pull_wait_ms": 1000,
     "ack_deadline_scale": 1.0,
     "stall": False,
+    "duplicate": False,
+    "reorder": False,
+    "deliver_after_ms": 0,
     "require_auth": False,
     "auth_url": None,
 }
@@ -322,9 +332,13 @@ class State(gcs_server.StateBase):
         out = []
         blocked = set()
         deadline = now + sub.ack_deadline * self.scale()
+        held_ns = int(self.config.get("deliver_after_ms") or 0) * 1_000_000
+        dups = []
         for seq, e in sub.backlog.items():
             if len(out) >= max_messages:
                 break
+            if held_ns and time.time_ns() - e.msg.publish_ns < held_ns:
+                continue                    # delayed delivery
             key = e.msg.ordering_key if sub.ordering else ""
             if e.deadline is not None:
                 if key:
@@ -336,11 +350,20 @@ class State(gcs_server.StateBase):
                 sub.acks.pop(e.ack_id, None)
                 sub.stats["redelivered"] += 1
             e.deliveries += 1
+            if e.deliveries == 1 and not e.duplicate and self.config.get("duplicate"):
+                dups.append(e.msg)
             e.ack_id = _ack_id(sub.uid, seq, e.deliveries)
             e.deadline = deadline
             sub.acks[e.ack_id] = seq
             sub.stats["delivered"] += 1
             out.append({"ackId": e.ack_id, "message": e.msg.resource()})
+        for msg in dups:                    # the same message again, later
+            sub.backlog[self.next_seq] = Entry(msg, duplicate=True)
+            self.next_seq += 1
+            self.held_bytes += msg.size
+            sub.stats["duplicated"] += 1
+        if self.config.get("reorder") and len(out) > 1:
+            random.shuffle(out)
         return out
 
 

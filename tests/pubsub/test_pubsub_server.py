@@ -513,3 +513,35 @@ def test_bounded_backlogs_in_process(monkeypatch, names):
         assert ps.control.state()["held_bytes"] == 13
         ps.publish(names.topic, [{"data": b"z" * 20}, {"data": b"w"}])
         assert [data_of(m) for m in ps.pull(names.sub, 10)] == [b"x" * 10, b"z" * 20, b"w"]
+
+
+def test_faults_duplicates_reordering_and_delay(ps, names):
+    """What a consumer must survive: each message a second time (same
+    messageId, another ackId), pulls out of publish order, and messages that
+    arrive late."""
+    ps.create_topic(names.topic)
+    ps.create_subscription(names.sub, names.topic)
+    ps.control.config(duplicate=True)
+    ids = ps.publish(names.topic, [{"data": bytes([i])} for i in range(3)])
+    first = ps.pull(names.sub, 10)
+    assert [m["message"]["messageId"] for m in first] == ids
+    ps.ack(names.sub, [m["ackId"] for m in first])
+    again = ps.pull(names.sub, 10)
+    assert [m["message"]["messageId"] for m in again] == ids, "no duplicates"
+    assert not {m["ackId"] for m in again} & {m["ackId"] for m in first}
+    ps.ack(names.sub, [m["ackId"] for m in again])
+    assert ps.pull(names.sub, 10, returnImmediately=True) == []  # once more only
+    ps.control.config(duplicate=False, reorder=True)
+    ids = ps.publish(names.topic, [{"data": bytes([i])} for i in range(30)])
+    got = ps.pull(names.sub, 30)
+    assert sorted(m["message"]["messageId"] for m in got) == sorted(ids)
+    assert [m["message"]["messageId"] for m in got] != ids, "not reordered"
+    ps.ack(names.sub, [m["ackId"] for m in got])
+    ps.control.config(reorder=False, deliver_after_ms=600)
+    t0 = time.monotonic()
+    ps.publish(names.topic, [{"data": b"late"}])
+    assert ps.pull(names.sub, 10, returnImmediately=True) == []
+    got = ps.pull_until(names.sub, 1, timeout=5)
+    assert [data_of(m) for m in got] == [b"late"]
+    assert time.monotonic() - t0 >= 0.6
+    ps.control.config(deliver_after_ms=0)
