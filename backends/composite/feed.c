@@ -21,7 +21,7 @@
 #include <string.h>
 
 #define DEFAULT_BATCH 500
-#define IDLE_PAUSE_MS 200        /* after an empty pull */
+#define IDLE_PAUSE_MS 50         /* after an empty pull */
 #define RETRY_MIN_MS 100         /* after a failed one, doubling ... */
 #define RETRY_MAX_MS 5000        /* ... up to this */
 #define ACK_TIMEOUT_MS 10000
@@ -102,6 +102,19 @@ static bool apply_one(struct facts facts, const char *name,
 		break;
 	case GCS_CHANGE_DELETE:
 	case GCS_CHANGE_ARCHIVE:
+		if (c->overwritten_by > g) {
+			/* replaced, not deleted: the name never stopped
+			 * existing.  What the map knew is gone; the new
+			 * generation's finalize (maybe not here yet) says the
+			 * rest, and until then the source is asked. */
+			g = c->overwritten_by - 1;
+			if (known && (old.generation > g ||
+				      (old.generation == g && old.tombstone)))
+				return false;
+			f = (struct source_fact){ .tombstone = true,
+						  .generation = g };
+			break;
+		}
 		if (known && (old.generation > g ||
 			      (old.generation == g && old.tombstone)))
 			return false;

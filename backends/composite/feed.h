@@ -13,7 +13,11 @@
  *   FINALIZE g           the name is generation g (with the size and
  *                        crc32c of the payload when it has one)
  *   METADATA_UPDATE g    generation g is confirmed again
- *   DELETE g, ARCHIVE g  generation g is gone: a tombstone of g
+ *   DELETE g, ARCHIVE g  generation g is gone: a tombstone of g; when
+ *                        the message says a generation h replaced it, the
+ *                        name still exists: what the map knew is dropped
+ *                        (a tombstone of h - 1 that covers nothing) and the
+ *                        finalize of h, or the source, says the rest
  * A change never goes back: a finalize is not applied when the map knows
  * generation g or a later one, or a tombstone of g or later; a delete of
  * g not when it knows a later generation.  A message that is not a

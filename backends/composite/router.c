@@ -107,6 +107,7 @@ static void note_source(struct router *r, const char *name,
 	if (r->facts.ops->get_source(r->facts.ctx, name, &old) == 0 &&
 	    old.tombstone == f->tombstone && old.generation == f->generation &&
 	    old.metageneration == f->metageneration &&
+	    f->confirmed_ns >= old.confirmed_ns &&
 	    f->confirmed_ns - old.confirmed_ns < refresh)
 		return;
 	r->facts.ops->put_source(r->facts.ctx, name, f);
@@ -120,6 +121,16 @@ void router_note_gone(struct router *r, const char *name)
 	struct source_fact gone = { .tombstone = true,
 				    .confirmed_ns = wall_ns() };
 	note_source(r, name, &gone);
+}
+
+/* The version the map knew of name is not the source's any more (a read
+ * pinned to it was refused): forget it, claiming nothing, not even a
+ * deletion (the name may have been replaced).  Confirmed at no time, the
+ * mark is trusted by no rule: the next open asks the source. */
+void router_note_stale(struct router *r, const char *name)
+{
+	struct source_fact unknown = { .tombstone = true };
+	note_source(r, name, &unknown);
 }
 
 void router_note_replica(struct router *r, size_t i, const char *name,

@@ -73,8 +73,11 @@ static inline bool router_store_down(int rc)
 	       rc == -ECONNRESET || rc == -EAGAIN || rc == -EIO;
 }
 
-/* Facts (router.c): the source no longer has name; replica i's state. */
+/* Facts (router.c): the source no longer has name; the version the map
+ * knew of name is not the source's now (replaced or deleted: unknown);
+ * replica i's state. */
 void router_note_gone(struct router *r, const char *name);
+void router_note_stale(struct router *r, const char *name);
 void router_note_replica(struct router *r, size_t i, const char *name,
 			 enum replica_state st, const struct obj_info *info);
 

@@ -733,9 +733,9 @@ ssize_t router_read(struct bobj *ob, void *buf, size_t len,
 		if (who < 0) {                 /* the source: nothing after it */
 			/* the version is gone: what the map says of the
 			 * name is stale (an immutable name was deleted, or
-			 * rewritten after all) */
+			 * rewritten after all); which, the next open asks */
 			if (got == -ESTALE || got == -ENOENT)
-				router_note_gone(r, ob->name);
+				router_note_stale(r, ob->name);
 			if (got >= 0) {
 				log_err("source: '%s' generation %" PRIu64
 					" fails its own crc32c", ob->name,
