@@ -94,16 +94,36 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
                                           object, status, auth ("bearer"|"none"|"other"),
                                           auth_ok, token_id (a hash, never the token),
                                           range, accept_encoding, metadata_flavor,
-                                          content_range, jwt (iss/kid/aud/scope/verdict)
+                                          content_range, jwt (iss/kid/aud/scope/verdict),
+                                          fault (what /_test/faults did to it: the status
+                                          sent, 0 for none, or "after")
     POST /_test/log/clear
     GET  /_test/counters                  {"kinds": {kind: n}, "status": {code: n}}
     POST /_test/keys      {"email", "pem", "kid"?}   register a public key (PEM public
                                           key, certificate or private key)
     POST /_test/keys/clear
     POST /_test/tokens/revoke             every access token issued so far stops working
-    POST /_test/reset     {"keys": false}  drop all buckets, uploads, tokens, the log and
-                                          the counters; settings back to the start ones
-                                          (keys too when "keys": true)
+    POST /_test/reset     {"keys": false}  drop all buckets, uploads, tokens, the log,
+                                          the counters and the faults; settings back to the
+                                          start ones (keys too when "keys": true)
+    POST /_test/faults    [{...}, ...]    fail requests on purpose (replaces the rules; [] =
+                                          none).  A rule:
+                                          kind: "upload.chunk" (a PUT that carries data into
+                                            an upload session, complete or not; status
+                                            queries never match; no other kind yet)
+                                          skip: N    let the first N matching requests
+                                            through (default 0), then
+                                          count: N   fail this many (default 1)
+                                          when: "before" (default): the request's data is
+                                            not taken, but for its first `keep` bytes (a
+                                            multiple of 256 KiB, as GCS persists), and the
+                                            answer is `status` (default 503, with a GCS
+                                            error document) or, for status 0, none: the
+                                            connection closes
+                                          when: "after": the request is carried out (the
+                                            last chunk makes the object) and its answer is
+                                            lost: the connection closes
+    GET  /_test/faults                    the rules, each with "seen" and "fired" counts
 
 Request kinds in the log: token, metadata, bucket.insert, bucket.get, bucket.list,
 bucket.delete, objects.list, objects.get, objects.media (alt=media, either path),
@@ -261,6 +281,35 @@ class OAuthError(Exception):
 
 class NotModified(Exception):
     pass
+
+
+class DropAnswer(Exception):
+    """A fault: close the connection without an answer."""
+
+
+FAULT_KINDS = ("upload.chunk",)
+
+
+def check_fault_rules(rules) -> list[dict]:
+    if not isinstance(rules, list):
+        raise ValueError("faults: a list of rules")
+    out = []
+    for r in rules:
+        if not isinstance(r, dict) or r.get("kind") not in FAULT_KINDS:
+            raise ValueError(f"faults: kind must be one of {FAULT_KINDS}")
+        unknown = set(r) - {"kind", "skip", "count", "when", "status", "keep"}
+        if unknown:
+            raise ValueError(f"faults: unknown keys {sorted(unknown)}")
+        if r.get("when", "before") not in ("before", "after"):
+            raise ValueError("faults: when is 'before' or 'after'")
+        rule = {"kind": r["kind"], "skip": int(r.get("skip", 0)),
+                "count": int(r.get("count", 1)), "when": r.get("when", "before"),
+                "status": int(r.get("status", 503)), "keep": int(r.get("keep", 0)),
+                "seen": 0, "fired": 0}
+        if rule["keep"] % CHUNK_GRANULARITY:
+            raise ValueError("faults: keep is a multiple of 256 KiB")
+        out.append(rule)
+    return out
 
 
 def not_found_object(bucket, name):
@@ -485,6 +534,7 @@ class State:
         self.uploads: dict[str, Upload] = {}
         self.tokens: dict[str, dict] = {}
         self.keys: list[dict] = []  # {"email", "kid", "key"(public key object), "pem"}
+        self.faults: list[dict] = []  # /_test/faults rules, with seen/fired counts
         self.start_keys: list[dict] = []
         self.log: list[dict] = []
         self.seq = 0
@@ -539,6 +589,7 @@ class State:
         with self.cond:
             self.buckets.clear()
             self.uploads.clear()
+            self.faults = []
             self.tokens.clear()
             self.log.clear()
             self.kinds.clear()
@@ -880,6 +931,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _send(self, status, body=b"", headers=(), content_type=None, chunked=False,
               message=None, head_only=False):
+        if self._lose_answer:  # a fault: done, but nothing is said
+            self._status = 0
+            self.close_connection = True
+            return
         self.send_response(status, message)
         for k, v in headers:
             self.send_header(k, v)
@@ -937,6 +992,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self, method):
         self._status = None
+        self._lose_answer = False
         target = self.path
         if "://" in target.split("?", 1)[0]:
             target = "/" + target.split("://", 1)[1].split("/", 1)[-1]
@@ -984,6 +1040,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self._error(e)
             except NotModified:
                 self._send(304)
+            except DropAnswer:
+                self.close_connection = True
             except OAuthError as e:
                 self._send(e.status, json.dumps({"error": e.code,
                                                  "error_description": e.description}).encode(),
@@ -1592,9 +1650,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method not in ("PUT", "POST"):
             raise HttpError(405, "methodNotAllowed", "Method Not Allowed")
         with st.lock:
-            if up.result is not None:
-                return self._json(200, up.result, params=self.params)
             cr = self.headers.get("Content-Range")
+            query = cr is not None and re.fullmatch(r"\s*bytes\s+\*/(?:\d+|\*)\s*", cr)
+            fault = None if query else self._fault("upload.chunk")
+            if up.result is not None:
+                self._fault_strike(fault)  # the session is complete: nothing to keep
+                return self._json(200, up.result, params=self.params)
             if cr is None:
                 start, end, total = 0, len(body) - 1, len(body)
                 if len(up.data):
@@ -1638,11 +1699,44 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               f"of {CHUNK_GRANULARITY} bytes for optimal performance). The "
                               f"received request contained {len(body)} bytes, which does not "
                               f"meet this requirement.")
+            if fault and fault["when"] == "before":
+                keep = min(fault["keep"], len(body))
+                if start + keep > have:
+                    up.data += body[have - start:keep]
+            self._fault_strike(fault)
             if end + 1 > have:
                 up.data += body[have - start:]
             if up.total is not None and len(up.data) == up.total:
                 return self._finish(up)
             return self._incomplete(up)
+
+    def _fault(self, kind: str) -> Optional[dict]:
+        """The fault rule that this request (of kind) fires, if any."""
+        st = self.state
+        with st.lock:
+            for rule in st.faults:
+                if rule["kind"] != kind:
+                    continue
+                rule["seen"] += 1
+                if rule["seen"] > rule["skip"] and rule["fired"] < rule["count"]:
+                    rule["fired"] += 1
+                    return rule
+        return None
+
+    def _fault_strike(self, fault: Optional[dict]):
+        """Carry out a fault rule that fired: fail now ("before") or lose the answer
+        to come ("after")."""
+        if not fault:
+            return
+        if fault["when"] == "after":
+            self.entry["fault"] = "after"
+            self._lose_answer = True
+            return
+        self.entry["fault"] = fault["status"]
+        if not fault["status"]:
+            raise DropAnswer()
+        raise HttpError(fault["status"], "backendError",
+                        "Backend Error (a fault injected by the test)")
 
     def _set_total(self, up: Upload, total: int):
         if up.total is not None and up.total != total:
@@ -1689,6 +1783,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out = copy.deepcopy(st.config)
         elif path == "/_test/paging" and method == "POST":
             st.set_config({"paging": req})
+        elif path == "/_test/faults" and method == "POST":
+            try:
+                rules = check_fault_rules(req)
+            except (ValueError, TypeError) as e:
+                return self._send(400, json.dumps({"error": str(e)}).encode(),
+                                  content_type="application/json")
+            with st.lock:
+                st.faults = rules
+            out = {"ok": True, "faults": copy.deepcopy(rules)}
+        elif path == "/_test/faults" and method == "GET":
+            with st.lock:
+                out = {"faults": copy.deepcopy(st.faults)}
         elif path == "/_test/log" and method == "GET":
             since = int(self.params.get("since", 0))
             with st.lock:
