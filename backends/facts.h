@@ -73,6 +73,9 @@ struct facts_ops {
 			void **out, size_t *len);
 	void (*put_sums)(void *ctx, const char *replica, const char *name,
 			 const void *sums, size_t len);
+	/* Optional: return once every fact put before the call is kept
+	 * (or dropped: a failed write does not keep the caller waiting). */
+	void (*flush)(void *ctx);
 };
 
 struct facts {

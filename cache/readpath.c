@@ -782,7 +782,6 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 struct rfile *rfile_open(struct readpath *rp, struct bobj *o)
 {
 	struct rfile *f = xcalloc(1, sizeof(*f));
-	pthread_condattr_t ca;
 
 	f->rp = rp;
 	f->o = o;
@@ -798,10 +797,7 @@ struct rfile *rfile_open(struct readpath *rp, struct bobj *o)
 		f->version = strbuf_detach(&sb, NULL);
 	}
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&f->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	timeutil_cond_init(&f->cv);
 	f->refs = 1;
 	atomic_init(&f->cancel, false);
 	return f;

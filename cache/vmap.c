@@ -349,6 +349,11 @@ static void f_put_sums(void *ctx, const char *replica, const char *name,
 	put_fact(ctx, DB_SUMS, key, klen, v, len);
 }
 
+static void f_flush(void *ctx)
+{
+	vmap_flush(ctx);
+}
+
 static const struct facts_ops vmap_facts_ops = {
 	.get_source = f_get_source,
 	.put_source = f_put_source,
@@ -356,6 +361,7 @@ static const struct facts_ops vmap_facts_ops = {
 	.put_replica = f_put_replica,
 	.get_sums = f_get_sums,
 	.put_sums = f_put_sums,
+	.flush = f_flush,
 };
 
 struct facts vmap_facts(struct vmap *m)

@@ -215,3 +215,159 @@ out_decref:
 	json_decref(doc);
 	return rc;
 }
+
+/* ------------------------------------------------ change notifications */
+
+static const struct {
+	const char *name;
+	enum gcs_change_kind kind;
+} change_kinds[] = {
+	{ "OBJECT_FINALIZE", GCS_CHANGE_FINALIZE },
+	{ "OBJECT_METADATA_UPDATE", GCS_CHANGE_METADATA },
+	{ "OBJECT_DELETE", GCS_CHANGE_DELETE },
+	{ "OBJECT_ARCHIVE", GCS_CHANGE_ARCHIVE },
+};
+
+static const char *attr(json_t *attrs, const char *key)
+{
+	return json_string_value(json_object_get(attrs, key));
+}
+
+/* A generation attribute: absent (0), or a positive decimal. */
+static int attr_gen(json_t *attrs, const char *key, bool needed,
+		    uint64_t *out)
+{
+	const char *v = attr(attrs, key);
+	*out = 0;
+	if (!v)
+		return needed ? -EBADMSG : 0;
+	if (!parse_u64_str(v, out) || *out == 0)
+		return -EBADMSG;
+	return 0;
+}
+
+/* The JSON_API_V1 payload: the object resource the attributes name. */
+static int change_payload(json_t *msg, struct gcs_change *c)
+{
+	const char *data = json_string_value(json_object_get(msg, "data"));
+	struct strbuf raw = STRBUF_INIT;
+	struct gcs_item item;
+	int rc;
+
+	if (!data || base64_decode(&raw, data, strlen(data)) < 0) {
+		strbuf_release(&raw);
+		return -EBADMSG;
+	}
+	rc = gcs_json_parse_object(raw.buf ? raw.buf : "", raw.len, NULL, &item);
+	strbuf_release(&raw);
+	if (rc < 0)
+		return rc;
+	if (strcmp(item.name, c->name) ||
+	    item.info.generation != c->generation)
+		rc = -EBADMSG;
+	else
+		c->info = item.info;
+	c->has_info = rc == 0;
+	free(item.name);
+	return rc;
+}
+
+/* The notification in msg's attributes (and payload) into c; -EBADMSG
+ * when it is not a well-formed one. */
+static int change_from_json(json_t *msg, struct gcs_change *c)
+{
+	json_t *attrs = json_object_get(msg, "attributes");
+	const char *type = attr(attrs, "eventType");
+	const char *bucket = attr(attrs, "bucketId");
+	const char *name = attr(attrs, "objectId");
+	const char *when = attr(attrs, "eventTime");
+	const char *format = attr(attrs, "payloadFormat");
+
+	if (!json_is_object(attrs) || !type || !bucket || !*bucket || !name ||
+	    !*name)
+		return -EBADMSG;
+	for (size_t i = 0; i < sizeof(change_kinds) / sizeof(change_kinds[0]);
+	     i++)
+		if (!strcmp(type, change_kinds[i].name))
+			c->kind = change_kinds[i].kind;
+	if (c->kind == GCS_CHANGE_INVALID ||
+	    attr_gen(attrs, "objectGeneration", true, &c->generation) < 0 ||
+	    attr_gen(attrs, "overwroteGeneration", false, &c->overwrote) < 0 ||
+	    attr_gen(attrs, "overwrittenByGeneration", false,
+		     &c->overwritten_by) < 0 ||
+	    (when && iso8601_parse_ns(when, &c->event_ns) < 0))
+		return -EBADMSG;
+	c->bucket = xstrdup(bucket);
+	c->name = xstrdup(name);
+	if (format && !strcmp(format, "JSON_API_V1") &&
+	    c->kind != GCS_CHANGE_DELETE)
+		return change_payload(msg, c);
+	return 0;
+}
+
+/* A change that says nothing but that something changed. */
+static void change_invalidate(struct gcs_change *c)
+{
+	free(c->bucket);
+	free(c->name);
+	c->bucket = c->name = NULL;
+	c->kind = GCS_CHANGE_INVALID;
+	c->generation = c->overwrote = c->overwritten_by = 0;
+	c->event_ns = 0;
+	c->has_info = false;
+	memset(&c->info, 0, sizeof(c->info));
+}
+
+static int received_from_json(json_t *rm, struct gcs_change *c)
+{
+	json_t *msg = json_object_get(rm, "message");
+	const char *ack = json_string_value(json_object_get(rm, "ackId"));
+	const char *id = json_string_value(json_object_get(msg, "messageId"));
+	const char *pub = json_string_value(json_object_get(msg, "publishTime"));
+
+	memset(c, 0, sizeof(*c));
+	if (!json_is_object(msg) || !ack || !*ack || !id || !*id || !pub ||
+	    iso8601_parse_ns(pub, &c->publish_ns) < 0)
+		return -EBADMSG;
+	c->ack_id = xstrdup(ack);
+	c->message_id = xstrdup(id);
+	if (change_from_json(msg, c) < 0)
+		change_invalidate(c);
+	return 0;
+}
+
+int gcs_json_parse_pull(const char *text, size_t len, struct gcs_changes *out)
+{
+	json_t *doc = load(text, len);
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	json_t *msgs = json_object_get(doc, "receivedMessages");
+	if (!json_is_object(doc) || (msgs && !json_is_array(msgs))) {
+		json_decref(doc);
+		return -EBADMSG;
+	}
+	size_t n = json_array_size(msgs);
+	out->c = xcalloc(n + 1, sizeof(*out->c));
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = received_from_json(json_array_get(msgs, i), &out->c[i]);
+		if (rc == 0)
+			out->n++;
+	}
+	json_decref(doc);
+	if (rc < 0)
+		gcs_changes_release(out);
+	return rc;
+}
+
+void gcs_changes_release(struct gcs_changes *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->c[i].ack_id);
+		free(c->c[i].message_id);
+		free(c->c[i].bucket);
+		free(c->c[i].name);
+	}
+	free(c->c);
+	memset(c, 0, sizeof(*c));
+}

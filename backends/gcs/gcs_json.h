@@ -63,4 +63,50 @@ int gcs_json_parse_error(const char *text, size_t len, char *reason,
 int gcs_json_parse_token(const char *text, size_t len, char **token,
 			 int64_t *expires_in, char *msg, size_t msglen);
 
+/*
+ * A Pub/Sub pull response whose messages are GCS change notifications
+ * (PROTOCOLS.md 3.1 and 3.2):
+ *   {"receivedMessages":[{"ackId":..,"message":{"data":<base64>,
+ *     "attributes":{..},"messageId":..,"publishTime":<RFC 3339>}}]}
+ * An empty response ({}) is a batch of none.  A message without an ackId,
+ * messageId or publishTime fails the whole response with -EBADMSG (it
+ * could not be acknowledged or its lag told).  A message that is not a
+ * well-formed notification (no or unknown eventType, no bucketId or
+ * objectId, a generation that is not a positive number, a JSON_API_V1
+ * payload that is not the object resource it names) is kept with kind
+ * GCS_CHANGE_INVALID: its consumer must ack it and treat the feed as
+ * having a gap, since some change went unread.
+ */
+enum gcs_change_kind {
+	GCS_CHANGE_INVALID = 0,
+	GCS_CHANGE_FINALIZE,          /* a new object or generation */
+	GCS_CHANGE_METADATA,          /* metadata of a generation changed */
+	GCS_CHANGE_DELETE,            /* a generation is gone */
+	GCS_CHANGE_ARCHIVE,           /* it became noncurrent (versioned) */
+};
+
+struct gcs_change {
+	char *ack_id;                 /* never NULL */
+	char *message_id;             /* never NULL */
+	int64_t publish_ns;           /* wall clock */
+	enum gcs_change_kind kind;
+	/* the rest only for a valid kind */
+	char *bucket;
+	char *name;
+	uint64_t generation;          /* objectGeneration */
+	uint64_t overwrote;           /* overwroteGeneration, or 0 */
+	uint64_t overwritten_by;      /* overwrittenByGeneration, or 0 */
+	int64_t event_ns;             /* eventTime, or 0 */
+	bool has_info;                /* a JSON_API_V1 payload was read */
+	struct obj_info info;         /* its size, crc32c, metageneration */
+};
+
+struct gcs_changes {
+	struct gcs_change *c;
+	size_t n;
+};
+
+int gcs_json_parse_pull(const char *text, size_t len, struct gcs_changes *out);
+void gcs_changes_release(struct gcs_changes *c);
+
 #endif

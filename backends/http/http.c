@@ -206,8 +206,9 @@ void http_engine_metrics(const struct http_engine *e, const char *store,
 		 "HTTP requests that were attempts after a failure", "store",
 		 store, (double)atomic_load(&s->retries));
 	prom_add(p, "hylake_store_request_errors_total", PROM_COUNTER,
-		 "store calls that ended in an error after retries", "store",
-		 store, (double)atomic_load(&s->failures));
+		 "store calls that ended in an error after retries (not a 404, "
+		 "nor a request hylake cancelled)", "store", store,
+		 (double)atomic_load(&s->failures));
 	prom_add(p, "hylake_store_retries_denied_total", PROM_COUNTER,
 		 "retries not sent: the store's retry budget was spent, or its "
 		 "Retry-After fell past the deadline", "store", store,
@@ -684,7 +685,10 @@ int http_do(struct http_engine *e, const struct http_req *req,
 		err = http_status_errno(resp->status, req->api);
 	if (req->range)
 		err = http_range_check(req->range, resp, err);
-	if (err)
+	/* a 404 is an answer (a replica lacks the name), and a request
+	 * hylake itself cancelled (the other store of a hedged read won)
+	 * failed nothing: neither is a store error */
+	if (err && err != -ENOENT && err != -ECANCELED)
 		atomic_fetch_add(&e->stats.failures, 1);
 	return err;
 }

@@ -45,7 +45,9 @@ struct http_stats {
 	atomic_uint_fast64_t retries;
 	atomic_uint_fast64_t retries_denied;  /* budget spent or Retry-After
 	                                         past the deadline */
-	atomic_uint_fast64_t failures;   /* calls that ended in an error */
+	atomic_uint_fast64_t failures;   /* calls that ended in an error,
+	                                    but for -ENOENT (a 404) and
+	                                    -ECANCELED (cancelled by us) */
 	atomic_uint_fast64_t bytes_in;   /* body bytes received */
 };
 

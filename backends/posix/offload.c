@@ -52,21 +52,12 @@ void offload_call_put(struct offload_call *c)
 		c->release(c);
 }
 
-static void monotonic_cond_init(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-}
-
 struct offload *offload_create(unsigned max_stuck)
 {
 	struct offload *ol = xcalloc(1, sizeof(*ol));
 	pthread_mutex_init(&ol->lock, NULL);
-	monotonic_cond_init(&ol->work);
-	monotonic_cond_init(&ol->done);
+	timeutil_cond_init(&ol->work);
+	timeutil_cond_init(&ol->done);
 	ol->max_stuck = max_stuck ? max_stuck : 1;
 	atomic_init(&ol->refs, 1);
 	return ol;

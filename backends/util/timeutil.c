@@ -21,6 +21,15 @@ static int64_t clock_ns(clockid_t id)
 int64_t mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 int64_t wall_ns(void) { return clock_ns(CLOCK_REALTIME); }
 
+void timeutil_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
 struct deadline deadline_in_ms(int64_t ms)
 {
 	struct deadline d = { .at = mono_ns() + ms * NS_PER_MS };

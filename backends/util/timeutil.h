@@ -5,6 +5,7 @@
 #ifndef HYLAKE_TIMEUTIL_H
 #define HYLAKE_TIMEUTIL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +15,9 @@
 #define NS_PER_SEC 1000000000LL
 
 int64_t mono_ns(void);          /* CLOCK_MONOTONIC */
+/* A condition variable whose timed waits read CLOCK_MONOTONIC (as
+ * mono_ns), so a change of the wall clock cannot stretch them. */
+void timeutil_cond_init(pthread_cond_t *cv);
 int64_t wall_ns(void);          /* CLOCK_REALTIME */
 
 /*

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: GCS JSON API documents (untrusted input): object
  * resources (as the source and as a stamped replica), listing pages,
- * error bodies and OAuth/metadata token answers.
+ * error bodies, OAuth/metadata token answers, and Pub/Sub pull
+ * responses carrying change notifications.
  */
 #include "backends/gcs/gcs_json.h"
 
@@ -18,8 +19,24 @@ static void check_item(const struct gcs_item *it)
 		__builtin_trap();
 }
 
+/* A change is acknowledgeable, and says something only when valid. */
+static void check_changes(const struct gcs_changes *ch)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct gcs_change *c = &ch->c[i];
+		if (!c->ack_id || !c->ack_id[0] || !c->message_id)
+			__builtin_trap();
+		if (c->kind == GCS_CHANGE_INVALID
+		    ? c->name || c->bucket || c->has_info
+		    : !c->name || !c->name[0] || !c->bucket || !c->generation ||
+		      (c->has_info && c->info.generation != c->generation))
+			__builtin_trap();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct gcs_changes ch;
 	const char *text = (const char *)data;
 	struct gcs_item it;
 	struct gcs_listing l;
@@ -41,6 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					__builtin_trap();
 			gcs_listing_release(&l);
 		}
+	}
+	if (gcs_json_parse_pull(text, size, &ch) == 0) {
+		check_changes(&ch);
+		gcs_changes_release(&ch);
 	}
 	gcs_json_parse_error(text, size, reason, sizeof(reason), msg,
 			     sizeof(msg));

@@ -111,6 +111,10 @@ def test_block_cache_never_keeps_a_bad_copys_bytes(lake, mounter, ws):
     drop_caches()
     res = preads(m / "t/cached.parquet", want, n=300, seed=4)
     assert res["wrong"] == 0 and res["failed"] == 0, res
+    # and the cache did serve them: the bytes kept are the right ones
+    st = run_hylake("status", m.path, "--prometheus")
+    hit = re.search(r"^hylake_cache_read_bytes_total (\S+)$", st.stdout, re.M)
+    assert hit and float(hit.group(1)) >= 100 * MiB, st.stdout
 
 
 def test_good_copy_is_served_by_the_replica(lake, mounter, ws):
@@ -131,3 +135,22 @@ def test_good_copy_is_served_by_the_replica(lake, mounter, ws):
         assert res["wrong"] == 0 and res["failed"] == 0, res
         assert xattr(m / name, "source") == "nfs"
     assert lake.media_reads(mark) == [], "a good copy was passed over"
+
+
+def test_verify_blocks_turns_away_a_copy_nothing_proves(lake, mounter, ws):
+    """`verify = blocks` in a replica's section: a copy stamped by hand (no
+    block manifest) is never read, GCS serves, and explain says why; the
+    default (whole-first) would have proven it by one whole read."""
+    data = os.urandom(4 * MiB + 1)
+    lake.put("t/unproven", data)
+    lake.to_nfs("t/unproven")
+    cfg = lake.config(order=("nfs",))
+    with open(cfg, "a") as f:
+        f.write("verify = blocks\n")
+    m = mounter.mount(cfg)
+    mark = lake.gcs.control.log_mark()
+    assert (m / "t/unproven").read_bytes() == data
+    assert lake.media_reads(mark, "t/unproven"), "the unproven copy was read"
+    assert xattr(m / "t/unproven", "source") == "source"
+    out = run_hylake("explain", m / "t/unproven").stdout
+    assert re.search(r"nfs\s.*unproven", out), out

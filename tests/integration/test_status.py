@@ -81,6 +81,10 @@ def test_status_and_metrics_follow_the_reads(lake, mounter):
     assert f[("hylake_source_fallbacks_total", None)] == f[("hylake_store_reads_total", "source")]
     assert f[("hylake_read_bytes_total", None)] == 3 * len(lake.data["s/a"])
     assert f[("hylake_store_requests_total", "source")] >= 3     # 3 opens at least
+    # s3 was asked for s/c and answered 404: an answer, not an error
+    assert f[("hylake_store_requests_total", "s3")] >= 2
+    assert f[("hylake_store_request_errors_total", "s3")] == 0
+    assert f[("hylake_store_request_errors_total", "source")] == 0
     assert ("hylake_store_requests_total", "nfs") not in f
     version = run_hylake("--version").stdout.split()[1]
     assert f[("hylake_build_info", version)] == 1
@@ -205,14 +209,23 @@ def test_slow_clients_hold_neither_the_endpoint_nor_the_textfile(gcs, gcs_bucket
     assert silent.recv(100) == b"", "the silent client was not closed"
     silent.close()
 
-    # a flood of silent clients: more than the cap; scrapes get an answer
-    # (200, or 503 over the cap) at once, the textfile goes on
+    # a flood of 20 silent clients: 8 (the cap) are held until their
+    # deadline, the other 12 are told 503 at once, and so is a scrape
+    # while the 8 are held; the textfile goes on
     flood = [socket.create_connection(("127.0.0.1", port), timeout=10)
              for _ in range(20)]
     try:
         time.sleep(0.3)
         status, took = _scrape(url, 1.5)
-        assert status in (200, 503) and took < 1.0, (status, took)
+        assert status == 503 and took < 1.0, (status, took)
+        told = 0
+        for s in flood:
+            s.setblocking(False)
+            try:
+                told += s.recv(64, socket.MSG_PEEK).startswith(b"HTTP/1.1 503")
+            except BlockingIOError:
+                pass
+        assert told == 12, f"{told} of 20 silent clients were told 503 at once"
         assert len(_mtimes(prom_file, 2.5)) >= 2, "the textfile stood still"
     finally:
         for s in flood:

@@ -53,7 +53,15 @@ static void good(void)
 		 "credentials = %s\n"
 		 "[replica dc-east-nfs]\n"
 		 "type = posix\n"
-		 "path = /mnt/vast-east/lake\n", creds);
+		 "path = /mnt/vast-east/lake\n"
+		 "[replica dc-west-nfs]\n"
+		 "type = posix\n"
+		 "path = /mnt/vast-west/lake\n"
+		 "verify = blocks\n"
+		 "[replica lab]\n"
+		 "type = posix\n"
+		 "path = /mnt/lab/lake\n"
+		 "verify = trust\n", creds);
 	CHECK_INT(load(text, &cfg, &errs), 0);
 	CHECK_STR(errs, "");
 	free(errs);
@@ -65,9 +73,13 @@ static void good(void)
 	CHECK_STR(cfg.source.prefix, "tables/");                /* normalised */
 	CHECK_STR(cfg.source.region, "us-east-1");
 	CHECK_INT(cfg.source.net.connect_timeout_ms, 250);      /* copied */
-	CHECK_INT(cfg.nreplicas, 1);
+	CHECK_INT(cfg.nreplicas, 3);
 	CHECK_STR(cfg.replicas[0].name, "dc-east-nfs");
 	CHECK_INT(cfg.replicas[0].type, STORE_POSIX);
+	/* how each replica's bytes are checked: whole-first by default */
+	CHECK_INT(cfg.replicas[0].verify, VERIFY_WHOLE_FIRST);
+	CHECK_INT(cfg.replicas[1].verify, VERIFY_BLOCKS);
+	CHECK_INT(cfg.replicas[2].verify, VERIFY_TRUST);
 	CHECK_INT(cfg.mount.freshness.kind, FRESH_LAKEHOUSE);  /* default */
 	CHECK_INT(cfg.mount.serve_stale_ms, -1);               /* off */
 	CHECK_INT(cfg.mount.map_size, 1LL << 30);
@@ -146,6 +158,12 @@ static void errors(void)
 	    "'bucket' does not apply to a store of type posix");
 	bad("[source]\ntype = gcs\nbucket = b\ncredentials = none\n"
 	    "generation_key = g\n", 5, "'generation_key' applies to replicas");
+	snprintf(text, sizeof(text), "%s[replica a]\ntype = posix\npath = /t\n"
+		 "verify = sometimes\n", src);
+	bad(text, 7, "unknown verify mode 'sometimes'");
+	snprintf(text, sizeof(text), "[source]\ntype = posix\npath = /tmp\n"
+		 "verify = trust\n");
+	bad(text, 4, "verify");
 	bad("[source]\ntype = posix\npath = /tmp\njunk line\n", 4,
 	    "syntax error");
 	snprintf(text, sizeof(text), "%s[replica a]\ntype=posix\npath=/t\n"

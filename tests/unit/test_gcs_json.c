@@ -1,5 +1,7 @@
 /* GCS JSON API documents: objects, listing pages, errors, tokens. */
 #include "backends/gcs/gcs_json.h"
+#include "backends/util/base64.h"
+#include "backends/util/strbuf.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>
@@ -188,9 +190,95 @@ static void errors_and_tokens(void)
 	free(tok);
 }
 
+/* base64 of s, for a payload */
+static void b64(struct strbuf *out, const char *s)
+{
+	base64_encode(out, s, strlen(s));
+}
+
+static void pull(void)
+{
+	struct gcs_changes ch;
+	struct strbuf doc = STRBUF_INIT, p1 = STRBUF_INIT, p2 = STRBUF_INIT;
+
+	b64(&p1, "{\"name\":\"t/a\",\"generation\":\"17\",\"metageneration\":\"1\","
+	    "\"size\":\"5\",\"crc32c\":\"AAAAAA==\"}");
+	b64(&p2, "{\"name\":\"t/other\",\"generation\":\"18\",\"size\":\"5\"}");
+	strbuf_addf(&doc, "{\"receivedMessages\":["
+	    /* an overwrite: the new generation's FINALIZE ... */
+	    "{\"ackId\":\"A1\",\"message\":{\"data\":\"%s\",\"messageId\":\"m1\","
+	    "\"publishTime\":\"2026-12-06T09:00:00.123456789Z\",\"attributes\":{"
+	    "\"eventType\":\"OBJECT_FINALIZE\",\"payloadFormat\":\"JSON_API_V1\","
+	    "\"bucketId\":\"lake\",\"objectId\":\"t/a\",\"objectGeneration\":\"17\","
+	    "\"overwroteGeneration\":\"16\",\"eventTime\":\"2026-12-06T09:00:00.1Z\","
+	    "\"notificationConfig\":\"projects/_/buckets/lake/notificationConfigs/1\"}}},"
+	    /* ... and the old one's DELETE */
+	    "{\"ackId\":\"A2\",\"message\":{\"messageId\":\"m2\","
+	    "\"publishTime\":\"2026-12-06T09:00:00Z\",\"attributes\":{"
+	    "\"eventType\":\"OBJECT_DELETE\",\"payloadFormat\":\"NONE\","
+	    "\"bucketId\":\"lake\",\"objectId\":\"t/a\",\"objectGeneration\":\"16\","
+	    "\"overwrittenByGeneration\":\"17\"}}},"
+	    /* a payload that names another object: invalid */
+	    "{\"ackId\":\"A3\",\"message\":{\"data\":\"%s\",\"messageId\":\"m3\","
+	    "\"publishTime\":\"2026-12-06T09:00:01Z\",\"attributes\":{"
+	    "\"eventType\":\"OBJECT_FINALIZE\",\"payloadFormat\":\"JSON_API_V1\","
+	    "\"bucketId\":\"lake\",\"objectId\":\"t/b\",\"objectGeneration\":\"18\"}}},"
+	    /* not a notification at all */
+	    "{\"ackId\":\"A4\",\"message\":{\"data\":\"aGk=\",\"messageId\":\"m4\","
+	    "\"publishTime\":\"2026-12-06T09:00:02Z\"}},"
+	    /* a generation that is not a number */
+	    "{\"ackId\":\"A5\",\"message\":{\"messageId\":\"m5\","
+	    "\"publishTime\":\"2026-12-06T09:00:02Z\",\"attributes\":{"
+	    "\"eventType\":\"OBJECT_METADATA_UPDATE\",\"bucketId\":\"lake\","
+	    "\"objectId\":\"t/c\",\"objectGeneration\":\" 7\"}}}"
+	    "]}", p1.buf, p2.buf);
+	CHECK_INT(gcs_json_parse_pull(doc.buf, doc.len, &ch), 0);
+	CHECK_INT(ch.n, 5);
+	if (ch.n == 5) {
+		CHECK_STR(ch.c[0].ack_id, "A1");
+		CHECK_INT(ch.c[0].kind, GCS_CHANGE_FINALIZE);
+		CHECK_STR(ch.c[0].name, "t/a");
+		CHECK_STR(ch.c[0].bucket, "lake");
+		CHECK_INT(ch.c[0].generation, 17);
+		CHECK_INT(ch.c[0].overwrote, 16);
+		CHECK_INT(ch.c[0].publish_ns, 1796547600123456789LL);
+		CHECK_INT(ch.c[0].event_ns, 1796547600100000000LL);
+		CHECK(ch.c[0].has_info);
+		CHECK_INT(ch.c[0].info.size, 5);
+		CHECK_INT(ch.c[0].info.metageneration, 1);
+		CHECK(ch.c[0].info.has_crc32c);
+		CHECK_INT(ch.c[1].kind, GCS_CHANGE_DELETE);
+		CHECK_INT(ch.c[1].generation, 16);
+		CHECK_INT(ch.c[1].overwritten_by, 17);
+		CHECK(!ch.c[1].has_info);
+		for (int i = 2; i < 5; i++) {
+			CHECK_INT(ch.c[i].kind, GCS_CHANGE_INVALID);
+			CHECK(ch.c[i].name == NULL);
+			CHECK(ch.c[i].ack_id != NULL);     /* still acked */
+		}
+	}
+	gcs_changes_release(&ch);
+
+	CHECK_INT(gcs_json_parse_pull("{}", 2, &ch), 0);
+	CHECK_INT(ch.n, 0);
+	gcs_changes_release(&ch);
+	/* no ackId: the response cannot be acknowledged */
+	static const char noack[] = "{\"receivedMessages\":[{\"message\":{"
+		"\"messageId\":\"m\",\"publishTime\":\"2026-12-06T09:00:00Z\"}}]}";
+	CHECK_INT(gcs_json_parse_pull(noack, sizeof(noack) - 1, &ch), -EBADMSG);
+	CHECK_INT(ch.n, 0);
+	CHECK_INT(gcs_json_parse_pull("[]", 2, &ch), -EBADMSG);
+	CHECK_INT(gcs_json_parse_pull("{\"receivedMessages\":{}}", 22, &ch),
+		  -EBADMSG);
+	strbuf_release(&doc);
+	strbuf_release(&p1);
+	strbuf_release(&p2);
+}
+
 int main(void)
 {
 	object();
+	pull();
 	replica_stamp();
 	listing();
 	errors_and_tokens();

@@ -80,6 +80,11 @@ static void reads(void)
 	CHECK_INT(prctl(PR_GET_DUMPABLE), 0);
 	secretfile_scrub(&sb);
 	CHECK_INT(sb.len, 0);
+	/* the key's bytes are overwritten in place, not only forgotten: a
+	 * reset alone would leave "ECRET\n" after the new terminator */
+	CHECK(sb.buf != NULL);
+	for (size_t i = 0; sb.buf && i < 7; i++)
+		CHECK_INT(sb.buf[i], 0);
 	strbuf_release(&sb);
 }
 

@@ -1,0 +1,95 @@
+/*
+ * feed.h - the change feed: GCS changes, followed from a Pub/Sub
+ * subscription, kept in the version map so that opens need not ask GCS.
+ *
+ * A thread pulls the subscription, applies each change to the facts
+ * (the source's view of a name), waits until the facts are committed,
+ * and only then acknowledges the messages; then it tells the mount which
+ * names changed (so the kernel and the metadata cache drop what they
+ * keep of them).  A change not applied is not acknowledged, and comes
+ * again.
+ *
+ * Applying, at least once and in any order (PROTOCOLS.md 3.2):
+ *   FINALIZE g           the name is generation g (with the size and
+ *                        crc32c of the payload when it has one)
+ *   METADATA_UPDATE g    generation g is confirmed again
+ *   DELETE g, ARCHIVE g  generation g is gone: a tombstone of g
+ * A change never goes back: a finalize is not applied when the map knows
+ * generation g or a later one, or a tombstone of g or later; a delete of
+ * g not when it knows a later generation.  A message that is not a
+ * well-formed notification is a gap (some change went unread).  Changes
+ * of other buckets, and of names outside the source's prefix, are
+ * acknowledged and ignored.
+ *
+ * Coverage, what the router asks (feed_covers): while the feed is
+ * healthy, a fact confirmed at or after `since` is current but for the
+ * changes still on their way.  The feed is healthy while its last good
+ * pull ended within stall_ms and found the subscription drained (fewer
+ * messages than it asked for), and it is `since` the first pull of this
+ * process, or the last gap.  Changes published while the mount was not
+ * running are delivered when it starts (the subscription keeps them), but
+ * facts confirmed before then are not covered: they are confirmed again
+ * as their freshness rule says.
+ *
+ * Thread safety: feed_covers and feed_metrics may be called from any
+ * thread.
+ */
+#ifndef HYLAKE_FEED_H
+#define HYLAKE_FEED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/facts.h"
+#include "backends/gcs/gcs_json.h"
+
+struct feed;
+struct prom;
+struct pubsub;
+
+struct feed_conf {
+	struct pubsub *sub;           /* borrowed; outlives the feed */
+	struct facts facts;           /* borrowed */
+	const char *bucket;           /* the source's bucket */
+	const char *prefix;           /* the source's prefix ("" or "p/") */
+	int64_t stall_ms;             /* see coverage above; > 0 */
+	unsigned batch;               /* messages per pull; 0: 500 */
+	/* Called by the feed's thread with each changed name (the mount's
+	 * name, prefix cut); may be NULL. */
+	void (*changed)(void *arg, const char *name);
+	void *changed_arg;
+};
+
+/* What applying one batch did (for tests and counters). */
+struct feed_counts {
+	uint64_t applied;             /* changes that changed a fact */
+	uint64_t stale;               /* older than what the map knows */
+	uint64_t ignored;             /* another bucket, outside the prefix */
+	uint64_t gaps;                /* messages that were not notifications */
+};
+
+/* Start following (the thread starts at once).  conf is copied. */
+int feed_start(const struct feed_conf *conf, struct feed **out);
+/* Stop the thread (a pull in flight is cancelled) and free. */
+void feed_stop(struct feed *f);
+
+/* Is a fact the source confirmed at confirmed_ns (wall clock) current,
+ * but for changes on their way?  False whenever the feed is unhealthy. */
+bool feed_covers(struct feed *f, int64_t confirmed_ns);
+
+/* The feed's figures: lag, time since the last good pull, counters. */
+void feed_metrics(struct feed *f, struct prom *p);
+
+/*
+ * Apply changes c[0..n) to facts, as the feed does (the rules above),
+ * adding to *counts; the mount's name of each change that changed a
+ * fact goes to changed (if set).  now_ns: wall clock, the facts'
+ * confirmed_ns.  Exposed for tests.
+ */
+void feed_apply(struct facts facts, const char *bucket, const char *prefix,
+		const struct gcs_change *c, size_t n, int64_t now_ns,
+		void (*changed)(void *arg, const char *name), void *arg,
+		struct feed_counts *counts);
+
+#endif
