@@ -44,7 +44,6 @@
 #include "backends/http/http.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/log.h"
-#include "backends/util/parse.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/uri.h"
 
@@ -179,20 +178,10 @@ static int session_put(struct gcs_writer *w, bool query, bool final,
  */
 static int persisted(struct gcs_writer *w, const struct http_resp *resp)
 {
-	char v[128];
-	const char *p = v;
-	uint64_t first, last, have = 0;
+	uint64_t have;
 
-	if (http_resp_header(resp, "range", v, sizeof(v))) {
-		if (strncmp(p, "bytes=", 6) != 0)
-			return -EIO;
-		p += 6;
-		if (!parse_u64_prefix(&p, &first) || first != 0 ||
-		    *p++ != '-' || !parse_u64_prefix(&p, &last) || *p)
-			return -EIO;
-		have = last + 1;
-	}
-	if (have < w->sent || have > w->sent + w->fill) {
+	if (http_session_persisted(resp, &have) < 0 || have < w->sent ||
+	    have > w->sent + w->fill) {
 		log_warn("gcs %s: upload of '%s': the session holds %" PRIu64
 			 " bytes, expected %" PRIu64 "..%" PRIu64,
 			 w->base.b->name, w->base.name, have, w->sent,

@@ -804,6 +804,26 @@ int http_range_check(const struct http_range *r, const struct http_resp *resp,
 	return 0;
 }
 
+int http_session_persisted(const struct http_resp *resp, uint64_t *have)
+{
+	char v[128];
+	const char *p = v;
+	uint64_t first, last;
+
+	*have = 0;
+	if (!http_resp_header(resp, "range", v, sizeof(v)))
+		return 0;
+	/* a value that fills v may have been cut: refuse it */
+	if (strlen(v) >= sizeof(v) - 1 || strncmp(p, "bytes=", 6) != 0)
+		return -EBADMSG;
+	p += 6;
+	if (!parse_u64_prefix(&p, &first) || first != 0 || *p++ != '-' ||
+	    !parse_u64_prefix(&p, &last) || *p || last == UINT64_MAX)
+		return -EBADMSG;
+	*have = last + 1;
+	return 0;
+}
+
 bool http_resp_header(const struct http_resp *r, const char *name,
 		      char *out, size_t outlen)
 {

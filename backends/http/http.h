@@ -283,4 +283,12 @@ void http_range_header(const struct http_range *r, char *out, size_t outlen);
 int http_range_check(const struct http_range *r, const struct http_resp *resp,
 		     int err);
 
+/*
+ * What a resumable upload session holds, from its 308 answer: "Range:
+ * bytes=0-N" gives *have = N + 1; no Range header, nothing yet (0).
+ * -EBADMSG for a Range header that says anything else (another first
+ * byte, junk, N + 1 past UINT64_MAX).  Pure.
+ */
+int http_session_persisted(const struct http_resp *resp, uint64_t *have);
+
 #endif
