@@ -123,6 +123,9 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
                                           when: "after": the request is carried out (the
                                             last chunk makes the object) and its answer is
                                             lost: the connection closes
+                                          corrupt: true  instead, the data is taken with its
+                                            first byte flipped and answered as usual (a bad
+                                            link that only checksums catch)
     GET  /_test/faults                    the rules, each with "seen" and "fired" counts
 
 Request kinds in the log: token, metadata, bucket.insert, bucket.get, bucket.list,
@@ -297,7 +300,7 @@ def check_fault_rules(rules) -> list[dict]:
     for r in rules:
         if not isinstance(r, dict) or r.get("kind") not in FAULT_KINDS:
             raise ValueError(f"faults: kind must be one of {FAULT_KINDS}")
-        unknown = set(r) - {"kind", "skip", "count", "when", "status", "keep"}
+        unknown = set(r) - {"kind", "skip", "count", "when", "status", "keep", "corrupt"}
         if unknown:
             raise ValueError(f"faults: unknown keys {sorted(unknown)}")
         if r.get("when", "before") not in ("before", "after"):
@@ -305,7 +308,7 @@ def check_fault_rules(rules) -> list[dict]:
         rule = {"kind": r["kind"], "skip": int(r.get("skip", 0)),
                 "count": int(r.get("count", 1)), "when": r.get("when", "before"),
                 "status": int(r.get("status", 503)), "keep": int(r.get("keep", 0)),
-                "seen": 0, "fired": 0}
+                "corrupt": bool(r.get("corrupt", False)), "seen": 0, "fired": 0}
         if rule["keep"] % CHUNK_GRANULARITY:
             raise ValueError("faults: keep is a multiple of 256 KiB")
         out.append(rule)
@@ -1699,6 +1702,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               f"of {CHUNK_GRANULARITY} bytes for optimal performance). The "
                               f"received request contained {len(body)} bytes, which does not "
                               f"meet this requirement.")
+            if fault and fault["corrupt"] and body:
+                self.entry["fault"] = "corrupt"
+                body = bytes([body[0] ^ 0xFF]) + body[1:]
+                fault = None
             if fault and fault["when"] == "before":
                 keep = min(fault["keep"], len(body))
                 if start + keep > have:
@@ -1726,7 +1733,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _fault_strike(self, fault: Optional[dict]):
         """Carry out a fault rule that fired: fail now ("before") or lose the answer
         to come ("after")."""
-        if not fault:
+        if not fault or fault["corrupt"]:
             return
         if fault["when"] == "after":
             self.entry["fault"] = "after"

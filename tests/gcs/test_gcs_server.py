@@ -410,6 +410,11 @@ def test_fault_rules_on_upload_chunks(gcs, bucket):
     assert gcs.download(bucket, "f.bin").body == data
     faults = [e.get("fault") for e in gcs.control.log() if e["kind"] == "upload.chunk"]
     assert faults.count(503) == 1 and faults.count(0) == 1 and faults.count("after") == 1
+    # taken with its first byte flipped, answered as usual
+    gcs.control.faults([{"kind": "upload.chunk", "corrupt": True}])
+    res = gcs.upload(bucket, "c.bin", b"abc", method="resumable")
+    assert res["size"] == "3"
+    assert gcs.download(bucket, "c.bin").body == bytes([ord("a") ^ 0xFF]) + b"bc"
     gcs.control.faults([])
     assert gcs.control.faults() == []
 

@@ -188,3 +188,23 @@ def test_upload_fails_when_retries_run_out(check_bin, config, gcs, bucket):
     assert [e["kind"] for e in log if e["object"] == "w/gone"
             and e["kind"].startswith("upload")][-1] == "upload.cancel"
     assert gcs.list(bucket, prefix="w/")[0] == {}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("size", [1000, CHUNK + 1])
+def test_commit_refuses_other_bytes(check_bin, config, gcs, bucket, size):
+    """The server keeps a chunk with a byte flipped: the object's crc32c is not that
+    of the bytes written, so the commit fails and the object is removed again,
+    under its own generation."""
+    gcs.control.faults([{"kind": "upload.chunk", "corrupt": True}])
+    mark = gcs.control.log_mark()
+    p = run(check_bin, config, "fail", "bad", size)
+    assert result(p) == {"error": "EIO"}
+    log = gcs.control.log(mark)
+    made = [e["generation"] for e in log if e["kind"] == "upload.chunk"
+            and e["object"] == "w/bad" and e.get("generation")]
+    deletes = [(urllib.parse.parse_qs(e["query"]), e["status"]) for e in log
+               if e["kind"] == "objects.delete"]
+    assert len(made) == 1 and deletes == [({"ifGenerationMatch": [str(made[0])]}, 204)]
+    assert gcs.list(bucket, prefix="w/")[0] == {}
+
