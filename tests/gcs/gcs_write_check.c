@@ -12,7 +12,8 @@
  * (open, read) and compared byte for byte, and its generation, size and
  * crc32c are compared with what the commit answered.
  *
- *   sizes          0, 1, one chunk, one chunk + 1, 2.5 chunks; an overwrite
+ *   sizes          0, 1, one chunk, one chunk + 1, 2.5 chunks; an overwrite;
+ *                  a write and a remove through a tracing wrapper
  *   preconditions  put-if-absent once, then EEXIST; a stale generation
  *                  ESTALE, leaving the object as it was; two writers racing
  *                  for one name, small and large
@@ -27,6 +28,7 @@
  * Exit status 0 when every check passed.
  */
 #include "backends/backend.h"
+#include "backends/composite/trace.h"
 #include "backends/gcs/gcs.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/log.h"
@@ -195,6 +197,23 @@ static void check_sizes(struct backend *b)
 	verify(b, "sizes/1", 3, 9, &again);
 }
 
+/* A store that wraps another (trace, as log_level=trace builds it)
+ * passes writes through.  Takes ownership of b. */
+static void check_traced(struct backend *b)
+{
+	struct deadline dl = deadline_in_ms(TIMEOUT_MS);
+	struct obj_info info;
+
+	b = trace_create(b);
+	CHECK(backend_has(b, BACKEND_WRITE));
+	CHECK_RC(upload(b, "traced", absent, CHUNK + 1, 3, &info), 0);
+	verify(b, "traced", CHUNK + 1, 3, &info);
+	struct write_pre pre = at(info.generation);
+	CHECK_RC(backend_remove(b, "traced", &pre, &dl), 0);
+	check_absent(b, "traced");
+	backend_destroy(b);
+}
+
 static void check_preconditions(struct backend *b)
 {
 	struct obj_info first, second, info;
@@ -349,8 +368,11 @@ int main(int argc, char **argv)
 	if (rc < 0)
 		return 2;
 	CHECK(backend_has(b, BACKEND_WRITE));
-	if (!strcmp(check, "sizes"))
+	if (!strcmp(check, "sizes")) {
 		check_sizes(b);
+		check_traced(b);   /* takes b */
+		b = NULL;
+	}
 	else if (!strcmp(check, "preconditions"))
 		check_preconditions(b);
 	else if (!strcmp(check, "abort"))
