@@ -788,6 +788,26 @@ void fs_mount_ready(struct fs *fs, const char *mountpoint)
 		set_kernel_read_ahead(mountpoint, fs->conf.kernel_read_ahead_kb);
 }
 
+void fs_changed(struct fs *fs, const char *name)
+{
+	if (!fs->se || !fs->mounted || !*name)
+		return;
+	const char *slash = strrchr(name, '/');
+	const char *base = slash ? slash + 1 : name;
+	char *parent = xstrndup(name, slash ? (size_t)(slash - name) : 0);
+	uint64_t pino = *parent ? itable_find(fs->inodes, parent) : INODE_ROOT;
+	uint64_t ino = itable_find(fs->inodes, name);
+
+	/* the name, so the next lookup asks again (a new file, a deleted
+	 * one); then its attributes and pages */
+	if (pino)
+		fuse_lowlevel_notify_inval_entry(fs->se, pino, base,
+						 strlen(base));
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	free(parent);
+}
+
 int fs_run(struct fs *fs)
 {
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();

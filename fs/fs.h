@@ -57,6 +57,14 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
  * follow FUSE's INIT). */
 void fs_mount_ready(struct fs *fs, const char *mountpoint);
 
+/*
+ * name (a path under the mount) changed in the store: the kernel drops
+ * its entry, attributes and cached pages, so the next use asks again.
+ * Must not be called from a request of this fs (the kernel may be
+ * waiting on that request); before mounting or after it is a no-op.
+ */
+void fs_changed(struct fs *fs, const char *name);
+
 /* Serve requests until unmounted or signalled.  Returns 0 or -errno. */
 int fs_run(struct fs *fs);
 

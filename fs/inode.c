@@ -138,6 +138,15 @@ uint64_t itable_lookup(struct itable *t, const char *path,
 	return ino;
 }
 
+uint64_t itable_find(struct itable *t, const char *path)
+{
+	pthread_mutex_lock(&t->lock);
+	struct inode *n = find_path(t, path, hash_path(path));
+	uint64_t ino = n ? n->ino : 0;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 void itable_forget(struct itable *t, uint64_t ino, uint64_t nl)
 {
 	if (ino == INODE_ROOT)

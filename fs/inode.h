@@ -33,6 +33,10 @@ void itable_destroy(struct itable *t);
 uint64_t itable_lookup(struct itable *t, const char *path,
 		       const struct obj_info *info);
 
+/* The inode number of path, or 0 when the kernel knows none; adds no
+ * lookup. */
+uint64_t itable_find(struct itable *t, const char *path);
+
 /* Drop n kernel lookups; the inode goes away at zero. */
 void itable_forget(struct itable *t, uint64_t ino, uint64_t n);
 

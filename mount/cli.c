@@ -6,6 +6,7 @@
  * configuration.
  */
 #include "mount/cli.h"
+#include "mount/changes.h"
 #include "mount/config.h"
 #include "mount/daemon.h"
 #include "mount/explain.h"
@@ -264,6 +265,12 @@ static void log_read_figures(struct readpath *rp)
 		 rs.mem_peak >> 20);
 }
 
+/* The change feed's hook: the kernel drops what it keeps of name. */
+static void tell_fs(void *fs, const char *name)
+{
+	fs_changed(fs, name);
+}
+
 static int run_mount(struct mount_args *ma)
 {
 	struct hy_config cfg;
@@ -314,11 +321,14 @@ static int run_mount(struct mount_args *ma)
 		.memory_limit = (uint64_t)cfg.mount.memory_limit,
 		.mountpoint = ma->mountpoint,
 		.start_wall_ns = wall_ns(),
+		.feed = changes_feed(stack.changes),
 	};
 	fs_settings(&cfg.mount, stack.rp, &fc);
 	fc.metrics = metrics_fs_callback;
 	fc.metrics_arg = &msrc;
 	fs = fs_create(stack.top, &fc);
+	if (stack.changes)
+		changes_set_hook(stack.changes, tell_fs, fs);
 	rc = metrics_start(&msrc, cfg.mount.metrics_listen,
 			   cfg.mount.metrics_file, cfg.mount.metrics_interval_ms,
 			   &mx, err, sizeof(err));
@@ -346,6 +356,8 @@ static int run_mount(struct mount_args *ma)
 
 out_destroy:
 	metrics_stop(mx);
+	if (stack.changes)
+		changes_set_hook(stack.changes, NULL, NULL);
 	fs_destroy(fs);
 	stack_release(&stack);
 out_release_config:

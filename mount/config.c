@@ -48,7 +48,7 @@ struct parse_state {
 	/* sections seen so far */
 	char *seen[MAX_SECTIONS];
 	size_t nseen;
-	struct section_lines mount_lines, source_lines;
+	struct section_lines mount_lines, source_lines, changes_lines;
 	struct section_lines *replica_lines;
 };
 
@@ -154,6 +154,12 @@ static void enter_section(struct parse_state *ps, const char *section)
 		store_defaults(&cfg->source, "source", ps->header_line);
 		ps->base = &cfg->source;
 		ps->lines = &ps->source_lines;
+	} else if (strcmp(section, "changes") == 0) {
+		ps->scope = SCOPE_CHANGES;
+		opt_defaults(SCOPE_CHANGES, &cfg->changes);
+		cfg->changes.present = true;
+		ps->base = &cfg->changes;
+		ps->lines = &ps->changes_lines;
 	} else if (strncmp(section, "replica ", 8) == 0) {
 		const char *name = section + 8;
 		while (*name == ' ')
@@ -180,8 +186,8 @@ static void enter_section(struct parse_state *ps, const char *section)
 		ps->lines = &ps->replica_lines[n];
 	} else {
 		report(ps, ps->header_line, "unknown section [%s]: expected "
-		       "[mount], [source], [replica NAME] or [freshness]",
-		       section);
+		       "[mount], [source], [replica NAME], [freshness] or "
+		       "[changes]", section);
 		return;
 	}
 	memset(ps->lines, 0, sizeof(*ps->lines));
@@ -271,11 +277,18 @@ static int normalise_prefix(struct store_conf *s, char *err, size_t len)
 	return rc;
 }
 
-static int key_line(const struct section_lines *l, const char *name)
+/* The line of key name in a section of scope, else its header's. */
+static int line_of(const struct section_lines *l, enum opt_scope scope,
+		   const char *name)
 {
-	const struct opt_def *d = opt_find(SCOPE_STORE, name);
+	const struct opt_def *d = opt_find(scope, name);
 	int line = d ? l->key[opt_index(d)] : 0;
 	return line ? line : l->header;
+}
+
+static int key_line(const struct section_lines *l, const char *name)
+{
+	return line_of(l, SCOPE_STORE, name);
 }
 
 /* gcs: do requests carry a bearer token (a key file's, or the metadata
@@ -287,11 +300,10 @@ static bool sends_token(const struct store_conf *s)
 
 /* s3: an absolute path; gcs: an absolute path, "metadata" or "none".
  * Files must pass the secret-file permission check. */
-static void check_credentials(struct parse_state *ps, struct store_conf *s,
-			      const struct section_lines *l)
+static void check_credentials(struct parse_state *ps,
+			      const struct store_conf *s, int line)
 {
 	const char *c = s->credentials;
-	int line = key_line(l, "credentials");
 	char err[512];
 
 	if (!c)
@@ -371,7 +383,7 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 			       required[k]);
 	if (normalise_prefix(s, err, sizeof(err)) < 0)
 		report(ps, key_line(l, "prefix"), "%s", err);
-	check_credentials(ps, s, l);
+	check_credentials(ps, s, key_line(l, "credentials"));
 	if (s->endpoint && strncmp(s->endpoint, "http://", 7) &&
 	    strncmp(s->endpoint, "https://", 8))
 		report(ps, key_line(l, "endpoint"), "endpoint '%s' must be an "
@@ -388,6 +400,48 @@ static void validate_store(struct parse_state *ps, struct store_conf *s,
 	    (!s->credentials || strcmp(s->credentials, "metadata") != 0))
 		report(ps, key_line(l, "metadata_endpoint"), "'metadata_endpoint' "
 		       "only applies with credentials = metadata");
+}
+
+/*
+ * [changes]: a subscription, a GCS source whose notifications it
+ * carries, credentials (the source's unless given) that are not sent in
+ * clear.
+ */
+static void validate_changes(struct parse_state *ps, struct hy_config *cfg)
+{
+	struct changes_conf *c = &cfg->changes;
+	const struct section_lines *l = &ps->changes_lines;
+	int sub_line = line_of(l, SCOPE_CHANGES, "subscription");
+	int ep_line = line_of(l, SCOPE_CHANGES, "endpoint");
+
+	if (!c->subscription)
+		report(ps, l->header, "[changes] needs 'subscription' "
+		       "(projects/PROJECT/subscriptions/NAME)");
+	else if (strncmp(c->subscription, "projects/", 9) ||
+		 !strstr(c->subscription, "/subscriptions/"))
+		report(ps, sub_line, "subscription '%s': expected "
+		       "projects/PROJECT/subscriptions/NAME", c->subscription);
+	if (cfg->source.name && cfg->source.type != STORE_GCS)
+		report(ps, l->header, "[changes] follows GCS notifications: "
+		       "the source must be of type gcs");
+	if (!c->credentials && cfg->source.credentials)
+		c->credentials = xstrdup(cfg->source.credentials);
+	if (!c->metadata_endpoint && cfg->source.metadata_endpoint)
+		c->metadata_endpoint = xstrdup(cfg->source.metadata_endpoint);
+	struct store_conf as = { .type = STORE_GCS, .name = "changes",
+				 .credentials = c->credentials,
+				 .metadata_endpoint = c->metadata_endpoint };
+	check_credentials(ps, &as, line_of(l, SCOPE_CHANGES, "credentials"));
+	if (strncmp(c->endpoint, "http://", 7) &&
+	    strncmp(c->endpoint, "https://", 8))
+		report(ps, ep_line, "endpoint '%s' must "
+		       "be an http:// or https:// URL", c->endpoint);
+	else if (sends_token(&as) && !strncmp(c->endpoint, "http://", 7) &&
+		 !http_url_private(c->endpoint))
+		report(ps, ep_line, "endpoint '%s' would "
+		       "send the bearer token in clear: use https:// (plain "
+		       "http:// is allowed to a loopback address only) or "
+		       "credentials = none", c->endpoint);
 }
 
 static void release_parse_state(struct parse_state *ps)
@@ -429,6 +483,8 @@ int config_load(const char *path, struct hy_config *cfg, FILE *errs)
 		validate_store(&ps, &cfg->source, &ps.source_lines);
 	for (size_t i = 0; i < cfg->nreplicas; i++)
 		validate_store(&ps, &cfg->replicas[i], &ps.replica_lines[i]);
+	if (cfg->changes.present)
+		validate_changes(&ps, cfg);
 	release_parse_state(&ps);
 	if (ps.nerrors) {
 		config_release(cfg);
@@ -464,11 +520,19 @@ void config_finish(struct hy_config *cfg)
 		finish_store(&cfg->mount, &cfg->source);
 	for (size_t i = 0; i < cfg->nreplicas; i++)
 		finish_store(&cfg->mount, &cfg->replicas[i]);
+	if (cfg->changes.present) {
+		cfg->changes.net = cfg->mount.net;
+		cfg->changes.net.stall_bytes = 1024;
+		cfg->changes.net.backoff_base_ms = 100;
+		cfg->changes.net.backoff_max_ms = 5000;
+	}
 }
 
 void config_release(struct hy_config *cfg)
 {
 	opt_release(SCOPE_MOUNT, &cfg->mount);
+	if (cfg->changes.present)
+		opt_release(SCOPE_CHANGES, &cfg->changes);
 	store_conf_release(&cfg->source);
 	for (size_t i = 0; i < cfg->nreplicas; i++)
 		store_conf_release(&cfg->replicas[i]);

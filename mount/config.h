@@ -48,8 +48,20 @@ struct mount_conf {
 	int64_t metrics_interval_ms;   /* how often metrics_file is rewritten */
 };
 
+/* [changes]: the GCS change feed the mount follows (feed.h). */
+struct changes_conf {
+	bool present;                  /* the section is in the file */
+	char *subscription;            /* projects/P/subscriptions/S */
+	char *endpoint;                /* Pub/Sub: https://pubsub.googleapis.com */
+	char *credentials;             /* NULL: the source's */
+	char *metadata_endpoint;       /* NULL: the source's */
+	int64_t stall_ms;              /* no good pull this long: stalled */
+	struct net_conf net;           /* the mount's, copied */
+};
+
 struct hy_config {
 	char *path;
+	struct changes_conf changes;
 	struct mount_conf mount;
 	struct store_conf source;
 	struct store_conf *replicas;

@@ -12,6 +12,7 @@
  */
 #include "mount/metrics.h"
 #include "backends/backend.h"
+#include "backends/composite/feed.h"
 #include "backends/util/fdio.h"
 #include "backends/util/log.h"
 #include "backends/util/prom.h"
@@ -130,6 +131,8 @@ void metrics_gather(const struct metrics_src *src, struct strbuf *out)
 	backend_metrics(src->top, &p);
 	readpath_metrics(src->rp, src->memory_limit, &p);
 	bcache_metrics(src->bc, src->cache_limit, &p);
+	if (src->feed)
+		feed_metrics(src->feed, &p);
 	prom_render(&p, out);
 	prom_release(&p);
 }

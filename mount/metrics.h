@@ -21,6 +21,7 @@
 
 struct backend;
 struct bcache;
+struct feed;
 struct readpath;
 struct strbuf;
 
@@ -32,6 +33,7 @@ struct metrics_src {
 	uint64_t memory_limit;       /* read-ahead budget, bytes */
 	const char *mountpoint;
 	int64_t start_wall_ns;
+	struct feed *feed;           /* may be NULL: no change feed */
 };
 
 /* Append the Prometheus text of every figure to out. */

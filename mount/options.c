@@ -17,6 +17,7 @@
 
 #define M(field) SCOPE_MOUNT, offsetof(struct mount_conf, field)
 #define S(field) SCOPE_STORE, offsetof(struct store_conf, field)
+#define C(field) SCOPE_CHANGES, offsetof(struct changes_conf, field)
 #define DAY (86400LL * 1000)
 
 const struct opt_def opt_table[] = {
@@ -127,6 +128,19 @@ const struct opt_def opt_table[] = {
 	  "they are served: whole-first (the copy's block manifest, or the "
 	  "whole copy read once on first use) | blocks (only copies with a "
 	  "manifest) | trust (the stamp alone; unsafe)" },
+	/* [changes] */
+	{ "subscription", OPT_STRING, C(subscription), NULL, 0, 0, 0, 0,
+	  "the Pub/Sub subscription of the source bucket's notifications: "
+	  "projects/PROJECT/subscriptions/NAME" },
+	{ "endpoint", OPT_STRING, C(endpoint), "https://pubsub.googleapis.com",
+	  0, 0, 0, 0, "URL of the Pub/Sub API" },
+	{ "credentials", OPT_STRING, C(credentials), NULL, 0, 0, 0, 0,
+	  "service-account key file, metadata or none [the source's]" },
+	{ "metadata_endpoint", OPT_STRING, C(metadata_endpoint), NULL, 0, 0, 0,
+	  0, "credentials = metadata: the metadata server [the source's]" },
+	{ "stall", OPT_DURATION, C(stall_ms), "10s", 1000, DAY, 0, 0,
+	  "with no good pull for this long the feed counts as stalled and "
+	  "bounded names are confirmed with GCS again" },
 };
 const size_t opt_count = sizeof(opt_table) / sizeof(opt_table[0]);
 
@@ -402,8 +416,9 @@ void opt_release(enum opt_scope scope, void *base)
 void opt_print_help(FILE *out)
 {
 	const char *heading[] = { NULL, "[mount] settings (also -o NAME=VALUE)",
-				  "[source] / [replica NAME] settings" };
-	for (int scope = SCOPE_MOUNT; scope <= SCOPE_STORE; scope++) {
+				  "[source] / [replica NAME] settings",
+				  "[changes] settings (the GCS change feed)" };
+	for (int scope = SCOPE_MOUNT; scope <= SCOPE_CHANGES; scope++) {
 		fprintf(out, "\n%s:\n", heading[scope]);
 		for (size_t i = 0; i < opt_count; i++) {
 			const struct opt_def *d = &opt_table[i];

@@ -32,6 +32,7 @@ enum opt_type {
 enum opt_scope {
 	SCOPE_MOUNT = 1,  /* [mount] section, offsets into struct mount_conf */
 	SCOPE_STORE = 2,  /* [source]/[replica X], into struct store_conf */
+	SCOPE_CHANGES = 3,  /* [changes], into struct changes_conf */
 };
 
 struct opt_def {

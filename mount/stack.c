@@ -17,6 +17,7 @@
 #include "backends/composite/trace.h"
 #include "backends/util/strbuf.h"
 #include "cache/vmap.h"
+#include "mount/changes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -110,7 +111,8 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	 * opens then ask nobody); stores without generations would gain
 	 * nothing from the map. */
 	bool remembers = cfg->source.type == STORE_GCS &&
-			 freshness_has_immutable(st->fresh);
+			 (freshness_has_immutable(st->fresh) ||
+			  cfg->changes.present);
 	if (!cfg->nreplicas && m->serve_stale_ms < 0 && !remembers)
 		return 0;
 	reps = xcalloc(cfg->nreplicas + 1, sizeof(*reps));
@@ -134,7 +136,8 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	rc = vmap_open(dir, st->identity, (uint64_t)m->map_size, &st->vmap,
 		       err, errlen);
 	free(dir);
-	if (rc < 0 && !cfg->nreplicas && m->serve_stale_ms < 0) {
+	if (rc < 0 && !cfg->nreplicas && m->serve_stale_ms < 0 &&
+	    !cfg->changes.present) {
 		/* only a saving was at stake: go on without it */
 		log_warn("%s; every open asks the source", err);
 		free(reps);
@@ -151,6 +154,14 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	};
 	for (size_t i = 0; i < cfg->nreplicas && i < ROUTER_MAX_REPLICAS; i++)
 		rconf.verify[i] = cfg->replicas[i].verify;
+	if (cfg->changes.present) {
+		rc = changes_start(&cfg->changes, &cfg->source,
+				   vmap_facts(st->vmap), &st->changes, err,
+				   errlen);
+		if (rc < 0)
+			goto out_close_vmap;
+		rconf.feed = changes_feed(st->changes);
+	}
 	rc = router_create(src, reps, cfg->nreplicas, vmap_facts(st->vmap),
 			   &rconf, &st->top);
 	if (rc < 0) {
@@ -163,6 +174,8 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	return 0;
 
 out_close_vmap:
+	changes_stop(st->changes);
+	st->changes = NULL;
 	vmap_close(st->vmap);
 	st->vmap = NULL;
 out_destroy:
@@ -231,6 +244,8 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 	struct backend *top = wrap_metacache(&cfg->mount, st->top);
 	if (top != st->top)
 		st->metacache = top;
+	if (st->changes && st->metacache)
+		changes_set_metacache(st->changes, st->metacache);
 	st->top = top;
 	build_read_path(cfg, st);
 	return 0;
@@ -239,6 +254,8 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 void stack_release(struct stack *st)
 {
 	readpath_destroy(st->rp);    /* every file is closed by now */
+	changes_stop(st->changes);   /* it tells the metadata cache and
+	                                writes the map */
 	bcache_close(st->bc);
 	backend_destroy(st->top);    /* a metadata cache destroys the store
 	                                it wraps, a router its stores */

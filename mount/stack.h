@@ -24,6 +24,7 @@
 struct backend;
 struct bcache;
 struct freshness;
+struct mount_feed;
 struct readpath;
 struct vmap;
 
@@ -34,6 +35,7 @@ struct stack {
 	struct backend *source;   /* inside top: borrowed */
 	struct backend *metacache;  /* inside top, or NULL: borrowed */
 	struct vmap *vmap;        /* NULL without replicas or stale serving */
+	struct mount_feed *changes;  /* [changes]: the change feed, or NULL */
 	struct freshness *fresh;  /* the rule of every name (the router's) */
 	struct bcache *bc;        /* NULL: no block cache (off, or unusable) */
 	struct readpath *rp;

@@ -206,6 +206,23 @@ static void print_human(const char *mnt, const struct figures *f)
 		       "%.0f entries\n", a, h, m,
 		       get(f, "hylake_metadata_cache_entries", NULL, 0));
 	}
+	if (has(f, "hylake_feed_healthy", NULL)) {
+		bool ok = get(f, "hylake_feed_healthy", NULL, 0) > 0;
+		printf("change feed   %s", ok ? "following" : "STALLED: bounded "
+		       "names are confirmed with GCS");
+		if (has(f, "hylake_feed_last_pull_age_seconds", NULL))
+			printf("; last pull %.1f s ago", get(f,
+			       "hylake_feed_last_pull_age_seconds", NULL, 0));
+		else
+			printf("; no good pull yet");
+		if (has(f, "hylake_feed_lag_seconds", NULL))
+			printf("; lag %.1f s", get(f, "hylake_feed_lag_seconds",
+						   NULL, 0));
+		printf("; %.0f changes applied, %.0f duplicate or stale, "
+		       "%.0f gaps\n", get(f, "hylake_feed_applied_total", NULL, 0),
+		       get(f, "hylake_feed_stale_total", NULL, 0),
+		       get(f, "hylake_feed_gaps_total", NULL, 0));
+	}
 	human_bytes(get(f, "hylake_readahead_memory_bytes", NULL, 0), a,
 		   sizeof(a));
 	human_bytes(get(f, "hylake_readahead_memory_peak_bytes", NULL, 0), b,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/npm_ci.sh DIR - install DIR's npm packages exactly as DIR/package-lock.json
 # pins them (npm ci, quiet), only when DIR/node_modules does not match the lock
-# file already.  Used by tests/gcs/conformance/run.sh (Google's GCS client),
+# file already.  Used by tests/gcs/conformance/run.sh and
+# tests/pubsub/conformance/run.sh (Google's GCS and Pub/Sub clients),
 # tests/bench/lakehouse_duckdb.py and tests/demo (DuckDB, tests/bench/duckdb).
 # Needs node >= 18 and npm (packaging/install-deps.sh installs them).
 set -euo pipefail

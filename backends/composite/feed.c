@@ -94,10 +94,10 @@ static bool apply_one(struct facts facts, const char *name,
 			f.confirmed_ns = now_ns;
 		} else {
 			/* a new generation whose size we were not told:
-			 * what the map knew is gone, the source says the rest */
+			 * what the map knew is gone, and, confirmed at no
+			 * time, covered by nothing: the source is asked */
 			f = (struct source_fact){ .tombstone = true,
-						  .generation = g - 1,
-						  .confirmed_ns = now_ns };
+						  .generation = g - 1 };
 		}
 		break;
 	case GCS_CHANGE_DELETE:

@@ -77,6 +77,8 @@ struct metacache {
 	size_t bytes;
 	struct metacache_stats st;       /* counters; entries and bytes are
 	                                    filled in by get_stats */
+	int64_t forgot_ns;               /* answers to questions asked
+	                                    before this are not kept */
 };
 
 static struct metacache *to_mc(struct backend *b)
@@ -176,7 +178,7 @@ static void insert_locked(struct metacache *mc, struct mc_entry *ne,
 	uint64_t h = ne->hn.hash;          /* set by entry_new */
 	struct mc_entry *old = find(mc, ne->kind, ne->key, ne->keylen, h);
 	if ((old && old->born_ns > ne->born_ns) ||
-	    ne->bytes > mc->conf.max_bytes) {
+	    ne->born_ns < mc->forgot_ns || ne->bytes > mc->conf.max_bytes) {
 		ne->dead_next = *dead;
 		*dead = ne;
 		return;
@@ -203,7 +205,7 @@ static struct mc_entry *lookup_locked(struct metacache *mc, enum mc_kind kind,
 
 	if (!e)
 		return NULL;
-	if (mono_ns() >= e->expires_ns) {
+	if (mono_ns() >= e->expires_ns || e->born_ns < mc->forgot_ns) {
 		unlink_entry(mc, e, dead);
 		return NULL;
 	}
@@ -672,6 +674,14 @@ static struct mc_entry *find_stat(struct metacache *mc, const char *name)
 {
 	size_t len = strlen(name);
 	return find(mc, MC_STAT, name, len, key_hash(MC_STAT, name, len));
+}
+
+void metacache_forget_all(struct backend *b)
+{
+	struct metacache *mc = to_mc(b);
+	pthread_mutex_lock(&mc->lock);
+	mc->forgot_ns = mono_ns();
+	pthread_mutex_unlock(&mc->lock);
 }
 
 /* Drop what is cached about name, unless it answers a later question. */

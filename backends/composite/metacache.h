@@ -109,6 +109,14 @@ struct metacache_stats {
 	uint64_t bytes;           /* memory charged now (<= max_bytes) */
 };
 
+/*
+ * The store changed behind the cache (the change feed says so): nothing
+ * learnt from a question asked before now is answered from memory any
+ * more, nor kept when its answer comes later.  Entries go as they are
+ * next looked up (or evicted).  b must come from metacache_create().
+ */
+void metacache_forget_all(struct backend *b);
+
 /* Counters of b, which must come from metacache_create() (the builder
  * of the stack knows which store that is).  Thread safe. */
 void metacache_get_stats(struct backend *b, struct metacache_stats *out);

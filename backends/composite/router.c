@@ -19,6 +19,7 @@
  */
 #include "backends/composite/router_impl.h"
 #include "backends/backend.h"
+#include "backends/composite/feed.h"
 #include "backends/composite/freshness.h"
 #include "backends/composite/listed.h"
 #include "backends/composite/health.h"
@@ -177,6 +178,19 @@ static bool recent_fact(struct router *r, const char *name, int64_t max_ns,
 	return true;
 }
 
+/*
+ * A fact of a bounded name that the change feed covers: confirmed since
+ * the feed has been following, with no change to it since (feed.h).
+ * Past the bound, such a fact is as good as a fresh answer.
+ */
+static bool feed_fact(struct router *r, const char *name,
+		      const struct fresh_rule *rule, struct source_fact *f)
+{
+	return rule->kind == FRESH_BOUNDED && r->conf.feed &&
+	       r->facts.ops->get_source(r->facts.ctx, name, f) == 0 &&
+	       feed_covers(r->conf.feed, f->confirmed_ns);
+}
+
 /* Answer a stat from facts the source confirmed within max_ns: the folder
  * fact ("name/") first, since a folder wins over an object as in stat. */
 static bool stat_from_facts(struct router *r, const char *name,
@@ -210,6 +224,14 @@ static int router_stat(struct backend *b, const char *name,
 	struct fresh_rule rule;
 	int64_t trust = *name ? trust_ns(r, name, &rule) : 0;
 	if (trust > 0 && stat_from_facts(r, name, folder.buf, trust, out)) {
+		strbuf_release(&folder);
+		return 0;
+	}
+	/* (a covered tombstone is asked about: a folder of the name may
+	 * exist, and folders have no changes of their own) */
+	if (trust > 0 && feed_fact(r, name, &rule, &f) && !f.tombstone &&
+	    f.generation) {
+		fact_to_info(&f, out);
 		strbuf_release(&folder);
 		return 0;
 	}
@@ -387,6 +409,14 @@ static int pin_version(struct router *r, const char *name,
 	    f.generation) {
 		fact_to_info(&f, v);
 		return 0;
+	}
+	if (trust > 0 && feed_fact(r, name, &rule, &f)) {
+		if (f.tombstone)
+			return -ENOENT;       /* the feed told of its deletion */
+		if (f.generation) {
+			fact_to_info(&f, v);
+			return 0;
+		}
 	}
 	int rc = open_source_shared(r, name, src_h, dl);
 	if (rc == 0) {

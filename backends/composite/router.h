@@ -42,6 +42,7 @@ struct backend;
 
 #define ROUTER_MAX_REPLICAS 16
 
+struct feed;
 struct freshness;
 
 struct router_conf {
@@ -56,6 +57,10 @@ struct router_conf {
 	int64_t hedge_budget_pct;    /* share of reads that may be hedged */
 	int64_t hedge_threads;       /* workers running first requests */
 	enum verify_mode verify[ROUTER_MAX_REPLICAS];  /* per replica */
+	/* The change feed (borrowed; may be NULL): while it covers a fact
+	 * of a bounded name, the fact is trusted past the bound, until a
+	 * change arrives (feed.h). */
+	struct feed *feed;
 };
 
 /* The router takes ownership of source and replicas; facts is borrowed

@@ -482,10 +482,10 @@ int gcs_create(const struct store_conf *c, struct backend **out,
 	 * store never holds one */
 	bool writable = c->writable && !c->replica;
 	g->http = http_engine_create(&c->net);
-	int rc = gcs_auth_create(c->credentials, c->metadata_endpoint,
-				 writable ? GCS_SCOPE_READ_WRITE
-					  : GCS_SCOPE_READ_ONLY,
-				 g->http, &g->auth, err, errlen);
+	int rc = gcs_auth_create_scoped(c->credentials, c->metadata_endpoint,
+					writable ? GCS_SCOPE_READ_WRITE
+						 : GCS_SCOPE_READ_ONLY,
+					g->http, &g->auth, err, errlen);
 	if (rc < 0) {
 		http_engine_destroy(g->http);
 		free(g);

@@ -110,8 +110,18 @@ out_scrub:
 }
 
 int gcs_auth_create(const char *credentials, const char *metadata_endpoint,
-		    const char *scope, struct http_engine *http,
-		    struct gcs_auth **out, char *err, size_t errlen)
+		    struct http_engine *http, struct gcs_auth **out,
+		    char *err, size_t errlen)
+{
+	return gcs_auth_create_scoped(credentials, metadata_endpoint,
+				      GCS_SCOPE_READ_ONLY, http, out, err,
+				      errlen);
+}
+
+int gcs_auth_create_scoped(const char *credentials,
+			   const char *metadata_endpoint, const char *scope,
+			   struct http_engine *http, struct gcs_auth **out,
+			   char *err, size_t errlen)
 {
 	struct gcs_auth *a = xcalloc(1, sizeof(*a));
 	int rc = 0;

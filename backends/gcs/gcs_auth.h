@@ -29,15 +29,23 @@ struct gcs_auth;
 
 /*
  * credentials: a key file path, "metadata" or "none".  metadata_endpoint
- * may be NULL (the GCE default).  scope (copied) is what a key file's
- * tokens are asked for: GCS_SCOPE_READ_ONLY, or GCS_SCOPE_READ_WRITE for
- * a store that writes (the metadata server's tokens carry the scopes
- * the VM was given).  http is borrowed.  Loads and checks the key file
- * now (permissions, fields, key); fetches no token yet.
+ * may be NULL (the GCE default).  http is borrowed.  Loads and checks
+ * the key file now (permissions, fields, key); fetches no token yet.
+ * A key file's tokens are asked for GCS_SCOPE_READ_ONLY.
  */
 int gcs_auth_create(const char *credentials, const char *metadata_endpoint,
-		    const char *scope, struct http_engine *http,
-		    struct gcs_auth **out, char *err, size_t errlen);
+		    struct http_engine *http, struct gcs_auth **out,
+		    char *err, size_t errlen);
+
+/*
+ * The same, with the scope (copied) a key file's tokens are asked for:
+ * GCS_SCOPE_READ_WRITE for a store that writes, or another API's (the
+ * metadata server's tokens carry the scopes the VM was given).
+ */
+int gcs_auth_create_scoped(const char *credentials,
+			   const char *metadata_endpoint, const char *scope,
+			   struct http_engine *http, struct gcs_auth **out,
+			   char *err, size_t errlen);
 void gcs_auth_destroy(struct gcs_auth *a);
 
 /*

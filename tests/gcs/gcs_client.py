@@ -413,12 +413,17 @@ def write_secret(path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 class ServerProcess:
-    """gcs_server.py as a subprocess on a free 127.0.0.1 port; stopped by PID."""
+    """gcs_server.py as a subprocess on a free 127.0.0.1 port; stopped by PID.
+    (Subclasses run another server script that takes the same --port, --port-file and
+    --exit-with-parent options: SCRIPT, NAME and their own arguments.)"""
+    SCRIPT = SERVER
+    NAME = "gcs_server"
 
     def __init__(self, workdir: Path, *, require_auth=False, public_read=False, delay_ms=0,
-                 token_lifetime=None, public_keys=(), audiences=(), extra_args=()):
+                 token_lifetime=None, public_keys=(), audiences=(), pubsub_url=None,
+                 extra_args=()):
         self.workdir = Path(workdir)
-        self.args = []
+        self.args = ["--pubsub-url", pubsub_url] if pubsub_url else []
         if require_auth:
             self.args.append("--require-auth")
         if public_read:
@@ -443,23 +448,24 @@ class ServerProcess:
 
     def start(self, timeout: float = 20) -> "ServerProcess":
         self.workdir.mkdir(parents=True, exist_ok=True)
-        port_file = self.workdir / "gcs_server.port"
+        name = self.NAME
+        port_file = self.workdir / f"{name}.port"
         with contextlib.suppress(FileNotFoundError):
             port_file.unlink()
-        self.stderr_path = self.workdir / "gcs_server.stderr"
+        self.stderr_path = self.workdir / f"{name}.stderr"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [PYTHON, str(SERVER), "--port", "0", "--port-file", str(port_file),
+                [PYTHON, str(self.SCRIPT), "--port", "0", "--port-file", str(port_file),
                  "--exit-with-parent", *self.args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + timeout
         while not port_file.exists():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gcs_server.py exited {self.proc.returncode}:\n"
+                raise RuntimeError(f"{name}.py exited {self.proc.returncode}:\n"
                                    f"{self.stderr_path.read_text(errors='replace')[-3000:]}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("gcs_server.py did not write its port file in time")
+                raise RuntimeError(f"{name}.py did not write its port file in time")
             time.sleep(0.05)
         self.port = int(port_file.read_text().strip())
         self.url = f"http://127.0.0.1:{self.port}"

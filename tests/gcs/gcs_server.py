@@ -58,13 +58,18 @@ work against it, while checking what a sloppy client gets wrong:
     Tokens carry scopes: writes need devstorage.read_write / full_control /
     cloud-platform (else 403 "forbidden").  --public-read lets anonymous callers read
     objects (metadata and media), not list them.
+  * notifications: POST/GET/DELETE /storage/v1/b/B/notificationConfigs[/ID]; with
+    --pubsub-url, uploads, patches and deletes publish Cloud Storage's notification
+    messages to that Pub/Sub test server (tests/gcs/notify.py tells what and how).
+    GET /tokeninfo?access_token=T answers as Google's tokeninfo endpoint does (the
+    Pub/Sub test server checks tokens with it).
   * a delay added to every request but the control API (a WAN link, or a hanging
     store when large); changing it wakes requests that are waiting.
 
 Run:
     python3 tests/gcs/gcs_server.py --port 0 --port-file F [--public-key EMAIL[#KID]=PEM ...]
         [--require-auth] [--public-read] [--delay-ms N] [--token-lifetime S]
-        [--audience URL ...] [--request-log FILE] [--exit-with-parent]
+        [--audience URL ...] [--request-log FILE] [--pubsub-url URL] [--exit-with-parent]
 The port file is written (atomically) once the server listens.  SIGTERM/SIGINT stop it.
 Import:  GcsServer(...).start() / .url / .stop()
 
@@ -102,6 +107,8 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
     POST /_test/keys      {"email", "pem", "kid"?}   register a public key (PEM public
                                           key, certificate or private key)
     POST /_test/keys/clear
+    GET  /_test/notifications             {"queued", "published", "retries", "dropped",
+                                          "pending"}: notification messages so far
     POST /_test/tokens/revoke             every access token issued so far stops working
     POST /_test/reset     {"keys": false}  drop all buckets, uploads, tokens, the log,
                                           the counters and the faults; settings back to the
@@ -130,8 +137,9 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
 
 Request kinds in the log: token, metadata, bucket.insert, bucket.get, bucket.list,
 bucket.delete, objects.list, objects.get, objects.media (alt=media, either path),
-objects.patch, objects.delete, upload.media, upload.multipart, upload.resumable (the
-initiation), upload.chunk (PUT/status query on a session), upload.cancel, unknown.
+objects.patch, objects.delete, notifications.insert / get / list / delete, tokeninfo,
+upload.media, upload.multipart, upload.resumable (the initiation), upload.chunk
+(PUT/status query on a session), upload.cancel, unknown.
 """
 
 from __future__ import annotations
@@ -158,10 +166,13 @@ import zlib
 from datetime import datetime, timezone
 from typing import Optional
 
+import notify  # Pub/Sub notifications (tests/gcs/notify.py)
+
 CHUNK_GRANULARITY = 256 * 1024
 MAX_RESULTS = 1000
 DEFAULT_PROJECT = "hylake-test"
 TOKEN_PATH = "/token"
+TOKENINFO_PATH = "/tokeninfo"
 METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SCOPE_RO = "https://www.googleapis.com/auth/devstorage.read_only"
@@ -527,12 +538,36 @@ DEFAULT_CONFIG = {
 }
 
 
-class State:
+class StateBase:
+    """What the request loop and the shared control API need of a test server's state:
+    a lock and its condition, the settings (config_keys names them), request counters
+    and the stopping flag."""
+    config_keys: dict = {}
+
     def __init__(self, config: dict):
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.start_config = copy.deepcopy(config)
         self.config = copy.deepcopy(config)
+        self.seq = 0
+        self.kinds = collections.Counter()
+        self.statuses = collections.Counter()
+        self.stopping = False
+
+    def set_config(self, updates: dict):
+        with self.cond:
+            for k, v in updates.items():
+                if k not in self.config_keys:
+                    raise ValueError(f"unknown setting {k!r}")
+                self.config[k] = v
+            self.cond.notify_all()
+
+
+class State(StateBase):
+    config_keys = DEFAULT_CONFIG
+
+    def __init__(self, config: dict):
+        super().__init__(config)
         self.buckets: dict[str, Bucket] = {}
         self.uploads: dict[str, Upload] = {}
         self.tokens: dict[str, dict] = {}
@@ -540,13 +575,10 @@ class State:
         self.faults: list[dict] = []  # /_test/faults rules, with seen/fired counts
         self.start_keys: list[dict] = []
         self.log: list[dict] = []
-        self.seq = 0
-        self.kinds = collections.Counter()
-        self.statuses = collections.Counter()
         self.last_gen = 0
-        self.stopping = False
         self.base = "http://127.0.0.1"
         self.token_url = "http://127.0.0.1/token"
+        self.notifier = notify.Notifier(self, None, HttpError, rfc3339)
 
     # ---- generations: microsecond timestamps, strictly increasing
     def new_generation(self) -> int:
@@ -570,14 +602,6 @@ class State:
                 if left <= 0:
                     return
                 self.cond.wait(min(left, 1.0))
-
-    def set_config(self, updates: dict):
-        with self.cond:
-            for k, v in updates.items():
-                if k not in DEFAULT_CONFIG:
-                    raise ValueError(f"unknown setting {k!r}")
-                self.config[k] = v
-            self.cond.notify_all()
 
     # ---- keys
     def add_key(self, email: str, pem: bytes, kid: Optional[str] = None, start=False):
@@ -868,6 +892,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "UploadServer"
     sys_version = ""
+    _lose_answer = False  # a fault: the request is carried out, its answer not sent
 
     def setup(self):
         super().setup()
@@ -993,7 +1018,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self):
         self._handle("HEAD")
 
-    def _handle(self, method):
+    def _prelude(self, method):
+        """Parse the target, read the body and answer the control API (/_test/...):
+        (raw_path, query, body), or None when the request is done with."""
         self._status = None
         self._lose_answer = False
         target = self.path
@@ -1008,13 +1035,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = self._read_body()
         except (ConnectionError, ValueError, OSError):
             self.close_connection = True
-            return
+            return None
         if raw_path.startswith("/_test/") or raw_path == "/_test":
             try:
                 self._control(method, raw_path, body)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
+            return None
+        return raw_path, query, body
+
+    def _handle(self, method):
+        got = self._prelude(method)
+        if got is None:
             return
+        raw_path, query, body = got
         st = self.state
         with st.lock:
             st.seq += 1
@@ -1125,6 +1159,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/computeMetadata/"):
             e["kind"] = "metadata"
             return self._metadata(method, path)
+        if path == TOKENINFO_PATH:
+            e["kind"] = "tokeninfo"
+            return self._tokeninfo()
+        if "/notificationConfigs" in path and self.state.notifier.route(self, method, path, body):
+            return
         if path in ("/storage/v1/b", "/storage/v1/b/"):
             if method == "POST":
                 e["kind"] = "bucket.insert"
@@ -1286,6 +1325,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not isinstance(scope, str) or not scope.strip():
             fail("Invalid OAuth scope or ID token audience provided.", code="invalid_scope")
         return iss, scope.split()
+
+    def _tokeninfo(self):
+        """GET /tokeninfo?access_token=T, as https://oauth2.googleapis.com/tokeninfo
+        answers it (the Pub/Sub test server checks the tokens it gets here)."""
+        st = self.state
+        with st.lock:
+            info = st.tokens.get(self.params.get("access_token", ""))
+        left = int(info["expires"] - time.time()) if info else 0
+        if left <= 0:
+            raise OAuthError(400, "invalid_token", "Invalid Value")
+        out = {"azp": info["email"], "aud": info["email"], "email": info["email"],
+               "scope": " ".join(sorted(info["scopes"])), "exp": str(int(info["expires"])),
+               "expires_in": str(left), "email_verified": "true", "access_type": "online"}
+        self._send(200, json.dumps(out).encode(), content_type="application/json; charset=UTF-8")
 
     def _metadata(self, method, path):
         st = self.state
@@ -1516,6 +1569,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             obj.metageneration += 1
             obj.updated_us = max(st.now_us(), obj.updated_us + 1)
             res = obj.resource(st.base)
+            st.notifier.metadata_updated(st.buckets[bucket], obj)
         self._json(200, res, params=self.params)
 
     def _object_delete(self, bucket, name):
@@ -1527,6 +1581,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             b = st.buckets[bucket]
             del b.objects[name]
             b.changed()
+            st.notifier.deleted(b, obj)
         self._send(204)
 
     def _list(self, bucket):
@@ -1575,6 +1630,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             o.md5, o.crc = md5, crc
             b.objects[name] = o
             b.changed()
+            st.notifier.finalized(b, o, old)
             self.entry["generation"] = o.generation
             return o.resource(st.base)
 
@@ -1769,68 +1825,76 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- control API
     def _control(self, method, path, body):
-        st = self.state
         try:
             req = json.loads(body) if body else {}
-        except ValueError:
-            return self._send(400, b'{"error":"bad json"}', content_type="application/json")
-        out = {"ok": True}
+            out = self._control_shared(method, path, req)
+            if out is None:
+                out = self._control_own(method, path, req)
+        except ValueError as e:  # bad JSON, a bad setting
+            out = (400, {"error": str(e)})
+        status, out = out if isinstance(out, tuple) else (200, out)
+        self._send(status, json.dumps(out).encode(), content_type="application/json")
+
+    def _control_shared(self, method, path, req):
+        """The control endpoints every test server here has (health, config, log,
+        counters, reset): the answer, or None for another path."""
+        st = self.state
         if path == "/_test/health":
-            out["pid"] = os.getpid()
-        elif path == "/_test/config" and method == "GET":
-            with st.lock:
-                out = copy.deepcopy(st.config)
-        elif path == "/_test/config" and method == "POST":
-            try:
+            return {"ok": True, "pid": os.getpid()}
+        if path == "/_test/config" and method in ("GET", "POST"):
+            if method == "POST":
                 st.set_config(req)
-            except ValueError as e:
-                return self._send(400, json.dumps({"error": str(e)}).encode(),
-                                  content_type="application/json")
             with st.lock:
-                out = copy.deepcopy(st.config)
-        elif path == "/_test/paging" and method == "POST":
-            st.set_config({"paging": req})
-        elif path == "/_test/faults" and method == "POST":
-            try:
-                rules = check_fault_rules(req)
-            except (ValueError, TypeError) as e:
-                return self._send(400, json.dumps({"error": str(e)}).encode(),
-                                  content_type="application/json")
-            with st.lock:
-                st.faults = rules
-            out = {"ok": True, "faults": copy.deepcopy(rules)}
-        elif path == "/_test/faults" and method == "GET":
-            with st.lock:
-                out = {"faults": copy.deepcopy(st.faults)}
-        elif path == "/_test/log" and method == "GET":
+                return copy.deepcopy(st.config)
+        if path == "/_test/log" and method == "GET":
             since = int(self.params.get("since", 0))
             with st.lock:
-                reqs = [dict(e) for e in st.log if e["seq"] > since]
-                out = {"requests": reqs, "next": st.seq}
-        elif path == "/_test/log/clear" and method == "POST":
+                return {"requests": [dict(e) for e in st.log if e["seq"] > since],
+                        "next": st.seq}
+        if path == "/_test/log/clear" and method == "POST":
             with st.lock:
                 st.log.clear()
         elif path == "/_test/counters":
             with st.lock:
-                out = {"kinds": dict(st.kinds), "status": dict(st.statuses)}
+                return {"kinds": dict(st.kinds), "status": dict(st.statuses)}
+        elif path == "/_test/reset" and method == "POST":
+            st.reset(keys=bool(req.get("keys", False)))
+        else:
+            return None
+        return {"ok": True}
+
+    def _control_own(self, method, path, req):
+        st = self.state
+        out = {"ok": True}
+        if path == "/_test/paging" and method == "POST":
+            st.set_config({"paging": req})
+        elif path == "/_test/faults" and method == "POST":
+            try:
+                rules = check_fault_rules(req)
+            except TypeError as e:
+                raise ValueError(f"faults: {e}")
+            with st.lock:
+                st.faults = rules
+            out["faults"] = copy.deepcopy(rules)
+        elif path == "/_test/faults" and method == "GET":
+            with st.lock:
+                out = {"faults": copy.deepcopy(st.faults)}
         elif path == "/_test/keys" and method == "POST":
             try:
                 st.add_key(req["email"], req["pem"].encode(), req.get("kid"))
             except Exception as e:
-                return self._send(400, json.dumps({"error": repr(e)}).encode(),
-                                  content_type="application/json")
+                return 400, {"error": repr(e)}
         elif path == "/_test/keys/clear" and method == "POST":
             with st.lock:
                 st.keys = []
+        elif path == "/_test/notifications":
+            out = st.notifier.stats()
         elif path == "/_test/tokens/revoke" and method == "POST":
             with st.lock:
                 st.tokens.clear()
-        elif path == "/_test/reset" and method == "POST":
-            st.reset(keys=bool(req.get("keys", False)))
         else:
-            return self._send(404, b'{"error":"no such control endpoint"}',
-                              content_type="application/json")
-        self._send(200, json.dumps(out).encode(), content_type="application/json")
+            return 404, {"error": "no such control endpoint"}
+        return out
 
 
 def _apply_meta(obj: Obj, meta: dict):
@@ -1868,32 +1932,25 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     request_queue_size = 128
 
 
-class GcsServer:
-    """The server, in this process: GcsServer(...).start(); .url; .stop()."""
+class TestServer:
+    """A test server in this process, served by a thread: start(); .url; stop()."""
+    thread_name = "test-server"
 
-    def __init__(self, port: int = 0, *, require_auth=False, public_read=False, delay_ms=0,
-                 token_lifetime=3600, audiences=(), public_keys=(), verbose=False,
-                 request_log: Optional[str] = None):
-        cfg = copy.deepcopy(DEFAULT_CONFIG)
-        cfg.update(require_auth=require_auth, public_read=public_read, delay_ms=delay_ms,
-                   token_lifetime=token_lifetime, audiences=list(audiences))
-        self.state = State(cfg)
-        for email, kid, pem in public_keys:
-            self.state.add_key(email, pem, kid, start=True)
-        self.httpd = _HTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.state = self.state
+    def _listen(self, port: int, handler, state, verbose: bool, request_log: Optional[str]):
+        """state needs cond (a Condition) and stopping (set when stopping)."""
+        self.state = state
+        self.httpd = _HTTPServer(("127.0.0.1", port), handler)
+        self.httpd.state = state
         self.httpd.verbose = verbose
         self.httpd.request_log = request_log
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.state.base = self.url
-        self.state.token_url = self.url + TOKEN_PATH
         self._thread: Optional[threading.Thread] = None
 
-    def start(self) -> "GcsServer":
+    def start(self):
         self._thread = threading.Thread(target=self.httpd.serve_forever,
                                         kwargs={"poll_interval": 0.2}, daemon=True,
-                                        name="gcs-server")
+                                        name=self.thread_name)
         self._thread.start()
         return self
 
@@ -1911,6 +1968,33 @@ class GcsServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class GcsServer(TestServer):
+    """The server, in this process: GcsServer(...).start(); .url; .stop()."""
+    thread_name = "gcs-server"
+
+    def __init__(self, port: int = 0, *, require_auth=False, public_read=False, delay_ms=0,
+                 token_lifetime=3600, audiences=(), public_keys=(), verbose=False,
+                 request_log: Optional[str] = None, pubsub_url: Optional[str] = None):
+        cfg = copy.deepcopy(DEFAULT_CONFIG)
+        cfg.update(require_auth=require_auth, public_read=public_read, delay_ms=delay_ms,
+                   token_lifetime=token_lifetime, audiences=list(audiences))
+        self._listen(port, Handler, State(cfg), verbose, request_log)
+        self.state.notifier.url = pubsub_url.rstrip("/") if pubsub_url else None
+        for email, kid, pem in public_keys:
+            self.state.add_key(email, pem, kid, start=True)
+        self.state.base = self.url
+        self.state.token_url = self.url + TOKEN_PATH
+
+    def start(self) -> "GcsServer":
+        super().start()
+        self.state.notifier.start()
+        return self
+
+    def stop(self):
+        self.state.notifier.stop()
+        super().stop()
 
 
 def _parse_key_arg(s: str):
@@ -1939,6 +2023,8 @@ def main(argv=None):
     ap.add_argument("--audience", action="append", default=[],
                     help="another accepted JWT aud (besides this server's /token URL)")
     ap.add_argument("--request-log", help="append every request (JSON lines) to this file")
+    ap.add_argument("--pubsub-url", help="the Pub/Sub test server that bucket notification "
+                                         "configs publish to (tests/pubsub/pubsub_server.py)")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--exit-with-parent", action="store_true",
                     help="stop when the process that started this one goes away")
@@ -1947,14 +2033,22 @@ def main(argv=None):
     srv = GcsServer(a.port, require_auth=a.require_auth, public_read=a.public_read,
                     delay_ms=a.delay_ms, token_lifetime=a.token_lifetime,
                     audiences=a.audience, public_keys=a.public_key, verbose=a.verbose,
-                    request_log=a.request_log)
+                    request_log=a.request_log, pubsub_url=a.pubsub_url)
+    return serve(srv, a.port_file, a.exit_with_parent, "gcs_server", parent)
+
+
+def serve(srv, port_file: Optional[str], exit_with_parent: bool, name: str,
+          parent: Optional[int] = None) -> int:
+    """Start srv (.start/.port/.url/.stop), write the port file atomically, announce
+    it on stderr, and run until SIGTERM/SIGINT (or the parent goes away)."""
+    parent = parent if parent is not None else os.getppid()
     srv.start()
-    if a.port_file:
-        tmp = a.port_file + ".tmp"
+    if port_file:
+        tmp = port_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(f"{srv.port}\n")
-        os.replace(tmp, a.port_file)
-    sys.stderr.write(f"gcs_server: listening on {srv.url} (pid {os.getpid()})\n")
+        os.replace(tmp, port_file)
+    sys.stderr.write(f"{name}: listening on {srv.url} (pid {os.getpid()})\n")
     sys.stderr.flush()
     done = threading.Event()
 
@@ -1964,7 +2058,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     while not done.wait(1.0):
-        if a.exit_with_parent and os.getppid() != parent:
+        if exit_with_parent and os.getppid() != parent:
             break
     srv.stop()
     return 0

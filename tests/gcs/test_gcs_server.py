@@ -553,6 +553,28 @@ def test_tokens_expire(server, gcs, bucket):
     gcs.control.revoke_tokens()
 
 
+def test_tokeninfo_and_notification_configs_without_pubsub(server, gcs, bucket):
+    """/tokeninfo answers as Google's does (the Pub/Sub test server relies on it);
+    bucket notifications need a Pub/Sub server (tests/pubsub has the real tests)."""
+    c = HTTP(server.url)
+    tok = gcs.token()
+    r = c.request("GET", "/tokeninfo?access_token=" + urllib.parse.quote(tok))
+    info = json.loads(r.body)
+    assert r.status == 200 and info["scope"].split() == gcs.scopes.split(",")
+    assert 0 < int(info["expires_in"]) <= 3600 and info["email"]
+    for bad in ("ya29.made-up", ""):
+        r = c.request("GET", "/tokeninfo?access_token=" + bad)
+        assert r.status == 400 and json.loads(r.body)["error"] == "invalid_token"
+    base = f"/storage/v1/b/{bucket}/notificationConfigs"
+    assert gcs.request("GET", base).json() == {"kind": "storage#notifications"}
+    r = gcs.request("POST", base, body=b'{"topic": "projects/p/topics/t", '
+                                       b'"payload_format": "NONE"}', ok=(400,))
+    assert "--pubsub-url" in r.json()["error"]["message"]
+    gcs.request("GET", "/storage/v1/b/no-such-bucket/notificationConfigs", ok=(404,))
+    gcs.request("DELETE", f"{base}/1", ok=(404,))
+    assert c.request("GET", base).status == 401  # no token: refused like any bucket call
+
+
 def test_request_log(server, gcs, bucket):
     mark = gcs.control.log_mark()
     gcs.upload(bucket, "l", b"x")

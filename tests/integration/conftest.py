@@ -185,11 +185,28 @@ def proxy(rgw):
 
 
 @pytest.fixture(scope="session")
-def gcs_server(base_dir):
+def pubsub_server(base_dir):
+    """The Pub/Sub test server (tests/pubsub) for the session; the GCS test
+    server publishes its buckets' notifications to it."""
+    from pubsub_client import PubsubProcess
+    with no_test_timeout():
+        try:
+            p = PubsubProcess(base_dir / "pubsub", pull_wait_ms=500).start()
+        except Exception as e:
+            pytest.fail(f"could not start tests/pubsub/pubsub_server.py: {e}",
+                        pytrace=False)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(base_dir, pubsub_server):
     """The GCS test server for the whole session (stopped by PID at the end)."""
     with no_test_timeout():
         try:
-            g = hylib.start_gcs(base_dir / "gcs")
+            g = hylib.start_gcs(base_dir / "gcs", pubsub_url=pubsub_server.url)
         except Exception as e:
             pytest.fail(f"could not start tests/gcs/gcs_server.py: {e}", pytrace=False)
     try:

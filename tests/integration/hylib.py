@@ -26,8 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 HYLAKE_BIN = Path(os.environ.get("HYLAKE_BIN") or (REPO / "build" / "hylake")).absolute()
 RGW_SH = REPO / "tests" / "ceph" / "rgw.sh"
 GCS_DIR = REPO / "tests" / "gcs"
-if str(GCS_DIR) not in sys.path:
-    sys.path.insert(0, str(GCS_DIR))
+PUBSUB_DIR = REPO / "tests" / "pubsub"
+for _d in (GCS_DIR, PUBSUB_DIR):
+    if str(_d) not in sys.path:
+        sys.path.insert(0, str(_d))
 PYTHON = sys.executable
 MiB = 1024 * 1024
 
@@ -343,9 +345,10 @@ class GCS:
         return out
 
 
-def start_gcs(workdir: Path) -> GCS:
+def start_gcs(workdir: Path, pubsub_url: Optional[str] = None) -> GCS:
     """A key pair (openssl genrsa), the server with auth required trusting its
-    public key, and a setup client."""
+    public key, and a setup client.  With pubsub_url, buckets' notification
+    configs publish to that Pub/Sub test server."""
     from gcs_client import GcsClient, ServerProcess, openssl_genrsa, openssl_pubkey
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -353,7 +356,7 @@ def start_gcs(workdir: Path) -> GCS:
     pub = openssl_pubkey(key, workdir / "sa.pub.pem")
     other = openssl_genrsa(workdir / "other.pem")
     kid = secrets.token_hex(20)
-    proc = ServerProcess(workdir, require_auth=True,
+    proc = ServerProcess(workdir, require_auth=True, pubsub_url=pubsub_url,
                          public_keys=[(GCS_SA_EMAIL, kid, pub)]).start()
     return GCS(proc, GcsClient(proc.url), GCS_SA_EMAIL, kid, key, other)
 

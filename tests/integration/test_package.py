@@ -64,8 +64,8 @@ MAN_ENV.pop("MANOPT", None)
 # --------------------------------------------------------------------------- helpers
 
 
-def help_settings() -> dict[str, tuple[str, str]]:
-    """{name: (scope, help text)} from the settings table `hylake --help` prints."""
+def help_settings() -> dict[tuple[str, str], str]:
+    """{(scope, name): help text} from the settings table `hylake --help` prints."""
     out = run(["/usr/bin/hylake", "--help"]).stdout
     settings, scope = {}, None
     for line in out.splitlines():
@@ -73,11 +73,14 @@ def help_settings() -> dict[str, tuple[str, str]]:
             scope = "mount"
         elif line.startswith("[source] / [replica NAME] settings"):
             scope = "store"
+        elif line.startswith("[changes] settings"):
+            scope = "changes"
         elif scope and re.match(r"  [a-z_]+ ", line):
             name, _, text = line.strip().partition(" ")
-            settings[name] = (scope, text.strip())
-    scopes = {s for s, _ in settings.values()}
-    assert scopes == {"mount", "store"}, f"cannot read the settings table of --help:\n{out}"
+            settings[(scope, name)] = text.strip()
+    scopes = {s for s, _ in settings}
+    assert scopes == {"mount", "store", "changes"}, \
+        f"cannot read the settings table of --help:\n{out}"
     return settings
 
 
@@ -331,9 +334,10 @@ def test_hylake_conf_5_documents_every_setting(pkg):
     table gives."""
     text = render(MAN_PAGES["hylake.conf.5"], width=200)
     where = {"mount": section(text, "[mount] SETTINGS"),
-             "store": section(text, "[source] AND [replica NAME] SETTINGS")}
+             "store": section(text, "[source] AND [replica NAME] SETTINGS"),
+             "changes": section(text, "[changes] SETTINGS")}
     settings = help_settings()
-    for name, (scope, helptext) in settings.items():
+    for (scope, name), helptext in settings.items():
         body = entry(where[scope], name)
         default = re.search(r"\[([^\]\s]+)\]$", helptext)
         if default:
@@ -481,7 +485,7 @@ def test_example_config_is_valid(pkg, tmp_path):
     r = run([helper, "-f", conf, tmp_path], check=False)
     assert r.returncode == 0 and not r.stderr, r
     # ...and with every commented-out setting and section turned on.
-    full = uncomment_all(conf.read_text(), set(help_settings()))
+    full = uncomment_all(conf.read_text(), {name for _, name in help_settings()})
     for turned_on in ("[replica dc-east-nfs]", "metrics_listen = 127.0.0.1:9464",
                       "freshness = bounded:30s", "file_mode = 0444"):
         assert f"\n{turned_on}" in full, f"the example has no commented {turned_on!r}"

@@ -182,6 +182,54 @@ static void errors(void)
 	strbuf_release(&sb);
 }
 
+/* [changes]: the subscription a GCS mount follows. */
+static void changes(void)
+{
+	struct hy_config cfg;
+	char *errs;
+	const char *gcs = "[source]\ntype = gcs\nbucket = lake\n"
+			  "credentials = metadata\n";
+	char text[1024];
+
+	snprintf(text, sizeof(text), "%s[changes]\nsubscription = "
+		 "projects/p/subscriptions/lake-changes\n", gcs);
+	CHECK_INT(load(text, &cfg, &errs), 0);
+	CHECK_STR(errs, "");
+	free(errs);
+	CHECK(cfg.changes.present);
+	CHECK_STR(cfg.changes.subscription,
+		  "projects/p/subscriptions/lake-changes");
+	CHECK_STR(cfg.changes.endpoint, "https://pubsub.googleapis.com");
+	CHECK_STR(cfg.changes.credentials, "metadata");   /* the source's */
+	CHECK_INT(cfg.changes.stall_ms, 10000);
+	CHECK_INT(cfg.changes.net.connect_timeout_ms,
+		  cfg.mount.net.connect_timeout_ms);
+	config_release(&cfg);
+
+	CHECK_INT(load(gcs, &cfg, &errs), 0);              /* no feed */
+	free(errs);
+	CHECK(!cfg.changes.present);
+	config_release(&cfg);
+
+	snprintf(text, sizeof(text), "%s[changes]\nstall = 30s\n", gcs);
+	bad(text, 5, "needs 'subscription'");
+	snprintf(text, sizeof(text), "%s[changes]\nsubscription = lake\n", gcs);
+	bad(text, 6, "expected projects/PROJECT/subscriptions/NAME");
+	snprintf(text, sizeof(text), "%s[changes]\nsubscription = "
+		 "projects/p/subscriptions/s\nendpoint = http://pubsub.example\n",
+		 gcs);
+	bad(text, 7, "bearer token in clear");
+	snprintf(text, sizeof(text), "%s[changes]\nsubscription = "
+		 "projects/p/subscriptions/s\nstall = 10ms\n", gcs);
+	bad(text, 7, "out of range");
+	snprintf(text, sizeof(text), "%s[changes]\nsubscription = "
+		 "projects/p/subscriptions/s\nbucket = x\n", gcs);
+	bad(text, 7, "unknown key 'bucket' in [changes]");
+	bad("[source]\ntype = posix\npath = /tmp\n[changes]\n"
+	    "subscription = projects/p/subscriptions/s\n", 4,
+	    "the source must be of type gcs");
+}
+
 static void credentials_mode(void)
 {
 	char text[2048];
@@ -263,6 +311,7 @@ int main(void)
 	mkdir(dir, 0700);
 	good();
 	errors();
+	changes();
 	credentials_mode();
 	cleartext_endpoints();
 	return check_summary();

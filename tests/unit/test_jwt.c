@@ -86,16 +86,14 @@ static void token_uri(const char *pem)
 
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		a = NULL;
-		CHECK_INT(gcs_auth_create(key_file(pem, refused[i]), NULL,
-					  GCS_SCOPE_READ_ONLY, NULL,
+		CHECK_INT(gcs_auth_create(key_file(pem, refused[i]), NULL, NULL,
 					  &a, err, sizeof(err)), -EINVAL);
 		CHECK(strstr(err, "token_uri") != NULL);
 		gcs_auth_destroy(a);
 	}
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
 		a = NULL;
-		CHECK_INT(gcs_auth_create(key_file(pem, allowed[i]), NULL,
-					  GCS_SCOPE_READ_ONLY, NULL,
+		CHECK_INT(gcs_auth_create(key_file(pem, allowed[i]), NULL, NULL,
 					  &a, err, sizeof(err)), 0);
 		gcs_auth_destroy(a);
 	}

@@ -27,75 +27,25 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// installs the network guard (nothing but 127.0.0.1) and clears proxies/credentials
+import { LOCAL, blocked, connects, control as controlAt, startServer, stopServer } from '../../conformance_lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SERVER = path.join(HERE, '..', 'gcs_server.py');
-const PYTHON = process.env.PYTHON || (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 const GTOKEN_URL = 'https://www.googleapis.com/oauth2/v4/token';
 const SA_EMAIL = 'conformance@hylake-test.iam.gserviceaccount.com';
 const PROJECT = 'hylake-test';
 const KiB = 1024;
 
-// ---------------------------------------------------------------- network guard
-const connects = [];  // every outgoing connection attempt: {host, port}
-const blocked = [];
-const LOCAL = new Set(['127.0.0.1', 'localhost', '::1', '::ffff:127.0.0.1']);
-const origConnect = net.Socket.prototype.connect;
-net.Socket.prototype.connect = function (...args) {
-  let opts = args[0];
-  if (Array.isArray(opts)) opts = opts[0]; // internal normalized form
-  let host, port;
-  if (opts && typeof opts === 'object') {
-    host = opts.host ?? (opts.path ? 'unix:' + opts.path : 'localhost');
-    port = opts.port;
-  } else {
-    port = opts;
-    host = typeof args[1] === 'string' ? args[1] : 'localhost';
-  }
-  connects.push({ host, port });
-  if (!LOCAL.has(host)) {
-    blocked.push({ host, port });
-    process.nextTick(() => this.destroy(new Error(`conformance: blocked connection to ${host}:${port}`)));
-    return this;
-  }
-  return origConnect.apply(this, args);
-};
-
-// the client must not find a metadata server, a proxy or other credentials
-for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy',
-  'GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT', 'STORAGE_EMULATOR_HOST']) {
-  delete process.env[k];
-}
-process.env.METADATA_SERVER_DETECTION = 'none';
-
 // ---------------------------------------------------------------- server
 let srv, url, tmp, storage, bucket;
 const bucketName = 'conf-' + crypto.randomBytes(4).toString('hex');
-
-async function control(p, body) {
-  const r = await fetch(`${url}/_test/${p}`, body === undefined ? {} : {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-  });
-  assert.equal(r.status, 200, `control ${p}`);
-  return r.json();
-}
-
-async function waitFor(file, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-    if (srv.exitCode !== null) throw new Error(`gcs_server.py exited ${srv.exitCode}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('gcs_server.py did not write its port file');
-}
+const control = (p, body) => controlAt(url, p, body);
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hylake-gcs-conf-'));
@@ -106,13 +56,11 @@ before(async () => {
   });
   const kid = crypto.randomBytes(20).toString('hex');
   fs.writeFileSync(path.join(tmp, 'sa.pub.pem'), publicKey);
-  const portFile = path.join(tmp, 'port');
-  srv = spawn(PYTHON, [SERVER, '--port', '0', '--port-file', portFile, '--require-auth', '--exit-with-parent',
+  srv = await startServer(SERVER, ['--require-auth',
     '--public-key', `${SA_EMAIL}#${kid}=${path.join(tmp, 'sa.pub.pem')}`,
-    '--audience', GTOKEN_URL], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const port = await waitFor(portFile, 20000);
-  url = `http://127.0.0.1:${port}`;
-  process.env.GCE_METADATA_HOST = `127.0.0.1:${port}`; // should anything probe it: us, logged
+    '--audience', GTOKEN_URL], tmp);
+  url = srv.url;
+  process.env.GCE_METADATA_HOST = `127.0.0.1:${srv.port}`; // should anything probe it: us, logged
 
   const keyFile = path.join(tmp, 'sa.json');
   fs.writeFileSync(keyFile, JSON.stringify({
@@ -139,11 +87,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (srv && srv.exitCode === null) {
-    srv.kill('SIGTERM');
-    await new Promise((r) => { srv.once('exit', r); setTimeout(r, 5000).unref(); });
-    if (srv.exitCode === null) srv.kill('SIGKILL');
-  }
+  await stopServer(srv);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
