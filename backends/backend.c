@@ -144,3 +144,37 @@ int backend_stat_by_listing(struct backend *b, const char *name,
 	out->is_dir = true;
 	return 0;
 }
+
+void bwriter_init(struct bwriter *w, struct backend *b, const char *name,
+		  const struct write_pre *pre)
+{
+	memset(w, 0, sizeof(*w));
+	w->b = b;
+	w->name = xstrdup(name);
+	w->pre = *pre;
+}
+
+void bwriter_release(struct bwriter *w)
+{
+	free(w->name);
+	w->name = NULL;
+}
+
+bool write_pre_valid(const struct write_pre *pre)
+{
+	switch (pre->kind) {
+	case WRITE_PRE_NONE:
+	case WRITE_PRE_ABSENT:
+		return true;
+	case WRITE_PRE_GENERATION:
+		return pre->generation > 0;
+	}
+	return false;
+}
+
+int write_pre_errno(const struct write_pre *pre, int err)
+{
+	if (err == -ESTALE && pre->kind == WRITE_PRE_ABSENT)
+		return -EEXIST;
+	return err;
+}

@@ -10,7 +10,9 @@
  * are translated inside the store by the one function that owns them.
  *
  * Errors keep their meaning: ENOENT (no such object), EACCES (credentials
- * or permission), ESTALE (the pinned version is gone), ETIMEDOUT (deadline
+ * or permission), ESTALE (the pinned version is gone, or a write's
+ * generation precondition failed), EEXIST (a put-if-absent found an
+ * object), EROFS (a store not built to write), ETIMEDOUT (deadline
  * passed), ECONNREFUSED/EHOSTUNREACH (unreachable), EIO (anything else).
  *
  * Versions.  Every object has a version token taken when it is opened:
@@ -97,6 +99,7 @@ struct probe_result {
 
 struct backend;
 struct bobj;
+struct bwriter;
 struct prom;
 
 /*
@@ -117,7 +120,51 @@ enum backend_cap {
 	 */
 	BACKEND_LIST_SORTED = 1u << 0,
 	BACKEND_LIST_START_AT = 1u << 1,  /* list honours list_req.start_at */
+	/*
+	 * The instance was built to write (a GCS source store opened for a
+	 * read-write mount: its token carries a write scope).  Without it
+	 * the write ops answer -EROFS even where the store has them.
+	 */
+	BACKEND_WRITE = 1u << 2,
 };
+
+/*
+ * Writes.  The lake is written in one place (GCS) and every write carries
+ * a precondition, checked by the store atomically with the write (GCS:
+ * ifGenerationMatch), so nothing is lost or silently overwritten:
+ *
+ *   WRITE_PRE_NONE        no condition: the write replaces whatever is
+ *                         there (last writer wins)
+ *   WRITE_PRE_ABSENT      no live object of that name (ifGenerationMatch=0:
+ *                         put-if-absent, for O_EXCL and commit files)
+ *   WRITE_PRE_GENERATION  the live object is generation `generation`
+ *                         (an overwrite of, or a removal of, what was seen)
+ *
+ * When the condition does not hold the write fails, changing nothing:
+ * -EEXIST for WRITE_PRE_ABSENT, -ESTALE for WRITE_PRE_GENERATION (the
+ * object is now another generation, or gone).  write_pre_errno() is the
+ * one place that says so.
+ */
+enum write_pre_kind {
+	WRITE_PRE_NONE = 0,
+	WRITE_PRE_ABSENT,
+	WRITE_PRE_GENERATION,
+};
+
+struct write_pre {
+	enum write_pre_kind kind;
+	uint64_t generation;      /* WRITE_PRE_GENERATION: > 0 */
+};
+
+/*
+ * The error a write or removal under pre answers, from err as the store's
+ * protocol layer gave it: a failed precondition arrives as -ESTALE (HTTP
+ * 412) and means -EEXIST under WRITE_PRE_ABSENT.  Other errors unchanged.
+ */
+int write_pre_errno(const struct write_pre *pre, int err);
+
+/* True when pre is well formed (a generation precondition names one). */
+bool write_pre_valid(const struct write_pre *pre);
 
 /*
  * The operations of one kind of store.  Tables are const and shared by
@@ -184,6 +231,45 @@ struct backend_ops {
 		   const struct obj_info *stamp, const struct deadline *dl);
 
 	/*
+	 * Optional: write an object.  A table with writer_open has the
+	 * other three, unless its writer_open hands out another store's
+	 * writers (a wrapper's: see struct bwriter).  writer_open starts
+	 * one under precondition pre (copied); a store may make no request
+	 * yet.  writer_write appends len bytes (sequential appends only: the
+	 * bytes stream out with bounded memory, the object is not visible
+	 * yet).  writer_commit ends the stream: the object appears now, as
+	 * one new generation whose info (generation, size, crc32c, ...) goes
+	 * to *out, or not at all.  writer_abort drops it; nothing appears.
+	 *
+	 * The precondition holds at the moment the object appears; a store
+	 * may find it failed earlier (at open or at a write that starts the
+	 * upload) and say so there.  A failed write leaves the writer broken:
+	 * the later calls answer the same error, and only abort remains.
+	 * commit and abort end the writer (freed, whatever they answer).
+	 * Errors: -EEXIST/-ESTALE (pre failed, see enum write_pre_kind),
+	 * -EINVAL (a name or pre the store cannot take), -EIO (the store
+	 * lost bytes, or kept other bytes than were sent: the checksum it
+	 * answers differs), -ETIMEDOUT, -EACCES, ...
+	 * A writer belongs to one thread at a time.  Default: -ENOTSUP.
+	 */
+	int (*writer_open)(struct backend *b, const char *name,
+			   const struct write_pre *pre, struct bwriter **out,
+			   const struct deadline *dl);
+	int (*writer_write)(struct bwriter *w, const void *buf, size_t len,
+			    const struct deadline *dl);
+	int (*writer_commit)(struct bwriter *w, struct obj_info *out,
+			     const struct deadline *dl);
+	void (*writer_abort)(struct bwriter *w);
+
+	/*
+	 * Optional: remove name under pre (WRITE_PRE_ABSENT is -EINVAL).
+	 * -ENOENT when there is no such object; -ESTALE when it is another
+	 * generation than pre names.  Default: -ENOTSUP.
+	 */
+	int (*remove)(struct backend *b, const char *name,
+		      const struct write_pre *pre, const struct deadline *dl);
+
+	/*
 	 * Optional: explain how a name is served, for the user.hylake.*
 	 * extended attributes: attr is "source" (the store that would serve
 	 * the next read), "generation" or "replicas" (one "name=state" per
@@ -230,6 +316,18 @@ struct bobj {
 };
 
 /*
+ * Common head of every store's writer.  Its ops are those of b, the
+ * store that opened it: a store that wraps another passes the inner
+ * store's writer on as it is.
+ */
+struct bwriter {
+	struct backend *b;
+	char *name;
+	struct write_pre pre;
+	uint64_t written;         /* bytes appended so far */
+};
+
+/*
  * stat() for object stores whose listings are sorted (S3, GCS): the
  * listing of prefix = name, delimiter '/' (through backends/listing.h)
  * shows both the object "name" and a folder "name/", with the object's
@@ -252,6 +350,9 @@ void backend_init(struct backend *b, const struct backend_ops *ops,
 void backend_release(struct backend *b);
 void bobj_init(struct bobj *o, struct backend *b, const char *name);
 void bobj_release(struct bobj *o);
+void bwriter_init(struct bwriter *w, struct backend *b, const char *name,
+		  const struct write_pre *pre);
+void bwriter_release(struct bwriter *w);
 
 /* Convenience wrappers that read well at call sites. */
 static inline int backend_stat(struct backend *b, const char *name,
@@ -305,6 +406,56 @@ static inline int backend_put(struct backend *b, const char *name, int fd,
 	if (!b->ops->put)
 		return -ENOTSUP;
 	return b->ops->put(b, name, fd, size, stamp, dl);
+}
+
+/*
+ * The write ops (see struct backend_ops): -ENOTSUP for a store that has
+ * none, -EROFS for an instance not built to write (BACKEND_WRITE), and
+ * -EINVAL for a malformed pre, before the store is asked.
+ */
+static inline int backend_writer_open(struct backend *b, const char *name,
+				      const struct write_pre *pre,
+				      struct bwriter **out,
+				      const struct deadline *dl)
+{
+	if (!b->ops->writer_open)
+		return -ENOTSUP;
+	if (!backend_has(b, BACKEND_WRITE))
+		return -EROFS;
+	if (!write_pre_valid(pre))
+		return -EINVAL;
+	return b->ops->writer_open(b, name, pre, out, dl);
+}
+
+static inline int bwriter_write(struct bwriter *w, const void *buf,
+				size_t len, const struct deadline *dl)
+{
+	return w->b->ops->writer_write(w, buf, len, dl);
+}
+
+static inline int bwriter_commit(struct bwriter *w, struct obj_info *out,
+				 const struct deadline *dl)
+{
+	return w->b->ops->writer_commit(w, out, dl);
+}
+
+static inline void bwriter_abort(struct bwriter *w)
+{
+	if (w)
+		w->b->ops->writer_abort(w);
+}
+
+static inline int backend_remove(struct backend *b, const char *name,
+				 const struct write_pre *pre,
+				 const struct deadline *dl)
+{
+	if (!b->ops->remove)
+		return -ENOTSUP;
+	if (!backend_has(b, BACKEND_WRITE))
+		return -EROFS;
+	if (!write_pre_valid(pre) || pre->kind == WRITE_PRE_ABSENT)
+		return -EINVAL;
+	return b->ops->remove(b, name, pre, dl);
 }
 
 static inline int backend_explain(struct backend *b, const char *name,

@@ -54,6 +54,9 @@ struct store_conf {
 	int64_t list_page_size;
 	enum verify_mode verify;      /* replicas: how their bytes are checked */
 	bool replica;                 /* a [replica NAME] section */
+	bool writable;                /* the source of a read-write mount: the
+	                                 store is built to write (GCS: a token
+	                                 with a write scope; BACKEND_WRITE) */
 	struct net_conf net;
 };
 

@@ -10,6 +10,7 @@
 #include "backends/util/strbuf.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,6 +137,45 @@ static int trace_put(struct backend *b, const char *name, int fd,
 	return rc;
 }
 
+/* A write's precondition as the trace shows it. */
+static const char *pre_text(const struct write_pre *pre, char *buf,
+			    size_t len)
+{
+	if (pre->kind == WRITE_PRE_ABSENT)
+		return "absent";
+	if (pre->kind == WRITE_PRE_NONE)
+		return "none";
+	snprintf(buf, len, "gen=%" PRIu64, pre->generation);
+	return buf;
+}
+
+/* The writer is the inner store's (see struct bwriter): its writes and
+ * commit are not traced, its opening is. */
+static int trace_writer_open(struct backend *b, const char *name,
+			     const struct write_pre *pre, struct bwriter **out,
+			     const struct deadline *dl)
+{
+	char buf[32];
+	int64_t t0 = mono_ns();
+	int rc = wrapper_writer_open(b, name, pre, out, dl);
+	log_trace("trace %s: writer_open '%s' %s -> %s (%" PRId64 " us)",
+		  b->name, name, pre_text(pre, buf, sizeof(buf)), outcome(rc),
+		  us_since(t0));
+	return rc;
+}
+
+static int trace_remove(struct backend *b, const char *name,
+			const struct write_pre *pre, const struct deadline *dl)
+{
+	char buf[32];
+	int64_t t0 = mono_ns();
+	int rc = wrapper_remove(b, name, pre, dl);
+	log_trace("trace %s: remove '%s' %s -> %s (%" PRId64 " us)", b->name,
+		  name, pre_text(pre, buf, sizeof(buf)), outcome(rc),
+		  us_since(t0));
+	return rc;
+}
+
 static int trace_explain(struct backend *b, const char *name,
 			 const char *attr, struct strbuf *out,
 			 const struct deadline *dl)
@@ -171,6 +211,8 @@ static const struct backend_ops trace_ops = {
 	.open_pinned = trace_open_pinned,
 	.close = trace_close,
 	.put = trace_put,
+	.writer_open = trace_writer_open,
+	.remove = trace_remove,
 	.explain = trace_explain,
 	.metrics = wrapper_metrics,
 	.cache_ms = wrapper_cache_ms,

@@ -52,3 +52,16 @@ void wrapper_metrics(struct backend *b, struct prom *p)
 {
 	backend_metrics(wrapper_inner(b), p);
 }
+
+int wrapper_writer_open(struct backend *b, const char *name,
+			const struct write_pre *pre, struct bwriter **out,
+			const struct deadline *dl)
+{
+	return backend_writer_open(wrapper_inner(b), name, pre, out, dl);
+}
+
+int wrapper_remove(struct backend *b, const char *name,
+		   const struct write_pre *pre, const struct deadline *dl)
+{
+	return backend_remove(wrapper_inner(b), name, pre, dl);
+}

@@ -55,5 +55,12 @@ int wrapper_explain(struct backend *b, const char *name, const char *attr,
 		    struct strbuf *out, const struct deadline *dl);
 void wrapper_metrics(struct backend *b, struct prom *p);
 int64_t wrapper_cache_ms(struct backend *b, const char *name);
+/* Writes pass through as they are: the writer is the inner store's (its
+ * ops are the inner store's, see struct bwriter). */
+int wrapper_writer_open(struct backend *b, const char *name,
+			const struct write_pre *pre, struct bwriter **out,
+			const struct deadline *dl);
+int wrapper_remove(struct backend *b, const char *name,
+		   const struct write_pre *pre, const struct deadline *dl);
 
 #endif

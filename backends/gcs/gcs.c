@@ -5,6 +5,7 @@
  *   list   GET /storage/v1/b/B/o?prefix&delimiter&pageToken&maxResults&fields
  *   open   GET /storage/v1/b/B/o/NAME?fields=...       -> generation G
  *   read   GET /storage/v1/b/B/o/NAME?alt=media&generation=G  + Range
+ *   write, remove: gcs_write.c
  *
  * A 404 on a pinned read means generation G is gone: ESTALE when the
  * name lives on at another generation, ENOENT when it is gone too.  The
@@ -17,6 +18,7 @@
 #include "backends/backend.h"
 #include "backends/gcs/gcs_auth.h"
 #include "backends/gcs/gcs_json.h"
+#include "backends/gcs/gcs_priv.h"
 #include "backends/http/http.h"
 #include "backends/store.h"
 #include "backends/util/log.h"
@@ -36,19 +38,6 @@
 	"contentEncoding"
 #define REPLICA_FIELDS OBJECT_FIELDS ",metadata"
 
-struct gcs_backend {
-	struct backend base;
-	struct http_engine *http;
-	struct gcs_auth *auth;
-	char *base_url;           /* endpoint, no trailing '/' */
-	char *bucket;
-	char *prefix;             /* "" or "dir/" */
-	char *stamp_key;          /* replicas: metadata key of the stamped
-	                             source generation; NULL for the source */
-	const char *fields;       /* object fields asked for */
-	unsigned page_size;
-};
-
 struct gcs_obj {
 	struct bobj base;
 	char *media_url;          /* pinned: ...?alt=media&generation=G */
@@ -65,11 +54,6 @@ struct gcs_call {
 	char auth_err[256];
 };
 
-static struct gcs_backend *to_gcs(struct backend *b)
-{
-	return (struct gcs_backend *)b;
-}
-
 static int call_prepare(void *ctx, struct curl_slist **headers)
 {
 	struct gcs_call *c = ctx;
@@ -80,26 +64,74 @@ static int call_prepare(void *ctx, struct curl_slist **headers)
 	return c->auth_rc;
 }
 
-/* "<base>/storage/v1/b/<bucket>/o" plus "/<name>" when name is given. */
-static void object_url(struct gcs_backend *g, const char *name,
-		       struct strbuf *url)
+void gcs_full_name(struct gcs_backend *g, const char *name,
+		   struct strbuf *out)
+{
+	strbuf_addf(out, "%s%s", g->prefix, name);
+}
+
+void gcs_object_url(struct gcs_backend *g, const char *name,
+		    struct strbuf *url)
 {
 	strbuf_addf(url, "%s/storage/v1/b/", g->base_url);
 	uri_encode_str(url, g->bucket, false);
 	strbuf_adds(url, "/o");
 	if (name) {
 		struct strbuf full = STRBUF_INIT;
-		strbuf_addf(&full, "%s%s", g->prefix, name);
+		gcs_full_name(g, name, &full);
 		strbuf_addch(url, '/');
 		uri_encode(url, full.buf, full.len, false);   /* one segment */
 		strbuf_release(&full);
 	}
 }
 
-static void add_param(struct strbuf *url, const char *name, const char *value)
+void gcs_add_param(struct strbuf *url, const char *name, const char *value)
 {
 	strbuf_addf(url, "%c%s=", strchr(url->buf, '?') ? '&' : '?', name);
 	uri_encode_str(url, value, false);
+}
+
+int gcs_send(struct gcs_backend *g, struct http_req *req,
+	     const struct curl_slist *extra, struct http_resp *resp,
+	     char *reason, size_t reasonlen, char *msg, size_t msglen)
+{
+	struct gcs_call c = { .g = g, .dl = req->dl, .extra = extra };
+	int rc;
+
+	req->prepare = call_prepare;
+	req->prepare_ctx = &c;
+	if (reasonlen)
+		reason[0] = '\0';
+	if (msglen)
+		msg[0] = '\0';
+	for (int tries = 0; tries < 2; tries++) {
+		rc = http_do(g->http, req, resp);
+		if (rc < 0 && resp->status == 401 && tries == 0) {
+			gcs_auth_invalidate(g->auth);   /* revoked or expired */
+			continue;
+		}
+		break;
+	}
+	req->prepare = NULL;
+	req->prepare_ctx = NULL;
+	/* a session URI lets anyone who has it upload: never logged */
+	const char *url = req->api == HTTP_API_UPLOAD_SESSION
+			  ? "(upload session)" : req->url;
+	if (c.auth_rc < 0) {
+		snprintf(msg, msglen, "%s", c.auth_err);
+		return c.auth_rc;
+	}
+	if (rc < 0 && http_resp_error_status(resp)) {
+		gcs_json_parse_error(resp->errbody.buf, resp->errbody.len,
+				     reason, reasonlen, msg, msglen);
+		log_debug("gcs %s: %s %s -> HTTP %ld %s", g->base.name,
+			  req->method, url, resp->status, reason);
+	} else if (rc < 0) {
+		snprintf(msg, msglen, "%s", resp->error);
+		log_debug("gcs %s: %s %s -> %s (%s)", g->base.name, req->method,
+			  url, strerror(-rc), resp->error);
+	}
+	return rc;
 }
 
 /*
@@ -114,42 +146,12 @@ static int gcs_get(struct gcs_backend *g, const char *url,
 		   const struct deadline *dl, struct http_resp *resp,
 		   char *reason, size_t reasonlen, char *msg, size_t msglen)
 {
-	struct gcs_call c = { .g = g, .dl = dl, .extra = extra };
 	struct http_req req = {
 		.method = "GET", .url = url, .idempotent = true,
-		.prepare = call_prepare, .prepare_ctx = &c, .range = range,
-		.buf = buf, .buf_len = buflen, .body = body,
+		.range = range, .buf = buf, .buf_len = buflen, .body = body,
 		.body_max = 16 << 20, .dl = dl,
 	};
-	int rc;
-
-	if (reasonlen)
-		reason[0] = '\0';
-	if (msglen)
-		msg[0] = '\0';
-	for (int tries = 0; tries < 2; tries++) {
-		rc = http_do(g->http, &req, resp);
-		if (rc < 0 && resp->status == 401 && tries == 0) {
-			gcs_auth_invalidate(g->auth);   /* revoked or expired */
-			continue;
-		}
-		break;
-	}
-	if (c.auth_rc < 0) {
-		snprintf(msg, msglen, "%s", c.auth_err);
-		return c.auth_rc;
-	}
-	if (rc < 0 && http_resp_error_status(resp)) {
-		gcs_json_parse_error(resp->errbody.buf, resp->errbody.len,
-				     reason, reasonlen, msg, msglen);
-		log_debug("gcs %s: GET %s -> HTTP %ld %s", g->base.name, url,
-			  resp->status, reason);
-	} else if (rc < 0) {
-		snprintf(msg, msglen, "%s", resp->error);
-		log_debug("gcs %s: GET %s -> %s (%s)", g->base.name, url,
-			  strerror(-rc), resp->error);
-	}
-	return rc;
+	return gcs_send(g, &req, extra, resp, reason, reasonlen, msg, msglen);
 }
 
 /* Fetch one listing page. */
@@ -163,24 +165,24 @@ static int list_page(struct gcs_backend *g, const struct list_req *lr,
 	char maxr[16];
 	int rc;
 
-	strbuf_addf(&full, "%s%s", g->prefix, lr->prefix);
+	gcs_full_name(g, lr->prefix, &full);
 	snprintf(maxr, sizeof(maxr), "%u",
 		 lr->max_keys ? lr->max_keys : g->page_size);
-	object_url(g, NULL, &url);
-	add_param(&url, "prefix", full.buf);
+	gcs_object_url(g, NULL, &url);
+	gcs_add_param(&url, "prefix", full.buf);
 	if (lr->delimiter)
-		add_param(&url, "delimiter", lr->delimiter);
-	add_param(&url, "maxResults", maxr);
+		gcs_add_param(&url, "delimiter", lr->delimiter);
+	gcs_add_param(&url, "maxResults", maxr);
 	if (lr->token)
-		add_param(&url, "pageToken", lr->token);
+		gcs_add_param(&url, "pageToken", lr->token);
 	struct strbuf start = STRBUF_INIT;
 	if (lr->start_at && *lr->start_at && !lr->token) {
-		strbuf_addf(&start, "%s%s", g->prefix, lr->start_at);
-		add_param(&url, "startOffset", start.buf);
+		gcs_full_name(g, lr->start_at, &start);
+		gcs_add_param(&url, "startOffset", start.buf);
 	}
 	strbuf_release(&start);
 	strbuf_addf(&fields, "items(%s),prefixes,nextPageToken", g->fields);
-	add_param(&url, "fields", fields.buf);
+	gcs_add_param(&url, "fields", fields.buf);
 	http_resp_init(&resp);
 	rc = gcs_get(g, url.buf, NULL, NULL, 0, NULL, &body, dl, &resp, reason,
 		     reasonlen, msg, msglen);
@@ -248,8 +250,8 @@ static int get_meta(struct gcs_backend *g, const char *name,
 	struct http_resp resp;
 	int rc;
 
-	object_url(g, name, &url);
-	add_param(&url, "fields", g->fields);
+	gcs_object_url(g, name, &url);
+	gcs_add_param(&url, "fields", g->fields);
 	http_resp_init(&resp);
 	rc = gcs_get(g, url.buf, NULL, NULL, 0, NULL, &body, dl, &resp, NULL, 0,
 		     NULL, 0);
@@ -294,9 +296,9 @@ static int gcs_open_pinned(struct backend *b, const char *name,
 	bobj_init(&o->base, b, name);
 	o->base.info = *info;
 	snprintf(o->pin, sizeof(o->pin), "%" PRIu64, pin);
-	object_url(g, name, &url);
-	add_param(&url, "alt", "media");
-	add_param(&url, "generation", o->pin);
+	gcs_object_url(g, name, &url);
+	gcs_add_param(&url, "alt", "media");
+	gcs_add_param(&url, "generation", o->pin);
 	o->media_url = strbuf_detach(&url, NULL);
 	*out = &o->base;
 	return 0;
@@ -449,6 +451,11 @@ static const struct backend_ops gcs_ops = {
 	.read = gcs_read,
 	.open_pinned = gcs_open_pinned,
 	.close = gcs_close,
+	.writer_open = gcs_writer_open,
+	.writer_write = gcs_writer_write,
+	.writer_commit = gcs_writer_commit,
+	.writer_abort = gcs_writer_abort,
+	.remove = gcs_remove,
 	.probe = gcs_probe,
 	.metrics = gcs_metrics,
 	.destroy = gcs_destroy,
@@ -471,9 +478,14 @@ int gcs_create(const struct store_conf *c, struct backend **out,
 	}
 	while (eplen && ep[eplen - 1] == '/')
 		eplen--;
+	/* a source opened to write asks for a token that may; a read-only
+	 * store never holds one */
+	bool writable = c->writable && !c->replica;
 	g->http = http_engine_create(&c->net);
-	int rc = gcs_auth_create(c->credentials, c->metadata_endpoint, g->http,
-				 &g->auth, err, errlen);
+	int rc = gcs_auth_create_scoped(c->credentials, c->metadata_endpoint,
+					writable ? GCS_SCOPE_READ_WRITE
+						 : GCS_SCOPE_READ_ONLY,
+					g->http, &g->auth, err, errlen);
 	if (rc < 0) {
 		http_engine_destroy(g->http);
 		free(g);
@@ -483,6 +495,7 @@ int gcs_create(const struct store_conf *c, struct backend **out,
 	g->bucket = xstrdup(c->bucket);
 	g->prefix = xstrdup(c->prefix ? c->prefix : "");
 	g->page_size = (unsigned)c->list_page_size;
+	g->request_timeout_ms = c->net.request_timeout_ms;
 	g->fields = OBJECT_FIELDS;
 	if (c->replica) {
 		g->stamp_key = xstrdup(c->generation_key && *c->generation_key
@@ -491,7 +504,8 @@ int gcs_create(const struct store_conf *c, struct backend **out,
 	}
 	strbuf_addf(&desc, "gcs %s/%s/%s", g->base_url, g->bucket, g->prefix);
 	backend_init(&g->base, &gcs_ops, c->name, desc.buf,
-		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
+		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT |
+		     (writable ? BACKEND_WRITE : 0));
 	strbuf_release(&desc);
 	*out = &g->base;
 	return 0;

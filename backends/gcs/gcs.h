@@ -16,6 +16,14 @@ struct store_conf;
 
 #define GCS_DEFAULT_ENDPOINT "https://storage.googleapis.com"
 
+/*
+ * Writes (struct backend_ops writer_*, remove) need a store built with
+ * store_conf.writable: resumable uploads whose chunks are this size (a
+ * multiple of the 256 KiB GCS requires), the memory each open writer
+ * holds; preconditions as ifGenerationMatch.  See gcs_write.c.
+ */
+#define GCS_UPLOAD_CHUNK (8u << 20)
+
 int gcs_create(const struct store_conf *c, struct backend **out,
 	       char *err, size_t errlen);
 

@@ -33,6 +33,7 @@ struct gcs_auth {
 	char *client_email;
 	char *key_id;
 	char *token_uri;
+	char *scope;                 /* what key-file tokens are asked for */
 	/* metadata */
 	char *metadata_url;
 	/* the cached token */
@@ -112,10 +113,21 @@ int gcs_auth_create(const char *credentials, const char *metadata_endpoint,
 		    struct http_engine *http, struct gcs_auth **out,
 		    char *err, size_t errlen)
 {
+	return gcs_auth_create_scoped(credentials, metadata_endpoint,
+				      GCS_SCOPE_READ_ONLY, http, out, err,
+				      errlen);
+}
+
+int gcs_auth_create_scoped(const char *credentials,
+			   const char *metadata_endpoint, const char *scope,
+			   struct http_engine *http, struct gcs_auth **out,
+			   char *err, size_t errlen)
+{
 	struct gcs_auth *a = xcalloc(1, sizeof(*a));
 	int rc = 0;
 
 	a->http = http;
+	a->scope = xstrdup(scope);
 	pthread_mutex_init(&a->lock, NULL);
 	if (!strcmp(credentials, "none")) {
 		a->kind = AUTH_NONE;
@@ -152,6 +164,7 @@ void gcs_auth_destroy(struct gcs_auth *a)
 	free(a->key_id);
 	free(a->token_uri);
 	free(a->metadata_url);
+	free(a->scope);
 	scrub_free(a->token);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
@@ -201,7 +214,7 @@ static int fetch_keyfile(struct gcs_auth *a, char **token, int64_t *expires_in,
 	int rc;
 
 	rc = jwt_service_account_assertion(a->key, a->key_id, a->client_email,
-					   GCS_SCOPE_READ_ONLY, a->token_uri,
+					   a->scope, a->token_uri,
 					   wall_ns() / NS_PER_SEC,
 					   JWT_LIFETIME_S, &jwt);
 	if (rc < 0) {

@@ -25,15 +25,27 @@ struct gcs_auth;
 #define GCS_DEFAULT_TOKEN_URI "https://oauth2.googleapis.com/token"
 #define GCS_DEFAULT_METADATA "http://metadata.google.internal"
 #define GCS_SCOPE_READ_ONLY "https://www.googleapis.com/auth/devstorage.read_only"
+#define GCS_SCOPE_READ_WRITE "https://www.googleapis.com/auth/devstorage.read_write"
 
 /*
  * credentials: a key file path, "metadata" or "none".  metadata_endpoint
  * may be NULL (the GCE default).  http is borrowed.  Loads and checks
  * the key file now (permissions, fields, key); fetches no token yet.
+ * A key file's tokens are asked for GCS_SCOPE_READ_ONLY.
  */
 int gcs_auth_create(const char *credentials, const char *metadata_endpoint,
 		    struct http_engine *http, struct gcs_auth **out,
 		    char *err, size_t errlen);
+
+/*
+ * The same, with the scope (copied) a key file's tokens are asked for:
+ * GCS_SCOPE_READ_WRITE for a store that writes, or another API's (the
+ * metadata server's tokens carry the scopes the VM was given).
+ */
+int gcs_auth_create_scoped(const char *credentials,
+			   const char *metadata_endpoint, const char *scope,
+			   struct http_engine *http, struct gcs_auth **out,
+			   char *err, size_t errlen);
 void gcs_auth_destroy(struct gcs_auth *a);
 
 /*

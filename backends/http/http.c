@@ -261,6 +261,13 @@ int http_status_errno(long status, enum http_api api)
 {
 	if (status >= 200 && status < 300)
 		return 0;
+	if (api == HTTP_API_UPLOAD_SESSION) {
+		switch (status) {
+		case 308: return 0;          /* Resume Incomplete */
+		case 404:
+		case 410: return -EIO;       /* session expired or cancelled */
+		}
+	}
 	switch (status) {
 	case 400: return api == HTTP_API_TOKEN ? -EACCES   /* grant refused */
 					       : -EINVAL;
@@ -312,6 +319,13 @@ static bool errno_retryable(int err)
 {
 	return err == -ECONNREFUSED || err == -ETIMEDOUT ||
 	       err == -ECONNRESET || err == -EIO || err == -EHOSTUNREACH;
+}
+
+bool http_transient(int err, const struct http_resp *resp)
+{
+	if (resp->status)
+		return http_status_retryable(resp->status);
+	return errno_retryable(err);
 }
 
 /* State of one attempt, seen by the curl callbacks. */
@@ -569,7 +583,7 @@ static void sleep_ms(int64_t ms)
  * or the engine's retry budget is spent.  A Retry-After is honoured as a
  * floor under the jittered backoff.
  */
-static int64_t retry_wait_ms(struct http_engine *e, const struct http_req *req,
+static int64_t retry_wait_ms(struct http_engine *e, const struct deadline *dl,
 			     const struct http_resp *resp, int n)
 {
 	int64_t wait = backoff_ms(&e->nc, n);
@@ -581,12 +595,34 @@ static int64_t retry_wait_ms(struct http_engine *e, const struct http_req *req,
 		if (ra > wait)
 			wait = ra;
 	}
-	if (req->dl && wait >= deadline_left_ms(req->dl))
+	if (dl && wait >= deadline_left_ms(dl))
 		return -1;
 	pthread_mutex_lock(&e->lock);
 	bool ok = http_budget_take(&e->budget, mono_ns());
 	pthread_mutex_unlock(&e->lock);
 	return ok ? wait : -1;
+}
+
+/* Wait before retry n: 0, or -EAGAIN (not to be sent) or -ETIMEDOUT. */
+static int retry_pause(struct http_engine *e, const struct deadline *dl,
+		       const struct http_resp *resp, int n)
+{
+	int64_t wait = retry_wait_ms(e, dl, resp, n);
+	if (wait < 0) {
+		atomic_fetch_add(&e->stats.retries_denied, 1);
+		return -EAGAIN;
+	}
+	atomic_fetch_add(&e->stats.retries, 1);
+	sleep_ms(min64(wait, deadline_left_ms(dl)));
+	return deadline_expired(dl) ? -ETIMEDOUT : 0;
+}
+
+int http_retry_wait(struct http_engine *e, const struct http_resp *resp,
+		    int n, const struct deadline *dl)
+{
+	if (n > (int)e->nc.retries)
+		return -EAGAIN;
+	return retry_pause(e, dl, resp, n);
 }
 
 /*
@@ -607,19 +643,16 @@ static int exchange(struct http_engine *e, const struct http_req *req,
 	pthread_mutex_unlock(&e->lock);
 	for (int n = 0; n < max_attempts; n++) {
 		if (n > 0) {
-			int64_t wait = retry_wait_ms(e, req, resp, n);
-			if (wait < 0) {
-				atomic_fetch_add(&e->stats.retries_denied, 1);
+			int rc = retry_pause(e, req->dl, resp, n);
+			if (rc == -ETIMEDOUT)
+				err = rc;
+			if (rc < 0)
 				break;
-			}
-			atomic_fetch_add(&e->stats.retries, 1);
-			sleep_ms(min64(wait, deadline_left_ms(req->dl)));
-			if (deadline_expired(req->dl)) {
-				err = -ETIMEDOUT;
-				break;
-			}
+			/* an upload session's URI is a credential */
 			log_debug("retry %d of %s %s (%s)", n, req->method,
-				  req->url, err ? strerror(-err) : "status");
+				  req->api == HTTP_API_UPLOAD_SESSION
+				  ? "(upload session)" : req->url,
+				  err ? strerror(-err) : "status");
 		}
 		if (req->dl && req->dl->cancel && atomic_load(req->dl->cancel)) {
 			err = -ECANCELED;
@@ -768,6 +801,26 @@ int http_range_check(const struct http_range *r, const struct http_resp *resp,
 		return r->off == 0 && r->len == r->size ? 0 : -EIO;
 	if (resp->status != 206 || !content_range_ok(r, resp))
 		return -EIO;
+	return 0;
+}
+
+int http_session_persisted(const struct http_resp *resp, uint64_t *have)
+{
+	char v[128];
+	const char *p = v;
+	uint64_t first, last;
+
+	*have = 0;
+	if (!http_resp_header(resp, "range", v, sizeof(v)))
+		return 0;
+	/* a value that fills v may have been cut: refuse it */
+	if (strlen(v) >= sizeof(v) - 1 || strncmp(p, "bytes=", 6) != 0)
+		return -EBADMSG;
+	p += 6;
+	if (!parse_u64_prefix(&p, &first) || first != 0 || *p++ != '-' ||
+	    !parse_u64_prefix(&p, &last) || *p || last == UINT64_MAX)
+		return -EBADMSG;
+	*have = last + 1;
 	return 0;
 }
 

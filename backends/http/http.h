@@ -61,6 +61,15 @@ struct http_stats {
 enum http_api {
 	HTTP_API_STORE = 0,          /* storage APIs (S3, GCS JSON): the default */
 	HTTP_API_TOKEN,              /* token endpoints and the metadata server */
+	/*
+	 * A GCS resumable upload session (PROTOCOLS.md 1.5): 308 is
+	 * "Resume Incomplete", an answer to use (the caller reads
+	 * resp->status and the Range header), not a redirect; 404 and 410
+	 * say the session has expired or was cancelled, so the bytes sent
+	 * into it are lost: -EIO, not "no such object".  The session URI
+	 * lets whoever holds it upload: its requests' URLs are not logged.
+	 */
+	HTTP_API_UPLOAD_SESSION,
 };
 
 /*
@@ -202,14 +211,37 @@ bool http_resp_header(const struct http_resp *r, const char *name,
 		      char *out, size_t outlen);
 
 /*
- * The one map from HTTP status to errno: 0 for 2xx and only for 2xx;
- * 401/403 -EACCES, 404/410 -ENOENT, 412 -ESTALE (a precondition on the
- * pinned version failed), 416 -ERANGE, 408/504 -ETIMEDOUT, 429/503
- * -EIO (the store is throttling still, after the retries: not a "try
- * again" to hand to an application), 409 -EBUSY, 405/501 -ENOTSUP, 400 -EINVAL (-EACCES for
- * HTTP_API_TOKEN, see enum http_api), anything else -EIO.
+ * The one map from HTTP status to errno: 0 for 2xx and only for 2xx
+ * (and for a 308 of HTTP_API_UPLOAD_SESSION);
+ * 401/403 -EACCES, 404/410 -ENOENT (-EIO for HTTP_API_UPLOAD_SESSION),
+ * 412 -ESTALE (a precondition on the pinned version or generation
+ * failed; backend.h's write_pre_errno() says -EEXIST where the
+ * precondition was "no such object"), 416 -ERANGE, 408/504 -ETIMEDOUT,
+ * 429/503 -EIO (the store is throttling still, after the retries: not a
+ * "try again" to hand to an application), 409 -EBUSY, 405/501 -ENOTSUP,
+ * 400 -EINVAL (-EACCES for HTTP_API_TOKEN, see enum http_api), anything
+ * else -EIO.
  */
 int http_status_errno(long status, enum http_api api);
+
+/*
+ * Would http_do() retry a call that ended so (err and resp as it left
+ * them)?  A transport failure (no status) or a 408, 429 or 5xx.
+ */
+bool http_transient(int err, const struct http_resp *resp);
+
+/*
+ * For a caller that retries by itself (a resumable upload resumes from
+ * what the server has instead of resending the same request): before
+ * retry n (1, 2, ...) after resp, wait as http_do() waits between its
+ * attempts: capped exponential backoff with full jitter, Retry-After as
+ * a floor, a token of the engine's retry budget, at most the engine's
+ * configured retries.  Returns 0 after the wait, or -ETIMEDOUT (dl has
+ * passed or would during the wait) or -EAGAIN (no retry left in the
+ * budget or in the count) without waiting.
+ */
+int http_retry_wait(struct http_engine *e, const struct http_resp *resp,
+		    int n, const struct deadline *dl);
 
 /*
  * May a secret (a bearer token, a signed assertion) be sent to url?
@@ -250,5 +282,13 @@ void http_range_header(const struct http_range *r, char *out, size_t outlen);
  */
 int http_range_check(const struct http_range *r, const struct http_resp *resp,
 		     int err);
+
+/*
+ * What a resumable upload session holds, from its 308 answer: "Range:
+ * bytes=0-N" gives *have = N + 1; no Range header, nothing yet (0).
+ * -EBADMSG for a Range header that says anything else (another first
+ * byte, junk, N + 1 past UINT64_MAX).  Pure.
+ */
+int http_session_persisted(const struct http_resp *resp, uint64_t *have);
 
 #endif

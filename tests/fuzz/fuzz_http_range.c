@@ -1,6 +1,7 @@
 /*
- * libFuzzer target: the one check of a ranged read (http_range_check)
- * and response-header lookup, on a synthetic response.  Input:
+ * libFuzzer target: the one check of a ranged read (http_range_check),
+ * response-header lookup and an upload session's Range
+ * (http_session_persisted), on a synthetic response.  Input:
  *
  *   off(8) len(4) size(8) status(2) body_len(4) | header text ...
  *
@@ -50,6 +51,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	resp.body_len = body_len;
 	http_resp_header(&resp, "content-range", v, sizeof(v));
 	http_resp_header(&resp, "etag", v, 1);
+	/* an upload session's Range: a count only when it parsed, and a
+	 * header that is there counts at least its first byte */
+	uint64_t have = 1;
+	int prc = http_session_persisted(&resp, &have);
+	if ((prc < 0 && have != 0) ||
+	    (prc == 0 && have == 0 && http_resp_header(&resp, "range", v, 1)))
+		__builtin_trap();
 	if (http_range_set(&rg, off, len, osize)) {
 		rg.pin_header = "x-goog-generation";
 		rg.pin_value = "1700000000000001";

@@ -1,4 +1,5 @@
-"""Fixtures for the GCS test server's own tests (tests/gcs/test_gcs_server.py).
+"""Fixtures for the GCS test server's own tests (tests/gcs/test_gcs_server.py) and
+for hylake's GCS writes to it (tests/gcs/test_gcs_writes.py).
 
 Run:  /usr/bin/python3 -m pytest -q tests/gcs
 """
@@ -68,6 +69,7 @@ def gcs(server):
     c.control.config(delay_ms=0, paging={}, token_lifetime=3600, require_auth=True,
                      public_read=False, metadata_enabled=True, chunked="transcode",
                      audiences=[], delay_only=[])
+    c.control.faults([])
 
 
 @pytest.fixture

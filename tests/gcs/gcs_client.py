@@ -137,6 +137,12 @@ class Control:
     def paging(self, **kw):
         return self._call("POST", "paging", kw)
 
+    def faults(self, rules=None) -> list[dict]:
+        """Set the fault rules (a list; [] = none), or read them with their counts."""
+        if rules is None:
+            return self._call("GET", "faults")["faults"]
+        return self._call("POST", "faults", rules)["faults"]
+
     def log(self, since: int = 0) -> list[dict]:
         return self._call("GET", f"log?since={since}")["requests"]
 

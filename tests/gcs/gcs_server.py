@@ -99,7 +99,9 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
                                           object, status, auth ("bearer"|"none"|"other"),
                                           auth_ok, token_id (a hash, never the token),
                                           range, accept_encoding, metadata_flavor,
-                                          content_range, jwt (iss/kid/aud/scope/verdict)
+                                          content_range, jwt (iss/kid/aud/scope/verdict),
+                                          fault (what /_test/faults did to it: the status
+                                          sent, 0 for none, or "after")
     POST /_test/log/clear
     GET  /_test/counters                  {"kinds": {kind: n}, "status": {code: n}}
     POST /_test/keys      {"email", "pem", "kid"?}   register a public key (PEM public
@@ -108,9 +110,30 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
     GET  /_test/notifications             {"queued", "published", "retries", "dropped",
                                           "pending"}: notification messages so far
     POST /_test/tokens/revoke             every access token issued so far stops working
-    POST /_test/reset     {"keys": false}  drop all buckets, uploads, tokens, the log and
-                                          the counters; settings back to the start ones
-                                          (keys too when "keys": true)
+    POST /_test/reset     {"keys": false}  drop all buckets, uploads, tokens, the log,
+                                          the counters and the faults; settings back to the
+                                          start ones (keys too when "keys": true)
+    POST /_test/faults    [{...}, ...]    fail requests on purpose (replaces the rules; [] =
+                                          none).  A rule:
+                                          kind: "upload.chunk" (a PUT that carries data into
+                                            an upload session, complete or not; status
+                                            queries never match; no other kind yet)
+                                          skip: N    let the first N matching requests
+                                            through (default 0), then
+                                          count: N   fail this many (default 1)
+                                          when: "before" (default): the request's data is
+                                            not taken, but for its first `keep` bytes (a
+                                            multiple of 256 KiB, as GCS persists), and the
+                                            answer is `status` (default 503, with a GCS
+                                            error document) or, for status 0, none: the
+                                            connection closes
+                                          when: "after": the request is carried out (the
+                                            last chunk makes the object) and its answer is
+                                            lost: the connection closes
+                                          corrupt: true  instead, the data is taken with its
+                                            first byte flipped and answered as usual (a bad
+                                            link that only checksums catch)
+    GET  /_test/faults                    the rules, each with "seen" and "fired" counts
 
 Request kinds in the log: token, metadata, bucket.insert, bucket.get, bucket.list,
 bucket.delete, objects.list, objects.get, objects.media (alt=media, either path),
@@ -272,6 +295,35 @@ class OAuthError(Exception):
 
 class NotModified(Exception):
     pass
+
+
+class DropAnswer(Exception):
+    """A fault: close the connection without an answer."""
+
+
+FAULT_KINDS = ("upload.chunk",)
+
+
+def check_fault_rules(rules) -> list[dict]:
+    if not isinstance(rules, list):
+        raise ValueError("faults: a list of rules")
+    out = []
+    for r in rules:
+        if not isinstance(r, dict) or r.get("kind") not in FAULT_KINDS:
+            raise ValueError(f"faults: kind must be one of {FAULT_KINDS}")
+        unknown = set(r) - {"kind", "skip", "count", "when", "status", "keep", "corrupt"}
+        if unknown:
+            raise ValueError(f"faults: unknown keys {sorted(unknown)}")
+        if r.get("when", "before") not in ("before", "after"):
+            raise ValueError("faults: when is 'before' or 'after'")
+        rule = {"kind": r["kind"], "skip": int(r.get("skip", 0)),
+                "count": int(r.get("count", 1)), "when": r.get("when", "before"),
+                "status": int(r.get("status", 503)), "keep": int(r.get("keep", 0)),
+                "corrupt": bool(r.get("corrupt", False)), "seen": 0, "fired": 0}
+        if rule["keep"] % CHUNK_GRANULARITY:
+            raise ValueError("faults: keep is a multiple of 256 KiB")
+        out.append(rule)
+    return out
 
 
 def not_found_object(bucket, name):
@@ -520,6 +572,7 @@ class State(StateBase):
         self.uploads: dict[str, Upload] = {}
         self.tokens: dict[str, dict] = {}
         self.keys: list[dict] = []  # {"email", "kid", "key"(public key object), "pem"}
+        self.faults: list[dict] = []  # /_test/faults rules, with seen/fired counts
         self.start_keys: list[dict] = []
         self.log: list[dict] = []
         self.last_gen = 0
@@ -563,6 +616,7 @@ class State(StateBase):
         with self.cond:
             self.buckets.clear()
             self.uploads.clear()
+            self.faults = []
             self.tokens.clear()
             self.log.clear()
             self.kinds.clear()
@@ -838,6 +892,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "UploadServer"
     sys_version = ""
+    _lose_answer = False  # a fault: the request is carried out, its answer not sent
 
     def setup(self):
         super().setup()
@@ -904,6 +959,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _send(self, status, body=b"", headers=(), content_type=None, chunked=False,
               message=None, head_only=False):
+        if self._lose_answer:  # a fault: done, but nothing is said
+            self._status = 0
+            self.close_connection = True
+            return
         self.send_response(status, message)
         for k, v in headers:
             self.send_header(k, v)
@@ -963,6 +1022,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """Parse the target, read the body and answer the control API (/_test/...):
         (raw_path, query, body), or None when the request is done with."""
         self._status = None
+        self._lose_answer = False
         target = self.path
         if "://" in target.split("?", 1)[0]:
             target = "/" + target.split("://", 1)[1].split("/", 1)[-1]
@@ -1017,6 +1077,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self._error(e)
             except NotModified:
                 self._send(304)
+            except DropAnswer:
+                self.close_connection = True
             except OAuthError as e:
                 self._send(e.status, json.dumps({"error": e.code,
                                                  "error_description": e.description}).encode(),
@@ -1647,9 +1709,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method not in ("PUT", "POST"):
             raise HttpError(405, "methodNotAllowed", "Method Not Allowed")
         with st.lock:
-            if up.result is not None:
-                return self._json(200, up.result, params=self.params)
             cr = self.headers.get("Content-Range")
+            query = cr is not None and re.fullmatch(r"\s*bytes\s+\*/(?:\d+|\*)\s*", cr)
+            fault = None if query else self._fault("upload.chunk")
+            if up.result is not None:
+                self._fault_strike(fault)  # the session is complete: nothing to keep
+                return self._json(200, up.result, params=self.params)
             if cr is None:
                 start, end, total = 0, len(body) - 1, len(body)
                 if len(up.data):
@@ -1693,11 +1758,48 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               f"of {CHUNK_GRANULARITY} bytes for optimal performance). The "
                               f"received request contained {len(body)} bytes, which does not "
                               f"meet this requirement.")
+            if fault and fault["corrupt"] and body:
+                self.entry["fault"] = "corrupt"
+                body = bytes([body[0] ^ 0xFF]) + body[1:]
+                fault = None
+            if fault and fault["when"] == "before":
+                keep = min(fault["keep"], len(body))
+                if start + keep > have:
+                    up.data += body[have - start:keep]
+            self._fault_strike(fault)
             if end + 1 > have:
                 up.data += body[have - start:]
             if up.total is not None and len(up.data) == up.total:
                 return self._finish(up)
             return self._incomplete(up)
+
+    def _fault(self, kind: str) -> Optional[dict]:
+        """The fault rule that this request (of kind) fires, if any."""
+        st = self.state
+        with st.lock:
+            for rule in st.faults:
+                if rule["kind"] != kind:
+                    continue
+                rule["seen"] += 1
+                if rule["seen"] > rule["skip"] and rule["fired"] < rule["count"]:
+                    rule["fired"] += 1
+                    return rule
+        return None
+
+    def _fault_strike(self, fault: Optional[dict]):
+        """Carry out a fault rule that fired: fail now ("before") or lose the answer
+        to come ("after")."""
+        if not fault or fault["corrupt"]:
+            return
+        if fault["when"] == "after":
+            self.entry["fault"] = "after"
+            self._lose_answer = True
+            return
+        self.entry["fault"] = fault["status"]
+        if not fault["status"]:
+            raise DropAnswer()
+        raise HttpError(fault["status"], "backendError",
+                        "Backend Error (a fault injected by the test)")
 
     def _set_total(self, up: Upload, total: int):
         if up.total is not None and up.total != total:
@@ -1766,6 +1868,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         out = {"ok": True}
         if path == "/_test/paging" and method == "POST":
             st.set_config({"paging": req})
+        elif path == "/_test/faults" and method == "POST":
+            try:
+                rules = check_fault_rules(req)
+            except TypeError as e:
+                raise ValueError(f"faults: {e}")
+            with st.lock:
+                st.faults = rules
+            out["faults"] = copy.deepcopy(rules)
+        elif path == "/_test/faults" and method == "GET":
+            with st.lock:
+                out = {"faults": copy.deepcopy(st.faults)}
         elif path == "/_test/keys" and method == "POST":
             try:
                 st.add_key(req["email"], req["pem"].encode(), req.get("kid"))

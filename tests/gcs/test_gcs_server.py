@@ -8,6 +8,7 @@ token flows).  Runs in a few seconds; needs no hylake binary.
 import base64
 import gzip
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -357,6 +358,65 @@ def test_resumable_upload_protocol(gcs, bucket):
     assert gcs.upload(bucket, "big", big, method="resumable", chunk=256 * KiB)["size"] == str(
         len(big))
     assert gcs.download(bucket, "big").body == big
+
+
+def test_fault_rules_on_upload_chunks(gcs, bucket):
+    """/_test/faults: a chunk PUT fails before its data is taken (but for `keep`
+    bytes), with a status or no answer at all, or is carried out and its answer
+    lost; status queries never match."""
+    data = os.urandom(3 * 256 * KiB + 7)
+    r = gcs.request("POST", f"/upload/storage/v1/b/{bucket}/o",
+                    params={"uploadType": "resumable", "name": "f.bin"})
+    loc = urllib.parse.urlsplit(r.header("Location"))
+    sess = loc.path + "?" + loc.query
+
+    def lost(lo, hi, total="*"):  # one attempt, on its own connection: no answer comes
+        c = http.client.HTTPConnection(gcs.http.host, gcs.http.port, timeout=30)
+        try:
+            with pytest.raises(http.client.RemoteDisconnected):
+                c.request("PUT", sess, body=data[lo:hi], headers={
+                    "Content-Range": f"bytes {lo}-{hi - 1}/{total}",
+                    "Authorization": "Bearer " + gcs.token()})
+                c.getresponse()
+        finally:
+            c.close()
+
+    def put(lo, hi, total="*", ok=(200, 308)):
+        cr = f"bytes {lo}-{hi - 1}/{total}" if hi > lo else f"bytes */{total}"
+        return gcs.request("PUT", sess, body=data[lo:hi], headers={"Content-Range": cr},
+                           ok=ok)
+
+    for bad in ([{"kind": "objects.get"}], [{"kind": "upload.chunk", "keep": 5}],
+                [{"kind": "upload.chunk", "when": "later"}], {"kind": "upload.chunk"}):
+        with pytest.raises(RuntimeError):
+            gcs.control.faults(bad)
+    rules = gcs.control.faults([{"kind": "upload.chunk", "skip": 1, "keep": 256 * KiB}])
+    assert rules[0]["status"] == 503 and rules[0]["count"] == 1
+    assert put(0, 256 * KiB).header("Range") == f"bytes=0-{256 * KiB - 1}"
+    e = raises(put, 256 * KiB, 3 * 256 * KiB)
+    assert e.status == 503 and err_reason(e) == "backendError"
+    # the status query is not a match; the first 256 KiB of the failed PUT were kept
+    assert put(0, 0).header("Range") == f"bytes=0-{512 * KiB - 1}"
+    assert gcs.control.faults()[0]["fired"] == 1
+    # no answer at all: the connection closes
+    gcs.control.faults([{"kind": "upload.chunk", "status": 0}])
+    lost(512 * KiB, 768 * KiB)
+    assert put(0, 0).header("Range") == f"bytes=0-{512 * KiB - 1}"
+    # carried out, answer lost: the last chunk made the object
+    gcs.control.faults([{"kind": "upload.chunk", "when": "after"}])
+    lost(512 * KiB, len(data), total=len(data))
+    r = put(0, 0, total=len(data))
+    assert r.status == 200 and r.json()["size"] == str(len(data))
+    assert gcs.download(bucket, "f.bin").body == data
+    faults = [e.get("fault") for e in gcs.control.log() if e["kind"] == "upload.chunk"]
+    assert faults.count(503) == 1 and faults.count(0) == 1 and faults.count("after") == 1
+    # taken with its first byte flipped, answered as usual
+    gcs.control.faults([{"kind": "upload.chunk", "corrupt": True}])
+    res = gcs.upload(bucket, "c.bin", b"abc", method="resumable")
+    assert res["size"] == "3"
+    assert gcs.download(bucket, "c.bin").body == bytes([ord("a") ^ 0xFF]) + b"bc"
+    gcs.control.faults([])
+    assert gcs.control.faults() == []
 
 
 def test_multipart_upload_and_errors(gcs, bucket):

@@ -30,6 +30,20 @@ int main(void)
 	CHECK_INT(http_status_errno(401, HTTP_API_TOKEN), -EACCES);
 	CHECK_INT(http_status_errno(404, HTTP_API_TOKEN), -ENOENT);
 	CHECK_INT(http_status_errno(200, HTTP_API_TOKEN), 0);
+	/* a resumable upload session: 308 is "Resume Incomplete", an answer;
+	 * a session gone (expired, cancelled) lost the bytes sent into it */
+	static const struct { long status; int session, store; } upload[] = {
+		{ 308, 0, -EIO }, { 200, 0, 0 }, { 404, -EIO, -ENOENT },
+		{ 410, -EIO, -ENOENT }, { 412, -ESTALE, -ESTALE },
+		{ 499, -EIO, -EIO },
+	};
+	for (size_t i = 0; i < sizeof(upload) / sizeof(upload[0]); i++) {
+		CHECK_INT(http_status_errno(upload[i].status,
+					    HTTP_API_UPLOAD_SESSION),
+			  upload[i].session);
+		CHECK_INT(http_status_errno(upload[i].status, HTTP_API_STORE),
+			  upload[i].store);
+	}
 
 	CHECK(http_status_retryable(408));
 	CHECK(http_status_retryable(429));
@@ -38,6 +52,20 @@ int main(void)
 	CHECK(!http_status_retryable(404));
 	CHECK(!http_status_retryable(412));
 	CHECK(!http_status_retryable(403));
+
+	/* what http_do() would have retried: a transport failure or a
+	 * retryable status */
+	struct http_resp r;
+	http_resp_init(&r);
+	CHECK(http_transient(-ECONNRESET, &r));
+	CHECK(http_transient(-ETIMEDOUT, &r));
+	CHECK(!http_transient(-ECANCELED, &r));
+	CHECK(!http_transient(-EMSGSIZE, &r));
+	r.status = 503;
+	CHECK(http_transient(-EIO, &r));
+	r.status = 412;
+	CHECK(!http_transient(-ESTALE, &r));
+	http_resp_release(&r);
 
 	/* Retry-After: delta-seconds or an HTTP-date, cut at an hour */
 	int64_t now = 1445412480;                /* Wed, 21 Oct 2015 07:28:00 */

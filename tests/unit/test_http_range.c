@@ -142,11 +142,40 @@ static void test_failures(void)
 	http_resp_release(&r);
 }
 
+/* A resumable upload session's 308: what it holds. */
+static void test_session_persisted(void)
+{
+	static const struct { const char *headers; int rc; uint64_t have; } t[] = {
+		{ "", 0, 0 },                                  /* nothing yet */
+		{ "Range: bytes=0-0\r\n", 0, 1 },
+		{ "range: bytes=0-262143\r\n", 0, 262144 },
+		{ "Range: bytes=0-18446744073709551614\r\n", 0, UINT64_MAX },
+		{ "Range: bytes=0-18446744073709551615\r\n", -EBADMSG, 0 },
+		{ "Range: bytes=1-5\r\n", -EBADMSG, 0 },
+		{ "Range: bytes=0-\r\n", -EBADMSG, 0 },
+		{ "Range: bytes=0-5x\r\n", -EBADMSG, 0 },
+		{ "Range: bytes 0-5\r\n", -EBADMSG, 0 },
+		{ "Range: bytes=0--5\r\n", -EBADMSG, 0 },
+	};
+	struct http_resp r;
+	uint64_t have;
+
+	http_resp_init(&r);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		answer(&r, 308, 0, t[i].headers);
+		have = 7;
+		CHECK_INT(http_session_persisted(&r, &have), t[i].rc);
+		CHECK(have == t[i].have);
+	}
+	http_resp_release(&r);
+}
+
 int main(void)
 {
 	test_set();
 	test_206();
 	test_200();
 	test_failures();
+	test_session_persisted();
 	return check_summary();
 }

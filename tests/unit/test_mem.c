@@ -223,11 +223,38 @@ static void put_is_stamped(void)
 	backend_destroy(b);
 }
 
+/* The write ops' defaults and the precondition rules every store shares
+ * (the GCS store's writes: tests/gcs/test_gcs_writes.py). */
+static void writes_default(void)
+{
+	struct backend *b = mem_create("m");
+	struct write_pre none = { WRITE_PRE_NONE, 0 };
+	struct write_pre absent = { WRITE_PRE_ABSENT, 0 };
+	struct write_pre gen = { WRITE_PRE_GENERATION, 7 };
+	struct write_pre gen0 = { WRITE_PRE_GENERATION, 0 };
+	struct bwriter *w = NULL;
+
+	CHECK_INT(backend_writer_open(b, "x", &absent, &w, &dl), -ENOTSUP);
+	CHECK(w == NULL);
+	CHECK_INT(backend_remove(b, "x", &gen, &dl), -ENOTSUP);
+	bwriter_abort(NULL);
+	CHECK(write_pre_valid(&none) && write_pre_valid(&absent));
+	CHECK(write_pre_valid(&gen) && !write_pre_valid(&gen0));
+	/* a failed precondition (HTTP 412: -ESTALE) under put-if-absent */
+	CHECK_INT(write_pre_errno(&absent, -ESTALE), -EEXIST);
+	CHECK_INT(write_pre_errno(&gen, -ESTALE), -ESTALE);
+	CHECK_INT(write_pre_errno(&none, -ESTALE), -ESTALE);
+	CHECK_INT(write_pre_errno(&absent, -ENOENT), -ENOENT);
+	CHECK_INT(write_pre_errno(&absent, 0), 0);
+	backend_destroy(b);
+}
+
 int main(void)
 {
 	dl = deadline_in_ms(10000);
 	stat_and_list();
 	reads_are_pinned();
 	put_is_stamped();
+	writes_default();
 	return check_summary();
 }
