@@ -50,9 +50,9 @@ int changes_start(const struct changes_conf *c, const struct store_conf *src,
 
 	pthread_mutex_init(&mf->lock, NULL);
 	mf->http = http_engine_create(&c->net);
-	rc = gcs_auth_create(c->credentials ? c->credentials : "none",
-			     c->metadata_endpoint, mf->http, &mf->auth, why,
-			     sizeof(why));
+	rc = gcs_auth_create_scoped(c->credentials ? c->credentials : "none",
+				    c->metadata_endpoint, PUBSUB_SCOPE, mf->http,
+				    &mf->auth, why, sizeof(why));
 	if (rc == 0)
 		rc = pubsub_create(c->endpoint, c->subscription, mf->http,
 				   mf->auth, &mf->sub, why, sizeof(why));

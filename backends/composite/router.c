@@ -113,14 +113,29 @@ static void note_source(struct router *r, const char *name,
 	r->facts.ops->put_source(r->facts.ctx, name, f);
 }
 
-/* The source says name is gone: a 404, a pinned version that vanished,
- * or a complete listing of its folder without it.  From now on the map
- * says so, and no store serves a copy of it. */
-void router_note_gone(struct router *r, const char *name)
+/*
+ * What the source answered to a question asked at asked_ns (wall clock),
+ * unless the map learnt of name since (from the change feed, or another
+ * answer): an answer that was on its way must not undo a newer fact.
+ */
+static void note_answer(struct router *r, const char *name,
+			const struct source_fact *f, int64_t asked_ns)
+{
+	struct source_fact old;
+	if (r->facts.ops->get_source(r->facts.ctx, name, &old) == 0 &&
+	    old.confirmed_ns > asked_ns)
+		return;
+	note_source(r, name, f);
+}
+
+/* The source says name is gone (a 404, or a complete listing of its
+ * folder without it), answering a question asked at asked_ns.  From now
+ * on the map says so, and no store serves a copy of it. */
+void router_note_gone(struct router *r, const char *name, int64_t asked_ns)
 {
 	struct source_fact gone = { .tombstone = true,
 				    .confirmed_ns = wall_ns() };
-	note_source(r, name, &gone);
+	note_answer(r, name, &gone, asked_ns);
 }
 
 /* The version the map knew of name is not the source's any more (a read
@@ -185,7 +200,7 @@ static bool recent_fact(struct router *r, const char *name, int64_t max_ns,
 	if (!f->tombstone && listed_lacks(r->listed, name, f->confirmed_ns)) {
 		log_info("router: '%s' is no longer listed by the source: "
 			 "deleted", name);
-		router_note_gone(r, name);
+		router_note_gone(r, name, f->confirmed_ns);
 		*f = (struct source_fact){ .tombstone = true,
 					   .confirmed_ns = wall_ns() };
 	}
@@ -250,6 +265,7 @@ static int router_stat(struct backend *b, const char *name,
 		strbuf_release(&folder);
 		return 0;
 	}
+	int64_t asked = wall_ns();
 	rc = backend_stat(r->src, name, out, dl);
 	if (rc == 0 && *name) {
 		/* Folders are facts too ("name/"), so that a path can still be
@@ -259,7 +275,7 @@ static int router_stat(struct backend *b, const char *name,
 			note_source(r, folder.buf, &d);
 		} else if (out->generation) {
 			info_to_fact(out, &f);
-			note_source(r, name, &f);
+			note_answer(r, name, &f, asked);
 		}
 	} else if (router_store_down(rc) && r->conf.serve_stale_ms >= 0 &&
 		   stat_from_facts(r, name, folder.buf,
@@ -433,15 +449,16 @@ static int pin_version(struct router *r, const char *name,
 			return 0;
 		}
 	}
+	int64_t asked = wall_ns();
 	int rc = open_source_shared(r, name, src_h, dl);
 	if (rc == 0) {
 		*v = (*src_h)->info;
 		info_to_fact(v, &f);
-		note_source(r, name, &f);
+		note_answer(r, name, &f, asked);
 		return 0;
 	}
 	if (rc == -ENOENT) {
-		router_note_gone(r, name);
+		router_note_gone(r, name, asked);
 		return rc;
 	}
 	if (router_store_down(rc) && r->conf.serve_stale_ms >= 0 &&

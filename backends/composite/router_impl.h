@@ -76,7 +76,7 @@ static inline bool router_store_down(int rc)
 /* Facts (router.c): the source no longer has name; the version the map
  * knew of name is not the source's now (replaced or deleted: unknown);
  * replica i's state. */
-void router_note_gone(struct router *r, const char *name);
+void router_note_gone(struct router *r, const char *name, int64_t asked_ns);
 void router_note_stale(struct router *r, const char *name);
 void router_note_replica(struct router *r, size_t i, const char *name,
 			 enum replica_state st, const struct obj_info *info);

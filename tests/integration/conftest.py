@@ -209,6 +209,10 @@ def gcs_server(base_dir, pubsub_server):
             g = hylib.start_gcs(base_dir / "gcs", pubsub_url=pubsub_server.url)
         except Exception as e:
             pytest.fail(f"could not start tests/gcs/gcs_server.py: {e}", pytrace=False)
+    # the Pub/Sub server checks the tokens it is sent against this GCS
+    # server's /tokeninfo (a token without the pubsub scope is refused)
+    from pubsub_client import PubsubClient
+    PubsubClient(pubsub_server.url).control.config(auth_url=g.url)
     try:
         yield g
     finally:

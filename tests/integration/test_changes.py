@@ -117,6 +117,14 @@ def test_changes_reach_the_mount_and_opens_ask_nobody(gcs, gcs_bucket, ws, mount
 
     out = run_hylake("status", m.path).stdout
     assert "change feed   following" in out, out
+    # the feed's requests carry the source's service account, with a token
+    # whose scope allows Pub/Sub (a pull still waiting has no status yet)
+    ps, _ = feed
+    pulls = [e for e in ps.control.log() if e["kind"] == "subscriptions.pull"
+             and e.get("subscription", "").endswith(sub.rsplit("/", 1)[1])]
+    bad = [(e["status"], e["auth"], e["auth_ok"]) for e in pulls
+           if e["auth_ok"] is not True or e["status"] not in (200, None)]
+    assert pulls and not bad, bad[:5]
 
 
 def test_a_stalled_feed_sends_opens_back_to_gcs(gcs, gcs_bucket, ws, mounter,
