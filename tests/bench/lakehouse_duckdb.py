@@ -42,24 +42,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "gcs"))
-sys.path.insert(0, str(ROOT / "tests" / "bench"))
-import rgwlog  # noqa: E402
-from gcs_client import (GcsClient, ServerProcess, openssl_genrsa,  # noqa: E402
-                        openssl_pubkey, service_account_json, write_secret)
+import rgwlog
+from gcslib import HYLAKE, ROOT, GcsSource, log, mount, umount, write_secret
 
-HYLAKE = os.environ.get("HYLAKE_BIN", str(ROOT / "build" / "hylake"))
 DUCKDB = ROOT / "tests" / "bench" / "duckdb"
 RGW_SH = ROOT / "tests" / "ceph" / "rgw.sh"
 TABLE = "tables/sales"              # the table's prefix in the bucket
 LOG = f"{TABLE}/_delta_log"
 REPLICA = "dc-east"
-T0 = time.monotonic()
-
-
-def log(msg):
-    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def run(cmd, timeout=120, **kw):
@@ -97,51 +87,6 @@ def add_actions(names_sizes, version):
     return ("\n".join(json.dumps(x) for x in lines) + "\n").encode()
 
 
-# --------------------------------------------------------------------------- mounts
-
-
-def mounted(path):
-    path = str(path)
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        if line.split()[4].encode().decode("unicode_escape") == path:
-            return True
-    return False
-
-
-def daemons_of(mnt):
-    """PIDs of hylake processes with `mnt` as one argument."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            args = (d / "cmdline").read_bytes().split(b"\0")
-            comm = (d / "comm").read_text().strip()
-        except OSError:
-            continue
-        if comm == "hylake" and str(mnt).encode() in args:
-            out.append(int(d.name))
-    return out
-
-
-def umount(mnt):
-    if mounted(mnt):
-        subprocess.run(["fusermount3", "-u", str(mnt)], timeout=30,
-                       stderr=subprocess.DEVNULL)
-        if mounted(mnt):
-            subprocess.run(["umount", "-l", str(mnt)], timeout=30,
-                           stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while daemons_of(mnt) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in daemons_of(mnt):
-        log(f"hylake daemon {pid} of {mnt} still runs after unmount: SIGKILL")
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 # --------------------------------------------------------------------------- the bench
 
 
@@ -153,7 +98,7 @@ class Bench:
         self.work.mkdir(parents=True, exist_ok=True)
         self.mnt = self.work / "mnt"
         self.mnt.mkdir(exist_ok=True)
-        self.srv = None
+        self.source = GcsSource()
         self.rgw_dir = None
         self.rgw_started = False
         self.s3 = None
@@ -188,20 +133,11 @@ class Bench:
         self.expect = a.files * a.rows
 
         # GCS: the test server, a service-account key, the table uploaded
-        key = openssl_genrsa(self.work / "sa.pem")
-        pub = openssl_pubkey(key, self.work / "sa.pub.pem")
-        self.srv = ServerProcess(self.work / "gcs", require_auth=True,
-                                 public_keys=[("bench@test.iam", "k1", str(pub))])
-        self.srv.start()
-        self.gcs = GcsClient(self.srv.url)
-        self.gcs.create_bucket("lake")
+        self.gcs = self.source.start(self.work).client
         objs = {f"{TABLE}/{p.relative_to(self.local)}": p.read_bytes()
                 for p in self.local.rglob("*") if p.is_file()}
         log(f"uploading {len(objs)} objects ({self.table_bytes / 1e6:.1f} MB) to GCS")
         self.gcs.put_many("lake", objs)
-        self.sa = write_secret(self.work / "sa.json", json.dumps(service_account_json(
-            private_key_pem=key.read_text(), email="bench@test.iam", kid="k1",
-            token_uri=self.srv.url + "/token")), 0o600)
 
         # the replica: a radosgw bucket
         self.start_rgw()
@@ -246,8 +182,7 @@ class Bench:
         cfg = self.work / f"{tag}.conf"
         text = (f"[mount]\nstate_dir = {self.work}/state-{tag}\n"
                 f"cache_dir = {self.work}/cache-{tag}\nfreshness = {freshness}\n"
-                f"[source]\ntype = gcs\nbucket = lake\nendpoint = {self.srv.url}\n"
-                f"credentials = {self.sa}\n")
+                + self.source.section())
         if replica:
             text += (f"[replica {REPLICA}]\ntype = s3\n"
                      f"endpoint = {self.rgw['RGW_ENDPOINT']}\nbucket = {self.bucket}\n"
@@ -293,7 +228,7 @@ class Bench:
         a = self.a
         log(f"{label}: first query")
         if cfg:
-            run([HYLAKE, "mount", cfg, self.mnt], timeout=60)
+            mount(cfg, self.mnt)
         try:
             first, ckinds, crgw = self.query(table)
             log(f"{label}: cold {first['seconds']:.2f}s, GCS {kinds_text(ckinds)}, "
@@ -341,8 +276,7 @@ class Bench:
 
     def cleanup(self):
         umount(self.mnt)
-        if self.srv:
-            self.srv.stop()
+        self.source.stop()
         if self.s3 and not self.rgw_started:
             try:      # a radosgw we did not start: leave it as it was
                 for page in self.s3.get_paginator("list_objects_v2").paginate(
