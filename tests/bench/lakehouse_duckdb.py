@@ -29,10 +29,10 @@ Needs root (FUSE), a built hylake (build/hylake or $HYLAKE_BIN), node and
 npm (DuckDB is installed from npm into tests/bench/duckdb by
 tests/npm_ci.sh), radosgw (tests/ceph/rgw.sh; it starts its own, site a only,
 on --rgw-port/--mon-port, unless --rgw-dir names one already running),
-python3-boto3, python3-cryptography.  With the default table about 7
-minutes, 7 GB of disk under /var/tmp (the table and the radosgw's files)
-and up to 9 GB of RAM (the GCS test server and radosgw's memstore each hold
-the table); `--rows 5000`: about 2 minutes.  Progress goes to stderr, the
+python3-boto3, python3-cryptography.  With the default table 8 to 9
+minutes on 2 cores, 7.5 GB of disk under /var/tmp (the local table and one
+row's cache_dir) and up to 12 GB of RAM (the GCS test server and radosgw's
+memstore each hold the table); `--rows 5000`: about 2 minutes.  Progress goes to stderr, the
 table to stdout.
 """
 import argparse
