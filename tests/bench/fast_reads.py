@@ -36,9 +36,9 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "bench"))
-import rgwlog  # noqa: E402
+import rgwlog
+from gcslib import ROOT, daemons_of, drop_caches, log, mounted
+
 RGW_SH = ROOT / "tests" / "ceph" / "rgw.sh"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 MB = 1e6
@@ -58,10 +58,6 @@ RCLONE_OPTS = ["--vfs-cache-mode", "off", "--use-server-modtime"]  # rest: defau
 CLK = os.sysconf("SC_CLK_TCK")
 T_START = time.monotonic()
 INSTALL_HINT = "not installed: run packaging/install-deps.sh --bench"
-
-
-def log(msg):
-    print(f"[{time.monotonic() - T_START:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 class Failed(Exception):
@@ -238,41 +234,6 @@ def proc_status_kib(pid, field):
 def children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
-
-
-def mounted(path):
-    path = str(path)
-    try:
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if mp == path:
-                return True
-    except OSError:
-        pass
-    return False
-
-
-def daemons_of(mnt, names):
-    """PIDs of live processes named in `names` with `mnt` as one argument."""
-    out = []
-    me = os.getpid()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == me:
-            continue
-        try:
-            args = (d / "cmdline").read_bytes().split(b"\0")
-            comm = (d / "comm").read_text().strip()
-        except OSError:
-            continue
-        if comm in names and str(mnt).encode() in args and proc_alive(int(d.name)):
-            out.append(int(d.name))
-    return out
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
 
 
 def run(cmd, timeout=60, check=True, env=None, **kw):

@@ -4,8 +4,12 @@ a WAN-like delay on every request) as the source, a radosgw bucket made by
 `hylake replicate` as the replica, under each freshness mode, against the
 same table on local disk.
 
-The table: FILES Parquet files written by DuckDB itself and one commit
-(`_delta_log/00000000000000000000.json`) adding them.  The query
+The table: FILES Parquet files of ROWS rows written by DuckDB itself and one
+commit (`_delta_log/00000000000000000000.json`) adding them.  The default,
+200 files of 2,000,000 rows (3.6 GB), makes the query on local disk take
+about half a second, as a real table's would, so that what hylake adds is
+seen against real work; `--rows 5000` (11 MB) is the small table of old,
+where the fixed cost of a few GCS round trips is all there is to see.  The query
 (tests/bench/duckdb/delta.mjs, DuckDB's Node API from npm) reads it the way a
 Delta reader does: the pointer file `_last_checkpoint` (absent), the
 listing of `_delta_log/`, the commits, then
@@ -17,15 +21,19 @@ during the warm ones; then a writer commits version 1 in GCS only (a new
 data file and `_delta_log/...1.json`) and the next query says whether it
 sees it.
 
-    tests/bench/lakehouse_duckdb.py [--files 200] [--rows 5000] [--delay-ms 30]
-        [--runs 3] [--rgw-dir DIR] [--workdir DIR] [--keep]
+    tests/bench/lakehouse_duckdb.py [--files 200] [--rows 2000000] [--delay-ms 30]
+        [--runs 3] [--rgw-dir DIR | --rgw-port 29480 --mon-port 29789]
+        [--workdir DIR] [--keep]
 
 Needs root (FUSE), a built hylake (build/hylake or $HYLAKE_BIN), node and
 npm (DuckDB is installed from npm into tests/bench/duckdb by
 tests/npm_ci.sh), radosgw (tests/ceph/rgw.sh; it starts its own, site a only,
 on --rgw-port/--mon-port, unless --rgw-dir names one already running),
-python3-boto3, python3-cryptography.  About 2 minutes.  Progress goes to
-stderr, the table to stdout.
+python3-boto3, python3-cryptography.  With the default table 8 to 9
+minutes on 2 cores, 7.5 GB of disk under /var/tmp (the local table and one
+row's cache_dir) and up to 12 GB of RAM (the GCS test server and radosgw's
+memstore each hold the table); `--rows 5000`: about 2 minutes.  Progress goes to stderr, the
+table to stdout.
 """
 import argparse
 import json
@@ -40,26 +48,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "gcs"))
-sys.path.insert(0, str(ROOT / "tests" / "bench"))
-import rgwlog  # noqa: E402
-from gcs_client import (GcsClient, ServerProcess, openssl_genrsa,  # noqa: E402
-                        openssl_pubkey, service_account_json, write_secret)
+import rgwlog
+from gcslib import HYLAKE, ROOT, GcsSource, log, mount, umount, write_secret
 
-HYLAKE = os.environ.get("HYLAKE_BIN", str(ROOT / "build" / "hylake"))
 DUCKDB = ROOT / "tests" / "bench" / "duckdb"
 RGW_SH = ROOT / "tests" / "ceph" / "rgw.sh"
 TABLE = "tables/sales"              # the table's prefix in the bucket
 LOG = f"{TABLE}/_delta_log"
 REPLICA = "dc-east"
-T0 = time.monotonic()
-
-
-def log(msg):
-    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def run(cmd, timeout=120, **kw):
@@ -97,51 +96,6 @@ def add_actions(names_sizes, version):
     return ("\n".join(json.dumps(x) for x in lines) + "\n").encode()
 
 
-# --------------------------------------------------------------------------- mounts
-
-
-def mounted(path):
-    path = str(path)
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        if line.split()[4].encode().decode("unicode_escape") == path:
-            return True
-    return False
-
-
-def daemons_of(mnt):
-    """PIDs of hylake processes with `mnt` as one argument."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            args = (d / "cmdline").read_bytes().split(b"\0")
-            comm = (d / "comm").read_text().strip()
-        except OSError:
-            continue
-        if comm == "hylake" and str(mnt).encode() in args:
-            out.append(int(d.name))
-    return out
-
-
-def umount(mnt):
-    if mounted(mnt):
-        subprocess.run(["fusermount3", "-u", str(mnt)], timeout=30,
-                       stderr=subprocess.DEVNULL)
-        if mounted(mnt):
-            subprocess.run(["umount", "-l", str(mnt)], timeout=30,
-                           stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while daemons_of(mnt) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in daemons_of(mnt):
-        log(f"hylake daemon {pid} of {mnt} still runs after unmount: SIGKILL")
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 # --------------------------------------------------------------------------- the bench
 
 
@@ -153,7 +107,7 @@ class Bench:
         self.work.mkdir(parents=True, exist_ok=True)
         self.mnt = self.work / "mnt"
         self.mnt.mkdir(exist_ok=True)
-        self.srv = None
+        self.source = GcsSource()
         self.rgw_dir = None
         self.rgw_started = False
         self.s3 = None
@@ -188,20 +142,12 @@ class Bench:
         self.expect = a.files * a.rows
 
         # GCS: the test server, a service-account key, the table uploaded
-        key = openssl_genrsa(self.work / "sa.pem")
-        pub = openssl_pubkey(key, self.work / "sa.pub.pem")
-        self.srv = ServerProcess(self.work / "gcs", require_auth=True,
-                                 public_keys=[("bench@test.iam", "k1", str(pub))])
-        self.srv.start()
-        self.gcs = GcsClient(self.srv.url)
-        self.gcs.create_bucket("lake")
-        objs = {f"{TABLE}/{p.relative_to(self.local)}": p.read_bytes()
-                for p in self.local.rglob("*") if p.is_file()}
-        log(f"uploading {len(objs)} objects ({self.table_bytes / 1e6:.1f} MB) to GCS")
-        self.gcs.put_many("lake", objs)
-        self.sa = write_secret(self.work / "sa.json", json.dumps(service_account_json(
-            private_key_pem=key.read_text(), email="bench@test.iam", kid="k1",
-            token_uri=self.srv.url + "/token")), 0o600)
+        self.gcs = self.source.start(self.work).client
+        paths = sorted(p for p in self.local.rglob("*") if p.is_file())
+        log(f"uploading {len(paths)} objects ({self.table_bytes / 1e6:.1f} MB) to GCS")
+        for i in range(0, len(paths), 16):     # 16 files in memory at a time
+            self.gcs.put_many("lake", {f"{TABLE}/{p.relative_to(self.local)}": p.read_bytes()
+                                       for p in paths[i:i + 16]})
 
         # the replica: a radosgw bucket
         self.start_rgw()
@@ -227,9 +173,12 @@ class Bench:
             self.rgw_dir = Path(a.rgw_dir).absolute()
         else:
             self.rgw_dir = self.work / "rgw"
+            # the OSD keeps objects in RAM: room for the table and 1 GiB more
+            memstore = self.table_bytes + (1 << 30)
             env = dict(os.environ, RGW_PORT=str(a.rgw_port), MON_PORT=str(a.mon_port),
-                       RGW_SITE_B="0", MEMSTORE_BYTES=str(1 << 30))
-            log(f"starting radosgw in {self.rgw_dir} (port {a.rgw_port}, mon {a.mon_port})")
+                       RGW_SITE_B="0", MEMSTORE_BYTES=str(memstore))
+            log(f"starting radosgw in {self.rgw_dir} (port {a.rgw_port}, mon {a.mon_port}, "
+                f"memstore {memstore / (1 << 30):.1f} GiB)")
             self.rgw_started = True
             run(["bash", RGW_SH, "start", self.rgw_dir], timeout=300, env=env)
         self.rgw = {}
@@ -246,8 +195,7 @@ class Bench:
         cfg = self.work / f"{tag}.conf"
         text = (f"[mount]\nstate_dir = {self.work}/state-{tag}\n"
                 f"cache_dir = {self.work}/cache-{tag}\nfreshness = {freshness}\n"
-                f"[source]\ntype = gcs\nbucket = lake\nendpoint = {self.srv.url}\n"
-                f"credentials = {self.sa}\n")
+                + self.source.section())
         if replica:
             text += (f"[replica {REPLICA}]\ntype = s3\n"
                      f"endpoint = {self.rgw['RGW_ENDPOINT']}\nbucket = {self.bucket}\n"
@@ -268,14 +216,17 @@ class Bench:
         return len(re.findall(rf'beast: \S+ .*?"[A-Z]+ /{self.bucket}\b', text))
 
     def query(self, table):
-        """One query in its own process: (result dict, GCS request kinds, radosgw requests)."""
+        """One query in its own process: (result dict, GCS request kinds, radosgw
+        requests, GCS requests by what they asked for)."""
         mark, rmark = self.gcs.control.log_mark(), self.rgw_mark()
         r = run(["node", DUCKDB / "delta.mjs", "query", table], timeout=self.a.query_timeout)
         res = json.loads(r.stdout.strip().splitlines()[-1])
-        kinds = {}
+        kinds, what = {}, {}
         for e in self.gcs.control.log(mark):
             kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
-        return res, kinds, self.rgw_requests(rmark)
+            w = request_text(e)
+            what[w] = what.get(w, 0) + 1
+        return res, kinds, self.rgw_requests(rmark), what
 
     def new_commit(self):
         """A writer commits version 1 in GCS (the replica does not get it)."""
@@ -293,26 +244,29 @@ class Bench:
         a = self.a
         log(f"{label}: first query")
         if cfg:
-            run([HYLAKE, "mount", cfg, self.mnt], timeout=60)
+            mount(cfg, self.mnt)
         try:
-            first, ckinds, crgw = self.query(table)
+            first, ckinds, crgw, _ = self.query(table)
             log(f"{label}: cold {first['seconds']:.2f}s, GCS {kinds_text(ckinds)}, "
                 f"radosgw {crgw}")
             if first["count"] != self.expect:
                 raise SystemExit(f"lakehouse_duckdb: {label}: count {first['count']}, "
                                  f"expected {self.expect}")
-            warm = []
+            warm, local = [], []
             for i in range(a.runs):
-                res, kinds, rgw = self.query(table)
-                warm.append((res["seconds"], sum(kinds.values()), kinds, rgw))
-            log(f"{label}: warm {[round(w[0], 3) for w in warm]}")
+                if cfg:     # the local table alongside, under the same load
+                    local.append(self.query(self.local)[0]["seconds"])
+                res, kinds, rgw, what = self.query(table)
+                warm.append((res["seconds"], sum(kinds.values()), kinds, rgw, what))
+            log(f"{label}: warm {[round(w[0], 3) for w in warm]}"
+                + (f", local disk alongside {[round(x, 3) for x in local]}" if cfg else ""))
             seen, source = "n/a (a copy)", "local disk"
             if cfg:
                 source = os.getxattr(Path(table) / "part-00000.parquet",
                                      "user.hylake.source").decode()
                 name = self.new_commit()
                 try:
-                    res, _, _ = self.query(table)
+                    res, _, _, _ = self.query(table)
                     seen = "yes" if res["count"] == self.expect + a.rows else "no"
                     log(f"{label}: after a new commit in GCS: {res['count']} rows ({seen})")
                 finally:
@@ -320,12 +274,17 @@ class Bench:
         finally:
             if cfg:
                 umount(self.mnt)
+                if not a.keep:      # the cold query filled it with the whole table
+                    shutil.rmtree(self.work / f"cache-{cfg.stem}", ignore_errors=True)
         med = statistics.median(w[0] for w in warm)
-        mid = sorted(warm, key=lambda w: w[0])[len(warm) // 2]
+        # the requests of the run with the median count, so that the count
+        # and its breakdown by kind come from one query
+        mid = sorted(warm, key=lambda w: w[1])[len(warm) // 2]
         return {"label": label, "cold": first["seconds"], "warm": med,
+                "local": statistics.median(local) if cfg else med,
                 "cold_gcs": sum(ckinds.values()), "cold_kinds": ckinds,
                 "cold_rgw": crgw if cfg else None,
-                "gcs": statistics.median(w[1] for w in warm), "kinds": mid[2],
+                "gcs": mid[1], "kinds": mid[2], "what": [w[4] for w in warm],
                 "rgw": statistics.median(w[3] for w in warm) if cfg and mid[3] is not None
                 else None, "seen": seen, "source": source}
 
@@ -341,8 +300,7 @@ class Bench:
 
     def cleanup(self):
         umount(self.mnt)
-        if self.srv:
-            self.srv.stop()
+        self.source.stop()
         if self.s3 and not self.rgw_started:
             try:      # a radosgw we did not start: leave it as it was
                 for page in self.s3.get_paginator("list_objects_v2").paginate(
@@ -366,9 +324,28 @@ def kinds_text(kinds):
     return ", ".join(parts) if parts else "-"
 
 
+def request_text(e):
+    """One GCS request as `list tables/sales/_delta_log/` or `get
+    tables/sales/part-*.parquet (404)`: the kind and the object or the listed
+    prefix ('' for the bucket's root; data files as part-*)."""
+    kind = {"objects.list": "list", "objects.get": "get",
+            "objects.media": "media"}.get(e["kind"], e["kind"])
+    name = e.get("object")
+    if e["kind"] == "objects.list":
+        q = urllib.parse.parse_qs(e.get("query") or "", keep_blank_values=True)
+        name = q.get("prefix", [""])[0]
+        if "delimiter" not in q:
+            kind += " (no delimiter)"
+    if name is not None:
+        name = re.sub(r"/part-\d+\.parquet$", "/part-*.parquet", name)
+        kind += f" {name or repr('')}"
+    if e.get("status") not in (200, 206, None):
+        kind += f" ({e['status']})"
+    return kind
+
+
 def report(b, rows, argv):
     a = b.a
-    base = rows[0]["warm"]
     ver = run([HYLAKE, "--version"], timeout=10).stdout.strip()
     print(f"\n$ {shlex.join(argv)}")
     print(f"{ver}; DuckDB {b.duckdb_version} (npm @duckdb/node-api); "
@@ -377,31 +354,43 @@ def report(b, rows, argv):
           f"({b.table_bytes / 1e6:.1f} MB), one commit; GCS delay {a.delay_ms} ms per "
           f"request; replica: radosgw, made by hylake replicate ({b.replicate_summary})")
     print(f"warm: median of {a.runs} queries after a first (cold) one on a fresh mount "
-          f"(empty version map and block cache); default block cache and kernel timeouts\n")
+          f"(empty version map and block cache), each right after a query of the local "
+          f"table (local s: their median; vs local: warm s / local s, so both saw the "
+          f"same load); default block cache and kernel timeouts\n")
     cbase = rows[0]["cold"]
-    print("| row | warm s | vs local | GCS requests, warm | radosgw, warm | cold s "
+    print("| row | warm s | local s | vs local | GCS requests, warm | radosgw, warm | cold s "
           "| vs local | GCS requests, cold | radosgw, cold | served by | new commit seen |")
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 12)
     for r in rows:
         local = r["label"] == "local disk"
         gcs = "-" if local else f"{r['gcs']:g} ({kinds_text(r['kinds'])})"
         cgcs = "-" if local else f"{r['cold_gcs']} ({kinds_text(r['cold_kinds'])})"
         rgw = "-" if r["rgw"] is None else f"{r['rgw']:g}"
         crgw = "-" if r["cold_rgw"] is None else f"{r['cold_rgw']}"
-        print(f"| {r['label']} | {r['warm']:.3f} | {r['warm'] / base:.1f}x | {gcs} | {rgw} "
+        print(f"| {r['label']} | {r['warm']:.3f} | {r['local']:.3f} "
+              f"| {r['warm'] / r['local']:.2f}x | {gcs} | {rgw} "
               f"| {r['cold']:.2f} | {r['cold'] / cbase:.0f}x | {cgcs} | {crgw} "
               f"| {r['source']} | {r['seen']} |")
     print("\nwarm/cold s: the query's own time (pointer file to result, tests/bench/duckdb/"
           "delta.mjs), not node's start; requests: received by GCS / radosgw during it "
-          "(warm: median of the runs); served by: user.hylake.source of a data file; "
+          "(warm GCS: the run with the median count, with its kinds; warm radosgw: the "
+          "median); served by: user.hylake.source of a data file; "
           "new commit seen: a commit made in GCS only (a new data file and "
           "_delta_log/...1.json) is in the next query's count")
+    print("\nGCS requests of each warm query, by what they asked for (the object or "
+          "listed prefix; the status when not 200):")
+    for r in rows[1:]:
+        print(f"- {r['label']}:")
+        for i, what in enumerate(r["what"], 1):
+            text = ", ".join(f"{w} x{n}" for w, n in sorted(what.items()))
+            print(f"  - run {i} ({sum(what.values())}): {text or 'none'}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=200)
-    ap.add_argument("--rows", type=int, default=5000, help="rows per file")
+    ap.add_argument("--rows", type=int, default=2_000_000,
+                    help="rows per file (5000: the small table of old)")
     ap.add_argument("--delay-ms", type=int, default=30)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rgw-dir", help="use the radosgw running from this "

@@ -10,37 +10,18 @@ ratio against the GCS-only time measured in the same run.
 Needs a built hylake (build/hylake), root (FUSE), python3-cryptography.
 """
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "gcs"))
-from gcs_client import (GcsClient, ServerProcess, openssl_genrsa,  # noqa: E402
-                        openssl_pubkey, service_account_json, write_secret)
-
-HYLAKE = os.environ.get("HYLAKE_BIN", str(ROOT / "build" / "hylake"))
-
-
-def mount(cfg, mnt):
-    # default kernel timeouts: strict opens confirm with GCS whatever the
-    # kernel caches, so this is what a user gets
-    subprocess.run([HYLAKE, "mount", str(cfg), str(mnt)], check=True)
-
-
-def umount(mnt):
-    subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
-    time.sleep(0.2)
+from gcslib import GcsSource, drop_caches, mount, umount
 
 
 def read_tree(mnt, names):
-    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+    drop_caches()
     t = time.monotonic()
     for n in names:
         with open(mnt / n, "rb") as f:
@@ -56,14 +37,10 @@ def main():
     a = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hylake-bench-"))
-    key = openssl_genrsa(work / "sa.pem")
-    pub = openssl_pubkey(key, work / "sa.pub.pem")
-    srv = ServerProcess(work / "gcs", require_auth=True,
-                        public_keys=[("bench@test.iam", "k1", str(pub))])
-    srv.start()
+    gcs = GcsSource()
     try:
-        c = GcsClient(srv.url)
-        c.create_bucket("lake")
+        gcs.start(work)
+        c = gcs.client
         nfs = work / "nfs"
         names = [f"t/part-{i:05d}.parquet" for i in range(a.files)]
         for n in names:
@@ -74,9 +51,6 @@ def main():
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_bytes(body)
                 os.setxattr(p, "user.goog-generation", r["generation"].encode())
-        sa = write_secret(work / "sa.json", json.dumps(service_account_json(
-            private_key_pem=key.read_text(), email="bench@test.iam", kid="k1",
-            token_uri=srv.url + "/token")), 0o600)
         cfgs = {}
         for mode, fresh in (("strict", "strict"), ("bounded", "bounded:10m")):
             for scen, rep in (("replica", nfs / "rep"), ("gcs-only", work / "empty")):
@@ -86,8 +60,7 @@ def main():
                 cfg.write_text(
                     f"[mount]\nstate_dir = {state}\nfreshness = {fresh}\n"
                     f"cache_size = 0\n"        # every read reaches a store
-                    f"[source]\ntype = gcs\nbucket = lake\nendpoint = {srv.url}\n"
-                    f"credentials = {sa}\n"
+                    + gcs.section() +
                     f"[replica nfs]\ntype = posix\npath = {rep}\n")
                 cfgs[(mode, scen)] = cfg
         c.control.config(delay_ms=a.delay_ms)
@@ -99,6 +72,8 @@ def main():
             for _ in range(a.runs):
                 # a fresh node: no version map (the first pass learns it)
                 shutil.rmtree(work / f"state-{key_[0]}-{key_[1]}", ignore_errors=True)
+                # default kernel timeouts: strict opens confirm with GCS
+                # whatever the kernel caches, so this is what a user gets
                 mount(cfgs[key_], mnt)
                 try:
                     first.append(read_tree(mnt, names))    # lookups, facts learnt
@@ -118,7 +93,7 @@ def main():
                 print(f"{mode:10} {scen:12} {t1:7.2f} {t1 / b1:11.2f}x {t2:7.2f} "
                       f"{t2 / b2:11.2f}x")
     finally:
-        srv.stop()
+        gcs.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -13,29 +13,23 @@ of each mode over a few alternating runs and the ratio against trust.
 Needs a built hylake (build/hylake), root (FUSE), python3-cryptography.
 """
 import argparse
-import json
 import os
 import random
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "gcs"))
-from gcs_client import (GcsClient, ServerProcess, openssl_genrsa,  # noqa: E402
-                        openssl_pubkey, service_account_json, write_secret)
+from gcslib import HYLAKE, GcsSource, drop_caches, mount, umount
 
-HYLAKE = os.environ.get("HYLAKE_BIN", str(ROOT / "build" / "hylake"))
 MiB = 1 << 20
 
 
 def preads(path, size, n, seed):
     """n random 1 MiB preads (unaligned); MB/s."""
-    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+    drop_caches()
     rng = random.Random(seed)
     fd = os.open(path, os.O_RDONLY)
     t = time.monotonic()
@@ -56,28 +50,19 @@ def main():
     size = a.size_mib * MiB
 
     work = Path(tempfile.mkdtemp(prefix="hylake-bench-"))
-    key = openssl_genrsa(work / "sa.pem")
-    pub = openssl_pubkey(key, work / "sa.pub.pem")
-    srv = ServerProcess(work / "gcs", require_auth=True,
-                        public_keys=[("bench@test.iam", "k1", str(pub))])
-    srv.start()
+    gcs = GcsSource()
     mnt = work / "mnt"
     mnt.mkdir()
     try:
-        c = GcsClient(srv.url)
-        c.create_bucket("lake")
-        c.upload("lake", "t/big.parquet", os.urandom(size))
-        sa = write_secret(work / "sa.json", json.dumps(service_account_json(
-            private_key_pem=key.read_text(), email="bench@test.iam", kid="k1",
-            token_uri=srv.url + "/token")), 0o600)
+        gcs.start(work)
+        gcs.client.upload("lake", "t/big.parquet", os.urandom(size))
         cfgs = {}
         for mode in ("trust", "whole-first"):
             cfg = work / f"{mode}.conf"
             cfg.write_text(
                 f"[mount]\nstate_dir = {work / ('state-' + mode)}\n"
                 f"cache_size = 0\nhedge_budget = 0\n"
-                f"[source]\ntype = gcs\nbucket = lake\nendpoint = {srv.url}\n"
-                f"credentials = {sa}\n"
+                + gcs.section() +
                 f"[replica nfs]\ntype = posix\npath = {work / 'nfs'}\n"
                 f"verify = {mode}\n")
             cfgs[mode] = cfg
@@ -87,7 +72,7 @@ def main():
         res = {m: [] for m in cfgs}
         for run in range(a.runs):
             for mode, cfg in cfgs.items():
-                subprocess.run([HYLAKE, "mount", str(cfg), str(mnt)], check=True)
+                mount(cfg, mnt)
                 try:
                     f = mnt / "t/big.parquet"
                     with open(f, "rb") as fh:       # open once: the copy is
@@ -96,8 +81,7 @@ def main():
                     assert src == "nfs", f"{mode}: served by {src}"
                     res[mode].append(preads(f, size, a.reads, run))
                 finally:
-                    subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
-                    time.sleep(0.2)
+                    umount(mnt)
         base = statistics.median(res["trust"])
         print(f"\n{a.reads} random 1 MiB preads of a {a.size_mib} MiB object "
               f"served by a posix replica, no block cache, median of {a.runs}:")
@@ -107,8 +91,8 @@ def main():
             print(f"{mode:12} {med:8.0f} {med / base:8.2f}x   "
                   + " ".join(f"{x:.0f}" for x in res[mode]))
     finally:
-        subprocess.run(["fusermount3", "-u", str(mnt)], stderr=subprocess.DEVNULL)
-        srv.stop()
+        umount(mnt)
+        gcs.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
