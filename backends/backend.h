@@ -289,8 +289,9 @@ struct backend_ops {
 	/*
 	 * Optional: how long the kernel may cache name's entry and
 	 * attributes, in ms, when that is longer than the mount's
-	 * timeouts (a name whose version never changes but by deletion);
-	 * -1 (the default): the mount's timeouts.
+	 * timeouts (a name whose version never changes but by deletion;
+	 * a folder is asked about as "name/"); -1 (the default): the
+	 * mount's timeouts.
 	 */
 	int64_t (*cache_ms)(struct backend *b, const char *name);
 

@@ -173,8 +173,17 @@ static void hy_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else {
 		uint64_t ino = itable_lookup(fs->inodes, path, &info);
 		make_entry(fs, ino, &info, &e);
-		/* a name whose version never changes may be kept longer */
-		int64_t keep = info.is_dir ? -1 : backend_cache_ms(fs->src, path);
+		/* a name whose version never changes may be kept longer, and
+		 * a folder the store says lasts ("path/") */
+		int64_t keep;
+		if (info.is_dir) {
+			struct strbuf folder = STRBUF_INIT;
+			strbuf_addf(&folder, "%s/", path);
+			keep = backend_cache_ms(fs->src, folder.buf);
+			strbuf_release(&folder);
+		} else {
+			keep = backend_cache_ms(fs->src, path);
+		}
 		if (keep > fs->conf.entry_timeout_ms)
 			e.entry_timeout = secs(keep);
 		if (keep > fs->conf.attr_timeout_ms)

@@ -389,6 +389,21 @@ static void set_rule(struct fresh_rule *out, const struct fresh_setting *s,
 	snprintf(out->why, sizeof(out->why), "%s", why);
 }
 
+bool freshness_table_folder(struct freshness *f, const char *folder)
+{
+	size_t n = strlen(folder), root = 0;
+
+	if (f->def.kind != FRESH_LAKEHOUSE || !n)
+		return false;
+	for (size_t i = 0; i < f->npat; i++)
+		if (fnmatch(f->pat[i].glob, folder, 0) == 0)
+			return false;            /* a pattern decides it */
+	pthread_mutex_lock(&f->lock);
+	bool is_root = root_find(f, folder, n) != NULL;
+	pthread_mutex_unlock(&f->lock);
+	return is_root || table_of(f, folder, &root) != TABLE_NONE;
+}
+
 void freshness_of(struct freshness *f, const char *name,
 		  struct fresh_rule *out)
 {

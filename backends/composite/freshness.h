@@ -99,6 +99,14 @@ void freshness_of(struct freshness *f, const char *name,
  * a listing; a folder name may end in '/'). */
 void freshness_saw(struct freshness *f, const char *name);
 
+/*
+ * Is folder (no trailing '/') a recognised table's root or a folder in
+ * one (its log folder, a partition), under lakehouse freshness with no
+ * pattern naming it?  Such folders exist as long as their table: the
+ * kernel may keep their entries long (their listings stay strict).
+ */
+bool freshness_table_folder(struct freshness *f, const char *folder);
+
 /* Does anything ever make a name immutable (the default is lakehouse, or
  * a pattern says immutable)? */
 bool freshness_has_immutable(const struct freshness *f);

@@ -593,12 +593,21 @@ static int router_explain(struct backend *b, const char *name,
 
 /* An immutable name changes only by deletion, which an open (it always
  * reaches the router) still learns: the kernel may keep its entry and
- * attributes for an hour. */
+ * attributes for an hour.  So may it a table's folders ("name/"): they
+ * last as long as the table, and what they hold is listed afresh. */
 static int64_t router_cache_ms(struct backend *b, const char *name)
 {
+	struct router *r = to_router(b);
 	struct fresh_rule rule;
-	return trust_ns(to_router(b), name, &rule) == INT64_MAX
-	       ? IMMUTABLE_CACHE_MS : -1;
+	size_t n = strlen(name);
+
+	if (n && name[n - 1] == '/') {
+		char *folder = xstrndup(name, n - 1);
+		bool table = freshness_table_folder(r->conf.fresh, folder);
+		free(folder);
+		return table ? IMMUTABLE_CACHE_MS : -1;
+	}
+	return trust_ns(r, name, &rule) == INT64_MAX ? IMMUTABLE_CACHE_MS : -1;
 }
 
 static void router_probe(struct backend *b, struct probe_result *res,

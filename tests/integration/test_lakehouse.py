@@ -9,6 +9,8 @@ walk them the way those formats' readers do."""
 import errno
 import json
 import os
+import time
+import urllib.parse
 
 import pytest
 
@@ -320,3 +322,28 @@ def test_lakehouse_churn_stays_consistent(lake, mounter):
     assert not bad, f"{bad[:5]}\n{report}"
     assert stats["reads"] >= 30 and stats["commits"] >= 20, report
     assert stats["estale"] <= 0.3 * stats["pointer"], f"too many refused reads\n{report}"
+
+
+def test_table_folders_outlive_the_kernels_timeouts(lake, mounter):
+    """A table's folders (its root, its log folder) last as long as the
+    table: once recognised, the kernel keeps their entries, so a query after
+    the entry timeout lists only the log folder, not the path to it.  (The
+    first lookup of the root came before the table was recognised: the
+    entry it made expires once, the next one does not.)"""
+    names = delta_table(lake, nfiles=4)
+    m = mounter.mount(lake.config(order=("nfs",), mount={
+        "entry_timeout": "1s", "attr_timeout": "1s"}))
+    read_table(m.path)
+    time.sleep(1.5)
+    read_table(m.path)
+    time.sleep(1.5)                                # past the entry timeout
+    mark = lake.gcs.control.log_mark()
+    got = read_table(m.path)
+    assert got == {n: lake.data[n] for n in names}
+    prefixes = sorted(urllib.parse.parse_qs(e.get("query") or "").get("prefix", [""])[0]
+                      for e in lake.gcs.requests(mark, bucket=lake.bucket)
+                      if e["kind"] == "objects.list")
+    assert prefixes and set(prefixes) == {"tbl/_delta_log/"}, prefixes
+    # the log folder's listing stays strict: a new commit shows at once
+    lake.put(commit_name(1), b"{}")
+    assert commit_name(1).rsplit("/", 1)[1] in os.listdir(m / LOG)

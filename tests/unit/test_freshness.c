@@ -156,6 +156,33 @@ static void patterns_and_defaults(void)
 	CHECK(strstr(err, "bad freshness") != NULL);
 }
 
+/* A table's folders (its root, log, partitions) last as long as it. */
+static void table_folders(void)
+{
+	struct fresh_pattern pat[] = { { "wh/scratch/*", { FRESH_STRICT, 0 } } };
+	struct freshness *f = freshness_create(pat, 1, (struct fresh_setting){
+						       .kind = FRESH_LAKEHOUSE });
+
+	CHECK(!freshness_table_folder(f, "wh/sales"));      /* not seen yet */
+	freshness_saw(f, "wh/sales/_delta_log/00000000000000000000.json");
+	CHECK(freshness_table_folder(f, "wh/sales"));
+	CHECK(freshness_table_folder(f, "wh/sales/_delta_log"));
+	CHECK(freshness_table_folder(f, "wh/sales/date=2026-12-06"));
+	CHECK(!freshness_table_folder(f, "wh"));            /* above it */
+	CHECK(!freshness_table_folder(f, "wh/sal"));
+	CHECK(!freshness_table_folder(f, "other"));
+	CHECK(!freshness_table_folder(f, ""));
+	freshness_saw(f, "wh/scratch/t/_delta_log/00000000000000000000.json");
+	CHECK(!freshness_table_folder(f, "wh/scratch/t"));  /* a pattern's */
+	freshness_destroy(f);
+
+	f = freshness_create(NULL, 0, (struct fresh_setting){
+				     .kind = FRESH_STRICT });
+	freshness_saw(f, "sales/_delta_log/00000000000000000000.json");
+	CHECK(!freshness_table_folder(f, "sales"));         /* strict mount */
+	freshness_destroy(f);
+}
+
 int main(void)
 {
 	lake = freshness_create(NULL, 0, (struct fresh_setting){
@@ -166,5 +193,6 @@ int main(void)
 	freshness_destroy(lake);
 	root_table();
 	patterns_and_defaults();
+	table_folders();
 	return check_summary();
 }
