@@ -533,6 +533,11 @@ static int router_explain(struct backend *b, const char *name,
 		struct fresh_setting s = { rule.kind, rule.bound_ms };
 		fresh_setting_format(&s, text, sizeof(text));
 		strbuf_addf(out, "%s (%s)", text, rule.why);
+		if (rule.kind == FRESH_BOUNDED && r->conf.feed)
+			strbuf_adds(out, feed_fact(r, name, &rule, &v)
+				    ? "; current by the change feed"
+				    : "; not covered by the change feed (stalled, "
+				      "or learnt before it): asking the source");
 		return 0;
 	}
 	bool known = r->facts.ops->get_source(r->facts.ctx, name, &v) == 0 &&

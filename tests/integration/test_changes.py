@@ -93,6 +93,8 @@ def test_changes_reach_the_mount_and_opens_ask_nobody(gcs, gcs_bucket, ws, mount
              lambda f: f["hylake_feed_applied_total"] >= applied + 1)
     mark = gcs.control.log_mark()
     assert (m / "d/a").read_bytes() == b"two, longer"
+    assert os.getxattr(m / "d/a", "user.hylake.freshness").decode() == \
+        "bounded:10m (the mount's default); current by the change feed"
     assert (m / "d/a").stat().st_size == len(b"two, longer")
     assert [(e["kind"], e.get("object"))
             for e in metadata_requests(gcs, gcs_bucket, mark, "d/a")] == [], \
@@ -147,6 +149,8 @@ def test_a_stalled_feed_sends_opens_back_to_gcs(gcs, gcs_bucket, ws, mounter,
     assert f["hylake_feed_pull_failures_total"] >= 1
     out = run_hylake("status", m.path).stdout
     assert "change feed   STALLED" in out, out
+    assert "not covered by the change feed" in \
+        os.getxattr(m / "d/b", "user.hylake.freshness").decode()
     mark = gcs.control.log_mark()
     with open(m / "d/b", "rb") as f:
         assert f.read() == b"bee"
