@@ -576,13 +576,15 @@ static int router_explain(struct backend *b, const char *name,
 		/* The first store, in the order reads try them, that holds
 		 * the version and is not failing (a store whose breaker
 		 * has let a trial read through is still down until one
-		 * succeeds). */
+		 * succeeds), nor failed since its last good read (a read
+		 * sent to such a store also goes to the next one at once). */
 		int order[ROUTER_MAX_REPLICAS + 1];
 		size_t n = router_rank(r, order);
 		const char *who = r->src->name;
 		for (size_t k = 0; k + 1 < n && known; k++) {
 			size_t i = (size_t)order[k];
 			if (!health_failing(&r->health[i]) &&
+			    !health_suspect(&r->health[i]) &&
 			    !strcmp(replica_word(r, i, name, &v, &gen),
 				    "current")) {
 				who = r->rep[i]->name;
