@@ -490,6 +490,7 @@ static void hy_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 static void hy_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct fs *fs = req_fs(req);
 	struct statvfs sv;
 	(void)ino;
 	memset(&sv, 0, sizeof(sv));
@@ -498,7 +499,7 @@ static void hy_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_blocks = (fsblkcnt_t)1 << 38;    /* 1 PiB: the lake is large */
 	sv.f_files = (fsfilcnt_t)1 << 32;
 	sv.f_namemax = NAMES_SEGMENT_MAX;
-	sv.f_flag = ST_RDONLY;
+	sv.f_flag = fs->conf.writable ? 0 : ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -753,8 +754,11 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 
 	/* fuse_opt splits on ',': escape it (and '\\') in the source. */
-	/* Read-only for now: the kernel refuses writes before they reach us. */
-	strbuf_adds(&opts, "ro,subtype=hylake,fsname=");
+	/* Read-only unless writable: the kernel refuses writes before they
+	 * reach us. */
+	if (!fs->conf.writable)
+		strbuf_adds(&opts, "ro,");
+	strbuf_adds(&opts, "subtype=hylake,fsname=");
 	for (const char *c = source; *c; c++) {
 		if (*c == ',' || *c == '\\')
 			strbuf_addch(&opts, '\\');
