@@ -748,7 +748,8 @@ int router_create(struct backend *source, struct backend **replicas,
 	r->src = source;
 	r->nrep = nreplicas;
 	r->rep = xcalloc(nreplicas ? nreplicas : 1, sizeof(*r->rep));
-	memcpy(r->rep, replicas, nreplicas * sizeof(*r->rep));
+	if (nreplicas)
+		memcpy(r->rep, replicas, nreplicas * sizeof(*r->rep));
 	r->facts = facts;
 	r->conf = *conf;
 	r->health = xcalloc(nreplicas + 1, sizeof(*r->health));
