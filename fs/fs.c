@@ -4,14 +4,8 @@
  * Inodes stand for paths (fs/inode.c); open files hold a store handle
  * pinned to the version seen at open; open folders hold a dirstream.
  * Every request runs under a deadline of op_timeout and gets exactly one
- * reply.  A read-only mount answers EROFS to anything that would change
- * the tree.  A writable one (conf.writable; the store has BACKEND_WRITE)
- * creates files, replaces them (O_TRUNC) and removes them: a file open
- * for writing is a wfile (fs/wfile.h) streamed to the store, committed
- * at the first flush (close) under the precondition taken at open:
- * absent for a new name, the generation seen at open for a replaced
- * one.  Its error is close()'s.  The rest of what modifies (rename,
- * link, mkdir, ...) answers ENOTSUP for now.
+ * reply.  What changes the tree (files written, removed; refusals of the
+ * rest) is in fs_write.c: a read-only mount answers EROFS to all of it.
  *
  * File bytes come through the read path (cache/readpath.h): extents in
  * memory, the block cache, read-ahead.
@@ -22,6 +16,7 @@
  * shows at once.
  */
 #include "fs/fs.h"
+#include "fs/fs_impl.h"
 #include "fs/dirstream.h"
 #include "fs/inode.h"
 #include "fs/names.h"
@@ -42,18 +37,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-struct fs {
-	struct backend *src;
-	struct fs_conf conf;
-	struct itable *inodes;
-	struct fuse_session *se;
-	bool mounted;
-	int64_t start_ns;                 /* mtime shown for folders */
-	atomic_uint_fast64_t hidden;      /* unsafe/shadowed names seen */
-	pthread_mutex_t wlock;            /* guards writing */
-	struct open_file *writing;        /* files open for writing */
-};
-
 /* An open folder: the stream and the lock that serialises its use. */
 struct dir_handle {
 	pthread_mutex_t lock;             /* guards ds */
@@ -61,37 +44,10 @@ struct dir_handle {
 	uint64_t hidden_reported;
 };
 
-/* An open file: its bytes, and how it uses the kernel's pages; or, open
- * for writing, the file being written (no pages: direct I/O). */
-struct open_file {
-	struct rfile *f;                  /* NULL when open for writing */
-	enum page_use pages;
-	struct wfile *w;                  /* open for writing */
-	uint64_t ino;                     /* w: the inode, and ... */
-	struct open_file *next;           /* ... fs.writing (under wlock) */
-};
-
-static struct open_file *fi_file(const struct fuse_file_info *fi)
-{
-	return (struct open_file *)(uintptr_t)fi->fh;
-}
-
-static void forget_writer(struct fs *fs, struct open_file *of)
-{
-	pthread_mutex_lock(&fs->wlock);
-	for (struct open_file **p = &fs->writing; *p; p = &(*p)->next) {
-		if (*p == of) {
-			*p = of->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&fs->wlock);
-}
-
-static void close_file(struct fs *fs, fuse_ino_t ino, struct open_file *of)
+void fs_close_file(struct fs *fs, fuse_ino_t ino, struct open_file *of)
 {
 	if (of->w) {
-		forget_writer(fs, of);
+		fs_forget_writer(fs, of);
 		wfile_destroy(of->w);
 		free(of);
 		return;
@@ -102,23 +58,8 @@ static void close_file(struct fs *fs, fuse_ino_t ino, struct open_file *of)
 	free(of);
 }
 
-static struct fs *req_fs(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
-static struct deadline op_deadline(const struct fs *fs)
-{
-	return deadline_in_ms(fs->conf.op_timeout_ms);
-}
-
-static double secs(int64_t ms)
-{
-	return (double)ms / 1000.0;
-}
-
-static void fill_stat(const struct fs *fs, uint64_t ino,
-		      const struct obj_info *info, struct stat *st)
+void fs_fill_stat(const struct fs *fs, uint64_t ino,
+		  const struct obj_info *info, struct stat *st)
 {
 	int64_t t = info->mtime_ns ? info->mtime_ns : fs->start_ns;
 
@@ -146,7 +87,7 @@ static void fill_stat(const struct fs *fs, uint64_t ino,
 }
 
 /* "parent/name", or "name" under the root.  NULL for unusable names. */
-static char *child_path(struct fs *fs, fuse_ino_t parent, const char *name)
+char *fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name)
 {
 	char *ppath;
 
@@ -162,14 +103,14 @@ static char *child_path(struct fs *fs, fuse_ino_t parent, const char *name)
 	return strbuf_detach(&sb, NULL);
 }
 
-static void make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
-		       struct fuse_entry_param *e)
+void fs_make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
+		   struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
 	e->attr_timeout = secs(fs->conf.attr_timeout_ms);
 	e->entry_timeout = secs(fs->conf.entry_timeout_ms);
-	fill_stat(fs, ino, info, &e->attr);
+	fs_fill_stat(fs, ino, info, &e->attr);
 }
 
 static void hy_init(void *userdata, struct fuse_conn_info *conn)
@@ -193,7 +134,7 @@ static void hy_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct obj_info info;
 	struct fuse_entry_param e;
 
-	char *path = child_path(fs, parent, name);
+	char *path = fs_child_path(fs, parent, name);
 	if (!path) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -207,7 +148,7 @@ static void hy_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -rc);
 	} else {
 		uint64_t ino = itable_lookup(fs->inodes, path, &info);
-		make_entry(fs, ino, &info, &e);
+		fs_make_entry(fs, ino, &info, &e);
 		/* a name whose version never changes may be kept longer */
 		int64_t keep = info.is_dir ? -1 : backend_cache_ms(fs->src, path);
 		if (keep > fs->conf.entry_timeout_ms)
@@ -234,24 +175,7 @@ static void hy_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-/* Whether ino is being written (a file not committed yet), and then
- * what it holds so far: the store knows nothing of it yet. */
-static bool writing_info(struct fs *fs, uint64_t ino, struct obj_info *out)
-{
-	bool found = false;
-	pthread_mutex_lock(&fs->wlock);
-	for (struct open_file *of = fs->writing; of && !found; of = of->next) {
-		if (of->ino == ino && !wfile_ended(of->w)) {
-			wfile_info(of->w, out);
-			found = true;
-		}
-	}
-	pthread_mutex_unlock(&fs->wlock);
-	return found;
-}
-
-static void hy_getattr(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
 	struct obj_info info;
@@ -266,12 +190,12 @@ static void hy_getattr(fuse_req_t req, fuse_ino_t ino,
 			wfile_info(of->w, &info);
 		else
 			info = rfile_bobj(of->f)->info;
-		fill_stat(fs, ino, &info, &st);
+		fs_fill_stat(fs, ino, &info, &st);
 		fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
 		return;
 	}
-	if (fs->conf.writable && writing_info(fs, ino, &info)) {
-		fill_stat(fs, ino, &info, &st);
+	if (fs->conf.writable && fs_writing_info(fs, ino, &info)) {
+		fs_fill_stat(fs, ino, &info, &st);
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
@@ -294,76 +218,8 @@ static void hy_getattr(fuse_req_t req, fuse_ino_t ino,
 		}
 	}
 	free(path);
-	fill_stat(fs, ino, &info, &st);
+	fs_fill_stat(fs, ino, &info, &st);
 	fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
-}
-
-/*
- * Reply to an open or a create with a file being written: direct I/O, so
- * the kernel's pages (which may hold a version other handles read) never
- * see its bytes.
- */
-static void reply_writing(fuse_req_t req, uint64_t ino, struct wfile *w,
-			  struct fuse_file_info *fi,
-			  const struct fuse_entry_param *e)
-{
-	struct fs *fs = req_fs(req);
-	struct open_file *of = xcalloc(1, sizeof(*of));
-	of->w = w;
-	of->ino = ino;
-	pthread_mutex_lock(&fs->wlock);
-	of->next = fs->writing;
-	fs->writing = of;
-	pthread_mutex_unlock(&fs->wlock);
-	fi->fh = (uint64_t)(uintptr_t)of;
-	fi->direct_io = 1;
-	fi->keep_cache = 0;
-	int rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
-	if (rc == -ENOENT) {            /* the opener was interrupted */
-		if (e)
-			itable_forget(fs->inodes, ino, 1);
-		close_file(fs, ino, of);
-	}
-}
-
-/*
- * Open an existing file for writing: only to replace it (O_TRUNC), with
- * the generation seen now as the upload's precondition, so a change made
- * meanwhile elsewhere is never overwritten (close() answers ESTALE).
- * Writing into the old bytes (no O_TRUNC, O_APPEND) needs them staged
- * first: not yet (ENOTSUP).
- */
-static void open_to_replace(fuse_req_t req, fuse_ino_t ino,
-			    struct fuse_file_info *fi)
-{
-	struct fs *fs = req_fs(req);
-	struct deadline dl = op_deadline(fs);
-	struct bobj *o;
-	struct wfile *w;
-	char *path;
-
-	if (!(fi->flags & O_TRUNC) || (fi->flags & O_APPEND)) {
-		fuse_reply_err(req, ENOTSUP);
-		return;
-	}
-	if (itable_get(fs->inodes, ino, &path, NULL) < 0) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	int rc = backend_open(fs->src, path, &o, &dl);
-	if (rc == 0) {
-		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
-					 .generation = o->info.generation };
-		rc = o->info.is_dir ? -EISDIR : o->info.generation ? 0 : -ENOTSUP;
-		bobj_close(o);
-		if (rc == 0)
-			rc = wfile_open(fs->src, path, &pre, &dl, &w);
-	}
-	free(path);
-	if (rc < 0)
-		fuse_reply_err(req, -rc);
-	else
-		reply_writing(req, ino, w, fi, NULL);
 }
 
 static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -377,7 +233,7 @@ static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (!fs->conf.writable)
 			fuse_reply_err(req, EROFS);
 		else
-			open_to_replace(req, ino, fi);
+			fs_open_to_replace(req, ino, fi);
 		return;
 	}
 	if (itable_get(fs->inodes, ino, &path, NULL) < 0) {
@@ -404,7 +260,7 @@ static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = of->pages == PAGES_KEEP;
 	fi->direct_io = of->pages == PAGES_BYPASS;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		close_file(fs, ino, of);    /* the opener was interrupted */
+		fs_close_file(fs, ino, of);    /* the opener was interrupted */
 }
 
 static void reply_read_error(fuse_req_t req, const struct bobj *o, int err)
@@ -464,8 +320,6 @@ static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-static int commit_file(struct fs *fs, struct open_file *of);
-
 static void hy_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -473,8 +327,8 @@ static void hy_release(fuse_req_t req, fuse_ino_t ino,
 	/* a file written but never flushed is committed all the same (its
 	 * error has no one to go to but the log) */
 	if (of->w && !wfile_ended(of->w))
-		commit_file(req_fs(req), of);
-	close_file(req_fs(req), ino, of);
+		fs_commit_file(req_fs(req), of);
+	fs_close_file(req_fs(req), ino, of);
 	fuse_reply_err(req, 0);
 }
 
@@ -519,7 +373,7 @@ static size_t add_dot(fuse_req_t req, char *buf, size_t room, const char *name,
 	struct obj_info dir = { .is_dir = true };
 	struct fuse_entry_param e;
 
-	make_entry(fs, ino, &dir, &e);
+	fs_make_entry(fs, ino, &dir, &e);
 	if (plus)
 		return fuse_add_direntry_plus(req, buf, room, name, &e, next);
 	return fuse_add_direntry(req, buf, room, name, &e.attr, next);
@@ -566,7 +420,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		off_t next = (off_t)(dirstream_pos(dh->ds) + DIR_FIRST_OFF);
 		size_t n;
-		make_entry(fs, 0, &it->info, &e);
+		fs_make_entry(fs, 0, &it->info, &e);
 		if (plus) {
 			/* Size first, so the inode is counted only if it fits. */
 			n = fuse_add_direntry_plus(req, NULL, 0, it->name, &e, next);
@@ -645,243 +499,6 @@ static void hy_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_namemax = NAMES_SEGMENT_MAX;
 	sv.f_flag = fs->conf.writable ? 0 : ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
-}
-
-/* What a mount cannot do (yet): EROFS when read-only, ENOTSUP when
- * writable (rename, link, mkdir, ... are not done yet). */
-static void refuse(fuse_req_t req)
-{
-	fuse_reply_err(req, req_fs(req)->conf.writable ? ENOTSUP : EROFS);
-}
-
-static void hy_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		     size_t size, off_t off, struct fuse_file_info *fi)
-{
-	struct fs *fs = req_fs(req);
-	struct open_file *of = fi_file(fi);
-	struct deadline dl = op_deadline(fs);
-	(void)ino;
-
-	if (!of->w) {
-		fuse_reply_err(req, EBADF);
-		return;
-	}
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	ssize_t n = wfile_write(of->w, buf, size, (uint64_t)off, &dl);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_write(req, (size_t)n);
-}
-
-/*
- * The file written through of appears now, or not at all.  After a good
- * commit the kernel's attributes of the inode are dropped (offset -1: no
- * page lock is taken, and a writer has no pages), so the next stat asks
- * the store, which the router has told of the new generation.  After a
- * failed create, its name goes too: the kernel would show a file that
- * does not exist.  No lock of the kernel's is held while a flush or
- * fsync waits for its reply, so the notices cannot deadlock it.
- */
-static int commit_file(struct fs *fs, struct open_file *of)
-{
-	struct deadline dl = op_deadline(fs);
-	struct obj_info info;
-	char *path = NULL;
-
-	if (wfile_ended(of->w))
-		return wfile_commit(of->w, NULL, &dl);
-	int rc = wfile_commit(of->w, &info, &dl);
-	itable_get(fs->inodes, of->ino, &path, NULL);
-	if (rc < 0)
-		log_notice("'%s': not written: %s", path ? path : "?",
-			   strerror(-rc));
-	else
-		log_debug("'%s': written, generation %llu, %llu bytes",
-			  path ? path : "?",
-			  (unsigned long long)info.generation,
-			  (unsigned long long)info.size);
-	if (rc < 0 && path)
-		fs_changed(fs, path);
-	else if (rc == 0)
-		fuse_lowlevel_notify_inval_inode(fs->se, of->ino, -1, 0);
-	free(path);
-	return rc;
-}
-
-/* close(): commit the file written; its error is close()'s.  Open for
- * reading there is nothing to do. */
-static void hy_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct open_file *of = fi_file(fi);
-	(void)ino;
-	fuse_reply_err(req, of->w ? -commit_file(req_fs(req), of) : 0);
-}
-
-/* fsync(): the file written appears now (later writes fail: EBADF). */
-static void hy_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		     struct fuse_file_info *fi)
-{
-	(void)datasync;
-	hy_flush(req, ino, fi);
-}
-
-/* The path of a name to create or remove, or NULL after replying with
- * the error (EROFS on a read-only mount; bad, an unusable name). */
-static char *changed_path(fuse_req_t req, fuse_ino_t parent, const char *name,
-			  int bad)
-{
-	struct fs *fs = req_fs(req);
-	if (!fs->conf.writable) {
-		fuse_reply_err(req, EROFS);
-		return NULL;
-	}
-	char *path = child_path(fs, parent, name);
-	if (!path)
-		fuse_reply_err(req, bad);
-	return path;
-}
-
-static void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
-{
-	struct fs *fs = req_fs(req);
-	struct deadline dl = op_deadline(fs);
-	struct fuse_entry_param e;
-	struct wfile *w;
-	(void)mode;
-
-	char *path = changed_path(req, parent, name, EINVAL);
-	if (!path)
-		return;
-	/* The kernel found no such name: the upload must find none either
-	 * (ifGenerationMatch=0), O_EXCL or not, so a racing creator
-	 * elsewhere is never overwritten. */
-	struct write_pre pre = { .kind = WRITE_PRE_ABSENT };
-	int rc = wfile_open(fs->src, path, &pre, &dl, &w);
-	if (rc < 0) {
-		free(path);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	struct obj_info info;
-	wfile_info(w, &info);
-	uint64_t ino = itable_lookup(fs->inodes, path, &info);
-	free(path);
-	make_entry(fs, ino, &info, &e);
-	e.attr_timeout = 0;       /* its size grows: ask (writing_info) */
-	reply_writing(req, ino, w, fi, &e);
-}
-
-static void hy_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct fs *fs = req_fs(req);
-	struct deadline dl = op_deadline(fs);
-	struct obj_info info;
-
-	char *path = changed_path(req, parent, name, ENOENT);
-	if (!path)
-		return;
-	/* Remove what the mount knows, and nothing newer: the generation
-	 * is the removal's precondition (a change since: ESTALE). */
-	int rc = backend_stat(fs->src, path, &info, &dl);
-	if (rc == 0 && info.is_dir)
-		rc = -EISDIR;
-	else if (rc == 0 && !info.generation)
-		rc = -ENOTSUP;
-	if (rc == 0) {
-		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
-					 .generation = info.generation };
-		rc = backend_remove(fs->src, path, &pre, &dl);
-	}
-	free(path);
-	fuse_reply_err(req, -rc);
-}
-
-/*
- * On a writable mount: a size that is already the file's (a truncate to
- * 0 just after an O_TRUNC open or a create, as shells and cp do) and
- * times (kept by nobody: a file shows when GCS made its generation) are
- * accepted; any other change of size, mode or owner is not done yet.
- */
-static void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
-{
-	struct fs *fs = req_fs(req);
-	const int times = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-			  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
-			  FUSE_SET_ATTR_CTIME;
-	struct obj_info info;
-	bool writing;
-
-	if (!fs->conf.writable) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (fi && fi->fh && fi_file(fi)->w) {
-		wfile_info(fi_file(fi)->w, &info);
-		writing = true;
-	} else {
-		writing = writing_info(fs, ino, &info);
-	}
-	if ((to_set & ~(times | FUSE_SET_ATTR_SIZE)) ||
-	    ((to_set & FUSE_SET_ATTR_SIZE) &&
-	     (!writing || (uint64_t)attr->st_size != info.size))) {
-		fuse_reply_err(req, ENOTSUP);
-		return;
-	}
-	if (!writing) {
-		hy_getattr(req, ino, NULL);
-		return;
-	}
-	struct stat st;
-	fill_stat(fs, ino, &info, &st);
-	fuse_reply_attr(req, &st, 0);
-}
-
-static void hy_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode, dev_t rdev)
-{
-	(void)parent; (void)name; (void)mode; (void)rdev;
-	refuse(req);
-}
-
-static void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode)
-{
-	(void)parent; (void)name; (void)mode;
-	refuse(req);
-}
-
-static void hy_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	(void)parent; (void)name;
-	refuse(req);
-}
-
-static void hy_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-		       const char *name)
-{
-	(void)link; (void)parent; (void)name;
-	refuse(req);
-}
-
-static void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname,
-		      unsigned int flags)
-{
-	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
-	refuse(req);
-}
-
-static void hy_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		    const char *newname)
-{
-	(void)ino; (void)newparent; (void)newname;
-	refuse(req);
 }
 
 #define XATTR_PREFIX "user.hylake."
@@ -978,19 +595,6 @@ static void hy_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	else
 		reply_xattr_value(req, v.buf, v.len, size);
 	strbuf_release(&v);
-}
-
-static void hy_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			const char *value, size_t size, int flags)
-{
-	(void)ino; (void)name; (void)value; (void)size; (void)flags;
-	refuse(req);
-}
-
-static void hy_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	(void)ino; (void)name;
-	refuse(req);
 }
 
 static const struct fuse_lowlevel_ops hy_ops = {
