@@ -3,8 +3,14 @@
  * one commit (wfile.h says what the calls promise).
  *
  *   open ──write(off = end)*──> commit ──> ended (rc, info kept)
- *            │ failure                       ^
- *            └──> broken (err) ──────────────┘ commit answers err
+ *    ^       │ failure                       ^      │
+ *    │       └──> broken (err) ──────────────┘      │ write at 0 after
+ *    └──────────────────────────────────────────────┘ an empty commit
+ *
+ * The restart is for shells: `cmd > f` opens f, dups the descriptor and
+ * closes the original, which flushes (commits) an empty file before cmd
+ * writes a byte.  Nothing written is lost by starting again, under the
+ * empty generation as precondition.
  */
 #include "fs/wfile.h"
 #include "backends/util/log.h"
@@ -17,6 +23,7 @@
 #include <string.h>
 
 struct wfile {
+	struct backend *b;        /* immutable */
 	char *name;               /* immutable */
 	pthread_mutex_t lock;     /* guards everything below */
 	struct bwriter *w;        /* NULL once committed or aborted */
@@ -37,10 +44,26 @@ int wfile_open(struct backend *b, const char *name,
 		return rc;
 	struct wfile *f = xcalloc(1, sizeof(*f));
 	pthread_mutex_init(&f->lock, NULL);
+	f->b = b;
 	f->name = xstrdup(name);
 	f->w = w;
 	f->opened_ns = wall_ns();
 	*out = f;
+	return 0;
+}
+
+/* After a good commit of nothing, a write at 0 starts again: a new
+ * upload that replaces that empty generation.  Lock held. */
+static int restart(struct wfile *f, const struct deadline *dl)
+{
+	struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
+				 .generation = f->info.generation };
+	int rc = backend_writer_open(f->b, f->name, &pre, &f->w, dl);
+	if (rc < 0)
+		return rc;
+	f->ended = false;
+	f->size = 0;
+	memset(&f->info, 0, sizeof(f->info));
 	return 0;
 }
 
@@ -50,7 +73,12 @@ ssize_t wfile_write(struct wfile *f, const void *buf, size_t len,
 	ssize_t rc;
 
 	pthread_mutex_lock(&f->lock);
-	if (f->ended)
+	bool empty = f->ended && f->err == 0 && f->size == 0 &&
+		     f->info.generation;
+	rc = empty && off == 0 ? restart(f, dl) : 0;
+	if (rc < 0)
+		;                 /* rc: why it could not start again */
+	else if (f->ended)
 		rc = -EBADF;
 	else if (f->err)
 		rc = f->err;

@@ -37,7 +37,10 @@ int wfile_open(struct backend *b, const char *name,
  * Append len bytes that belong at offset off.  Returns len, or -ENOTSUP
  * when off is not the current end (only sequential writes for now; the
  * file is left as it was), or the store's -errno (the file is then
- * broken: see above).  After the commit: -EBADF.
+ * broken: see above).  After the commit: -EBADF, except that a write at
+ * 0 after a good commit of an empty file starts a new upload, which will
+ * replace that empty generation (the precondition), so that a shell's
+ * `cmd > f` (open, dup, close the original: an empty commit) works.
  */
 ssize_t wfile_write(struct wfile *f, const void *buf, size_t len,
 		    uint64_t off, const struct deadline *dl);

@@ -219,3 +219,39 @@ def test_failed_upload_leaves_nothing_and_close_says_eio(gcs, gcs_bucket, ws, mo
         gcs.control.faults([])
     assert not gcs_exists(gcs, gcs_bucket, "doomed.bin")
     assert not (m / "doomed.bin").exists()
+
+
+@pytest.mark.timeout(120)
+def test_shell_redirects_touch_and_fsync(gcs, gcs_bucket, ws, mounter):
+    """What tools do: `>` creates, `>` again replaces (O_TRUNC), touch creates
+    and sets times (accepted), fsync commits (a later write fails EBADF).  The
+    stack is traced (log_level=trace wraps every store), which writes must pass
+    through as well."""
+    m = rw_mount(mounter, ws, gcs_bucket, log_level="trace")
+    sh = lambda cmd: subprocess.run(["sh", "-c", cmd], cwd=m, capture_output=True,
+                                    text=True, timeout=60)
+    r = sh("echo hello > greet.txt")
+    assert r.returncode == 0, r.stderr
+    assert gcs_bytes(gcs, gcs_bucket, "greet.txt") == b"hello\n"
+    gen1 = int(gcs.client.get(gcs_bucket, "greet.txt")["generation"])
+    r = sh("echo 'hello again' > greet.txt")
+    assert r.returncode == 0, r.stderr
+    assert gcs_bytes(gcs, gcs_bucket, "greet.txt") == b"hello again\n"
+    assert int(gcs.client.get(gcs_bucket, "greet.txt")["generation"]) > gen1
+    assert (m / "greet.txt").read_text() == "hello again\n"
+    assert os.stat(m / "greet.txt").st_size == len("hello again\n")
+    # appending would write into the old bytes: refused, nothing changes
+    r = sh("echo more >> greet.txt")
+    assert r.returncode != 0
+    assert gcs_bytes(gcs, gcs_bucket, "greet.txt") == b"hello again\n"
+    r = sh("touch empty.txt")
+    assert r.returncode == 0, r.stderr
+    assert gcs_bytes(gcs, gcs_bucket, "empty.txt") == b""
+    assert os.stat(m / "empty.txt").st_size == 0
+    fd = os.open(m / "synced.bin", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"durable")
+    os.fsync(fd)
+    assert gcs_bytes(gcs, gcs_bucket, "synced.bin") == b"durable"
+    expect_errno(errno.EBADF, os.write, fd, b"late")
+    assert close_errno(fd) == 0
+    assert gcs_bytes(gcs, gcs_bucket, "synced.bin") == b"durable"

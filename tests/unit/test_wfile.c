@@ -178,6 +178,41 @@ static void replace_and_remove_under_preconditions(void)
 	stack_close(&s);
 }
 
+/* A shell's `cmd > f`: the empty file is committed when the shell closes
+ * its first descriptor, then cmd writes through the dup: the writes start
+ * again over the empty generation (and only over it). */
+static void writes_after_an_empty_commit_start_again(void)
+{
+	struct stack s;
+	struct obj_info empty, info;
+	struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
+	struct wfile *f;
+
+	stack_open(&s, "restart", true);
+	CHECK_INT(wfile_open(s.top, "out.txt", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_commit(f, &empty, &dl), 0);
+	CHECK_INT(empty.size, 0);
+	CHECK_INT(wfile_write(f, "x", 1, 1, &dl), -EBADF);
+	CHECK_INT(wfile_write(f, "hello\n", 6, 0, &dl), 6);
+	CHECK(!wfile_ended(f));
+	CHECK_INT(wfile_commit(f, &info, &dl), 0);
+	CHECK_INT(info.size, 6);
+	CHECK(info.generation > empty.generation);
+	read_back(s.top, "out.txt", "hello\n");
+	/* not after bytes: those are gone to the store */
+	CHECK_INT(wfile_write(f, "again", 5, 0, &dl), -EBADF);
+	wfile_destroy(f);
+	/* and not over someone else's change since the empty commit */
+	CHECK_INT(wfile_open(s.top, "out2.txt", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_commit(f, &empty, &dl), 0);
+	mem_put(s.src, "out2.txt", "theirs", 6, NULL);
+	CHECK_INT(wfile_write(f, "mine", 4, 0, &dl), 4);
+	CHECK_INT(wfile_commit(f, &info, &dl), -ESTALE);
+	wfile_destroy(f);
+	CHECK_INT(mem_generation(s.src, "out2.txt") > (int64_t)empty.generation, 1);
+	stack_close(&s);
+}
+
 static void read_only_store_refuses(void)
 {
 	struct stack s;
@@ -205,6 +240,7 @@ int main(void)
 	dl = deadline_in_ms(10000);
 	create_appears_at_commit();
 	replace_and_remove_under_preconditions();
+	writes_after_an_empty_commit_start_again();
 	read_only_store_refuses();
 	return check_summary();
 }
