@@ -255,3 +255,22 @@ def test_shell_redirects_touch_and_fsync(gcs, gcs_bucket, ws, mounter):
     expect_errno(errno.EBADF, os.write, fd, b"late")
     assert close_errno(fd) == 0
     assert gcs_bytes(gcs, gcs_bucket, "synced.bin") == b"durable"
+
+
+@pytest.mark.timeout(120)
+def test_writer_sees_its_file_listed_under_bounded_freshness(gcs, gcs_bucket, ws, mounter):
+    """bounded:1h keeps listing pages in the metadata cache for an hour; a
+    write drops them, so the writer lists its new file at once (and stops
+    listing a removed one)."""
+    gcs.client.upload(gcs_bucket, "t/a.parquet", b"a")
+    m = rw_mount(mounter, ws, gcs_bucket, freshness="bounded:1h")
+    assert sorted(os.listdir(m / "t")) == ["a.parquet"]
+    # a name GCS learns of behind the mount's back stays unlisted (the page
+    # is kept): the test would prove nothing otherwise
+    gcs.client.upload(gcs_bucket, "t/behind.parquet", b"b")
+    assert sorted(os.listdir(m / "t")) == ["a.parquet"]
+    (m / "t/b.parquet").write_bytes(b"bb")
+    assert sorted(os.listdir(m / "t")) == ["a.parquet", "b.parquet", "behind.parquet"]
+    os.unlink(m / "t/a.parquet")
+    assert sorted(os.listdir(m / "t")) == ["b.parquet", "behind.parquet"]
+    assert (m / "t/b.parquet").read_bytes() == b"bb"
