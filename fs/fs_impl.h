@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 struct wfile;
 
@@ -38,6 +39,8 @@ struct open_file {
 	struct rfile *f;                  /* NULL when open for writing */
 	enum page_use pages;
 	struct wfile *w;                  /* open for writing */
+	pid_t opener;                     /* w: the process that opened it
+	                                     (0: unknown) */
 	uint64_t ino;                     /* w: the inode, and ... */
 	struct open_file *next;           /* ... fs.writing (under wlock) */
 };

@@ -2,9 +2,10 @@
  * fs_write.c - what changes the tree through a writable mount.
  *
  * A file open for writing is a wfile (fs/wfile.h) streamed to the store,
- * committed at the first flush (close) or fsync under the precondition
- * taken at open: absent (ifGenerationMatch=0) for a new name, O_EXCL or
- * not, and the generation seen at open for a replaced one (O_TRUNC).
+ * committed at a close by the process that opened it (hy_flush), at
+ * fsync, or at the last release, under the precondition taken at open:
+ * absent (ifGenerationMatch=0) for a new name, O_EXCL or not, and the
+ * generation seen at open for a replaced one (O_TRUNC).
  * close() answers the commit's error: EEXIST when another host created
  * the name first, ESTALE when the object changed meanwhile, EIO, ...
  * Write handles use direct I/O, so the kernel's pages, which other
@@ -20,8 +21,29 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The process (thread group) of the thread that sent req; 0 when /proc
+ * cannot say (another pid namespace, no permission). */
+static pid_t req_process(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char path[64], line[128];
+	int tgid = 0;
+
+	if (!ctx || ctx->pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (pid_t)tgid;
+}
 
 /* of (open for writing) leaves fs.writing. */
 void fs_forget_writer(struct fs *fs, struct open_file *of)
@@ -65,6 +87,7 @@ static void reply_writing(fuse_req_t req, uint64_t ino, struct wfile *w,
 	struct open_file *of = xcalloc(1, sizeof(*of));
 	of->w = w;
 	of->ino = ino;
+	of->opener = req_process(req);
 	pthread_mutex_lock(&fs->wlock);
 	of->next = fs->writing;
 	fs->writing = of;
@@ -185,21 +208,39 @@ int fs_commit_file(struct fs *fs, struct open_file *of)
 	return rc;
 }
 
-/* close(): commit the file written; its error is close()'s.  Open for
- * reading there is nothing to do. */
+/*
+ * close(): commit the file written; its error is close()'s.  Every close
+ * of a descriptor that shares the open file flushes, also in processes
+ * that only inherited it: a child exiting, or closing it at exec, while
+ * the writer goes on (`(cmd1; cmd2) > f`).  Only the process that opened
+ * the file commits at close; if it never closes it, release commits.
+ * Open for reading there is nothing to do.
+ */
 void hy_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct open_file *of = fi_file(fi);
 	(void)ino;
-	fuse_reply_err(req, of->w ? -fs_commit_file(req_fs(req), of) : 0);
+	if (!of->w) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	pid_t p = req_process(req);
+	if (of->opener && p && p != of->opener) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, -fs_commit_file(req_fs(req), of));
 }
 
-/* fsync(): the file written appears now (later writes fail: EBADF). */
+/* fsync(): the file written appears now, whoever asks (later writes
+ * fail: EBADF). */
 void hy_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		     struct fuse_file_info *fi)
+	      struct fuse_file_info *fi)
 {
+	struct open_file *of = fi_file(fi);
+	(void)ino;
 	(void)datasync;
-	hy_flush(req, ino, fi);
+	fuse_reply_err(req, of->w ? -fs_commit_file(req_fs(req), of) : 0);
 }
 
 /* The path of a name to create or remove, or NULL after replying with

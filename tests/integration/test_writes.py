@@ -274,3 +274,25 @@ def test_writer_sees_its_file_listed_under_bounded_freshness(gcs, gcs_bucket, ws
     os.unlink(m / "t/a.parquet")
     assert sorted(os.listdir(m / "t")) == ["b.parquet", "behind.parquet"]
     assert (m / "t/b.parquet").read_bytes() == b"bb"
+
+
+@pytest.mark.timeout(120)
+def test_children_closing_inherited_descriptors_do_not_commit(gcs, gcs_bucket, ws, mounter):
+    """`(cmd1; cmd2) > f`: each command inherits the descriptor and closes it
+    when it exits, which flushes; only the process that opened the file
+    commits at close, so both commands' bytes land, in one object."""
+    m = rw_mount(mounter, ws, gcs_bucket)
+    r = subprocess.run(["sh", "-c", "( /bin/echo a; /bin/echo b; /bin/echo c ) > out.txt"],
+                       cwd=m, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert gcs_bytes(gcs, gcs_bucket, "out.txt") == b"a\nb\nc\n"
+    assert (m / "out.txt").read_bytes() == b"a\nb\nc\n"
+    # a child that inherits a descriptor of a file this process writes, and
+    # exits (closing it), does not end the file either
+    fd = os.open(m / "parent.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"before\n")
+    r = subprocess.run(["/bin/true"], pass_fds=(fd,), timeout=60)
+    assert r.returncode == 0
+    os.write(fd, b"after\n")
+    assert close_errno(fd) == 0
+    assert gcs_bytes(gcs, gcs_bucket, "parent.txt") == b"before\nafter\n"
