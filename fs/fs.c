@@ -4,8 +4,8 @@
  * Inodes stand for paths (fs/inode.c); open files hold a store handle
  * pinned to the version seen at open; open folders hold a dirstream.
  * Every request runs under a deadline of op_timeout and gets exactly one
- * reply.  The tree is read-only: anything that would change it answers
- * EROFS.
+ * reply.  What changes the tree (files written, removed; refusals of the
+ * rest) is in fs_write.c: a read-only mount answers EROFS to all of it.
  *
  * File bytes come through the read path (cache/readpath.h): extents in
  * memory, the block cache, read-ahead.
@@ -16,9 +16,11 @@
  * shows at once.
  */
 #include "fs/fs.h"
+#include "fs/fs_impl.h"
 #include "fs/dirstream.h"
 #include "fs/inode.h"
 #include "fs/names.h"
+#include "fs/wfile.h"
 #include "backends/backend.h"
 #include "cache/readpath.h"
 #include "backends/util/log.h"
@@ -35,16 +37,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-struct fs {
-	struct backend *src;
-	struct fs_conf conf;
-	struct itable *inodes;
-	struct fuse_session *se;
-	bool mounted;
-	int64_t start_ns;                 /* mtime shown for folders */
-	atomic_uint_fast64_t hidden;      /* unsafe/shadowed names seen */
-};
-
 /* An open folder: the stream and the lock that serialises its use. */
 struct dir_handle {
 	pthread_mutex_t lock;             /* guards ds */
@@ -52,42 +44,22 @@ struct dir_handle {
 	uint64_t hidden_reported;
 };
 
-/* An open file: its bytes, and how it uses the kernel's pages. */
-struct open_file {
-	struct rfile *f;
-	enum page_use pages;
-};
-
-static struct open_file *fi_file(const struct fuse_file_info *fi)
+void fs_close_file(struct fs *fs, fuse_ino_t ino, struct open_file *of)
 {
-	return (struct open_file *)(uintptr_t)fi->fh;
-}
-
-static void close_file(struct fs *fs, fuse_ino_t ino, struct open_file *of)
-{
+	if (of->w) {
+		fs_forget_writer(fs, of);
+		wfile_destroy(of->w);
+		free(of);
+		return;
+	}
 	if (of->pages != PAGES_BYPASS)
 		itable_close_pages(fs->inodes, ino);
 	rfile_close(of->f);
 	free(of);
 }
 
-static struct fs *req_fs(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
-static struct deadline op_deadline(const struct fs *fs)
-{
-	return deadline_in_ms(fs->conf.op_timeout_ms);
-}
-
-static double secs(int64_t ms)
-{
-	return (double)ms / 1000.0;
-}
-
-static void fill_stat(const struct fs *fs, uint64_t ino,
-		      const struct obj_info *info, struct stat *st)
+void fs_fill_stat(const struct fs *fs, uint64_t ino,
+		  const struct obj_info *info, struct stat *st)
 {
 	int64_t t = info->mtime_ns ? info->mtime_ns : fs->start_ns;
 
@@ -115,7 +87,7 @@ static void fill_stat(const struct fs *fs, uint64_t ino,
 }
 
 /* "parent/name", or "name" under the root.  NULL for unusable names. */
-static char *child_path(struct fs *fs, fuse_ino_t parent, const char *name)
+char *fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name)
 {
 	char *ppath;
 
@@ -131,19 +103,23 @@ static char *child_path(struct fs *fs, fuse_ino_t parent, const char *name)
 	return strbuf_detach(&sb, NULL);
 }
 
-static void make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
-		       struct fuse_entry_param *e)
+void fs_make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
+		   struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
 	e->attr_timeout = secs(fs->conf.attr_timeout_ms);
 	e->entry_timeout = secs(fs->conf.entry_timeout_ms);
-	fill_stat(fs, ino, info, &e->attr);
+	fs_fill_stat(fs, ino, info, &e->attr);
 }
 
 static void hy_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
+	/* O_TRUNC comes with the open (replace under a precondition), not
+	 * as a truncate before it */
+	if (fs->conf.writable && (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC))
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Always readdirplus: attributes come with the listing for free. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
@@ -158,7 +134,7 @@ static void hy_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct obj_info info;
 	struct fuse_entry_param e;
 
-	char *path = child_path(fs, parent, name);
+	char *path = fs_child_path(fs, parent, name);
 	if (!path) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -172,7 +148,7 @@ static void hy_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -rc);
 	} else {
 		uint64_t ino = itable_lookup(fs->inodes, path, &info);
-		make_entry(fs, ino, &info, &e);
+		fs_make_entry(fs, ino, &info, &e);
 		/* a name whose version never changes may be kept longer, and
 		 * a folder the store says lasts ("path/") */
 		int64_t keep;
@@ -208,19 +184,28 @@ static void hy_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-static void hy_getattr(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
 	struct obj_info info;
 	struct stat st;
 	char *path;
 
-	/* An open file shows the version it is pinned to. */
+	/* An open file shows the version it is pinned to; one being
+	 * written, what it holds so far. */
 	if (fi && fi->fh) {
-		struct bobj *o = rfile_bobj(fi_file(fi)->f);
-		fill_stat(fs, ino, &o->info, &st);
+		struct open_file *of = fi_file(fi);
+		if (of->w)
+			wfile_info(of->w, &info);
+		else
+			info = rfile_bobj(of->f)->info;
+		fs_fill_stat(fs, ino, &info, &st);
 		fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
+		return;
+	}
+	if (fs->conf.writable && fs_writing_info(fs, ino, &info)) {
+		fs_fill_stat(fs, ino, &info, &st);
+		fuse_reply_attr(req, &st, 0);
 		return;
 	}
 	if (itable_get(fs->inodes, ino, &path, &info) < 0) {
@@ -242,7 +227,7 @@ static void hy_getattr(fuse_req_t req, fuse_ino_t ino,
 		}
 	}
 	free(path);
-	fill_stat(fs, ino, &info, &st);
+	fs_fill_stat(fs, ino, &info, &st);
 	fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
 }
 
@@ -254,7 +239,10 @@ static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char *path;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
+		if (!fs->conf.writable)
+			fuse_reply_err(req, EROFS);
+		else
+			fs_open_to_replace(req, ino, fi);
 		return;
 	}
 	if (itable_get(fs->inodes, ino, &path, NULL) < 0) {
@@ -281,7 +269,7 @@ static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = of->pages == PAGES_KEEP;
 	fi->direct_io = of->pages == PAGES_BYPASS;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		close_file(fs, ino, of);    /* the opener was interrupted */
+		fs_close_file(fs, ino, of);    /* the opener was interrupted */
 }
 
 static void reply_read_error(fuse_req_t req, const struct bobj *o, int err)
@@ -297,10 +285,15 @@ static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs *fs = req_fs(req);
 	struct rfile *f = fi_file(fi)->f;
-	struct bobj *o = rfile_bobj(f);
 	struct deadline dl = op_deadline(fs);
 	(void)ino;
 
+	if (!f) {                 /* open for writing: its bytes are on
+	                             their way to the store */
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	struct bobj *o = rfile_bobj(f);
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -339,7 +332,12 @@ static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void hy_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	close_file(req_fs(req), ino, fi_file(fi));
+	struct open_file *of = fi_file(fi);
+	/* a file written but never flushed is committed all the same (its
+	 * error has no one to go to but the log) */
+	if (of->w && !wfile_ended(of->w))
+		fs_commit_file(req_fs(req), of);
+	fs_close_file(req_fs(req), ino, of);
 	fuse_reply_err(req, 0);
 }
 
@@ -384,7 +382,7 @@ static size_t add_dot(fuse_req_t req, char *buf, size_t room, const char *name,
 	struct obj_info dir = { .is_dir = true };
 	struct fuse_entry_param e;
 
-	make_entry(fs, ino, &dir, &e);
+	fs_make_entry(fs, ino, &dir, &e);
 	if (plus)
 		return fuse_add_direntry_plus(req, buf, room, name, &e, next);
 	return fuse_add_direntry(req, buf, room, name, &e.attr, next);
@@ -431,7 +429,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		off_t next = (off_t)(dirstream_pos(dh->ds) + DIR_FIRST_OFF);
 		size_t n;
-		make_entry(fs, 0, &it->info, &e);
+		fs_make_entry(fs, 0, &it->info, &e);
 		if (plus) {
 			/* Size first, so the inode is counted only if it fits. */
 			n = fuse_add_direntry_plus(req, NULL, 0, it->name, &e, next);
@@ -499,6 +497,7 @@ static void hy_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 static void hy_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct fs *fs = req_fs(req);
 	struct statvfs sv;
 	(void)ino;
 	memset(&sv, 0, sizeof(sv));
@@ -507,65 +506,8 @@ static void hy_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_blocks = (fsblkcnt_t)1 << 38;    /* 1 PiB: the lake is large */
 	sv.f_files = (fsfilcnt_t)1 << 32;
 	sv.f_namemax = NAMES_SEGMENT_MAX;
-	sv.f_flag = ST_RDONLY;
+	sv.f_flag = fs->conf.writable ? 0 : ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
-}
-
-/* Everything that would change the tree. */
-static void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
-{
-	(void)ino; (void)attr; (void)to_set; (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void hy_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode, dev_t rdev)
-{
-	(void)parent; (void)name; (void)mode; (void)rdev;
-	fuse_reply_err(req, EROFS);
-}
-
-static void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode)
-{
-	(void)parent; (void)name; (void)mode;
-	fuse_reply_err(req, EROFS);
-}
-
-static void hy_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	(void)parent; (void)name;
-	fuse_reply_err(req, EROFS);
-}
-
-static void hy_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-		       const char *name)
-{
-	(void)link; (void)parent; (void)name;
-	fuse_reply_err(req, EROFS);
-}
-
-static void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname,
-		      unsigned int flags)
-{
-	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void hy_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		    const char *newname)
-{
-	(void)ino; (void)newparent; (void)newname;
-	fuse_reply_err(req, EROFS);
-}
-
-static void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
-{
-	(void)parent; (void)name; (void)mode; (void)fi;
-	fuse_reply_err(req, EROFS);
 }
 
 #define XATTR_PREFIX "user.hylake."
@@ -664,19 +606,6 @@ static void hy_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	strbuf_release(&v);
 }
 
-static void hy_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			const char *value, size_t size, int flags)
-{
-	(void)ino; (void)name; (void)value; (void)size; (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void hy_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	(void)ino; (void)name;
-	fuse_reply_err(req, EROFS);
-}
-
 static const struct fuse_lowlevel_ops hy_ops = {
 	.init = hy_init,
 	.lookup = hy_lookup,
@@ -695,11 +624,12 @@ static const struct fuse_lowlevel_ops hy_ops = {
 	.mknod = hy_mknod,
 	.mkdir = hy_mkdir,
 	.unlink = hy_unlink,
-	.rmdir = hy_unlink,
+	.rmdir = hy_rmdir,
 	.symlink = hy_symlink,
 	.rename = hy_rename,
 	.link = hy_link,
 	.create = hy_create,
+	.write = hy_write,
 	.getxattr = hy_getxattr,
 	.listxattr = hy_listxattr,
 	.setxattr = hy_setxattr,
@@ -713,6 +643,7 @@ struct fs *fs_create(struct backend *src, const struct fs_conf *conf)
 	fs->conf = *conf;
 	fs->inodes = itable_create();
 	fs->start_ns = wall_ns();
+	pthread_mutex_init(&fs->wlock, NULL);
 	return fs;
 }
 
@@ -762,8 +693,11 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 
 	/* fuse_opt splits on ',': escape it (and '\\') in the source. */
-	/* Read-only for now: the kernel refuses writes before they reach us. */
-	strbuf_adds(&opts, "ro,subtype=hylake,fsname=");
+	/* Read-only unless writable: the kernel refuses writes before they
+	 * reach us. */
+	if (!fs->conf.writable)
+		strbuf_adds(&opts, "ro,");
+	strbuf_adds(&opts, "subtype=hylake,fsname=");
 	for (const char *c = source; *c; c++) {
 		if (*c == ',' || *c == '\\')
 			strbuf_addch(&opts, '\\');
@@ -772,7 +706,14 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 	if (fuse_opts && *fuse_opts)
 		strbuf_addf(&opts, ",%s", fuse_opts);
 	argv[2] = opts.buf;
-	fs->se = fuse_session_new(&args, &hy_ops, sizeof(hy_ops), fs);
+	/* flush and fsync commit files written; a read-only mount leaves
+	 * them out, so the kernel never asks (libfuse copies the table) */
+	struct fuse_lowlevel_ops ops = hy_ops;
+	if (fs->conf.writable) {
+		ops.flush = hy_flush;
+		ops.fsync = hy_fsync;
+	}
+	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	fuse_opt_free_args(&args);
 	strbuf_release(&opts);
 	if (!fs->se) {
@@ -845,5 +786,6 @@ void fs_destroy(struct fs *fs)
 		fuse_session_destroy(fs->se);
 	}
 	itable_destroy(fs->inodes);
+	pthread_mutex_destroy(&fs->wlock);
 	free(fs);
 }

@@ -10,6 +10,7 @@
 #ifndef HYLAKE_FS_H
 #define HYLAKE_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -39,6 +40,9 @@ struct fs_conf {
 	struct readpath *readpath;    /* serves file bytes; borrowed */
 	unsigned kernel_read_ahead_kb;   /* the kernel's read-ahead for this
 	                                    mount (0: leave it) */
+	bool writable;                /* a read-write mount: the store has
+	                                 BACKEND_WRITE; otherwise the kernel
+	                                 mount is "ro" */
 };
 
 /* src is borrowed and must outlive the fs. */

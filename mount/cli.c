@@ -101,9 +101,18 @@ static int split_options(struct hy_config *cfg, const char *opts,
 		char *eq = strchr(tok, '=');
 		if (eq)
 			*eq = '\0';
-		const struct opt_def *d = opt_find(SCOPE_MOUNT, tok);
+		/* rw and ro say whether the mount is writable; a bare
+		 * yes/no setting (-o writable) means yes */
+		const char *name = tok, *value = eq ? eq + 1 : "";
+		if (!eq && (!strcmp(tok, "rw") || !strcmp(tok, "ro"))) {
+			value = tok[1] == 'w' ? "yes" : "no";
+			name = "writable";
+		}
+		const struct opt_def *d = opt_find(SCOPE_MOUNT, name);
 		if (d && d->cli) {
-			if (config_set_option(cfg, tok, eq ? eq + 1 : "", err,
+			if (!eq && d->type == OPT_BOOL && name == tok)
+				value = "yes";
+			if (config_set_option(cfg, name, value, err,
 					      sizeof(err)) < 0) {
 				fprintf(stderr, "hylake: -o %s\n", err);
 				rc = -EINVAL;
@@ -232,6 +241,7 @@ static void fs_settings(const struct mount_conf *m, struct readpath *rp,
 		.dir_mode = (mode_t)m->dir_mode,
 		.readpath = rp,
 		.kernel_read_ahead_kb = m->read_ahead ? 1024 : 0,
+		.writable = m->writable != 0,
 	};
 }
 
@@ -247,9 +257,10 @@ static void mount_banner(const struct hy_config *cfg, const struct stack *st,
 		duration_format(m->serve_stale_ms, stale, sizeof(stale));
 	else
 		snprintf(stale, sizeof(stale), "off");
-	strbuf_addf(out, "mounted %s on %s (%s); freshness %s%s, serve stale "
+	strbuf_addf(out, "mounted %s on %s (%s, %s); freshness %s%s, serve stale "
 		    "when the source is down %s; %s", st->top->describe,
-		    mountpoint, cfg->path, fresh, cfg->nfresh ? " (and [freshness] "
+		    mountpoint, cfg->path, m->writable ? "read-write" :
+		    "read-only", fresh, cfg->nfresh ? " (and [freshness] "
 		    "patterns)" : "", stale, st->describe.buf);
 }
 

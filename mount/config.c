@@ -485,6 +485,10 @@ int config_load(const char *path, struct hy_config *cfg, FILE *errs)
 		validate_store(&ps, &cfg->replicas[i], &ps.replica_lines[i]);
 	if (cfg->changes.present)
 		validate_changes(&ps, cfg);
+	if (cfg->mount.writable && cfg->source.name &&
+	    cfg->source.type != STORE_GCS)
+		report(&ps, line_of(&ps.mount_lines, SCOPE_MOUNT, "writable"),
+		       "%s", config_writable_error(cfg));
 	release_parse_state(&ps);
 	if (ps.nerrors) {
 		config_release(cfg);
@@ -492,6 +496,15 @@ int config_load(const char *path, struct hy_config *cfg, FILE *errs)
 	}
 	config_finish(cfg);
 	return 0;
+}
+
+const char *config_writable_error(const struct hy_config *cfg)
+{
+	if (!cfg->mount.writable || cfg->source.type == STORE_GCS)
+		return NULL;
+	return "writable = yes needs a source of type gcs: writes go to GCS "
+	       "under a generation precondition, which other stores cannot "
+	       "check";
 }
 
 int config_set_option(struct hy_config *cfg, const char *name,

@@ -46,6 +46,7 @@ struct mount_conf {
 	char *metrics_listen;          /* "127.0.0.1:9464"; NULL: none */
 	char *metrics_file;            /* textfile for node_exporter */
 	int64_t metrics_interval_ms;   /* how often metrics_file is rewritten */
+	int64_t writable;              /* 1: a read-write mount (GCS source) */
 };
 
 /* [changes]: the GCS change feed the mount follows (feed.h). */
@@ -76,6 +77,10 @@ struct hy_config {
  * On error cfg is released.
  */
 int config_load(const char *path, struct hy_config *cfg, FILE *errs);
+
+/* Why the mount cannot be writable as configured (a writable mount
+ * needs a GCS source), or NULL when it can.  A static string. */
+const char *config_writable_error(const struct hy_config *cfg);
 
 /* Apply one "-o name=value" mount setting.  0 or -EINVAL + err. */
 int config_set_option(struct hy_config *cfg, const char *name,

@@ -86,9 +86,13 @@ const struct opt_def opt_table[] = {
 	{ "gid", OPT_GROUP, M(gid), "", -1, 0xfffffffe, 1, 1,
 	  "group shown for every file and folder: a group name or number "
 	  "[the mounting user's group]" },
+	{ "writable", OPT_BOOL, M(writable), "no", 0, 1, 0, 1,
+	  "yes: files may be created, replaced and removed (also -o rw); "
+	  "every write goes to the source, which must be gcs, under a "
+	  "precondition | no: read-only" },
 	{ "file_mode", OPT_MODE, M(file_mode), "0444", 0, 0777, 0, 1,
-	  "permission bits shown for files (read-only: write bits are "
-	  "shown but writes fail)" },
+	  "permission bits shown for files (on a read-only mount write bits "
+	  "are shown but writes fail)" },
 	{ "dir_mode", OPT_MODE, M(dir_mode), "0555", 0, 0777, 0, 1,
 	  "permission bits shown for folders" },
 	{ "metrics_listen", OPT_STRING, M(metrics_listen), NULL, 0, 0, 0, 1,
@@ -271,6 +275,20 @@ static int set_freshness(const struct opt_def *d, void *field, const char *v,
 	return 0;
 }
 
+/* yes|no, true|false, on|off, 1|0. */
+static int bool_parse(const char *v, int64_t *out)
+{
+	static const char *const words[] = { "no", "yes", "false", "true",
+					     "off", "on", "0", "1" };
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (!strcmp(v, words[i])) {
+			*out = (int64_t)(i % 2);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 static int set_store_type(void *field, const char *v, char *err, size_t len)
 {
 	static const enum store_type types[] = { STORE_GCS, STORE_S3,
@@ -362,6 +380,13 @@ int opt_set(const struct opt_def *d, void *base, const char *value,
 			snprintf(err, errlen, "unknown %s '%s' for '%s'",
 				 d->type == OPT_USER ? "user" : "group", value,
 				 d->name);
+			return -EINVAL;
+		}
+		break;
+	case OPT_BOOL:
+		if (bool_parse(value, &n) < 0) {
+			snprintf(err, errlen, "bad value '%s' for '%s': expected "
+				 "yes or no", value, d->name);
 			return -EINVAL;
 		}
 		break;

@@ -27,6 +27,8 @@ enum opt_type {
 	OPT_USER,         /* int64_t uid from a number or user name; -1: "" */
 	OPT_GROUP,        /* int64_t gid from a number or group name; -1: "" */
 	OPT_VERIFY,       /* enum verify_mode */
+	OPT_BOOL,         /* int64_t 1 or 0: yes|no (also true|false, on|off,
+	                     1|0, or the bare name after -o) */
 };
 
 enum opt_scope {

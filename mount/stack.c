@@ -104,7 +104,16 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	struct backend *src, **reps = NULL;
 	int rc;
 
-	rc = stack_open_store(&cfg->source, m->op_timeout_ms, &src, err, errlen);
+	/* a writable mount's source is opened to write (a read-write
+	 * token, BACKEND_WRITE); only GCS can check the preconditions */
+	struct store_conf sc = cfg->source;
+	const char *why = config_writable_error(cfg);
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		return -EINVAL;
+	}
+	sc.writable = m->writable != 0;
+	rc = stack_open_store(&sc, m->op_timeout_ms, &src, err, errlen);
 	if (rc < 0)
 		return rc;
 	src = traced(src);

@@ -21,6 +21,7 @@
  */
 #include "backends/composite/metacache.h"
 #include "backends/backend.h"
+#include "backends/composite/wrap.h"
 #include "backends/listing.h"
 #include "backends/util/hmap.h"
 #include "backends/util/log.h"
@@ -776,6 +777,47 @@ static int mc_put(struct backend *b, const char *name, int fd, uint64_t size,
 	return rc;
 }
 
+/*
+ * A write changed name (or may have: a failed precondition says the
+ * store holds something else than was thought).  Cached listing pages
+ * may lack or show it too; they are kept only under a bounded freshness
+ * (list_ttl_ms), where a write drops them all: a writer must see its own
+ * file listed.
+ */
+static void forget_written(struct metacache *mc, const char *name)
+{
+	forget(mc, name, mono_ns());
+	if (mc->conf.list_ttl_ms > 0)
+		metacache_forget_all(&mc->base);
+}
+
+static int mc_writer_open(struct backend *b, const char *name,
+			  const struct write_pre *pre, struct bwriter **out,
+			  const struct deadline *dl)
+{
+	return wrapped_writer_open(b, to_mc(b)->inner, name, pre, out, dl);
+}
+
+static int mc_writer_commit(struct bwriter *w, struct obj_info *out,
+			    const struct deadline *dl)
+{
+	struct metacache *mc = to_mc(w->b);
+	char *name = xstrdup(w->name);
+	int rc = wrapped_writer_commit(w, out, dl);
+	forget_written(mc, name);
+	free(name);
+	return rc;
+}
+
+static int mc_remove(struct backend *b, const char *name,
+		     const struct write_pre *pre, const struct deadline *dl)
+{
+	struct metacache *mc = to_mc(b);
+	int rc = backend_remove(mc->inner, name, pre, dl);
+	forget_written(mc, name);
+	return rc;
+}
+
 static int mc_explain(struct backend *b, const char *name, const char *attr,
 		      struct strbuf *out, const struct deadline *dl)
 {
@@ -846,6 +888,11 @@ static const struct backend_ops mc_ops = {
 	.open_pinned = mc_open_pinned,
 	.close = mc_close,
 	.put = mc_put,
+	.writer_open = mc_writer_open,
+	.writer_write = wrapped_writer_write,
+	.writer_commit = mc_writer_commit,
+	.writer_abort = wrapped_writer_abort,
+	.remove = mc_remove,
 	.explain = mc_explain,
 	.probe = mc_probe,
 	.metrics = mc_metrics,

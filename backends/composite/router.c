@@ -22,6 +22,7 @@
 #include "backends/composite/feed.h"
 #include "backends/composite/freshness.h"
 #include "backends/composite/listed.h"
+#include "backends/composite/wrap.h"
 #include "backends/composite/health.h"
 #include "backends/util/pool.h"
 #include "backends/util/log.h"
@@ -598,6 +599,59 @@ static int router_explain(struct backend *b, const char *name,
 	return 0;
 }
 
+/* ------------------------------------------------------------- writes */
+
+/*
+ * The lake is written in one place: writes go to the source only, and
+ * what they answer becomes a fact at once, so this node reads its own
+ * write (the replicas learn of it from the replicator).  A failed
+ * precondition says the map's version of the name may be wrong: it is
+ * forgotten, and the next open asks the source.
+ */
+static int router_writer_open(struct backend *b, const char *name,
+			      const struct write_pre *pre, struct bwriter **out,
+			      const struct deadline *dl)
+{
+	return wrapped_writer_open(b, to_router(b)->src, name, pre, out, dl);
+}
+
+static void note_write(struct router *r, const char *name, int rc,
+		       const struct obj_info *info, int64_t asked_ns)
+{
+	struct source_fact f;
+	if (rc == 0 && info) {
+		info_to_fact(info, &f);
+		note_answer(r, name, &f, asked_ns);
+	} else if (!info && (rc == 0 || rc == -ENOENT)) {
+		/* a removal: the name is gone, by this or another hand */
+		router_note_gone(r, name, asked_ns);
+	} else if (rc == -ESTALE || rc == -EEXIST) {
+		router_note_stale(r, name);
+	}
+}
+
+static int router_writer_commit(struct bwriter *w, struct obj_info *out,
+				const struct deadline *dl)
+{
+	struct router *r = to_router(w->b);
+	char *name = xstrdup(w->name);
+	int64_t asked = wall_ns();
+	int rc = wrapped_writer_commit(w, out, dl);
+	note_write(r, name, rc, out, asked);
+	free(name);
+	return rc;
+}
+
+static int router_remove(struct backend *b, const char *name,
+			 const struct write_pre *pre, const struct deadline *dl)
+{
+	struct router *r = to_router(b);
+	int64_t asked = wall_ns();
+	int rc = backend_remove(r->src, name, pre, dl);
+	note_write(r, name, rc, NULL, asked);
+	return rc;
+}
+
 /* An immutable name changes only by deletion, which an open (it always
  * reaches the router) still learns: the kernel may keep its entry and
  * attributes for an hour.  So may it a table's folders ("name/"): they
@@ -686,6 +740,11 @@ static const struct backend_ops router_ops = {
 	.open = router_open,
 	.read = router_read,
 	.close = router_close,
+	.writer_open = router_writer_open,
+	.writer_write = wrapped_writer_write,
+	.writer_commit = router_writer_commit,
+	.writer_abort = wrapped_writer_abort,
+	.remove = router_remove,
 	.explain = router_explain,
 	.probe = router_probe,
 	.metrics = router_metrics,
@@ -705,7 +764,8 @@ int router_create(struct backend *source, struct backend **replicas,
 	r->src = source;
 	r->nrep = nreplicas;
 	r->rep = xcalloc(nreplicas ? nreplicas : 1, sizeof(*r->rep));
-	memcpy(r->rep, replicas, nreplicas * sizeof(*r->rep));
+	if (nreplicas)
+		memcpy(r->rep, replicas, nreplicas * sizeof(*r->rep));
 	r->facts = facts;
 	r->conf = *conf;
 	r->health = xcalloc(nreplicas + 1, sizeof(*r->health));

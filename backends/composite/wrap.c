@@ -65,3 +65,51 @@ int wrapper_remove(struct backend *b, const char *name,
 {
 	return backend_remove(wrapper_inner(b), name, pre, dl);
 }
+
+struct bwriter *wrapped_writer_new(struct backend *b, struct bwriter *inner)
+{
+	struct wrapped_writer *w = xcalloc(1, sizeof(*w));
+	bwriter_init(&w->base, b, inner->name, &inner->pre);
+	w->base.written = inner->written;
+	w->inner = inner;
+	return &w->base;
+}
+
+int wrapped_writer_open(struct backend *b, struct backend *store,
+			const char *name, const struct write_pre *pre,
+			struct bwriter **out, const struct deadline *dl)
+{
+	struct bwriter *inner;
+	int rc = backend_writer_open(store, name, pre, &inner, dl);
+	if (rc < 0)
+		return rc;
+	*out = wrapped_writer_new(b, inner);
+	return 0;
+}
+
+int wrapped_writer_write(struct bwriter *bw, const void *buf, size_t len,
+			 const struct deadline *dl)
+{
+	struct wrapped_writer *w = (struct wrapped_writer *)bw;
+	int rc = bwriter_write(w->inner, buf, len, dl);
+	w->base.written = w->inner->written;
+	return rc;
+}
+
+int wrapped_writer_commit(struct bwriter *bw, struct obj_info *out,
+			  const struct deadline *dl)
+{
+	struct wrapped_writer *w = (struct wrapped_writer *)bw;
+	int rc = bwriter_commit(w->inner, out, dl);
+	bwriter_release(&w->base);
+	free(w);
+	return rc;
+}
+
+void wrapped_writer_abort(struct bwriter *bw)
+{
+	struct wrapped_writer *w = (struct wrapped_writer *)bw;
+	bwriter_abort(w->inner);
+	bwriter_release(&w->base);
+	free(w);
+}

@@ -63,4 +63,28 @@ int wrapper_writer_open(struct backend *b, const char *name,
 int wrapper_remove(struct backend *b, const char *name,
 		   const struct write_pre *pre, const struct deadline *dl);
 
+/*
+ * A writer of b over a writer of another store (for stores that learn
+ * from a write: the router records the new generation, the metadata
+ * cache forgets the name).  Appends and abort pass to the inner writer;
+ * b's writer_commit calls wrapped_writer_commit, then learns from its
+ * answer.  wrapped_writer_new takes ownership of inner.
+ */
+struct wrapped_writer {
+	struct bwriter base;      /* written: the inner writer's */
+	struct bwriter *inner;    /* owned */
+};
+
+struct bwriter *wrapped_writer_new(struct backend *b, struct bwriter *inner);
+/* Open a writer of store (the one b writes to) and wrap it as b's. */
+int wrapped_writer_open(struct backend *b, struct backend *store,
+			const char *name, const struct write_pre *pre,
+			struct bwriter **out, const struct deadline *dl);
+int wrapped_writer_write(struct bwriter *w, const void *buf, size_t len,
+			 const struct deadline *dl);
+/* Commit the inner writer; w is freed, whatever the answer. */
+int wrapped_writer_commit(struct bwriter *w, struct obj_info *out,
+			  const struct deadline *dl);
+void wrapped_writer_abort(struct bwriter *w);
+
 #endif

@@ -134,13 +134,32 @@ static struct mem_ver *ver_new(unsigned char *data, uint64_t len,
 	return v;
 }
 
-/* Make v the current version of name; returns its generation. */
+/* Does pre hold for e (NULL: no such name)?  0, -EEXIST or -ESTALE, as
+ * GCS answers (write_pre_errno).  Lock held. */
+static int pre_check(const struct mem_entry *e, const struct write_pre *pre)
+{
+	if (!pre || pre->kind == WRITE_PRE_NONE)
+		return 0;
+	if (pre->kind == WRITE_PRE_ABSENT)
+		return e ? -EEXIST : 0;
+	return e && e->v->gen == pre->generation ? 0 : -ESTALE;
+}
+
+/* Make v the current version of name if pre holds (NULL: always);
+ * returns its generation, with its info in *info (may be NULL), or
+ * pre_check's error (v is then the caller's still). */
 static int64_t insert(struct mem_store *ms, const char *name,
-		      struct mem_ver *v, bool stamped)
+		      struct mem_ver *v, bool stamped,
+		      const struct write_pre *pre, struct obj_info *info)
 {
 	struct mem_ver *old = NULL;
 
 	pthread_mutex_lock(&ms->lock);
+	int rc = pre_check(find(ms, name), pre);
+	if (rc < 0) {
+		pthread_mutex_unlock(&ms->lock);
+		return rc;
+	}
 	v->gen = ++ms->last_gen;
 	if (!stamped)
 		v->info.generation = v->gen;
@@ -161,6 +180,8 @@ static int64_t insert(struct mem_store *ms, const char *name,
 		ms->n++;
 	}
 	int64_t gen = (int64_t)v->gen;
+	if (info)
+		*info = v->info;
 	pthread_mutex_unlock(&ms->lock);
 	ver_unref(old);
 	return gen;
@@ -175,7 +196,7 @@ int64_t mem_put(struct backend *b, const char *name, const void *data,
 	if (len)
 		memcpy(copy, data, len);
 	return insert(to_mem(b), name, ver_new(copy, len, 0, stamp),
-		      stamp != NULL);
+		      stamp != NULL, NULL, NULL);
 }
 
 int64_t mem_put_pattern(struct backend *b, const char *name, uint64_t size,
@@ -184,18 +205,20 @@ int64_t mem_put_pattern(struct backend *b, const char *name, uint64_t size,
 	if (!valid_name(name))
 		return -EINVAL;
 	return insert(to_mem(b), name, ver_new(NULL, size, seed, stamp),
-		      stamp != NULL);
+		      stamp != NULL, NULL, NULL);
 }
 
-int mem_delete(struct backend *b, const char *name)
+/* Delete name if pre holds (NULL: always): 0, -ENOENT or pre_check's. */
+static int delete_if(struct mem_store *ms, const char *name,
+		     const struct write_pre *pre)
 {
-	struct mem_store *ms = to_mem(b);
 	struct mem_ver *old = NULL;
 	char *oldname = NULL;
 
 	pthread_mutex_lock(&ms->lock);
 	struct mem_entry *e = find(ms, name);
-	if (e) {
+	int rc = e ? pre_check(e, pre) : -ENOENT;
+	if (rc == 0) {
 		old = e->v;
 		oldname = e->name;
 		size_t i = (size_t)(e - ms->ents);
@@ -206,7 +229,12 @@ int mem_delete(struct backend *b, const char *name)
 	pthread_mutex_unlock(&ms->lock);
 	free(oldname);
 	ver_unref(old);
-	return old ? 0 : -ENOENT;
+	return rc;
+}
+
+int mem_delete(struct backend *b, const char *name)
+{
+	return delete_if(to_mem(b), name, NULL);
 }
 
 int64_t mem_generation(struct backend *b, const char *name)
@@ -473,8 +501,76 @@ static int mem_put_op(struct backend *b, const char *name, int fd,
 		ver_unref(v);             /* not what was sent: refuse it */
 		return -EIO;
 	}
-	insert(to_mem(b), name, v, true);
+	insert(to_mem(b), name, v, true, NULL, NULL);
 	return 0;
+}
+
+/* ------------------------------------------------------------- writes */
+
+/* Bytes gather in memory; the version appears at commit, if pre holds. */
+struct mem_writer {
+	struct bwriter base;
+	unsigned char *data;
+	size_t cap;
+};
+
+static int mem_writer_open(struct backend *b, const char *name,
+			   const struct write_pre *pre, struct bwriter **out,
+			   const struct deadline *dl)
+{
+	(void)dl;
+	if (!valid_name(name) || name[strlen(name) - 1] == '/')
+		return -EINVAL;
+	struct mem_writer *w = xcalloc(1, sizeof(*w));
+	bwriter_init(&w->base, b, name, pre);
+	*out = &w->base;
+	return 0;
+}
+
+static int mem_writer_write(struct bwriter *bw, const void *buf, size_t len,
+			    const struct deadline *dl)
+{
+	struct mem_writer *w = (struct mem_writer *)bw;
+	(void)dl;
+	if (w->base.written + len > MEM_PUT_MAX)
+		return -EFBIG;
+	if (w->base.written + len > w->cap) {
+		w->cap = 2 * (w->base.written + len);
+		w->data = xrealloc(w->data, w->cap);
+	}
+	memcpy(w->data + w->base.written, buf, len);
+	w->base.written += len;
+	return 0;
+}
+
+static void mem_writer_abort(struct bwriter *bw)
+{
+	struct mem_writer *w = (struct mem_writer *)bw;
+	free(w->data);
+	bwriter_release(bw);
+	free(w);
+}
+
+static int mem_writer_commit(struct bwriter *bw, struct obj_info *out,
+			     const struct deadline *dl)
+{
+	struct mem_writer *w = (struct mem_writer *)bw;
+	(void)dl;
+	struct mem_ver *v = ver_new(w->data ? w->data : xmalloc(1),
+				    w->base.written, 0, NULL);
+	w->data = NULL;
+	int64_t rc = insert(to_mem(bw->b), bw->name, v, false, &bw->pre, out);
+	if (rc < 0)
+		ver_unref(v);
+	mem_writer_abort(bw);
+	return rc < 0 ? (int)rc : 0;
+}
+
+static int mem_remove(struct backend *b, const char *name,
+		      const struct write_pre *pre, const struct deadline *dl)
+{
+	(void)dl;
+	return delete_if(to_mem(b), name, pre);
 }
 
 static void mem_probe(struct backend *b, struct probe_result *res,
@@ -511,11 +607,16 @@ static const struct backend_ops mem_ops = {
 	.open_pinned = mem_open_pinned,
 	.close = mem_close,
 	.put = mem_put_op,
+	.writer_open = mem_writer_open,
+	.writer_write = mem_writer_write,
+	.writer_commit = mem_writer_commit,
+	.writer_abort = mem_writer_abort,
+	.remove = mem_remove,
 	.probe = mem_probe,
 	.destroy = mem_destroy,
 };
 
-struct backend *mem_create(const char *name)
+static struct backend *create(const char *name, unsigned caps)
 {
 	struct mem_store *ms = xcalloc(1, sizeof(*ms));
 	struct strbuf desc = STRBUF_INIT;
@@ -523,7 +624,17 @@ struct backend *mem_create(const char *name)
 	pthread_mutex_init(&ms->lock, NULL);
 	strbuf_addf(&desc, "mem %s", name);
 	backend_init(&ms->base, &mem_ops, name, desc.buf,
-		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT);
+		     BACKEND_LIST_SORTED | BACKEND_LIST_START_AT | caps);
 	strbuf_release(&desc);
 	return &ms->base;
+}
+
+struct backend *mem_create(const char *name)
+{
+	return create(name, 0);
+}
+
+struct backend *mem_create_writable(const char *name)
+{
+	return create(name, BACKEND_WRITE);
 }

@@ -35,6 +35,15 @@
 struct backend *mem_create(const char *name);
 
 /*
+ * The same, built to write (BACKEND_WRITE), like a GCS source of a
+ * writable mount: a writer gathers its bytes in memory and the version
+ * appears at commit if its precondition holds then (-EEXIST, -ESTALE
+ * as GCS answers); remove checks its precondition the same way.  A
+ * store made with mem_create has the ops too, and answers -EROFS.
+ */
+struct backend *mem_create_writable(const char *name);
+
+/*
  * Store a new version of name holding a copy of the len bytes at data.
  * stamp (borrowed, may be NULL) makes it a replica's copy: its
  * generation, crc32c (has_crc32c) and mtime_ns (when not 0) are what

@@ -52,7 +52,8 @@ EXPECTED_DIRS = {
 }
 FSTAB_LINE = "/etc/hylake/lake.conf /mnt/lake hylake _netdev,nofail,allow_other 0 0"
 # What mount.hylake(8) says mount(8) and systemd handle: dropped before FUSE
-# would see them (ro is passed on, FUSE takes it; the mount is read-only anyway).
+# would see them (ro is passed on: it keeps the mount read-only; rw is dropped, since
+# mount(8) passes it to every mount: writable is the setting that makes a mount writable).
 MOUNT8_OPTIONS = ("_netdev", "nofail", "noauto", "auto", "user", "users", "nouser",
                   "defaults", "rw", "ro", "owner", "group", "nosuid", "nodev", "exec",
                   "noexec", "dev", "suid")

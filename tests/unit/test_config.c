@@ -303,6 +303,41 @@ static void cleartext_endpoints(void)
 	}
 }
 
+/* writable = yes|no; only over a GCS source, whose store is then opened
+ * to write (config_set_option is how -o writable and -o rw arrive). */
+static void writable(void)
+{
+	struct hy_config cfg;
+	char *errs, err[256];
+
+	bad("[mount]\nwritable = yes\n[source]\ntype = posix\npath = /tmp\n",
+	    2, "needs a source of type gcs");
+	bad("[mount]\nwritable = maybe\n[source]\ntype = posix\npath = /tmp\n",
+	    2, "expected yes or no");
+	CHECK(load("[mount]\nwritable = no\n[source]\ntype = posix\n"
+		   "path = /tmp\n", &cfg, &errs) == 0);
+	CHECK(cfg.mount.writable == 0);
+	CHECK(config_writable_error(&cfg) == NULL);
+	CHECK(config_set_option(&cfg, "writable", "yes", err, sizeof(err)) == 0);
+	CHECK(config_writable_error(&cfg) != NULL);
+	config_release(&cfg);
+	free(errs);
+	CHECK(load("[mount]\nwritable = yes\n[source]\ntype = gcs\n"
+		   "bucket = b\ncredentials = none\n", &cfg, &errs) == 0);
+	CHECK(cfg.mount.writable == 1);
+	CHECK(config_writable_error(&cfg) == NULL);
+	CHECK(config_set_option(&cfg, "writable", "off", err, sizeof(err)) == 0);
+	CHECK(cfg.mount.writable == 0);
+	config_release(&cfg);
+	free(errs);
+	/* the default */
+	CHECK(load("[source]\ntype = gcs\nbucket = b\ncredentials = none\n",
+		   &cfg, &errs) == 0);
+	CHECK(cfg.mount.writable == 0);
+	config_release(&cfg);
+	free(errs);
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -314,5 +349,6 @@ int main(void)
 	changes();
 	credentials_mode();
 	cleartext_endpoints();
+	writable();
 	return check_summary();
 }

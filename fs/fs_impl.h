@@ -1,0 +1,117 @@
+/*
+ * fs_impl.h - the FUSE front end's insides, shared by fs.c (the tree,
+ * reads, the session) and fs_write.c (files written, and what else
+ * modifies the tree).  Not an API: nothing outside fs/ includes it.
+ */
+#ifndef HYLAKE_FS_IMPL_H
+#define HYLAKE_FS_IMPL_H
+
+#include "fs/fs.h"
+#include "fs/inode.h"
+#include "backends/backend.h"
+#include "cache/readpath.h"
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct wfile;
+
+struct fs {
+	struct backend *src;
+	struct fs_conf conf;
+	struct itable *inodes;
+	struct fuse_session *se;
+	bool mounted;
+	int64_t start_ns;                 /* mtime shown for folders */
+	atomic_uint_fast64_t hidden;      /* unsafe/shadowed names seen */
+	pthread_mutex_t wlock;            /* guards writing */
+	struct open_file *writing;        /* files open for writing */
+};
+
+/* An open file: its bytes, and how it uses the kernel's pages; or, open
+ * for writing, the file being written (no pages: direct I/O). */
+struct open_file {
+	struct rfile *f;                  /* NULL when open for writing */
+	enum page_use pages;
+	struct wfile *w;                  /* open for writing */
+	pid_t opener;                     /* w: the process that opened it
+	                                     (0: unknown) */
+	uint64_t ino;                     /* w: the inode, and ... */
+	struct open_file *next;           /* ... fs.writing (under wlock) */
+};
+
+static inline struct open_file *fi_file(const struct fuse_file_info *fi)
+{
+	return (struct open_file *)(uintptr_t)fi->fh;
+}
+
+static inline struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static inline struct deadline op_deadline(const struct fs *fs)
+{
+	return deadline_in_ms(fs->conf.op_timeout_ms);
+}
+
+static inline double secs(int64_t ms)
+{
+	return (double)ms / 1000.0;
+}
+
+
+/* fs.c: attributes of info as the kernel sees them; "parent/name" (NULL
+ * for unusable names); an entry reply for ino; the end of an open file
+ * (its store handle, or its wfile); GETATTR. */
+void fs_fill_stat(const struct fs *fs, uint64_t ino,
+		  const struct obj_info *info, struct stat *st);
+char *fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name);
+void fs_make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
+		   struct fuse_entry_param *e);
+void fs_close_file(struct fs *fs, fuse_ino_t ino, struct open_file *of);
+void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/*
+ * fs_write.c: whether ino is being written, and then what it holds so
+ * far; open an existing file to replace it (replies); commit a file
+ * written (0 or -errno, close()'s answer); drop of from fs.writing; and
+ * the ops that write or would modify the tree (EROFS on a read-only
+ * mount; ENOTSUP on a writable one for what is not done yet).
+ */
+bool fs_writing_info(struct fs *fs, uint64_t ino, struct obj_info *out);
+void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi);
+int fs_commit_file(struct fs *fs, struct open_file *of);
+void fs_forget_writer(struct fs *fs, struct open_file *of);
+void hy_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void hy_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void hy_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi);
+void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi);
+void hy_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		int to_set, struct fuse_file_info *fi);
+void hy_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode, dev_t rdev);
+void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode);
+void hy_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void hy_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		const char *name);
+void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void hy_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname);
+void hy_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void hy_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif

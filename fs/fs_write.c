@@ -1,0 +1,412 @@
+/*
+ * fs_write.c - what changes the tree through a writable mount.
+ *
+ * A file open for writing is a wfile (fs/wfile.h) streamed to the store,
+ * committed at a close by the process that opened it (hy_flush), at
+ * fsync, or at the last release, under the precondition taken at open:
+ * absent (ifGenerationMatch=0) for a new name, O_EXCL or not, and the
+ * generation seen at open for a replaced one (O_TRUNC).
+ * close() answers the commit's error: EEXIST when another host created
+ * the name first, ESTALE when the object changed meanwhile, EIO, ...
+ * Write handles use direct I/O, so the kernel's pages, which other
+ * handles may read an older version through, never hold their bytes.
+ * unlink removes the generation the mount knows.  The rest of what
+ * modifies (rename, link, mkdir, ...) answers ENOTSUP for now; a
+ * read-only mount answers EROFS to all of it.
+ */
+#include "fs/fs_impl.h"
+#include "fs/wfile.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The process (thread group) of the thread that sent req; 0 when /proc
+ * cannot say (another pid namespace, no permission). */
+static pid_t req_process(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char path[64], line[128];
+	int tgid = 0;
+
+	if (!ctx || ctx->pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (pid_t)tgid;
+}
+
+/* of (open for writing) leaves fs.writing. */
+void fs_forget_writer(struct fs *fs, struct open_file *of)
+{
+	pthread_mutex_lock(&fs->wlock);
+	for (struct open_file **p = &fs->writing; *p; p = &(*p)->next) {
+		if (*p == of) {
+			*p = of->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->wlock);
+}
+
+/* Whether ino is being written (a file not committed yet), and then
+ * what it holds so far: the store knows nothing of it yet. */
+bool fs_writing_info(struct fs *fs, uint64_t ino, struct obj_info *out)
+{
+	bool found = false;
+	pthread_mutex_lock(&fs->wlock);
+	for (struct open_file *of = fs->writing; of && !found; of = of->next) {
+		if (of->ino == ino && !wfile_ended(of->w)) {
+			wfile_info(of->w, out);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&fs->wlock);
+	return found;
+}
+
+/*
+ * Reply to an open or a create with a file being written: direct I/O, so
+ * the kernel's pages (which may hold a version other handles read) never
+ * see its bytes.
+ */
+static void reply_writing(fuse_req_t req, uint64_t ino, struct wfile *w,
+			  struct fuse_file_info *fi,
+			  const struct fuse_entry_param *e)
+{
+	struct fs *fs = req_fs(req);
+	struct open_file *of = xcalloc(1, sizeof(*of));
+	of->w = w;
+	of->ino = ino;
+	of->opener = req_process(req);
+	pthread_mutex_lock(&fs->wlock);
+	of->next = fs->writing;
+	fs->writing = of;
+	pthread_mutex_unlock(&fs->wlock);
+	fi->fh = (uint64_t)(uintptr_t)of;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	int rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
+	if (rc == -ENOENT) {            /* the opener was interrupted */
+		if (e)
+			itable_forget(fs->inodes, ino, 1);
+		fs_close_file(fs, ino, of);
+	}
+}
+
+/*
+ * Open an existing file for writing: only to replace it (O_TRUNC), with
+ * the generation seen now as the upload's precondition, so a change made
+ * meanwhile elsewhere is never overwritten (close() answers ESTALE).
+ * Writing into the old bytes (no O_TRUNC, O_APPEND) needs them staged
+ * first: not yet (ENOTSUP).
+ */
+void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct deadline dl = op_deadline(fs);
+	struct bobj *o;
+	struct wfile *w;
+	char *path;
+
+	if (!(fi->flags & O_TRUNC) || (fi->flags & O_APPEND)) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if (itable_get(fs->inodes, ino, &path, NULL) < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int rc = backend_open(fs->src, path, &o, &dl);
+	if (rc == 0) {
+		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
+					 .generation = o->info.generation };
+		rc = o->info.is_dir ? -EISDIR : o->info.generation ? 0 : -ENOTSUP;
+		bobj_close(o);
+		if (rc == 0)
+			rc = wfile_open(fs->src, path, &pre, &dl, &w);
+	}
+	free(path);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		reply_writing(req, ino, w, fi, NULL);
+}
+
+/* What a mount cannot do (yet): EROFS when read-only, ENOTSUP when
+ * writable (rename, link, mkdir, ... are not done yet). */
+static void refuse(fuse_req_t req)
+{
+	fuse_reply_err(req, req_fs(req)->conf.writable ? ENOTSUP : EROFS);
+}
+
+void hy_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct open_file *of = fi_file(fi);
+	struct deadline dl = op_deadline(fs);
+	(void)ino;
+
+	if (!of->w) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ssize_t n = wfile_write(of->w, buf, size, (uint64_t)off, &dl);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/*
+ * The file written through of appears now, or not at all.  After a good
+ * commit the kernel's attributes of the inode are dropped (offset -1: no
+ * page lock is taken, and a writer has no pages), so the next stat asks
+ * the store, which the router has told of the new generation.  After a
+ * failed create, its name goes too: the kernel would show a file that
+ * does not exist.  No lock of the kernel's is held while a flush or
+ * fsync waits for its reply, so the notices cannot deadlock it.
+ */
+int fs_commit_file(struct fs *fs, struct open_file *of)
+{
+	struct deadline dl = op_deadline(fs);
+	struct obj_info info;
+	char *path = NULL;
+
+	if (wfile_ended(of->w))
+		return wfile_commit(of->w, NULL, &dl);
+	int rc = wfile_commit(of->w, &info, &dl);
+	itable_get(fs->inodes, of->ino, &path, NULL);
+	if (rc < 0)
+		log_notice("'%s': not written: %s", path ? path : "?",
+			   strerror(-rc));
+	else
+		log_debug("'%s': written, generation %llu, %llu bytes",
+			  path ? path : "?",
+			  (unsigned long long)info.generation,
+			  (unsigned long long)info.size);
+	if (rc < 0 && path)
+		fs_changed(fs, path);
+	else if (rc == 0)
+		fuse_lowlevel_notify_inval_inode(fs->se, of->ino, -1, 0);
+	free(path);
+	return rc;
+}
+
+/*
+ * close(): commit the file written; its error is close()'s.  Every close
+ * of a descriptor that shares the open file flushes, also in processes
+ * that only inherited it: a child exiting, or closing it at exec, while
+ * the writer goes on (`(cmd1; cmd2) > f`).  Only the process that opened
+ * the file commits at close; if it never closes it, release commits.
+ * Open for reading there is nothing to do.
+ */
+void hy_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct open_file *of = fi_file(fi);
+	(void)ino;
+	if (!of->w) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	pid_t p = req_process(req);
+	if (of->opener && p && p != of->opener) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, -fs_commit_file(req_fs(req), of));
+}
+
+/* fsync(): the file written appears now, whoever asks (later writes
+ * fail: EBADF). */
+void hy_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi)
+{
+	struct open_file *of = fi_file(fi);
+	(void)ino;
+	(void)datasync;
+	fuse_reply_err(req, of->w ? -fs_commit_file(req_fs(req), of) : 0);
+}
+
+/* The path of a name to create or remove, or NULL after replying with
+ * the error (EROFS on a read-only mount; bad, an unusable name). */
+static char *changed_path(fuse_req_t req, fuse_ino_t parent, const char *name,
+			  int bad)
+{
+	struct fs *fs = req_fs(req);
+	if (!fs->conf.writable) {
+		fuse_reply_err(req, EROFS);
+		return NULL;
+	}
+	char *path = fs_child_path(fs, parent, name);
+	if (!path)
+		fuse_reply_err(req, bad);
+	return path;
+}
+
+void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct deadline dl = op_deadline(fs);
+	struct fuse_entry_param e;
+	struct wfile *w;
+	(void)mode;
+
+	char *path = changed_path(req, parent, name, EINVAL);
+	if (!path)
+		return;
+	/* The kernel found no such name: the upload must find none either
+	 * (ifGenerationMatch=0), O_EXCL or not, so a racing creator
+	 * elsewhere is never overwritten. */
+	struct write_pre pre = { .kind = WRITE_PRE_ABSENT };
+	int rc = wfile_open(fs->src, path, &pre, &dl, &w);
+	if (rc < 0) {
+		free(path);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct obj_info info;
+	wfile_info(w, &info);
+	uint64_t ino = itable_lookup(fs->inodes, path, &info);
+	free(path);
+	fs_make_entry(fs, ino, &info, &e);
+	e.attr_timeout = 0;       /* its size grows: ask (writing_info) */
+	reply_writing(req, ino, w, fi, &e);
+}
+
+void hy_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct deadline dl = op_deadline(fs);
+	struct obj_info info;
+
+	char *path = changed_path(req, parent, name, ENOENT);
+	if (!path)
+		return;
+	/* Remove what the mount knows, and nothing newer: the generation
+	 * is the removal's precondition (a change since: ESTALE). */
+	int rc = backend_stat(fs->src, path, &info, &dl);
+	if (rc == 0 && info.is_dir)
+		rc = -EISDIR;
+	else if (rc == 0 && !info.generation)
+		rc = -ENOTSUP;
+	if (rc == 0) {
+		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
+					 .generation = info.generation };
+		rc = backend_remove(fs->src, path, &pre, &dl);
+	}
+	free(path);
+	fuse_reply_err(req, -rc);
+}
+
+/*
+ * On a writable mount: a size that is already the file's (a truncate to
+ * 0 just after an O_TRUNC open or a create, as shells and cp do) and
+ * times (kept by nobody: a file shows when GCS made its generation) are
+ * accepted; any other change of size, mode or owner is not done yet.
+ */
+void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	const int times = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
+			  FUSE_SET_ATTR_CTIME;
+	struct obj_info info;
+	bool writing;
+
+	if (!fs->conf.writable) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (fi && fi->fh && fi_file(fi)->w) {
+		wfile_info(fi_file(fi)->w, &info);
+		writing = true;
+	} else {
+		writing = fs_writing_info(fs, ino, &info);
+	}
+	if ((to_set & ~(times | FUSE_SET_ATTR_SIZE)) ||
+	    ((to_set & FUSE_SET_ATTR_SIZE) &&
+	     (!writing || (uint64_t)attr->st_size != info.size))) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if (!writing) {
+		hy_getattr(req, ino, NULL);
+		return;
+	}
+	struct stat st;
+	fs_fill_stat(fs, ino, &info, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+void hy_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent; (void)name; (void)mode; (void)rdev;
+	refuse(req);
+}
+
+void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)parent; (void)name; (void)mode;
+	refuse(req);
+}
+
+void hy_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent; (void)name;
+	refuse(req);
+}
+
+void hy_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link; (void)parent; (void)name;
+	refuse(req);
+}
+
+void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
+	refuse(req);
+}
+
+void hy_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino; (void)newparent; (void)newname;
+	refuse(req);
+}
+
+void hy_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino; (void)name; (void)value; (void)size; (void)flags;
+	refuse(req);
+}
+
+void hy_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino; (void)name;
+	refuse(req);
+}

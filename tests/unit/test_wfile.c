@@ -1,0 +1,246 @@
+/*
+ * Writes down the stack, without a mount: fs/wfile.c over the metadata
+ * cache over the router over a writable memory store, with the real
+ * version map as the router's facts.  A file appears at commit or not at
+ * all; a write not at the end changes nothing; preconditions answer
+ * EEXIST and ESTALE; the router remembers what a write did (a commit's
+ * generation, a removal's tombstone), and the metadata cache forgets what
+ * it knew of the name.
+ */
+#include "backends/backend.h"
+#include "backends/composite/freshness.h"
+#include "backends/composite/metacache.h"
+#include "backends/composite/router.h"
+#include "backends/mem/mem.h"
+#include "cache/vmap.h"
+#include "fs/wfile.h"
+#include "tests/unit/check.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmp[512];
+static struct deadline dl;
+
+struct stack {
+	struct vmap *map;
+	struct freshness *fresh;
+	struct backend *src;      /* the memory store (owned by the router) */
+	struct backend *top;      /* metadata cache over the router */
+};
+
+/* Names are immutable: the router answers from its facts alone, so what
+ * it answers after a write is what it learnt from the write. */
+static void stack_open(struct stack *s, const char *sub, bool writable)
+{
+	char dir[600], err[256];
+	snprintf(dir, sizeof(dir), "%s/%s", tmp, sub);
+	CHECK_INT(vmap_open(dir, "mem source", 64 << 20, &s->map, err,
+			    sizeof(err)), 0);
+	s->fresh = freshness_create(NULL, 0, (struct fresh_setting){
+					    .kind = FRESH_IMMUTABLE });
+	s->src = writable ? mem_create_writable("source") : mem_create("source");
+	struct router_conf rc = { .fresh = s->fresh, .serve_stale_ms = -1,
+				  .replica_recheck_ms = 60000 };
+	struct backend *router;
+	CHECK_INT(router_create(s->src, NULL, 0, vmap_facts(s->map), &rc,
+				&router), 0);
+	struct metacache_conf mc = { .attr_ttl_ms = 60000, .neg_ttl_ms = 60000,
+				     .max_bytes = 1 << 20 };
+	s->top = metacache_create(router, &mc);
+}
+
+static void stack_close(struct stack *s)
+{
+	backend_destroy(s->top);
+	vmap_close(s->map);
+	freshness_destroy(s->fresh);
+}
+
+static int write_all(struct backend *b, const char *name,
+		     const struct write_pre *pre, const char *text,
+		     struct obj_info *info)
+{
+	struct wfile *f;
+	int rc = wfile_open(b, name, pre, &dl, &f);
+	if (rc < 0)
+		return rc;
+	size_t len = strlen(text), half = len / 2;
+	CHECK_INT(wfile_write(f, text, half, 0, &dl), (long long)half);
+	CHECK_INT(wfile_write(f, text + half, len - half, half, &dl),
+		  (long long)(len - half));
+	rc = wfile_commit(f, info, &dl);
+	wfile_destroy(f);
+	return rc;
+}
+
+static void read_back(struct backend *b, const char *name, const char *want)
+{
+	struct bobj *o;
+	char buf[256];
+	CHECK_INT(backend_open(b, name, &o, &dl), 0);
+	if (!o)
+		return;
+	CHECK_INT(o->info.size, strlen(want));
+	CHECK_INT(bobj_read(o, buf, sizeof(buf), 0, &dl), strlen(want));
+	CHECK(memcmp(buf, want, strlen(want)) == 0);
+	bobj_close(o);
+}
+
+static void create_appears_at_commit(void)
+{
+	struct stack s;
+	struct obj_info info, st;
+	struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
+	struct wfile *f;
+
+	stack_open(&s, "create", true);
+	CHECK(backend_has(s.top, BACKEND_WRITE));
+	/* the cache remembers the name is absent */
+	CHECK_INT(backend_stat(s.top, "t/_delta_log/1.json", &st, &dl), -ENOENT);
+	CHECK_INT(wfile_open(s.top, "t/_delta_log/1.json", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "abc", 3, 0, &dl), 3);
+	/* not at the end: refused, and nothing changes */
+	CHECK_INT(wfile_write(f, "x", 1, 1, &dl), -ENOTSUP);
+	CHECK_INT(wfile_write(f, "def", 3, 3, &dl), 3);
+	wfile_info(f, &info);
+	CHECK_INT(info.size, 6);
+	CHECK_INT(mem_generation(s.src, "t/_delta_log/1.json"), -ENOENT);
+	CHECK_INT(wfile_commit(f, &info, &dl), 0);
+	CHECK(wfile_ended(f));
+	CHECK_INT(wfile_commit(f, NULL, &dl), 0);      /* answers again */
+	CHECK_INT(wfile_write(f, "g", 1, 6, &dl), -EBADF);
+	wfile_destroy(f);
+	CHECK_INT(info.size, 6);
+	CHECK_INT(info.generation,
+		  mem_generation(s.src, "t/_delta_log/1.json"));
+	/* the cache forgot its "absent"; the router knew the generation */
+	CHECK_INT(backend_stat(s.top, "t/_delta_log/1.json", &st, &dl), 0);
+	CHECK_INT(st.generation, info.generation);
+	read_back(s.top, "t/_delta_log/1.json", "abcdef");
+	/* a second exclusive create loses, at commit, and changes nothing */
+	CHECK_INT(write_all(s.top, "t/_delta_log/1.json", &absent, "other",
+			    NULL), -EEXIST);
+	read_back(s.top, "t/_delta_log/1.json", "abcdef");
+	/* an upload dropped before commit leaves nothing */
+	CHECK_INT(wfile_open(s.top, "t/dropped", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "zz", 2, 0, &dl), 2);
+	wfile_destroy(f);
+	CHECK_INT(mem_generation(s.src, "t/dropped"), -ENOENT);
+	stack_close(&s);
+}
+
+static void replace_and_remove_under_preconditions(void)
+{
+	struct stack s;
+	struct obj_info info, st;
+
+	stack_open(&s, "replace", true);
+	int64_t g1 = mem_put(s.src, "p/part-0.parquet", "old", 3, NULL);
+	CHECK_INT(backend_stat(s.top, "p/part-0.parquet", &st, &dl), 0);
+	CHECK_INT(st.size, 3);
+	/* replaced elsewhere meanwhile: the generation seen is stale */
+	struct write_pre seen = { .kind = WRITE_PRE_GENERATION,
+				  .generation = (uint64_t)g1 };
+	int64_t g2 = mem_put(s.src, "p/part-0.parquet", "theirs", 6, NULL);
+	CHECK_INT(write_all(s.top, "p/part-0.parquet", &seen, "mine", NULL),
+		  -ESTALE);
+	CHECK_INT(mem_generation(s.src, "p/part-0.parquet"), g2);
+	/* against the current generation it goes through, and the stack
+	 * shows it at once (size cached before, fact learnt from the write) */
+	seen.generation = (uint64_t)g2;
+	CHECK_INT(write_all(s.top, "p/part-0.parquet", &seen, "mine!", &info), 0);
+	CHECK_INT(backend_stat(s.top, "p/part-0.parquet", &st, &dl), 0);
+	CHECK_INT(st.size, 5);
+	CHECK_INT(st.generation, info.generation);
+	read_back(s.top, "p/part-0.parquet", "mine!");
+	/* the commit's answer is what the map holds: read-your-writes with
+	 * no question to the source (the name is immutable) */
+	mem_delete(s.src, "p/part-0.parquet");
+	mem_put(s.src, "p/part-0.parquet", "mine!", 5, NULL);
+	CHECK_INT(backend_stat(s.top, "p/part-0.parquet", &st, &dl), 0);
+	CHECK_INT(st.generation, info.generation);
+	/* a removal with a stale generation changes nothing */
+	seen.generation = (uint64_t)g2;
+	CHECK_INT(backend_remove(s.top, "p/part-0.parquet", &seen, &dl), -ESTALE);
+	CHECK(mem_generation(s.src, "p/part-0.parquet") > 0);
+	seen.generation = (uint64_t)mem_generation(s.src, "p/part-0.parquet");
+	CHECK_INT(backend_remove(s.top, "p/part-0.parquet", &seen, &dl), 0);
+	CHECK_INT(mem_generation(s.src, "p/part-0.parquet"), -ENOENT);
+	/* the map says it is gone (a tombstone, confirmed now) */
+	struct facts facts = vmap_facts(s.map);
+	struct source_fact fact;
+	CHECK_INT(facts.ops->get_source(facts.ctx, "p/part-0.parquet", &fact), 0);
+	CHECK(fact.tombstone && fact.confirmed_ns > 0);
+	CHECK_INT(backend_stat(s.top, "p/part-0.parquet", &st, &dl), -ENOENT);
+	stack_close(&s);
+}
+
+/* A shell's `cmd > f`: the empty file is committed when the shell closes
+ * its first descriptor, then cmd writes through the dup: the writes start
+ * again over the empty generation (and only over it). */
+static void writes_after_an_empty_commit_start_again(void)
+{
+	struct stack s;
+	struct obj_info empty, info;
+	struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
+	struct wfile *f;
+
+	stack_open(&s, "restart", true);
+	CHECK_INT(wfile_open(s.top, "out.txt", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_commit(f, &empty, &dl), 0);
+	CHECK_INT(empty.size, 0);
+	CHECK_INT(wfile_write(f, "x", 1, 1, &dl), -EBADF);
+	CHECK_INT(wfile_write(f, "hello\n", 6, 0, &dl), 6);
+	CHECK(!wfile_ended(f));
+	CHECK_INT(wfile_commit(f, &info, &dl), 0);
+	CHECK_INT(info.size, 6);
+	CHECK(info.generation > empty.generation);
+	read_back(s.top, "out.txt", "hello\n");
+	/* not after bytes: those are gone to the store */
+	CHECK_INT(wfile_write(f, "again", 5, 0, &dl), -EBADF);
+	wfile_destroy(f);
+	/* and not over someone else's change since the empty commit */
+	CHECK_INT(wfile_open(s.top, "out2.txt", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_commit(f, &empty, &dl), 0);
+	mem_put(s.src, "out2.txt", "theirs", 6, NULL);
+	CHECK_INT(wfile_write(f, "mine", 4, 0, &dl), 4);
+	CHECK_INT(wfile_commit(f, &info, &dl), -ESTALE);
+	wfile_destroy(f);
+	CHECK_INT(mem_generation(s.src, "out2.txt") > (int64_t)empty.generation, 1);
+	stack_close(&s);
+}
+
+static void read_only_store_refuses(void)
+{
+	struct stack s;
+	struct wfile *f;
+	struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
+	struct write_pre none = { .kind = WRITE_PRE_NONE };
+
+	stack_open(&s, "ro", false);
+	CHECK(!backend_has(s.top, BACKEND_WRITE));
+	CHECK_INT(wfile_open(s.top, "x", &absent, &dl, &f), -EROFS);
+	mem_put(s.src, "x", "x", 1, NULL);
+	CHECK_INT(backend_remove(s.top, "x", &none, &dl), -EROFS);
+	CHECK_INT(mem_generation(s.src, "x") > 0, 1);
+	stack_close(&s);
+}
+
+int main(void)
+{
+	const char *base = getenv("HYLAKE_TEST_TMP");
+	snprintf(tmp, sizeof(tmp), "%s/wfile-XXXXXX", base ? base : "/tmp");
+	if (!mkdtemp(tmp)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	dl = deadline_in_ms(10000);
+	create_appears_at_commit();
+	replace_and_remove_under_preconditions();
+	writes_after_an_empty_commit_start_again();
+	read_only_store_refuses();
+	return check_summary();
+}
