@@ -45,25 +45,6 @@ struct gcs_obj {
 	                             x-goog-generation spells it */
 };
 
-/* One request's context for the prepare callback. */
-struct gcs_call {
-	struct gcs_backend *g;
-	const struct deadline *dl;
-	const struct curl_slist *extra;
-	int auth_rc;
-	char auth_err[256];
-};
-
-static int call_prepare(void *ctx, struct curl_slist **headers)
-{
-	struct gcs_call *c = ctx;
-	for (const struct curl_slist *s = c->extra; s; s = s->next)
-		*headers = curl_slist_append(*headers, s->data);
-	c->auth_rc = gcs_auth_header(c->g->auth, headers, c->dl, c->auth_err,
-				     sizeof(c->auth_err));
-	return c->auth_rc;
-}
-
 void gcs_full_name(struct gcs_backend *g, const char *name,
 		   struct strbuf *out)
 {
@@ -95,42 +76,17 @@ int gcs_send(struct gcs_backend *g, struct http_req *req,
 	     const struct curl_slist *extra, struct http_resp *resp,
 	     char *reason, size_t reasonlen, char *msg, size_t msglen)
 {
-	struct gcs_call c = { .g = g, .dl = req->dl, .extra = extra };
-	int rc;
-
-	req->prepare = call_prepare;
-	req->prepare_ctx = &c;
-	if (reasonlen)
-		reason[0] = '\0';
-	if (msglen)
-		msg[0] = '\0';
-	for (int tries = 0; tries < 2; tries++) {
-		rc = http_do(g->http, req, resp);
-		if (rc < 0 && resp->status == 401 && tries == 0) {
-			gcs_auth_invalidate(g->auth);   /* revoked or expired */
-			continue;
-		}
-		break;
-	}
-	req->prepare = NULL;
-	req->prepare_ctx = NULL;
+	int rc = gcs_auth_do(g->auth, g->http, req, extra, resp, reason,
+			     reasonlen, msg, msglen);
 	/* a session URI lets anyone who has it upload: never logged */
 	const char *url = req->api == HTTP_API_UPLOAD_SESSION
 			  ? "(upload session)" : req->url;
-	if (c.auth_rc < 0) {
-		snprintf(msg, msglen, "%s", c.auth_err);
-		return c.auth_rc;
-	}
-	if (rc < 0 && http_resp_error_status(resp)) {
-		gcs_json_parse_error(resp->errbody.buf, resp->errbody.len,
-				     reason, reasonlen, msg, msglen);
+	if (rc < 0 && http_resp_error_status(resp))
 		log_debug("gcs %s: %s %s -> HTTP %ld %s", g->base.name,
 			  req->method, url, resp->status, reason);
-	} else if (rc < 0) {
-		snprintf(msg, msglen, "%s", resp->error);
+	else if (rc < 0)
 		log_debug("gcs %s: %s %s -> %s (%s)", g->base.name, req->method,
-			  url, strerror(-rc), resp->error);
-	}
+			  url, strerror(-rc), msg);
 	return rc;
 }
 

@@ -323,3 +323,60 @@ void gcs_auth_invalidate(struct gcs_auth *a)
 	a->token = NULL;
 	pthread_mutex_unlock(&a->lock);
 }
+
+/* ------------------------------------------------ authorised requests */
+
+/* One request's context for the prepare callback. */
+struct auth_call {
+	struct gcs_auth *a;
+	const struct deadline *dl;
+	const struct curl_slist *extra;
+	int rc;
+	char err[256];
+};
+
+static int call_prepare(void *ctx, struct curl_slist **headers)
+{
+	struct auth_call *c = ctx;
+	for (const struct curl_slist *s = c->extra; s; s = s->next)
+		*headers = curl_slist_append(*headers, s->data);
+	c->rc = gcs_auth_header(c->a, headers, c->dl, c->err, sizeof(c->err));
+	return c->rc;
+}
+
+int gcs_auth_do(struct gcs_auth *a, struct http_engine *http,
+		struct http_req *req, const struct curl_slist *extra,
+		struct http_resp *resp, char *reason, size_t reasonlen,
+		char *msg, size_t msglen)
+{
+	struct auth_call c = { .a = a, .dl = req->dl, .extra = extra };
+	int rc;
+
+	req->prepare = call_prepare;
+	req->prepare_ctx = &c;
+	if (reasonlen)
+		reason[0] = '\0';
+	if (msglen)
+		msg[0] = '\0';
+	for (int tries = 0; tries < 2; tries++) {
+		rc = http_do(http, req, resp);
+		if (rc < 0 && resp->status == 401 && tries == 0) {
+			gcs_auth_invalidate(a);        /* revoked or expired */
+			continue;
+		}
+		break;
+	}
+	req->prepare = NULL;
+	req->prepare_ctx = NULL;
+	if (c.rc < 0) {
+		snprintf(msg, msglen, "%s", c.err);
+		return c.rc;
+	}
+	if (rc < 0 && http_resp_error_status(resp))
+		gcs_json_parse_error(resp->errbody.buf ? resp->errbody.buf : "",
+				     resp->errbody.len, reason, reasonlen, msg,
+				     msglen);
+	else if (rc < 0)
+		snprintf(msg, msglen, "%s", resp->error);
+	return rc;
+}

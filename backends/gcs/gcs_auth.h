@@ -59,4 +59,20 @@ int gcs_auth_header(struct gcs_auth *a, struct curl_slist **headers,
 /* The store got 401 with the cached token: forget it. */
 void gcs_auth_invalidate(struct gcs_auth *a);
 
+struct http_req;
+struct http_resp;
+
+/*
+ * Send req through http with a's Authorization header (after the
+ * borrowed extra headers, may be NULL); a 401 drops the cached token
+ * and tries once more.  req->prepare is used and left NULL.  Returns
+ * http_do()'s answer or the auth failure; reason/msg (may be 0-sized)
+ * get the Google error document's first reason and message, or the auth
+ * or transport failure.
+ */
+int gcs_auth_do(struct gcs_auth *a, struct http_engine *http,
+		struct http_req *req, const struct curl_slist *extra,
+		struct http_resp *resp, char *reason, size_t reasonlen,
+		char *msg, size_t msglen);
+
 #endif

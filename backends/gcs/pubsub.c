@@ -24,22 +24,6 @@ struct pubsub {
 	struct curl_slist *json_type;
 };
 
-/* One request's context for the prepare callback. */
-struct call {
-	struct pubsub *p;
-	const struct deadline *dl;
-	int auth_rc;
-	char auth_err[256];
-};
-
-static int call_prepare(void *ctx, struct curl_slist **headers)
-{
-	struct call *c = ctx;
-	c->auth_rc = gcs_auth_header(c->p->auth, headers, c->dl, c->auth_err,
-				     sizeof(c->auth_err));
-	return c->auth_rc;
-}
-
 /* "projects/P/subscriptions/S", each part a plain path segment. */
 static bool subscription_ok(const char *s)
 {
@@ -107,44 +91,27 @@ static int post(struct pubsub *p, const char *verb, const char *body,
 		struct strbuf *out, const struct deadline *dl, char *err,
 		size_t errlen)
 {
-	struct call c = { .p = p, .dl = dl };
 	struct strbuf url = STRBUF_INIT;
 	struct http_resp resp;
+	char reason[64], msg[200];
 	int rc;
 
 	strbuf_addf(&url, "%s:%s", p->base, verb);
 	struct http_req req = {
 		.method = "POST", .url = url.buf, .idempotent = true,
-		.prepare = call_prepare, .prepare_ctx = &c,
 		.static_headers = p->json_type, .body = out,
 		.body_max = PULL_BODY_MAX, .upload = body,
 		.upload_len = strlen(body), .dl = dl,
 	};
 	http_resp_init(&resp);
-	for (int tries = 0; tries < 2; tries++) {
-		if (out)
-			strbuf_reset(out);
-		rc = http_do(p->http, &req, &resp);
-		if (rc < 0 && resp.status == 401 && tries == 0) {
-			gcs_auth_invalidate(p->auth);    /* revoked or expired */
-			continue;
-		}
-		break;
-	}
-	if (c.auth_rc < 0) {
-		snprintf(err, errlen, "%s", c.auth_err);
-		rc = c.auth_rc;
-	} else if (rc < 0 && http_resp_error_status(&resp)) {
-		char reason[64], msg[200];
-		gcs_json_parse_error(resp.errbody.buf ? resp.errbody.buf : "",
-				     resp.errbody.len, reason, sizeof(reason),
-				     msg, sizeof(msg));
+	rc = gcs_auth_do(p->auth, p->http, &req, NULL, &resp, reason,
+			 sizeof(reason), msg, sizeof(msg));
+	if (rc < 0 && http_resp_error_status(&resp))
 		snprintf(err, errlen, "%s: HTTP %ld%s%s", verb, resp.status,
 			 msg[0] ? ": " : "", msg);
-	} else if (rc < 0) {
+	else if (rc < 0)
 		snprintf(err, errlen, "%s: %s", verb,
-			 resp.error[0] ? resp.error : strerror(-rc));
-	}
+			 msg[0] ? msg : strerror(-rc));
 	http_resp_release(&resp);
 	strbuf_release(&url);
 	return rc;
