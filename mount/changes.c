@@ -3,6 +3,7 @@
  */
 #include "mount/changes.h"
 #include "backends/composite/feed.h"
+#include "backends/composite/journal.h"
 #include "backends/composite/metacache.h"
 #include "backends/gcs/gcs_auth.h"
 #include "backends/gcs/pubsub.h"
@@ -20,6 +21,7 @@ struct mount_feed {
 	struct http_engine *http;
 	struct gcs_auth *auth;
 	struct pubsub *sub;
+	struct journal_reader *journal;
 	struct feed *feed;
 	pthread_mutex_t lock;        /* guards the two below, and is held
 	                                while they are called */
@@ -40,41 +42,68 @@ static void on_changed(void *arg, const char *name)
 	pthread_mutex_unlock(&mf->lock);
 }
 
+int changes_subscribe(const struct changes_conf *c, struct http_engine *http,
+		      struct gcs_auth **auth, struct pubsub **sub, char *err,
+		      size_t errlen)
+{
+	int rc = gcs_auth_create_scoped(c->credentials ? c->credentials
+						       : "none",
+					c->metadata_endpoint, PUBSUB_SCOPE,
+					http, auth, err, errlen);
+	if (rc == 0)
+		rc = pubsub_create(c->endpoint, c->subscription, http, *auth,
+				   sub, err, errlen);
+	return rc;
+}
+
 int changes_start(const struct changes_conf *c, const struct store_conf *src,
-		  struct facts facts, struct mount_feed **out, char *err,
-		  size_t errlen)
+		  struct facts facts, struct backend *site,
+		  struct mount_feed **out, char *err, size_t errlen)
 {
 	struct mount_feed *mf = xcalloc(1, sizeof(*mf));
+	const char *prefix = src->prefix ? src->prefix : "";
+	struct feed_conf fc = {
+		.facts = facts, .bucket = src->bucket, .prefix = prefix,
+		.stall_ms = c->stall_ms, .changed = on_changed,
+		.changed_arg = mf,
+	};
+	struct strbuf via = STRBUF_INIT;
 	char why[300];
-	int rc;
+	int rc = 0;
 
 	pthread_mutex_init(&mf->lock, NULL);
-	mf->http = http_engine_create(&c->net);
-	rc = gcs_auth_create_scoped(c->credentials ? c->credentials : "none",
-				    c->metadata_endpoint, PUBSUB_SCOPE, mf->http,
-				    &mf->auth, why, sizeof(why));
-	if (rc == 0)
-		rc = pubsub_create(c->endpoint, c->subscription, mf->http,
-				   mf->auth, &mf->sub, why, sizeof(why));
+	if (c->journal) {
+		journal_reader_create(site, c->journal, facts, src->bucket,
+				      prefix, c->stall_ms, &mf->journal);
+		journal_reader_source(mf->journal, &fc.src);
+		strbuf_addf(&via, "journal of %s", c->journal);
+	} else {
+		mf->http = http_engine_create(&c->net);
+		rc = changes_subscribe(c, mf->http, &mf->auth, &mf->sub, why,
+				       sizeof(why));
+		if (rc == 0)
+			feed_source_pubsub(mf->sub, &fc.src);
+		strbuf_adds(&via, "subscription");
+	}
+	fc.via = via.buf;
 	if (rc == 0) {
-		struct feed_conf fc = {
-			.sub = mf->sub, .facts = facts, .bucket = src->bucket,
-			.prefix = src->prefix ? src->prefix : "",
-			.stall_ms = c->stall_ms, .changed = on_changed,
-			.changed_arg = mf,
-		};
 		rc = feed_start(&fc, &mf->feed);
 		if (rc < 0)
 			snprintf(why, sizeof(why), "cannot start: %s",
 				 strerror(-rc));
 	}
+	strbuf_release(&via);
 	if (rc < 0) {
 		snprintf(err, errlen, "[changes]: %s", why);
 		changes_stop(mf);
 		return rc;
 	}
-	log_info("change feed: following %s at %s", c->subscription,
-		 c->endpoint);
+	if (c->journal)
+		log_info("change feed: following the journal on %s",
+			 c->journal);
+	else
+		log_info("change feed: following %s at %s", c->subscription,
+			 c->endpoint);
 	*out = mf;
 	return 0;
 }
@@ -105,6 +134,7 @@ void changes_stop(struct mount_feed *mf)
 	if (!mf)
 		return;
 	feed_stop(mf->feed);
+	journal_reader_destroy(mf->journal);
 	pubsub_destroy(mf->sub);
 	gcs_auth_destroy(mf->auth);
 	http_engine_destroy(mf->http);

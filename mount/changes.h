@@ -19,16 +19,28 @@
 
 struct backend;
 struct feed;
+struct gcs_auth;
+struct http_engine;
+struct pubsub;
 struct mount_feed;
 
 /*
  * Start following c for the GCS source src (its bucket and prefix),
- * keeping facts (borrowed: stop the feed before they go).  0, or -errno
- * with err filled (bad credentials, bad subscription name).
+ * keeping facts (borrowed: stop the feed before they go): the journal
+ * on site (the replica c->journal names; borrowed) when c names one,
+ * else the subscription.  0, or -errno with err filled (bad
+ * credentials, bad subscription name).
  */
 int changes_start(const struct changes_conf *c, const struct store_conf *src,
-		  struct facts facts, struct mount_feed **out, char *err,
-		  size_t errlen);
+		  struct facts facts, struct backend *site,
+		  struct mount_feed **out, char *err, size_t errlen);
+
+/* The subscription of c, with its own token (scope Pub/Sub) over http:
+ * for the mount's feed and the site's follower.  0 or -errno with err
+ * filled. */
+int changes_subscribe(const struct changes_conf *c, struct http_engine *http,
+		      struct gcs_auth **auth, struct pubsub **sub, char *err,
+		      size_t errlen);
 
 /* The feed, for the router (borrowed). */
 struct feed *changes_feed(struct mount_feed *mf);

@@ -414,11 +414,22 @@ static void validate_changes(struct parse_state *ps, struct hy_config *cfg)
 	int sub_line = line_of(l, SCOPE_CHANGES, "subscription");
 	int ep_line = line_of(l, SCOPE_CHANGES, "endpoint");
 
-	if (!c->subscription)
+	if (c->journal) {
+		bool found = false;
+		for (size_t i = 0; i < cfg->nreplicas; i++)
+			found |= !strcmp(cfg->replicas[i].name, c->journal);
+		if (!found)
+			report(ps, line_of(l, SCOPE_CHANGES, "journal"),
+			       "journal = %s: no [replica %s] in this file",
+			       c->journal, c->journal);
+	}
+	if (!c->subscription && !c->journal)
 		report(ps, l->header, "[changes] needs 'subscription' "
-		       "(projects/PROJECT/subscriptions/NAME)");
-	else if (strncmp(c->subscription, "projects/", 9) ||
-		 !strstr(c->subscription, "/subscriptions/"))
+		       "(projects/PROJECT/subscriptions/NAME) or 'journal' "
+		       "(a replica whose site journal to follow)");
+	else if (c->subscription &&
+		 (strncmp(c->subscription, "projects/", 9) ||
+		  !strstr(c->subscription, "/subscriptions/")))
 		report(ps, sub_line, "subscription '%s': expected "
 		       "projects/PROJECT/subscriptions/NAME", c->subscription);
 	if (cfg->source.name && cfg->source.type != STORE_GCS)

@@ -53,6 +53,8 @@ struct mount_conf {
 struct changes_conf {
 	bool present;                  /* the section is in the file */
 	char *subscription;            /* projects/P/subscriptions/S */
+	char *journal;                 /* a replica's name: follow the site
+	                                  journal there (journal.h) */
 	char *endpoint;                /* Pub/Sub: https://pubsub.googleapis.com */
 	char *credentials;             /* NULL: the source's */
 	char *metadata_endpoint;       /* NULL: the source's */

@@ -142,6 +142,10 @@ const struct opt_def opt_table[] = {
 	  "service-account key file, metadata or none [the source's]" },
 	{ "metadata_endpoint", OPT_STRING, C(metadata_endpoint), NULL, 0, 0, 0,
 	  0, "credentials = metadata: the metadata server [the source's]" },
+	{ "journal", OPT_STRING, C(journal), NULL, 0, 0, 0, 0,
+	  "follow the journal that `hylake replicate --follow` keeps on this "
+	  "replica (a [replica NAME] of this file) instead of the "
+	  "subscription: no Pub/Sub request from the mount" },
 	{ "stall", OPT_DURATION, C(stall_ms), "10s", 1000, DAY, 0, 0,
 	  "with no good pull for this long the feed counts as stalled and "
 	  "bounded names are confirmed with GCS again" },

@@ -48,7 +48,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHUNK (8u << 20)         /* bytes per ranged read of the source */
 #define QUEUE_MAX 1024           /* listed objects waiting for a worker */
 #define MAX_JOBS 64
 
@@ -58,11 +57,9 @@ struct item {
 };
 
 struct repl {
-	struct backend *src, *dst;
+	struct copy_env env;
 	const char *prefix;
-	int64_t op_timeout_ms;
 	bool dry_run;
-	const char *tmpdir;
 
 	pthread_mutex_t lock;
 	pthread_cond_t more, room;
@@ -94,10 +91,10 @@ static void say(struct repl *r, const char *fmt, ...)
 	pthread_mutex_unlock(&r->out_lock);
 }
 
-static struct deadline op_deadline(const struct repl *r, uint64_t bytes)
+static struct deadline op_deadline(const struct copy_env *e, uint64_t bytes)
 {
 	/* Big transfers get time in proportion: at least 16 MiB/s. */
-	return deadline_in_ms(r->op_timeout_ms + (int64_t)(bytes >> 14) / 1000);
+	return deadline_in_ms(e->op_timeout_ms + (int64_t)(bytes >> 14) / 1000);
 }
 
 /* ---------------------------------------------------------------- lister */
@@ -128,9 +125,9 @@ static void *lister(void *arg)
 	do {
 		struct list_req lr = { .prefix = r->prefix, .delimiter = NULL,
 				       .token = token, .max_keys = 1000 };
-		struct deadline dl = op_deadline(r, 0);
+		struct deadline dl = op_deadline(&r->env, 0);
 		char *next = NULL;
-		rc = backend_list(r->src, &lr, queue_entry, r, &next, &dl);
+		rc = backend_list(r->env.src, &lr, queue_entry, r, &next, &dl);
 		free(token);
 		token = next;
 	} while (rc == 0 && token);
@@ -145,31 +142,32 @@ static void *lister(void *arg)
 
 /* ---------------------------------------------------------------- workers */
 
-enum verdict { V_COPY, V_CURRENT, V_NEWER, V_FAILED };
-
-/* What the replica holds of it, judged by the contract. */
-static enum verdict look(struct repl *r, const struct item *it,
-			 const char **why)
+enum replicate_verdict replicate_look(const struct copy_env *e,
+				      const char *name,
+				      const struct obj_info *v,
+				      struct obj_info *held_info,
+				      const char **why)
 {
-	struct deadline dl = op_deadline(r, 0);
+	struct deadline dl = op_deadline(e, 0);
 	struct bobj *h;
 	uint64_t held;
 
-	int rc = backend_open(r->dst, it->name, &h, &dl);
+	int rc = backend_open(e->dst, name, &h, &dl);
 	if (rc == -ENOENT || rc == -EISDIR) {
 		*why = "absent";
 		return V_COPY;
 	}
 	if (rc < 0) {
-		say(r, "%s: cannot look at the replica's copy: %s", it->name,
-		    strerror(-rc));
+		*why = strerror(-rc);
 		return V_FAILED;
 	}
-	enum replica_state st = contract_judge(&h->info, &it->v, &held);
+	enum replica_state st = contract_judge(&h->info, v, &held);
+	if (held_info)
+		*held_info = h->info;
 	bobj_close(h);
-	if (st == REPLICA_HOLDS && held == it->v.generation)
+	if (st == REPLICA_HOLDS && held == v->generation)
 		return V_CURRENT;
-	if (st == REPLICA_HOLDS && held > it->v.generation)
+	if (st == REPLICA_HOLDS && held > v->generation)
 		return V_NEWER;
 	*why = st == REPLICA_HOLDS ? "older generation"
 	     : st == REPLICA_BAD   ? "stamp disagrees with its bytes"
@@ -177,47 +175,33 @@ static enum verdict look(struct repl *r, const struct item *it,
 	return V_COPY;
 }
 
-/* An unnamed file to hold one download. */
-static int tmpfile_in(const char *dir)
-{
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-		return fd;
-	struct strbuf p = STRBUF_INIT;        /* no O_TMPFILE there */
-	strbuf_addf(&p, "%s/hylake-replicate-XXXXXX", dir);
-	fd = mkostemp(p.buf, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(p.buf);
-	strbuf_release(&p);
-	return fd;
-}
-
 /* Download generation G into fd, with its block sums (*sums, caller
  * frees), checking them against the source's crc32c. */
-static int download(struct repl *r, const struct item *it, int fd, char *buf,
+static int download(const struct copy_env *e, const char *name,
+		    const struct obj_info *v, int fd, char *buf,
 		    struct blocksums **sums)
 {
-	struct backend *src = r->src;
+	struct backend *src = e->src;
 	struct bobj *h;
-	struct deadline dl = op_deadline(r, 0);
+	struct deadline dl = op_deadline(e, 0);
 	struct blocksums_builder b;
 	uint64_t off = 0;
 	int rc;
 
 	*sums = NULL;
-	rc = backend_open_pinned(src, it->name, &it->v, &h);
+	rc = backend_open_pinned(src, name, v, &h);
 	if (rc == -ENOTSUP)
-		rc = backend_open(src, it->name, &h, &dl);
+		rc = backend_open(src, name, &h, &dl);
 	if (rc < 0)
 		return rc;
-	if (!obj_info_same_version(&h->info, &it->v)) {
+	if (!obj_info_same_version(&h->info, v)) {
 		bobj_close(h);
 		return -ESTALE;
 	}
-	blocksums_builder_init(&b, it->v.generation, it->v.size);
-	while (off < it->v.size) {
-		dl = op_deadline(r, CHUNK);
-		ssize_t n = bobj_read(h, buf, CHUNK, off, &dl);
+	blocksums_builder_init(&b, v->generation, v->size);
+	while (off < v->size) {
+		dl = op_deadline(e, REPLICATE_CHUNK);
+		ssize_t n = bobj_read(h, buf, REPLICATE_CHUNK, off, &dl);
 		if (n <= 0) {
 			rc = n < 0 ? (int)n : -EIO;
 			break;
@@ -234,7 +218,7 @@ static int download(struct repl *r, const struct item *it, int fd, char *buf,
 		return rc;
 	}
 	*sums = blocksums_builder_finish(&b);
-	if (!*sums || (it->v.has_crc32c && (*sums)->crc32c != it->v.crc32c)) {
+	if (!*sums || (v->has_crc32c && (*sums)->crc32c != v->crc32c)) {
 		free(*sums);
 		*sums = NULL;
 		return -EBADMSG;
@@ -247,12 +231,12 @@ static int download(struct repl *r, const struct item *it, int fd, char *buf,
  * the replica, before the copy itself: a mount uses a manifest only for
  * the generation it names, so one left without its copy misleads no one.
  */
-static int put_manifest(struct repl *r, const char *name,
+static int put_manifest(const struct copy_env *e, const char *name,
 			const struct blocksums *s)
 {
 	struct strbuf enc = STRBUF_INIT, side = STRBUF_INIT;
 	struct obj_info stamp = { .generation = s->generation };
-	int fd = tmpfile_in(r->tmpdir), rc;
+	int fd = tmpfile_in(e->tmpdir), rc;
 
 	if (fd < 0)
 		return -errno;
@@ -261,13 +245,65 @@ static int put_manifest(struct repl *r, const char *name,
 	stamp.size = enc.len;
 	rc = pwrite_full(fd, enc.buf, enc.len, 0);
 	if (rc == 0) {
-		struct deadline dl = op_deadline(r, enc.len);
-		rc = backend_put(r->dst, side.buf, fd, enc.len, &stamp, &dl);
+		struct deadline dl = op_deadline(e, enc.len);
+		rc = backend_put(e->dst, side.buf, fd, enc.len, &stamp, &dl);
 	}
 	close(fd);
 	strbuf_release(&enc);
 	strbuf_release(&side);
 	return rc;
+}
+
+int replicate_copy(const struct copy_env *e, const char *name,
+		   const struct obj_info *v, char *buf)
+{
+	int fd = tmpfile_in(e->tmpdir);
+	if (fd < 0) {
+		log_warn("no temporary file in %s: %s", e->tmpdir,
+			 strerror(errno));
+		return -ENOSPC;
+	}
+	struct blocksums *sums;
+	int rc = download(e, name, v, fd, buf, &sums);
+	if (rc == 0)
+		rc = put_manifest(e, name, sums);
+	free(sums);
+	if (rc == 0) {
+		struct deadline dl = op_deadline(e, v->size);
+		rc = backend_put(e->dst, name, fd, v->size, v, &dl);
+		if (rc == -ESTALE || rc == -ENOENT || rc == -EBADMSG ||
+		    rc == -ENOSPC)
+			rc = -EIO;   /* the replica's, not the source's */
+	}
+	close(fd);
+	return rc;
+}
+
+void replicate_copy_error(int rc, struct strbuf *out)
+{
+	switch (rc) {
+	case -ENOSPC:
+		strbuf_adds(out, "no temporary file for the download "
+			    "(TMPDIR)");
+		break;
+	case -EINVAL:
+		strbuf_adds(out, "the replica cannot hold this name");
+		break;
+	case -EFBIG:
+		strbuf_adds(out, "too large for one write to the replica");
+		break;
+	case -ESTALE:
+	case -ENOENT:
+		strbuf_adds(out, "changed in the source while copying (the "
+			    "generation is gone)");
+		break;
+	case -EBADMSG:
+		strbuf_adds(out, "bytes do not match the source's crc32c; not "
+			    "copied");
+		break;
+	default:
+		strbuf_addf(out, "%s", strerror(-rc));
+	}
 }
 
 static void copy_one(struct repl *r, const struct item *it, const char *why,
@@ -279,54 +315,26 @@ static void copy_one(struct repl *r, const struct item *it, const char *why,
 		atomic_fetch_add(&r->copied, 1);
 		return;
 	}
-	int fd = tmpfile_in(r->tmpdir);
-	if (fd < 0) {
-		say(r, "%s: no temporary file in %s: %s", it->name, r->tmpdir,
-		    strerror(errno));
-		atomic_fetch_add(&r->failed, 1);
+	int rc = replicate_copy(&r->env, it->name, &it->v, buf);
+	if (rc == 0) {
+		atomic_fetch_add(&r->copied, 1);
+		atomic_fetch_add(&r->bytes, it->v.size);
 		return;
 	}
-	struct blocksums *sums;
-	int rc = download(r, it, fd, buf, &sums);
-	if (rc == 0)
-		rc = put_manifest(r, it->name, sums);
-	free(sums);
-	if (rc == 0) {
-		struct deadline dl = op_deadline(r, it->v.size);
-		rc = backend_put(r->dst, it->name, fd, it->v.size, &it->v,
-				 &dl);
-		if (rc == 0) {
-			atomic_fetch_add(&r->copied, 1);
-			atomic_fetch_add(&r->bytes, it->v.size);
-		} else if (rc == -EINVAL) {
-			say(r, "%s: skipped: the replica cannot hold this name",
-			    it->name);
-			atomic_fetch_add(&r->skipped, 1);
-		} else {
-			say(r, "%s: writing the copy failed: %s%s", it->name,
-			    strerror(-rc), rc == -EFBIG ? " (too large for one "
-			    "write)" : "");
-			atomic_fetch_add(&r->failed, 1);
-		}
-	} else if (rc == -ESTALE || rc == -ENOENT) {
-		say(r, "%s: skipped: changed in the source while copying "
-		    "(generation %" PRIu64 " is gone)", it->name,
-		    it->v.generation);
-		atomic_fetch_add(&r->skipped, 1);
-	} else {
-		say(r, "%s: download of generation %" PRIu64 " failed: %s",
-		    it->name, it->v.generation, rc == -EBADMSG
-		    ? "bytes do not match the source's crc32c; not copied"
-		    : strerror(-rc));
-		atomic_fetch_add(&r->failed, 1);
-	}
-	close(fd);
+	struct strbuf msg = STRBUF_INIT;
+	replicate_copy_error(rc, &msg);
+	say(r, "%s (generation %" PRIu64 "): %s %s", it->name,
+	    it->v.generation, rc == -EINVAL || rc == -ESTALE || rc == -ENOENT
+	    ? "skipped:" : "failed:", msg.buf);
+	strbuf_release(&msg);
+	atomic_fetch_add(rc == -EINVAL || rc == -ESTALE || rc == -ENOENT
+			 ? &r->skipped : &r->failed, 1);
 }
 
 static void *worker(void *arg)
 {
 	struct repl *r = arg;
-	char *buf = r->dry_run ? NULL : xmalloc(CHUNK);
+	char *buf = r->dry_run ? NULL : xmalloc(REPLICATE_CHUNK);
 
 	for (;;) {
 		pthread_mutex_lock(&r->lock);
@@ -351,7 +359,8 @@ static void *worker(void *arg)
 			    it.name);
 			atomic_fetch_add(&r->failed, 1);
 		} else {
-			switch (look(r, &it, &why)) {
+			switch (replicate_look(&r->env, it.name, &it.v, NULL,
+					       &why)) {
 			case V_CURRENT:
 				atomic_fetch_add(&r->current, 1);
 				break;
@@ -359,6 +368,8 @@ static void *worker(void *arg)
 				atomic_fetch_add(&r->newer, 1);
 				break;
 			case V_FAILED:
+				say(r, "%s: cannot look at the replica's copy: "
+				    "%s", it.name, why);
 				atomic_fetch_add(&r->failed, 1);
 				break;
 			case V_COPY:
@@ -383,8 +394,8 @@ static void progress(struct repl *r, double secs)
 	human_bytes(secs > 0 ? (double)bytes / secs : 0, rate, sizeof(rate));
 	pthread_mutex_lock(&r->out_lock);
 	fprintf(stderr, "\r\033[K%s -> %s: %" PRIu64 " checked, %" PRIu64
-		" copied (%s, %s/s), %" PRIu64 " failed", r->src->name,
-		r->dst->name, (uint64_t)atomic_load(&r->checked),
+		" copied (%s, %s/s), %" PRIu64 " failed", r->env.src->name,
+		r->env.dst->name, (uint64_t)atomic_load(&r->checked),
 		(uint64_t)atomic_load(&r->copied), b, rate,
 		(uint64_t)atomic_load(&r->failed));
 	r->progress_shown = true;
@@ -396,19 +407,30 @@ static void replicate_usage(FILE *out)
 	fprintf(out,
 		"usage: hylake replicate CONFIG --to REPLICA [--prefix P] "
 		"[--jobs N] [--dry-run]\n"
+		"       hylake replicate CONFIG --to SITE --follow "
+		"[--heartbeat D]\n"
 		"\n"
 		"Copy the source's objects under P that REPLICA lacks or holds\n"
 		"at an older generation, each checked against the source's\n"
 		"crc32c and stamped with its generation (one atomic write).\n"
 		"  --jobs N    objects copied at once (default 4)\n"
-		"  --dry-run   say what would be copied, copy nothing\n");
+		"  --dry-run   say what would be copied, copy nothing\n"
+		"\n"
+		"With --follow, follow the subscription of [changes] until\n"
+		"stopped (SIGTERM): copy each new generation to SITE and keep\n"
+		"the site's journal, which mounts with 'journal = SITE' read.\n"
+		"One follower per site writes (a lease in the source bucket);\n"
+		"others wait to take over.\n"
+		"  --heartbeat D  the journal's head is written at least this\n"
+		"                 often (default 1s)\n");
 }
 
 int replicate_main(int argc, char **argv)
 {
 	const char *config = NULL, *to = NULL, *prefix = "";
 	long jobs = 4;
-	bool dry_run = false;
+	bool dry_run = false, follow = false;
+	int64_t heartbeat_ms = 1000;
 	struct hy_config cfg;
 
 	static const struct option longopts[] = {
@@ -416,13 +438,15 @@ int replicate_main(int argc, char **argv)
 		{ "prefix", required_argument, NULL, 'p' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "heartbeat", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	optind = 0;
-	while ((c = cli_getopt(argc, argv, "t:p:j:nh", longopts)) != -1) {
+	while ((c = cli_getopt(argc, argv, "t:p:j:nfb:h", longopts)) != -1) {
 		switch (c) {
 		case 'h':
 			replicate_usage(stdout);
@@ -435,6 +459,18 @@ int replicate_main(int argc, char **argv)
 			break;
 		case 'n':
 			dry_run = true;
+			break;
+		case 'f':
+			follow = true;
+			break;
+		case 'b':
+			if (duration_parse_ms(optarg, &heartbeat_ms) < 0 ||
+			    heartbeat_ms < 100 || heartbeat_ms > 60000) {
+				fprintf(stderr, "hylake replicate: --heartbeat "
+					"'%s': a duration from 100ms to 60s\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case 'j':
 			if (cli_long_arg("replicate", "--jobs", optarg, 1,
@@ -478,26 +514,39 @@ int replicate_main(int argc, char **argv)
 		return 2;
 	}
 
+	if (follow && (dry_run || *prefix)) {
+		fprintf(stderr, "hylake replicate: --follow follows the whole "
+			"source: no --prefix or --dry-run with it\n");
+		config_release(&cfg);
+		return 2;
+	}
+	const char *tmpdir = getenv("TMPDIR") && *getenv("TMPDIR")
+			     ? getenv("TMPDIR") : "/var/tmp";
+	if (follow) {
+		log_level = LOG_NOTICE;
+		int st = follow_main(&cfg, rc_conf, tmpdir, heartbeat_ms);
+		config_release(&cfg);
+		return st;
+	}
 	struct repl r = { .prefix = prefix, .dry_run = dry_run,
-			  .op_timeout_ms = cfg.mount.op_timeout_ms };
+			  .env.op_timeout_ms = cfg.mount.op_timeout_ms };
 	char err[512];
 	int status = 1;
-	r.tmpdir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
-							 : "/var/tmp";
-	if (stack_open_store(&cfg.source, cfg.mount.op_timeout_ms, &r.src, err,
+	r.env.tmpdir = tmpdir;
+	if (stack_open_store(&cfg.source, cfg.mount.op_timeout_ms, &r.env.src, err,
 			     sizeof(err)) < 0) {
 		fprintf(stderr, "hylake replicate: source %s\n", err);
 		goto out_cfg;
 	}
-	if (stack_open_store(rc_conf, cfg.mount.op_timeout_ms, &r.dst, err,
+	if (stack_open_store(rc_conf, cfg.mount.op_timeout_ms, &r.env.dst, err,
 			     sizeof(err)) < 0) {
 		fprintf(stderr, "hylake replicate: replica %s\n", err);
 		goto out_src;
 	}
-	if (!r.dst->ops->put) {
+	if (!r.env.dst->ops->put) {
 		fprintf(stderr, "hylake replicate: replica %s is of type %s, "
 			"which hylake replicate cannot write (s3 and posix "
-			"replicas can be written)\n", to, r.dst->ops->type);
+			"replicas can be written)\n", to, r.env.dst->ops->type);
 		goto out_dst;
 	}
 
@@ -543,7 +592,7 @@ int replicate_main(int argc, char **argv)
 	printf("%s %s -> %s: %" PRIu64 " checked, %" PRIu64 " %s (%s in %.1f s, "
 	       "%s/s), %" PRIu64 " current, %" PRIu64 " newer on the replica, "
 	       "%" PRIu64 " skipped, %" PRIu64 " failed\n",
-	       dry_run ? "dry run" : "replicated", r.src->name, to,
+	       dry_run ? "dry run" : "replicated", r.env.src->name, to,
 	       (uint64_t)atomic_load(&r.checked),
 	       (uint64_t)atomic_load(&r.copied),
 	       dry_run ? "to copy" : "copied", b, secs, rate,
@@ -556,9 +605,9 @@ int replicate_main(int argc, char **argv)
 	pthread_mutex_destroy(&r.lock);
 	pthread_mutex_destroy(&r.out_lock);
 out_dst:
-	backend_destroy(r.dst);
+	backend_destroy(r.env.dst);
 out_src:
-	backend_destroy(r.src);
+	backend_destroy(r.env.src);
 out_cfg:
 	config_release(&cfg);
 	return status;

@@ -168,9 +168,14 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 	for (size_t i = 0; i < cfg->nreplicas && i < ROUTER_MAX_REPLICAS; i++)
 		rconf.verify[i] = cfg->replicas[i].verify;
 	if (cfg->changes.present) {
+		struct backend *site = NULL;
+		for (size_t i = 0; cfg->changes.journal && i < cfg->nreplicas;
+		     i++)
+			if (!strcmp(cfg->replicas[i].name, cfg->changes.journal))
+				site = reps[i];
 		rc = changes_start(&cfg->changes, &cfg->source,
-				   vmap_facts(st->vmap), &st->changes, err,
-				   errlen);
+				   vmap_facts(st->vmap), site, &st->changes,
+				   err, errlen);
 		if (rc < 0)
 			goto out_close_vmap;
 		rconf.feed = changes_feed(st->changes);

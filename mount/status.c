@@ -36,6 +36,7 @@ struct figures {
 	char stores[STORES_MAX][64]; /* in the order first seen */
 	size_t nstores;
 	char version[32];
+	char via[64];                /* how the change feed is followed */
 };
 
 static void parse(char *text, struct figures *f)
@@ -60,6 +61,9 @@ static void parse(char *text, struct figures *f)
 				if (!strncmp(brace + 1, "version=", 8))
 					snprintf(f->version, sizeof(f->version),
 						 "%s", q1 + 1);
+				else if (!strncmp(brace + 1, "via=", 4))
+					snprintf(f->via, sizeof(f->via), "%s",
+						 q1 + 1);
 				else
 					snprintf(x.store, sizeof(x.store), "%s",
 						 q1 + 1);
@@ -208,8 +212,14 @@ static void print_human(const char *mnt, const struct figures *f)
 	}
 	if (has(f, "hylake_feed_healthy", NULL)) {
 		bool ok = get(f, "hylake_feed_healthy", NULL, 0) > 0;
-		printf("change feed   %s", ok ? "following" : "STALLED: bounded "
-		       "names are confirmed with GCS");
+		printf("change feed   %s%s%s", ok ? "following" : "STALLED: "
+		       "bounded names are confirmed with GCS",
+		       f->via[0] ? " the " : "", f->via[0] ? f->via : "");
+		if (has(f, "hylake_journal_heartbeat_age_seconds", NULL))
+			printf("; heartbeat %.1f s ago, %.0f batches behind",
+			       get(f, "hylake_journal_heartbeat_age_seconds",
+				   NULL, 0),
+			       get(f, "hylake_journal_behind_batches", NULL, 0));
 		if (has(f, "hylake_feed_last_pull_age_seconds", NULL))
 			printf("; last pull %.1f s ago", get(f,
 			       "hylake_feed_last_pull_age_seconds", NULL, 0));

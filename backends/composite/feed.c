@@ -21,14 +21,13 @@
 #include <string.h>
 
 #define DEFAULT_BATCH 500
-#define IDLE_PAUSE_MS 50         /* after an empty pull */
 #define RETRY_MIN_MS 100         /* after a failed one, doubling ... */
 #define RETRY_MAX_MS 5000        /* ... up to this */
 #define ACK_TIMEOUT_MS 10000
 
 struct feed {
 	struct feed_conf conf;
-	char *bucket, *prefix;
+	char *bucket, *prefix, *via;
 	pthread_t th;
 	pthread_mutex_t lock;        /* guards everything below */
 	pthread_cond_t wake;         /* stop asked (monotonic clock) */
@@ -43,9 +42,8 @@ struct feed {
 	uint64_t pulls, pull_failures, messages;
 };
 
-/* The mount's name of a change, or NULL when it is not the mount's. */
-static const char *mount_name(const char *bucket, const char *prefix,
-			      const struct gcs_change *c)
+const char *feed_mount_name(const char *bucket, const char *prefix,
+			    const struct gcs_change *c)
 {
 	size_t pl = strlen(prefix);
 	if (strcmp(c->bucket, bucket) || strncmp(c->name, prefix, pl) ||
@@ -138,7 +136,7 @@ void feed_apply(struct facts facts, const char *bucket, const char *prefix,
 			counts->gaps++;
 			continue;
 		}
-		const char *name = mount_name(bucket, prefix, &c[i]);
+		const char *name = feed_mount_name(bucket, prefix, &c[i]);
 		if (!name) {
 			counts->ignored++;
 		} else if (apply_one(facts, name, &c[i], now_ns)) {
@@ -150,6 +148,47 @@ void feed_apply(struct facts facts, const char *bucket, const char *prefix,
 		}
 	}
 }
+
+/* ------------------------------------------------ the subscription */
+
+#define PUBSUB_IDLE_MS 50        /* after an empty pull: a server that
+                                    answers one at once is not asked in
+                                    a tight loop */
+
+static const char *ps_name(void *ctx)
+{
+	return pubsub_name(ctx);
+}
+
+static int ps_pull(void *ctx, unsigned max, struct gcs_changes *out,
+		   bool *drained, const struct deadline *dl, char *err,
+		   size_t errlen)
+{
+	int rc = pubsub_pull(ctx, max, out, dl, err, errlen);
+	*drained = rc == 0 && out->n < max;
+	return rc;
+}
+
+static int ps_ack(void *ctx, const struct gcs_changes *ch,
+		  const struct deadline *dl)
+{
+	return pubsub_ack(ctx, ch->c, ch->n, dl);
+}
+
+static const struct feed_source_ops pubsub_source = {
+	.name = ps_name,
+	.pull = ps_pull,
+	.ack = ps_ack,
+	.idle_ms = PUBSUB_IDLE_MS,
+};
+
+void feed_source_pubsub(struct pubsub *sub, struct feed_source *out)
+{
+	out->ops = &pubsub_source;
+	out->ctx = sub;
+}
+
+/* ------------------------------------------------ the thread */
 
 /* Sleep up to ms, or until stop is asked.  False when it was. */
 static bool pause_ms(struct feed *f, int64_t ms)
@@ -165,6 +204,8 @@ static bool pause_ms(struct feed *f, int64_t ms)
 	pthread_mutex_unlock(&f->lock);
 	return go_on;
 }
+
+static const char *src_name(const struct feed *f);
 
 /* Apply a pulled batch, commit, acknowledge.  The changed names are
  * told after the acknowledgement: what they show is committed. */
@@ -182,7 +223,7 @@ static void take(struct feed *f, struct gcs_changes *ch)
 		f->conf.facts.ops->flush(f->conf.facts.ctx);
 	struct deadline dl = deadline_in_ms(ACK_TIMEOUT_MS);
 	dl.cancel = &f->cancel;
-	if (pubsub_ack(f->conf.sub, ch->c, ch->n, &dl) < 0)
+	if (ch->n && f->conf.src.ops->ack(f->conf.src.ctx, ch, &dl) < 0)
 		log_info("feed: %zu changes applied, their acknowledgement "
 			 "failed: they come again (applying them twice is "
 			 "harmless)", ch->n);
@@ -199,16 +240,21 @@ static void take(struct feed *f, struct gcs_changes *ch)
 	if (counts.gaps)
 		log_warn("feed %s: %" PRIu64 " messages were not change "
 			 "notifications; facts from before now are confirmed "
-			 "again", pubsub_name(f->conf.sub), counts.gaps);
+			 "again", src_name(f), counts.gaps);
 	if (!f->conf.changed)
 		return;
 	for (size_t i = 0; i < ch->n; i++) {
 		if (ch->c[i].kind == GCS_CHANGE_INVALID)
 			continue;
-		const char *name = mount_name(f->bucket, f->prefix, &ch->c[i]);
+		const char *name = feed_mount_name(f->bucket, f->prefix, &ch->c[i]);
 		if (name)
 			f->conf.changed(f->conf.changed_arg, name);
 	}
+}
+
+static const char *src_name(const struct feed *f)
+{
+	return f->conf.src.ops->name(f->conf.src.ctx);
 }
 
 static void *feed_thread(void *arg)
@@ -224,14 +270,15 @@ static void *feed_thread(void *arg)
 		struct deadline dl = deadline_in_ms(f->conf.stall_ms / 2 > 1000
 						    ? f->conf.stall_ms / 2 : 1000);
 		dl.cancel = &f->cancel;
-		int rc = pubsub_pull(f->conf.sub, batch, &ch, &dl, err,
-				     sizeof(err));
+		bool drained = false;
+		int rc = f->conf.src.ops->pull(f->conf.src.ctx, batch, &ch,
+					       &drained, &dl, err, sizeof(err));
 		pthread_mutex_lock(&f->lock);
 		bool stop = f->stop;
 		f->pulls++;
 		if (rc == 0) {
 			f->last_ok_ns = mono_ns();
-			f->drained = ch.n < batch;
+			f->drained = drained;
 			f->messages += ch.n;
 		} else {
 			f->pull_failures++;
@@ -246,8 +293,7 @@ static void *feed_thread(void *arg)
 		}
 		if (rc < 0) {
 			if (news)
-				log_warn("feed %s: %s", pubsub_name(f->conf.sub),
-					 err);
+				log_warn("feed %s: %s", src_name(f), err);
 			if (!pause_ms(f, retry_ms))
 				break;
 			retry_ms = retry_ms * 2 < RETRY_MAX_MS ? retry_ms * 2
@@ -255,13 +301,12 @@ static void *feed_thread(void *arg)
 			continue;
 		}
 		if (news)
-			log_notice("feed %s: following",
-				   pubsub_name(f->conf.sub));
+			log_notice("feed %s: following", src_name(f));
 		retry_ms = RETRY_MIN_MS;
 		size_t got = ch.n;
 		take(f, &ch);
 		gcs_changes_release(&ch);
-		if (!got && !pause_ms(f, IDLE_PAUSE_MS))
+		if (!got && !pause_ms(f, f->conf.src.ops->idle_ms))
 			break;
 	}
 	return NULL;
@@ -269,13 +314,14 @@ static void *feed_thread(void *arg)
 
 int feed_start(const struct feed_conf *conf, struct feed **out)
 {
-	if (!conf->sub || conf->stall_ms <= 0 || !conf->bucket)
+	if (!conf->src.ops || conf->stall_ms <= 0 || !conf->bucket)
 		return -EINVAL;
 	struct feed *f = xcalloc(1, sizeof(*f));
 
 	f->conf = *conf;
 	f->bucket = xstrdup(conf->bucket);
 	f->prefix = xstrdup(conf->prefix ? conf->prefix : "");
+	f->via = xstrdup(conf->via ? conf->via : "subscription");
 	f->since_ns = wall_ns();
 	f->last_ok_ns = INT64_MIN / 2;
 	pthread_mutex_init(&f->lock, NULL);
@@ -305,6 +351,7 @@ void feed_stop(struct feed *f)
 	pthread_mutex_destroy(&f->lock);
 	free(f->bucket);
 	free(f->prefix);
+	free(f->via);
 	free(f);
 }
 
@@ -336,6 +383,11 @@ void feed_metrics(struct feed *f, struct prom *p)
 	prom_add(p, "hylake_feed_healthy", PROM_GAUGE,
 		 "1 while the change feed covers the version map", NULL, NULL,
 		 healthy ? 1 : 0);
+	prom_add(p, "hylake_feed_info", PROM_GAUGE,
+		 "how the change feed is followed: the subscription itself "
+		 "(subscription) or a site's journal", "via", f->via, 1);
+	if (f->conf.src.ops->metrics)
+		f->conf.src.ops->metrics(f->conf.src.ctx, p);
 	if (last_ok > INT64_MIN / 2)
 		prom_add(p, "hylake_feed_last_pull_age_seconds", PROM_GAUGE,
 			 "time since the last good pull of the subscription",

@@ -1,6 +1,7 @@
 /*
  * feed.h - the change feed: GCS changes, followed from a Pub/Sub
- * subscription, kept in the version map so that opens need not ask GCS.
+ * subscription or from a site's journal of it (journal.h), kept in the
+ * version map so that opens need not ask GCS.
  *
  * A thread pulls the subscription, applies each change to the facts
  * (the source's view of a name), waits until the facts are committed,
@@ -52,13 +53,47 @@ struct feed;
 struct prom;
 struct pubsub;
 
+/*
+ * Where changes come from: the subscription itself (feed_source_pubsub),
+ * or a site's journal that one follower keeps from it (journal.h).
+ */
+struct feed_source_ops {
+	const char *(*name)(void *ctx);   /* for messages */
+	/*
+	 * Up to max changes into *out (released by the feed).  *drained:
+	 * nothing was left waiting, so every change published before the
+	 * pull is now delivered.  0 (maybe with no change), or -errno with
+	 * err filled.
+	 */
+	int (*pull)(void *ctx, unsigned max, struct gcs_changes *out,
+		    bool *drained, const struct deadline *dl, char *err,
+		    size_t errlen);
+	/* Applied and committed: they need not come again.  < 0: they
+	 * will (applying twice is harmless). */
+	int (*ack)(void *ctx, const struct gcs_changes *ch,
+		   const struct deadline *dl);
+	/* Optional: the source's own figures. */
+	void (*metrics)(void *ctx, struct prom *p);
+	int64_t idle_ms;                  /* pause after an empty pull */
+};
+
+struct feed_source {
+	const struct feed_source_ops *ops;
+	void *ctx;
+};
+
+/* The subscription as a source (sub borrowed). */
+void feed_source_pubsub(struct pubsub *sub, struct feed_source *out);
+
 struct feed_conf {
-	struct pubsub *sub;           /* borrowed; outlives the feed */
+	struct feed_source src;       /* borrowed; outlives the feed */
 	struct facts facts;           /* borrowed */
 	const char *bucket;           /* the source's bucket */
 	const char *prefix;           /* the source's prefix ("" or "p/") */
 	int64_t stall_ms;             /* see coverage above; > 0 */
 	unsigned batch;               /* messages per pull; 0: 500 */
+	const char *via;              /* how it is followed, for status:
+	                                 "subscription", "journal of SITE" */
 	/* Called by the feed's thread with each changed name (the mount's
 	 * name, prefix cut); may be NULL. */
 	void (*changed)(void *arg, const char *name);
@@ -95,5 +130,10 @@ void feed_apply(struct facts facts, const char *bucket, const char *prefix,
 		const struct gcs_change *c, size_t n, int64_t now_ns,
 		void (*changed)(void *arg, const char *name), void *arg,
 		struct feed_counts *counts);
+
+/* The mount's name of change c (prefix cut), or NULL when it is of
+ * another bucket or outside the prefix. */
+const char *feed_mount_name(const char *bucket, const char *prefix,
+			    const struct gcs_change *c);
 
 #endif

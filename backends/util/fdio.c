@@ -5,6 +5,8 @@
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -46,4 +48,18 @@ int mkdir_p(const char *path)
 	}
 	strbuf_release(&p);
 	return rc;
+}
+
+int tmpfile_in(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd;
+	struct strbuf p = STRBUF_INIT;        /* no O_TMPFILE there */
+	strbuf_addf(&p, "%s/hylake-XXXXXX", dir);
+	fd = mkostemp(p.buf, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(p.buf);
+	strbuf_release(&p);
+	return fd;
 }

@@ -15,4 +15,8 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
  * it exists) or -errno. */
 int mkdir_p(const char *path);
 
+/* A file with no name in folder dir, open for reading and writing (gone
+ * when closed).  A descriptor, or -1 with errno set. */
+int tmpfile_in(const char *dir);
+
 #endif

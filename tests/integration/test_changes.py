@@ -7,7 +7,6 @@ GCS again."""
 
 import errno
 import hashlib
-import json
 import os
 import random
 import statistics
@@ -16,29 +15,8 @@ import time
 
 import pytest
 
+from feedlib import PROJECT, feed, figures, wait_for  # noqa: F401  (feed: a fixture)
 from hylib import run_hylake
-
-PROJECT = "hylake-test"
-
-
-@pytest.fixture
-def feed(gcs, gcs_bucket, pubsub_server):
-    """A topic and a subscription for the bucket's notifications (JSON_API_V1
-    payloads, every event type).  Yields (client, subscription name)."""
-    from pubsub_client import PubsubClient
-    ps = PubsubClient(pubsub_server.url, project=PROJECT)
-    topic, sub = f"t-{gcs_bucket}", f"s-{gcs_bucket}"
-    ps.create_topic(topic)
-    ps.create_subscription(sub, topic, ackDeadlineSeconds=10)
-    gcs.client.request(
-        "POST", f"/storage/v1/b/{gcs_bucket}/notificationConfigs",
-        body=json.dumps({"topic": f"//pubsub.googleapis.com/projects/{PROJECT}/"
-                                  f"topics/{topic}",
-                         "payload_format": "JSON_API_V1"}).encode(),
-        headers={"Content-Type": "application/json"}, ok=(200,))
-    yield ps, f"projects/{PROJECT}/subscriptions/{sub}"
-    ps.control.fail(count=0)
-
 
 def config(ws, gcs_bucket, pubsub_server, sub, fresh, stall="2s"):
     cfg = ws.gcs_config(gcs_bucket, mount={"freshness": fresh})
@@ -46,27 +24,6 @@ def config(ws, gcs_bucket, pubsub_server, sub, fresh, stall="2s"):
         f.write(f"\n[changes]\nsubscription = {sub}\n"
                 f"endpoint = {pubsub_server.url}\nstall = {stall}\n")
     return cfg
-
-
-def figures(m):
-    """The mount's Prometheus figures without labels: {name: value}."""
-    text = os.getxattr(m.path, "user.hylake.metrics").decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, value = line.split()
-            out[name] = float(value)
-    return out
-
-
-def wait_for(m, what, cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while True:
-        f = figures(m)
-        if cond(f):
-            return f
-        assert time.monotonic() < end, f"{what}: {f}"
-        time.sleep(0.05)
 
 
 def metadata_requests(gcs, bucket, mark, name):

@@ -1,0 +1,569 @@
+/*
+ * follow.c - `hylake replicate CONFIG --to SITE --follow`: the site's
+ * follower.  One process per site reads the bucket's change
+ * notifications from the subscription of [changes], copies each new
+ * generation to the site, and keeps the site's journal
+ * (backends/composite/journal.h), which every mount of the site follows
+ * with local reads (`journal = SITE` in [changes]).
+ *
+ *   pull (up to BATCH)  ->  per change: finalize -> copy generation G to
+ *                           the site unless it holds G (stamped, with its
+ *                           block manifest), and note what it holds
+ *                       ->  batch seq+1 written to the site
+ *                       ->  head moved to seq+1        (mounts see it)
+ *                       ->  messages acknowledged      (never before)
+ *   nothing new for a heartbeat: the head is written again, with the
+ *   time of the last pull that found the subscription drained
+ *
+ * Killed anywhere, nothing is lost: unacknowledged messages come again.
+ * Nothing is journaled twice: at start the follower reads the newest
+ * batch and drops messages it already holds (by message id), and keeps
+ * the ids of recent batches for redeliveries; a change the journal has
+ * in an older batch and comes again much later is applied by the mounts
+ * once only anyway (a change never goes back, feed.h).
+ *
+ * Two followers of one site: a lease, an object in the source bucket
+ * (LEASE_PREFIX + site), created with ifGenerationMatch=0 and renewed
+ * under the generation it holds.  A follower that does not hold it
+ * watches it, and takes it over, under the generation it watched, once
+ * that generation has not changed for the lease's time.  A holder that
+ * could not renew for two thirds of that time stops writing, so the two
+ * never write together (given clocks that run at about the same rate).
+ */
+#include "mount/replicate.h"
+#include "mount/changes.h"
+#include "mount/stack.h"
+#include "backends/composite/feed.h"
+#include "backends/composite/journal.h"
+#include "backends/gcs/gcs_auth.h"
+#include "backends/gcs/pubsub.h"
+#include "backends/http/http.h"
+#include "backends/util/hmap.h"
+#include "backends/util/log.h"
+#include "backends/util/strbuf.h"
+#include "backends/util/timeutil.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define BATCH 500                 /* messages per pull */
+#define RECENT_MAX 8192           /* message ids remembered */
+#define RETRY_MIN_MS 200
+#define RETRY_MAX_MS 5000
+#define LEASE_PREFIX ".hylake/leases/journal-"
+
+static atomic_bool stopping;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&stopping, true);
+}
+
+struct follower {
+	const struct hy_config *cfg;
+	struct copy_env env;
+	const char *site;
+	int64_t heartbeat_ms, lease_ms;
+	char *bucket, *prefix;
+	struct pubsub *sub;
+	char *buf;                    /* REPLICATE_CHUNK */
+
+	/* the journal */
+	uint64_t seq;
+	int64_t drained_ns;           /* of the last head written */
+	int64_t head_written_mono;
+	struct recent {               /* ring of journaled message ids */
+		struct hmap_node node;
+		char *id;
+	} recent[RECENT_MAX];
+	size_t recent_next;
+	struct hmap recent_set;       /* the same ids, to look up */
+
+	/* the lease */
+	char *lease_name, *holder;
+	bool holding;
+	uint64_t lease_gen;           /* generation of the lease object */
+	int64_t lease_seen_mono;      /* when lease_gen was first seen */
+	int64_t renewed_mono;         /* last renewal that succeeded */
+
+	uint64_t copied, current, failed, batches, dups;
+};
+
+/* ------------------------------------------------------------- recent */
+
+static bool recent_has(struct follower *f, const char *id)
+{
+	uint64_t h = XXH3_64bits(id, strlen(id));
+	for (struct hmap_node *n = hmap_first(&f->recent_set, h); *id && n;
+	     n = hmap_next(n))
+		if (!strcmp(container_of(n, struct recent, node)->id, id))
+			return true;
+	return false;
+}
+
+static void recent_add(struct follower *f, const char *id)
+{
+	if (!*id || recent_has(f, id))
+		return;
+	struct recent *r = &f->recent[f->recent_next];
+	if (r->id) {
+		hmap_remove(&f->recent_set, &r->node);
+		free(r->id);
+	}
+	r->id = xstrdup(id);
+	hmap_add(&f->recent_set, &r->node, XXH3_64bits(id, strlen(id)));
+	f->recent_next = (f->recent_next + 1) % RECENT_MAX;
+}
+
+static struct deadline op_dl(const struct follower *f)
+{
+	return deadline_in_ms(f->cfg->mount.op_timeout_ms);
+}
+
+/* Where the journal stands: its head, and the ids of its newest batch. */
+static int load_journal(struct follower *f)
+{
+	struct deadline dl = op_dl(f);
+	struct strbuf doc;
+	struct journal_head h;
+	int rc = journal_read(f->env.dst, JOURNAL_HEAD, &doc, &dl);
+
+	if (rc == -ENOENT) {
+		f->seq = 0;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	rc = journal_parse_head(doc.buf, doc.len, &h);
+	strbuf_release(&doc);
+	if (rc < 0) {
+		fprintf(stderr, "hylake replicate: %s on %s is not a journal "
+			"head; move it away to start a new journal\n",
+			JOURNAL_HEAD, f->site);
+		return rc;
+	}
+	f->seq = h.seq;
+	f->drained_ns = h.drained_ns;
+	if (!h.seq)
+		return 0;
+	struct strbuf name = STRBUF_INIT;
+	struct journal_batch b;
+	journal_batch_name(h.seq, &name);
+	dl = op_dl(f);
+	rc = journal_read(f->env.dst, name.buf, &doc, &dl);
+	strbuf_release(&name);
+	if (rc == 0) {
+		if (journal_parse_batch(doc.buf, doc.len, &b) == 0) {
+			for (size_t i = 0; i < b.ch.n; i++)
+				recent_add(f, b.ch.c[i].message_id);
+			journal_batch_release(&b);
+		}
+		strbuf_release(&doc);
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* ------------------------------------------------------------- lease */
+
+static void lease_doc(const struct follower *f, struct strbuf *out)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I}", "holder", f->holder,
+			      "site", f->site, "lease_ms",
+			      (json_int_t)f->lease_ms);
+	char *text = json_dumps(o, JSON_COMPACT);
+	strbuf_adds(out, text);
+	free(text);
+	json_decref(o);
+}
+
+/* Write the lease under pre; its new generation to f->lease_gen. */
+static int lease_write(struct follower *f, const struct write_pre *pre)
+{
+	struct deadline dl = op_dl(f);
+	struct strbuf doc = STRBUF_INIT;
+	struct bwriter *w;
+	struct obj_info info;
+	int rc;
+
+	lease_doc(f, &doc);
+	rc = backend_writer_open(f->env.src, f->lease_name, pre, &w, &dl);
+	if (rc == 0) {
+		rc = bwriter_write(w, doc.buf, doc.len, &dl);
+		if (rc == 0)
+			rc = bwriter_commit(w, &info, &dl);
+		else
+			bwriter_abort(w);
+	}
+	strbuf_release(&doc);
+	if (rc == 0)
+		f->lease_gen = info.generation;
+	return rc;
+}
+
+/*
+ * Hold the lease, or learn who does: true while this follower may write.
+ * Called often; asks GCS only when a renewal is due, or while watching.
+ */
+static bool lease_hold(struct follower *f)
+{
+	int64_t now = mono_ns(), ttl = f->lease_ms * NS_PER_MS;
+	struct write_pre pre = { 0 };
+	int rc;
+
+	if (f->holding) {
+		if (now - f->renewed_mono < ttl / 3)
+			return true;
+		pre.kind = WRITE_PRE_GENERATION;
+		pre.generation = f->lease_gen;
+		rc = lease_write(f, &pre);
+		if (rc == 0) {
+			f->renewed_mono = now;
+			return true;
+		}
+		if (rc == -ESTALE || rc == -ENOENT) {
+			log_warn("lost the lease %s (another follower took it)",
+				 f->lease_name);
+			f->holding = false;
+			f->lease_gen = 0;
+			return false;
+		}
+		if (now - f->renewed_mono >= ttl * 2 / 3) {
+			log_warn("cannot renew the lease %s (%s): not writing "
+				 "the journal until it is renewed",
+				 f->lease_name, strerror(-rc));
+			return false;
+		}
+		return true;
+	}
+
+	struct deadline dl = op_dl(f);
+	struct obj_info cur;
+	rc = backend_stat(f->env.src, f->lease_name, &cur, &dl);
+	if (rc == -ENOENT) {
+		pre.kind = WRITE_PRE_ABSENT;
+	} else if (rc < 0) {
+		return false;
+	} else if (cur.generation != f->lease_gen) {
+		f->lease_gen = cur.generation;      /* alive: watch again */
+		f->lease_seen_mono = now;
+		return false;
+	} else if (now - f->lease_seen_mono < ttl) {
+		return false;
+	} else {
+		pre.kind = WRITE_PRE_GENERATION;    /* expired: take it */
+		pre.generation = cur.generation;
+	}
+	rc = lease_write(f, &pre);
+	if (rc < 0) {
+		if (rc != -EEXIST && rc != -ESTALE)
+			log_warn("cannot take the lease %s: %s", f->lease_name,
+				 strerror(-rc));
+		f->lease_seen_mono = now;
+		return false;
+	}
+	f->holding = true;
+	f->renewed_mono = now;
+	log_notice("holding the lease %s: following for site %s",
+		   f->lease_name, f->site);
+	/* another follower may have written since this one last looked */
+	if (load_journal(f) < 0)
+		f->holding = false;
+	return f->holding;
+}
+
+/* ------------------------------------------------------------- batches */
+
+/* Copy c's generation to the site unless it holds it; *h says what the
+ * site holds then. */
+static void replicate_change(struct follower *f, const struct gcs_change *c,
+			     const char *name, struct journal_held *h)
+{
+	struct obj_info held;
+	const char *why = "";
+	struct obj_info v = c->info;
+
+	memset(h, 0, sizeof(*h));
+	v.generation = c->generation;
+	size_t len = strlen(name);
+	if (!len || name[len - 1] == '/')
+		return;                          /* a folder marker */
+	enum replicate_verdict vd = replicate_look(&f->env, name, &v, &held,
+						   &why);
+	if (vd == V_COPY) {
+		int rc = replicate_copy(&f->env, name, &v, f->buf);
+		if (rc < 0) {
+			struct strbuf msg = STRBUF_INIT;
+			replicate_copy_error(rc, &msg);
+			log_warn("%s (generation %" PRIu64 "): not copied: %s",
+				 name, c->generation, msg.buf);
+			strbuf_release(&msg);
+			if (rc != -ESTALE && rc != -ENOENT && rc != -EINVAL)
+				f->failed++;
+			return;
+		}
+		f->copied++;
+		vd = replicate_look(&f->env, name, &v, &held, &why);
+	} else if (vd == V_CURRENT) {
+		f->current++;
+	}
+	if (vd == V_CURRENT) {
+		h->holds = true;
+		h->size = held.size;
+		snprintf(h->etag, sizeof(h->etag), "%s", held.etag);
+	}
+}
+
+/* Write batch seq+1 of ch[keep], then the head: 0 or -errno. */
+static int append(struct follower *f, struct journal_batch *b,
+		  int64_t drained_ns)
+{
+	struct strbuf doc = STRBUF_INIT, name = STRBUF_INIT;
+	struct deadline dl = op_dl(f);
+	int rc;
+
+	b->seq = f->seq + 1;
+	b->written_ns = wall_ns();
+	journal_encode_batch(b, &doc);
+	journal_batch_name(b->seq, &name);
+	rc = journal_write(f->env.dst, name.buf, &doc, f->env.tmpdir, &dl);
+	strbuf_release(&doc);
+	strbuf_release(&name);
+	if (rc < 0)
+		return rc;
+	struct journal_head h = { .seq = b->seq, .drained_ns = drained_ns,
+				  .written_ns = wall_ns() };
+	journal_encode_head(&h, &doc);
+	dl = op_dl(f);
+	rc = journal_write(f->env.dst, JOURNAL_HEAD, &doc, f->env.tmpdir, &dl);
+	strbuf_release(&doc);
+	if (rc == 0) {
+		f->seq = b->seq;
+		f->drained_ns = drained_ns;
+		f->head_written_mono = mono_ns();
+		f->batches++;
+	}
+	return rc;
+}
+
+static int heartbeat(struct follower *f, int64_t drained_ns)
+{
+	struct strbuf doc = STRBUF_INIT;
+	struct journal_head h = { .seq = f->seq, .drained_ns = drained_ns,
+				  .written_ns = wall_ns() };
+	struct deadline dl = op_dl(f);
+
+	journal_encode_head(&h, &doc);
+	int rc = journal_write(f->env.dst, JOURNAL_HEAD, &doc, f->env.tmpdir,
+			       &dl);
+	strbuf_release(&doc);
+	if (rc == 0) {
+		f->drained_ns = drained_ns;
+		f->head_written_mono = mono_ns();
+	}
+	return rc;
+}
+
+/*
+ * Journal what ch says (copying to the site first), then acknowledge.
+ * 0, or -errno when the journal could not be written (nothing is
+ * acknowledged: it all comes again).
+ */
+static int take(struct follower *f, struct gcs_changes *ch, bool drained,
+		int64_t pulled_ns)
+{
+	struct journal_batch b = { 0 };
+	size_t n = 0;
+	int rc = 0;
+
+	b.ch.c = xcalloc(ch->n + 1, sizeof(*b.ch.c));
+	b.held = xcalloc(ch->n + 1, sizeof(*b.held));
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct gcs_change *c = &ch->c[i];
+		if (recent_has(f, c->message_id)) {
+			f->dups++;
+			continue;
+		}
+		if (c->kind != GCS_CHANGE_INVALID) {
+			const char *name = feed_mount_name(f->bucket, f->prefix,
+							   c);
+			if (!name || !strncmp(name, ".hylake/", 8))
+				continue;        /* not this source's, or hylake's
+				                    own (the lease) */
+			if (c->kind == GCS_CHANGE_FINALIZE && c->has_info)
+				replicate_change(f, c, name, &b.held[n]);
+		}
+		b.ch.c[n++] = *c;                /* borrowed */
+	}
+	b.ch.n = n;
+	int64_t drained_ns = drained ? pulled_ns : f->drained_ns;
+	if (n && lease_hold(f))
+		rc = append(f, &b, drained_ns);
+	else if (n)
+		rc = -EAGAIN;                    /* no longer the writer */
+	else if (drained && mono_ns() - f->head_written_mono >=
+			    f->heartbeat_ms * NS_PER_MS / 2)
+		rc = heartbeat(f, drained_ns);
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++)
+			recent_add(f, b.ch.c[i].message_id);
+		struct deadline dl = op_dl(f);
+		if (pubsub_ack(f->sub, ch->c, ch->n, &dl) < 0)
+			log_info("%zu messages journaled, their "
+				 "acknowledgement failed: they come again "
+				 "and are dropped then", ch->n);
+	}
+	free(b.ch.c);
+	free(b.held);
+	return rc;
+}
+
+/* Sleep ms, or less when stopping. */
+static void nap(int64_t ms)
+{
+	for (int64_t end = mono_ns() + ms * NS_PER_MS;
+	     !atomic_load(&stopping) && mono_ns() < end;)
+		usleep(20 * 1000);
+}
+
+static void follow_loop(struct follower *f)
+{
+	int64_t retry_ms = RETRY_MIN_MS;
+	int last_err = 1;
+	char err[300];
+
+	while (!atomic_load(&stopping)) {
+		if (!lease_hold(f)) {
+			nap(f->lease_ms / 4 > 50 ? f->lease_ms / 4 : 50);
+			continue;
+		}
+		struct gcs_changes ch;
+		int64_t wait = f->heartbeat_ms > 1000 ? f->heartbeat_ms : 1000;
+		struct deadline dl = deadline_in_ms(wait);
+		dl.cancel = &stopping;
+		int64_t pulled_ns = wall_ns();
+		int rc = pubsub_pull(f->sub, BATCH, &ch, &dl, err, sizeof(err));
+		if (rc == 0) {
+			bool drained = ch.n < BATCH;
+			rc = take(f, &ch, drained, pulled_ns);
+			gcs_changes_release(&ch);
+			if (rc < 0 && rc != -EAGAIN)
+				snprintf(err, sizeof(err), "writing the journal "
+					 "on %s: %s", f->site, strerror(-rc));
+		}
+		if (rc == 0 && last_err)
+			log_notice("following %s for site %s (journal at batch "
+				   "%" PRIu64 ")", pubsub_name(f->sub), f->site,
+				   f->seq);
+		if (rc < 0 && rc != -EAGAIN && !atomic_load(&stopping)) {
+			if (rc != last_err)
+				log_warn("%s", err);
+			nap(retry_ms);
+			retry_ms = retry_ms * 2 < RETRY_MAX_MS ? retry_ms * 2
+							       : RETRY_MAX_MS;
+		} else {
+			retry_ms = RETRY_MIN_MS;
+		}
+		last_err = rc;
+	}
+}
+
+int follow_main(const struct hy_config *cfg, const struct store_conf *site,
+		const char *tmpdir, int64_t heartbeat_ms)
+{
+	struct follower f = { .cfg = cfg, .site = site->name,
+			      .heartbeat_ms = heartbeat_ms,
+			      .env.tmpdir = tmpdir,
+			      .env.op_timeout_ms = cfg->mount.op_timeout_ms };
+	struct http_engine *http = NULL;
+	struct gcs_auth *auth = NULL;
+	struct strbuf s = STRBUF_INIT;
+	char err[512], host[256] = "host";
+	int status = 2;
+
+	if (!cfg->changes.present || !cfg->changes.subscription) {
+		fprintf(stderr, "hylake replicate --follow: %s has no "
+			"subscription in [changes] to follow\n", cfg->path);
+		return 2;
+	}
+	/* a lease lives as long as three missed heartbeats, at least 3 s */
+	f.lease_ms = heartbeat_ms * 3 > 3000 ? heartbeat_ms * 3 : 3000;
+	struct store_conf sc = cfg->source;
+	sc.writable = true;                   /* the lease is written */
+	if (stack_open_store(&sc, cfg->mount.op_timeout_ms, &f.env.src, err,
+			     sizeof(err)) < 0) {
+		fprintf(stderr, "hylake replicate: source %s\n", err);
+		return 2;
+	}
+	if (stack_open_store(site, cfg->mount.op_timeout_ms, &f.env.dst, err,
+			     sizeof(err)) < 0) {
+		fprintf(stderr, "hylake replicate: replica %s\n", err);
+		goto out_src;
+	}
+	if (!f.env.dst->ops->put) {
+		fprintf(stderr, "hylake replicate: replica %s is of type %s, "
+			"which cannot be written\n", site->name,
+			f.env.dst->ops->type);
+		goto out_dst;
+	}
+	http = http_engine_create(&cfg->changes.net);
+	if (changes_subscribe(&cfg->changes, http, &auth, &f.sub, err,
+			      sizeof(err)) < 0) {
+		fprintf(stderr, "hylake replicate: [changes]: %s\n", err);
+		goto out_sub;
+	}
+	f.bucket = cfg->source.bucket;
+	f.prefix = cfg->source.prefix ? cfg->source.prefix : "";
+	f.buf = xmalloc(REPLICATE_CHUNK);
+	hmap_init(&f.recent_set, RECENT_MAX);
+	strbuf_addf(&s, "%s%s", LEASE_PREFIX, site->name);
+	f.lease_name = strbuf_detach(&s, NULL);
+	gethostname(host, sizeof(host) - 1);
+	strbuf_addf(&s, "%s:%d:%" PRIx64, host, (int)getpid(),
+		    (uint64_t)wall_ns());
+	f.holder = strbuf_detach(&s, NULL);
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	log_notice("follower of site %s: waiting for the lease %s",
+		   site->name, f.lease_name);
+	follow_loop(&f);
+	printf("followed for site %s: journal at batch %" PRIu64 ", %" PRIu64
+	       " batches written, %" PRIu64 " copied, %" PRIu64 " current, %"
+	       PRIu64 " failed, %" PRIu64 " duplicates dropped\n", site->name,
+	       f.seq, f.batches, f.copied, f.current, f.failed, f.dups);
+	fflush(stdout);
+	status = f.failed ? 1 : 0;
+
+	if (f.holding) {                      /* let a standby take over now */
+		struct deadline dl = op_dl(&f);
+		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
+					 .generation = f.lease_gen };
+		backend_remove(f.env.src, f.lease_name, &pre, &dl);
+	}
+	for (size_t i = 0; i < RECENT_MAX; i++)
+		free(f.recent[i].id);
+	hmap_release(&f.recent_set);
+	free(f.lease_name);
+	free(f.holder);
+	free(f.buf);
+out_sub:
+	pubsub_destroy(f.sub);
+	gcs_auth_destroy(auth);
+	http_engine_destroy(http);
+out_dst:
+	backend_destroy(f.env.dst);
+out_src:
+	backend_destroy(f.env.src);
+	return status;
+}
