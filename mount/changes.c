@@ -30,13 +30,13 @@ struct mount_feed {
 	void *hook_arg;
 };
 
-static void on_changed(void *arg, const char *name)
+static void on_changed(void *arg, const char *name, bool removed)
 {
 	struct mount_feed *mf = arg;
 
 	pthread_mutex_lock(&mf->lock);
 	if (mf->metacache)
-		metacache_forget_all(mf->metacache);
+		metacache_forget_change(mf->metacache, name, removed);
 	if (mf->hook)
 		mf->hook(mf->hook_arg, name);
 	pthread_mutex_unlock(&mf->lock);

@@ -4,7 +4,8 @@
  * it (backends/composite/feed.h), and who is told of each change.
  *
  * Each changed name goes, on the feed's thread, to the metadata cache
- * (which then answers nothing it learnt before) and to a hook the mount
+ * (which forgets the name, and its folders when it was deleted:
+ * metacache_forget_change) and to a hook the mount
  * sets once it has a filesystem (the kernel drops its entries).  Setting
  * or clearing the hook waits for a call in progress, so a hook cleared
  * before its filesystem goes away is never called after.

@@ -62,8 +62,14 @@ char *stack_default_dir(const char *base, const struct store_conf *c)
  * Put the metadata cache on top, when it has memory and something to keep.
  * The TTLs and why they keep each freshness mode's promise: metacache.h.
  */
+static bool covered_by_router(void *router, const char *name, int64_t born)
+{
+	return router_covers(router, name, born);
+}
+
 static struct backend *wrap_metacache(const struct mount_conf *m,
-				      bool changes, struct backend *top)
+				      bool changes, struct backend *router,
+				      struct backend *top)
 {
 	int64_t attr = m->attr_timeout_ms < m->entry_timeout_ms
 		       ? m->attr_timeout_ms : m->entry_timeout_ms;
@@ -81,6 +87,10 @@ static struct backend *wrap_metacache(const struct mount_conf *m,
 		.max_bytes = (size_t)m->metadata_cache_size,
 		/* (a lookup the feed covers needs no page) */
 		.lookup_pages = bound == 0 && !changes,
+		/* with a feed, what it covers outlives the TTLs: the feed
+		 * tells each change (metacache_forget_change) */
+		.covered = changes && router ? covered_by_router : NULL,
+		.covered_arg = router,
 	};
 	if (m->metadata_cache_size <= 0 ||
 	    (mc.attr_ttl_ms <= 0 && mc.neg_ttl_ms <= 0))
@@ -187,6 +197,7 @@ static int build_stores(const struct hy_config *cfg, struct stack *st,
 			 ROUTER_MAX_REPLICAS);
 		goto out_close_vmap;
 	}
+	st->router = st->top;
 	st->top = traced(st->top);
 	free(reps);
 	return 0;
@@ -260,6 +271,7 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		return rc;
 	}
 	struct backend *top = wrap_metacache(&cfg->mount, cfg->changes.present,
+					     st->router,
 					     st->top);
 	if (top != st->top)
 		st->metacache = top;

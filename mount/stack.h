@@ -34,6 +34,7 @@ struct stack {
 	struct backend *top;      /* metadata cache, router, stores (owns them) */
 	struct backend *source;   /* inside top: borrowed */
 	struct backend *metacache;  /* inside top, or NULL: borrowed */
+	struct backend *router;   /* inside top, or NULL: borrowed */
 	struct vmap *vmap;        /* NULL without replicas or stale serving */
 	struct mount_feed *changes;  /* [changes]: the change feed, or NULL */
 	struct freshness *fresh;  /* the rule of every name (the router's) */

@@ -34,6 +34,7 @@ struct feed {
 	bool stop;
 	atomic_bool cancel;          /* aborts a pull in flight on stop */
 	int64_t since_ns;            /* wall: facts from then on are covered */
+	int64_t since_mono;          /* the same time, monotonic */
 	int64_t last_ok_ns;          /* mono: end of the last good pull */
 	bool drained;                /* the last good pull emptied it */
 	int64_t newest_publish_ns;   /* wall: newest change applied */
@@ -234,8 +235,10 @@ static void take(struct feed *f, struct gcs_changes *ch)
 	f->counts.gaps += counts.gaps;
 	if (newest > f->newest_publish_ns)
 		f->newest_publish_ns = newest;
-	if (counts.gaps)
+	if (counts.gaps) {
 		f->since_ns = wall_ns();
+		f->since_mono = mono_ns();
+	}
 	pthread_mutex_unlock(&f->lock);
 	if (counts.gaps)
 		log_warn("feed %s: %" PRIu64 " messages were not change "
@@ -246,9 +249,13 @@ static void take(struct feed *f, struct gcs_changes *ch)
 	for (size_t i = 0; i < ch->n; i++) {
 		if (ch->c[i].kind == GCS_CHANGE_INVALID)
 			continue;
-		const char *name = feed_mount_name(f->bucket, f->prefix, &ch->c[i]);
+		const struct gcs_change *c = &ch->c[i];
+		const char *name = feed_mount_name(f->bucket, f->prefix, c);
+		bool removed = (c->kind == GCS_CHANGE_DELETE ||
+				c->kind == GCS_CHANGE_ARCHIVE) &&
+			       c->overwritten_by <= c->generation;
 		if (name)
-			f->conf.changed(f->conf.changed_arg, name);
+			f->conf.changed(f->conf.changed_arg, name, removed);
 	}
 }
 
@@ -323,6 +330,7 @@ int feed_start(const struct feed_conf *conf, struct feed **out)
 	f->prefix = xstrdup(conf->prefix ? conf->prefix : "");
 	f->via = xstrdup(conf->via ? conf->via : "subscription");
 	f->since_ns = wall_ns();
+	f->since_mono = mono_ns();
 	f->last_ok_ns = INT64_MIN / 2;
 	pthread_mutex_init(&f->lock, NULL);
 	timeutil_cond_init(&f->wake);
@@ -355,16 +363,28 @@ void feed_stop(struct feed *f)
 	free(f);
 }
 
-bool feed_covers(struct feed *f, int64_t confirmed_ns)
+/* Healthy, and t (wall clock, or monotonic when mono) since the feed
+ * has been following without a gap. */
+static bool covers(struct feed *f, int64_t t, bool mono)
 {
 	if (!f)
 		return false;
 	pthread_mutex_lock(&f->lock);
 	bool ok = f->drained &&
 		  mono_ns() - f->last_ok_ns <= f->conf.stall_ms * NS_PER_MS &&
-		  confirmed_ns >= f->since_ns;
+		  t >= (mono ? f->since_mono : f->since_ns);
 	pthread_mutex_unlock(&f->lock);
 	return ok;
+}
+
+bool feed_covers(struct feed *f, int64_t confirmed_ns)
+{
+	return covers(f, confirmed_ns, false);
+}
+
+bool feed_covers_mono(struct feed *f, int64_t born_mono)
+{
+	return covers(f, born_mono, true);
 }
 
 void feed_metrics(struct feed *f, struct prom *p)

@@ -95,8 +95,9 @@ struct feed_conf {
 	const char *via;              /* how it is followed, for status:
 	                                 "subscription", "journal of SITE" */
 	/* Called by the feed's thread with each changed name (the mount's
-	 * name, prefix cut); may be NULL. */
-	void (*changed)(void *arg, const char *name);
+	 * name, prefix cut), removed when the change deleted it (not an
+	 * overwrite's delete); may be NULL. */
+	void (*changed)(void *arg, const char *name, bool removed);
 	void *changed_arg;
 };
 
@@ -116,6 +117,10 @@ void feed_stop(struct feed *f);
 /* Is a fact the source confirmed at confirmed_ns (wall clock) current,
  * but for changes on their way?  False whenever the feed is unhealthy. */
 bool feed_covers(struct feed *f, int64_t confirmed_ns);
+
+/* The same for an answer the source gave to a question asked at
+ * born_mono (monotonic clock), as the metadata cache keeps them. */
+bool feed_covers_mono(struct feed *f, int64_t born_mono);
 
 /* The feed's figures: lag, time since the last good pull, counters. */
 void feed_metrics(struct feed *f, struct prom *p);

@@ -42,6 +42,10 @@
 #define MC_MIN_BUCKETS 64
 #define MC_FILL_BATCH 64       /* entries inserted per lock hold */
 #define MC_LOOKUP_PAGE 200     /* names a lookup's folder page asks for */
+#define MC_COVER_MAX_MS (3600 * 1000)  /* a covered answer lives this long */
+#define MC_CHANGED_MAX 4096    /* changed names remembered (a ring) */
+#define MC_INFLIGHT_NS (120 * NS_PER_SEC)  /* a question may be pending
+                                              this long at most */
 
 enum mc_kind { MC_STAT, MC_PAGE, MC_HELD };
 
@@ -59,13 +63,22 @@ struct mc_entry {
 	struct mc_entry *dead_next;      /* on a list of entries to free */
 	enum mc_kind kind;
 	int64_t born_ns;                 /* when the inner store was asked */
+	int64_t fresh_ns;                /* past this, only if covered */
 	int64_t expires_ns;
 	size_t bytes;                    /* charged to the budget */
 	int rc;                          /* MC_STAT: 0 or -ENOENT */
 	struct obj_info info;            /* MC_STAT with rc == 0 */
 	struct mc_page *page;            /* MC_PAGE, MC_HELD */
 	size_t keylen;
-	char key[];                      /* keylen bytes, may hold NULs */
+	char key[];                      /* keylen bytes, may hold NULs,
+	                                    and a NUL after them */
+};
+
+/* A name the change feed changed, and when (metacache_forget_change). */
+struct mc_changed {
+	struct hmap_node hn;
+	int64_t at;
+	char *name;
 };
 
 struct metacache {
@@ -80,6 +93,9 @@ struct metacache {
 	                                    filled in by get_stats */
 	int64_t forgot_ns;               /* answers to questions asked
 	                                    before this are not kept */
+	struct mc_changed changed[MC_CHANGED_MAX];  /* a ring */
+	size_t changed_next;
+	struct hmap changed_set;         /* the same, by name */
 };
 
 static struct metacache *to_mc(struct backend *b)
@@ -168,6 +184,46 @@ static void evict(struct metacache *mc, struct mc_entry **dead)
 	}
 }
 
+/* When the feed last said name changed (0: not lately).  Lock held. */
+static int64_t changed_at(struct metacache *mc, const char *name)
+{
+	uint64_t h = key_hash(MC_STAT, name, strlen(name));
+	for (struct hmap_node *n = hmap_first(&mc->changed_set, h); n;
+	     n = hmap_next(n)) {
+		struct mc_changed *c = container_of(n, struct mc_changed, hn);
+		if (!strcmp(c->name, name))
+			return c->at;
+	}
+	return 0;
+}
+
+/* Remember that name changed at now.  Lock held. */
+static void note_changed(struct metacache *mc, const char *name, int64_t now)
+{
+	uint64_t h = key_hash(MC_STAT, name, strlen(name));
+	for (struct hmap_node *n = hmap_first(&mc->changed_set, h); n;
+	     n = hmap_next(n)) {
+		struct mc_changed *c = container_of(n, struct mc_changed, hn);
+		if (!strcmp(c->name, name)) {
+			c->at = now;
+			return;
+		}
+	}
+	struct mc_changed *c = &mc->changed[mc->changed_next];
+	mc->changed_next = (mc->changed_next + 1) % MC_CHANGED_MAX;
+	if (c->name) {
+		/* a change this recent may still have a question pending:
+		 * drop every answer to a question asked before it */
+		if (now - c->at < MC_INFLIGHT_NS && c->at > mc->forgot_ns)
+			mc->forgot_ns = c->at;
+		hmap_remove(&mc->changed_set, &c->hn);
+		free(c->name);
+	}
+	c->name = xstrdup(name);
+	c->at = now;
+	hmap_add(&mc->changed_set, &c->hn, h);
+}
+
 /*
  * Put ne in the table, replacing what is there unless that answers a
  * later question (then ne is dropped).  Lock held; ne belongs to the
@@ -179,7 +235,8 @@ static void insert_locked(struct metacache *mc, struct mc_entry *ne,
 	uint64_t h = ne->hn.hash;          /* set by entry_new */
 	struct mc_entry *old = find(mc, ne->kind, ne->key, ne->keylen, h);
 	if ((old && old->born_ns > ne->born_ns) ||
-	    ne->born_ns < mc->forgot_ns || ne->bytes > mc->conf.max_bytes) {
+	    ne->born_ns < mc->forgot_ns || ne->bytes > mc->conf.max_bytes ||
+	    (ne->kind == MC_STAT && ne->born_ns < changed_at(mc, ne->key))) {
 		ne->dead_next = *dead;
 		*dead = ne;
 		return;
@@ -206,7 +263,11 @@ static struct mc_entry *lookup_locked(struct metacache *mc, enum mc_kind kind,
 
 	if (!e)
 		return NULL;
-	if (mono_ns() >= e->expires_ns || e->born_ns < mc->forgot_ns) {
+	int64_t now = mono_ns();
+	if (now >= e->expires_ns || e->born_ns < mc->forgot_ns ||
+	    (now >= e->fresh_ns &&
+	     (kind != MC_STAT || !mc->conf.covered ||
+	      !mc->conf.covered(mc->conf.covered_arg, e->key, e->born_ns)))) {
 		unlink_entry(mc, e, dead);
 		return NULL;
 	}
@@ -217,14 +278,14 @@ static struct mc_entry *lookup_locked(struct metacache *mc, enum mc_kind kind,
 static struct mc_entry *entry_new(enum mc_kind kind, const char *key,
 				  size_t len, int64_t born, int64_t ttl_ms)
 {
-	struct mc_entry *e = xcalloc(1, sizeof(*e) + len);
+	struct mc_entry *e = xcalloc(1, sizeof(*e) + len + 1);
 	e->kind = kind;
 	memcpy(e->key, key, len);
 	e->keylen = len;
 	e->hn.hash = key_hash(kind, key, len);
 	e->born_ns = born;
-	e->expires_ns = born + ttl_ms * NS_PER_MS;
-	e->bytes = charge(sizeof(*e) + len);
+	e->expires_ns = e->fresh_ns = born + ttl_ms * NS_PER_MS;
+	e->bytes = charge(sizeof(*e) + len + 1);
 	return e;
 }
 
@@ -234,9 +295,12 @@ static struct mc_entry *stat_entry(struct metacache *mc, const char *name,
 				   int64_t born)
 {
 	int64_t ttl = rc == 0 ? mc->conf.attr_ttl_ms : mc->conf.neg_ttl_ms;
-	if (ttl <= 0 || !mc->conf.max_bytes)
+	if ((ttl <= 0 && !mc->conf.covered) || !mc->conf.max_bytes)
 		return NULL;
-	struct mc_entry *e = entry_new(MC_STAT, name, strlen(name), born, ttl);
+	struct mc_entry *e = entry_new(MC_STAT, name, strlen(name), born,
+				       ttl > 0 ? ttl : 0);
+	if (mc->conf.covered && ttl < MC_COVER_MAX_MS)
+		e->expires_ns = born + MC_COVER_MAX_MS * NS_PER_MS;
 	e->rc = rc;
 	if (rc == 0)
 		e->info = *info;
@@ -677,12 +741,39 @@ static struct mc_entry *find_stat(struct metacache *mc, const char *name)
 	return find(mc, MC_STAT, name, len, key_hash(MC_STAT, name, len));
 }
 
-void metacache_forget_all(struct backend *b)
+/* Nothing learnt from a question asked before now is answered from
+ * memory any more, nor kept when its answer comes later.  Entries go as
+ * they are next looked up (or evicted). */
+static void forget_all(struct metacache *mc)
 {
-	struct metacache *mc = to_mc(b);
 	pthread_mutex_lock(&mc->lock);
 	mc->forgot_ns = mono_ns();
 	pthread_mutex_unlock(&mc->lock);
+}
+
+void metacache_forget_change(struct backend *b, const char *name,
+			     bool removed)
+{
+	struct metacache *mc = to_mc(b);
+	struct mc_entry *dead = NULL;
+	char *up = xstrdup(name);
+
+	pthread_mutex_lock(&mc->lock);
+	int64_t now = mono_ns();
+	for (char *slash = up + strlen(up);; slash = strrchr(up, '/')) {
+		*slash = '\0';                 /* name, then each folder */
+		struct mc_entry *e = find_stat(mc, up);
+		bool keep = slash != up + strlen(name) && !removed && e &&
+			    e->rc == 0 && e->info.is_dir;
+		if (e && !keep)
+			unlink_entry(mc, e, &dead);
+		note_changed(mc, up, now);
+		if (!strchr(up, '/'))
+			break;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	free(up);
+	bury(dead);
 }
 
 /* Drop what is cached about name, unless it answers a later question. */
@@ -788,7 +879,7 @@ static void forget_written(struct metacache *mc, const char *name)
 {
 	forget(mc, name, mono_ns());
 	if (mc->conf.list_ttl_ms > 0)
-		metacache_forget_all(&mc->base);
+		forget_all(mc);
 }
 
 static int mc_writer_open(struct backend *b, const char *name,
@@ -873,6 +964,9 @@ static void mc_destroy(struct backend *b)
 		unlink_entry(mc, e, &dead);
 	bury(dead);
 	hmap_release(&mc->table);
+	for (size_t i = 0; i < MC_CHANGED_MAX; i++)
+		free(mc->changed[i].name);
+	hmap_release(&mc->changed_set);
 	pthread_mutex_destroy(&mc->lock);
 	backend_destroy(mc->inner);
 	backend_release(b);
@@ -918,6 +1012,7 @@ struct backend *metacache_create(struct backend *inner,
 	mc->conf = *conf;
 	pthread_mutex_init(&mc->lock, NULL);
 	hmap_init(&mc->table, MC_MIN_BUCKETS);
+	hmap_init(&mc->changed_set, MC_MIN_BUCKETS);
 	lru_init(&mc->lru);
 	mc->bytes = charge(mc->table.nbuckets * sizeof(*mc->table.buckets));
 	backend_init(&mc->base, &mc_ops, inner->name, inner->describe,

@@ -89,6 +89,15 @@ struct metacache_conf {
 	 * failed page falls back to asking about the name alone.
 	 */
 	bool lookup_pages;
+	/*
+	 * Optional, with a change feed: is a stat answer about name, to a
+	 * question asked at born (monotonic), still current because the
+	 * feed would have told of a change since (router_covers)?  Such an
+	 * answer outlives its TTL (up to an hour) while covered; the feed
+	 * tells each change through metacache_forget_change.
+	 */
+	bool (*covered)(void *arg, const char *name, int64_t born);
+	void *covered_arg;
 };
 
 /*
@@ -110,12 +119,15 @@ struct metacache_stats {
 };
 
 /*
- * The store changed behind the cache (the change feed says so): nothing
- * learnt from a question asked before now is answered from memory any
- * more, nor kept when its answer comes later.  Entries go as they are
- * next looked up (or evicted).  b must come from metacache_create().
+ * The change feed says name changed (removed: it was deleted): what is
+ * cached of it goes, and so does what is cached of its folders (a
+ * deletion may have emptied them; a new name makes a folder of each),
+ * but for folders known to exist when it did not remove anything.
+ * Answers to questions about these names asked before now are not kept
+ * when they come later.
  */
-void metacache_forget_all(struct backend *b);
+void metacache_forget_change(struct backend *b, const char *name,
+			     bool removed);
 
 /* Counters of b, which must come from metacache_create() (the builder
  * of the stack knows which store that is).  Thread safe. */

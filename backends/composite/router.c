@@ -222,6 +222,18 @@ static bool feed_fact(struct router *r, const char *name,
 	       feed_covers(r->conf.feed, f->confirmed_ns);
 }
 
+bool router_covers(struct backend *b, const char *name, int64_t born_mono)
+{
+	struct router *r = to_router(b);
+	struct fresh_rule rule;
+
+	if (!r->conf.feed)
+		return false;
+	freshness_of(r->conf.fresh, name, &rule);
+	return rule.kind == FRESH_BOUNDED &&
+	       feed_covers_mono(r->conf.feed, born_mono);
+}
+
 /* Answer a stat from facts the source confirmed within max_ns: the folder
  * fact ("name/") first, since a folder wins over an object as in stat. */
 static bool stat_from_facts(struct router *r, const char *name,

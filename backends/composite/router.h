@@ -32,6 +32,7 @@
 #ifndef HYLAKE_ROUTER_H
 #define HYLAKE_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,5 +69,14 @@ struct router_conf {
 int router_create(struct backend *source, struct backend **replicas,
 		  size_t nreplicas, struct facts facts,
 		  const struct router_conf *conf, struct backend **out);
+
+/*
+ * Is an answer about name that the source gave to a question asked at
+ * born_mono (monotonic) still current?  True only for a bounded name
+ * while the change feed covers that time: a change since would have
+ * been told.  For the metadata cache over the router.  b must come from
+ * router_create().  Thread safe.
+ */
+bool router_covers(struct backend *b, const char *name, int64_t born_mono);
 
 #endif

@@ -605,6 +605,81 @@ static void threads(void)
 	backend_destroy(shared);
 }
 
+/* ------------------------------------------------ covered by a feed */
+
+static bool cover_ok;
+
+static bool covered(void *arg, const char *name, int64_t born)
+{
+	(void)arg;
+	(void)name;
+	(void)born;
+	return cover_ok;
+}
+
+static void *stat_f(void *arg)
+{
+	do_stat(arg, "f", NULL);
+	return NULL;
+}
+
+static void covered_by_feed(void)
+{
+	struct metacache_conf c = { .attr_ttl_ms = 50, .neg_ttl_ms = 0,
+				    .max_bytes = 1 << 20,
+				    .covered = covered };
+	struct backend *b = metacache_create(store_new(), &c);
+
+	/* while covered, answers outlive their TTL, negative ones too */
+	cover_ok = true;
+	CHECK_INT(do_stat(b, "f", NULL), 0);
+	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
+	CHECK_INT(do_stat(b, "d", NULL), 0);
+	CHECK_INT(do_stat(b, "d/a", NULL), 0);
+	sleep_ms(100);
+	CHECK_INT(do_stat(b, "f", NULL), 0);
+	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
+	CHECK_INT(calls(FAULT_STAT), 4);
+	/* not covered (the feed stalled): past the TTL, asked again */
+	cover_ok = false;
+	CHECK_INT(do_stat(b, "f", NULL), 0);
+	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
+	CHECK_INT(calls(FAULT_STAT), 6);
+	cover_ok = true;
+
+	/* a new version of d/a: it goes, its folder stays */
+	metacache_forget_change(b, "d/a", false);
+	CHECK_INT(do_stat(b, "d", NULL), 0);
+	CHECK_INT(calls(FAULT_STAT), 6);
+	CHECK_INT(do_stat(b, "d/a", NULL), 0);
+	CHECK_INT(calls(FAULT_STAT), 7);
+	/* a deletion: the folder may be empty now */
+	metacache_forget_change(b, "d/a", true);
+	CHECK_INT(do_stat(b, "d", NULL), 0);
+	CHECK_INT(calls(FAULT_STAT), 8);
+	/* a name created: a cached "not found" of it goes */
+	metacache_forget_change(b, "missing", false);
+	CHECK_INT(do_stat(b, "missing", NULL), -ENOENT);
+	CHECK_INT(calls(FAULT_STAT), 9);
+
+	/* an answer to a question asked before the change is not kept */
+	metacache_forget_change(b, "f", false);
+	fault_add(inner, &(struct fault_rule){ .op = FAULT_STAT, .name = "f",
+		.action = FAULT_DELAY, .delay_us = 200000 });
+	pthread_t th;
+	pthread_create(&th, NULL, stat_f, b);
+	sleep_ms(50);
+	metacache_forget_change(b, "f", false);
+	pthread_join(th, NULL);
+	fault_clear(inner);
+	unsigned before = calls(FAULT_STAT);
+	CHECK_INT(do_stat(b, "f", NULL), 0);
+	CHECK_INT(calls(FAULT_STAT), before + 1);
+	CHECK_INT(do_stat(b, "f", NULL), 0);
+	CHECK_INT(calls(FAULT_STAT), before + 1);
+	backend_destroy(b);
+}
+
 int main(void)
 {
 	log_level = LOG_WARNING;
@@ -618,5 +693,6 @@ int main(void)
 	opens_refresh();
 	byte_ceiling();
 	threads();
+	covered_by_feed();
 	return check_summary();
 }
