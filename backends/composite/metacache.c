@@ -817,12 +817,29 @@ static int mc_writer_commit(struct bwriter *w, struct obj_info *out,
 	return rc;
 }
 
+/* A removal may take the folders above name with it (one that held
+ * nothing else and had no marker): what is cached of them goes too. */
+static void forget_folders(struct metacache *mc, const char *name)
+{
+	char *up = xstrdup(name);
+	size_t n = strlen(up);
+
+	while (n > 0 && up[n - 1] == '/')
+		up[--n] = '\0';
+	for (char *slash; (slash = strrchr(up, '/'));) {
+		*slash = '\0';
+		forget(mc, up, mono_ns());
+	}
+	free(up);
+}
+
 static int mc_remove(struct backend *b, const char *name,
 		     const struct write_pre *pre, const struct deadline *dl)
 {
 	struct metacache *mc = to_mc(b);
 	int rc = backend_remove(mc->inner, name, pre, dl);
 	forget_written(mc, name);
+	forget_folders(mc, name);
 	return rc;
 }
 
