@@ -17,7 +17,9 @@
  *                     atomic as a whole: for a moment both names exist.
  *                     If old changed between the copy and its removal, it
  *                     is left (ESTALE): new holds the copy, old the newer
- *                     bytes.  RENAME_EXCHANGE: EINVAL.
+ *                     bytes.  The kernel sends a rename that failed with
+ *                     ESTALE once more, after looking again: that one
+ *                     moves the newer bytes.  RENAME_EXCHANGE: EINVAL.
  *   mkdir(dir)        the zero-byte marker object "dir/", put-if-absent.
  *   rmdir(dir)        the removal of that marker under its generation,
  *                     when nothing else is in the folder (ENOTEMPTY).  A
