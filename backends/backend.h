@@ -270,6 +270,21 @@ struct backend_ops {
 		      const struct write_pre *pre, const struct deadline *dl);
 
 	/*
+	 * Optional: copy generation from_generation (> 0) of object from to
+	 * a new object to, inside the store, under pre (on to), checked by
+	 * the store atomically with the copy (GCS: a rewrite with
+	 * sourceGeneration and ifGenerationMatch), so the copy is of exactly
+	 * the version seen and never overwrites what pre does not name.  The
+	 * new object's info goes to *out.  -ENOENT when from is not (or no
+	 * longer) that generation; -EEXIST/-ESTALE when pre failed (see enum
+	 * write_pre_kind); -EINVAL for a name the store cannot take.
+	 * Default: -ENOTSUP.
+	 */
+	int (*copy)(struct backend *b, const char *from, uint64_t from_generation,
+		    const char *to, const struct write_pre *pre,
+		    struct obj_info *out, const struct deadline *dl);
+
+	/*
 	 * Optional: explain how a name is served, for the user.hylake.*
 	 * extended attributes: attr is "source" (the store that would serve
 	 * the next read), "generation" or "replicas" (one "name=state" per
@@ -457,6 +472,20 @@ static inline int backend_remove(struct backend *b, const char *name,
 	if (!write_pre_valid(pre) || pre->kind == WRITE_PRE_ABSENT)
 		return -EINVAL;
 	return b->ops->remove(b, name, pre, dl);
+}
+
+static inline int backend_copy(struct backend *b, const char *from,
+			       uint64_t from_generation, const char *to,
+			       const struct write_pre *pre, struct obj_info *out,
+			       const struct deadline *dl)
+{
+	if (!b->ops->copy)
+		return -ENOTSUP;
+	if (!backend_has(b, BACKEND_WRITE))
+		return -EROFS;
+	if (!write_pre_valid(pre) || !from_generation)
+		return -EINVAL;
+	return b->ops->copy(b, from, from_generation, to, pre, out, dl);
 }
 
 static inline int backend_explain(struct backend *b, const char *name,

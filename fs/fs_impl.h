@@ -82,9 +82,22 @@ void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
  * far; open an existing file to replace it (replies); commit a file
  * written (0 or -errno, close()'s answer); drop of from fs.writing; and
  * the ops that write or would modify the tree (EROFS on a read-only
- * mount; ENOTSUP on a writable one for what is not done yet).
+ * mount; ENOTSUP on a writable one for what a bucket cannot hold).
  */
 bool fs_writing_info(struct fs *fs, uint64_t ino, struct obj_info *out);
+/* A file being written as ino, not committed yet, is committed now (as
+ * by fsync): 0 when none is, or the commit's -errno.  Takes no kernel
+ * lock, so ops that hold the kernel's folder locks may call it. */
+int fs_commit_writing(struct fs *fs, uint64_t ino, const struct deadline *dl);
+/* What the store holds as path now: 0 and *info for a file with a
+ * generation (what a conditional write pins), else -errno: dir_err for
+ * a folder, ENOTSUP without a generation, the stat's error. */
+int fs_stat_file(struct fs *fs, const char *path, int dir_err,
+		 struct obj_info *info, const struct deadline *dl);
+/* The path of parent/name to create or remove, or NULL after replying
+ * (EROFS on a read-only mount; bad, for an unusable name). */
+char *fs_changed_path(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      int bad);
 void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi);
 int fs_commit_file(struct fs *fs, struct open_file *of);
@@ -101,17 +114,23 @@ void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		int to_set, struct fuse_file_info *fi);
 void hy_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	      mode_t mode, dev_t rdev);
-void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-	      mode_t mode);
-void hy_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void hy_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		const char *name);
-void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-	       fuse_ino_t newparent, const char *newname, unsigned int flags);
-void hy_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-	     const char *newname);
 void hy_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void hy_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/*
+ * fs_tree.c: what changes names: link (a put-if-absent copy), rename (a
+ * copy under the target's precondition, then the removal of the source),
+ * mkdir and rmdir (a folder's marker object "dir/").
+ */
+void hy_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname);
+void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode);
+void hy_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 
 #endif

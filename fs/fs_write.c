@@ -10,9 +10,10 @@
  * the name first, ESTALE when the object changed meanwhile, EIO, ...
  * Write handles use direct I/O, so the kernel's pages, which other
  * handles may read an older version through, never hold their bytes.
- * unlink removes the generation the mount knows.  The rest of what
- * modifies (rename, link, mkdir, ...) answers ENOTSUP for now; a
- * read-only mount answers EROFS to all of it.
+ * unlink removes the generation the mount knows.  Links, renames and
+ * folders are fs_tree.c's.  Modes, owners and times are accepted and
+ * change nothing (the bucket keeps none).  Symlinks, special files and
+ * xattrs answer ENOTSUP; a read-only mount answers EROFS to all of it.
  */
 #include "fs/fs_impl.h"
 #include "fs/wfile.h"
@@ -72,6 +73,22 @@ bool fs_writing_info(struct fs *fs, uint64_t ino, struct obj_info *out)
 	}
 	pthread_mutex_unlock(&fs->wlock);
 	return found;
+}
+
+int fs_commit_writing(struct fs *fs, uint64_t ino, const struct deadline *dl)
+{
+	struct obj_info info;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->wlock);
+	for (struct open_file *of = fs->writing; of; of = of->next) {
+		if (of->ino == ino && !wfile_ended(of->w)) {
+			rc = wfile_commit(of->w, &info, dl);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->wlock);
+	return rc;
 }
 
 /*
@@ -143,8 +160,8 @@ void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
 		reply_writing(req, ino, w, fi, NULL);
 }
 
-/* What a mount cannot do (yet): EROFS when read-only, ENOTSUP when
- * writable (rename, link, mkdir, ... are not done yet). */
+/* What a mount cannot do: EROFS when read-only, ENOTSUP when writable
+ * (symlinks, special files, xattrs: a bucket holds none). */
 static void refuse(fuse_req_t req)
 {
 	fuse_reply_err(req, req_fs(req)->conf.writable ? ENOTSUP : EROFS);
@@ -245,7 +262,7 @@ void hy_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* The path of a name to create or remove, or NULL after replying with
  * the error (EROFS on a read-only mount; bad, an unusable name). */
-static char *changed_path(fuse_req_t req, fuse_ino_t parent, const char *name,
+char *fs_changed_path(fuse_req_t req, fuse_ino_t parent, const char *name,
 			  int bad)
 {
 	struct fs *fs = req_fs(req);
@@ -268,7 +285,7 @@ void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct wfile *w;
 	(void)mode;
 
-	char *path = changed_path(req, parent, name, EINVAL);
+	char *path = fs_changed_path(req, parent, name, EINVAL);
 	if (!path)
 		return;
 	/* The kernel found no such name: the upload must find none either
@@ -290,22 +307,29 @@ void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_writing(req, ino, w, fi, &e);
 }
 
+int fs_stat_file(struct fs *fs, const char *path, int dir_err,
+		 struct obj_info *info, const struct deadline *dl)
+{
+	int rc = backend_stat(fs->src, path, info, dl);
+	if (rc == 0 && info->is_dir)
+		return dir_err;
+	if (rc == 0 && !info->generation)
+		return -ENOTSUP;       /* no version to pin a write to */
+	return rc;
+}
+
 void hy_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = req_fs(req);
 	struct deadline dl = op_deadline(fs);
 	struct obj_info info;
 
-	char *path = changed_path(req, parent, name, ENOENT);
+	char *path = fs_changed_path(req, parent, name, ENOENT);
 	if (!path)
 		return;
 	/* Remove what the mount knows, and nothing newer: the generation
 	 * is the removal's precondition (a change since: ESTALE). */
-	int rc = backend_stat(fs->src, path, &info, &dl);
-	if (rc == 0 && info.is_dir)
-		rc = -EISDIR;
-	else if (rc == 0 && !info.generation)
-		rc = -ENOTSUP;
+	int rc = fs_stat_file(fs, path, -EISDIR, &info, &dl);
 	if (rc == 0) {
 		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
 					 .generation = info.generation };
@@ -317,17 +341,21 @@ void hy_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /*
  * On a writable mount: a size that is already the file's (a truncate to
- * 0 just after an O_TRUNC open or a create, as shells and cp do) and
- * times (kept by nobody: a file shows when GCS made its generation) are
- * accepted; any other change of size, mode or owner is not done yet.
+ * 0 just after an O_TRUNC open or a create, as shells and cp do) is
+ * accepted; so are modes, owners and times, and they change nothing:
+ * a bucket keeps no modes or owners (the mount shows its configured
+ * ones), and a file's times are when GCS made its generation.  So
+ * `cp -p`, `rsync -a` and `touch` succeed.  Any other size (a truncate
+ * that would need the old bytes staged) is ENOTSUP.
  */
 void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
-	const int times = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-			  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
-			  FUSE_SET_ATTR_CTIME;
+	const int kept = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
+			 FUSE_SET_ATTR_CTIME | FUSE_SET_ATTR_MODE |
+			 FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID;
 	struct obj_info info;
 	bool writing;
 
@@ -341,7 +369,7 @@ void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	} else {
 		writing = fs_writing_info(fs, ino, &info);
 	}
-	if ((to_set & ~(times | FUSE_SET_ATTR_SIZE)) ||
+	if ((to_set & ~(kept | FUSE_SET_ATTR_SIZE)) ||
 	    ((to_set & FUSE_SET_ATTR_SIZE) &&
 	     (!writing || (uint64_t)attr->st_size != info.size))) {
 		fuse_reply_err(req, ENOTSUP);
@@ -363,38 +391,10 @@ void hy_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	refuse(req);
 }
 
-void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode)
-{
-	(void)parent; (void)name; (void)mode;
-	refuse(req);
-}
-
-void hy_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	(void)parent; (void)name;
-	refuse(req);
-}
-
 void hy_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
 	(void)link; (void)parent; (void)name;
-	refuse(req);
-}
-
-void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname,
-		      unsigned int flags)
-{
-	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
-	refuse(req);
-}
-
-void hy_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		    const char *newname)
-{
-	(void)ino; (void)newparent; (void)newname;
 	refuse(req);
 }
 

@@ -138,6 +138,29 @@ uint64_t itable_lookup(struct itable *t, const char *path,
 	return ino;
 }
 
+uint64_t itable_rename(struct itable *t, const char *from, const char *to,
+		       const struct obj_info *info)
+{
+	uint64_t h = hash_path(to), ino = 0;
+
+	pthread_mutex_lock(&t->lock);
+	struct inode *n = find_path(t, from, hash_path(from));
+	struct inode *old = find_path(t, to, h);
+	if (old && old != n && old->ino != INODE_ROOT)
+		unlink_path(t, old);
+	if (n && n->ino != INODE_ROOT) {
+		unlink_path(t, n);
+		free(n->path);
+		n->path = xstrdup(to);
+		n->info = *info;
+		hmap_add(&t->by_path, &n->by_path, h);
+		n->in_path_table = true;
+		ino = n->ino;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 uint64_t itable_find(struct itable *t, const char *path)
 {
 	pthread_mutex_lock(&t->lock);

@@ -48,6 +48,14 @@ int itable_get(struct itable *t, uint64_t ino, char **path,
 	       struct obj_info *info);
 
 /*
+ * A rename: the inode of from (if the kernel knows one) takes the path
+ * to and info, as the kernel moves its entry; an inode that had path to
+ * loses it (the kernel drops that entry).  Returns the inode number, or 0.
+ */
+uint64_t itable_rename(struct itable *t, const char *from, const char *to,
+		       const struct obj_info *info);
+
+/*
  * Replace an inode's info.  Returns true when the version changed (the
  * old info named another version of the same file).
  */

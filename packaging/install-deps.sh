@@ -29,6 +29,8 @@ TEST_PKGS=(ceph-mon ceph-osd radosgw ceph-common python3 python3-pytest
 TEST_PKGS+=(dpkg-dev man-db groff-base systemd lintian)
 # tests/integration/test_posix_hang.py: a folder that freezes like a dead NFS
 TEST_PKGS+=(python3-fusepy)
+# tests/integration/test_writes.py: rsync -a into a writable mount
+TEST_PKGS+=(rsync)
 # Node.js runs Google's official GCS client against the GCS test server;
 # it is preinstalled on some images (newer than Debian's), else Debian's.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||

@@ -349,6 +349,7 @@ static const struct backend_ops fault_ops = {
 	.put = fault_put,
 	.writer_open = wrapper_writer_open,
 	.remove = wrapper_remove,
+	.copy = wrapper_copy,
 	.explain = wrapper_explain,
 	.metrics = wrapper_metrics,
 	.cache_ms = wrapper_cache_ms,

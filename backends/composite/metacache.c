@@ -870,14 +870,22 @@ static int mc_put(struct backend *b, const char *name, int fd, uint64_t size,
 
 /*
  * A write changed name (or may have: a failed precondition says the
- * store holds something else than was thought).  Cached listing pages
+ * store holds something else than was thought); a marker "dir/" changes
+ * what "dir" is.  Cached listing pages
  * may lack or show it too; they are kept only under a bounded freshness
  * (list_ttl_ms), where a write drops them all: a writer must see its own
  * file listed.
  */
 static void forget_written(struct metacache *mc, const char *name)
 {
+	size_t n = strlen(name);
 	forget(mc, name, mono_ns());
+	if (n > 1 && name[n - 1] == '/') {
+		/* a folder's marker: what is cached of the folder too */
+		char *folder = xstrndup(name, n - 1);
+		forget(mc, folder, mono_ns());
+		free(folder);
+	}
 	if (mc->conf.list_ttl_ms > 0)
 		forget_all(mc);
 }
@@ -906,6 +914,23 @@ static int mc_remove(struct backend *b, const char *name,
 	struct metacache *mc = to_mc(b);
 	int rc = backend_remove(mc->inner, name, pre, dl);
 	forget_written(mc, name);
+	/* it may take the folders above it along (one that held nothing
+	 * else and had no marker) */
+	metacache_forget_change(b, name, true);
+	return rc;
+}
+
+static int mc_copy(struct backend *b, const char *from,
+		   uint64_t from_generation, const char *to,
+		   const struct write_pre *pre, struct obj_info *out,
+		   const struct deadline *dl)
+{
+	struct metacache *mc = to_mc(b);
+	int rc = backend_copy(mc->inner, from, from_generation, to, pre, out,
+			      dl);
+	forget_written(mc, to);
+	if (rc == -ENOENT)
+		forget(mc, from, mono_ns());
 	return rc;
 }
 
@@ -987,6 +1012,7 @@ static const struct backend_ops mc_ops = {
 	.writer_commit = mc_writer_commit,
 	.writer_abort = wrapped_writer_abort,
 	.remove = mc_remove,
+	.copy = mc_copy,
 	.explain = mc_explain,
 	.probe = mc_probe,
 	.metrics = mc_metrics,

@@ -664,6 +664,21 @@ static int router_remove(struct backend *b, const char *name,
 	return rc;
 }
 
+/* A copy makes a new generation of to, as an upload does. */
+static int router_copy(struct backend *b, const char *from,
+		       uint64_t from_generation, const char *to,
+		       const struct write_pre *pre, struct obj_info *out,
+		       const struct deadline *dl)
+{
+	struct router *r = to_router(b);
+	int64_t asked = wall_ns();
+	int rc = backend_copy(r->src, from, from_generation, to, pre, out, dl);
+	note_write(r, to, rc, out, asked);
+	if (rc == -ENOENT)
+		router_note_stale(r, from);
+	return rc;
+}
+
 /* An immutable name changes only by deletion, which an open (it always
  * reaches the router) still learns: the kernel may keep its entry and
  * attributes for an hour.  So may it a table's folders ("name/"): they
@@ -757,6 +772,7 @@ static const struct backend_ops router_ops = {
 	.writer_commit = router_writer_commit,
 	.writer_abort = wrapped_writer_abort,
 	.remove = router_remove,
+	.copy = router_copy,
 	.explain = router_explain,
 	.probe = router_probe,
 	.metrics = router_metrics,

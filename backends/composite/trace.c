@@ -176,6 +176,20 @@ static int trace_remove(struct backend *b, const char *name,
 	return rc;
 }
 
+static int trace_copy(struct backend *b, const char *from,
+		      uint64_t from_generation, const char *to,
+		      const struct write_pre *pre, struct obj_info *out,
+		      const struct deadline *dl)
+{
+	char buf[32];
+	int64_t t0 = mono_ns();
+	int rc = wrapper_copy(b, from, from_generation, to, pre, out, dl);
+	log_trace("trace %s: copy '%s' gen=%" PRIu64 " to '%s' %s -> %s (%"
+		  PRId64 " us)", b->name, from, from_generation, to,
+		  pre_text(pre, buf, sizeof(buf)), outcome(rc), us_since(t0));
+	return rc;
+}
+
 static int trace_explain(struct backend *b, const char *name,
 			 const char *attr, struct strbuf *out,
 			 const struct deadline *dl)
@@ -213,6 +227,7 @@ static const struct backend_ops trace_ops = {
 	.put = trace_put,
 	.writer_open = trace_writer_open,
 	.remove = trace_remove,
+	.copy = trace_copy,
 	.explain = trace_explain,
 	.metrics = wrapper_metrics,
 	.cache_ms = wrapper_cache_ms,

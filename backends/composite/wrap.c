@@ -66,6 +66,14 @@ int wrapper_remove(struct backend *b, const char *name,
 	return backend_remove(wrapper_inner(b), name, pre, dl);
 }
 
+int wrapper_copy(struct backend *b, const char *from, uint64_t from_generation,
+		 const char *to, const struct write_pre *pre,
+		 struct obj_info *out, const struct deadline *dl)
+{
+	return backend_copy(wrapper_inner(b), from, from_generation, to, pre,
+			    out, dl);
+}
+
 struct bwriter *wrapped_writer_new(struct backend *b, struct bwriter *inner)
 {
 	struct wrapped_writer *w = xcalloc(1, sizeof(*w));

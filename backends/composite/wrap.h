@@ -62,6 +62,9 @@ int wrapper_writer_open(struct backend *b, const char *name,
 			const struct deadline *dl);
 int wrapper_remove(struct backend *b, const char *name,
 		   const struct write_pre *pre, const struct deadline *dl);
+int wrapper_copy(struct backend *b, const char *from, uint64_t from_generation,
+		 const char *to, const struct write_pre *pre,
+		 struct obj_info *out, const struct deadline *dl);
 
 /*
  * A writer of b over a writer of another store (for stores that learn

@@ -198,9 +198,8 @@ static int gcs_stat(struct backend *b, const char *name, struct obj_info *out,
 	return backend_stat_by_listing(b, name, out, dl);
 }
 
-/* Object metadata, optionally at one generation. */
-static int get_meta(struct gcs_backend *g, const char *name,
-		    struct gcs_item *item, const struct deadline *dl)
+int gcs_get_meta(struct gcs_backend *g, const char *name,
+		 struct gcs_item *item, const struct deadline *dl)
 {
 	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
 	struct http_resp resp;
@@ -230,7 +229,7 @@ static int gcs_open(struct backend *b, const char *name, struct bobj **out,
 		    const struct deadline *dl)
 {
 	struct gcs_item item;
-	int rc = get_meta(to_gcs(b), name, &item, dl);
+	int rc = gcs_get_meta(to_gcs(b), name, &item, dl);
 	if (rc < 0)
 		return rc;
 	free(item.name);
@@ -265,7 +264,7 @@ static int gone_or_replaced(struct gcs_backend *g, const char *name,
 			    const struct deadline *dl)
 {
 	struct gcs_item item;
-	int rc = get_meta(g, name, &item, dl);
+	int rc = gcs_get_meta(g, name, &item, dl);
 	if (rc == 0) {
 		free(item.name);
 		return -ESTALE;
@@ -412,6 +411,7 @@ static const struct backend_ops gcs_ops = {
 	.writer_commit = gcs_writer_commit,
 	.writer_abort = gcs_writer_abort,
 	.remove = gcs_remove,
+	.copy = gcs_copy,
 	.probe = gcs_probe,
 	.metrics = gcs_metrics,
 	.destroy = gcs_destroy,

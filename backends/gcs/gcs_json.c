@@ -98,6 +98,35 @@ int gcs_json_parse_object(const char *text, size_t len, const char *stamp_key,
 	return rc;
 }
 
+int gcs_json_parse_rewrite(const char *text, size_t len, bool *done,
+			   char **token, struct gcs_item *item)
+{
+	json_t *doc = load(text, len);
+	int rc = -EBADMSG;
+
+	*token = NULL;
+	*done = false;
+	memset(item, 0, sizeof(*item));
+	json_t *d = json_object_get(doc, "done");
+	if (!json_is_object(doc) || !json_is_boolean(d))
+		goto out_decref;
+	*done = json_is_true(d);
+	if (*done) {
+		rc = object_from_json(json_object_get(doc, "resource"), NULL,
+				      item);
+	} else {
+		const char *t = json_string_value(
+			json_object_get(doc, "rewriteToken"));
+		if (t && *t) {
+			*token = xstrdup(t);
+			rc = 0;
+		}
+	}
+out_decref:
+	json_decref(doc);
+	return rc;
+}
+
 int gcs_json_parse_listing(const char *text, size_t len, const char *stamp_key,
 			   struct gcs_listing *out)
 {

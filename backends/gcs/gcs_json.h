@@ -43,6 +43,18 @@ struct gcs_listing {
 int gcs_json_parse_object(const char *text, size_t len, const char *stamp_key,
 			  struct gcs_item *item);
 
+/*
+ * A rewrite response (objects.rewrite):
+ *   {"kind":"storage#rewriteResponse","totalBytesRewritten":"N",
+ *    "objectSize":"N","done":bool,"rewriteToken":"..","resource":{..}}
+ * *done says whether the copy is complete: then item holds the new
+ * object (free item->name); else *token gets the malloc'd token to send
+ * with the next call.  -EBADMSG when malformed (done without a resource,
+ * not done without a token).
+ */
+int gcs_json_parse_rewrite(const char *text, size_t len, bool *done,
+			   char **token, struct gcs_item *item);
+
 int gcs_json_parse_listing(const char *text, size_t len, const char *stamp_key,
 			   struct gcs_listing *out);
 void gcs_listing_release(struct gcs_listing *l);

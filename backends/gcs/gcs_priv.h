@@ -1,7 +1,7 @@
 /*
  * gcs_priv.h - the inside of the GCS store, shared by its two files and
- * no one else: gcs.c (reads, listings, the store itself) and gcs_write.c
- * (uploads and removals).
+ * no one else: gcs.c (reads, listings, the store itself), gcs_write.c
+ * (uploads and removals) and gcs_copy.c (copies).
  */
 #ifndef HYLAKE_GCS_PRIV_H
 #define HYLAKE_GCS_PRIV_H
@@ -12,6 +12,7 @@
 #include "backends/backend.h"
 
 struct curl_slist;
+struct gcs_item;
 struct gcs_auth;
 struct http_engine;
 struct http_req;
@@ -50,6 +51,13 @@ void gcs_object_url(struct gcs_backend *g, const char *name,
 /* Append "?name=value" or "&name=value", value percent-encoded. */
 void gcs_add_param(struct strbuf *url, const char *name, const char *value);
 
+/* "&ifGenerationMatch=G" (0 for absent) for pre, nothing for none. */
+void gcs_add_pre(struct strbuf *url, const struct write_pre *pre);
+
+/* The live object's metadata (item->name is the caller's to free). */
+int gcs_get_meta(struct gcs_backend *g, const char *name,
+		 struct gcs_item *item, const struct deadline *dl);
+
 /*
  * Send req (prepare is the store's: the Authorization header, after the
  * borrowed extra headers) through http_do(); a 401 drops the cached
@@ -72,5 +80,10 @@ int gcs_writer_commit(struct bwriter *w, struct obj_info *out,
 void gcs_writer_abort(struct bwriter *w);
 int gcs_remove(struct backend *b, const char *name,
 	       const struct write_pre *pre, const struct deadline *dl);
+
+/* gcs_copy.c: the copy op (objects.rewrite). */
+int gcs_copy(struct backend *b, const char *from, uint64_t from_generation,
+	     const char *to, const struct write_pre *pre, struct obj_info *out,
+	     const struct deadline *dl);
 
 #endif

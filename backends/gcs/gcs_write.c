@@ -72,7 +72,7 @@ static struct gcs_writer *to_writer(struct bwriter *w)
 	return (struct gcs_writer *)w;
 }
 
-static void add_pre(struct strbuf *url, const struct write_pre *pre)
+void gcs_add_pre(struct strbuf *url, const struct write_pre *pre)
 {
 	char gen[24];
 
@@ -98,7 +98,7 @@ static int session_start(struct gcs_writer *w, const struct deadline *dl)
 	strbuf_adds(&url, "/o?uploadType=resumable");
 	gcs_full_name(g, w->base.name, &full);
 	gcs_add_param(&url, "name", full.buf);
-	add_pre(&url, &w->base.pre);
+	gcs_add_pre(&url, &w->base.pre);
 	hdrs = curl_slist_append(hdrs, "X-Upload-Content-Type: "
 				 "application/octet-stream");
 	hdrs = curl_slist_append(hdrs, "Content-Type:");   /* no body */
@@ -385,7 +385,7 @@ int gcs_remove(struct backend *b, const char *name,
 	char msg[256];
 
 	gcs_object_url(g, name, &url);
-	add_pre(&url, pre);
+	gcs_add_pre(&url, pre);
 	/* conditional: sent again, it removes nothing else */
 	struct http_req req = {
 		.method = "DELETE", .url = url.buf,

@@ -294,6 +294,26 @@ class GcsClient:
                             params=params or None, body=json.dumps(meta).encode(),
                             headers={"Content-Type": "application/json"}).json()
 
+    def rewrite_call(self, bucket: str, src: str, dst: str, body: Optional[dict] = None,
+                     *, dst_bucket: Optional[str] = None, **params) -> dict:
+        """One objects.rewrite call: the rewriteResponse."""
+        return self.request(
+            "POST", f"/storage/v1/b/{bucket}/o/{q(src)}/rewriteTo/b/{dst_bucket or bucket}"
+                    f"/o/{q(dst)}", params=params or None,
+            body=json.dumps(body).encode() if body is not None else b"",
+            headers={"Content-Type": "application/json"}).json()
+
+    def rewrite(self, bucket: str, src: str, dst: str, body: Optional[dict] = None,
+                **params) -> tuple[dict, int]:
+        """Copy src to dst, following rewriteToken until done: (the new object, calls)."""
+        calls = 0
+        while True:
+            r = self.rewrite_call(bucket, src, dst, body, **params)
+            calls += 1
+            if r["done"]:
+                return r["resource"], calls
+            params["rewriteToken"] = r["rewriteToken"]
+
     def delete(self, bucket: str, name: str, **params):
         self.request("DELETE", f"/storage/v1/b/{bucket}/o/{q(name)}", params=params or None,
                      ok=(204,))

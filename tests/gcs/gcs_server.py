@@ -12,6 +12,15 @@ work against it, while checking what a sloppy client gets wrong:
               GET ...?alt=media and GET /download/storage/v1/b/B/o/NAME?alt=media
               PATCH /storage/v1/b/B/o/NAME   (metadata; metageneration + 1)
               DELETE /storage/v1/b/B/o/NAME  (204)
+              POST /storage/v1/b/B/o/SRC/rewriteTo/b/B2/o/DST  (objects.rewrite: a server-side
+                                             copy; sourceGeneration, ifSourceGeneration[Not]Match,
+                                             ifSourceMetageneration[Not]Match, the destination's
+                                             preconditions, maxBytesRewrittenPerCall (a multiple
+                                             of 1 MiB), rewriteToken; the body, an object
+                                             resource, overrides the metadata copied from the
+                                             source; answers storage#rewriteResponse with done,
+                                             totalBytesRewritten, objectSize, and rewriteToken
+                                             until done, then resource)
               GET /storage/v1/b/B/o          (list: prefix, delimiter, pageToken,
                                               maxResults, startOffset, endOffset,
                                               includeTrailingDelimiter, versions)
@@ -83,7 +92,10 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
                                           chunked ("transcode" (default) | "media" | "all"),
                                           delay_only (list of kinds the delay applies to,
                                             e.g. ["token"]; [] = every request),
-                                          paging {...} (below)
+                                          paging {...} (below),
+                                          rewrite_bytes_per_call (0 = all; else N bytes, a
+                                            multiple of 1 MiB, per rewrite call, as if each
+                                            call sent maxBytesRewrittenPerCall=N)
     POST /_test/paging    {...}           set the listing mode (replaces it; {} = normal):
                                           page_size: N or [N, M, ...] (cycled per page;
                                             a page never exceeds maxResults)
@@ -117,7 +129,8 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
                                           none).  A rule:
                                           kind: "upload.chunk" (a PUT that carries data into
                                             an upload session, complete or not; status
-                                            queries never match; no other kind yet)
+                                            queries never match), or "objects.rewrite"
+                                            (a rewrite call; keep and corrupt do not apply)
                                           skip: N    let the first N matching requests
                                             through (default 0), then
                                           count: N   fail this many (default 1)
@@ -137,7 +150,7 @@ Control API (never delayed, never logged, never needs auth), JSON in and out:
 
 Request kinds in the log: token, metadata, bucket.insert, bucket.get, bucket.list,
 bucket.delete, objects.list, objects.get, objects.media (alt=media, either path),
-objects.patch, objects.delete, notifications.insert / get / list / delete, tokeninfo,
+objects.patch, objects.delete, objects.rewrite, notifications.insert / get / list / delete, tokeninfo,
 upload.media, upload.multipart, upload.resumable (the initiation), upload.chunk
 (PUT/status query on a session), upload.cancel, unknown.
 """
@@ -301,7 +314,7 @@ class DropAnswer(Exception):
     """A fault: close the connection without an answer."""
 
 
-FAULT_KINDS = ("upload.chunk",)
+FAULT_KINDS = ("upload.chunk", "objects.rewrite")
 
 
 def check_fault_rules(rules) -> list[dict]:
@@ -439,6 +452,21 @@ class Upload:
         self.result: Optional[dict] = None
 
 
+class Rewrite:
+    """A rewrite that takes more than one call: what the first call pinned."""
+
+    def __init__(self, src_bucket, src, dst_bucket, dst_name, meta):
+        self.token = secrets.token_urlsafe(24)
+        self.src_bucket, self.src_name, self.src_gen = src_bucket, src.name, src.generation
+        self.data = src.data  # the source generation's bytes (immutable)
+        self.dst_bucket, self.dst_name = dst_bucket, dst_name
+        self.meta = meta
+        self.done = 0
+
+
+REWRITE_UNIT = 1024 * 1024  # maxBytesRewrittenPerCall is a multiple of this
+
+
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 
 
@@ -535,6 +563,7 @@ DEFAULT_CONFIG = {
     "chunked": "transcode",
     "paging": {},
     "delay_only": [],
+    "rewrite_bytes_per_call": 0,
 }
 
 
@@ -570,6 +599,7 @@ class State(StateBase):
         super().__init__(config)
         self.buckets: dict[str, Bucket] = {}
         self.uploads: dict[str, Upload] = {}
+        self.rewrites: dict[str, Rewrite] = {}  # rewriteToken -> rewrite under way
         self.tokens: dict[str, dict] = {}
         self.keys: list[dict] = []  # {"email", "kid", "key"(public key object), "pem"}
         self.faults: list[dict] = []  # /_test/faults rules, with seen/fired counts
@@ -616,6 +646,7 @@ class State(StateBase):
         with self.cond:
             self.buckets.clear()
             self.uploads.clear()
+            self.rewrites.clear()
             self.faults = []
             self.tokens.clear()
             self.log.clear()
@@ -883,6 +914,8 @@ def _coarse_kind(method: str, path: str, params: dict) -> str:
         return "objects.media"
     if re.match(r"^/storage/v1/b/[^/]+/o/?$", path):
         return "objects.list"
+    if "/rewriteTo/" in path:
+        return "objects.rewrite"
     if "/o/" in path:
         return {"PATCH": "objects.patch", "DELETE": "objects.delete"}.get(method, "objects.get")
     return "bucket"
@@ -1133,6 +1166,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return None
 
     # ---- routing
+    _REWRITE = re.compile(r"^/storage/v1/b/([^/]+)/o/([^/]+)/rewriteTo/b/([^/]+)/o/([^/]+)$")
     _OBJ = re.compile(r"^/storage/v1/b/([^/]+)/o/(.+)$")
     _DL = re.compile(r"^/download/storage/v1/b/([^/]+)/o/(.+)$")
     _LIST = re.compile(r"^/storage/v1/b/([^/]+)/o/?$")
@@ -1185,6 +1219,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             e["kind"] = "objects.list"
             e["bucket"] = m.group(1)
             return self._list(m.group(1))
+        m = self._REWRITE.match(path)
+        if m and method == "POST":
+            e["kind"] = "objects.rewrite"
+            e["bucket"] = m.group(3)
+            src, dst = self._decode_name(m.group(2)), self._decode_name(m.group(4))
+            e["object"] = dst
+            return self._rewrite(m.group(1), src, m.group(3), dst, body)
         m = self._OBJ.match(path)
         if m:
             bucket = m.group(1)
@@ -1583,6 +1624,81 @@ class Handler(http.server.BaseHTTPRequestHandler):
             b.changed()
             st.notifier.deleted(b, obj)
         self._send(204)
+
+    # ---- rewrite (a server-side copy)
+    def _source_preconditions(self, src: Obj):
+        """ifSource* parameters, checked against the source: 412 when one fails."""
+        p = {k[len("ifSource"):]: v for k, v in self.params.items() if k.startswith("ifSource")}
+        self._check_preconditions(src, read=False,
+                                  params={"if" + k: v for k, v in p.items()})
+
+    def _rewrite_step(self) -> int:
+        per_call = self._int_param("maxBytesRewrittenPerCall")
+        if per_call is not None and (per_call <= 0 or per_call % REWRITE_UNIT):
+            raise invalid("maxBytesRewrittenPerCall must be a positive multiple of 1048576")
+        configured = int(self.state.config.get("rewrite_bytes_per_call") or 0)
+        return per_call or configured or (1 << 62)
+
+    def _rewrite(self, src_bucket, src_name, dst_bucket, dst_name, body):
+        self._auth(write=True)
+        try:
+            override = json.loads(body) if body else {}
+        except ValueError:
+            raise HttpError(400, "parseError", "Parse Error")
+        if not isinstance(override, dict):
+            raise invalid("Invalid JSON payload")
+        if not _valid_object_name(dst_name):
+            raise invalid("The specified object name is not valid.")
+        step = self._rewrite_step()
+        self._fault_strike(self._fault("objects.rewrite"))
+        st = self.state
+        with st.lock:
+            token = self.params.get("rewriteToken")
+            if token:
+                rw = st.rewrites.get(token)
+                if rw is None or (rw.src_bucket, rw.src_name, rw.dst_bucket, rw.dst_name) != (
+                        src_bucket, src_name, dst_bucket, dst_name):
+                    raise invalid("Invalid rewrite token.")
+                live = self._bucket(src_bucket).objects.get(src_name)
+                if live is None or live.generation != rw.src_gen:
+                    st.rewrites.pop(token, None)  # the source generation is gone
+                    raise not_found_object(src_bucket, src_name)
+            else:
+                saved = self.params
+                self.params = {"generation": saved["sourceGeneration"]} \
+                    if "sourceGeneration" in saved else {}
+                try:
+                    src = self._lookup(src_bucket, src_name)
+                finally:
+                    self.params = saved
+                self._source_preconditions(src)
+                self._bucket(dst_bucket)
+                meta = {"contentType": src.content_type,
+                        "contentEncoding": src.content_encoding,
+                        "cacheControl": src.cache_control,
+                        "contentDisposition": src.content_disposition,
+                        "contentLanguage": src.content_language,
+                        "metadata": dict(src.metadata or {})}
+                meta.update({k: v for k, v in override.items()
+                             if k not in ("name", "bucket", "crc32c", "md5Hash")})
+                meta["name"] = dst_name
+                rw = Rewrite(src_bucket, src, dst_bucket, dst_name, meta)
+            # the destination's preconditions hold at every call (checked again, atomically,
+            # when the object is made)
+            self._check_preconditions(self._bucket(dst_bucket).objects.get(dst_name),
+                                      read=False)
+            rw.done = min(len(rw.data), rw.done + step)
+            out = {"kind": "storage#rewriteResponse", "totalBytesRewritten": str(rw.done),
+                   "objectSize": str(len(rw.data))}
+            if rw.done < len(rw.data):
+                st.rewrites[rw.token] = rw
+                out.update(done=False, rewriteToken=rw.token)
+            else:
+                st.rewrites.pop(rw.token, None)
+                res = self._store(dst_bucket, rw.meta, rw.data, self.params,
+                                  rw.meta.get("contentType"))
+                out.update(done=True, resource=res)
+        self._json(200, out, params=self.params)
 
     def _list(self, bucket):
         self._auth()

@@ -20,10 +20,17 @@
  *   abort          no object after an abort, before and after a chunk went
  *   remove         a wrong generation ESTALE, the right one removes, then
  *                  ENOENT
+ *   copy           a server-side copy of the generation seen: put-if-absent
+ *                  once, then EEXIST; an overwrite of the generation seen,
+ *                  then ESTALE; a source that is another generation, or
+ *                  none, ENOENT; through a tracing wrapper
  *   readonly       a store not built to write answers EROFS
  *   put NAME SIZE  one upload; prints "generation=G size=S crc32c=C"
  *   fail NAME SIZE one upload that must fail; prints "error=ENAME" and
  *                  checks that no object is left
+ *   cp NAME SIZE   one upload, then a copy of it to NAME.copy under
+ *                  put-if-absent; prints "generation=G size=S crc32c=C"
+ *                  of the copy, or "error=ENAME"
  *
  * Exit status 0 when every check passed.
  */
@@ -294,6 +301,49 @@ static void check_remove(struct backend *b)
 	check_absent(b, "rm/b");
 }
 
+/* Takes ownership of b (it ends wrapped in a tracing store). */
+static void check_copy(struct backend *b)
+{
+	struct deadline dl = deadline_in_ms(TIMEOUT_MS);
+	struct obj_info src, first, second, info;
+	struct write_pre pre = absent;
+
+	CHECK_RC(upload(b, "cp/src", absent, CHUNK + 1, 1, &src), 0);
+	CHECK_RC(backend_copy(b, "cp/src", src.generation, "cp/dst", &pre,
+			      &first, &dl), 0);
+	CHECK(first.generation > src.generation);
+	verify(b, "cp/dst", CHUNK + 1, 1, &first);
+	/* put-if-absent: once */
+	CHECK_RC(backend_copy(b, "cp/src", src.generation, "cp/dst", &pre,
+			      &info, &dl), -EEXIST);
+	verify(b, "cp/dst", CHUNK + 1, 1, &first);
+	/* over the generation seen, then over a stale one */
+	pre = at(first.generation);
+	CHECK_RC(backend_copy(b, "cp/src", src.generation, "cp/dst", &pre,
+			      &second, &dl), 0);
+	CHECK(second.generation > first.generation);
+	CHECK_RC(backend_copy(b, "cp/src", src.generation, "cp/dst", &pre,
+			      &info, &dl), -ESTALE);
+	verify(b, "cp/dst", CHUNK + 1, 1, &second);
+	/* the source is another generation now, or none */
+	pre = absent;
+	CHECK_RC(backend_copy(b, "cp/src", src.generation + 1, "cp/other",
+			      &pre, &info, &dl), -ENOENT);
+	CHECK_RC(backend_copy(b, "cp/none", src.generation, "cp/other",
+			      &pre, &info, &dl), -ENOENT);
+	check_absent(b, "cp/other");
+	/* malformed: refused before anything is sent */
+	CHECK_RC(backend_copy(b, "cp/src", 0, "cp/other", &pre, &info, &dl),
+		 -EINVAL);
+	/* an empty object, through a tracing wrapper */
+	CHECK_RC(upload(b, "cp/empty", absent, 0, 2, &src), 0);
+	b = trace_create(b);
+	CHECK_RC(backend_copy(b, "cp/empty", src.generation, "cp/empty2", &pre,
+			      &info, &dl), 0);
+	verify(b, "cp/empty2", 0, 2, &info);
+	backend_destroy(b);
+}
+
 static int open_store(const char *config, bool writable, struct backend **b)
 {
 	struct hy_config cfg;
@@ -324,6 +374,8 @@ static void check_readonly(const char *config)
 	CHECK(!backend_has(b, BACKEND_WRITE));
 	CHECK_RC(backend_writer_open(b, "ro", &absent, &w, &dl), -EROFS);
 	CHECK_RC(backend_remove(b, "ro", &none, &dl), -EROFS);
+	struct obj_info info;
+	CHECK_RC(backend_copy(b, "ro", 1, "ro2", &absent, &info, &dl), -EROFS);
 	backend_destroy(b);
 }
 
@@ -347,16 +399,35 @@ static void one_upload(struct backend *b, const char *name, uint64_t size,
 	}
 }
 
+static void one_copy(struct backend *b, const char *name, uint64_t size)
+{
+	struct deadline dl = deadline_in_ms(TIMEOUT_MS);
+	struct obj_info src, info;
+	char to[512];
+
+	CHECK_RC(upload(b, name, none, size, 42, &src), 0);
+	snprintf(to, sizeof(to), "%s.copy", name);
+	int rc = backend_copy(b, name, src.generation, to, &absent, &info, &dl);
+	if (rc < 0) {
+		printf("error=%s\n", errname(rc));
+		return;
+	}
+	verify(b, to, size, 42, &info);
+	printf("generation=%" PRIu64 " size=%" PRIu64 " crc32c=%08x\n",
+	       info.generation, info.size, info.crc32c);
+}
+
 int main(int argc, char **argv)
 {
 	struct backend *b = NULL;
 	uint64_t size = 0;
 
-	if (argc < 3 || ((!strcmp(argv[2], "put") || !strcmp(argv[2], "fail")) &&
+	if (argc < 3 || ((!strcmp(argv[2], "put") || !strcmp(argv[2], "fail") ||
+			  !strcmp(argv[2], "cp")) &&
 			 (argc != 5 || !parse_u64_str(argv[4], &size)))) {
 		fprintf(stderr, "usage: gcs_write_check CONFIG sizes|"
-			"preconditions|abort|remove|readonly|put NAME SIZE|"
-			"fail NAME SIZE\n");
+			"preconditions|abort|remove|copy|readonly|put NAME SIZE|"
+			"fail NAME SIZE|cp NAME SIZE\n");
 		return 2;
 	}
 	const char *check = argv[2];
@@ -379,6 +450,12 @@ int main(int argc, char **argv)
 		check_abort(b);
 	else if (!strcmp(check, "remove"))
 		check_remove(b);
+	else if (!strcmp(check, "copy")) {
+		check_copy(b);     /* takes b */
+		b = NULL;
+	}
+	else if (!strcmp(check, "cp"))
+		one_copy(b, argv[3], size);
 	else if (!strcmp(check, "put") || !strcmp(check, "fail"))
 		one_upload(b, argv[3], size, !strcmp(check, "fail"));
 	else {

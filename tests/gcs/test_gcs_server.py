@@ -158,6 +158,87 @@ def test_preconditions(gcs, bucket):
 # --------------------------------------------------------------------------- media
 
 
+def test_rewrite_copies_one_generation_under_preconditions(gcs, bucket):
+    """objects.rewrite: a server-side copy of exactly the source generation asked for, with
+    the destination's preconditions checked when the copy appears."""
+    src = gcs.upload(bucket, "src.bin", b"source bytes", content_type="text/plain",
+                     metadata={"k": "v"})
+    gen = src["generation"]
+    r = gcs.rewrite_call(bucket, "src.bin", "dst.bin", sourceGeneration=gen,
+                         ifSourceGenerationMatch=gen, ifGenerationMatch=0)
+    assert r["kind"] == "storage#rewriteResponse" and r["done"] is True
+    assert r["totalBytesRewritten"] == r["objectSize"] == "12"  # 64-bit: JSON strings
+    assert "rewriteToken" not in r
+    res = r["resource"]
+    assert res["kind"] == "storage#object" and res["name"] == "dst.bin"
+    assert int(res["generation"]) > int(gen) and res["metageneration"] == "1"
+    assert (res["crc32c"], res["md5Hash"], res["size"]) == (src["crc32c"], src["md5Hash"], "12")
+    assert res["contentType"] == "text/plain" and res["metadata"] == {"k": "v"}
+    assert gcs.get(bucket, "dst.bin") == res
+    assert gcs.download(bucket, "dst.bin").body == b"source bytes"
+    # put-if-absent on the destination: it exists now
+    e = raises(gcs.rewrite_call, bucket, "src.bin", "dst.bin", ifGenerationMatch=0)
+    assert e.status == 412 and err_reason(e) == "conditionNotMet"
+    # an overwrite of the generation seen, and of no other
+    e = raises(gcs.rewrite_call, bucket, "src.bin", "dst.bin",
+               ifGenerationMatch=int(res["generation"]) + 1)
+    assert e.status == 412
+    again = gcs.rewrite_call(bucket, "src.bin", "dst.bin", {"contentType": "x/y"},
+                             ifGenerationMatch=res["generation"])["resource"]
+    assert int(again["generation"]) > int(res["generation"])
+    assert again["contentType"] == "x/y" and again["metadata"] == {"k": "v"}  # body overrides
+    # the source's preconditions
+    e = raises(gcs.rewrite_call, bucket, "src.bin", "d2", ifSourceGenerationMatch=int(gen) + 1)
+    assert e.status == 412 and err_reason(e) == "conditionNotMet"
+    e = raises(gcs.rewrite_call, bucket, "src.bin", "d2", ifSourceGenerationNotMatch=gen)
+    assert e.status == 412
+    e = raises(gcs.rewrite_call, bucket, "src.bin", "d2", ifSourceMetagenerationMatch=2)
+    assert e.status == 412
+    # a source generation that is not the live one, and a missing source, are 404
+    gcs.upload(bucket, "src.bin", b"newer")
+    e = raises(gcs.rewrite_call, bucket, "src.bin", "d2", sourceGeneration=gen)
+    assert e.status == 404 and err_reason(e) == "notFound"
+    e = raises(gcs.rewrite_call, bucket, "nope", "d2")
+    assert e.status == 404
+    e = raises(gcs.rewrite_call, bucket, "src.bin", "d2", dst_bucket="no-such-bucket")
+    assert e.status == 404
+    with pytest.raises(GcsHTTPError):
+        gcs.get(bucket, "d2")  # nothing appeared on any failure
+
+
+def test_rewrite_in_several_calls(gcs, bucket):
+    """maxBytesRewrittenPerCall (a multiple of 1 MiB) makes a rewrite take several calls,
+    each answering a rewriteToken; nothing appears before the last."""
+    data = os.urandom(2 * 1024 * KiB + 5)
+    gcs.upload(bucket, "big", data, method="resumable", chunk=1024 * KiB)
+    e = raises(gcs.rewrite_call, bucket, "big", "copy", maxBytesRewrittenPerCall=1000)
+    assert e.status == 400 and err_reason(e) == "invalid"
+    r = gcs.rewrite_call(bucket, "big", "copy", maxBytesRewrittenPerCall=1024 * KiB)
+    assert r["done"] is False and r["rewriteToken"] and "resource" not in r
+    assert (r["totalBytesRewritten"], r["objectSize"]) == (str(1024 * KiB), str(len(data)))
+    with pytest.raises(GcsHTTPError):
+        gcs.get(bucket, "copy")
+    e = raises(gcs.rewrite_call, bucket, "big", "other", rewriteToken=r["rewriteToken"])
+    assert e.status == 400  # a token belongs to its source and destination
+    res, calls = gcs.rewrite(bucket, "big", "copy", maxBytesRewrittenPerCall=1024 * KiB,
+                             rewriteToken=r["rewriteToken"])
+    assert calls == 2 and gcs.download(bucket, "copy").body == data
+    # the server-wide setting does the same for clients that do not ask
+    gcs.control.config(rewrite_bytes_per_call=1024 * KiB)
+    try:
+        res2, calls = gcs.rewrite(bucket, "big", "copy2", ifGenerationMatch=0)
+    finally:
+        gcs.control.config(rewrite_bytes_per_call=0)
+    assert calls == 3 and res2["crc32c"] == res["crc32c"]
+    # the source replaced under a rewrite under way: the rest is refused
+    r = gcs.rewrite_call(bucket, "big", "copy3", maxBytesRewrittenPerCall=1024 * KiB)
+    gcs.upload(bucket, "big", b"replaced")
+    e = raises(gcs.rewrite_call, bucket, "big", "copy3", rewriteToken=r["rewriteToken"])
+    assert e.status == 404
+    with pytest.raises(GcsHTTPError):
+        gcs.get(bucket, "copy3")
+
+
 def test_media_download_headers_and_ranges(gcs, bucket):
     data = os.urandom(100_000)
     res = gcs.upload(bucket, "r/x.bin", data, content_type="application/x-test")

@@ -79,7 +79,7 @@ def chunk_puts(gcs, since, name):
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("check", ["sizes", "preconditions", "abort", "remove"])
+@pytest.mark.parametrize("check", ["sizes", "preconditions", "abort", "remove", "copy"])
 def test_store_writes(check_bin, config, gcs, bucket, check):
     mark = gcs.control.log_mark()
     run(check_bin, config, check)
@@ -100,6 +100,18 @@ def test_store_writes(check_bin, config, gcs, bucket, check):
         cancelled = {e["object"] for e in log if e["kind"] == "upload.cancel"}
         assert cancelled == {"w/abort/big"}   # the other two never started one
         assert gcs.list(bucket, prefix="w/abort/")[0] == {}
+    if check == "copy":
+        rewrites = [(e["object"], urllib.parse.parse_qs(e["query"]), e["status"])
+                    for e in log if e["kind"] == "objects.rewrite"]
+        # every copy pins the source generation and carries the target's precondition
+        assert all(q["sourceGeneration"] == q["ifSourceGenerationMatch"] for _, q, _ in rewrites)
+        assert [(o, q.get("ifGenerationMatch"), st) for o, q, st in rewrites] == [
+            ("w/cp/dst", ["0"], 200), ("w/cp/dst", ["0"], 412),
+            ("w/cp/dst", rewrites[2][1]["ifGenerationMatch"], 200),
+            ("w/cp/dst", rewrites[2][1]["ifGenerationMatch"], 412),
+            ("w/cp/other", ["0"], 404), ("w/cp/other", ["0"], 404),
+            ("w/cp/empty2", ["0"], 200)], rewrites
+        assert rewrites[2][1]["ifGenerationMatch"] != ["0"]
     if check == "remove":
         deletes = [e for e in log if e["kind"] == "objects.delete"]
         assert [e["status"] for e in deletes] == [412, 204, 404, 404, 204]
@@ -173,6 +185,41 @@ def test_lost_answer_to_last_chunk(check_bin, config, gcs, bucket):
     assert puts[1][2] == gen   # the one object, made by the PUT whose answer was lost
     made = [e for e in gcs.control.log(mark) if e.get("generation") and
             e["object"] == "w/lost" and e["kind"].startswith("upload")]
+    assert len(made) == 1, made
+
+
+@pytest.mark.timeout(120)
+def test_copy_follows_the_rewrite_token(check_bin, config, gcs, bucket):
+    """A rewrite that takes several calls: each sends the token the last answered, and
+    the copy appears once, at the last."""
+    size = 2 * 1024 * KiB + 5
+    gcs.control.config(rewrite_bytes_per_call=1024 * KiB)
+    mark = gcs.control.log_mark()
+    try:
+        p = run(check_bin, config, "cp", "multi", size)
+    finally:
+        gcs.control.config(rewrite_bytes_per_call=0)
+    uploaded(gcs, bucket, "multi.copy", p, size)
+    calls = [urllib.parse.parse_qs(e["query"]) for e in gcs.control.log(mark)
+             if e["kind"] == "objects.rewrite"]
+    assert len(calls) == 3, calls
+    assert "rewriteToken" not in calls[0]
+    assert all("rewriteToken" in c and c["ifGenerationMatch"] == ["0"] for c in calls[1:])
+
+
+@pytest.mark.timeout(120)
+def test_lost_answer_to_a_copy(check_bin, config, gcs, bucket):
+    """The copy was made but its answer lost (twice, see above): sent again it finds its
+    own object (412); holding the source's bytes, it is taken as made."""
+    gcs.control.faults([{"kind": "objects.rewrite", "count": 2, "when": "after"}])
+    mark = gcs.control.log_mark()
+    p = run(check_bin, config, "cp", "lostcp", 1000)
+    uploaded(gcs, bucket, "lostcp.copy", p, 1000)
+    calls = [(e["status"], e.get("fault")) for e in gcs.control.log(mark)
+             if e["kind"] == "objects.rewrite"]
+    assert calls[-1][0] == 412 and sum(1 for _, f in calls if f == "after") >= 1, calls
+    made = [e for e in gcs.control.log(mark) if e.get("generation")
+            and e["kind"] == "objects.rewrite"]
     assert len(made) == 1, made
 
 

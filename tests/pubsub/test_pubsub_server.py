@@ -465,6 +465,32 @@ def test_gcs_notifications(notif, names):
     assert stats["pending"] == 0 and stats["published"] >= 8 and stats["dropped"] == 0
 
 
+def test_rewrite_notifies_as_an_upload(notif, names):
+    """A rewrite makes a new object: OBJECT_FINALIZE; over an existing one also the
+    OBJECT_DELETE of the generation it replaced.  A failed rewrite sends nothing."""
+    gcs, ps, bucket = notif.gcs, notif.ps, notif.bucket
+    notif.insert({"topic": ps.topic(names.topic), "payload_format": "JSON_API_V1",
+                  "object_name_prefix": "copy/"})
+    gcs.upload(bucket, "src", b"bytes")
+    c1 = gcs.rewrite_call(bucket, "src", "copy/a", ifGenerationMatch=0)["resource"]
+    with pytest.raises(GcsHTTPError):
+        gcs.rewrite_call(bucket, "src", "copy/a", ifGenerationMatch=0)
+    c2 = gcs.rewrite_call(bucket, "src", "copy/a", ifGenerationMatch=c1["generation"])["resource"]
+    got = ps.pull_until(names.sub, 3, timeout=10)
+    ps.ack(names.sub, [m["ackId"] for m in got])
+    events = [(m["message"]["attributes"], json.loads(data_of(m))) for m in got]
+    want = [("OBJECT_FINALIZE", c1, {}),
+            ("OBJECT_FINALIZE", c2, {"overwroteGeneration": c1["generation"]}),
+            ("OBJECT_DELETE", c1, {"overwrittenByGeneration": c2["generation"]})]
+    assert len(events) == len(want), [e[0]["eventType"] for e in events]
+    for (attrs, payload), (etype, res, extra) in zip(events, want):
+        assert attrs["eventType"] == etype and attrs["objectId"] == "copy/a"
+        assert attrs["objectGeneration"] == res["generation"]
+        assert {k: attrs.get(k) for k in extra} == extra
+        assert payload == res
+    assert ps.pull(names.sub, 10) == []
+
+
 def test_failed_upload_sends_nothing_and_publish_retries(notif, names):
     gcs, ps, bucket = notif.gcs, notif.ps, notif.bucket
     notif.insert({"topic": ps.topic(names.topic), "payload_format": "NONE"})

@@ -213,6 +213,40 @@ test('failed precondition: ifGenerationMatch 0 on an existing object is 412', T,
     (e) => e.code === 412);
 });
 
+test('copy (objects.rewrite), in one call and in several, with preconditions', T, async () => {
+  const src = bucket.file('copy/src.bin');
+  const body = crypto.randomBytes(2 * 1024 * KiB + 7);
+  await src.save(body, { resumable: false, contentType: 'application/x-test', metadata: { metadata: { k: 'v' } } });
+  const [srcMeta] = await src.getMetadata();
+  const [copied] = await src.copy('copy/dst.bin', { preconditionOpts: { ifGenerationMatch: 0 } });
+  const [meta] = await copied.getMetadata();
+  assert.equal(meta.size, String(body.length));
+  assert.equal(meta.crc32c, srcMeta.crc32c);
+  assert.equal(meta.md5Hash, srcMeta.md5Hash);
+  assert.equal(meta.contentType, 'application/x-test');
+  assert.equal(meta.metadata.k, 'v');
+  assert.ok(BigInt(meta.generation) > BigInt(srcMeta.generation));
+  const [got] = await copied.download();
+  assert.deepEqual(got, body);
+  // put-if-absent: the destination exists now
+  await assert.rejects(src.copy('copy/dst.bin', { preconditionOpts: { ifGenerationMatch: 0 } }),
+    (e) => e.code === 412);
+  // the client follows rewriteToken until done
+  await control('config', { rewrite_bytes_per_call: 1024 * KiB });
+  const mark = (await control('log')).next;
+  try {
+    await src.copy(bucket.file('copy/big.bin'));
+  } finally {
+    await control('config', { rewrite_bytes_per_call: 0 });
+  }
+  const calls = (await control('log')).requests.filter((e) => e.seq > mark && e.kind === 'objects.rewrite');
+  assert.equal(calls.length, 3);
+  assert.ok(calls.every((e) => e.status === 200));
+  assert.ok(calls.slice(1).every((e) => e.query.includes('rewriteToken=')));
+  const [big] = await bucket.file('copy/big.bin').download();
+  assert.deepEqual(big, body);
+});
+
 test('delete', T, async () => {
   const f = bucket.file('gone.txt');
   await f.save('x', { resumable: false });
