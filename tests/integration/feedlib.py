@@ -1,8 +1,13 @@
 """The change feed's test parts, shared: a Pub/Sub topic and subscription
 for a GCS test bucket's notifications, and a mount's figures."""
 
+import errno
+import hashlib
 import json
 import os
+import random
+import statistics
+import threading
 import time
 
 import pytest
@@ -48,3 +53,135 @@ def wait_for(m, what, cond, timeout=10.0):
             return f
         assert time.monotonic() < end, f"{what}: {f}"
         time.sleep(0.05)
+
+
+class Churn:
+    """Writers overwrite and delete a few names in GCS while readers on some
+    mounts read them; then every read is judged against the states written.
+
+        churn = Churn(gcs, bucket)        # the names' first states written
+        churn.run(mounts, stall)          # stall: a generator that stalls the
+                                          # feed, yields, and lets it go
+        churn.judge(stale_max)            # asserts; prints the figures
+    """
+
+    NAMES = [f"c/n{i}" for i in range(8)]
+
+    def __init__(self, gcs, bucket):
+        self.gcs, self.bucket = gcs, bucket
+        self.seed = int(os.environ.get("HYLAKE_SEED") or
+                        random.SystemRandom().randrange(2**32))
+        print(f"\nHYLAKE_SEED={self.seed}")
+        self.rng = random.Random(self.seed)
+        self.states = {n: [] for n in self.NAMES}   # name -> [(sha or None, t_done)]
+        self.lock = threading.Lock()
+        self.results, self.stalled = [], []          # stalled: [t_from, t_to]
+        asan = "asan" in os.environ.get("HYLAKE_BIN", "")     # tests/run's build-asan
+        self.want_reads = 3000 if asan else 10_000
+        for n in self.NAMES:
+            self._write(self.rng, n)
+
+    def _write(self, rng, n):
+        data = rng.randbytes(rng.randint(0, 48 * 1024))
+        self.gcs.client.upload(self.bucket, n, data)
+        with self.lock:
+            self.states[n].append((hashlib.sha256(data).hexdigest(), time.monotonic()))
+
+    def _writer(self, stop):
+        wr = random.Random(self.rng.random())
+        while not stop.is_set():
+            n = wr.choice(self.NAMES)
+            with self.lock:
+                live = self.states[n][-1][0] is not None
+            if live and wr.random() < 0.15:
+                self.gcs.client.delete(self.bucket, n)
+                with self.lock:
+                    self.states[n].append((None, time.monotonic()))
+            else:
+                self._write(wr, n)
+            time.sleep(wr.uniform(0.02, 0.08))
+
+    def _reader(self, stop, m, k):
+        from test_consistency import Reader
+        rr, rd = random.Random(self.rng.random() + k), Reader()
+        try:
+            while not stop.is_set():
+                n = rr.choice(self.NAMES)
+                res = rd.read(m / n, timeout=20)
+                res["name"] = n
+                with self.lock:
+                    self.results.append(res)
+        finally:
+            rd.close()
+
+    def run(self, mounts, stall):
+        """Half the reads, a stall of the feed (both mounts unhealthy) for two
+        seconds, then the rest."""
+        stop = threading.Event()
+        threads = [threading.Thread(target=self._writer, args=(stop,), daemon=True)]
+        threads += [threading.Thread(target=self._reader, args=(stop, m, k), daemon=True)
+                    for m in mounts for k in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            t0 = time.monotonic()
+            while len(self.results) < self.want_reads // 2 and time.monotonic() - t0 < 40:
+                time.sleep(0.2)
+            resume = stall()
+            next(resume)
+            self.stalled.append(time.monotonic())
+            time.sleep(2.0)
+            self.stalled.append(time.monotonic())
+            next(resume, None)
+            t0 = time.monotonic()
+            while len(self.results) < self.want_reads and time.monotonic() - t0 < 60:
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+
+    def judge(self, stale_max):
+        """Every read returned one state of its name; with the feed healthy at
+        most stale_max behind GCS; none stale while it was stalled.  A read
+        pinned to a generation GCS replaced just before (within stale_max) may
+        be refused ESTALE, as in strict mode: counted, not an error."""
+        wrong, errors, stale, strict_broken, refused = [], [], [], [], 0
+        stalled = self.stalled
+        for res in self.results:
+            hist = self.states[res["name"]]
+            if res.get("errno") == errno.ESTALE and any(
+                    res["t_open"] - stale_max <= t <= res["t_done"] for _, t in hist):
+                refused += 1
+                continue
+            if res["ok"]:
+                match = [i for i, (sha, _) in enumerate(hist) if sha == res["sha256"]]
+            elif res.get("errno") == errno.ENOENT:
+                match = [i for i, (sha, _) in enumerate(hist) if sha is None]
+            else:
+                errors.append(res)
+                continue
+            if not match:
+                wrong.append(res)
+                continue
+            floor = max((i for i, (_, t) in enumerate(hist) if t < res["t_open"]), default=0)
+            got = max(match)
+            if got < floor:
+                behind = res["t_open"] - hist[got + 1][1]
+                stale.append(behind)
+                if stalled and stalled[0] + 0.5 < res["t_open"] < stalled[1]:
+                    strict_broken.append((round(behind, 3), res["name"]))
+        st = sorted(stale)
+        figures = (f"{len(self.results)} reads, "
+                   f"{sum(len(h) for h in self.states.values())} states written; "
+                   f"stale reads {len(st)}"
+                   + (f" (median {statistics.median(st):.3f} s, max {st[-1]:.3f} s)"
+                      if st else "")
+                   + f"; refused ESTALE {refused}; errors {len(errors)}; wrong {len(wrong)}")
+        print(figures)
+        assert not wrong, f"reads of bytes no state had: {wrong[:3]}\n{figures}"
+        assert not errors, f"failed reads: {errors[:3]}\n{figures}"
+        assert len(self.results) >= self.want_reads, figures
+        assert not strict_broken, f"stale reads while the feed was stalled: {strict_broken[:5]}"
+        assert not st or st[-1] <= stale_max, f"a read too far behind GCS\n{figures}"
+        return figures

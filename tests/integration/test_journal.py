@@ -15,12 +15,13 @@ import time
 
 import pytest
 
-from feedlib import feed, figures, wait_for  # noqa: F401  (feed: a fixture)
+from feedlib import Churn, feed, figures, wait_for  # noqa: F401  (feed: a fixture)
 from hylib import HYLAKE_BIN, run_hylake
 from lakelib import lake  # noqa: F401  (a fixture)
 from proxy import FaultProxy
 
 STALL = "3s"
+STALE_MAX = 5.0    # s: delivery delay, the follower, a poll and the stall time
 
 
 class Follower:
@@ -307,3 +308,41 @@ def test_follow_and_journal_config_errors_are_clear(lake, ws):
     res = run_hylake("check", bad)
     assert res.returncode != 0 and "journal = nowhere: no [replica nowhere]" in \
         res.stderr + res.stdout, res.stderr
+
+
+def test_churn_through_the_journal_stays_consistent(lake, site, mounter, feed):
+    """Writers overwrite and delete in GCS while the subscription duplicates,
+    shuffles and delays what the follower pulls; two mounts follow the journal
+    and read the site's copies all the while.  Every read is exactly one state
+    of its name; with the follower running, at most STALE_MAX behind GCS;
+    while it is stopped (SIGSTOP: no heartbeat), none is stale (the mounts
+    ask GCS)."""
+    ps, _ = feed
+    churn = Churn(lake.gcs, lake.bucket)
+    fol = site()
+    wait_journal(lake, lambda j: True, "started")
+    with FaultProxy(lake.gcs.url) as gp:
+        mounts = [mounter.mount(mount_config(lake, gp)) for _ in range(2)]
+        for m in mounts:
+            wait_for(m, "the journal is followed",
+                     lambda f: f.get("hylake_feed_healthy") == 1)
+        ps.control.config(duplicate=True, reorder=True, deliver_after_ms=100)
+
+        def stall():
+            fol.p.send_signal(signal.SIGSTOP)
+            for m in mounts:
+                wait_for(m, "the journal stalls",
+                         lambda f: f["hylake_feed_healthy"] == 0, timeout=20)
+            yield
+            fol.p.send_signal(signal.SIGCONT)
+
+        try:
+            churn.run(mounts, stall)
+        finally:
+            ps.control.config(duplicate=False, reorder=False, deliver_after_ms=0)
+            fol.p.send_signal(signal.SIGCONT)
+        media = [r for r in gp.log if "alt=media" in r.query]
+    churn.judge(STALE_MAX)
+    print(f"reads that went to GCS (the site lagged, or the journal was stopped): "
+          f"{len(media)} of {len(churn.results)}")
+    assert fol.stop() == 0
