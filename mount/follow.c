@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -59,6 +60,10 @@
 #define RETRY_MIN_MS 200
 #define RETRY_MAX_MS 5000
 #define LEASE_PREFIX ".hylake/leases/journal-"
+#define RECONCILE_BATCH 1000      /* objects per batch of a reconcile */
+#define RECONCILE_JOBS 4
+#define RETENTION_NS (7 * 24 * 3600 * NS_PER_SEC)  /* Pub/Sub's default
+                                                     message retention */
 
 static atomic_bool stopping;
 
@@ -76,6 +81,9 @@ struct follower {
 	char *bucket, *prefix;
 	struct pubsub *sub;
 	char *buf;                    /* REPLICATE_CHUNK */
+
+	bool reconcile;               /* asked for (--reconcile) */
+	bool started;                 /* the first batch of work is done */
 
 	/* the journal */
 	uint64_t seq;
@@ -426,6 +434,126 @@ static int take(struct follower *f, struct gcs_changes *ch, bool drained,
 	return rc;
 }
 
+/* ------------------------------------------------------------- reconcile */
+
+struct recon {
+	struct follower *f;
+	pthread_mutex_t lock;
+	struct journal_batch b;       /* RECONCILE_BATCH changes at most */
+	int rc;
+	uint64_t noted;
+};
+
+/* Journal what r holds (lock held); the first batch starts with a gap. */
+static void recon_flush(struct recon *r)
+{
+	if (!r->b.ch.n || r->rc < 0)
+		return;
+	if (!lease_hold(r->f))
+		r->rc = -EAGAIN;
+	else
+		r->rc = append(r->f, &r->b, r->f->drained_ns);
+	for (size_t i = 0; i < r->b.ch.n; i++) {
+		free(r->b.ch.c[i].name);
+		free(r->b.ch.c[i].bucket);
+		free(r->b.ch.c[i].message_id);
+		free(r->b.ch.c[i].ack_id);
+	}
+	memset(r->b.ch.c, 0, RECONCILE_BATCH * sizeof(*r->b.ch.c));
+	memset(r->b.held, 0, RECONCILE_BATCH * sizeof(*r->b.held));
+	r->b.ch.n = 0;
+}
+
+static void recon_add(struct recon *r, enum gcs_change_kind kind,
+		      const char *name, const struct obj_info *v,
+		      const struct obj_info *held)
+{
+	struct gcs_change *c = &r->b.ch.c[r->b.ch.n];
+	struct journal_held *h = &r->b.held[r->b.ch.n];
+	struct strbuf full = STRBUF_INIT;
+
+	c->ack_id = xstrdup("");
+	c->message_id = xstrdup("");
+	c->publish_ns = wall_ns();
+	c->kind = kind;
+	if (kind != GCS_CHANGE_INVALID) {
+		strbuf_addf(&full, "%s%s", r->f->prefix, name);
+		c->name = strbuf_detach(&full, NULL);
+		c->bucket = xstrdup(r->f->bucket);
+		c->generation = v->generation;
+		c->has_info = true;
+		c->info = *v;
+	}
+	if (held) {
+		h->holds = true;
+		h->size = held->size;
+		snprintf(h->etag, sizeof(h->etag), "%s", held->etag);
+	}
+	if (++r->b.ch.n == RECONCILE_BATCH)
+		recon_flush(r);
+}
+
+static void recon_note(void *arg, const char *name, const struct obj_info *v,
+		       const struct obj_info *held)
+{
+	struct recon *r = arg;
+	size_t len = strlen(name);
+
+	if (!len || name[len - 1] == '/' || !v->generation ||
+	    !strncmp(name, ".hylake/", 8))
+		return;
+	pthread_mutex_lock(&r->lock);
+	recon_add(r, GCS_CHANGE_FINALIZE, name, v, held);
+	r->noted++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/*
+ * Reconcile by listing: what the journal may have missed (a new journal,
+ * one older than the subscription keeps messages, or asked for) is
+ * learnt from a listing of the source.  A gap first, so mounts stop
+ * trusting what they knew (a deletion may be among what was missed),
+ * then each object as the listing shows it, after copying it to the site
+ * if the site lacks it.  The subscription keeps what happens meanwhile;
+ * it comes after, and a change never goes back.
+ */
+static int reconcile(struct follower *f)
+{
+	struct recon r = { .f = f };
+	struct replicate_counts counts;
+	int64_t t0 = mono_ns();
+
+	pthread_mutex_init(&r.lock, NULL);
+	r.b.ch.c = xcalloc(RECONCILE_BATCH + 1, sizeof(*r.b.ch.c));
+	r.b.held = xcalloc(RECONCILE_BATCH + 1, sizeof(*r.b.held));
+	log_notice("reconciling site %s with the source by listing it",
+		   f->site);
+	recon_add(&r, GCS_CHANGE_INVALID, NULL, NULL, NULL);
+	int rc = replicate_run(&f->env, RECONCILE_JOBS, recon_note, &r,
+			       &counts);
+	pthread_mutex_lock(&r.lock);
+	recon_flush(&r);
+	if (rc == 0)
+		rc = r.rc;
+	pthread_mutex_unlock(&r.lock);
+	free(r.b.ch.c);
+	free(r.b.held);
+	pthread_mutex_destroy(&r.lock);
+	f->copied += counts.copied;
+	f->current += counts.current;
+	f->failed += counts.failed;
+	if (rc < 0)
+		log_warn("reconciling site %s failed: %s; trying again",
+			 f->site, strerror(-rc));
+	else
+		log_notice("reconciled site %s: %" PRIu64 " objects listed, %"
+			   PRIu64 " copied, %" PRIu64 " current, %" PRIu64
+			   " failed, in %.1f s", f->site, r.noted, counts.copied,
+			   counts.current, counts.failed,
+			   (double)(mono_ns() - t0) / 1e9);
+	return rc;
+}
+
 /* Sleep ms, or less when stopping. */
 static void nap(int64_t ms)
 {
@@ -444,6 +572,17 @@ static void follow_loop(struct follower *f)
 		if (!lease_hold(f)) {
 			nap(f->lease_ms / 4 > 50 ? f->lease_ms / 4 : 50);
 			continue;
+		}
+		if (!f->started) {
+			/* the journal as this follower finds it: new, or
+			 * older than the subscription keeps messages */
+			if ((f->reconcile || !f->seq ||
+			     wall_ns() - f->drained_ns > RETENTION_NS) &&
+			    reconcile(f) < 0) {
+				nap(RETRY_MAX_MS);
+				continue;
+			}
+			f->started = true;
 		}
 		struct gcs_changes ch;
 		int64_t wait = f->heartbeat_ms > 1000 ? f->heartbeat_ms : 1000;
@@ -477,9 +616,10 @@ static void follow_loop(struct follower *f)
 }
 
 int follow_main(const struct hy_config *cfg, const struct store_conf *site,
-		const char *tmpdir, int64_t heartbeat_ms)
+		const char *tmpdir, int64_t heartbeat_ms, bool reconcile)
 {
 	struct follower f = { .cfg = cfg, .site = site->name,
+			      .reconcile = reconcile,
 			      .heartbeat_ms = heartbeat_ms,
 			      .env.tmpdir = tmpdir,
 			      .env.op_timeout_ms = cfg->mount.op_timeout_ms };

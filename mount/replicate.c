@@ -60,6 +60,8 @@ struct repl {
 	struct copy_env env;
 	const char *prefix;
 	bool dry_run;
+	replicate_note note;     /* may be NULL */
+	void *note_arg;
 
 	pthread_mutex_t lock;
 	pthread_cond_t more, room;
@@ -306,20 +308,21 @@ void replicate_copy_error(int rc, struct strbuf *out)
 	}
 }
 
-static void copy_one(struct repl *r, const struct item *it, const char *why,
+/* Copy it; true when the replica holds it now. */
+static bool copy_one(struct repl *r, const struct item *it, const char *why,
 		     char *buf)
 {
 	if (r->dry_run) {
 		say(r, "would copy %s (generation %" PRIu64 ", %" PRIu64
 		    " bytes): %s", it->name, it->v.generation, it->v.size, why);
 		atomic_fetch_add(&r->copied, 1);
-		return;
+		return false;
 	}
 	int rc = replicate_copy(&r->env, it->name, &it->v, buf);
 	if (rc == 0) {
 		atomic_fetch_add(&r->copied, 1);
 		atomic_fetch_add(&r->bytes, it->v.size);
-		return;
+		return true;
 	}
 	struct strbuf msg = STRBUF_INIT;
 	replicate_copy_error(rc, &msg);
@@ -329,6 +332,16 @@ static void copy_one(struct repl *r, const struct item *it, const char *why,
 	strbuf_release(&msg);
 	atomic_fetch_add(rc == -EINVAL || rc == -ESTALE || rc == -ENOENT
 			 ? &r->skipped : &r->failed, 1);
+	return false;
+}
+
+/* Tell r->note what the replica holds of it now (held: its copy's info,
+ * or NULL when it does not hold generation it->v). */
+static void noted(struct repl *r, const struct item *it,
+		  const struct obj_info *held)
+{
+	if (r->note && !r->dry_run)
+		r->note(r->note_arg, it->name, &it->v, held);
 }
 
 static void *worker(void *arg)
@@ -359,21 +372,30 @@ static void *worker(void *arg)
 			    it.name);
 			atomic_fetch_add(&r->failed, 1);
 		} else {
-			switch (replicate_look(&r->env, it.name, &it.v, NULL,
+			struct obj_info held;
+			switch (replicate_look(&r->env, it.name, &it.v, &held,
 					       &why)) {
 			case V_CURRENT:
 				atomic_fetch_add(&r->current, 1);
+				noted(r, &it, &held);
 				break;
 			case V_NEWER:
 				atomic_fetch_add(&r->newer, 1);
+				noted(r, &it, NULL);
 				break;
 			case V_FAILED:
 				say(r, "%s: cannot look at the replica's copy: "
 				    "%s", it.name, why);
 				atomic_fetch_add(&r->failed, 1);
+				noted(r, &it, NULL);
 				break;
 			case V_COPY:
-				copy_one(r, &it, why, buf);
+				if (copy_one(r, &it, why, buf) && r->note &&
+				    replicate_look(&r->env, it.name, &it.v,
+						   &held, &why) == V_CURRENT)
+					noted(r, &it, &held);
+				else
+					noted(r, &it, NULL);
 				break;
 			}
 		}
@@ -402,6 +424,58 @@ static void progress(struct repl *r, double secs)
 	pthread_mutex_unlock(&r->out_lock);
 }
 
+/* List and copy with jobs workers; the seconds it took. */
+static double run(struct repl *r, long jobs, bool tty)
+{
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->out_lock, NULL);
+	pthread_cond_init(&r->more, NULL);
+	pthread_cond_init(&r->room, NULL);
+	pthread_t lt, wt[MAX_JOBS];
+	int64_t t0 = mono_ns();
+	pthread_create(&lt, NULL, lister, r);
+	for (long i = 0; i < jobs; i++)
+		pthread_create(&wt[i], NULL, worker, r);
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		bool done = r->listed && !r->qlen;
+		pthread_mutex_unlock(&r->lock);
+		if (done)
+			break;
+		if (tty)
+			progress(r, (double)(mono_ns() - t0) / 1e9);
+		usleep(200 * 1000);
+	}
+	pthread_join(lt, NULL);
+	for (long i = 0; i < jobs; i++)
+		pthread_join(wt[i], NULL);
+	double secs = (double)(mono_ns() - t0) / 1e9;
+	if (tty) {
+		progress(r, secs);
+		fputc('\n', stderr);
+	}
+	pthread_cond_destroy(&r->more);
+	pthread_cond_destroy(&r->room);
+	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->out_lock);
+	return secs;
+}
+
+int replicate_run(const struct copy_env *e, long jobs, replicate_note note,
+		  void *arg, struct replicate_counts *out)
+{
+	struct repl r = { .env = *e, .prefix = "", .note = note,
+			  .note_arg = arg };
+
+	run(&r, jobs, false);
+	out->checked = atomic_load(&r.checked);
+	out->copied = atomic_load(&r.copied);
+	out->current = atomic_load(&r.current);
+	out->failed = atomic_load(&r.failed);
+	return r.list_rc;
+}
+
 static void replicate_usage(FILE *out)
 {
 	fprintf(out,
@@ -422,14 +496,17 @@ static void replicate_usage(FILE *out)
 		"One follower per site writes (a lease in the source bucket);\n"
 		"others wait to take over.\n"
 		"  --heartbeat D  the journal's head is written at least this\n"
-		"                 often (default 1s)\n");
+		"                 often (default 1s)\n"
+		"  --reconcile    list the source first and journal what it\n"
+		"                 holds (done anyway for a new journal, or one\n"
+		"                 older than the subscription's retention)\n");
 }
 
 int replicate_main(int argc, char **argv)
 {
 	const char *config = NULL, *to = NULL, *prefix = "";
 	long jobs = 4;
-	bool dry_run = false, follow = false;
+	bool dry_run = false, follow = false, reconcile = false;
 	int64_t heartbeat_ms = 1000;
 	struct hy_config cfg;
 
@@ -440,13 +517,14 @@ int replicate_main(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "follow", no_argument, NULL, 'f' },
 		{ "heartbeat", required_argument, NULL, 'b' },
+		{ "reconcile", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	optind = 0;
-	while ((c = cli_getopt(argc, argv, "t:p:j:nfb:h", longopts)) != -1) {
+	while ((c = cli_getopt(argc, argv, "t:p:j:nfb:rh", longopts)) != -1) {
 		switch (c) {
 		case 'h':
 			replicate_usage(stdout);
@@ -462,6 +540,9 @@ int replicate_main(int argc, char **argv)
 			break;
 		case 'f':
 			follow = true;
+			break;
+		case 'r':
+			reconcile = true;
 			break;
 		case 'b':
 			if (duration_parse_ms(optarg, &heartbeat_ms) < 0 ||
@@ -514,6 +595,12 @@ int replicate_main(int argc, char **argv)
 		return 2;
 	}
 
+	if (reconcile && !follow) {
+		fprintf(stderr, "hylake replicate: --reconcile goes with "
+			"--follow\n");
+		config_release(&cfg);
+		return 2;
+	}
 	if (follow && (dry_run || *prefix)) {
 		fprintf(stderr, "hylake replicate: --follow follows the whole "
 			"source: no --prefix or --dry-run with it\n");
@@ -524,7 +611,8 @@ int replicate_main(int argc, char **argv)
 			     ? getenv("TMPDIR") : "/var/tmp";
 	if (follow) {
 		log_level = LOG_NOTICE;
-		int st = follow_main(&cfg, rc_conf, tmpdir, heartbeat_ms);
+		int st = follow_main(&cfg, rc_conf, tmpdir, heartbeat_ms,
+				     reconcile);
 		config_release(&cfg);
 		return st;
 	}
@@ -550,35 +638,8 @@ int replicate_main(int argc, char **argv)
 		goto out_dst;
 	}
 
-	pthread_mutex_init(&r.lock, NULL);
-	pthread_mutex_init(&r.out_lock, NULL);
-	pthread_cond_init(&r.more, NULL);
-	pthread_cond_init(&r.room, NULL);
-	pthread_t lt, wt[MAX_JOBS];
-	int64_t t0 = mono_ns();
-	pthread_create(&lt, NULL, lister, &r);
-	for (long i = 0; i < jobs; i++)
-		pthread_create(&wt[i], NULL, worker, &r);
-
 	bool tty = isatty(STDERR_FILENO);
-	for (;;) {
-		pthread_mutex_lock(&r.lock);
-		bool done = r.listed && !r.qlen;
-		pthread_mutex_unlock(&r.lock);
-		if (done)
-			break;
-		if (tty)
-			progress(&r, (double)(mono_ns() - t0) / 1e9);
-		usleep(200 * 1000);
-	}
-	pthread_join(lt, NULL);
-	for (long i = 0; i < jobs; i++)
-		pthread_join(wt[i], NULL);
-	double secs = (double)(mono_ns() - t0) / 1e9;
-	if (tty) {
-		progress(&r, secs);
-		fputc('\n', stderr);
-	}
+	double secs = run(&r, jobs, tty);
 	if (r.list_rc < 0) {
 		fprintf(stderr, "hylake replicate: listing the source under "
 			"'%s' failed: %s\n", prefix, strerror(-r.list_rc));
@@ -600,10 +661,6 @@ int replicate_main(int argc, char **argv)
 	       (uint64_t)atomic_load(&r.skipped),
 	       (uint64_t)atomic_load(&r.failed));
 	status = atomic_load(&r.failed) ? 1 : 0;
-	pthread_cond_destroy(&r.more);
-	pthread_cond_destroy(&r.room);
-	pthread_mutex_destroy(&r.lock);
-	pthread_mutex_destroy(&r.out_lock);
 out_dst:
 	backend_destroy(r.env.dst);
 out_src:

@@ -4,6 +4,7 @@
 #ifndef HYLAKE_REPLICATE_H
 #define HYLAKE_REPLICATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "backends/backend.h"
@@ -50,8 +51,26 @@ int replicate_copy(const struct copy_env *e, const char *name,
 /* What replicate_copy's rc means, for a message. */
 void replicate_copy_error(int rc, struct strbuf *out);
 
+/*
+ * Told, from the workers, what dst holds of each object listed: held is
+ * its copy's info when it holds generation v now (current, or just
+ * copied), else NULL.
+ */
+typedef void (*replicate_note)(void *arg, const char *name,
+			       const struct obj_info *v,
+			       const struct obj_info *held);
+
+struct replicate_counts {
+	uint64_t checked, copied, current, failed;
+};
+
+/* Replicate every object of e->src to e->dst with jobs workers, telling
+ * note (may be NULL) of each.  0, or the listing's -errno. */
+int replicate_run(const struct copy_env *e, long jobs, replicate_note note,
+		  void *arg, struct replicate_counts *out);
+
 /* `hylake replicate CONFIG --to SITE --follow`: see follow.c. */
 int follow_main(const struct hy_config *cfg, const struct store_conf *site,
-		const char *tmpdir, int64_t heartbeat_ms);
+		const char *tmpdir, int64_t heartbeat_ms, bool reconcile);
 
 #endif

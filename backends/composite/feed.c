@@ -47,7 +47,8 @@ const char *feed_mount_name(const char *bucket, const char *prefix,
 			    const struct gcs_change *c)
 {
 	size_t pl = strlen(prefix);
-	if (strcmp(c->bucket, bucket) || strncmp(c->name, prefix, pl) ||
+	if (c->kind == GCS_CHANGE_INVALID || !c->bucket || !c->name ||
+	    strcmp(c->bucket, bucket) || strncmp(c->name, prefix, pl) ||
 	    !c->name[pl])
 		return NULL;
 	return c->name + pl;
@@ -215,9 +216,20 @@ static void take(struct feed *f, struct gcs_changes *ch)
 	struct feed_counts counts = { 0 };
 	int64_t newest = 0;
 
-	for (size_t i = 0; i < ch->n; i++)
+	bool gap = false;
+	for (size_t i = 0; i < ch->n; i++) {
 		if (ch->c[i].publish_ns > newest)
 			newest = ch->c[i].publish_ns;
+		gap |= ch->c[i].kind == GCS_CHANGE_INVALID;
+	}
+	/* A gap: what was known before is not covered any more; what this
+	 * batch says, gap or not, is (it is applied at or after since). */
+	if (gap) {
+		pthread_mutex_lock(&f->lock);
+		f->since_ns = wall_ns();
+		f->since_mono = mono_ns();
+		pthread_mutex_unlock(&f->lock);
+	}
 	feed_apply(f->conf.facts, f->bucket, f->prefix, ch->c, ch->n,
 		   wall_ns(), NULL, NULL, &counts);
 	if (f->conf.facts.ops->flush)
@@ -235,10 +247,6 @@ static void take(struct feed *f, struct gcs_changes *ch)
 	f->counts.gaps += counts.gaps;
 	if (newest > f->newest_publish_ns)
 		f->newest_publish_ns = newest;
-	if (counts.gaps) {
-		f->since_ns = wall_ns();
-		f->since_mono = mono_ns();
-	}
 	pthread_mutex_unlock(&f->lock);
 	if (counts.gaps)
 		log_warn("feed %s: %" PRIu64 " messages were not change "

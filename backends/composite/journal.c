@@ -344,10 +344,12 @@ static const char *jr_name(void *ctx)
 static void note_held(struct journal_reader *jr, const struct gcs_change *c,
 		      const struct journal_held *h, int64_t now)
 {
-	const char *name = feed_mount_name(jr->bucket, jr->prefix, c);
 	struct replica_fact old;
 
-	if (!name || !h->holds || c->kind != GCS_CHANGE_FINALIZE)
+	if (!h->holds || c->kind != GCS_CHANGE_FINALIZE)
+		return;
+	const char *name = feed_mount_name(jr->bucket, jr->prefix, c);
+	if (!name)
 		return;
 	if (jr->facts.ops->get_replica(jr->facts.ctx, jr->replica, name,
 				       &old) == 0 &&

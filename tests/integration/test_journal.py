@@ -27,13 +27,13 @@ STALE_MAX = 5.0    # s: delivery delay, the follower, a poll and the stall time
 class Follower:
     """One `hylake replicate --follow` process, output in files."""
 
-    def __init__(self, lake, cfg, name):
+    def __init__(self, lake, cfg, name, *args):
         self.out = lake.ws.root / f"{name}.out"
         self.err = lake.ws.root / f"{name}.err"
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
             self.p = subprocess.Popen(
                 [str(HYLAKE_BIN), "replicate", str(cfg), "--to", "s3", "--follow",
-                 "--heartbeat", "300ms"],
+                 "--heartbeat", "300ms", *args],
                 stdout=o, stderr=e, stdin=subprocess.DEVNULL)
 
     def stderr(self):
@@ -60,11 +60,12 @@ def site(lake, feed, request):
                 f"endpoint = {request.getfixturevalue('pubsub_server').url}\n")
     started = []
 
-    def start(name="follower"):
-        fol = Follower(lake, cfg, f"{name}{len(started)}")
+    def start(name="follower", *args, config=None):
+        fol = Follower(lake, config or cfg, f"{name}{len(started)}", *args)
         started.append(fol)
         return fol
 
+    start.cfg = cfg
     yield start
     for fol in started:
         if fol.p.poll() is None:
@@ -133,11 +134,12 @@ def applied(m, seq):
 
 
 def finalized(j):
-    """{(name, generation): times journaled} of the finalize changes."""
+    """{(name, generation): times journaled} of the finalize changes that came
+    from the subscription (a reconcile's come from a listing: no id)."""
     seen = {}
     for _, changes in j:
         for c in changes:
-            if c["kind"] == "finalize":
+            if c["kind"] == "finalize" and c["id"]:
                 k = (c["name"], c["generation"])
                 seen[k] = seen.get(k, 0) + 1
     return seen
@@ -345,4 +347,46 @@ def test_churn_through_the_journal_stays_consistent(lake, site, mounter, feed):
     churn.judge(STALE_MAX)
     print(f"reads that went to GCS (the site lagged, or the journal was stopped): "
           f"{len(media)} of {len(churn.results)}")
+    assert fol.stop() == 0
+
+
+def test_a_follower_that_missed_changes_reconciles_by_listing(lake, site, mounter, feed,
+                                                              pubsub_server):
+    """Changes the subscription no longer holds (past its retention: here, a
+    new subscription) are learnt by listing: --reconcile journals a gap, then
+    every object as listed.  A mount trusting what it knew before the gap asks
+    GCS again; the names listed are current by the journal once more."""
+    ps, _ = feed
+    lake.put("r/x", b"one")
+    lake.put("r/y", b"doomed")
+    fol = site()
+    wait_journal(lake, lambda j: len(j) >= 1, "reconciled at start")
+    with FaultProxy(lake.gcs.url) as gp:
+        m = mounter.mount(mount_config(lake, gp))
+        wait_for(m, "the journal is followed", lambda f: f.get("hylake_feed_healthy") == 1)
+        assert (m / "r/x").read_bytes() == b"one"
+        assert (m / "r/y").read_bytes() == b"doomed"
+        assert fol.stop() == 0
+        # while nobody follows, GCS changes; the messages are lost
+        lake.put("r/x", b"two")
+        lake.gcs.client.delete(lake.bucket, "r/y")
+        lake.put("r/z", b"new")
+        topic = f"t-{lake.bucket}"
+        ps.create_subscription(f"fresh-{lake.bucket}", topic, ackDeadlineSeconds=10)
+        fresh = lake.ws.root / "fresh.conf"
+        fresh.write_text(open(site.cfg).read().replace(
+            f"subscriptions/s-{lake.bucket}", f"subscriptions/fresh-{lake.bucket}"))
+        before = head(lake)["seq"]
+        fol = site("again", "--reconcile", config=fresh)
+        j = wait_journal(lake, lambda j: batch_of(j, "r/x", lake.gen("r/x")),
+                         "reconciled again")
+        gaps = [s for s, ch in j if s > before and any(c["kind"] == "gap" for c in ch)]
+        assert gaps, j[-2:]
+        applied(m, batch_of(j, "r/x", lake.gen("r/x")))
+        gp.log.clear()
+        assert (m / "r/x").read_bytes() == b"two"
+        assert (m / "r/z").read_bytes() == b"new"
+        assert [r for r in gp.log if "/o/r/x" in r.path or "/o/r/z" in r.path] == [], \
+            "a listed name was asked about"
+        assert not (m / "r/y").exists()
     assert fol.stop() == 0

@@ -201,11 +201,24 @@ static void test_reader(struct facts facts)
 	CHECK_INT(facts.ops->get_replica(facts.ctx, "east", "t/a", &rf), 0);
 	CHECK_STR(rf.etag, "e17");
 
+	/* a gap the follower journaled (a reconcile starts with one) */
+	struct gcs_change g5[2] = { { .ack_id = "", .message_id = "" },
+				    change(GCS_CHANGE_FINALIZE, "tables/t/c",
+					   4, 2) };
+	struct journal_held h5[2] = { { .holds = false },
+				      { .holds = true, .size = 2,
+					.etag = "e4" } };
+	put_batch(site, 5, g5, h5, 2, wall_ns());
+	CHECK_INT(pull(&src, &ch, &drained), 0);
+	CHECK(ch.n == 2 && ch.c[0].kind == GCS_CHANGE_INVALID && drained);
+	gcs_changes_release(&ch);
+	CHECK_INT(facts.ops->get_replica(facts.ctx, "east", "t/c", &rf), 0);
+
 	/* a batch that is missing: a gap, and the reader goes on */
 	struct strbuf doc = STRBUF_INIT;
-	struct journal_head head = { .seq = 6, .drained_ns = wall_ns() };
+	struct journal_head head = { .seq = 7, .drained_ns = wall_ns() };
 	struct gcs_change c6 = change(GCS_CHANGE_DELETE, "tables/t/b", 9, 0);
-	put_batch(site, 6, &c6, NULL, 1, wall_ns());
+	put_batch(site, 7, &c6, NULL, 1, wall_ns());
 	CHECK_INT(pull(&src, &ch, &drained), 0);
 	CHECK(ch.n == 1 && ch.c[0].kind == GCS_CHANGE_INVALID && !drained);
 	gcs_changes_release(&ch);
