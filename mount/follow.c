@@ -62,6 +62,7 @@
 #define LEASE_PREFIX ".hylake/leases/journal-"
 #define RECONCILE_BATCH 1000      /* objects per batch of a reconcile */
 #define RECONCILE_JOBS 4
+#define COPY_JOBS 8               /* a batch's copies made at once */
 #define RETENTION_NS (7 * 24 * 3600 * NS_PER_SEC)  /* Pub/Sub's default
                                                      message retention */
 
@@ -80,7 +81,6 @@ struct follower {
 	int64_t heartbeat_ms, lease_ms;
 	char *bucket, *prefix;
 	struct pubsub *sub;
-	char *buf;                    /* REPLICATE_CHUNK */
 
 	bool reconcile;               /* asked for (--reconcile) */
 	bool started;                 /* the first batch of work is done */
@@ -103,6 +103,7 @@ struct follower {
 	int64_t lease_seen_mono;      /* when lease_gen was first seen */
 	int64_t renewed_mono;         /* last renewal that succeeded */
 
+	pthread_mutex_t count_lock;   /* guards the copy counts */
 	uint64_t copied, current, failed, batches, dups;
 };
 
@@ -290,14 +291,16 @@ static bool lease_hold(struct follower *f)
 
 /* ------------------------------------------------------------- batches */
 
-/* Copy c's generation to the site unless it holds it; *h says what the
- * site holds then. */
+/* Copy c's generation to the site unless it holds it (buf: REPLICATE_CHUNK
+ * bytes); *h says what the site holds then.  Counts under f->count_lock. */
 static void replicate_change(struct follower *f, const struct gcs_change *c,
-			     const char *name, struct journal_held *h)
+			     const char *name, struct journal_held *h,
+			     char *buf)
 {
 	struct obj_info held;
 	const char *why = "";
 	struct obj_info v = c->info;
+	uint64_t *count = NULL;
 
 	memset(h, 0, sizeof(*h));
 	v.generation = c->generation;
@@ -307,7 +310,7 @@ static void replicate_change(struct follower *f, const struct gcs_change *c,
 	enum replicate_verdict vd = replicate_look(&f->env, name, &v, &held,
 						   &why);
 	if (vd == V_COPY) {
-		int rc = replicate_copy(&f->env, name, &v, f->buf);
+		int rc = replicate_copy(&f->env, name, &v, buf);
 		if (rc < 0) {
 			struct strbuf msg = STRBUF_INIT;
 			replicate_copy_error(rc, &msg);
@@ -315,19 +318,85 @@ static void replicate_change(struct follower *f, const struct gcs_change *c,
 				 name, c->generation, msg.buf);
 			strbuf_release(&msg);
 			if (rc != -ESTALE && rc != -ENOENT && rc != -EINVAL)
-				f->failed++;
-			return;
+				count = &f->failed;
+		} else {
+			count = &f->copied;
+			vd = replicate_look(&f->env, name, &v, &held, &why);
 		}
-		f->copied++;
-		vd = replicate_look(&f->env, name, &v, &held, &why);
 	} else if (vd == V_CURRENT) {
-		f->current++;
+		count = &f->current;
 	}
 	if (vd == V_CURRENT) {
 		h->holds = true;
 		h->size = held.size;
 		snprintf(h->etag, sizeof(h->etag), "%s", held.etag);
 	}
+	if (count) {
+		pthread_mutex_lock(&f->count_lock);
+		(*count)++;
+		pthread_mutex_unlock(&f->count_lock);
+	}
+}
+
+/* A batch's copies, shared by COPY_JOBS threads. */
+struct copies {
+	struct follower *f;
+	struct journal_batch *b;
+	size_t *todo;                 /* indexes into b */
+	size_t n;
+	atomic_size_t next;
+};
+
+static void *copier(void *arg)
+{
+	struct copies *cp = arg;
+	char *buf = xmalloc(REPLICATE_CHUNK);
+
+	for (size_t k; (k = atomic_fetch_add(&cp->next, 1)) < cp->n;) {
+		size_t i = cp->todo[k];
+		const struct gcs_change *c = &cp->b->ch.c[i];
+		replicate_change(cp->f, c,
+				 feed_mount_name(cp->f->bucket, cp->f->prefix,
+						 c),
+				 &cp->b->held[i], buf);
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Copy the new generations of batch b to the site, COPY_JOBS at a time:
+ * each name's newest in the batch only (an older one is replaced
+ * already; copying it could only race the newer one).
+ */
+static void copy_batch(struct follower *f, struct journal_batch *b)
+{
+	struct copies cp = { .f = f, .b = b };
+	pthread_t th[COPY_JOBS];
+	size_t nth = 0;
+
+	cp.todo = xcalloc(b->ch.n + 1, sizeof(*cp.todo));
+	for (size_t i = 0; i < b->ch.n; i++) {
+		const struct gcs_change *c = &b->ch.c[i];
+		if (c->kind != GCS_CHANGE_FINALIZE || !c->has_info)
+			continue;
+		bool newer = false;
+		for (size_t j = 0; j < b->ch.n && !newer; j++)
+			newer = j != i && b->ch.c[j].kind != GCS_CHANGE_INVALID &&
+				!strcmp(b->ch.c[j].name, c->name) &&
+				b->ch.c[j].generation > c->generation;
+		if (!newer)
+			cp.todo[cp.n++] = i;
+	}
+	atomic_init(&cp.next, 0);
+	while (nth < COPY_JOBS && nth < cp.n &&
+	       pthread_create(&th[nth], NULL, copier, &cp) == 0)
+		nth++;
+	if (!nth)
+		copier(&cp);
+	for (size_t t = 0; t < nth; t++)
+		pthread_join(th[t], NULL);
+	free(cp.todo);
 }
 
 /* Write batch seq+1 of ch[keep], then the head: 0 or -errno. */
@@ -406,12 +475,11 @@ static int take(struct follower *f, struct gcs_changes *ch, bool drained,
 			if (!name || !strncmp(name, ".hylake/", 8))
 				continue;        /* not this source's, or hylake's
 				                    own (the lease) */
-			if (c->kind == GCS_CHANGE_FINALIZE && c->has_info)
-				replicate_change(f, c, name, &b.held[n]);
 		}
 		b.ch.c[n++] = *c;                /* borrowed */
 	}
 	b.ch.n = n;
+	copy_batch(f, &b);
 	int64_t drained_ns = drained ? pulled_ns : f->drained_ns;
 	if (n && lease_hold(f))
 		rc = append(f, &b, drained_ns);
@@ -662,7 +730,7 @@ int follow_main(const struct hy_config *cfg, const struct store_conf *site,
 	}
 	f.bucket = cfg->source.bucket;
 	f.prefix = cfg->source.prefix ? cfg->source.prefix : "";
-	f.buf = xmalloc(REPLICATE_CHUNK);
+	pthread_mutex_init(&f.count_lock, NULL);
 	hmap_init(&f.recent_set, RECENT_MAX);
 	strbuf_addf(&s, "%s%s", LEASE_PREFIX, site->name);
 	f.lease_name = strbuf_detach(&s, NULL);
@@ -696,7 +764,7 @@ int follow_main(const struct hy_config *cfg, const struct store_conf *site,
 	hmap_release(&f.recent_set);
 	free(f.lease_name);
 	free(f.holder);
-	free(f.buf);
+	pthread_mutex_destroy(&f.count_lock);
 out_sub:
 	pubsub_destroy(f.sub);
 	gcs_auth_destroy(auth);

@@ -47,13 +47,14 @@ class GcsSource:
         self.client = None      # a GcsClient (the server's metadata tokens)
         self.sa = None          # the service-account JSON hylake is given
 
-    def start(self, work):
-        """Key pair in WORK, the server (state in WORK/gcs), the bucket,
-        WORK/sa.json (mode 0600).  Call stop() even when this raises."""
+    def start(self, work, pubsub_url=None):
+        """Key pair in WORK, the server (state in WORK/gcs; notifications
+        published to pubsub_url, if given), the bucket, WORK/sa.json (mode
+        0600).  Call stop() even when this raises."""
         work = Path(work)
         key = openssl_genrsa(work / "sa.pem")
         pub = openssl_pubkey(key, work / "sa.pub.pem")
-        self.srv = ServerProcess(work / "gcs", require_auth=True,
+        self.srv = ServerProcess(work / "gcs", require_auth=True, pubsub_url=pubsub_url,
                                  public_keys=[(self.EMAIL, self.KID, str(pub))])
         self.srv.start()
         self.client = GcsClient(self.srv.url)
