@@ -83,6 +83,7 @@ struct follower {
 	struct pubsub *sub;
 
 	bool reconcile;               /* asked for (--reconcile) */
+	const char *seed;             /* --seed: an inventory report */
 	bool started;                 /* the first batch of work is done */
 
 	/* the journal */
@@ -594,11 +595,11 @@ static int reconcile(struct follower *f)
 	pthread_mutex_init(&r.lock, NULL);
 	r.b.ch.c = xcalloc(RECONCILE_BATCH + 1, sizeof(*r.b.ch.c));
 	r.b.held = xcalloc(RECONCILE_BATCH + 1, sizeof(*r.b.held));
-	log_notice("reconciling site %s with the source by listing it",
-		   f->site);
+	log_notice("reconciling site %s with the source by %s", f->site,
+		   f->seed ? "its inventory report" : "listing it");
 	recon_add(&r, GCS_CHANGE_INVALID, NULL, NULL, NULL);
-	int rc = replicate_run(&f->env, RECONCILE_JOBS, recon_note, &r,
-			       &counts);
+	int rc = replicate_run(&f->env, f->seed, RECONCILE_JOBS, recon_note,
+			       &r, &counts);
 	pthread_mutex_lock(&r.lock);
 	recon_flush(&r);
 	if (rc == 0)
@@ -684,10 +685,12 @@ static void follow_loop(struct follower *f)
 }
 
 int follow_main(const struct hy_config *cfg, const struct store_conf *site,
-		const char *tmpdir, int64_t heartbeat_ms, bool reconcile)
+		const char *tmpdir, int64_t heartbeat_ms, bool reconcile,
+		const char *seed)
 {
 	struct follower f = { .cfg = cfg, .site = site->name,
-			      .reconcile = reconcile,
+			      .reconcile = reconcile || seed, .seed = seed,
+			      .env.src_bucket = cfg->source.bucket,
 			      .heartbeat_ms = heartbeat_ms,
 			      .env.tmpdir = tmpdir,
 			      .env.op_timeout_ms = cfg->mount.op_timeout_ms };

@@ -31,6 +31,7 @@
 #include "backends/backend.h"
 #include "backends/composite/blocksums.h"
 #include "backends/composite/contract.h"
+#include "backends/gcs/inventory.h"
 #include "backends/util/crc32c.h"
 #include "backends/util/fdio.h"
 #include "backends/util/log.h"
@@ -62,6 +63,8 @@ struct repl {
 	bool dry_run;
 	replicate_note note;     /* may be NULL */
 	void *note_arg;
+	const char *report;      /* an inventory report listing the source
+	                            instead of the source itself, or NULL */
 
 	pthread_mutex_t lock;
 	pthread_cond_t more, room;
@@ -118,12 +121,41 @@ static int queue_entry(void *arg, const struct list_entry *e)
 	return 0;
 }
 
+/* The objects of an inventory report, as a listing would give them. */
+static int list_report(struct repl *r)
+{
+	struct inventory_counts counts;
+	char err[300];
+	int fd = open(r->report, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		rc = -errno;
+		say(r, "cannot read the inventory report %s: %s", r->report,
+		    strerror(errno));
+		return rc;
+	}
+	rc = inventory_read_fd(fd, r->env.src_bucket, r->prefix, queue_entry,
+			       r, &counts, err, sizeof(err));
+	close(fd);
+	if (rc < 0)
+		say(r, "inventory report %s: %s", r->report, err);
+	else
+		say(r, "inventory report %s: %" PRIu64 " objects, %" PRIu64
+		    " rows skipped (another bucket or prefix, deleted, or "
+		    "malformed)", r->report, counts.objects, counts.skipped);
+	return rc;
+}
+
 static void *lister(void *arg)
 {
 	struct repl *r = arg;
 	char *token = NULL;
 	int rc;
 
+	if (r->report) {
+		rc = list_report(r);
+		goto done;
+	}
 	do {
 		struct list_req lr = { .prefix = r->prefix, .delimiter = NULL,
 				       .token = token, .max_keys = 1000 };
@@ -134,6 +166,7 @@ static void *lister(void *arg)
 		token = next;
 	} while (rc == 0 && token);
 	free(token);
+done:
 	pthread_mutex_lock(&r->lock);
 	r->listed = true;
 	r->list_rc = rc;
@@ -308,21 +341,22 @@ void replicate_copy_error(int rc, struct strbuf *out)
 	}
 }
 
-/* Copy it; true when the replica holds it now. */
-static bool copy_one(struct repl *r, const struct item *it, const char *why,
-		     char *buf)
+/* Copy it: 0 when the replica holds it now, 1 for a dry run, or -errno
+ * (-ESTALE, -ENOENT: the generation is gone from the source). */
+static int copy_one(struct repl *r, const struct item *it, const char *why,
+		    char *buf)
 {
 	if (r->dry_run) {
 		say(r, "would copy %s (generation %" PRIu64 ", %" PRIu64
 		    " bytes): %s", it->name, it->v.generation, it->v.size, why);
 		atomic_fetch_add(&r->copied, 1);
-		return false;
+		return 1;
 	}
 	int rc = replicate_copy(&r->env, it->name, &it->v, buf);
 	if (rc == 0) {
 		atomic_fetch_add(&r->copied, 1);
 		atomic_fetch_add(&r->bytes, it->v.size);
-		return true;
+		return 0;
 	}
 	struct strbuf msg = STRBUF_INIT;
 	replicate_copy_error(rc, &msg);
@@ -332,7 +366,7 @@ static bool copy_one(struct repl *r, const struct item *it, const char *why,
 	strbuf_release(&msg);
 	atomic_fetch_add(rc == -EINVAL || rc == -ESTALE || rc == -ENOENT
 			 ? &r->skipped : &r->failed, 1);
-	return false;
+	return rc;
 }
 
 /* Tell r->note what the replica holds of it now (held: its copy's info,
@@ -389,14 +423,18 @@ static void *worker(void *arg)
 				atomic_fetch_add(&r->failed, 1);
 				noted(r, &it, NULL);
 				break;
-			case V_COPY:
-				if (copy_one(r, &it, why, buf) && r->note &&
+			case V_COPY: {
+				int rc = copy_one(r, &it, why, buf);
+				if (rc == -ESTALE || rc == -ENOENT)
+					break;   /* gone: nothing to tell */
+				if (rc == 0 && r->note &&
 				    replicate_look(&r->env, it.name, &it.v,
 						   &held, &why) == V_CURRENT)
 					noted(r, &it, &held);
 				else
 					noted(r, &it, NULL);
 				break;
+			}
 			}
 		}
 		atomic_fetch_add(&r->checked, 1);
@@ -462,11 +500,11 @@ static double run(struct repl *r, long jobs, bool tty)
 	return secs;
 }
 
-int replicate_run(const struct copy_env *e, long jobs, replicate_note note,
-		  void *arg, struct replicate_counts *out)
+int replicate_run(const struct copy_env *e, const char *report, long jobs,
+		  replicate_note note, void *arg, struct replicate_counts *out)
 {
 	struct repl r = { .env = *e, .prefix = "", .note = note,
-			  .note_arg = arg };
+			  .note_arg = arg, .report = report };
 
 	run(&r, jobs, false);
 	out->checked = atomic_load(&r.checked);
@@ -499,7 +537,10 @@ static void replicate_usage(FILE *out)
 		"                 often (default 1s)\n"
 		"  --reconcile    list the source first and journal what it\n"
 		"                 holds (done anyway for a new journal, or one\n"
-		"                 older than the subscription's retention)\n");
+		"                 older than the subscription's retention)\n"
+		"  --seed REPORT  reconcile from a Storage Insights inventory\n"
+		"                 report (CSV with its header) of the bucket\n"
+		"                 instead of listing it\n");
 }
 
 int replicate_main(int argc, char **argv)
@@ -507,6 +548,7 @@ int replicate_main(int argc, char **argv)
 	const char *config = NULL, *to = NULL, *prefix = "";
 	long jobs = 4;
 	bool dry_run = false, follow = false, reconcile = false;
+	const char *seed = NULL;
 	int64_t heartbeat_ms = 1000;
 	struct hy_config cfg;
 
@@ -518,13 +560,14 @@ int replicate_main(int argc, char **argv)
 		{ "follow", no_argument, NULL, 'f' },
 		{ "heartbeat", required_argument, NULL, 'b' },
 		{ "reconcile", no_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	optind = 0;
-	while ((c = cli_getopt(argc, argv, "t:p:j:nfb:rh", longopts)) != -1) {
+	while ((c = cli_getopt(argc, argv, "t:p:j:nfb:rs:h", longopts)) != -1) {
 		switch (c) {
 		case 'h':
 			replicate_usage(stdout);
@@ -543,6 +586,9 @@ int replicate_main(int argc, char **argv)
 			break;
 		case 'r':
 			reconcile = true;
+			break;
+		case 's':
+			seed = optarg;
 			break;
 		case 'b':
 			if (duration_parse_ms(optarg, &heartbeat_ms) < 0 ||
@@ -595,9 +641,9 @@ int replicate_main(int argc, char **argv)
 		return 2;
 	}
 
-	if (reconcile && !follow) {
-		fprintf(stderr, "hylake replicate: --reconcile goes with "
-			"--follow\n");
+	if ((reconcile || seed) && !follow) {
+		fprintf(stderr, "hylake replicate: --%s goes with --follow\n",
+			seed ? "seed" : "reconcile");
 		config_release(&cfg);
 		return 2;
 	}
@@ -612,7 +658,7 @@ int replicate_main(int argc, char **argv)
 	if (follow) {
 		log_level = LOG_NOTICE;
 		int st = follow_main(&cfg, rc_conf, tmpdir, heartbeat_ms,
-				     reconcile);
+				     reconcile, seed);
 		config_release(&cfg);
 		return st;
 	}

@@ -19,6 +19,7 @@ int replicate_main(int argc, char **argv);
 
 struct copy_env {
 	struct backend *src, *dst;
+	const char *src_bucket;      /* the source's bucket (GCS), or NULL */
 	const char *tmpdir;          /* downloads on their way */
 	int64_t op_timeout_ms;
 };
@@ -65,12 +66,16 @@ struct replicate_counts {
 };
 
 /* Replicate every object of e->src to e->dst with jobs workers, telling
- * note (may be NULL) of each.  0, or the listing's -errno. */
-int replicate_run(const struct copy_env *e, long jobs, replicate_note note,
-		  void *arg, struct replicate_counts *out);
+ * note (may be NULL) of each: the objects a listing of the source shows,
+ * or those of report, a Storage Insights inventory report (CSV) of the
+ * source's bucket, when not NULL.  0, or the listing's -errno. */
+int replicate_run(const struct copy_env *e, const char *report, long jobs,
+		  replicate_note note, void *arg,
+		  struct replicate_counts *out);
 
 /* `hylake replicate CONFIG --to SITE --follow`: see follow.c. */
 int follow_main(const struct hy_config *cfg, const struct store_conf *site,
-		const char *tmpdir, int64_t heartbeat_ms, bool reconcile);
+		const char *tmpdir, int64_t heartbeat_ms, bool reconcile,
+		const char *seed);
 
 #endif

@@ -18,7 +18,7 @@ done
 
 BUILD_PKGS=(build-essential cmake pkg-config fuse3 libfuse3-dev
 	libcurl4-openssl-dev libssl-dev liblmdb-dev lmdb-utils libxxhash-dev
-	libexpat1-dev libjansson-dev libinih-dev)
+	libexpat1-dev libjansson-dev libinih-dev libcsv-dev)
 # radosgw (a real S3 server) and the Python side of the integration tests
 TEST_PKGS=(ceph-mon ceph-osd radosgw ceph-common python3 python3-pytest
 	python3-pytest-timeout python3-boto3 attr curl procps psmisc util-linux

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from feedlib import Churn, feed, figures, wait_for  # noqa: F401  (feed: a fixture)
+from feedlib import PROJECT, Churn, feed, figures, wait_for  # noqa: F401  (feed: a fixture)
 from hylib import HYLAKE_BIN, run_hylake
 from lakelib import lake  # noqa: F401  (a fixture)
 from proxy import FaultProxy
@@ -395,3 +395,67 @@ def test_a_follower_that_missed_changes_reconciles_by_listing(lake, site, mounte
             assert time.monotonic() - t0 < 7, "a deletion the journal missed is served"
             time.sleep(0.1)
     assert fol.stop() == 0
+
+
+def test_a_site_seeded_from_an_inventory_report(lake, site, mounter, feed):
+    """--seed REPORT: the journal learns the whole bucket from a Storage
+    Insights inventory report (CSV), not from a listing; an object deleted
+    since the report is not journaled as present.  A mount following the
+    journal then opens every listed name with no request to GCS."""
+    import base64
+    ps, _ = feed
+    names = [f"inv/o{i}" for i in range(12)]
+    for n in names:
+        lake.put(n, os.urandom(2048))
+    lake.put("inv/gone", b"deleted after the report")
+    rows = ["project,bucket,name,location,size,timeCreated,timeDeleted,updated,"
+            "storageClass,etag,retentionExpirationTime,crc32c,md5Hash,generation,"
+            "metageneration,contentType"]
+    for n in names + ["inv/gone"]:
+        r = lake.res[n]
+        rows.append(",".join([
+            "p", lake.bucket, f'"{n}"', "US", r["size"], r["timeCreated"], "", r["updated"],
+            "STANDARD", r.get("etag", ""), "", r["crc32c"], r["md5Hash"], r["generation"],
+            r["metageneration"], "application/octet-stream"]))
+    report = lake.ws.root / "inventory.csv"
+    report.write_text("\n".join(rows) + "\n")
+    lake.gcs.client.delete(lake.bucket, "inv/gone")
+    # a subscription from now on: the report is all the follower knows.
+    # (GCS publishes notifications a moment after the change: wait until
+    # the bucket's other subscription holds all 14, so none reaches it)
+    other = f"projects/{PROJECT}/subscriptions/s-{lake.bucket}"
+    end = time.monotonic() + 10
+    while ps.control.state()["subscriptions"][other]["backlog"] < len(names) + 2:
+        assert time.monotonic() < end, ps.control.state()["subscriptions"][other]
+        time.sleep(0.05)
+    topic = f"t-{lake.bucket}"
+    ps.create_subscription(f"seed-{lake.bucket}", topic, ackDeadlineSeconds=10)
+    cfg = lake.ws.root / "seed.conf"
+    cfg.write_text(open(site.cfg).read().replace(
+        f"subscriptions/s-{lake.bucket}", f"subscriptions/seed-{lake.bucket}"))
+    mark = lake.gcs.control.log_mark()
+    fol = site("seed", "--seed", report, config=cfg)
+    j = wait_journal(lake, lambda j: all(batch_of_any(j, n) for n in names), "seeded")
+    assert not batch_of_any(j, "inv/gone")
+    assert any(c["kind"] == "gap" for _, ch in j for c in ch)
+    listings = [e["query"] for e in lake.gcs.requests(mark, kind="objects.list",
+                                                      bucket=lake.bucket)
+                # (not its lease's stat, nor the one-name probe at start)
+                if "prefix=.hylake%2F" not in e["query"] and "maxResults=1&" not in e["query"]]
+    assert listings == [], f"the follower listed the bucket: {listings}"
+    assert "inventory report" in fol.stderr()
+    with FaultProxy(lake.gcs.url) as gp:
+        m = mounter.mount(mount_config(lake, gp))
+        wait_for(m, "the journal is followed", lambda f: f.get("hylake_feed_healthy") == 1)
+        for n in names:
+            assert (m / n).read_bytes() == lake.data[n]
+        assert [r for r in gp.log if "/o/inv%2Fo" in r.path or "/o/inv/o" in r.path] == []
+    assert fol.stop() == 0
+
+
+def batch_of_any(j, name):
+    """The batch that journaled name as present (any generation), or None."""
+    for seq, changes in j:
+        if any(c["kind"] == "finalize" and c["name"] == name for c in changes):
+            return seq
+    return None
