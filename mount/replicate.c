@@ -6,7 +6,8 @@
  * one it lacks or holds at another (older) version, stamped with the
  * source generation and crc32c as the replica contract reads them:
  *
- *   list source (recursive, paged)  ->  queue  ->  N workers:
+ *   list source (the top level, then each of its folders
+ *   recursively, LIST_SHARDS at once) ->  queue  ->  N workers:
  *       replica holds G already (contract)    -> current, nothing sent
  *       replica holds a newer generation      -> left alone (the listing
  *                                                is older than the copy)
@@ -50,6 +51,7 @@
 #include <unistd.h>
 
 #define QUEUE_MAX 1024           /* listed objects waiting for a worker */
+#define LIST_SHARDS 4            /* top-level folders listed at once */
 #define MAX_JOBS 64
 
 struct item {
@@ -104,10 +106,16 @@ static struct deadline op_deadline(const struct copy_env *e, uint64_t bytes)
 
 /* ---------------------------------------------------------------- lister */
 
+/* Names under .hylake/ are hylake's own (leases, journals, manifests). */
+static bool reserved(const char *name)
+{
+	return !strncmp(name, ".hylake/", 8);
+}
+
 static int queue_entry(void *arg, const struct list_entry *e)
 {
 	struct repl *r = arg;
-	if (e->is_prefix)
+	if (e->is_prefix || reserved(e->name))
 		return 0;
 	pthread_mutex_lock(&r->lock);
 	while (r->qlen == QUEUE_MAX)
@@ -146,27 +154,103 @@ static int list_report(struct repl *r)
 	return rc;
 }
 
-static void *lister(void *arg)
+/* Every page of a listing of prefix (recursive without delim). */
+static int list_pages(struct repl *r, const char *prefix, const char *delim,
+		      list_cb cb, void *arg)
 {
-	struct repl *r = arg;
 	char *token = NULL;
 	int rc;
 
-	if (r->report) {
-		rc = list_report(r);
-		goto done;
-	}
 	do {
-		struct list_req lr = { .prefix = r->prefix, .delimiter = NULL,
+		struct list_req lr = { .prefix = prefix, .delimiter = delim,
 				       .token = token, .max_keys = 1000 };
 		struct deadline dl = op_deadline(&r->env, 0);
 		char *next = NULL;
-		rc = backend_list(r->env.src, &lr, queue_entry, r, &next, &dl);
+		rc = backend_list(r->env.src, &lr, cb, arg, &next, &dl);
 		free(token);
 		token = next;
 	} while (rc == 0 && token);
 	free(token);
-done:
+	return rc;
+}
+
+/* The folders of the top level, listed by LIST_SHARDS threads at once. */
+struct shards {
+	struct repl *r;
+	pthread_mutex_t lock;
+	char **prefix;
+	size_t n, alloc, next;
+	int rc;                  /* the first error */
+};
+
+static int shard_entry(void *arg, const struct list_entry *e)
+{
+	struct shards *sh = arg;
+
+	if (!e->is_prefix)
+		return queue_entry(sh->r, e);
+	if (reserved(e->name))
+		return 0;
+	if (sh->n == sh->alloc) {
+		sh->alloc = sh->alloc ? 2 * sh->alloc : 64;
+		sh->prefix = xrealloc(sh->prefix, sh->alloc * sizeof(char *));
+	}
+	sh->prefix[sh->n++] = xstrdup(e->name);
+	return 0;
+}
+
+static void *shard_lister(void *arg)
+{
+	struct shards *sh = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&sh->lock);
+		size_t i = sh->next++;
+		bool stop = i >= sh->n || sh->rc < 0;
+		pthread_mutex_unlock(&sh->lock);
+		if (stop)
+			return NULL;
+		int rc = list_pages(sh->r, sh->prefix[i], NULL, queue_entry,
+				    sh->r);
+		pthread_mutex_lock(&sh->lock);
+		if (rc < 0 && sh->rc == 0)
+			sh->rc = rc;
+		pthread_mutex_unlock(&sh->lock);
+	}
+}
+
+/*
+ * The source's objects under r->prefix: the top level with a delimiter
+ * (its objects at once), then each of its folders in full, LIST_SHARDS
+ * at a time, so a bucket of many tables is listed in parallel.
+ */
+static int list_source(struct repl *r)
+{
+	struct shards sh = { .r = r };
+	pthread_t th[LIST_SHARDS];
+	size_t nth = 0;
+
+	pthread_mutex_init(&sh.lock, NULL);
+	sh.rc = list_pages(r, r->prefix, "/", shard_entry, &sh);
+	while (sh.rc == 0 && nth < LIST_SHARDS && nth < sh.n &&
+	       pthread_create(&th[nth], NULL, shard_lister, &sh) == 0)
+		nth++;
+	if (sh.rc == 0 && !nth)
+		shard_lister(&sh);
+	for (size_t i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	for (size_t i = 0; i < sh.n; i++)
+		free(sh.prefix[i]);
+	free(sh.prefix);
+	pthread_mutex_destroy(&sh.lock);
+	return sh.rc;
+}
+
+static void *lister(void *arg)
+{
+	struct repl *r = arg;
+	int rc = r->report ? list_report(r) : list_source(r);
+
 	pthread_mutex_lock(&r->lock);
 	r->listed = true;
 	r->list_rc = rc;
