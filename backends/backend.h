@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "backends/util/timeutil.h"
@@ -399,6 +400,21 @@ void bobj_release(struct bobj *o);
 void bwriter_init(struct bwriter *w, struct backend *b, const char *name,
 		  const struct write_pre *pre);
 void bwriter_release(struct bwriter *w);
+
+/*
+ * Names under HY_RESERVED_PREFIX belong to hylake itself (block
+ * manifests, the site journal, leases): mounts do not show them,
+ * `hylake replicate` does not copy them, and no path can name them.
+ */
+#define HY_RESERVED_PREFIX ".hylake/"
+
+/* True for ".hylake" and the names under it (a folder's "x/" too). */
+static inline bool backend_name_reserved(const char *name)
+{
+	return !strncmp(name, HY_RESERVED_PREFIX,
+			sizeof(HY_RESERVED_PREFIX) - 1) ||
+	       !strcmp(name, ".hylake");
+}
 
 /* Convenience wrappers that read well at call sites. */
 static inline int backend_stat(struct backend *b, const char *name,

@@ -93,6 +93,8 @@ char *fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name)
 
 	if (!names_segment_ok(name, strlen(name)))
 		return NULL;
+	if (parent == FUSE_ROOT_ID && backend_name_reserved(name))
+		return NULL;                  /* hylake's own names */
 	if (itable_get(fs->inodes, parent, &ppath, NULL) < 0)
 		return NULL;
 	struct strbuf sb = STRBUF_INIT;

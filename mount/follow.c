@@ -395,7 +395,7 @@ static int take(struct follower *f, struct gcs_changes *ch, bool drained,
 		if (c->kind != GCS_CHANGE_INVALID) {
 			const char *name = feed_mount_name(f->bucket, f->prefix,
 							   c);
-			if (!name || !strncmp(name, ".hylake/", 8))
+			if (!name || backend_name_reserved(name))
 				continue;        /* not this source's, or hylake's
 				                    own (the lease) */
 			if (c->kind == GCS_CHANGE_FINALIZE && c->has_info)

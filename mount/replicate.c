@@ -102,8 +102,8 @@ static struct deadline op_deadline(const struct copy_env *e, uint64_t bytes)
 static int queue_entry(void *arg, const struct list_entry *e)
 {
 	struct repl *r = arg;
-	if (e->is_prefix)
-		return 0;
+	if (e->is_prefix || backend_name_reserved(e->name))
+		return 0;                 /* hylake's own names stay put */
 	pthread_mutex_lock(&r->lock);
 	while (r->qlen == QUEUE_MAX)
 		pthread_cond_wait(&r->room, &r->lock);
