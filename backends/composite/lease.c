@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DOC_MAX 4096
 #define WATCH_MAX 1024
@@ -142,6 +143,21 @@ static int doc_read(struct lease_mgr *m, const char *name,
 	return doc_parse(buf, (size_t)n, li);
 }
 
+/* The lease object's version: asked of the object itself (an open, not
+ * a listing, where a folder of the same name would win). */
+static int lease_stat(struct lease_mgr *m, const char *name,
+		      struct obj_info *out)
+{
+	struct deadline dl = op_dl(m);
+	struct bobj *o;
+	int rc = backend_open(m->store, name, &o, &dl);
+	if (rc == 0) {
+		*out = o->info;
+		bobj_close(o);
+	}
+	return rc;
+}
+
 /* ------------------------------------------------------------ watches */
 
 /* The watch of name; a new one (replacing the least used when full). */
@@ -220,13 +236,10 @@ static struct lease *held_new(struct lease_mgr *m, const char *name,
 int lease_try(struct lease_mgr *m, const char *name, struct lease **out)
 {
 	struct write_pre pre = { .kind = WRITE_PRE_ABSENT };
-	struct deadline dl = op_dl(m);
 	struct obj_info cur, got;
-	int64_t sent = mono_ns();
+	int64_t sent;
 
-	int rc = backend_stat(m->store, name, &cur, &dl);
-	if (rc == 0 && cur.is_dir)
-		return -EISDIR;
+	int rc = lease_stat(m, name, &cur);
 	if (rc == 0) {
 		if (!watch_expired(m, name, cur.generation,
 				   cur.metageneration))
@@ -337,8 +350,7 @@ static void renew_one(struct lease_mgr *m, struct lease *l, uint64_t gen,
 	if (rc == -ESTALE) {
 		/* a renewal whose answer was lost, sent again, finds its own
 		 * metageneration: the generation says whether it is ours */
-		dl = op_dl(m);
-		rc = backend_stat(m->store, l->name, &got, &dl);
+		rc = lease_stat(m, l->name, &got);
 		if (rc == 0 && got.generation != gen)
 			rc = -ESTALE;
 	}
@@ -474,6 +486,14 @@ int lease_inspect(struct lease_mgr *m, const char *name,
 	}
 	pthread_mutex_unlock(&m->lock);
 	return 0;
+}
+
+void lease_holder_id(const char *what, struct strbuf *out)
+{
+	char host[256] = "host";
+	gethostname(host, sizeof(host) - 1);
+	strbuf_addf(out, "%s pid %d started %" PRIx64 " %s", host,
+		    (int)getpid(), (uint64_t)wall_ns(), what);
 }
 
 void lease_info_describe(const struct lease_info *li, struct strbuf *out)

@@ -43,8 +43,8 @@
 
 struct lease_conf {
 	struct backend *store;    /* borrowed; built to write (BACKEND_WRITE)
-	                             and answering stat from the store itself,
-	                             never from a cache */
+	                             and answering open from the store itself,
+	                             never from a cache: the source store */
 	const char *holder;       /* copied: who this is, for the document
 	                             ("host pid ..."), < LEASE_HOLDER_MAX */
 	int64_t ttl_ms;           /* >= LEASE_TTL_MIN_MS */
@@ -105,6 +105,10 @@ void lease_release(struct lease *l);
 /* What the lease object name says: 0, -ENOENT (nobody holds it), -errno. */
 int lease_inspect(struct lease_mgr *m, const char *name,
 		  struct lease_info *out);
+
+/* "host pid N what": who a holder is, for people and for uniqueness
+ * (the start time tells apart a process that reused a pid). */
+void lease_holder_id(const char *what, struct strbuf *out);
 
 /* One line for people: "held by H since T, ttl N s, renewed R times". */
 void lease_info_describe(const struct lease_info *li, struct strbuf *out);
