@@ -48,6 +48,7 @@ struct lk_file {
 	struct lease *lease;      /* held while any holder is */
 	bool taking;              /* the lease is being got or released */
 	bool taking_waits;        /* ... by a lock that waits for it */
+	unsigned users;           /* lock_take calls looking at it */
 	struct lk_holder *holders;
 	struct lk_file *next;
 };
@@ -127,7 +128,7 @@ static struct lk_file *file_get(struct fs_locks *lk, uint64_t ino,
 /* Forget f when nothing is left of it.  Lock held. */
 static void file_put(struct fs_locks *lk, struct lk_file *f)
 {
-	if (f->holders || f->lease || f->taking)
+	if (f->holders || f->lease || f->taking || f->users)
 		return;
 	for (struct lk_file **p = &lk->files; *p; p = &(*p)->next) {
 		if (*p == f) {
@@ -213,6 +214,7 @@ static int lock_take(struct fs *fs, fuse_ino_t ino, const struct lk_req *r,
 	pthread_mutex_lock(&lk->lock);
 	struct lk_file *f = file_get(lk, ino, path);
 	free(path);
+	f->users++;
 	for (;;) {
 		if (r->wait && fuse_req_interrupted(req)) {
 			rc = -EINTR;
@@ -266,10 +268,10 @@ static int lock_take(struct fs *fs, fuse_ino_t ino, const struct lk_req *r,
 		h->pid = r->pid;
 		break;
 	}
-	if (rc < 0) {
+	if (rc < 0)
 		drop_lease_if_unused(lk, f);
-		file_put(lk, f);
-	}
+	f->users--;
+	file_put(lk, f);
 	pthread_mutex_unlock(&lk->lock);
 	return rc;
 }
