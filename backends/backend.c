@@ -165,7 +165,7 @@ bool write_pre_valid(const struct write_pre *pre)
 	switch (pre->kind) {
 	case WRITE_PRE_NONE:
 	case WRITE_PRE_ABSENT:
-		return true;
+		return !pre->metageneration;
 	case WRITE_PRE_GENERATION:
 		return pre->generation > 0;
 	}

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "backends/util/timeutil.h"
@@ -154,6 +155,13 @@ enum write_pre_kind {
 struct write_pre {
 	enum write_pre_kind kind;
 	uint64_t generation;      /* WRITE_PRE_GENERATION: > 0 */
+	/*
+	 * WRITE_PRE_GENERATION only, optional: when > 0 the live object's
+	 * metageneration must be this too (GCS: ifMetagenerationMatch), so
+	 * a write replaces exactly the version and metadata update seen.
+	 * A failure is -ESTALE, as for the generation.
+	 */
+	uint64_t metageneration;
 };
 
 /*
@@ -165,6 +173,12 @@ int write_pre_errno(const struct write_pre *pre, int err);
 
 /* True when pre is well formed (a generation precondition names one). */
 bool write_pre_valid(const struct write_pre *pre);
+
+/* One custom metadata entry of an object (GCS: metadata{key: value}). */
+struct meta_kv {
+	const char *key;
+	const char *value;        /* NULL: remove the key */
+};
 
 /*
  * The operations of one kind of store.  Tables are const and shared by
@@ -285,6 +299,23 @@ struct backend_ops {
 		    struct obj_info *out, const struct deadline *dl);
 
 	/*
+	 * Optional: update the custom metadata of the live object name (the
+	 * n entries of kv; other keys are kept) under pre, which must be
+	 * WRITE_PRE_GENERATION (and may name a metageneration), checked by
+	 * the store atomically with the update (GCS: objects.patch with
+	 * ifGenerationMatch and ifMetagenerationMatch).  The bytes and the
+	 * generation stay; the metageneration grows by one, and the
+	 * object's info, with it, goes to *out.  This is how a lease is
+	 * renewed without a new generation (backends/composite/lease.h).
+	 * -ENOENT when there is no such object; -ESTALE when pre failed.
+	 * Default: -ENOTSUP.
+	 */
+	int (*set_meta)(struct backend *b, const char *name,
+			const struct write_pre *pre, const struct meta_kv *kv,
+			size_t n, struct obj_info *out,
+			const struct deadline *dl);
+
+	/*
 	 * Optional: explain how a name is served, for the user.hylake.*
 	 * extended attributes: attr is "source" (the store that would serve
 	 * the next read), "generation" or "replicas" (one "name=state" per
@@ -369,6 +400,21 @@ void bobj_release(struct bobj *o);
 void bwriter_init(struct bwriter *w, struct backend *b, const char *name,
 		  const struct write_pre *pre);
 void bwriter_release(struct bwriter *w);
+
+/*
+ * Names under HY_RESERVED_PREFIX belong to hylake itself (block
+ * manifests, the site journal, leases): mounts do not show them,
+ * `hylake replicate` does not copy them, and no path can name them.
+ */
+#define HY_RESERVED_PREFIX ".hylake/"
+
+/* True for ".hylake" and the names under it (a folder's "x/" too). */
+static inline bool backend_name_reserved(const char *name)
+{
+	return !strncmp(name, HY_RESERVED_PREFIX,
+			sizeof(HY_RESERVED_PREFIX) - 1) ||
+	       !strcmp(name, ".hylake");
+}
 
 /* Convenience wrappers that read well at call sites. */
 static inline int backend_stat(struct backend *b, const char *name,
@@ -486,6 +532,21 @@ static inline int backend_copy(struct backend *b, const char *from,
 	if (!write_pre_valid(pre) || !from_generation)
 		return -EINVAL;
 	return b->ops->copy(b, from, from_generation, to, pre, out, dl);
+}
+
+static inline int backend_set_meta(struct backend *b, const char *name,
+				   const struct write_pre *pre,
+				   const struct meta_kv *kv, size_t n,
+				   struct obj_info *out,
+				   const struct deadline *dl)
+{
+	if (!b->ops->set_meta)
+		return -ENOTSUP;
+	if (!backend_has(b, BACKEND_WRITE))
+		return -EROFS;
+	if (!write_pre_valid(pre) || pre->kind != WRITE_PRE_GENERATION)
+		return -EINVAL;
+	return b->ops->set_meta(b, name, pre, kv, n, out, dl);
 }
 
 static inline int backend_explain(struct backend *b, const char *name,

@@ -59,6 +59,8 @@ static void classify(struct dirstream *ds, const struct list_entry *e)
 		slen--;
 	if (!e->is_prefix && slen == 0)
 		return;                    /* the folder's own marker */
+	if (backend_name_reserved(e->name))
+		return;                    /* hylake's own: not the lake's */
 	if (!names_segment_ok(seg, slen)) {
 		ds->hidden++;
 		log_debug("hiding unsafe name '%s'", e->name);

@@ -93,6 +93,8 @@ char *fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name)
 
 	if (!names_segment_ok(name, strlen(name)))
 		return NULL;
+	if (parent == FUSE_ROOT_ID && backend_name_reserved(name))
+		return NULL;                  /* hylake's own names */
 	if (itable_get(fs->inodes, parent, &ppath, NULL) < 0)
 		return NULL;
 	struct strbuf sb = STRBUF_INIT;
@@ -123,6 +125,10 @@ static void hy_init(void *userdata, struct fuse_conn_info *conn)
 	/* Always readdirplus: attributes come with the listing for free. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* locks come here, to become leases (fs_lock.c) */
+	if (fs->locks)
+		conn->want |= conn->capable & (FUSE_CAP_FLOCK_LOCKS |
+					       FUSE_CAP_POSIX_LOCKS);
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->time_gran = 1;
 }
@@ -337,6 +343,8 @@ static void hy_release(fuse_req_t req, fuse_ino_t ino,
 	 * error has no one to go to but the log) */
 	if (of->w && !wfile_ended(of->w))
 		fs_commit_file(req_fs(req), of);
+	if (fi->flock_release)
+		fs_locks_closed(req_fs(req), ino, fi->lock_owner, false);
 	fs_close_file(req_fs(req), ino, of);
 	fuse_reply_err(req, 0);
 }
@@ -594,8 +602,12 @@ static void hy_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	const char *attr = name + strlen(XATTR_PREFIX);
-	rc = info.is_dir ? -ENODATA
-			 : backend_explain(fs->src, path, attr, &v, &dl);
+	if (!strcmp(attr, "lease"))
+		rc = fs_locks_explain(fs, path, &v);
+	else
+		rc = info.is_dir ? -ENODATA
+				 : backend_explain(fs->src, path, attr, &v,
+						   &dl);
 	if (rc == -ENOTSUP)
 		rc = explain_single(fs->src, &info, attr, &v);
 	free(path);
@@ -644,6 +656,8 @@ struct fs *fs_create(struct backend *src, const struct fs_conf *conf)
 	fs->inodes = itable_create();
 	fs->start_ns = wall_ns();
 	pthread_mutex_init(&fs->wlock, NULL);
+	if (conf->writable && conf->leases)
+		fs->locks = fs_locks_create(conf->leases);
 	return fs;
 }
 
@@ -712,6 +726,11 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 	if (fs->conf.writable) {
 		ops.flush = hy_flush;
 		ops.fsync = hy_fsync;
+	}
+	if (fs->locks) {
+		ops.flock = hy_flock;
+		ops.getlk = hy_getlk;
+		ops.setlk = hy_setlk;
 	}
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	fuse_opt_free_args(&args);
@@ -785,6 +804,7 @@ void fs_destroy(struct fs *fs)
 			fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
 	}
+	fs_locks_destroy(fs->locks);
 	itable_destroy(fs->inodes);
 	pthread_mutex_destroy(&fs->wlock);
 	free(fs);

@@ -17,6 +17,7 @@
 
 struct backend;
 struct fs;
+struct lease_mgr;
 struct readpath;
 struct strbuf;
 
@@ -43,6 +44,12 @@ struct fs_conf {
 	bool writable;                /* a read-write mount: the store has
 	                                 BACKEND_WRITE; otherwise the kernel
 	                                 mount is "ro" */
+	/*
+	 * A writable mount's leases (backends/composite/lease.h), borrowed:
+	 * flock() and fcntl() locks are then the mount's, and leases across
+	 * hosts.  NULL: the kernel keeps locks, local to this host.
+	 */
+	struct lease_mgr *leases;
 };
 
 /* src is borrowed and must outlive the fs. */

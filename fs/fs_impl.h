@@ -31,6 +31,8 @@ struct fs {
 	atomic_uint_fast64_t hidden;      /* unsafe/shadowed names seen */
 	pthread_mutex_t wlock;            /* guards writing */
 	struct open_file *writing;        /* files open for writing */
+	struct fs_locks *locks;           /* flock/fcntl locks, with
+	                                     conf.leases; else NULL */
 };
 
 /* An open file: its bytes, and how it uses the kernel's pages; or, open
@@ -132,5 +134,25 @@ void hy_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 void hy_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	      mode_t mode);
 void hy_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+
+/*
+ * fs_lock.c: flock() and fcntl() locks of a read-write mount, leases
+ * across hosts (conf.leases).  The table of locks; the FUSE lock ops;
+ * a close (flush: fcntl locks of owner; release: its flock locks);
+ * whether writes to ino may go on (0, or -ENOLCK once the lease of a
+ * lock held on it is lost); the user.hylake.lease attribute.
+ */
+struct fs_locks *fs_locks_create(struct lease_mgr *mgr);
+void fs_locks_destroy(struct fs_locks *lk);
+void hy_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      int op);
+void hy_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      struct flock *lock, int sleep);
+void hy_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	      struct flock *lock);
+void fs_locks_closed(struct fs *fs, fuse_ino_t ino, uint64_t owner,
+		     bool posix);
+int fs_locks_guard(struct fs *fs, fuse_ino_t ino);
+int fs_locks_explain(struct fs *fs, const char *path, struct strbuf *out);
 
 #endif

@@ -173,7 +173,6 @@ void hy_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct fs *fs = req_fs(req);
 	struct open_file *of = fi_file(fi);
 	struct deadline dl = op_deadline(fs);
-	(void)ino;
 
 	if (!of->w) {
 		fuse_reply_err(req, EBADF);
@@ -181,6 +180,11 @@ void hy_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	}
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	int lost = fs_locks_guard(fs, ino);   /* not under a lost lease */
+	if (lost < 0) {
+		fuse_reply_err(req, -lost);
 		return;
 	}
 	ssize_t n = wfile_write(of->w, buf, size, (uint64_t)off, &dl);
@@ -236,7 +240,8 @@ int fs_commit_file(struct fs *fs, struct open_file *of)
 void hy_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct open_file *of = fi_file(fi);
-	(void)ino;
+	/* the fcntl locks of the closing process go with any close */
+	fs_locks_closed(req_fs(req), ino, fi->lock_owner, true);
 	if (!of->w) {
 		fuse_reply_err(req, 0);
 		return;

@@ -17,6 +17,7 @@
 #include "mount/status.h"
 #include "mount/warm.h"
 #include "backends/backend.h"
+#include "backends/composite/lease.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
@@ -289,6 +290,7 @@ static int run_mount(struct mount_args *ma)
 	struct stack stack = { 0 };
 	struct fs *fs = NULL;
 	struct metrics_exporter *mx = NULL;
+	struct lease_mgr *leases = NULL;
 	struct fs_conf fc;
 	char err[1024];
 	int report_fd = -1, status, rc;
@@ -335,6 +337,24 @@ static int run_mount(struct mount_args *ma)
 		.feed = changes_feed(stack.changes),
 	};
 	fs_settings(&cfg.mount, stack.rp, &fc);
+	if (cfg.mount.writable) {
+		struct strbuf who = STRBUF_INIT, what = STRBUF_INIT;
+		strbuf_addf(&what, "mount %s", ma->mountpoint);
+		lease_holder_id(what.buf, &who);
+		struct lease_conf lc = { .store = stack.source,
+					 .holder = who.buf,
+					 .ttl_ms = cfg.mount.lease_ms,
+					 .op_timeout_ms = cfg.mount.op_timeout_ms };
+		leases = lease_mgr_create(&lc, &rc);
+		strbuf_release(&who);
+		strbuf_release(&what);
+		if (!leases) {
+			status = fail(report_fd, EXIT_FAIL, "hylake: cannot "
+				      "mount: leases: %s", strerror(-rc));
+			goto out_destroy;
+		}
+		fc.leases = leases;
+	}
 	fc.metrics = metrics_fs_callback;
 	fc.metrics_arg = &msrc;
 	fs = fs_create(stack.top, &fc);
@@ -369,7 +389,8 @@ out_destroy:
 	metrics_stop(mx);
 	if (stack.changes)
 		changes_set_hook(stack.changes, NULL, NULL);
-	fs_destroy(fs);
+	fs_destroy(fs);               /* releases the leases of its locks */
+	lease_mgr_destroy(leases);
 	stack_release(&stack);
 out_release_config:
 	config_release(&cfg);

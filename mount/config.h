@@ -47,6 +47,7 @@ struct mount_conf {
 	char *metrics_file;            /* textfile for node_exporter */
 	int64_t metrics_interval_ms;   /* how often metrics_file is rewritten */
 	int64_t writable;              /* 1: a read-write mount (GCS source) */
+	int64_t lease_ms;              /* lock leases across hosts */
 };
 
 /* [changes]: the GCS change feed the mount follows (feed.h). */

@@ -30,7 +30,7 @@ static int get(const char *path, const char *attr, char *buf, size_t len)
 
 int explain_main(int argc, char **argv)
 {
-	char gen[64], source[128], replicas[4096], fresh[256];
+	char gen[64], source[128], replicas[4096], fresh[256], lease[1024];
 	int status = 0;
 
 	static const struct option longopts[] = {
@@ -101,6 +101,9 @@ int explain_main(int argc, char **argv)
 		printf("  served by   %s%s\n", source, chosen_holds
 		       ? "  (the first store, in configured order, holding this "
 			 "version)" : "");
+		/* a read-write mount: who holds the lease of its locks */
+		if (get(p, "lease", lease, sizeof(lease)) == 0)
+			printf("  lease       %s\n", lease);
 	}
 	return status;
 }

@@ -22,18 +22,18 @@
  * in an older batch and comes again much later is applied by the mounts
  * once only anyway (a change never goes back, feed.h).
  *
- * Two followers of one site: a lease, an object in the source bucket
- * (LEASE_PREFIX + site), created with ifGenerationMatch=0 and renewed
- * under the generation it holds.  A follower that does not hold it
- * watches it, and takes it over, under the generation it watched, once
- * that generation has not changed for the lease's time.  A holder that
- * could not renew for two thirds of that time stops writing, so the two
- * never write together (given clocks that run at about the same rate).
+ * Two followers of one site: a lease (backends/composite/lease.h), an
+ * object in the source bucket (LEASE_PREFIX + site).  A follower that
+ * does not hold it watches it, and takes it over once it has not been
+ * renewed for the lease's time.  A holder that could not renew for two
+ * thirds of that time stops writing, so the two never write together
+ * (given clocks that run at about the same rate).
  */
 #include "mount/replicate.h"
 #include "mount/changes.h"
 #include "mount/stack.h"
 #include "backends/composite/feed.h"
+#include "backends/composite/lease.h"
 #include "backends/composite/journal.h"
 #include "backends/gcs/gcs_auth.h"
 #include "backends/gcs/pubsub.h"
@@ -45,7 +45,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -98,11 +97,9 @@ struct follower {
 	struct hmap recent_set;       /* the same ids, to look up */
 
 	/* the lease */
-	char *lease_name, *holder;
-	bool holding;
-	uint64_t lease_gen;           /* generation of the lease object */
-	int64_t lease_seen_mono;      /* when lease_gen was first seen */
-	int64_t renewed_mono;         /* last renewal that succeeded */
+	char *lease_name;
+	struct lease_mgr *leases;
+	struct lease *lease;          /* NULL while not the writer */
 
 	pthread_mutex_t count_lock;   /* guards the copy counts */
 	uint64_t copied, current, failed, batches, dups;
@@ -184,110 +181,38 @@ static int load_journal(struct follower *f)
 
 /* ------------------------------------------------------------- lease */
 
-static void lease_doc(const struct follower *f, struct strbuf *out)
-{
-	json_t *o = json_pack("{s:s, s:s, s:I}", "holder", f->holder,
-			      "site", f->site, "lease_ms",
-			      (json_int_t)f->lease_ms);
-	char *text = json_dumps(o, JSON_COMPACT);
-	strbuf_adds(out, text);
-	free(text);
-	json_decref(o);
-}
-
-/* Write the lease under pre; its new generation to f->lease_gen. */
-static int lease_write(struct follower *f, const struct write_pre *pre)
-{
-	struct deadline dl = op_dl(f);
-	struct strbuf doc = STRBUF_INIT;
-	struct bwriter *w;
-	struct obj_info info;
-	int rc;
-
-	lease_doc(f, &doc);
-	rc = backend_writer_open(f->env.src, f->lease_name, pre, &w, &dl);
-	if (rc == 0) {
-		rc = bwriter_write(w, doc.buf, doc.len, &dl);
-		if (rc == 0)
-			rc = bwriter_commit(w, &info, &dl);
-		else
-			bwriter_abort(w);
-	}
-	strbuf_release(&doc);
-	if (rc == 0)
-		f->lease_gen = info.generation;
-	return rc;
-}
-
 /*
- * Hold the lease, or learn who does: true while this follower may write.
- * Called often; asks GCS only when a renewal is due, or while watching.
+ * Hold the lease, or try to take it: true while this follower may write.
+ * Cheap while held (the lease module renews it on its own thread); a
+ * lease lost, or not renewed in time, is let go, and taken again like
+ * any other follower's once it is free or expired.
  */
 static bool lease_hold(struct follower *f)
 {
-	int64_t now = mono_ns(), ttl = f->lease_ms * NS_PER_MS;
-	struct write_pre pre = { 0 };
-	int rc;
-
-	if (f->holding) {
-		if (now - f->renewed_mono < ttl / 3)
+	if (f->lease) {
+		if (lease_check(f->lease) == 0)
 			return true;
-		pre.kind = WRITE_PRE_GENERATION;
-		pre.generation = f->lease_gen;
-		rc = lease_write(f, &pre);
-		if (rc == 0) {
-			f->renewed_mono = now;
-			return true;
-		}
-		if (rc == -ESTALE || rc == -ENOENT) {
-			log_warn("lost the lease %s (another follower took it)",
-				 f->lease_name);
-			f->holding = false;
-			f->lease_gen = 0;
-			return false;
-		}
-		if (now - f->renewed_mono >= ttl * 2 / 3) {
-			log_warn("cannot renew the lease %s (%s): not writing "
-				 "the journal until it is renewed",
-				 f->lease_name, strerror(-rc));
-			return false;
-		}
-		return true;
+		log_warn("lost the lease %s (taken over, or not renewed in "
+			 "time): not writing the journal", f->lease_name);
+		lease_release(f->lease);
+		f->lease = NULL;
+		return false;
 	}
-
-	struct deadline dl = op_dl(f);
-	struct obj_info cur;
-	rc = backend_stat(f->env.src, f->lease_name, &cur, &dl);
-	if (rc == -ENOENT) {
-		pre.kind = WRITE_PRE_ABSENT;
-	} else if (rc < 0) {
-		return false;
-	} else if (cur.generation != f->lease_gen) {
-		f->lease_gen = cur.generation;      /* alive: watch again */
-		f->lease_seen_mono = now;
-		return false;
-	} else if (now - f->lease_seen_mono < ttl) {
-		return false;
-	} else {
-		pre.kind = WRITE_PRE_GENERATION;    /* expired: take it */
-		pre.generation = cur.generation;
-	}
-	rc = lease_write(f, &pre);
+	int rc = lease_try(f->leases, f->lease_name, &f->lease);
 	if (rc < 0) {
-		if (rc != -EEXIST && rc != -ESTALE)
+		if (rc != -EWOULDBLOCK)
 			log_warn("cannot take the lease %s: %s", f->lease_name,
 				 strerror(-rc));
-		f->lease_seen_mono = now;
 		return false;
 	}
-	f->holding = true;
-	f->renewed_mono = now;
 	log_notice("holding the lease %s: following for site %s",
 		   f->lease_name, f->site);
 	/* another follower may have written since this one last looked */
-	if (load_journal(f) < 0)
-		f->holding = false;
-	return f->holding;
+	if (load_journal(f) < 0) {
+		lease_release(f->lease);
+		f->lease = NULL;
+	}
+	return f->lease != NULL;
 }
 
 /* ------------------------------------------------------------- batches */
@@ -473,7 +398,7 @@ static int take(struct follower *f, struct gcs_changes *ch, bool drained,
 		if (c->kind != GCS_CHANGE_INVALID) {
 			const char *name = feed_mount_name(f->bucket, f->prefix,
 							   c);
-			if (!name || !strncmp(name, ".hylake/", 8))
+			if (!name || backend_name_reserved(name))
 				continue;        /* not this source's, or hylake's
 				                    own (the lease) */
 		}
@@ -697,7 +622,7 @@ int follow_main(const struct hy_config *cfg, const struct store_conf *site,
 	struct http_engine *http = NULL;
 	struct gcs_auth *auth = NULL;
 	struct strbuf s = STRBUF_INIT;
-	char err[512], host[256] = "host";
+	char err[512];
 	int status = 2;
 
 	if (!cfg->changes.present || !cfg->changes.subscription) {
@@ -737,10 +662,21 @@ int follow_main(const struct hy_config *cfg, const struct store_conf *site,
 	hmap_init(&f.recent_set, RECENT_MAX);
 	strbuf_addf(&s, "%s%s", LEASE_PREFIX, site->name);
 	f.lease_name = strbuf_detach(&s, NULL);
-	gethostname(host, sizeof(host) - 1);
-	strbuf_addf(&s, "%s:%d:%" PRIx64, host, (int)getpid(),
-		    (uint64_t)wall_ns());
-	f.holder = strbuf_detach(&s, NULL);
+	strbuf_addf(&s, "follower of site %s", site->name);
+	struct strbuf who = STRBUF_INIT;
+	lease_holder_id(s.buf, &who);
+	strbuf_release(&s);
+	struct lease_conf lc = { .store = f.env.src, .holder = who.buf,
+				 .ttl_ms = f.lease_ms,
+				 .op_timeout_ms = cfg->mount.op_timeout_ms };
+	int lerr = 0;
+	f.leases = lease_mgr_create(&lc, &lerr);
+	strbuf_release(&who);
+	if (!f.leases) {
+		fprintf(stderr, "hylake replicate: lease: %s\n",
+			strerror(-lerr));
+		goto out_lease;
+	}
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
@@ -756,17 +692,13 @@ int follow_main(const struct hy_config *cfg, const struct store_conf *site,
 	fflush(stdout);
 	status = f.failed ? 1 : 0;
 
-	if (f.holding) {                      /* let a standby take over now */
-		struct deadline dl = op_dl(&f);
-		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
-					 .generation = f.lease_gen };
-		backend_remove(f.env.src, f.lease_name, &pre, &dl);
-	}
+	lease_release(f.lease);               /* let a standby take over now */
+	lease_mgr_destroy(f.leases);
+out_lease:
 	for (size_t i = 0; i < RECENT_MAX; i++)
 		free(f.recent[i].id);
 	hmap_release(&f.recent_set);
 	free(f.lease_name);
-	free(f.holder);
 	pthread_mutex_destroy(&f.count_lock);
 out_sub:
 	pubsub_destroy(f.sub);

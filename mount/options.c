@@ -90,6 +90,10 @@ const struct opt_def opt_table[] = {
 	  "yes: files may be created, replaced and removed (also -o rw); "
 	  "every write goes to the source, which must be gcs, under a "
 	  "precondition | no: read-only" },
+	{ "lease", OPT_DURATION, M(lease_ms), "30s", 3000, DAY, 0, 1,
+	  "writable mounts: how long a flock()/fcntl() lock's lease in the "
+	  "source outlives its holder (another host takes it over after "
+	  "seeing it unrenewed this long; renewed every third of it)" },
 	{ "file_mode", OPT_MODE, M(file_mode), "0444", 0, 0777, 0, 1,
 	  "permission bits shown for files (on a read-only mount write bits "
 	  "are shown but writes fail)" },

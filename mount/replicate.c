@@ -106,17 +106,11 @@ static struct deadline op_deadline(const struct copy_env *e, uint64_t bytes)
 
 /* ---------------------------------------------------------------- lister */
 
-/* Names under .hylake/ are hylake's own (leases, journals, manifests). */
-static bool reserved(const char *name)
-{
-	return !strncmp(name, ".hylake/", 8);
-}
-
 static int queue_entry(void *arg, const struct list_entry *e)
 {
 	struct repl *r = arg;
-	if (e->is_prefix || reserved(e->name))
-		return 0;
+	if (e->is_prefix || backend_name_reserved(e->name))
+		return 0;                 /* hylake's own names stay put */
 	pthread_mutex_lock(&r->lock);
 	while (r->qlen == QUEUE_MAX)
 		pthread_cond_wait(&r->room, &r->lock);
@@ -189,7 +183,7 @@ static int shard_entry(void *arg, const struct list_entry *e)
 
 	if (!e->is_prefix)
 		return queue_entry(sh->r, e);
-	if (reserved(e->name))
+	if (backend_name_reserved(e->name))
 		return 0;
 	if (sh->n == sh->alloc) {
 		sh->alloc = sh->alloc ? 2 * sh->alloc : 64;

@@ -311,6 +311,48 @@ static int fault_put(struct backend *b, const char *name, int fd,
 	return rc;
 }
 
+static int fault_writer_open(struct backend *b, const char *name,
+			     const struct write_pre *pre, struct bwriter **out,
+			     const struct deadline *dl)
+{
+	struct fault_store *fs = to_fault(b);
+	struct verdict v;
+	judge(fs, FAULT_WRITER_OPEN, name, &v);
+	int rc = before(&v, dl);
+	if (rc == 0)
+		rc = wrapper_writer_open(b, name, pre, out, dl);
+	done(fs, FAULT_WRITER_OPEN);
+	return rc;
+}
+
+static int fault_remove(struct backend *b, const char *name,
+			const struct write_pre *pre, const struct deadline *dl)
+{
+	struct fault_store *fs = to_fault(b);
+	struct verdict v;
+	judge(fs, FAULT_REMOVE, name, &v);
+	int rc = before(&v, dl);
+	if (rc == 0)
+		rc = wrapper_remove(b, name, pre, dl);
+	done(fs, FAULT_REMOVE);
+	return rc;
+}
+
+static int fault_set_meta(struct backend *b, const char *name,
+			  const struct write_pre *pre,
+			  const struct meta_kv *kv, size_t n,
+			  struct obj_info *out, const struct deadline *dl)
+{
+	struct fault_store *fs = to_fault(b);
+	struct verdict v;
+	judge(fs, FAULT_SET_META, name, &v);
+	int rc = before(&v, dl);
+	if (rc == 0)
+		rc = wrapper_set_meta(b, name, pre, kv, n, out, dl);
+	done(fs, FAULT_SET_META);
+	return rc;
+}
+
 static void fault_probe(struct backend *b, struct probe_result *res,
 			const struct deadline *dl)
 {
@@ -347,9 +389,10 @@ static const struct backend_ops fault_ops = {
 	.open_pinned = fault_open_pinned,
 	.close = wrapped_obj_close,
 	.put = fault_put,
-	.writer_open = wrapper_writer_open,
-	.remove = wrapper_remove,
+	.writer_open = fault_writer_open,
+	.remove = fault_remove,
 	.copy = wrapper_copy,
+	.set_meta = fault_set_meta,
 	.explain = wrapper_explain,
 	.metrics = wrapper_metrics,
 	.cache_ms = wrapper_cache_ms,

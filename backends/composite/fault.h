@@ -46,6 +46,7 @@
 enum fault_op {
 	FAULT_STAT, FAULT_LIST, FAULT_OPEN, FAULT_OPEN_PINNED, FAULT_READ,
 	FAULT_PUT, FAULT_PROBE,
+	FAULT_WRITER_OPEN, FAULT_REMOVE, FAULT_SET_META,   /* writes */
 	FAULT_ANY,                /* as a rule's op: every op; in counts: all */
 };
 

@@ -934,6 +934,19 @@ static int mc_copy(struct backend *b, const char *from,
 	return rc;
 }
 
+/* Only the metageneration changes; what is cached of name goes, so a
+ * stat after it sees the new one. */
+static int mc_set_meta(struct backend *b, const char *name,
+		       const struct write_pre *pre, const struct meta_kv *kv,
+		       size_t n, struct obj_info *out,
+		       const struct deadline *dl)
+{
+	struct metacache *mc = to_mc(b);
+	int rc = backend_set_meta(mc->inner, name, pre, kv, n, out, dl);
+	forget(mc, name, mono_ns());
+	return rc;
+}
+
 static int mc_explain(struct backend *b, const char *name, const char *attr,
 		      struct strbuf *out, const struct deadline *dl)
 {
@@ -1013,6 +1026,7 @@ static const struct backend_ops mc_ops = {
 	.writer_abort = wrapped_writer_abort,
 	.remove = mc_remove,
 	.copy = mc_copy,
+	.set_meta = mc_set_meta,
 	.explain = mc_explain,
 	.probe = mc_probe,
 	.metrics = mc_metrics,

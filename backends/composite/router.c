@@ -679,6 +679,15 @@ static int router_copy(struct backend *b, const char *from,
 	return rc;
 }
 
+/* A metadata update keeps the generation: nothing for the map to learn. */
+static int router_set_meta(struct backend *b, const char *name,
+			   const struct write_pre *pre,
+			   const struct meta_kv *kv, size_t n,
+			   struct obj_info *out, const struct deadline *dl)
+{
+	return backend_set_meta(to_router(b)->src, name, pre, kv, n, out, dl);
+}
+
 /* An immutable name changes only by deletion, which an open (it always
  * reaches the router) still learns: the kernel may keep its entry and
  * attributes for an hour.  So may it a table's folders ("name/"): they
@@ -773,6 +782,7 @@ static const struct backend_ops router_ops = {
 	.writer_abort = wrapped_writer_abort,
 	.remove = router_remove,
 	.copy = router_copy,
+	.set_meta = router_set_meta,
 	.explain = router_explain,
 	.probe = router_probe,
 	.metrics = router_metrics,

@@ -190,6 +190,20 @@ static int trace_copy(struct backend *b, const char *from,
 	return rc;
 }
 
+static int trace_set_meta(struct backend *b, const char *name,
+			  const struct write_pre *pre,
+			  const struct meta_kv *kv, size_t n,
+			  struct obj_info *out, const struct deadline *dl)
+{
+	char buf[32];
+	int64_t t0 = mono_ns();
+	int rc = wrapper_set_meta(b, name, pre, kv, n, out, dl);
+	log_trace("trace %s: set_meta '%s' %s mg=%" PRIu64 " -> %s (%" PRId64
+		  " us)", b->name, name, pre_text(pre, buf, sizeof(buf)),
+		  pre->metageneration, outcome(rc), us_since(t0));
+	return rc;
+}
+
 static int trace_explain(struct backend *b, const char *name,
 			 const char *attr, struct strbuf *out,
 			 const struct deadline *dl)
@@ -228,6 +242,7 @@ static const struct backend_ops trace_ops = {
 	.writer_open = trace_writer_open,
 	.remove = trace_remove,
 	.copy = trace_copy,
+	.set_meta = trace_set_meta,
 	.explain = trace_explain,
 	.metrics = wrapper_metrics,
 	.cache_ms = wrapper_cache_ms,

@@ -74,6 +74,14 @@ int wrapper_copy(struct backend *b, const char *from, uint64_t from_generation,
 			    out, dl);
 }
 
+int wrapper_set_meta(struct backend *b, const char *name,
+		     const struct write_pre *pre, const struct meta_kv *kv,
+		     size_t n, struct obj_info *out,
+		     const struct deadline *dl)
+{
+	return backend_set_meta(wrapper_inner(b), name, pre, kv, n, out, dl);
+}
+
 struct bwriter *wrapped_writer_new(struct backend *b, struct bwriter *inner)
 {
 	struct wrapped_writer *w = xcalloc(1, sizeof(*w));

@@ -65,6 +65,10 @@ int wrapper_remove(struct backend *b, const char *name,
 int wrapper_copy(struct backend *b, const char *from, uint64_t from_generation,
 		 const char *to, const struct write_pre *pre,
 		 struct obj_info *out, const struct deadline *dl);
+int wrapper_set_meta(struct backend *b, const char *name,
+		     const struct write_pre *pre, const struct meta_kv *kv,
+		     size_t n, struct obj_info *out,
+		     const struct deadline *dl);
 
 /*
  * A writer of b over a writer of another store (for stores that learn

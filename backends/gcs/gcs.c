@@ -5,7 +5,7 @@
  *   list   GET /storage/v1/b/B/o?prefix&delimiter&pageToken&maxResults&fields
  *   open   GET /storage/v1/b/B/o/NAME?fields=...       -> generation G
  *   read   GET /storage/v1/b/B/o/NAME?alt=media&generation=G  + Range
- *   write, remove: gcs_write.c
+ *   write, remove, set_meta: gcs_write.c
  *
  * A 404 on a pinned read means generation G is gone: ESTALE when the
  * name lives on at another generation, ENOENT when it is gone too.  The
@@ -412,6 +412,7 @@ static const struct backend_ops gcs_ops = {
 	.writer_abort = gcs_writer_abort,
 	.remove = gcs_remove,
 	.copy = gcs_copy,
+	.set_meta = gcs_set_meta,
 	.probe = gcs_probe,
 	.metrics = gcs_metrics,
 	.destroy = gcs_destroy,

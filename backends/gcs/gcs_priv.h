@@ -51,7 +51,8 @@ void gcs_object_url(struct gcs_backend *g, const char *name,
 /* Append "?name=value" or "&name=value", value percent-encoded. */
 void gcs_add_param(struct strbuf *url, const char *name, const char *value);
 
-/* "&ifGenerationMatch=G" (0 for absent) for pre, nothing for none. */
+/* "&ifGenerationMatch=G" (0 for absent) for pre, nothing for none, and
+ * "&ifMetagenerationMatch=M" when pre names one. */
 void gcs_add_pre(struct strbuf *url, const struct write_pre *pre);
 
 /* The live object's metadata (item->name is the caller's to free). */
@@ -80,6 +81,9 @@ int gcs_writer_commit(struct bwriter *w, struct obj_info *out,
 void gcs_writer_abort(struct bwriter *w);
 int gcs_remove(struct backend *b, const char *name,
 	       const struct write_pre *pre, const struct deadline *dl);
+int gcs_set_meta(struct backend *b, const char *name,
+		 const struct write_pre *pre, const struct meta_kv *kv,
+		 size_t n, struct obj_info *out, const struct deadline *dl);
 
 /* gcs_copy.c: the copy op (objects.rewrite). */
 int gcs_copy(struct backend *b, const char *from, uint64_t from_generation,

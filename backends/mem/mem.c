@@ -142,7 +142,10 @@ static int pre_check(const struct mem_entry *e, const struct write_pre *pre)
 		return 0;
 	if (pre->kind == WRITE_PRE_ABSENT)
 		return e ? -EEXIST : 0;
-	return e && e->v->gen == pre->generation ? 0 : -ESTALE;
+	if (!e || e->v->gen != pre->generation)
+		return -ESTALE;
+	return !pre->metageneration ||
+	       e->v->info.metageneration == pre->metageneration ? 0 : -ESTALE;
 }
 
 /* Make v the current version of name if pre holds (NULL: always);
@@ -573,6 +576,29 @@ static int mem_remove(struct backend *b, const char *name,
 	return delete_if(to_mem(b), name, pre);
 }
 
+/* The store keeps no custom metadata: an update only counts (the
+ * metageneration), which is all a lease asks of it. */
+static int mem_set_meta(struct backend *b, const char *name,
+			const struct write_pre *pre, const struct meta_kv *kv,
+			size_t n, struct obj_info *out,
+			const struct deadline *dl)
+{
+	struct mem_store *ms = to_mem(b);
+	(void)kv;
+	(void)n;
+	(void)dl;
+
+	pthread_mutex_lock(&ms->lock);
+	struct mem_entry *e = find(ms, name);
+	int rc = e ? pre_check(e, pre) : -ENOENT;
+	if (rc == 0) {
+		e->v->info.metageneration++;
+		*out = e->v->info;
+	}
+	pthread_mutex_unlock(&ms->lock);
+	return rc;
+}
+
 static void mem_probe(struct backend *b, struct probe_result *res,
 		      const struct deadline *dl)
 {
@@ -612,6 +638,7 @@ static const struct backend_ops mem_ops = {
 	.writer_commit = mem_writer_commit,
 	.writer_abort = mem_writer_abort,
 	.remove = mem_remove,
+	.set_meta = mem_set_meta,
 	.probe = mem_probe,
 	.destroy = mem_destroy,
 };

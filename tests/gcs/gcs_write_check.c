@@ -178,12 +178,13 @@ static void check_absent(struct backend *b, const char *name)
 		bobj_close(o);
 }
 
-static const struct write_pre none = { WRITE_PRE_NONE, 0 };
-static const struct write_pre absent = { WRITE_PRE_ABSENT, 0 };
+static const struct write_pre none = { .kind = WRITE_PRE_NONE };
+static const struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
 
 static struct write_pre at(uint64_t generation)
 {
-	struct write_pre p = { WRITE_PRE_GENERATION, generation };
+	struct write_pre p = { .kind = WRITE_PRE_GENERATION,
+			       .generation = generation };
 	return p;
 }
 

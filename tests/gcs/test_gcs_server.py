@@ -114,6 +114,23 @@ def test_patch_metadata_bumps_metageneration(gcs, bucket):
     e = raises(gcs.patch, bucket, "m", {"metadata": {}}, ifMetagenerationMatch="1")
     assert e.status == 412 and err_reason(e) == "conditionNotMet"
     assert gcs.patch(bucket, "m", {}, ifMetagenerationMatch="2")["metageneration"] == "3"
+    # a lease's renewal: both preconditions; the generation must match too
+    gen = res["generation"]
+    e = raises(gcs.patch, bucket, "m", {"metadata": {"r": "1"}},
+               ifGenerationMatch=str(int(gen) + 1), ifMetagenerationMatch="3")
+    assert e.status == 412 and err_reason(e) == "conditionNotMet"
+    p = gcs.patch(bucket, "m", {"metadata": {"r": "1"}}, ifGenerationMatch=gen,
+                  ifMetagenerationMatch="3")
+    assert p["metageneration"] == "4" and p["generation"] == gen and p["metadata"]["r"] == "1"
+    e = raises(gcs.patch, bucket, "gone", {"metadata": {}}, ifMetagenerationMatch="1")
+    assert e.status == 404
+    # a lease's takeover: a new generation only over the metageneration seen
+    for method in ("media", "resumable"):
+        e = raises(gcs.upload, bucket, "m", b"x", method=method, preconditions={
+            "ifGenerationMatch": gen, "ifMetagenerationMatch": "3"})
+        assert e.status == 412
+    assert gcs.upload(bucket, "m", b"x", method="resumable", preconditions={
+        "ifGenerationMatch": gen, "ifMetagenerationMatch": "4"})["metageneration"] == "1"
 
 
 def test_preconditions(gcs, bucket):

@@ -228,10 +228,11 @@ static void put_is_stamped(void)
 static void writes_default(void)
 {
 	struct backend *b = mem_create("m");
-	struct write_pre none = { WRITE_PRE_NONE, 0 };
-	struct write_pre absent = { WRITE_PRE_ABSENT, 0 };
-	struct write_pre gen = { WRITE_PRE_GENERATION, 7 };
-	struct write_pre gen0 = { WRITE_PRE_GENERATION, 0 };
+	struct write_pre none = { .kind = WRITE_PRE_NONE };
+	struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
+	struct write_pre gen = { .kind = WRITE_PRE_GENERATION,
+				 .generation = 7 };
+	struct write_pre gen0 = { .kind = WRITE_PRE_GENERATION };
 	struct bwriter *w = NULL;
 
 	/* a store not built to write (no BACKEND_WRITE) refuses, though
