@@ -43,7 +43,9 @@ RGW_SH = ROOT / "tests" / "ceph" / "rgw.sh"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 MB = 1e6
 BUCKET = "benchbucket"
-RGW_PORTS = {"RGW_PORT": "28480", "RGW_B_PORT": "28481", "MON_PORT": "28789"}
+# BENCH_RGW_PORT etc. move them, so that two runs on one machine can coexist
+RGW_PORTS = {k: os.environ.get("BENCH_" + k, v) for k, v in
+             (("RGW_PORT", "28480"), ("RGW_B_PORT", "28481"), ("MON_PORT", "28789"))}
 REGION = "us-east-1"
 MEMORY_LIMIT = 512 * MiB
 CACHE_SIZE = "4G"
@@ -746,6 +748,30 @@ class Bench:
             return self.readers([self.dd(local)], n, self.op_timeout(n))
         self.measure(2, "hylake", i, lambda: self.read_seq("hylake", cold=False))
         self.measure(2, "baseline", i, disk)
+        if i == self.a.runs and self.a.perf:
+            self.profile_warm()
+
+    def profile_warm(self):
+        """One more warm read (not counted) with `perf record -g` attached to
+        the hylake daemon; the report's top entries go to the log."""
+        m = self.prep("hylake", cold=False)
+        out = Path(self.a.perf).absolute()
+        perf = subprocess.Popen(["perf", "record", "-g", "-o", str(out), "-p", str(m.pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        try:
+            n = self.seq_size
+            r = self.readers([self.dd(m.mnt / self.keys()["seq"])], n, self.op_timeout(n),
+                             m.pid)
+            log(f"row 2 hylake under perf: {r['mbps']:.0f} MB/s")
+        finally:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(timeout=60)
+        rep = run(["perf", "report", "-i", str(out), "--no-children", "--sort",
+                   "symbol", "--stdio", "-g", "none", "--percent-limit", "1"],
+                  timeout=300, check=False)
+        log("perf top entries (self time):\n" + "\n".join(
+            ln for ln in rep.stdout.splitlines() if ln.strip() and not ln.startswith("#")))
 
     def row3(self, i):
         keys = self.keys()["par"]
@@ -1051,6 +1077,9 @@ def main():
     ap.add_argument("--budget", type=float, default=1080,
                     help="seconds after which measurements still to run are skipped [1080]")
     ap.add_argument("--keep", action="store_true", help="keep the scratch files")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="row 2: after the timed runs, profile one more warm read of "
+                    "the hylake daemon with `perf record -g` into FILE")
     a = ap.parse_args()
     if a.runs < 1:
         ap.error("--runs must be >= 1")
