@@ -4,7 +4,8 @@
  * ceiling holds, corrupt or foreign blocks are dropped and never served,
  * the cache survives a restart in its order of use, refuses a second
  * opener, another format and a folder others can write to or own, and
- * keeps its totals under four threads.
+ * keeps its totals under four threads; a pinned block's file keeps its
+ * bytes, and is checked before it is first pinned.
  */
 #include "cache/blockcache.h"
 #include "tests/unit/check.h"
@@ -637,6 +638,114 @@ static void threads(void)
 	bcache_close(c);
 }
 
+/* Pin block name and compare the pinned file's bytes with what put()
+ * stored: its length, or -errno; -EBADMSG when other bytes are there.  The
+ * pin is kept in *keep when keep is not NULL, else given back. */
+static ssize_t pin_check(struct bcache *c, const char *name, unsigned seed,
+			 struct bcache_pin *keep)
+{
+	struct bcache_key k = { name, "g1", 0 };
+	struct bcache_pin p;
+	int rc = bcache_pin(c, &k, &p);
+	if (rc < 0) {
+		CHECK_INT(p.fd, -1);
+		return rc;
+	}
+	ssize_t n = pread(p.fd, got, p.len, (off_t)p.pos);
+	CHECK_INT(n, p.len);
+	fill(big, p.len, seed);
+	n = memcmp(big, got, p.len) == 0 ? (ssize_t)p.len : -EBADMSG;
+	if (keep)
+		*keep = p;
+	else
+		bcache_unpin(&p);
+	return n;
+}
+
+/* Flip a byte of the data of block name's file: in place, or in a copy
+ * renamed over it (a new file at the path). */
+static void flip(const char *cache, const char *name, bool new_file)
+{
+	char path[1100], tmp[1200];
+	snprintf(path, sizeof(path), "%s", block_file(cache, name));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	if (new_file) {
+		int in = open(path, O_RDONLY), out = open(tmp, O_CREAT | O_WRONLY, 0600);
+		ssize_t n = read(in, got, BC_BLOCK_SIZE);
+		CHECK(n > 100);
+		CHECK_INT(write(out, got, (size_t)n), n);
+		close(in);
+		close(out);
+	}
+	int fd = open(new_file ? tmp : path, O_RDWR);
+	unsigned char b;
+	struct stat st;
+	CHECK_INT(fstat(fd, &st), 0);
+	CHECK_INT(pread(fd, &b, 1, st.st_size - 10), 1);
+	b ^= 0x40;
+	CHECK_INT(pwrite(fd, &b, 1, st.st_size - 10), 1);
+	close(fd);
+	if (new_file)
+		CHECK_INT(rename(tmp, path), 0);
+}
+
+/* Pins: the bytes of a pinned file stay those of the block while it is
+ * evicted and replaced; a block from a previous process is checked at its
+ * first pin, and so is a new file put at its path behind the cache's back;
+ * another key's block at the path is never pinned. */
+static void pins(void)
+{
+	uint64_t fsize = file_size(5000);
+	struct bcache *c = open_cache("pin", 2 * fsize);
+	struct bcache_pin held;
+
+	CHECK_INT(put(c, "blk-A", "g1", 0, 5000, 1), 0);
+	CHECK_INT(pin_check(c, "blk-A", 1, NULL), 5000);
+	CHECK_INT(pin_check(c, "blk-Z", 1, NULL), -ENOENT);
+	CHECK_INT(pin_check(c, "blk-A", 1, &held), 5000);
+	/* evicted by two other blocks, then put again with other bytes */
+	CHECK_INT(put(c, "blk-B", "g1", 0, 5000, 2), 0);
+	CHECK_INT(put(c, "blk-C", "g1", 0, 5000, 3), 0);
+	CHECK(!has(c, "blk-A"));
+	CHECK_INT(put(c, "blk-A", "g1", 0, 5000, 9), 0);
+	CHECK_INT(pread(held.fd, got, held.len, (off_t)held.pos), 5000);
+	fill(big, 5000, 1);
+	CHECK(memcmp(big, got, 5000) == 0);
+	bcache_unpin(&held);
+	CHECK_INT(held.fd, -1);
+	CHECK_INT(pin_check(c, "blk-A", 9, NULL), 5000);
+
+	/* a new file at the path, behind the cache's back: checked */
+	flip("pin", "blk-A", true);
+	CHECK_INT(pin_check(c, "blk-A", 9, NULL), -ENOENT);
+	CHECK_INT(stats(c).corrupt, 1);
+	CHECK(!has(c, "blk-A"));
+
+	/* after a restart every block is checked at its first pin */
+	CHECK_INT(put(c, "blk-A", "g1", 0, 5000, 1), 0);
+	bcache_close(c);
+	flip("pin", "blk-A", false);
+	c = open_cache("pin", 2 * fsize);
+	CHECK_INT(pin_check(c, "blk-C", 3, NULL), 5000);
+	CHECK_INT(pin_check(c, "blk-A", 1, NULL), -ENOENT);
+	CHECK_INT(stats(c).corrupt, 1);
+	CHECK(!has(c, "blk-A"));
+
+	/* the key in the header is compared on every pin, checked or not */
+	CHECK_INT(put(c, "blk-M", "g1", 0, 300, 4), 0);
+	CHECK_INT(pin_check(c, "blk-M", 4, NULL), 300);
+	CHECK_INT(pin_check(c, "blk-C", 3, NULL), 5000);
+	char path[1100], other[1100];
+	snprintf(path, sizeof(path), "%s", block_file("pin", "blk-M"));
+	snprintf(other, sizeof(other), "%s", block_file("pin", "blk-C"));
+	CHECK_INT(rename(other, path), 0);
+	CHECK_INT(pin_check(c, "blk-M", 4, NULL), -ENOENT);
+	CHECK_INT(stats(c).corrupt, 2);
+	struct bcache_key k = { "blk-M", "", 0 };
+	CHECK_INT(bcache_pin(c, &k, &held), -EINVAL);
+	bcache_close(c);
+}
+
 /* Two caches in one process, in two folders, do not meet. */
 static void two_caches(void)
 {
@@ -670,6 +779,7 @@ int main(void)
 	min_free();
 	threads();
 	two_caches();
+	pins();
 	free(big);
 	free(got);
 	return check_summary();
