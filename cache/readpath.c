@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define BLK ((uint64_t)BC_BLOCK_SIZE)
 #define CHUNK_BLOCKS ((unsigned)(READPATH_CHUNK_MAX / BLK))
@@ -119,6 +120,9 @@ struct rfile {
 	uint64_t window;                  /* read-ahead window, bytes */
 	uint64_t ra_end;                  /* read-ahead issued up to here */
 	unsigned ahead_inflight;
+	bool spliced;                     /* served from the block cache by
+					     rfile_splice: read-ahead leaves
+					     cached blocks to it */
 	int refs;                         /* the opener and fetch jobs */
 	atomic_bool cancel;               /* set at close */
 };
@@ -613,6 +617,10 @@ static void read_ahead(struct rfile *f)
 			pos = (e->first + e->nblocks) * BLK;
 			continue;
 		}
+		if (f->spliced && cached(f, b)) {
+			pos = (b + 1) * BLK;      /* rfile_splice serves it */
+			continue;
+		}
 		uint64_t want = chunk;
 		e = ext_plan(f, b, want, true);
 		if (!e)
@@ -907,6 +915,62 @@ void rfile_view_release(struct rfile *f, struct rview *v)
 	v->data = NULL;
 	rfile_unref_unlock(f);
 	budget_trim(rp);      /* the view's extent may have been an overdraft */
+}
+
+ssize_t rfile_splice(struct rfile *f, uint64_t off, size_t len,
+		     struct rsplice *s)
+{
+	struct readpath *rp = f->rp;
+	struct bcache *bc = f->version ? rp->conf.cache : NULL;
+
+	s->n = 0;
+	if (off >= f->size || len == 0)
+		return 0;
+	len = (size_t)min64(len, f->size - off);
+	uint64_t first = off / BLK, last = (off + len - 1) / BLK;
+	if (!bc || last - first >= RFILE_SPLICE_BLOCKS)
+		return -ENOENT;
+	for (uint64_t b = first; b <= last; b++)
+		if (!cached(f, b))
+			return -ENOENT;
+	for (uint64_t b = first; b <= last; b++) {
+		struct bcache_key k = { f->o->name, f->version, b };
+		struct bcache_pin pin;
+		if (bcache_pin(bc, &k, &pin) < 0)
+			goto out_release;
+		struct rpiece *p = &s->piece[s->n++];
+		p->fd = pin.fd;
+		if (pin.len != block_len(f, b))
+			goto out_release;     /* not this object's block */
+		uint64_t from = max64(off, b * BLK);
+		uint64_t to = min64(off + len, b * BLK + pin.len);
+		p->pos = pin.pos + (from - b * BLK);
+		p->len = (size_t)(to - from);
+		atomic_fetch_add(&rp->cache_hits, 1);
+		atomic_fetch_add(&rp->cache_hit_bytes, p->len);
+	}
+	pthread_mutex_lock(&f->lock);
+	f->spliced = true;
+	note_access(f, off, len);
+	if (f->seq >= 2 && f->window)
+		read_ahead(f);
+	trim(f);
+	pthread_mutex_unlock(&f->lock);
+	atomic_fetch_add(&rp->reads, 1);
+	atomic_fetch_add(&rp->bytes, len);
+	return (ssize_t)len;
+
+out_release:
+	rfile_splice_release(s);
+	return -ENOENT;
+}
+
+void rfile_splice_release(struct rsplice *s)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->piece[i].fd >= 0)
+			close(s->piece[i].fd);
+	s->n = 0;
 }
 
 void rfile_close(struct rfile *f)
