@@ -6,7 +6,12 @@ Prints a table of medians over several runs, each a ratio against a
 baseline measured in the same run (see tests/bench/README.md).
 
     sudo tests/bench/fast_reads.py [--runs 3] [--small] [--only 1,3-5]
-                                   [--hylake-bin build/hylake]
+                                   [--hylake-bin build/hylake] [--perf FILE]
+
+BENCH_RGW_PORT, BENCH_RGW_B_PORT and BENCH_MON_PORT move radosgw's ports
+(28480, 28481, 28789) for a second run beside another; with --workdir it
+needs its own scratch folder too.  BENCH_KERNEL_RA_KB sets the kernel's
+read-ahead of the hylake mount, for trying other values.
 
 Needs root (FUSE, drop_caches), a built hylake, radosgw (tests/ceph/rgw.sh),
 python3-boto3, curl; s3fs and rclone for their columns
@@ -300,6 +305,10 @@ class Mount:
         self.start = proc_starttime(self.pid)
         self.b.daemons.add((self.pid, self.start))
         os.listdir(self.mnt)       # answers
+        ra = os.environ.get("BENCH_KERNEL_RA_KB")
+        if ra and self.kind == "hylake":   # an experiment: the kernel's read-ahead
+            dev = os.stat(self.mnt).st_dev
+            Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").write_text(ra)
 
     def umount(self):
         if mounted(self.mnt):
@@ -968,7 +977,7 @@ class Bench:
             print("".join(str(c).ljust(x - 1) + " " for c, x in zip(t, w)).rstrip())
         for n in self.notes:
             print(n)
-        cpu_rows = [r for r in (1, 3) if r in rows]
+        cpu_rows = [r for r in (1, 2, 3) if r in rows]
         if cpu_rows:
             print()
             print("CPU per run (median; % of one core over the run's wall time, "
@@ -981,7 +990,7 @@ class Bench:
                     rs = self.results.get((row, s))
                     if not rs:
                         continue
-                    name = {"baseline": "curl"}.get(s, s)
+                    name = {"baseline": "local" if row == 2 else "curl"}.get(s, s)
                     wall = statistics.median(r["seconds"] for r in rs)
                     mbps = statistics.median(r["mbps"] for r in rs)
                     cc = statistics.median(r["client_cpu"] for r in rs)
