@@ -8,6 +8,9 @@
  *   <dir>/v1/FORMAT             "hylake block cache 1 block_size=1048576\n";
  *                               anything else there: v1 is wiped
  *   <dir>/v1/tmp/<16 hex>       blocks being written (emptied at open)
+ *   <dir>/v1/CHECKED            left by a clean close: the block files its
+ *                               process had checked (bcchecked.h); taken
+ *                               and removed at open
  *   <dir>/v1/<2 hex>/<32 hex>   one block: the name is the XXH3-128 of its
  *                               key, the folder the hash's first byte
  *
@@ -51,7 +54,10 @@
  * kernel without reading it, checks the data only when the inode it opened
  * is not the one its entry saw checked.  Blocks found on disk at open (a
  * previous process wrote them, maybe torn by a crash) are unchecked until
- * their first use.  What this gives up: a block's bytes that decay on the
+ * their first use, except the files a clean close recorded as checked
+ * (bcchecked.h): it made every block durable first, and a file found
+ * with the recorded inode, size and ctime has not been written since.
+ * What this gives up: a block's bytes that decay on the
  * disk after their check in this process, and are read from the disk again
  * (the page cache dropped them), reach a pin unhashed; the disk's own
  * checks are what stands there, as for every other file on it.  The key in
@@ -59,6 +65,7 @@
  * its key, and only the header proves whose block it is.
  */
 #include "cache/blockcache.h"
+#include "cache/bcchecked.h"
 #include "backends/util/fdio.h"
 #include "backends/util/hmap.h"
 #include "backends/util/log.h"
@@ -122,6 +129,7 @@ struct bcache {
 	uint64_t max_bytes, min_free;
 	int lock_fd;              /* <dir>/lock */
 	int v1_fd;                /* <dir>/v1 */
+	bool scanned;             /* open went through: close records */
 	atomic_uint_fast64_t tmp_seq;
 
 	pthread_mutex_t fs_lock;  /* serialises changes to the block files */
@@ -1001,6 +1009,8 @@ struct found {
 	XXH128_hash_t h;
 	uint64_t size;
 	struct timespec mtime;
+	ino_t ino;
+	struct timespec ctime;
 };
 
 struct found_list {
@@ -1045,6 +1055,8 @@ static void scan_dir(struct bcache *c, unsigned i, struct found_list *l)
 		l->f[l->n].h = h;
 		l->f[l->n].size = (uint64_t)st.st_size;
 		l->f[l->n].mtime = st.st_mtim;
+		l->f[l->n].ino = st.st_ino;
+		l->f[l->n].ctime = st.st_ctim;
 		l->n++;
 	}
 	closedir(d);
@@ -1060,9 +1072,19 @@ static int cmp_mtime(const void *a, const void *b)
 	return x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec;
 }
 
+/* Whether found block f is the file that rec says was checked. */
+static bool was_checked(const struct bcchecked *rec, const struct found *f)
+{
+	const struct bcchecked_rec *r = bcchecked_find(rec, f->h.high64,
+						       f->h.low64);
+	return r && r->ino == (uint64_t)f->ino && r->size == f->size &&
+	       r->ctime_s == (int64_t)f->ctime.tv_sec &&
+	       r->ctime_ns == (int64_t)f->ctime.tv_nsec;
+}
+
 /* Index the blocks on disk, least recently used (oldest mtime) first,
- * then evict down to the ceiling. */
-static void scan(struct bcache *c)
+ * then evict down to the ceiling.  rec: the files checked before. */
+static void scan(struct bcache *c, const struct bcchecked *rec)
 {
 	struct found_list l = { NULL, 0, 0 };
 	struct entry *victims = NULL;
@@ -1077,6 +1099,8 @@ static void scan(struct bcache *c)
 		e->h = l.f[i].h;
 		e->size = l.f[i].size;
 		e->used_s = l.f[i].mtime.tv_sec;
+		if (was_checked(rec, &l.f[i]))
+			e->checked_ino = l.f[i].ino;
 		index_add(c, e);
 	}
 	while (c->st.bytes > c->max_bytes)
@@ -1129,7 +1153,14 @@ int bcache_open(const struct bcache_conf *conf, struct bcache **out,
 	close(root_fd);
 	if (rc)
 		goto out_close;
-	scan(c);
+	struct bcchecked rec = BCCHECKED_INIT;
+	rc = bcchecked_take(c->v1_fd, &rec);
+	if (rc)                   /* every block is checked at first use */
+		log_notice("block cache in %s: v1/CHECKED: %s", c->dir,
+			   strerror(-rc));
+	scan(c, &rec);
+	bcchecked_release(&rec);
+	c->scanned = true;
 	refresh_free(c, true);
 	log_info("block cache in %s: %llu blocks, %.1f of %.1f MiB", c->dir,
 		 (unsigned long long)c->st.blocks, (double)c->st.bytes / (1 << 20),
@@ -1142,10 +1173,52 @@ out_close:
 	return rc;
 }
 
+/*
+ * A clean close: make every block file durable, then record the ones this
+ * process checked (or wrote), so the next open need not hash them again.
+ * No record when the sync fails: the next process checks everything.
+ */
+static void save_checked(struct bcache *c)
+{
+	struct bcchecked s = BCCHECKED_INIT;
+	char p[PATH_LEN];
+	struct stat st;
+	int rc = 0;
+
+	if (syncfs(c->v1_fd) < 0)
+		rc = -errno;
+	pthread_mutex_lock(&c->lock);
+	for (struct lru_link *l = c->lru.next; rc == 0 && l != &c->lru;
+	     l = l->next) {
+		struct entry *e = container_of(l, struct entry, use);
+		if (!e->checked_ino)
+			continue;
+		block_path(e->h, p);
+		if (fstatat(c->v1_fd, p, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_ino != e->checked_ino)
+			continue;
+		struct bcchecked_rec r = {
+			e->h.high64, e->h.low64, (uint64_t)st.st_ino,
+			(uint64_t)st.st_size, (int64_t)st.st_ctim.tv_sec,
+			(int64_t)st.st_ctim.tv_nsec };
+		bcchecked_add(&s, &r);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rc == 0)
+		rc = bcchecked_save(c->v1_fd, &s);
+	if (rc)
+		log_notice("block cache in %s: no record of checked blocks (%s); "
+			   "the next open checks them again", c->dir,
+			   strerror(-rc));
+	bcchecked_release(&s);
+}
+
 void bcache_close(struct bcache *c)
 {
 	if (!c)
 		return;
+	if (c->scanned)
+		save_checked(c);
 	for (struct lru_link *l; (l = lru_oldest(&c->lru));) {
 		lru_unlink(l);
 		free(container_of(l, struct entry, use));

@@ -12,6 +12,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -589,9 +592,45 @@ static void *work(void *arg)
 			if (n != -ENOENT && (n != (ssize_t)KEYLEN(i) ||
 					     memcmp(buf, data, KEYLEN(i))))
 				w->bad++;
+		} else if (rand_r(&w->seed) % 2) {
+			struct bcache_pin p;
+			w->gets++;
+			if (bcache_pin(w->c, &k, &p) == 0 &&
+			    (p.len != KEYLEN(i) ||
+			     pread(p.fd, buf, p.len, (off_t)p.pos) != p.len ||
+			     memcmp(buf, data, KEYLEN(i))))
+				w->bad++;
+			bcache_unpin(&p);
 		} else {
 			bcache_has(w->c, &k);
 		}
+	}
+	free(data);
+	free(buf);
+	return NULL;
+}
+
+/* Pin every key once, in order: threads started together meet on the
+ * same unchecked blocks. */
+static void *pin_all(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char *data = malloc(8192), *buf = malloc(8192);
+	char name[32];
+
+	for (unsigned i = 0; i < NKEYS; i++) {
+		struct bcache_key k = { name, "g1", i };
+		struct bcache_pin p;
+		snprintf(name, sizeof(name), "obj-%u", i);
+		fill(data, KEYLEN(i), i);
+		if (bcache_pin(w->c, &k, &p) < 0)
+			continue;
+		w->gets++;
+		if (p.len != KEYLEN(i) ||
+		    pread(p.fd, buf, p.len, (off_t)p.pos) != p.len ||
+		    memcmp(buf, data, KEYLEN(i)))
+			w->bad++;
+		bcache_unpin(&p);
 	}
 	free(data);
 	free(buf);
@@ -631,10 +670,21 @@ static void threads(void)
 	CHECK_INT(files, s.blocks);
 	bcache_close(c);
 
-	/* and the folder reopens to the same totals */
+	/* and the folder reopens to the same totals, its blocks unchecked:
+	 * four threads pin them all at once, right */
 	c = open_cache("mt", max);
 	CHECK_INT(stats(c).bytes, s.bytes);
 	CHECK_INT(stats(c).blocks, s.blocks);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ c, 0, &stop, 0, 0, 0 };
+		pthread_create(&th[i], NULL, pin_all, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_INT(w[i].bad, 0);
+		CHECK_INT(w[i].gets, s.blocks);
+	}
+	CHECK_INT(stats(c).corrupt, 0);
 	bcache_close(c);
 }
 
@@ -746,6 +796,81 @@ static void pins(void)
 	bcache_close(c);
 }
 
+/* Bytes this process has read so far (read(2) and friends). */
+static uint64_t rchar(void)
+{
+	char line[128];
+	uint64_t v = 0;
+	FILE *f = fopen("/proc/self/io", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "rchar: %" SCNu64, &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Whether pinning block name hashes its data (reads over half of it). */
+static bool pin_reads(struct bcache *c, const char *name, unsigned seed)
+{
+	struct bcache_key k = { name, "g1", 0 };
+	struct bcache_pin p;
+	uint64_t before = rchar();
+	CHECK_INT(bcache_pin(c, &k, &p), 0);
+	bool read = rchar() - before > BC_BLOCK_SIZE / 2;
+	CHECK_INT(pin_check(c, name, seed, NULL), BC_BLOCK_SIZE);
+	bcache_unpin(&p);
+	return read;
+}
+
+/* The record of checked files: a clean close lets the next open trust
+ * what it checked; a process that dies leaves nothing to trust; a record
+ * that is not one is ignored. */
+static void checked_record(void)
+{
+	struct bcache *c = open_cache("rec", 64 << 20);
+	CHECK_INT(put(c, "blk-A", "g1", 0, BC_BLOCK_SIZE, 1), 0);
+	CHECK_INT(put(c, "blk-B", "g1", 0, BC_BLOCK_SIZE, 2), 0);
+	CHECK(!pin_reads(c, "blk-A", 1));          /* it wrote them */
+	bcache_close(c);
+
+	c = open_cache("rec", 64 << 20);
+	CHECK(!pin_reads(c, "blk-A", 1));          /* recorded at close */
+	CHECK(!pin_reads(c, "blk-B", 2));
+	bcache_close(c);
+	c = open_cache("rec", 64 << 20);
+	bcache_close(c);        /* the close records what was checked ... */
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/v1/CHECKED", dir("rec"));
+	CHECK(exists(path));
+	/* ... and an open that dies takes the record with it */
+	int status;
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct bcache *d;
+		struct bcache_conf conf = { .dir = dir("rec"), .max_bytes = 64 << 20,
+					    .ns = NS };
+		char err[128];
+		_exit(bcache_open(&conf, &d, err, sizeof(err)) == 0 ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(!exists(path));
+	c = open_cache("rec", 64 << 20);
+	CHECK(pin_reads(c, "blk-A", 1));
+	CHECK(!pin_reads(c, "blk-A", 1));          /* once per process */
+	bcache_close(c);
+
+	/* a record that is not one is ignored */
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	CHECK(fd >= 0);
+	CHECK_INT(write(fd, "HYCHK001garbage-garbage-garbage!", 32), 32);
+	close(fd);
+	c = open_cache("rec", 64 << 20);
+	CHECK(pin_reads(c, "blk-B", 2));
+	bcache_close(c);
+}
+
 /* Two caches in one process, in two folders, do not meet. */
 static void two_caches(void)
 {
@@ -780,6 +905,7 @@ int main(void)
 	threads();
 	two_caches();
 	pins();
+	checked_record();
 	free(big);
 	free(got);
 	return check_summary();
