@@ -30,7 +30,10 @@
  * - The block cache (may be NULL): every block fetched from a store is
  *   put there; a block found there is used instead of a request.  Keys
  *   carry the version pinned at open, so a new version never meets the
- *   blocks of an old one.
+ *   blocks of an old one.  A read the cache holds whole can be handed out
+ *   as its files instead of bytes (rfile_splice), for a reply that the
+ *   kernel copies once; a file read that way leaves the cached blocks out
+ *   of its read-ahead.
  *
  * A file's version is the handle's: its generation when known, else its
  * etag; a handle with neither is read without the block cache.
