@@ -798,6 +798,23 @@ void bcache_unpin(struct bcache_pin *pin)
 	pin->fd = -1;
 }
 
+void bcache_prefetch(struct bcache *c, const struct bcache_key *k)
+{
+	struct hdr hd;
+	char p[PATH_LEN];
+	int fd;
+
+	if (hdr_encode(c, k, &hd))
+		return;
+	block_path(hd.h, p);
+	free(hd.b);
+	fd = openat(c->v1_fd, p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	close(fd);
+}
+
 bool bcache_has(struct bcache *c, const struct bcache_key *k)
 {
 	struct hdr hd;

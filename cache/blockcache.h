@@ -106,6 +106,10 @@ int bcache_pin(struct bcache *c, const struct bcache_key *k,
 	       struct bcache_pin *pin);
 void bcache_unpin(struct bcache_pin *pin);
 
+/* Ask the kernel to read block k's file ahead of a pin (WILLNEED); no
+ * check, no count, no change to the order of use.  Best effort. */
+void bcache_prefetch(struct bcache *c, const struct bcache_key *k);
+
 /* True when block k is indexed (no read, no check). */
 bool bcache_has(struct bcache *c, const struct bcache_key *k);
 

@@ -596,6 +596,54 @@ static void store_later(struct rfile *f, struct extent *e)
 	ext_unref(f, e);
 }
 
+struct warm_job {
+	struct job job;
+	struct rfile *f;
+	uint64_t first;
+	unsigned n;
+};
+
+static void warm_job_run(struct job *j)
+{
+	struct warm_job *wj = (struct warm_job *)j;
+	struct rfile *f = wj->f;
+
+	for (unsigned i = 0; i < wj->n && !atomic_load(&f->cancel); i++) {
+		struct bcache_key k = { f->o->name, f->version, wj->first + i };
+		bcache_prefetch(f->rp->conf.cache, &k);
+	}
+	free(wj);
+	pthread_mutex_lock(&f->lock);
+	rfile_unref_unlock(f);
+}
+
+/*
+ * Read-ahead of a file served by rfile_splice: the blocks the cache holds
+ * from b on (at most chunk, short of target) are left to the spliced
+ * replies, and a fetcher asks the kernel to read their files in the
+ * meantime, so that the disk works ahead of the reader as it does for
+ * extents.  Returns the block after them.  Lock held.
+ */
+static uint64_t warm_later(struct rfile *f, uint64_t b, uint64_t target,
+			   uint64_t chunk)
+{
+	unsigned n = 1;
+	while (n < chunk && (b + n) * BLK < target && !ext_find(f, b + n) &&
+	       cached(f, b + n))
+		n++;
+	struct warm_job *wj = xcalloc(1, sizeof(*wj));
+	wj->job.fn = warm_job_run;
+	wj->f = f;
+	wj->first = b;
+	wj->n = n;
+	f->refs++;
+	if (!pool_try_submit(&f->rp->pool, &wj->job)) {
+		free(wj);                 /* no fetcher free: the replies read */
+		f->refs--;
+	}
+	return b + n;
+}
+
 /* Issue read-ahead up to the window.  Lock held. */
 static void read_ahead(struct rfile *f)
 {
@@ -618,7 +666,7 @@ static void read_ahead(struct rfile *f)
 			continue;
 		}
 		if (f->spliced && cached(f, b)) {
-			pos = (b + 1) * BLK;      /* rfile_splice serves it */
+			pos = warm_later(f, b, target, chunk) * BLK;
 			continue;
 		}
 		uint64_t want = chunk;

@@ -492,6 +492,8 @@ static void block_cache_replaces_requests(void)
 	bcache_close(bc);
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
 /* Splice [off, off+len) and check the pieces' bytes against gen. */
 static bool splice_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
 {
@@ -547,6 +549,22 @@ static void cached_reads_splice(void)
 	CHECK(splice_ok(f, 21, 0, (size_t)size));          /* all 7 */
 	CHECK_INT(rfile_splice(f, size, 10, &s), 0);
 	rfile_close(f);
+	readpath_destroy(rp);
+
+	/* in order, with read-ahead: the cached blocks are left to the
+	 * spliced replies (warmed on the disk, never fetched or copied) */
+	rp = rp_new(bc, 512 * MiB, 64 * MiB);
+	reset();
+	f = rfile_open(rp, store_open("spliced"));
+	for (uint64_t off = 0; off < size; off += 128 * KiB)
+		CHECK(splice_ok(f, 21, off, (size_t)min_u64(128 * KiB, size - off)));
+	rfile_close(f);
+	usleep(50000);
+	struct readpath_stats st;
+	readpath_get_stats(rp, &st);
+	CHECK_INT(nreq(), 0);
+	CHECK_INT(st.fetches, 0);
+	CHECK_INT(st.mem_used, 0);
 	readpath_destroy(rp);
 	bcache_close(bc);
 }
