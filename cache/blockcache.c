@@ -8,6 +8,9 @@
  *   <dir>/v1/FORMAT             "hylake block cache 1 block_size=1048576\n";
  *                               anything else there: v1 is wiped
  *   <dir>/v1/tmp/<16 hex>       blocks being written (emptied at open)
+ *   <dir>/v1/CHECKED            left by a clean close: the block files its
+ *                               process had checked (bcchecked.h); taken
+ *                               and removed at open
  *   <dir>/v1/<2 hex>/<32 hex>   one block: the name is the XXH3-128 of its
  *                               key, the folder the hash's first byte
  *
@@ -39,8 +42,30 @@
  * order of use survives a restart approximately: open orders the blocks
  * by mtime, and a hit refreshes the mtime when the block's was more than
  * a minute old.
+ *
+ * Checked once per file per process.  A block file is never written once
+ * it is in place: a put writes a new file and renames it over the path,
+ * eviction unlinks it.  So the bytes of one file (one inode) are those that
+ * were checked, for as long as it exists, and each entry remembers the
+ * inode it has seen checked in this process (`checked_ino`): the file this
+ * process wrote itself from bytes it held (a put), or one whose data a get
+ * or a pin read back and hashed.  bcache_get still checks every hit, since
+ * it reads the bytes anyway; bcache_pin, whose caller hands the file to the
+ * kernel without reading it, checks the data only when the inode it opened
+ * is not the one its entry saw checked.  Blocks found on disk at open (a
+ * previous process wrote them, maybe torn by a crash) are unchecked until
+ * their first use, except the files a clean close recorded as checked
+ * (bcchecked.h): it made every block durable first, and a file found
+ * with the recorded inode, size and ctime has not been written since.
+ * What this gives up: a block's bytes that decay on the
+ * disk after their check in this process, and are read from the disk again
+ * (the page cache dropped them), reach a pin unhashed; the disk's own
+ * checks are what stands there, as for every other file on it.  The key in
+ * the header is compared on every pin: an entry names a file by the hash of
+ * its key, and only the header proves whose block it is.
  */
 #include "cache/blockcache.h"
+#include "cache/bcchecked.h"
 #include "backends/util/fdio.h"
 #include "backends/util/hmap.h"
 #include "backends/util/log.h"
@@ -61,6 +86,7 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #define MAGIC "HYBLK001"
@@ -73,6 +99,7 @@
 #define STATVFS_NS NS_PER_SEC     /* or every second */
 #define WARN_NS (60 * NS_PER_SEC) /* one warning a minute at most */
 #define NBUCKETS_MIN 1024
+#define CHECK_BUF ((size_t)64 << 10)   /* bytes hashed per read by a pin */
 
 #define PUT(buf, off, v) memcpy((buf) + (off), &(v), sizeof(v))
 #define GET(buf, off, v) memcpy(&(v), (buf) + (off), sizeof(v))
@@ -82,6 +109,9 @@ struct entry {
 	uint64_t size;            /* of the file: header and data */
 	uint64_t gen;             /* new whenever the file at the path is */
 	int64_t used_s;           /* last use written to the mtime (wall s) */
+	ino_t checked_ino;        /* the file whose data this process
+	                             checked or wrote; 0: none yet */
+	bool checking;            /* a pin is checking it (check_cv) */
 	struct hmap_node hn;      /* in the index, by h.low64 */
 	struct lru_link use;      /* order of use: the oldest first */
 	struct entry *victim_next;  /* on a list of evicted blocks */
@@ -99,11 +129,13 @@ struct bcache {
 	uint64_t max_bytes, min_free;
 	int lock_fd;              /* <dir>/lock */
 	int v1_fd;                /* <dir>/v1 */
+	bool scanned;             /* open went through: close records */
 	atomic_uint_fast64_t tmp_seq;
 
 	pthread_mutex_t fs_lock;  /* serialises changes to the block files */
 
 	pthread_mutex_t lock;     /* guards everything below */
+	pthread_cond_t check_cv;  /* a pin finished checking a block */
 	struct hmap index;        /* the blocks, by their key's hash */
 	struct lru_link lru;      /* the blocks in order of use */
 	uint64_t gen;
@@ -336,8 +368,9 @@ static void unreserve(struct bcache *c, uint64_t need, int rc)
 
 /* Write header and data to a new file in v1/tmp; its name goes to tmp. */
 static int write_tmp(struct bcache *c, const struct hdr *hd, const void *buf,
-		     size_t len, char tmp[PATH_LEN])
+		     size_t len, char tmp[PATH_LEN], ino_t *ino)
 {
+	struct stat st;
 	int fd, rc;
 
 	do {
@@ -351,6 +384,9 @@ static int write_tmp(struct bcache *c, const struct hdr *hd, const void *buf,
 	rc = pwrite_full(fd, hd->b, hd->len, 0);
 	if (rc == 0)
 		rc = pwrite_full(fd, buf, len, hd->len);
+	if (rc == 0 && fstat(fd, &st) < 0)
+		rc = -errno;
+	*ino = rc == 0 ? st.st_ino : 0;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc)
@@ -361,7 +397,7 @@ static int write_tmp(struct bcache *c, const struct hdr *hd, const void *buf,
 /* Rename the written block into place and index it, replacing any block
  * of the same key; the reservation becomes the block's bytes. */
 static int install(struct bcache *c, XXH128_hash_t h, const char *tmp,
-		   uint64_t size)
+		   uint64_t size, ino_t ino)
 {
 	struct entry *e = xcalloc(1, sizeof(*e)), *old;
 	char p[PATH_LEN];
@@ -369,6 +405,7 @@ static int install(struct bcache *c, XXH128_hash_t h, const char *tmp,
 
 	e->h = h;
 	e->size = size;
+	e->checked_ino = ino;     /* its bytes are the ones just hashed */
 	e->used_s = wall_ns() / NS_PER_SEC;
 	block_path(h, p);
 	pthread_mutex_lock(&c->fs_lock);
@@ -412,6 +449,7 @@ int bcache_put(struct bcache *c, const struct bcache_key *k, const void *buf,
 {
 	char tmp[PATH_LEN];
 	struct hdr hd;
+	ino_t ino = 0;
 	uint32_t dlen = (uint32_t)len;
 	uint64_t sum, size;
 	int rc;
@@ -428,9 +466,9 @@ int bcache_put(struct bcache *c, const struct bcache_key *k, const void *buf,
 
 	rc = make_room(c, size);
 	if (rc == 0) {
-		rc = write_tmp(c, &hd, buf, len, tmp);
+		rc = write_tmp(c, &hd, buf, len, tmp, &ino);
 		if (rc == 0)
-			rc = install(c, hd.h, tmp, size);
+			rc = install(c, hd.h, tmp, size, ino);
 		if (rc)
 			unreserve(c, size, rc);
 	}
@@ -523,21 +561,33 @@ static const char *check_header(const struct hdr *want,
 	return NULL;
 }
 
+/* Read and check the header of block want from fd; *dlen and *sum get
+ * the data length and checksum it promises.  NULL, or what is wrong. */
+static const char *read_header(int fd, const struct hdr *want, uint32_t *dlen,
+			       uint64_t *sum)
+{
+	unsigned char *got = xmalloc(want->len);
+	const char *why;
+	ssize_t n = pread(fd, got, want->len, 0);
+
+	why = n < 0 ? strerror(errno) : check_header(want, got, n, dlen);
+	if (!why)
+		GET(got, 16, *sum);
+	free(got);
+	return why;
+}
+
 /* Read and check block want from fd: the header, then exactly the data
  * it promises into buf (a byte more would mean the file is too long).
  * NULL, or what is wrong with it. */
 static const char *read_block(int fd, const struct hdr *want, void *buf,
 			      uint32_t *dlen)
 {
-	unsigned char *got = xmalloc(want->len), extra;
-	const char *why;
+	unsigned char extra;
 	uint64_t sum = 0;
-	ssize_t n = pread(fd, got, want->len, 0);
+	ssize_t n;
+	const char *why = read_header(fd, want, dlen, &sum);
 
-	why = n < 0 ? strerror(errno) : check_header(want, got, n, dlen);
-	if (!why)
-		GET(got, 16, sum);
-	free(got);
 	if (why)
 		return why;
 	struct iovec iov[2] = { { buf, *dlen }, { &extra, 1 } };
@@ -551,35 +601,137 @@ static const char *read_block(int fd, const struct hdr *want, void *buf,
 	return NULL;
 }
 
+/* The first steps of a get: -ENOENT when h is not indexed (a miss),
+ * else its file open in *fd.  Frees want->b on failure. */
+static int open_block(struct bcache *c, struct hdr *want, uint64_t *gen,
+		      bool *touch, int *fd)
+{
+	char p[PATH_LEN];
+
+	if (!lookup_use(c, want->h, gen, touch)) {
+		free(want->b);
+		return -ENOENT;
+	}
+	block_path(want->h, p);
+	*fd = openat(c->v1_fd, p, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		int e = errno;
+		if (e == EMFILE || e == ENFILE || e == ENOMEM)
+			drop(c, want->h, 0, NULL);      /* gen 0: keep it */
+		else
+			drop(c, want->h, *gen, e == ENOENT ? NULL : strerror(e));
+		free(want->b);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/*
+ * Whether the caller is to check file ino of block h (generation gen):
+ * false when this process has checked it already.  While another pin
+ * checks the same block this waits for it, so that the concurrent first
+ * reads of a block (the kernel's read-ahead sends several) hash it once.
+ * *claimed: the caller checks it for everyone, and calls end_check.
+ */
+static bool begin_check(struct bcache *c, XXH128_hash_t h, uint64_t gen,
+			ino_t ino, bool *claimed)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		e = find(c, h);
+		if (e && e->checked_ino == ino) {
+			pthread_mutex_unlock(&c->lock);
+			*claimed = false;
+			return false;
+		}
+		if (!e || e->gen != gen || !e->checking)
+			break;
+		pthread_cond_wait(&c->check_cv, &c->lock);
+	}
+	*claimed = e && e->gen == gen;
+	if (*claimed)
+		e->checking = true;
+	pthread_mutex_unlock(&c->lock);
+	return true;
+}
+
+static void end_check(struct bcache *c, XXH128_hash_t h, uint64_t gen,
+		      ino_t ino, bool claimed, bool ok)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = find(c, h);
+	if (e && e->gen == gen) {
+		if (claimed)
+			e->checking = false;
+		if (ok)
+			e->checked_ino = ino;
+	}
+	if (claimed)
+		pthread_cond_broadcast(&c->check_cv);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Remember that file ino, block h as of generation gen, was checked. */
+static void mark_checked(struct bcache *c, XXH128_hash_t h, uint64_t gen,
+			 ino_t ino)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = find(c, h);
+	if (e && e->gen == gen)
+		e->checked_ino = ino;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Hash the dlen data bytes of fd from pos against sum, through a small
+ * buffer.  NULL, or what is wrong. */
+static const char *check_data(int fd, uint64_t pos, uint32_t dlen,
+			      uint64_t sum)
+{
+	unsigned char buf[CHECK_BUF];
+	XXH3_state_t st;
+	uint32_t done = 0;
+
+	XXH3_INITSTATE(&st);
+	XXH3_64bits_reset(&st);
+	while (done < dlen) {
+		size_t want = dlen - done < CHECK_BUF ? dlen - done : CHECK_BUF;
+		ssize_t n = pread(fd, buf, want, (off_t)(pos + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return strerror(errno);
+		if (n == 0)
+			return "bad length";
+		XXH3_64bits_update(&st, buf, (size_t)n);
+		done += (uint32_t)n;
+	}
+	return XXH3_64bits_digest(&st) == sum ? NULL : "bad checksum";
+}
+
 ssize_t bcache_get(struct bcache *c, const struct bcache_key *k, void *buf,
 		   size_t buflen)
 {
 	struct hdr want;
-	char p[PATH_LEN];
 	const char *why;
 	uint64_t gen;
 	uint32_t dlen = 0;
+	struct stat st;
 	bool touch;
 	int fd;
 
 	if (buflen < BC_BLOCK_SIZE || hdr_encode(c, k, &want))
 		return -EINVAL;
-	if (!lookup_use(c, want.h, &gen, &touch)) {
-		free(want.b);
+	if (open_block(c, &want, &gen, &touch, &fd))
 		return -ENOENT;
-	}
-	block_path(want.h, p);
-	fd = openat(c->v1_fd, p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		if (e == EMFILE || e == ENFILE || e == ENOMEM)
-			drop(c, want.h, 0, NULL);      /* gen 0: keep it */
-		else
-			drop(c, want.h, gen, e == ENOENT ? NULL : strerror(e));
-		free(want.b);
-		return -ENOENT;
-	}
 	why = read_block(fd, &want, buf, &dlen);
+	if (!why && fstat(fd, &st) == 0)
+		mark_checked(c, want.h, gen, st.st_ino);
 	if (!why && touch)
 		futimens(fd, NULL);
 	close(fd);
@@ -593,6 +745,74 @@ ssize_t bcache_get(struct bcache *c, const struct bcache_key *k, void *buf,
 	pthread_mutex_unlock(&c->lock);
 	free(want.b);
 	return dlen;
+}
+
+int bcache_pin(struct bcache *c, const struct bcache_key *k,
+	       struct bcache_pin *pin)
+{
+	struct hdr want;
+	const char *why;
+	uint64_t gen, sum = 0;
+	uint32_t dlen = 0;
+	struct stat st;
+	bool touch, claimed;
+	int fd, rc;
+
+	pin->fd = -1;
+	if (hdr_encode(c, k, &want))
+		return -EINVAL;
+	rc = open_block(c, &want, &gen, &touch, &fd);
+	if (rc)
+		return rc;
+	why = read_header(fd, &want, &dlen, &sum);
+	if (!why && fstat(fd, &st) < 0)
+		why = strerror(errno);
+	if (!why && (uint64_t)st.st_size != want.len + (uint64_t)dlen)
+		why = "bad length";
+	if (!why && begin_check(c, want.h, gen, st.st_ino, &claimed)) {
+		why = check_data(fd, want.len, dlen, sum);
+		end_check(c, want.h, gen, st.st_ino, claimed, !why);
+	}
+	if (why) {
+		close(fd);
+		drop(c, want.h, gen, why);
+		free(want.b);
+		return -ENOENT;
+	}
+	if (touch)
+		futimens(fd, NULL);
+	pthread_mutex_lock(&c->lock);
+	c->st.hits++;
+	pthread_mutex_unlock(&c->lock);
+	pin->fd = fd;
+	pin->pos = want.len;
+	pin->len = dlen;
+	free(want.b);
+	return 0;
+}
+
+void bcache_unpin(struct bcache_pin *pin)
+{
+	if (pin->fd >= 0)
+		close(pin->fd);
+	pin->fd = -1;
+}
+
+void bcache_prefetch(struct bcache *c, const struct bcache_key *k)
+{
+	struct hdr hd;
+	char p[PATH_LEN];
+	int fd;
+
+	if (hdr_encode(c, k, &hd))
+		return;
+	block_path(hd.h, p);
+	free(hd.b);
+	fd = openat(c->v1_fd, p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	close(fd);
 }
 
 bool bcache_has(struct bcache *c, const struct bcache_key *k)
@@ -806,6 +1026,8 @@ struct found {
 	XXH128_hash_t h;
 	uint64_t size;
 	struct timespec mtime;
+	ino_t ino;
+	struct timespec ctime;
 };
 
 struct found_list {
@@ -850,6 +1072,8 @@ static void scan_dir(struct bcache *c, unsigned i, struct found_list *l)
 		l->f[l->n].h = h;
 		l->f[l->n].size = (uint64_t)st.st_size;
 		l->f[l->n].mtime = st.st_mtim;
+		l->f[l->n].ino = st.st_ino;
+		l->f[l->n].ctime = st.st_ctim;
 		l->n++;
 	}
 	closedir(d);
@@ -865,9 +1089,19 @@ static int cmp_mtime(const void *a, const void *b)
 	return x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec;
 }
 
+/* Whether found block f is the file that rec says was checked. */
+static bool was_checked(const struct bcchecked *rec, const struct found *f)
+{
+	const struct bcchecked_rec *r = bcchecked_find(rec, f->h.high64,
+						       f->h.low64);
+	return r && r->ino == (uint64_t)f->ino && r->size == f->size &&
+	       r->ctime_s == (int64_t)f->ctime.tv_sec &&
+	       r->ctime_ns == (int64_t)f->ctime.tv_nsec;
+}
+
 /* Index the blocks on disk, least recently used (oldest mtime) first,
- * then evict down to the ceiling. */
-static void scan(struct bcache *c)
+ * then evict down to the ceiling.  rec: the files checked before. */
+static void scan(struct bcache *c, const struct bcchecked *rec)
 {
 	struct found_list l = { NULL, 0, 0 };
 	struct entry *victims = NULL;
@@ -882,6 +1116,8 @@ static void scan(struct bcache *c)
 		e->h = l.f[i].h;
 		e->size = l.f[i].size;
 		e->used_s = l.f[i].mtime.tv_sec;
+		if (was_checked(rec, &l.f[i]))
+			e->checked_ino = l.f[i].ino;
 		index_add(c, e);
 	}
 	while (c->st.bytes > c->max_bytes)
@@ -914,6 +1150,7 @@ int bcache_open(const struct bcache_conf *conf, struct bcache **out,
 	lru_init(&c->lru);
 	pthread_mutex_init(&c->fs_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->check_cv, NULL);
 
 	rc = mkdir_p(c->dir);
 	if (rc) {
@@ -933,7 +1170,14 @@ int bcache_open(const struct bcache_conf *conf, struct bcache **out,
 	close(root_fd);
 	if (rc)
 		goto out_close;
-	scan(c);
+	struct bcchecked rec = BCCHECKED_INIT;
+	rc = bcchecked_take(c->v1_fd, &rec);
+	if (rc)                   /* every block is checked at first use */
+		log_notice("block cache in %s: v1/CHECKED: %s", c->dir,
+			   strerror(-rc));
+	scan(c, &rec);
+	bcchecked_release(&rec);
+	c->scanned = true;
 	refresh_free(c, true);
 	log_info("block cache in %s: %llu blocks, %.1f of %.1f MiB", c->dir,
 		 (unsigned long long)c->st.blocks, (double)c->st.bytes / (1 << 20),
@@ -946,10 +1190,52 @@ out_close:
 	return rc;
 }
 
+/*
+ * A clean close: make every block file durable, then record the ones this
+ * process checked (or wrote), so the next open need not hash them again.
+ * No record when the sync fails: the next process checks everything.
+ */
+static void save_checked(struct bcache *c)
+{
+	struct bcchecked s = BCCHECKED_INIT;
+	char p[PATH_LEN];
+	struct stat st;
+	int rc = 0;
+
+	if (syncfs(c->v1_fd) < 0)
+		rc = -errno;
+	pthread_mutex_lock(&c->lock);
+	for (struct lru_link *l = c->lru.next; rc == 0 && l != &c->lru;
+	     l = l->next) {
+		struct entry *e = container_of(l, struct entry, use);
+		if (!e->checked_ino)
+			continue;
+		block_path(e->h, p);
+		if (fstatat(c->v1_fd, p, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_ino != e->checked_ino)
+			continue;
+		struct bcchecked_rec r = {
+			e->h.high64, e->h.low64, (uint64_t)st.st_ino,
+			(uint64_t)st.st_size, (int64_t)st.st_ctim.tv_sec,
+			(int64_t)st.st_ctim.tv_nsec };
+		bcchecked_add(&s, &r);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rc == 0)
+		rc = bcchecked_save(c->v1_fd, &s);
+	if (rc)
+		log_notice("block cache in %s: no record of checked blocks (%s); "
+			   "the next open checks them again", c->dir,
+			   strerror(-rc));
+	bcchecked_release(&s);
+}
+
 void bcache_close(struct bcache *c)
 {
 	if (!c)
 		return;
+	if (c->scanned)
+		save_checked(c);
 	for (struct lru_link *l; (l = lru_oldest(&c->lru));) {
 		lru_unlink(l);
 		free(container_of(l, struct entry, use));
@@ -961,6 +1247,7 @@ void bcache_close(struct bcache *c)
 		close(c->lock_fd);
 	pthread_mutex_destroy(&c->fs_lock);
 	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->check_cv);
 	free(c->dir);
 	free(c->ns);
 	free(c);

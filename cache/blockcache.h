@@ -80,6 +80,36 @@ void bcache_close(struct bcache *c);
 ssize_t bcache_get(struct bcache *c, const struct bcache_key *k, void *buf,
 		   size_t buflen);
 
+/*
+ * Block k held open, for a caller that hands its bytes on without reading
+ * them (splice(2) into the FUSE device): fd is a file whose bytes
+ * [pos, pos + len) are exactly the block's, and stay so while fd is open
+ * even when the block is evicted or replaced meanwhile (block files are
+ * never written in place).  The header's key is checked on every pin; the
+ * data's checksum once per file in this process: when this process wrote
+ * the file or has checked it since, it is not read again (see the top of
+ * blockcache.c for what that trusts).
+ */
+struct bcache_pin {
+	int fd;                   /* -1 when not pinned */
+	uint64_t pos;             /* where the data begins in the file */
+	uint32_t len;             /* the block's length (as bcache_get) */
+};
+
+/*
+ * Pin block k into *pin.  0, -ENOENT as bcache_get (a block that fails its
+ * checks is dropped), -EINVAL for a key that could never be stored.
+ * Counts a hit or a miss as bcache_get does.  The caller owns pin->fd and
+ * gives it back with bcache_unpin.
+ */
+int bcache_pin(struct bcache *c, const struct bcache_key *k,
+	       struct bcache_pin *pin);
+void bcache_unpin(struct bcache_pin *pin);
+
+/* Ask the kernel to read block k's file ahead of a pin (WILLNEED); no
+ * check, no count, no change to the order of use.  Best effort. */
+void bcache_prefetch(struct bcache *c, const struct bcache_key *k);
+
 /* True when block k is indexed (no read, no check). */
 bool bcache_has(struct bcache *c, const struct bcache_key *k);
 

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define BLK ((uint64_t)BC_BLOCK_SIZE)
 #define CHUNK_BLOCKS ((unsigned)(READPATH_CHUNK_MAX / BLK))
@@ -119,6 +120,9 @@ struct rfile {
 	uint64_t window;                  /* read-ahead window, bytes */
 	uint64_t ra_end;                  /* read-ahead issued up to here */
 	unsigned ahead_inflight;
+	bool spliced;                     /* served from the block cache by
+					     rfile_splice: read-ahead leaves
+					     cached blocks to it */
 	int refs;                         /* the opener and fetch jobs */
 	atomic_bool cancel;               /* set at close */
 };
@@ -592,6 +596,54 @@ static void store_later(struct rfile *f, struct extent *e)
 	ext_unref(f, e);
 }
 
+struct warm_job {
+	struct job job;
+	struct rfile *f;
+	uint64_t first;
+	unsigned n;
+};
+
+static void warm_job_run(struct job *j)
+{
+	struct warm_job *wj = (struct warm_job *)j;
+	struct rfile *f = wj->f;
+
+	for (unsigned i = 0; i < wj->n && !atomic_load(&f->cancel); i++) {
+		struct bcache_key k = { f->o->name, f->version, wj->first + i };
+		bcache_prefetch(f->rp->conf.cache, &k);
+	}
+	free(wj);
+	pthread_mutex_lock(&f->lock);
+	rfile_unref_unlock(f);
+}
+
+/*
+ * Read-ahead of a file served by rfile_splice: the blocks the cache holds
+ * from b on (at most chunk, short of target) are left to the spliced
+ * replies, and a fetcher asks the kernel to read their files in the
+ * meantime, so that the disk works ahead of the reader as it does for
+ * extents.  Returns the block after them.  Lock held.
+ */
+static uint64_t warm_later(struct rfile *f, uint64_t b, uint64_t target,
+			   uint64_t chunk)
+{
+	unsigned n = 1;
+	while (n < chunk && (b + n) * BLK < target && !ext_find(f, b + n) &&
+	       cached(f, b + n))
+		n++;
+	struct warm_job *wj = xcalloc(1, sizeof(*wj));
+	wj->job.fn = warm_job_run;
+	wj->f = f;
+	wj->first = b;
+	wj->n = n;
+	f->refs++;
+	if (!pool_try_submit(&f->rp->pool, &wj->job)) {
+		free(wj);                 /* no fetcher free: the replies read */
+		f->refs--;
+	}
+	return b + n;
+}
+
 /* Issue read-ahead up to the window.  Lock held. */
 static void read_ahead(struct rfile *f)
 {
@@ -611,6 +663,10 @@ static void read_ahead(struct rfile *f)
 		struct extent *e = ext_find(f, b);
 		if (e) {
 			pos = (e->first + e->nblocks) * BLK;
+			continue;
+		}
+		if (f->spliced && cached(f, b)) {
+			pos = warm_later(f, b, target, chunk) * BLK;
 			continue;
 		}
 		uint64_t want = chunk;
@@ -907,6 +963,62 @@ void rfile_view_release(struct rfile *f, struct rview *v)
 	v->data = NULL;
 	rfile_unref_unlock(f);
 	budget_trim(rp);      /* the view's extent may have been an overdraft */
+}
+
+ssize_t rfile_splice(struct rfile *f, uint64_t off, size_t len,
+		     struct rsplice *s)
+{
+	struct readpath *rp = f->rp;
+	struct bcache *bc = f->version ? rp->conf.cache : NULL;
+
+	s->n = 0;
+	if (off >= f->size || len == 0)
+		return 0;
+	len = (size_t)min64(len, f->size - off);
+	uint64_t first = off / BLK, last = (off + len - 1) / BLK;
+	if (!bc || last - first >= RFILE_SPLICE_BLOCKS)
+		return -ENOENT;
+	for (uint64_t b = first; b <= last; b++)
+		if (!cached(f, b))
+			return -ENOENT;
+	for (uint64_t b = first; b <= last; b++) {
+		struct bcache_key k = { f->o->name, f->version, b };
+		struct bcache_pin pin;
+		if (bcache_pin(bc, &k, &pin) < 0)
+			goto out_release;
+		struct rpiece *p = &s->piece[s->n++];
+		p->fd = pin.fd;
+		if (pin.len != block_len(f, b))
+			goto out_release;     /* not this object's block */
+		uint64_t from = max64(off, b * BLK);
+		uint64_t to = min64(off + len, b * BLK + pin.len);
+		p->pos = pin.pos + (from - b * BLK);
+		p->len = (size_t)(to - from);
+		atomic_fetch_add(&rp->cache_hits, 1);
+		atomic_fetch_add(&rp->cache_hit_bytes, p->len);
+	}
+	pthread_mutex_lock(&f->lock);
+	f->spliced = true;
+	note_access(f, off, len);
+	if (f->seq >= 2 && f->window)
+		read_ahead(f);
+	trim(f);
+	pthread_mutex_unlock(&f->lock);
+	atomic_fetch_add(&rp->reads, 1);
+	atomic_fetch_add(&rp->bytes, len);
+	return (ssize_t)len;
+
+out_release:
+	rfile_splice_release(s);
+	return -ENOENT;
+}
+
+void rfile_splice_release(struct rsplice *s)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->piece[i].fd >= 0)
+			close(s->piece[i].fd);
+	s->n = 0;
 }
 
 void rfile_close(struct rfile *f)

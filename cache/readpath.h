@@ -30,7 +30,10 @@
  * - The block cache (may be NULL): every block fetched from a store is
  *   put there; a block found there is used instead of a request.  Keys
  *   carry the version pinned at open, so a new version never meets the
- *   blocks of an old one.
+ *   blocks of an old one.  A read the cache holds whole can be handed out
+ *   as its files instead of bytes (rfile_splice), for a reply that the
+ *   kernel copies once; a file read that way leaves the cached blocks out
+ *   of its read-ahead.
  *
  * A file's version is the handle's: its generation when known, else its
  * etag; a handle with neither is read without the block cache.
@@ -109,6 +112,31 @@ struct rview {
 ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 		   const struct deadline *dl, struct rview *v);
 void rfile_view_release(struct rfile *f, struct rview *v);
+
+/*
+ * Read without touching the bytes: when the block cache holds every block
+ * of [off, off+len) (at most RFILE_SPLICE_BLOCKS of them) and each passes
+ * its checks (bcache_pin), s gets one piece per block: an open file and
+ * the range of it that holds the piece's bytes, for splice(2).  The bytes
+ * under each fd stay exact until rfile_splice_release closes it, whatever
+ * the cache does meanwhile.  Returns the count (len, less only at the end
+ * of the object), or -ENOENT when some block is not there (nothing is held:
+ * use rfile_view or rfile_read).  The access counts for read-ahead as a
+ * read does, and a file served this way reads ahead only the blocks the
+ * cache does not hold.
+ */
+#define RFILE_SPLICE_BLOCKS 8
+struct rsplice {
+	unsigned n;
+	struct rpiece {
+		int fd;
+		uint64_t pos;
+		size_t len;
+	} piece[RFILE_SPLICE_BLOCKS];
+};
+ssize_t rfile_splice(struct rfile *f, uint64_t off, size_t len,
+		     struct rsplice *s);
+void rfile_splice_release(struct rsplice *s);
 
 /* Close: read-ahead in flight is cancelled; returns at once. */
 void rfile_close(struct rfile *f);

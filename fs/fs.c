@@ -115,6 +115,16 @@ void fs_make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
 	fs_fill_stat(fs, ino, info, &e->attr);
 }
 
+/*
+ * The largest read the kernel sends.  A spliced reply (reply_spliced) goes
+ * through a pipe that must hold all of it plus libfuse's header and a page
+ * per buffer, and a pipe grows to fs.pipe-max-size at most (1 MiB unless
+ * raised, and only CAP_SYS_RESOURCE passes it): a 1 MiB read never fits,
+ * and libfuse would copy every such reply instead.  512 KiB requests fit,
+ * and each lies within one cache block.
+ */
+#define FS_MAX_READ (512u << 10)
+
 static void hy_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
@@ -130,6 +140,15 @@ static void hy_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= conn->capable & (FUSE_CAP_FLOCK_LOCKS |
 					       FUSE_CAP_POSIX_LOCKS);
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* Replies from the block cache are spliced from its files (see
+	 * hy_read).  Not SPLICE_MOVE: those pages belong to the cache
+	 * files' page cache, and the reader's copy must not take them. */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE) {
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+		fs->splice = true;
+	}
+	conn->want &= ~FUSE_CAP_SPLICE_MOVE;
+	conn->max_read = FS_MAX_READ;     /* as the mount option says */
 	conn->time_gran = 1;
 }
 
@@ -286,6 +305,42 @@ static void reply_read_error(fuse_req_t req, const struct bobj *o, int err)
 	fuse_reply_err(req, -err);
 }
 
+/*
+ * Reply from the block cache's files without copying the bytes through
+ * this process: libfuse splices each piece into a pipe and the pipe into
+ * /dev/fuse before fuse_reply_data returns, and the pieces' fds keep
+ * their files' bytes exact until then (rfile_splice).  False when the
+ * cache does not hold the whole range: nothing was replied.
+ */
+static bool reply_spliced(fuse_req_t req, struct rfile *f, uint64_t off,
+			  size_t size)
+{
+	struct rsplice s;
+	struct fuse_bufvec *bv;
+
+	ssize_t n = rfile_splice(f, off, size, &s);
+	if (n < 0)
+		return false;
+	if (n == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return true;
+	}
+	/* a fuse_bufvec ends in buf[1]: room for s.n of them */
+	bv = xcalloc(1, sizeof(*bv) + (s.n - 1) * sizeof(bv->buf[0]));
+	bv->count = s.n;
+	for (unsigned i = 0; i < s.n; i++) {
+		struct fuse_buf *b = &bv->buf[i];
+		b->size = s.piece[i].len;
+		b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		b->fd = s.piece[i].fd;
+		b->pos = (off_t)s.piece[i].pos;
+	}
+	fuse_reply_data(req, bv, 0);
+	free(bv);
+	rfile_splice_release(&s);
+	return true;
+}
+
 static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -310,6 +365,8 @@ static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > o->info.size - (uint64_t)off)
 		size = (size_t)(o->info.size - (uint64_t)off);
+	if (fs->splice && reply_spliced(req, f, (uint64_t)off, size))
+		return;
 	/* Within one block: reply straight from the read path's memory. */
 	struct rview v;
 	ssize_t n = rfile_view(f, (uint64_t)off, size, &dl, &v);
@@ -711,6 +768,7 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 	 * reach us. */
 	if (!fs->conf.writable)
 		strbuf_adds(&opts, "ro,");
+	strbuf_addf(&opts, "max_read=%u,", FS_MAX_READ);
 	strbuf_adds(&opts, "subtype=hylake,fsname=");
 	for (const char *c = source; *c; c++) {
 		if (*c == ',' || *c == '\\')

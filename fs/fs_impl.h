@@ -27,6 +27,8 @@ struct fs {
 	struct itable *inodes;
 	struct fuse_session *se;
 	bool mounted;
+	bool splice;                      /* the kernel takes spliced replies
+					     (set at FUSE's INIT) */
 	int64_t start_ns;                 /* mtime shown for folders */
 	atomic_uint_fast64_t hidden;      /* unsafe/shadowed names seen */
 	pthread_mutex_t wlock;            /* guards writing */

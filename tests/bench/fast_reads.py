@@ -6,7 +6,12 @@ Prints a table of medians over several runs, each a ratio against a
 baseline measured in the same run (see tests/bench/README.md).
 
     sudo tests/bench/fast_reads.py [--runs 3] [--small] [--only 1,3-5]
-                                   [--hylake-bin build/hylake]
+                                   [--hylake-bin build/hylake] [--perf FILE]
+
+BENCH_RGW_PORT, BENCH_RGW_B_PORT and BENCH_MON_PORT move radosgw's ports
+(28480, 28481, 28789) for a second run beside another; with --workdir it
+needs its own scratch folder too.  BENCH_KERNEL_RA_KB sets the kernel's
+read-ahead of the hylake mount, for trying other values.
 
 Needs root (FUSE, drop_caches), a built hylake, radosgw (tests/ceph/rgw.sh),
 python3-boto3, curl; s3fs and rclone for their columns
@@ -43,7 +48,9 @@ RGW_SH = ROOT / "tests" / "ceph" / "rgw.sh"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 MB = 1e6
 BUCKET = "benchbucket"
-RGW_PORTS = {"RGW_PORT": "28480", "RGW_B_PORT": "28481", "MON_PORT": "28789"}
+# BENCH_RGW_PORT etc. move them, so that two runs on one machine can coexist
+RGW_PORTS = {k: os.environ.get("BENCH_" + k, v) for k, v in
+             (("RGW_PORT", "28480"), ("RGW_B_PORT", "28481"), ("MON_PORT", "28789"))}
 REGION = "us-east-1"
 MEMORY_LIMIT = 512 * MiB
 CACHE_SIZE = "4G"
@@ -298,6 +305,10 @@ class Mount:
         self.start = proc_starttime(self.pid)
         self.b.daemons.add((self.pid, self.start))
         os.listdir(self.mnt)       # answers
+        ra = os.environ.get("BENCH_KERNEL_RA_KB")
+        if ra and self.kind == "hylake":   # an experiment: the kernel's read-ahead
+            dev = os.stat(self.mnt).st_dev
+            Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").write_text(ra)
 
     def umount(self):
         if mounted(self.mnt):
@@ -746,6 +757,30 @@ class Bench:
             return self.readers([self.dd(local)], n, self.op_timeout(n))
         self.measure(2, "hylake", i, lambda: self.read_seq("hylake", cold=False))
         self.measure(2, "baseline", i, disk)
+        if i == self.a.runs and self.a.perf:
+            self.profile_warm()
+
+    def profile_warm(self):
+        """One more warm read (not counted) with `perf record -g` attached to
+        the hylake daemon; the report's top entries go to the log."""
+        m = self.prep("hylake", cold=False)
+        out = Path(self.a.perf).absolute()
+        perf = subprocess.Popen(["perf", "record", "-g", "-o", str(out), "-p", str(m.pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        try:
+            n = self.seq_size
+            r = self.readers([self.dd(m.mnt / self.keys()["seq"])], n, self.op_timeout(n),
+                             m.pid)
+            log(f"row 2 hylake under perf: {r['mbps']:.0f} MB/s")
+        finally:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(timeout=60)
+        rep = run(["perf", "report", "-i", str(out), "--no-children", "--sort",
+                   "symbol", "--stdio", "-g", "none", "--percent-limit", "1"],
+                  timeout=300, check=False)
+        log("perf top entries (self time):\n" + "\n".join(
+            ln for ln in rep.stdout.splitlines() if ln.strip() and not ln.startswith("#")))
 
     def row3(self, i):
         keys = self.keys()["par"]
@@ -942,7 +977,7 @@ class Bench:
             print("".join(str(c).ljust(x - 1) + " " for c, x in zip(t, w)).rstrip())
         for n in self.notes:
             print(n)
-        cpu_rows = [r for r in (1, 3) if r in rows]
+        cpu_rows = [r for r in (1, 2, 3) if r in rows]
         if cpu_rows:
             print()
             print("CPU per run (median; % of one core over the run's wall time, "
@@ -955,7 +990,7 @@ class Bench:
                     rs = self.results.get((row, s))
                     if not rs:
                         continue
-                    name = {"baseline": "curl"}.get(s, s)
+                    name = {"baseline": "local" if row == 2 else "curl"}.get(s, s)
                     wall = statistics.median(r["seconds"] for r in rs)
                     mbps = statistics.median(r["mbps"] for r in rs)
                     cc = statistics.median(r["client_cpu"] for r in rs)
@@ -1051,6 +1086,9 @@ def main():
     ap.add_argument("--budget", type=float, default=1080,
                     help="seconds after which measurements still to run are skipped [1080]")
     ap.add_argument("--keep", action="store_true", help="keep the scratch files")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="row 2: after the timed runs, profile one more warm read of "
+                    "the hylake daemon with `perf record -g` into FILE")
     a = ap.parse_args()
     if a.runs < 1:
         ap.error("--runs must be >= 1")

@@ -4,13 +4,17 @@
  * ceiling holds, corrupt or foreign blocks are dropped and never served,
  * the cache survives a restart in its order of use, refuses a second
  * opener, another format and a folder others can write to or own, and
- * keeps its totals under four threads.
+ * keeps its totals under four threads; a pinned block's file keeps its
+ * bytes, and is checked before it is first pinned.
  */
 #include "cache/blockcache.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -588,9 +592,45 @@ static void *work(void *arg)
 			if (n != -ENOENT && (n != (ssize_t)KEYLEN(i) ||
 					     memcmp(buf, data, KEYLEN(i))))
 				w->bad++;
+		} else if (rand_r(&w->seed) % 2) {
+			struct bcache_pin p;
+			w->gets++;
+			if (bcache_pin(w->c, &k, &p) == 0 &&
+			    (p.len != KEYLEN(i) ||
+			     pread(p.fd, buf, p.len, (off_t)p.pos) != p.len ||
+			     memcmp(buf, data, KEYLEN(i))))
+				w->bad++;
+			bcache_unpin(&p);
 		} else {
 			bcache_has(w->c, &k);
 		}
+	}
+	free(data);
+	free(buf);
+	return NULL;
+}
+
+/* Pin every key once, in order: threads started together meet on the
+ * same unchecked blocks. */
+static void *pin_all(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char *data = malloc(8192), *buf = malloc(8192);
+	char name[32];
+
+	for (unsigned i = 0; i < NKEYS; i++) {
+		struct bcache_key k = { name, "g1", i };
+		struct bcache_pin p;
+		snprintf(name, sizeof(name), "obj-%u", i);
+		fill(data, KEYLEN(i), i);
+		if (bcache_pin(w->c, &k, &p) < 0)
+			continue;
+		w->gets++;
+		if (p.len != KEYLEN(i) ||
+		    pread(p.fd, buf, p.len, (off_t)p.pos) != p.len ||
+		    memcmp(buf, data, KEYLEN(i)))
+			w->bad++;
+		bcache_unpin(&p);
 	}
 	free(data);
 	free(buf);
@@ -630,10 +670,204 @@ static void threads(void)
 	CHECK_INT(files, s.blocks);
 	bcache_close(c);
 
-	/* and the folder reopens to the same totals */
+	/* and the folder reopens to the same totals, its blocks unchecked:
+	 * four threads pin them all at once, right */
 	c = open_cache("mt", max);
 	CHECK_INT(stats(c).bytes, s.bytes);
 	CHECK_INT(stats(c).blocks, s.blocks);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ c, 0, &stop, 0, 0, 0 };
+		pthread_create(&th[i], NULL, pin_all, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_INT(w[i].bad, 0);
+		CHECK_INT(w[i].gets, s.blocks);
+	}
+	CHECK_INT(stats(c).corrupt, 0);
+	bcache_close(c);
+}
+
+/* Pin block name and compare the pinned file's bytes with what put()
+ * stored: its length, or -errno; -EBADMSG when other bytes are there.  The
+ * pin is kept in *keep when keep is not NULL, else given back. */
+static ssize_t pin_check(struct bcache *c, const char *name, unsigned seed,
+			 struct bcache_pin *keep)
+{
+	struct bcache_key k = { name, "g1", 0 };
+	struct bcache_pin p;
+	int rc = bcache_pin(c, &k, &p);
+	if (rc < 0) {
+		CHECK_INT(p.fd, -1);
+		return rc;
+	}
+	ssize_t n = pread(p.fd, got, p.len, (off_t)p.pos);
+	CHECK_INT(n, p.len);
+	fill(big, p.len, seed);
+	n = memcmp(big, got, p.len) == 0 ? (ssize_t)p.len : -EBADMSG;
+	if (keep)
+		*keep = p;
+	else
+		bcache_unpin(&p);
+	return n;
+}
+
+/* Flip a byte of the data of block name's file: in place, or in a copy
+ * renamed over it (a new file at the path). */
+static void flip(const char *cache, const char *name, bool new_file)
+{
+	char path[1100], tmp[1200];
+	snprintf(path, sizeof(path), "%s", block_file(cache, name));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	if (new_file) {
+		int in = open(path, O_RDONLY), out = open(tmp, O_CREAT | O_WRONLY, 0600);
+		ssize_t n = read(in, got, BC_BLOCK_SIZE);
+		CHECK(n > 100);
+		CHECK_INT(write(out, got, (size_t)n), n);
+		close(in);
+		close(out);
+	}
+	int fd = open(new_file ? tmp : path, O_RDWR);
+	unsigned char b;
+	struct stat st;
+	CHECK_INT(fstat(fd, &st), 0);
+	CHECK_INT(pread(fd, &b, 1, st.st_size - 10), 1);
+	b ^= 0x40;
+	CHECK_INT(pwrite(fd, &b, 1, st.st_size - 10), 1);
+	close(fd);
+	if (new_file)
+		CHECK_INT(rename(tmp, path), 0);
+}
+
+/* Pins: the bytes of a pinned file stay those of the block while it is
+ * evicted and replaced; a block from a previous process is checked at its
+ * first pin, and so is a new file put at its path behind the cache's back;
+ * another key's block at the path is never pinned. */
+static void pins(void)
+{
+	uint64_t fsize = file_size(5000);
+	struct bcache *c = open_cache("pin", 2 * fsize);
+	struct bcache_pin held;
+
+	CHECK_INT(put(c, "blk-A", "g1", 0, 5000, 1), 0);
+	CHECK_INT(pin_check(c, "blk-A", 1, NULL), 5000);
+	CHECK_INT(pin_check(c, "blk-Z", 1, NULL), -ENOENT);
+	CHECK_INT(pin_check(c, "blk-A", 1, &held), 5000);
+	/* evicted by two other blocks, then put again with other bytes */
+	CHECK_INT(put(c, "blk-B", "g1", 0, 5000, 2), 0);
+	CHECK_INT(put(c, "blk-C", "g1", 0, 5000, 3), 0);
+	CHECK(!has(c, "blk-A"));
+	CHECK_INT(put(c, "blk-A", "g1", 0, 5000, 9), 0);
+	CHECK_INT(pread(held.fd, got, held.len, (off_t)held.pos), 5000);
+	fill(big, 5000, 1);
+	CHECK(memcmp(big, got, 5000) == 0);
+	bcache_unpin(&held);
+	CHECK_INT(held.fd, -1);
+	CHECK_INT(pin_check(c, "blk-A", 9, NULL), 5000);
+
+	/* a new file at the path, behind the cache's back: checked */
+	flip("pin", "blk-A", true);
+	CHECK_INT(pin_check(c, "blk-A", 9, NULL), -ENOENT);
+	CHECK_INT(stats(c).corrupt, 1);
+	CHECK(!has(c, "blk-A"));
+
+	/* after a restart every block is checked at its first pin */
+	CHECK_INT(put(c, "blk-A", "g1", 0, 5000, 1), 0);
+	bcache_close(c);
+	flip("pin", "blk-A", false);
+	c = open_cache("pin", 2 * fsize);
+	CHECK_INT(pin_check(c, "blk-C", 3, NULL), 5000);
+	CHECK_INT(pin_check(c, "blk-A", 1, NULL), -ENOENT);
+	CHECK_INT(stats(c).corrupt, 1);
+	CHECK(!has(c, "blk-A"));
+
+	/* the key in the header is compared on every pin, checked or not */
+	CHECK_INT(put(c, "blk-M", "g1", 0, 300, 4), 0);
+	CHECK_INT(pin_check(c, "blk-M", 4, NULL), 300);
+	CHECK_INT(pin_check(c, "blk-C", 3, NULL), 5000);
+	char path[1100], other[1100];
+	snprintf(path, sizeof(path), "%s", block_file("pin", "blk-M"));
+	snprintf(other, sizeof(other), "%s", block_file("pin", "blk-C"));
+	CHECK_INT(rename(other, path), 0);
+	CHECK_INT(pin_check(c, "blk-M", 4, NULL), -ENOENT);
+	CHECK_INT(stats(c).corrupt, 2);
+	struct bcache_key k = { "blk-M", "", 0 };
+	CHECK_INT(bcache_pin(c, &k, &held), -EINVAL);
+	bcache_close(c);
+}
+
+/* Bytes this process has read so far (read(2) and friends). */
+static uint64_t rchar(void)
+{
+	char line[128];
+	uint64_t v = 0;
+	FILE *f = fopen("/proc/self/io", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "rchar: %" SCNu64, &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Whether pinning block name hashes its data (reads over half of it). */
+static bool pin_reads(struct bcache *c, const char *name, unsigned seed)
+{
+	struct bcache_key k = { name, "g1", 0 };
+	struct bcache_pin p;
+	uint64_t before = rchar();
+	CHECK_INT(bcache_pin(c, &k, &p), 0);
+	bool read = rchar() - before > BC_BLOCK_SIZE / 2;
+	CHECK_INT(pin_check(c, name, seed, NULL), BC_BLOCK_SIZE);
+	bcache_unpin(&p);
+	return read;
+}
+
+/* The record of checked files: a clean close lets the next open trust
+ * what it checked; a process that dies leaves nothing to trust; a record
+ * that is not one is ignored. */
+static void checked_record(void)
+{
+	struct bcache *c = open_cache("rec", 64 << 20);
+	CHECK_INT(put(c, "blk-A", "g1", 0, BC_BLOCK_SIZE, 1), 0);
+	CHECK_INT(put(c, "blk-B", "g1", 0, BC_BLOCK_SIZE, 2), 0);
+	CHECK(!pin_reads(c, "blk-A", 1));          /* it wrote them */
+	bcache_close(c);
+
+	c = open_cache("rec", 64 << 20);
+	CHECK(!pin_reads(c, "blk-A", 1));          /* recorded at close */
+	CHECK(!pin_reads(c, "blk-B", 2));
+	bcache_close(c);
+	c = open_cache("rec", 64 << 20);
+	bcache_close(c);        /* the close records what was checked ... */
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/v1/CHECKED", dir("rec"));
+	CHECK(exists(path));
+	/* ... and an open that dies takes the record with it */
+	int status;
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct bcache *d;
+		struct bcache_conf conf = { .dir = dir("rec"), .max_bytes = 64 << 20,
+					    .ns = NS };
+		char err[128];
+		_exit(bcache_open(&conf, &d, err, sizeof(err)) == 0 ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(!exists(path));
+	c = open_cache("rec", 64 << 20);
+	CHECK(pin_reads(c, "blk-A", 1));
+	CHECK(!pin_reads(c, "blk-A", 1));          /* once per process */
+	bcache_close(c);
+
+	/* a record that is not one is ignored */
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	CHECK(fd >= 0);
+	CHECK_INT(write(fd, "HYCHK001garbage-garbage-garbage!", 32), 32);
+	close(fd);
+	c = open_cache("rec", 64 << 20);
+	CHECK(pin_reads(c, "blk-B", 2));
 	bcache_close(c);
 }
 
@@ -670,6 +904,8 @@ int main(void)
 	min_free();
 	threads();
 	two_caches();
+	pins();
+	checked_record();
 	free(big);
 	free(got);
 	return check_summary();

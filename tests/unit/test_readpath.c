@@ -492,6 +492,83 @@ static void block_cache_replaces_requests(void)
 	bcache_close(bc);
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* Splice [off, off+len) and check the pieces' bytes against gen. */
+static bool splice_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
+{
+	struct rsplice s;
+	ssize_t n = rfile_splice(f, off, len, &s);
+	bool ok = n == (ssize_t)len;
+	uint64_t at = off;
+	unsigned char *buf = malloc(BC_BLOCK_SIZE);
+	for (unsigned i = 0; ok && i < s.n; i++) {
+		ok = s.piece[i].len <= BC_BLOCK_SIZE &&
+		     pread(s.piece[i].fd, buf, s.piece[i].len,
+			   (off_t)s.piece[i].pos) == (ssize_t)s.piece[i].len;
+		for (size_t j = 0; ok && j < s.piece[i].len; j++)
+			ok = buf[j] == byte_at(gen, at + j);
+		at += s.piece[i].len;
+	}
+	ok = ok && at == off + len;
+	if (!ok)
+		fprintf(stderr, "splice at %llu+%zu: n=%zd, %u pieces\n",
+			(unsigned long long)off, len, n, s.n);
+	free(buf);
+	rfile_splice_release(&s);
+	return ok;
+}
+
+/* Reads the block cache holds whole are handed out as file pieces with
+ * exactly the object's bytes; others are left to rfile_read. */
+static void cached_reads_splice(void)
+{
+	struct bcache *bc = cache_new("bc-splice", 256 * MiB);
+	struct readpath *rp = rp_new(bc, 512 * MiB, 0);   /* no read-ahead */
+	uint64_t size = 6 * MiB + 777;
+	struct rsplice s;
+	reset();
+	struct rfile *f = rfile_open(rp, put_open("spliced", size, 21));
+	CHECK_INT(rfile_splice(f, 0, 128 * KiB, &s), -ENOENT);   /* cold */
+	CHECK_INT(s.n, 0);
+	CHECK(read_ok(f, 21, 0, 4 * MiB));
+	rfile_close(f);
+	usleep(50000);                        /* the blocks are stored */
+
+	reset();
+	f = rfile_open(rp, store_open("spliced"));
+	CHECK(splice_ok(f, 21, 0, 128 * KiB));
+	CHECK(splice_ok(f, 21, MiB - 5, 10));              /* across blocks */
+	CHECK(splice_ok(f, 21, 512 * KiB, 3 * MiB));
+	CHECK_INT(rfile_splice(f, 3 * MiB, 2 * MiB, &s), -ENOENT); /* half */
+	CHECK_INT(rfile_splice(f, 0, 9 * MiB, &s), -ENOENT);  /* 7 blocks, 3 not */
+	CHECK_INT(nreq(), 0);
+	CHECK(read_ok(f, 21, 4 * MiB, size - 4 * MiB));
+	CHECK(nreq() >= 1);
+	CHECK(splice_ok(f, 21, size - 100, 100));           /* the end */
+	CHECK(splice_ok(f, 21, 0, (size_t)size));          /* all 7 */
+	CHECK_INT(rfile_splice(f, size, 10, &s), 0);
+	rfile_close(f);
+	readpath_destroy(rp);
+
+	/* in order, with read-ahead: the cached blocks are left to the
+	 * spliced replies (warmed on the disk, never fetched or copied) */
+	rp = rp_new(bc, 512 * MiB, 64 * MiB);
+	reset();
+	f = rfile_open(rp, store_open("spliced"));
+	for (uint64_t off = 0; off < size; off += 128 * KiB)
+		CHECK(splice_ok(f, 21, off, (size_t)min_u64(128 * KiB, size - off)));
+	rfile_close(f);
+	usleep(50000);
+	struct readpath_stats st;
+	readpath_get_stats(rp, &st);
+	CHECK_INT(nreq(), 0);
+	CHECK_INT(st.fetches, 0);
+	CHECK_INT(st.mem_used, 0);
+	readpath_destroy(rp);
+	bcache_close(bc);
+}
+
 static void failed_read_ahead_is_fetched_by_the_reader(void)
 {
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
@@ -571,6 +648,7 @@ int main(void)
 	many_files_at_random_stay_in_budget();
 	a_read_goes_on_when_the_budget_is_held();
 	block_cache_replaces_requests();
+	cached_reads_splice();
 	failed_read_ahead_is_fetched_by_the_reader();
 	close_with_read_ahead_in_flight();
 	a_view_outlives_the_close();
