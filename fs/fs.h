@@ -20,6 +20,8 @@ struct fs;
 struct readpath;
 struct strbuf;
 
+struct staging;
+
 struct fs_conf {
 	int64_t entry_timeout_ms;     /* kernel dentry cache */
 	int64_t attr_timeout_ms;      /* kernel attribute cache */
@@ -43,6 +45,10 @@ struct fs_conf {
 	bool writable;                /* a read-write mount: the store has
 	                                 BACKEND_WRITE; otherwise the kernel
 	                                 mount is "ro" */
+	struct staging *staging;      /* where files written out of order
+	                                 wait for their upload (fs/staging.h);
+	                                 borrowed; NULL: such writes answer
+	                                 ENOTSUP */
 };
 
 /* src is borrowed and must outlive the fs. */
