@@ -9,6 +9,7 @@
  *                     written); flock(LOCK_EX) while a mount holds it
  *   DIR/ID.meta       the manifest, replaced whole (ID.meta.tmp, rename):
  *                       hylake-staged 1
+ *                       store IDENTITY  (the source it is for)
  *                       state open | commit | reported
  *                       pre absent | generation G | none
  *                       size N          } commit: what the upload sends,
@@ -51,6 +52,7 @@
 
 struct staging {
 	char *dir;                /* immutable */
+	char *store;              /* immutable: the source's identity */
 	uint64_t limit;           /* immutable */
 	pthread_mutex_t lock;     /* guards the counters below */
 	uint64_t used, files, reported, recovered, pending;
@@ -68,6 +70,7 @@ struct staged {
 
 /* What a manifest says. */
 struct manifest {
+	char *store;              /* malloc'd */
 	char state[16];
 	struct write_pre pre;
 	uint64_t size;
@@ -107,6 +110,7 @@ static int manifest_write(const char *base, const struct manifest *m,
 {
 	struct strbuf sb = STRBUF_INIT;
 	strbuf_adds(&sb, MAGIC);
+	strbuf_addf(&sb, "store %s\n", m->store);
 	strbuf_addf(&sb, "state %s\n", m->state);
 	if (m->pre.kind == WRITE_PRE_ABSENT)
 		strbuf_adds(&sb, "pre absent\n");
@@ -164,7 +168,9 @@ static int manifest_read(const char *path, struct manifest *m)
 		unsigned long long v;
 		unsigned c;
 		size_t len;
-		if (sscanf(p, "state %15s", m->state) == 1)
+		if (strncmp(p, "store ", 6) == 0)
+			m->store = xstrdup(p + 6);
+		else if (sscanf(p, "state %15s", m->state) == 1)
 			;
 		else if (strcmp(p, "pre absent") == 0)
 			m->pre.kind = WRITE_PRE_ABSENT;
@@ -182,9 +188,10 @@ static int manifest_read(const char *path, struct manifest *m)
 		}
 		p = nl + 1;
 	}
-	if (!m->name || !m->state[0]) {
+	if (!m->name || !m->state[0] || !m->store) {
 		free(m->name);
-		m->name = NULL;
+		free(m->store);
+		m->name = m->store = NULL;
 		return -EINVAL;
 	}
 	return 0;
@@ -194,7 +201,7 @@ static int staged_manifest(struct staged *f, const char *state,
 			   uint32_t crc)
 {
 	struct manifest m = { .pre = f->pre, .size = f->size, .crc32c = crc,
-			      .name = f->name };
+			      .name = f->name, .store = f->s->store };
 	snprintf(m.state, sizeof(m.state), "%s", state);
 	return manifest_write(f->base, &m, NULL);
 }
@@ -460,8 +467,8 @@ static uint64_t count_reported(const char *dir)
 	return n;
 }
 
-int staging_open(const char *dir, uint64_t limit, struct staging **out,
-		 char *err, size_t errlen)
+int staging_open(const char *dir, uint64_t limit, const char *store,
+		 struct staging **out, char *err, size_t errlen)
 {
 	char *rdir = path_of(dir, "/reported");
 	int rc = mkdir_p(rdir);
@@ -472,6 +479,7 @@ int staging_open(const char *dir, uint64_t limit, struct staging **out,
 	}
 	struct staging *s = xcalloc(1, sizeof(*s));
 	s->dir = xstrdup(dir);
+	s->store = xstrdup(store);
 	s->limit = limit;
 	pthread_mutex_init(&s->lock, NULL);
 	s->reported = count_reported(dir);
@@ -485,6 +493,7 @@ void staging_destroy(struct staging *s)
 		return;
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
+	free(s->store);
 	free(s);
 }
 
@@ -555,6 +564,14 @@ static void recover_one(struct staging *s, struct backend *b, const char *id,
 		report(s, id, &m, "its manifest cannot be read");
 		goto out;
 	}
+	if (strcmp(m.store, s->store) != 0) {
+		log_warn("staged file %s.data is for another source (%s); left "
+			 "for a mount of it", base.buf, m.store);
+		pthread_mutex_lock(&s->lock);
+		s->pending++;
+		pthread_mutex_unlock(&s->lock);
+		goto out;
+	}
 	if (strcmp(m.state, "commit") != 0) {
 		report(s, id, &m, "the mount stopped while the file was open "
 		       "for writing (no close or fsync asked for an upload)");
@@ -601,6 +618,7 @@ static void recover_one(struct staging *s, struct backend *b, const char *id,
 	}
 out:
 	free(m.name);
+	free(m.store);
 	strbuf_release(&base);
 }
 

@@ -49,10 +49,12 @@ struct staging_stats {
 
 /*
  * Open (make) the folder dir, whose staged files together may hold at
- * most limit bytes.  0, or -errno with a message in err.
+ * most limit bytes, for the source whose identity is store (recorded in
+ * each manifest: a start leaves other sources' files alone).  0, or
+ * -errno with a message in err.
  */
-int staging_open(const char *dir, uint64_t limit, struct staging **out,
-		 char *err, size_t errlen);
+int staging_open(const char *dir, uint64_t limit, const char *store,
+		 struct staging **out, char *err, size_t errlen);
 
 /* Free s.  Staged files must have been destroyed. */
 void staging_destroy(struct staging *s);

@@ -251,7 +251,7 @@ static void fs_settings(const struct mount_conf *m, struct readpath *rp,
  * staging_size 0), after what a stopped mount left there is finished or
  * reported (staging_recover), so a restart never leaves it half done.
  */
-static int open_staging(const struct hy_config *cfg, struct backend *top,
+static int open_staging(const struct hy_config *cfg, const struct stack *st,
 			struct staging **out, char *err, size_t errlen)
 {
 	const struct mount_conf *m = &cfg->mount;
@@ -267,11 +267,11 @@ static int open_staging(const struct hy_config *cfg, struct backend *top,
 		strbuf_addf(&dir, "%s/staging", state);
 		free(state);
 	}
-	int rc = staging_open(dir.buf, (uint64_t)m->staging_size, out, err,
-			      errlen);
+	int rc = staging_open(dir.buf, (uint64_t)m->staging_size,
+			      st->identity, out, err, errlen);
 	strbuf_release(&dir);
 	if (rc == 0)
-		staging_recover(*out, top, m->op_timeout_ms);
+		staging_recover(*out, st->top, m->op_timeout_ms);
 	return rc;
 }
 
@@ -355,7 +355,7 @@ static int run_mount(struct mount_args *ma)
 		goto out_release_config;
 	}
 	struct staging *staging;
-	if (open_staging(&cfg, stack.top, &staging, err, sizeof(err)) < 0) {
+	if (open_staging(&cfg, &stack, &staging, err, sizeof(err)) < 0) {
 		status = fail(report_fd, EXIT_FAIL, "hylake: cannot mount: %s",
 			      err);
 		stack_release(&stack);

@@ -159,7 +159,7 @@ def test_kill9_during_uploads_then_restart_finishes_or_reports(gcs, gcs_bucket, 
     gcs.control.config(delay_ms=1500, delay_only=["upload"])
     closing = threading.Thread(target=close_errno, args=(fd,))
     closing.start()
-    assert wait_until(lambda: any(open(p, "rb").read().startswith(b"hylake-staged 1\nstate commit")
+    assert wait_until(lambda: any(b"\nstate commit\n" in open(p, "rb").read()
                                   for p in stg.glob("*.meta")), 20)
     time.sleep(1)
     kill9(m)
@@ -192,16 +192,29 @@ def test_restart_reports_a_conflicting_precondition(gcs, gcs_bucket, ws, mounter
     from gcs_server import crc32c
     gcs.client.upload(gcs_bucket, "taken.json", b"the other writer\n")
     stg = ws.root / "stg"
-    stg.mkdir()
+    # the source's identity, as a mount records it in its manifests
+    m0 = rw_mount(mounter, ws, gcs_bucket, staging_dir=str(stg))
+    with open(m0 / "probe", "w+b") as f:
+        f.write(b"probe")
+        store = next(stg.glob("*.meta")).read_bytes().split(b"\n")[1]
+    assert store.startswith(b"store ")
+    m0.unmount()
     data = b'{"mine": true}\n'
     (stg / "5f00-1-0.data").write_bytes(data)
     name = b"taken.json"
     (stg / "5f00-1-0.meta").write_bytes(
-        b"hylake-staged 1\nstate commit\npre absent\nsize %d\ncrc32c %d\nname %d\n%s"
-        % (len(data), crc32c(data), len(name), name))
+        b"hylake-staged 1\n%s\nstate commit\npre absent\nsize %d\ncrc32c %d\nname %d\n%s"
+        % (store, len(data), crc32c(data), len(name), name))
+    # and one for another source: left alone
+    (stg / "5f00-1-1.data").write_bytes(data)
+    (stg / "5f00-1-1.meta").write_bytes(
+        b"hylake-staged 1\nstore gcs elsewhere\nstate commit\npre absent\nsize %d\n"
+        b"crc32c %d\nname %d\n%s" % (len(data), crc32c(data), len(name), name))
     m = rw_mount(mounter, ws, gcs_bucket, staging_dir=str(stg))
+    assert (stg / "5f00-1-1.meta").exists()
     assert gcs_bytes(gcs, gcs_bucket, "taken.json") == b"the other writer\n"
-    assert "1 NOT uploaded" in status(m)
+    out = status(m)
+    assert "1 NOT uploaded" in out and "1 kept to retry" in out, out
     assert (stg / "reported" / "5f00-1-0.data").read_bytes() == data
     assert b"state reported" in (stg / "reported" / "5f00-1-0.meta").read_bytes()
 

@@ -250,7 +250,7 @@ static void staged_writes(void)
 
 	stack_open(&s, "staged", true);
 	snprintf(dir, sizeof(dir), "%s/staging", tmp);
-	CHECK_INT(staging_open(dir, 16, &stg, err, sizeof(err)), 0);
+	CHECK_INT(staging_open(dir, 16, "mem source", &stg, err, sizeof(err)), 0);
 	struct wfile_how how = { .staging = stg };
 	/* a seek back while the bytes are in memory: staged, no error */
 	CHECK_INT(wfile_open_with(s.top, "a", &absent, &how, &dl, &f), 0);
@@ -290,7 +290,7 @@ static void staged_writes(void)
 	CHECK_INT(st.files, 1);
 	CHECK_INT(st.bytes, 4);
 	struct staging *again;
-	CHECK_INT(staging_open(dir, 16, &again, err, sizeof(err)), 0);
+	CHECK_INT(staging_open(dir, 16, "mem source", &again, err, sizeof(err)), 0);
 	staging_recover(again, s.top, 10000);  /* held: left alone */
 	staging_get_stats(again, &st);
 	CHECK_INT(st.reported, 0);
