@@ -784,6 +784,7 @@ void fs_destroy(struct fs *fs)
 			fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
 	}
+	fs_abandon_writers(fs);
 	itable_destroy(fs->inodes);
 	pthread_mutex_destroy(&fs->wlock);
 	free(fs);

@@ -105,6 +105,9 @@ void fs_read_writing(fuse_req_t req, struct open_file *of, size_t size,
 		     off_t off);
 int fs_commit_file(struct fs *fs, struct open_file *of);
 void fs_forget_writer(struct fs *fs, struct open_file *of);
+/* At the end of the session: files still open for writing (the kernel
+ * never released them) are dropped (wfile_abandon). */
+void fs_abandon_writers(struct fs *fs);
 void hy_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	      off_t off, struct fuse_file_info *fi);
 void hy_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -60,6 +60,20 @@ void fs_forget_writer(struct fs *fs, struct open_file *of)
 	pthread_mutex_unlock(&fs->wlock);
 }
 
+void fs_abandon_writers(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->wlock);
+	struct open_file *of = fs->writing;
+	fs->writing = NULL;
+	pthread_mutex_unlock(&fs->wlock);
+	while (of) {
+		struct open_file *next = of->next;
+		wfile_abandon(of->w);
+		free(of);
+		of = next;
+	}
+}
+
 /* Whether ino is being written (a file not committed yet), and then
  * what it holds so far: the store knows nothing of it yet. */
 bool fs_writing_info(struct fs *fs, uint64_t ino, struct obj_info *out)

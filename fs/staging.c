@@ -433,12 +433,11 @@ static void remove_files(const char *base)
 	free(data);
 }
 
-void staged_destroy(struct staged *f)
+static void staged_free(struct staged *f, bool remove)
 {
-	if (!f)
-		return;
 	reserve(f, 0);
-	remove_files(f->base);
+	if (remove)
+		remove_files(f->base);
 	close(f->fd);                 /* and its lock */
 	pthread_mutex_lock(&f->s->lock);
 	f->s->files--;
@@ -446,6 +445,18 @@ void staged_destroy(struct staged *f)
 	free(f->base);
 	free(f->name);
 	free(f);
+}
+
+void staged_destroy(struct staged *f)
+{
+	if (f)
+		staged_free(f, true);
+}
+
+void staged_keep(struct staged *f)
+{
+	if (f)
+		staged_free(f, false);
 }
 
 /* ----------------------------------------------------------- staging */

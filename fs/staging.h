@@ -116,4 +116,7 @@ int staged_upload(struct staged *f, struct backend *b, struct obj_info *out,
 /* Remove the file and its manifest, give its space back. */
 void staged_destroy(struct staged *f);
 
+/* Free f but leave its file and manifest on disk, for staging_recover. */
+void staged_keep(struct staged *f);
+
 #endif

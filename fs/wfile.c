@@ -384,3 +384,14 @@ void wfile_destroy(struct wfile *f)
 	free(f->name);
 	free(f);
 }
+
+void wfile_abandon(struct wfile *f)
+{
+	if (f && f->sf && f->dirty && !f->err) {
+		log_warn("'%s': open for writing as the mount ends; its staged "
+			 "bytes are kept for the next start to report", f->name);
+		staged_keep(f->sf);
+		f->sf = NULL;
+	}
+	wfile_destroy(f);
+}

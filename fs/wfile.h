@@ -116,4 +116,9 @@ void wfile_info(struct wfile *f, struct obj_info *out);
 /* Free f; an upload not committed is aborted (nothing appears). */
 void wfile_destroy(struct wfile *f);
 
+/* Free f as the mount ends without a close for it: as wfile_destroy,
+ * except that a staged file changed since its last commit stays on disk
+ * (its manifest says it was open), for the next start to report. */
+void wfile_abandon(struct wfile *f);
+
 #endif

@@ -135,7 +135,9 @@ def test_full_staging_folder_enospc_and_nothing_uploaded(gcs, gcs_bucket, ws, mo
     with open(m / "small.bin", "w+b") as f:
         f.write(os.urandom(MiB))
     assert len(gcs_bytes(gcs, gcs_bucket, "small.bin")) == MiB
-    assert not [p for p in os.listdir(ws.root / "stg") if p != "reported"]
+    # the staged files go when the kernel releases them (after close returns)
+    assert wait_until(lambda: not [p for p in os.listdir(ws.root / "stg")
+                                   if p != "reported"], 10), os.listdir(ws.root / "stg")
 
 
 @pytest.mark.timeout(180)
