@@ -107,6 +107,15 @@ def test_append_truncate_and_write_into_an_existing_object(gcs, gcs_bucket, ws, 
     os.truncate(m / "log.txt", 7)
     assert gcs_bytes(gcs, gcs_bucket, "log.txt") == b"line 1\n"
     assert os.stat(m / "log.txt").st_size == 7
+    # fsync uploads what is staged; writes go on, and close uploads again
+    with open(m / "log.txt", "r+b") as f:
+        f.seek(0, os.SEEK_END)
+        f.write(b"a\n")
+        f.flush()
+        os.fsync(f.fileno())
+        assert gcs_bytes(gcs, gcs_bucket, "log.txt") == b"line 1\na\n"
+        f.write(b"b\n")
+    assert gcs_bytes(gcs, gcs_bucket, "log.txt") == b"line 1\na\nb\n"
     # a change elsewhere meanwhile: close() says ESTALE, nothing overwritten
     fd = os.open(m / "log.txt", os.O_WRONLY | os.O_APPEND)
     os.write(fd, b"mine\n")
