@@ -349,9 +349,8 @@ static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct deadline dl = op_deadline(fs);
 	(void)ino;
 
-	if (!f) {                 /* open for writing: its bytes are on
-	                             their way to the store */
-		fuse_reply_err(req, ENOTSUP);
+	if (!f) {                 /* open for writing: what it holds */
+		fs_read_writing(req, fi_file(fi), size, off);
 		return;
 	}
 	struct bobj *o = rfile_bobj(f);
@@ -862,6 +861,7 @@ void fs_destroy(struct fs *fs)
 			fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
 	}
+	fs_abandon_writers(fs);
 	fs_locks_destroy(fs->locks);
 	itable_destroy(fs->inodes);
 	pthread_mutex_destroy(&fs->wlock);

@@ -21,6 +21,8 @@ struct lease_mgr;
 struct readpath;
 struct strbuf;
 
+struct staging;
+
 struct fs_conf {
 	int64_t entry_timeout_ms;     /* kernel dentry cache */
 	int64_t attr_timeout_ms;      /* kernel attribute cache */
@@ -50,6 +52,10 @@ struct fs_conf {
 	 * hosts.  NULL: the kernel keeps locks, local to this host.
 	 */
 	struct lease_mgr *leases;
+	struct staging *staging;      /* where files written out of order
+	                                 wait for their upload (fs/staging.h);
+	                                 borrowed; NULL: such writes answer
+	                                 ENOTSUP */
 };
 
 /* src is borrowed and must outlive the fs. */

@@ -83,7 +83,7 @@ void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /*
  * fs_write.c: whether ino is being written, and then what it holds so
- * far; open an existing file to replace it (replies); commit a file
+ * far; open an existing file to write it (replies); commit a file
  * written (0 or -errno, close()'s answer); drop of from fs.writing; and
  * the ops that write or would modify the tree (EROFS on a read-only
  * mount; ENOTSUP on a writable one for what a bucket cannot hold).
@@ -104,8 +104,14 @@ char *fs_changed_path(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      int bad);
 void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi);
+/* READ of a file open for writing: what it holds now (replies). */
+void fs_read_writing(fuse_req_t req, struct open_file *of, size_t size,
+		     off_t off);
 int fs_commit_file(struct fs *fs, struct open_file *of);
 void fs_forget_writer(struct fs *fs, struct open_file *of);
+/* At the end of the session: files still open for writing (the kernel
+ * never released them) are dropped (wfile_abandon). */
+void fs_abandon_writers(struct fs *fs);
 void hy_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	      off_t off, struct fuse_file_info *fi);
 void hy_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -17,6 +17,7 @@
  */
 #include "fs/fs_impl.h"
 #include "fs/wfile.h"
+#include "fs/staging.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 
@@ -57,6 +58,20 @@ void fs_forget_writer(struct fs *fs, struct open_file *of)
 		}
 	}
 	pthread_mutex_unlock(&fs->wlock);
+}
+
+void fs_abandon_writers(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->wlock);
+	struct open_file *of = fs->writing;
+	fs->writing = NULL;
+	pthread_mutex_unlock(&fs->wlock);
+	while (of) {
+		struct open_file *next = of->next;
+		wfile_abandon(of->w);
+		free(of);
+		of = next;
+	}
 }
 
 /* Whether ino is being written (a file not committed yet), and then
@@ -121,25 +136,29 @@ static void reply_writing(fuse_req_t req, uint64_t ino, struct wfile *w,
 }
 
 /*
- * Open an existing file for writing: only to replace it (O_TRUNC), with
- * the generation seen now as the upload's precondition, so a change made
- * meanwhile elsewhere is never overwritten (close() answers ESTALE).
- * Writing into the old bytes (no O_TRUNC, O_APPEND) needs them staged
- * first: not yet (ENOTSUP).
+ * Open an existing file for writing, under the generation seen now as
+ * the upload's precondition, so a change made meanwhile elsewhere is
+ * never overwritten (close() answers ESTALE).  O_TRUNC without O_RDWR
+ * replaces it by a streamed file; O_TRUNC with O_RDWR, by a staged one;
+ * without O_TRUNC (or with O_APPEND) its bytes are staged at the first
+ * change, and until then read from the version opened.  No staging
+ * folder: only O_TRUNC (ENOTSUP).
  */
 void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
 	struct deadline dl = op_deadline(fs);
+	bool trunc = fi->flags & O_TRUNC;
+	struct wfile_how how = {
+		.staging = fs->conf.staging,
+		.append = fi->flags & O_APPEND,
+		.stage = trunc && (fi->flags & O_ACCMODE) == O_RDWR,
+	};
 	struct bobj *o;
 	struct wfile *w;
 	char *path;
 
-	if (!(fi->flags & O_TRUNC) || (fi->flags & O_APPEND)) {
-		fuse_reply_err(req, ENOTSUP);
-		return;
-	}
 	if (itable_get(fs->inodes, ino, &path, NULL) < 0) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -149,15 +168,42 @@ void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
 		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
 					 .generation = o->info.generation };
 		rc = o->info.is_dir ? -EISDIR : o->info.generation ? 0 : -ENOTSUP;
-		bobj_close(o);
+		if (rc == 0 && !trunc) {
+			how.base = o;          /* the wfile's now */
+			o = NULL;
+		}
+		if (o)
+			bobj_close(o);
 		if (rc == 0)
-			rc = wfile_open(fs->src, path, &pre, &dl, &w);
+			rc = wfile_open_with(fs->src, path, &pre, &how, &dl,
+					     &w);
 	}
 	free(path);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
 		reply_writing(req, ino, w, fi, NULL);
+}
+
+void fs_read_writing(fuse_req_t req, struct open_file *of, size_t size,
+		     off_t off)
+{
+	struct deadline dl = op_deadline(req_fs(req));
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = wfile_read(of->w, buf, size, (uint64_t)off, &dl);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
 }
 
 /* What a mount cannot do: EROFS when read-only, ENOTSUP when writable
@@ -297,7 +343,14 @@ void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * (ifGenerationMatch=0), O_EXCL or not, so a racing creator
 	 * elsewhere is never overwritten. */
 	struct write_pre pre = { .kind = WRITE_PRE_ABSENT };
-	int rc = wfile_open(fs->src, path, &pre, &dl, &w);
+	/* Opened to read as well: staged, so reads see its bytes. */
+	struct wfile_how how = {
+		.staging = fs->conf.staging,
+		.append = fi->flags & O_APPEND,
+		.stage = fs->conf.staging &&
+			 (fi->flags & O_ACCMODE) == O_RDWR,
+	};
+	int rc = wfile_open_with(fs->src, path, &pre, &how, &dl, &w);
 	if (rc < 0) {
 		free(path);
 		fuse_reply_err(req, -rc);
@@ -345,13 +398,73 @@ void hy_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 /*
- * On a writable mount: a size that is already the file's (a truncate to
- * 0 just after an O_TRUNC open or a create, as shells and cp do) is
- * accepted; so are modes, owners and times, and they change nothing:
- * a bucket keeps no modes or owners (the mount shows its configured
- * ones), and a file's times are when GCS made its generation.  So
- * `cp -p`, `rsync -a` and `touch` succeed.  Any other size (a truncate
- * that would need the old bytes staged) is ENOTSUP.
+ * truncate(2) of ino without a handle: the file being written as ino,
+ * if any; else its current version staged, cut, and committed at once.
+ */
+static int truncate_path(struct fs *fs, fuse_ino_t ino, uint64_t size,
+			 struct obj_info *info, const struct deadline *dl)
+{
+	struct wfile *w = NULL;
+	char *path;
+	struct bobj *o;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&fs->wlock);
+	for (struct open_file *of = fs->writing; of; of = of->next) {
+		if (of->ino == ino && !wfile_ended(of->w)) {
+			rc = wfile_truncate(of->w, size, dl);
+			wfile_info(of->w, info);
+			w = of->w;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->wlock);
+	if (w)
+		return rc;
+	if (itable_get(fs->inodes, ino, &path, NULL) < 0)
+		return -ENOENT;
+	rc = backend_open(fs->src, path, &o, dl);
+	if (rc == 0 && (o->info.is_dir || !o->info.generation)) {
+		rc = o->info.is_dir ? -EISDIR : -ENOTSUP;
+		bobj_close(o);
+	}
+	if (rc == 0 && o->info.size == size) {
+		*info = o->info;          /* nothing to cut */
+		bobj_close(o);
+		free(path);
+		return 0;
+	}
+	if (rc == 0) {
+		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
+					 .generation = o->info.generation };
+		struct wfile_how how = { .staging = fs->conf.staging,
+					 .base = o };
+		rc = wfile_open_with(fs->src, path, &pre, &how, dl, &w);
+	}
+	if (rc == 0)
+		rc = wfile_truncate(w, size, dl);
+	if (rc == 0)
+		rc = wfile_commit(w, info, dl);
+	wfile_destroy(w);
+	if (rc == 0)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+	else
+		log_notice("'%s': not cut to %llu bytes: %s", path,
+			   (unsigned long long)size, strerror(-rc));
+	free(path);
+	return rc;
+}
+
+/*
+ * On a writable mount: a new size cuts or extends a file open for
+ * writing (a size it has already changes nothing: the truncate to 0
+ * just after an O_TRUNC open or a create, as shells and cp do), staging
+ * it when it is not yet; truncate(2) of a file not open for writing is
+ * an open, the cut and a commit, under the generation seen.  Modes,
+ * owners and times are accepted and change nothing: a bucket keeps no
+ * modes or owners (the mount shows its configured ones), and a file's
+ * times are when GCS made its generation.  So `cp -p`, `rsync -a` and
+ * `touch` succeed.
  */
 void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
@@ -361,27 +474,35 @@ void hy_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
 			 FUSE_SET_ATTR_CTIME | FUSE_SET_ATTR_MODE |
 			 FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID;
+	struct deadline dl = op_deadline(fs);
 	struct obj_info info;
-	bool writing;
+	int rc = 0;
 
 	if (!fs->conf.writable) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (fi && fi->fh && fi_file(fi)->w) {
-		wfile_info(fi_file(fi)->w, &info);
-		writing = true;
-	} else {
-		writing = fs_writing_info(fs, ino, &info);
-	}
-	if ((to_set & ~(kept | FUSE_SET_ATTR_SIZE)) ||
-	    ((to_set & FUSE_SET_ATTR_SIZE) &&
-	     (!writing || (uint64_t)attr->st_size != info.size))) {
+	if (to_set & ~(kept | FUSE_SET_ATTR_SIZE)) {
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
-	if (!writing) {
-		hy_getattr(req, ino, NULL);
+	if (!(to_set & FUSE_SET_ATTR_SIZE)) {
+		if (fi && fi->fh && fi_file(fi)->w)
+			wfile_info(fi_file(fi)->w, &info);
+		else if (!fs_writing_info(fs, ino, &info)) {
+			hy_getattr(req, ino, NULL);
+			return;
+		}
+	} else if (fi && fi->fh && fi_file(fi)->w) {
+		rc = wfile_truncate(fi_file(fi)->w, (uint64_t)attr->st_size,
+				    &dl);
+		wfile_info(fi_file(fi)->w, &info);
+	} else {
+		rc = truncate_path(fs, ino, (uint64_t)attr->st_size, &info,
+				   &dl);
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	struct stat st;

@@ -48,6 +48,8 @@ struct mount_conf {
 	int64_t metrics_interval_ms;   /* how often metrics_file is rewritten */
 	int64_t writable;              /* 1: a read-write mount (GCS source) */
 	int64_t lease_ms;              /* lock leases across hosts */
+	char *staging_dir;             /* NULL: STATE_DIR/staging */
+	int64_t staging_size;          /* bytes staged files may hold */
 };
 
 /* [changes]: the GCS change feed the mount follows (feed.h). */

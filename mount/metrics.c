@@ -20,6 +20,7 @@
 #include "backends/util/timeutil.h"
 #include "cache/blockcache.h"
 #include "cache/readpath.h"
+#include "fs/staging.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -117,6 +118,29 @@ static void bcache_metrics(struct bcache *bc, uint64_t limit,
 		 bc ? (double)limit : 0);
 }
 
+static void staging_metrics(struct staging *s, struct prom *p)
+{
+	struct staging_stats st;
+	staging_get_stats(s, &st);
+	prom_add(p, "hylake_staged_files", PROM_GAUGE,
+		 "files staged for upload now (written out of order)", NULL,
+		 NULL, (double)st.files);
+	prom_add(p, "hylake_staged_bytes", PROM_GAUGE,
+		 "bytes those files hold", NULL, NULL, (double)st.bytes);
+	prom_add(p, "hylake_staging_limit_bytes", PROM_GAUGE,
+		 "staging_size: what staged files may hold together", NULL,
+		 NULL, (double)st.limit);
+	prom_add(p, "hylake_staged_reported", PROM_GAUGE,
+		 "staged files left by a stopped mount and not uploaded "
+		 "(in STAGING_DIR/reported)", NULL, NULL, (double)st.reported);
+	prom_add(p, "hylake_staged_recovered_total", PROM_COUNTER,
+		 "uploads of staged files finished at this start", NULL,
+		 NULL, (double)st.recovered);
+	prom_add(p, "hylake_staged_pending", PROM_GAUGE,
+		 "staged files whose upload failed at this start, kept for "
+		 "the next", NULL, NULL, (double)st.pending);
+}
+
 void metrics_gather(const struct metrics_src *src, struct strbuf *out)
 {
 	struct prom p;
@@ -133,6 +157,8 @@ void metrics_gather(const struct metrics_src *src, struct strbuf *out)
 	bcache_metrics(src->bc, src->cache_limit, &p);
 	if (src->feed)
 		feed_metrics(src->feed, &p);
+	if (src->staging)
+		staging_metrics(src->staging, &p);
 	prom_render(&p, out);
 	prom_release(&p);
 }

@@ -22,6 +22,7 @@
 struct backend;
 struct bcache;
 struct feed;
+struct staging;
 struct readpath;
 struct strbuf;
 
@@ -34,6 +35,7 @@ struct metrics_src {
 	const char *mountpoint;
 	int64_t start_wall_ns;
 	struct feed *feed;           /* may be NULL: no change feed */
+	struct staging *staging;     /* may be NULL: no staging folder */
 };
 
 /* Append the Prometheus text of every figure to out. */

@@ -94,6 +94,15 @@ const struct opt_def opt_table[] = {
 	  "writable mounts: how long a flock()/fcntl() lock's lease in the "
 	  "source outlives its holder (another host takes it over after "
 	  "seeing it unrenewed this long; renewed every third of it)" },
+	{ "staging_dir", OPT_PATH, M(staging_dir), NULL, 0, 0, 0, 1,
+	  "writable mounts: folder where files written out of order, "
+	  "appended to or cut wait for their upload at close or fsync, and "
+	  "where a restart finds those a stopped mount left "
+	  "[STATE_DIR/staging]" },
+	{ "staging_size", OPT_SIZE, M(staging_size), "10G", 0,
+	  (int64_t)1 << 50, 0, 1, "writable mounts: most bytes the files "
+	  "staged at once may hold; a write past it fails with ENOSPC "
+	  "(0: no staging: such writes fail with ENOTSUP)" },
 	{ "file_mode", OPT_MODE, M(file_mode), "0444", 0, 0777, 0, 1,
 	  "permission bits shown for files (on a read-only mount write bits "
 	  "are shown but writes fail)" },

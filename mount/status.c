@@ -181,6 +181,20 @@ static void print_human(const char *mnt, const struct figures *f)
 		       get(f, "hylake_hedged_reads_total", NULL, 0),
 		       get(f, "hylake_hedge_wins_total", NULL, 0));
 	}
+	if (has(f, "hylake_staging_limit_bytes", NULL)) {
+		human_bytes(get(f, "hylake_staged_bytes", NULL, 0), a,
+			    sizeof(a));
+		human_bytes(get(f, "hylake_staging_limit_bytes", NULL, 0), b,
+			    sizeof(b));
+		double rep = get(f, "hylake_staged_reported", NULL, 0);
+		printf("staging       %.0f files (%s of %s) wait for close; at "
+		       "start %.0f uploads finished, %.0f kept to retry; %.0f "
+		       "NOT uploaded%s\n", get(f, "hylake_staged_files", NULL, 0),
+		       a, b, get(f, "hylake_staged_recovered_total", NULL, 0),
+		       get(f, "hylake_staged_pending", NULL, 0), rep,
+		       rep > 0 ? " (see the log; kept in STAGING_DIR/reported)"
+			       : "");
+	}
 	if (get(f, "hylake_cache_enabled", NULL, 0) > 0) {
 		/* Of the bytes that had to come from somewhere other than
 		 * read-ahead memory: the share the block cache gave. */

@@ -161,25 +161,28 @@ def test_unlink_removes(gcs, gcs_bucket, ws, mounter):
 
 
 @pytest.mark.timeout(120)
-def test_not_yet_supported_changes_say_enotsup(gcs, gcs_bucket, ws, mounter):
+def test_what_a_bucket_cannot_hold_says_enotsup(gcs, gcs_bucket, ws, mounter):
     gcs.client.upload(gcs_bucket, "a.txt", b"a\n")
     m = rw_mount(mounter, ws, gcs_bucket)
     # a bucket holds no symlinks, special files or extended attributes
     expect_errno(errno.ENOTSUP, os.symlink, "a.txt", m / "s")
     expect_errno(errno.ENOTSUP, os.mkfifo, m / "fifo")
-    # a size that would need the old bytes
-    expect_errno(errno.ENOTSUP, os.truncate, m / "a.txt", 1)
-    # writing into the old bytes (no O_TRUNC) is not done yet
-    expect_errno(errno.ENOTSUP, os.open, m / "a.txt", os.O_WRONLY)
-    expect_errno(errno.ENOTSUP, os.open, m / "a.txt", os.O_WRONLY | os.O_APPEND)
-    # a write that is not at the end
+    # a write out of order once the streamed bytes went to GCS (past the
+    # first 8 MiB kept in memory) cannot be staged: it breaks the file,
+    # close() says so, and nothing appears cut short
     fd = os.open(m / "new.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    os.write(fd, b"0123456789")
+    write_fd(fd, b"0123456789" * MiB)
     expect_errno(errno.ENOTSUP, os.pwrite, fd, b"x", 3)
-    assert close_errno(fd) == 0
-    assert gcs_bytes(gcs, gcs_bucket, "new.txt") == b"0123456789"
+    assert close_errno(fd) == errno.ENOTSUP
     assert gcs_bytes(gcs, gcs_bucket, "a.txt") == b"a\n"
-    assert sorted(gcs.client.list_all(gcs_bucket)) == ["a.txt", "new.txt"]
+    assert sorted(gcs.client.list_all(gcs_bucket)) == ["a.txt"]
+    # staging_size = 0: no staging folder, so writing into the old bytes
+    # or out of order is refused
+    m0 = rw_mount(mounter, ws, gcs_bucket, staging_size="0")
+    expect_errno(errno.ENOTSUP, os.open, m0 / "a.txt", os.O_WRONLY | os.O_APPEND)
+    expect_errno(errno.ENOTSUP, os.open, m0 / "a.txt", os.O_WRONLY)
+    expect_errno(errno.ENOTSUP, os.truncate, m0 / "a.txt", 1)
+    assert gcs_bytes(gcs, gcs_bucket, "a.txt") == b"a\n"
 
 
 @pytest.mark.timeout(120)
@@ -245,10 +248,10 @@ def test_shell_redirects_touch_and_fsync(gcs, gcs_bucket, ws, mounter):
     assert int(gcs.client.get(gcs_bucket, "greet.txt")["generation"]) > gen1
     assert (m / "greet.txt").read_text() == "hello again\n"
     assert os.stat(m / "greet.txt").st_size == len("hello again\n")
-    # appending would write into the old bytes: refused, nothing changes
+    # appending writes into the old bytes: staged, one new generation
     r = sh("echo more >> greet.txt")
-    assert r.returncode != 0
-    assert gcs_bytes(gcs, gcs_bucket, "greet.txt") == b"hello again\n"
+    assert r.returncode == 0, r.stderr
+    assert gcs_bytes(gcs, gcs_bucket, "greet.txt") == b"hello again\nmore\n"
     r = sh("touch empty.txt")
     assert r.returncode == 0, r.stderr
     assert gcs_bytes(gcs, gcs_bucket, "empty.txt") == b""

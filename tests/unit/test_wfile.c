@@ -14,6 +14,7 @@
 #include "backends/mem/mem.h"
 #include "cache/vmap.h"
 #include "fs/wfile.h"
+#include "fs/staging.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>
@@ -102,8 +103,6 @@ static void create_appears_at_commit(void)
 	CHECK_INT(backend_stat(s.top, "t/_delta_log/1.json", &st, &dl), -ENOENT);
 	CHECK_INT(wfile_open(s.top, "t/_delta_log/1.json", &absent, &dl, &f), 0);
 	CHECK_INT(wfile_write(f, "abc", 3, 0, &dl), 3);
-	/* not at the end: refused, and nothing changes */
-	CHECK_INT(wfile_write(f, "x", 1, 1, &dl), -ENOTSUP);
 	CHECK_INT(wfile_write(f, "def", 3, 3, &dl), 3);
 	wfile_info(f, &info);
 	CHECK_INT(info.size, 6);
@@ -124,6 +123,14 @@ static void create_appears_at_commit(void)
 	CHECK_INT(write_all(s.top, "t/_delta_log/1.json", &absent, "other",
 			    NULL), -EEXIST);
 	read_back(s.top, "t/_delta_log/1.json", "abcdef");
+	/* not at the end, with no staging folder: refused, and the file is
+	 * broken, so nothing appears cut short */
+	CHECK_INT(wfile_open(s.top, "t/refused", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "abc", 3, 0, &dl), 3);
+	CHECK_INT(wfile_write(f, "x", 1, 1, &dl), -ENOTSUP);
+	CHECK_INT(wfile_commit(f, NULL, &dl), -ENOTSUP);
+	wfile_destroy(f);
+	CHECK_INT(mem_generation(s.src, "t/refused"), -ENOENT);
 	/* an upload dropped before commit leaves nothing */
 	CHECK_INT(wfile_open(s.top, "t/dropped", &absent, &dl, &f), 0);
 	CHECK_INT(wfile_write(f, "zz", 2, 0, &dl), 2);
@@ -229,6 +236,71 @@ static void read_only_store_refuses(void)
 	stack_close(&s);
 }
 
+/* Out of order, into an existing file, over the limit, and after a stop:
+ * staged (fs/staging.h). */
+static void staged_writes(void)
+{
+	struct stack s;
+	struct staging *stg;
+	struct obj_info info;
+	struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
+	struct wfile *f;
+	struct bobj *o;
+	char dir[600], err[256], buf[16];
+
+	stack_open(&s, "staged", true);
+	snprintf(dir, sizeof(dir), "%s/staging", tmp);
+	CHECK_INT(staging_open(dir, 16, "mem source", &stg, err, sizeof(err)), 0);
+	struct wfile_how how = { .staging = stg };
+	/* a seek back while the bytes are in memory: staged, no error */
+	CHECK_INT(wfile_open_with(s.top, "a", &absent, &how, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "hello world", 11, 0, &dl), 11);
+	CHECK_INT(wfile_write(f, "W", 1, 6, &dl), 1);
+	CHECK_INT(wfile_read(f, buf, sizeof(buf), 0, &dl), 11);
+	CHECK(memcmp(buf, "hello World", 11) == 0);
+	CHECK_INT(mem_generation(s.src, "a"), -ENOENT);
+	CHECK_INT(wfile_commit(f, &info, &dl), 0);
+	wfile_destroy(f);
+	read_back(s.top, "a", "hello World");
+	/* an existing file: appended to, under its generation */
+	CHECK_INT(backend_open(s.top, "a", &o, &dl), 0);
+	struct write_pre seen = { .kind = WRITE_PRE_GENERATION,
+				  .generation = o->info.generation };
+	how = (struct wfile_how){ .staging = stg, .base = o, .append = true };
+	CHECK_INT(wfile_open_with(s.top, "a", &seen, &how, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "!", 1, 0, &dl), 1);
+	/* past staging_size (16): ENOSPC, and the file is broken */
+	CHECK_INT(wfile_write(f, "0123456789", 10, 12, &dl), -ENOSPC);
+	CHECK_INT(wfile_commit(f, NULL, &dl), -ENOSPC);
+	wfile_destroy(f);
+	read_back(s.top, "a", "hello World");
+	CHECK_INT(backend_open(s.top, "a", &o, &dl), 0);
+	how = (struct wfile_how){ .staging = stg, .base = o, .append = true };
+	CHECK_INT(wfile_open_with(s.top, "a", &seen, &how, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "!", 1, 0, &dl), 1);
+	CHECK_INT(wfile_truncate(f, 5, &dl), 0);
+	CHECK_INT(wfile_commit(f, &info, &dl), 0);
+	wfile_destroy(f);
+	read_back(s.top, "a", "hello");
+	/* a staged file left open by a stopped mount: reported at start */
+	struct staged *sf;
+	CHECK_INT(staged_create(stg, "b", &absent, &sf), 0);
+	CHECK_INT(staged_write(sf, "left", 4, 0), 0);
+	struct staging_stats st;
+	staging_get_stats(stg, &st);
+	CHECK_INT(st.files, 1);
+	CHECK_INT(st.bytes, 4);
+	struct staging *again;
+	CHECK_INT(staging_open(dir, 16, "mem source", &again, err, sizeof(err)), 0);
+	staging_recover(again, s.top, 10000);  /* held: left alone */
+	staging_get_stats(again, &st);
+	CHECK_INT(st.reported, 0);
+	staged_destroy(sf);
+	staging_destroy(again);
+	staging_destroy(stg);
+	stack_close(&s);
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -242,5 +314,6 @@ int main(void)
 	replace_and_remove_under_preconditions();
 	writes_after_an_empty_commit_start_again();
 	read_only_store_refuses();
+	staged_writes();
 	return check_summary();
 }
