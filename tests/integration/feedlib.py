@@ -170,7 +170,12 @@ class Churn:
                 behind = res["t_open"] - hist[got + 1][1]
                 stale.append(behind)
                 if stalled and stalled[0] + 0.5 < res["t_open"] < stalled[1]:
-                    strict_broken.append((round(behind, 3), res["name"]))
+                    strict_broken.append((round(behind, 3), res["name"],
+                                          round(res["t_open"] - stalled[0], 3),
+                                          round(res["t_done"] - res["t_open"], 3),
+                                          round(stalled[1] - stalled[0], 3),
+                                          [(round(t - stalled[0], 3), sha is None)
+                                           for sha, t in hist[got:got + 3]]))
         st = sorted(stale)
         figures = (f"{len(self.results)} reads, "
                    f"{sum(len(h) for h in self.states.values())} states written; "

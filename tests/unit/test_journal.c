@@ -89,8 +89,9 @@ static void test_documents(void)
 		"{\"journal\":1,\"seq\":1}",
 		"{\"journal\":1,\"seq\":1,\"changes\":[],\"seq\":2}",
 		"{\"journal\":1,\"seq\":-1,\"changes\":[]}",
-		"{\"journal\":1,\"seq\":1,\"changes\":[{\"kind\":\"delete\","
-		"\"bucket\":\"lake\",\"name\":\"x\\u0000y\",\"generation\":3}]}",
+		/* a name with a NUL in it */
+		("{\"journal\":1,\"seq\":1,\"changes\":[{\"kind\":\"delete\","
+		 "\"bucket\":\"lake\",\"name\":\"x\\u0000y\",\"generation\":3}]}"),
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_INT(journal_parse_batch(bad[i], strlen(bad[i]), &r),
