@@ -105,12 +105,25 @@ char *fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name)
 	return strbuf_detach(&sb, NULL);
 }
 
+/*
+ * How long the kernel may keep attributes of version info of ino: the
+ * mount's attr_timeout, but none when another version of another size is
+ * being read through the kernel's pages (two handles pinned to two
+ * versions share one kernel inode, and its size cuts the page-cache
+ * reads: the size of the version a page-cache reader has must win).
+ */
+static double attr_secs(struct fs *fs, uint64_t ino, const struct obj_info *info,
+			int64_t ms)
+{
+	return itable_pages_differ(fs->inodes, ino, info) ? 0 : secs(ms);
+}
+
 void fs_make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
 		   struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
-	e->attr_timeout = secs(fs->conf.attr_timeout_ms);
+	e->attr_timeout = attr_secs(fs, ino, info, fs->conf.attr_timeout_ms);
 	e->entry_timeout = secs(fs->conf.entry_timeout_ms);
 	fs_fill_stat(fs, ino, info, &e->attr);
 }
@@ -187,7 +200,7 @@ static void hy_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		if (keep > fs->conf.entry_timeout_ms)
 			e.entry_timeout = secs(keep);
-		if (keep > fs->conf.attr_timeout_ms)
+		if (keep > fs->conf.attr_timeout_ms && e.attr_timeout > 0)
 			e.attr_timeout = secs(keep);
 		fuse_reply_entry(req, &e);
 	}
@@ -225,7 +238,8 @@ void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		else
 			info = rfile_bobj(of->f)->info;
 		fs_fill_stat(fs, ino, &info, &st);
-		fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
+		fuse_reply_attr(req, &st, attr_secs(fs, ino, &info,
+						    fs->conf.attr_timeout_ms));
 		return;
 	}
 	if (fs->conf.writable && fs_writing_info(fs, ino, &info)) {
@@ -253,7 +267,8 @@ void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	free(path);
 	fs_fill_stat(fs, ino, &info, &st);
-	fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
+	fuse_reply_attr(req, &st, attr_secs(fs, ino, &info,
+					    fs->conf.attr_timeout_ms));
 }
 
 static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -249,6 +249,17 @@ enum page_use itable_open_pages(struct itable *t, uint64_t ino,
 	return use;
 }
 
+bool itable_pages_differ(struct itable *t, uint64_t ino,
+			 const struct obj_info *v)
+{
+	pthread_mutex_lock(&t->lock);
+	struct inode *n = find_ino(t, ino);
+	bool differ = n && n->paged_opens && n->has_paged &&
+		      n->paged.size != v->size;
+	pthread_mutex_unlock(&t->lock);
+	return differ;
+}
+
 void itable_close_pages(struct itable *t, uint64_t ino)
 {
 	pthread_mutex_lock(&t->lock);

@@ -73,6 +73,16 @@ bool itable_update(struct itable *t, uint64_t ino, const struct obj_info *info);
 enum page_use { PAGES_KEEP, PAGES_DROP, PAGES_BYPASS };
 enum page_use itable_open_pages(struct itable *t, uint64_t ino,
 				const struct obj_info *v);
+/*
+ * Would attributes of version v mislead the kernel for ino?  True while
+ * some handle reads ino through the kernel's pages at a version of another
+ * size: the kernel cuts those reads at the size it was last told, so
+ * attributes of v must be told as stale at once (its next read past them
+ * asks again, through its own handle).
+ */
+bool itable_pages_differ(struct itable *t, uint64_t ino,
+			 const struct obj_info *v);
+
 void itable_close_pages(struct itable *t, uint64_t ino);
 
 /* Number of live inodes (for tests and status). */

@@ -74,6 +74,7 @@ class Churn:
         print(f"\nHYLAKE_SEED={self.seed}")
         self.rng = random.Random(self.seed)
         self.states = {n: [] for n in self.NAMES}   # name -> [(sha or None, t_done)]
+        self.data = {}                               # sha -> bytes written
         self.lock = threading.Lock()
         self.results, self.stalled = [], []          # stalled: [t_from, t_to]
         asan = "asan" in os.environ.get("HYLAKE_BIN", "")     # tests/run's build-asan
@@ -82,10 +83,26 @@ class Churn:
             self._write(self.rng, n)
 
     def _write(self, rng, n):
+        """Overwrite n.  The state is recorded before the upload (done at
+        infinity: readers may see it from the moment GCS has it, and an
+        upload whose answer is lost may still have happened), and its time
+        once the upload returned."""
         data = rng.randbytes(rng.randint(0, 48 * 1024))
-        self.gcs.client.upload(self.bucket, n, data)
+        self.data[hashlib.sha256(data).hexdigest()] = data
+        self._change(n, hashlib.sha256(data).hexdigest(),
+                     lambda: self.gcs.client.upload(self.bucket, n, data))
+
+    def _change(self, n, sha, do):
         with self.lock:
-            self.states[n].append((hashlib.sha256(data).hexdigest(), time.monotonic()))
+            self.states[n].append((sha, float("inf")))
+            i = len(self.states[n]) - 1
+        try:
+            do()
+        except Exception as e:       # noqa: BLE001  (its outcome is unknown)
+            print(f"churn: {n}: {e!r}")
+            return
+        with self.lock:
+            self.states[n][i] = (sha, time.monotonic())
 
     def _writer(self, stop):
         wr = random.Random(self.rng.random())
@@ -94,9 +111,7 @@ class Churn:
             with self.lock:
                 live = self.states[n][-1][0] is not None
             if live and wr.random() < 0.15:
-                self.gcs.client.delete(self.bucket, n)
-                with self.lock:
-                    self.states[n].append((None, time.monotonic()))
+                self._change(n, None, lambda: self.gcs.client.delete(self.bucket, n))
             else:
                 self._write(wr, n)
             time.sleep(wr.uniform(0.02, 0.08))
@@ -171,6 +186,7 @@ class Churn:
                 stale.append(behind)
                 if stalled and stalled[0] + 0.5 < res["t_open"] < stalled[1]:
                     strict_broken.append((round(behind, 3), res["name"],
+                                          res.get("source"), res.get("generation"),
                                           round(res["t_open"] - stalled[0], 3),
                                           round(res["t_done"] - res["t_open"], 3),
                                           round(stalled[1] - stalled[0], 3),
@@ -184,7 +200,19 @@ class Churn:
                       if st else "")
                    + f"; refused ESTALE {refused}; errors {len(errors)}; wrong {len(wrong)}")
         print(figures)
-        assert not wrong, f"reads of bytes no state had: {wrong[:3]}\n{figures}"
+        elsewhere = {}
+        for r in wrong[:3]:
+            # another name's state, or a part (a prefix) of one of this name's
+            elsewhere[r["sha256"][:12]] = (
+                [(n, i) for n, h in self.states.items()
+                 for i, (sha, _) in enumerate(h) if sha == r["sha256"]],
+                [(i, len(self.data[sha])) for i, (sha, _) in enumerate(self.states[r["name"]])
+                 if sha and hashlib.sha256(self.data[sha][:r["size"]]).hexdigest()
+                 == r["sha256"]])
+        assert not wrong, (f"reads of bytes no state of the name had: {wrong[:3]}; "
+                           f"states of other names with those bytes: {elsewhere}; "
+                           f"the name's states: {[len(self.states[r['name']]) for r in wrong[:1]]}"
+                           f"\n{figures}")
         assert not errors, f"failed reads: {errors[:3]}\n{figures}"
         assert len(self.results) >= self.want_reads, figures
         assert not strict_broken, f"stale reads while the feed was stalled: {strict_broken[:5]}"
