@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fs/wfile.h"
+
 struct backend;
 struct fs;
 struct lease_mgr;
@@ -56,6 +58,13 @@ struct fs_conf {
 	                                 wait for their upload (fs/staging.h);
 	                                 borrowed; NULL: such writes answer
 	                                 ENOTSUP */
+	/*
+	 * Optional (write_back): told of every commit of new bytes with
+	 * those bytes (fs/wfile.h: wfile_written_fn), from the thread that
+	 * commits, before close() or fsync() returns.
+	 */
+	wfile_written_fn written;
+	void *written_arg;
 };
 
 /* src is borrowed and must outlive the fs. */

@@ -154,6 +154,8 @@ void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
 		.staging = fs->conf.staging,
 		.append = fi->flags & O_APPEND,
 		.stage = trunc && (fi->flags & O_ACCMODE) == O_RDWR,
+		.written = fs->conf.written,
+		.written_arg = fs->conf.written_arg,
 	};
 	struct bobj *o;
 	struct wfile *w;
@@ -349,6 +351,8 @@ void hy_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		.append = fi->flags & O_APPEND,
 		.stage = fs->conf.staging &&
 			 (fi->flags & O_ACCMODE) == O_RDWR,
+		.written = fs->conf.written,
+		.written_arg = fs->conf.written_arg,
 	};
 	int rc = wfile_open_with(fs->src, path, &pre, &how, &dl, &w);
 	if (rc < 0) {
@@ -438,7 +442,9 @@ static int truncate_path(struct fs *fs, fuse_ino_t ino, uint64_t size,
 		struct write_pre pre = { .kind = WRITE_PRE_GENERATION,
 					 .generation = o->info.generation };
 		struct wfile_how how = { .staging = fs->conf.staging,
-					 .base = o };
+					 .base = o,
+					 .written = fs->conf.written,
+					 .written_arg = fs->conf.written_arg };
 		rc = wfile_open_with(fs->src, path, &pre, &how, dl, &w);
 	}
 	if (rc == 0)

@@ -96,6 +96,30 @@ static int reserve(struct staged *f, uint64_t size)
 	return rc;
 }
 
+int staging_take(struct staging *s, uint64_t bytes)
+{
+	int rc = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->used + bytes > s->limit)
+		rc = -ENOSPC;
+	else
+		s->used += bytes;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void staging_give(struct staging *s, uint64_t bytes)
+{
+	pthread_mutex_lock(&s->lock);
+	s->used -= bytes < s->used ? bytes : s->used;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int staged_fd(const struct staged *f)
+{
+	return f->fd;
+}
+
 /* --------------------------------------------------------- manifests */
 
 static char *path_of(const char *base, const char *ext)

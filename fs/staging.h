@@ -113,6 +113,20 @@ uint64_t staged_size(const struct staged *f);
 int staged_upload(struct staged *f, struct backend *b, struct obj_info *out,
 		  const struct deadline *dl);
 
+/* The staged file's descriptor, to read its bytes (borrowed: valid
+ * until staged_destroy; do not write through it). */
+int staged_fd(const struct staged *f);
+
+/*
+ * Room for bytes that are not a staged file (a written file's local
+ * copy, for write_back), counted against the limit like staged bytes:
+ * 0, or -ENOSPC past it.  staging_give hands it back.  Such files are
+ * made with tmpfile_in(staging_dir(s)): unnamed, they vanish with the
+ * daemon and recovery never sees them.
+ */
+int staging_take(struct staging *s, uint64_t bytes);
+void staging_give(struct staging *s, uint64_t bytes);
+
 /* Remove the file and its manifest, give its space back. */
 void staged_destroy(struct staged *f);
 

@@ -21,6 +21,7 @@
  */
 #include "fs/wfile.h"
 #include "fs/staging.h"
+#include "backends/util/fdio.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
@@ -29,6 +30,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct wfile {
 	struct backend *b;        /* immutable */
@@ -49,6 +51,11 @@ struct wfile {
 	bool ended;               /* committed, not changed since */
 	int64_t opened_ns;        /* wall clock: mtime shown until commit */
 	struct obj_info info;     /* after a good commit */
+	wfile_written_fn written; /* immutable; NULL: nobody told */
+	void *written_arg;        /* immutable */
+	int copy_fd;              /* streamed, with written: the bytes
+	                             streamed so far; -1: none kept */
+	uint64_t copy_taken;      /* staging room the copy holds */
 };
 
 static struct wfile *wfile_new(struct backend *b, const char *name,
@@ -62,14 +69,74 @@ static struct wfile *wfile_new(struct backend *b, const char *name,
 	f->name = xstrdup(name);
 	f->pre = *pre;
 	f->opened_ns = wall_ns();
+	f->copy_fd = -1;
 	if (how) {
 		f->stg = how->staging;
 		f->append = how->append;
 		f->base = how->base;
+		f->written = how->written;
+		f->written_arg = how->written_arg;
 	}
 	if (f->base)
 		f->size = f->base->info.size;
 	return f;
+}
+
+/* ------------------------------------------------ the streamed copy */
+
+/* Stop keeping a local copy of the streamed bytes (why: NULL when the
+ * bytes are kept elsewhere now, else the log line's reason). */
+static void copy_drop(struct wfile *f, const char *why)
+{
+	if (f->copy_fd < 0)
+		return;
+	if (why)
+		log_notice("'%s': no local copy of its bytes (%s): it will "
+			   "not be written back", f->name, why);
+	close(f->copy_fd);
+	f->copy_fd = -1;
+	staging_give(f->stg, f->copy_taken);
+	f->copy_taken = 0;
+}
+
+/* A streamed file whose commit someone is told of keeps its bytes. */
+static void copy_start(struct wfile *f)
+{
+	if (!f->written)
+		return;
+	if (!f->stg) {
+		log_notice("'%s': no staging folder for a local copy of its "
+			   "bytes: it will not be written back", f->name);
+		return;
+	}
+	f->copy_fd = tmpfile_in(staging_dir(f->stg));
+	if (f->copy_fd < 0)
+		log_notice("'%s': no local copy of its bytes (%s): it will "
+			   "not be written back", f->name, strerror(errno));
+}
+
+/* len more streamed bytes, at off, into the copy. */
+static void copy_add(struct wfile *f, const void *buf, size_t len,
+		     uint64_t off)
+{
+	if (f->copy_fd < 0)
+		return;
+	int rc = staging_take(f->stg, len);
+	if (rc < 0) {
+		copy_drop(f, "the staging folder is full");
+		return;
+	}
+	f->copy_taken += len;
+	rc = pwrite_full(f->copy_fd, buf, len, off);
+	if (rc < 0)
+		copy_drop(f, strerror(-rc));
+}
+
+/* A good commit made info: tell whoever asked, with the bytes. */
+static void tell_written(struct wfile *f, int fd)
+{
+	if (f->written)
+		f->written(f->written_arg, f->name, fd, &f->info);
 }
 
 int wfile_open_with(struct backend *b, const char *name,
@@ -91,6 +158,8 @@ int wfile_open_with(struct backend *b, const char *name,
 	}
 	struct wfile *f = wfile_new(b, name, pre, how);
 	f->w = w;
+	if (w)
+		copy_start(f);
 	if (how && how->stage && !how->base) {
 		rc = staged_create(f->stg, name, pre, &f->sf);
 		f->dirty = true;      /* it appears at commit, even empty */
@@ -123,6 +192,8 @@ static int restart(struct wfile *f, const struct deadline *dl)
 	f->ended = false;
 	f->streamed = false;
 	f->size = 0;
+	copy_drop(f, NULL);
+	copy_start(f);
 	memset(&f->info, 0, sizeof(f->info));
 	return 0;
 }
@@ -168,6 +239,7 @@ static int to_staging(struct wfile *f, uint64_t keep,
 		bwriter_abort(f->w);
 		f->w = NULL;
 		strbuf_release(&f->head);
+		copy_drop(f, NULL);   /* the staged file holds the bytes */
 	}
 	f->sf = sf;
 	f->size = keep;
@@ -245,6 +317,8 @@ ssize_t wfile_write(struct wfile *f, const void *buf, size_t len,
 		f->dirty |= rc == 0;
 	} else {
 		rc = stream(f, buf, len, dl);
+		if (rc == 0)
+			copy_add(f, buf, len, f->size);
 		f->size += rc == 0 ? len : 0;
 	}
 	refused(f, (int)rc);
@@ -328,12 +402,18 @@ int wfile_commit(struct wfile *f, struct obj_info *info,
 		f->ended = true;
 		if (f->err)
 			;                     /* broken: nothing appears */
-		else if (f->sf && f->dirty)
+		else if (f->sf && f->dirty) {
 			f->err = staged_upload(f->sf, f->b, &f->info, dl);
-		else if (f->base)
+			if (!f->err)
+				tell_written(f, staged_fd(f->sf));
+		} else if (f->base) {
 			f->info = f->base->info;   /* never changed */
-		else if (!f->sf)
+		} else if (!f->sf) {
 			f->err = commit_stream(f, dl);
+			if (!f->err)
+				tell_written(f, f->copy_fd);
+			copy_drop(f, NULL);
+		}
 		f->dirty = false;
 		if (f->w) {
 			bwriter_abort(f->w);
@@ -378,6 +458,7 @@ void wfile_destroy(struct wfile *f)
 		bwriter_abort(f->w);
 	if (f->base)
 		bobj_close(f->base);
+	copy_drop(f, NULL);
 	staged_destroy(f->sf);
 	strbuf_release(&f->head);
 	pthread_mutex_destroy(&f->lock);

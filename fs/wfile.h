@@ -43,6 +43,16 @@ struct staging;
  * sees any (a write out of order within them moves it to staging). */
 #define WFILE_HEAD (8u << 20)
 
+/*
+ * Told after each good commit that made a new generation (not of a file
+ * never changed), under the file's lock: name, a descriptor holding the
+ * committed bytes (info->size of them from offset 0; borrowed, for the
+ * call only), or -1 when they were not kept, and the object's info.
+ * For write_back: it must not fail the commit, and cannot.
+ */
+typedef void (*wfile_written_fn)(void *arg, const char *name, int fd,
+				 const struct obj_info *info);
+
 /* How a file is written (wfile_open_with). */
 struct wfile_how {
 	struct staging *staging;  /* where it may be staged; NULL: never
@@ -55,6 +65,14 @@ struct wfile_how {
 	bool append;              /* O_APPEND: every write at the end */
 	bool stage;               /* staged from the start (opened to read
 	                             as well: O_RDWR) */
+	/* Optional: told of each commit with its bytes (above).  A
+	 * streamed file then keeps a local copy of what it streams, in an
+	 * unnamed file in the staging folder counted against its limit;
+	 * when it cannot (no staging folder, no room, a disk error), the
+	 * copy is dropped with a log line and written gets fd -1: the
+	 * application's writes never fail for it. */
+	wfile_written_fn written;
+	void *written_arg;
 };
 
 /*

@@ -18,6 +18,7 @@
 #include "mount/warm.h"
 #include "backends/backend.h"
 #include "backends/composite/lease.h"
+#include "backends/composite/router.h"
 #include "backends/util/log.h"
 #include "backends/util/strbuf.h"
 #include "backends/util/timeutil.h"
@@ -247,6 +248,28 @@ static void fs_settings(const struct mount_conf *m, struct readpath *rp,
 	};
 }
 
+/* write_back: where a writable mount puts the files it commits. */
+struct write_back {
+	struct backend *router;      /* the stack's */
+	const char *replica;         /* the config's */
+	const char *tmpdir;          /* manifests on their way */
+	int64_t timeout_ms;
+};
+
+/* fs_conf.written: the commit succeeded; put its bytes on the replica.
+ * Nothing here can fail the application's close. */
+static void write_back(void *arg, const char *name, int fd,
+		       const struct obj_info *info)
+{
+	const struct write_back *wb = arg;
+	if (fd < 0) {
+		router_write_back_skipped(wb->router);  /* wfile said why */
+		return;
+	}
+	router_write_back(wb->router, wb->replica, name, fd, info,
+			  wb->tmpdir, wb->timeout_ms);
+}
+
 /*
  * A writable mount's staging folder (NULL when read-only or with
  * staging_size 0), after what a stopped mount left there is finished or
@@ -394,6 +417,23 @@ static int run_mount(struct mount_args *ma)
 		fc.leases = leases;
 	}
 	fc.staging = staging;
+	struct write_back wb = {
+		.router = stack.router,
+		.replica = cfg.mount.write_back,
+		.tmpdir = staging ? staging_dir(staging) : "/tmp",
+		.timeout_ms = cfg.mount.op_timeout_ms,
+	};
+	if (cfg.mount.writable && wb.replica && wb.router) {
+		fc.written = write_back;
+		fc.written_arg = &wb;
+		if (staging)
+			log_notice("files written are also put on replica %s",
+				   wb.replica);
+		else
+			log_warn("write_back = %s: staging_size is 0, so no "
+				 "local copy of a file's bytes is kept and "
+				 "none is written back", wb.replica);
+	}
 	fc.metrics = metrics_fs_callback;
 	fc.metrics_arg = &msrc;
 	fs = fs_create(stack.top, &fc);

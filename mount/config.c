@@ -455,6 +455,31 @@ static void validate_changes(struct parse_state *ps, struct hy_config *cfg)
 		       "credentials = none", c->endpoint);
 }
 
+const struct store_conf *config_write_back(const struct hy_config *cfg)
+{
+	for (size_t i = 0; cfg->mount.write_back && i < cfg->nreplicas; i++)
+		if (!strcmp(cfg->replicas[i].name, cfg->mount.write_back))
+			return &cfg->replicas[i];
+	return NULL;
+}
+
+/* write_back names a replica this mount can put copies on. */
+static void validate_write_back(struct parse_state *ps,
+				const struct hy_config *cfg)
+{
+	int line = line_of(&ps->mount_lines, SCOPE_MOUNT, "write_back");
+	const struct store_conf *c = config_write_back(cfg);
+	if (!c)
+		report(ps, line, "write_back = %s: no [replica %s] in this "
+		       "file (write_back names the replica, on this host's "
+		       "site, that files written are also put on)",
+		       cfg->mount.write_back, cfg->mount.write_back);
+	else if (c->type != STORE_S3 && c->type != STORE_POSIX)
+		report(ps, line, "write_back = %s: a replica of type %s "
+		       "cannot be written; only s3 and posix replicas can",
+		       c->name, store_type_name(c->type));
+}
+
 static void release_parse_state(struct parse_state *ps)
 {
 	free(ps->section);
@@ -500,6 +525,8 @@ int config_load(const char *path, struct hy_config *cfg, FILE *errs)
 	    cfg->source.type != STORE_GCS)
 		report(&ps, line_of(&ps.mount_lines, SCOPE_MOUNT, "writable"),
 		       "%s", config_writable_error(cfg));
+	if (cfg->mount.write_back)
+		validate_write_back(&ps, cfg);
 	release_parse_state(&ps);
 	if (ps.nerrors) {
 		config_release(cfg);

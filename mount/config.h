@@ -50,6 +50,8 @@ struct mount_conf {
 	int64_t lease_ms;              /* lock leases across hosts */
 	char *staging_dir;             /* NULL: STATE_DIR/staging */
 	int64_t staging_size;          /* bytes staged files may hold */
+	char *write_back;              /* a replica's name: files written
+	                                  are also put there; NULL: none */
 };
 
 /* [changes]: the GCS change feed the mount follows (feed.h). */
@@ -86,6 +88,10 @@ int config_load(const char *path, struct hy_config *cfg, FILE *errs);
 /* Why the mount cannot be writable as configured (a writable mount
  * needs a GCS source), or NULL when it can.  A static string. */
 const char *config_writable_error(const struct hy_config *cfg);
+
+/* The replica write_back names (NULL when unset).  Only a valid
+ * configuration (config_load) promises it is an s3 or posix replica. */
+const struct store_conf *config_write_back(const struct hy_config *cfg);
 
 /* Apply one "-o name=value" mount setting.  0 or -EINVAL + err. */
 int config_set_option(struct hy_config *cfg, const char *name,

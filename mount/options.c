@@ -103,6 +103,12 @@ const struct opt_def opt_table[] = {
 	  (int64_t)1 << 50, 0, 1, "writable mounts: most bytes the files "
 	  "staged at once may hold; a write past it fails with ENOSPC "
 	  "(0: no staging: such writes fail with ENOTSUP)" },
+	{ "write_back", OPT_STRING, M(write_back), NULL, 0, 0, 0, 1,
+	  "writable mounts: a replica's name (s3 or posix): each file "
+	  "written is also put there at close, once the source has it, "
+	  "stamped with its new generation, so the next read there is "
+	  "local; a failure is logged and counted, never an error (off "
+	  "when unset: the replicator brings files to the site)" },
 	{ "file_mode", OPT_MODE, M(file_mode), "0444", 0, 0777, 0, 1,
 	  "permission bits shown for files (on a read-only mount write bits "
 	  "are shown but writes fail)" },

@@ -31,6 +31,7 @@
 #include "mount/stack.h"
 #include "backends/backend.h"
 #include "backends/composite/blocksums.h"
+#include "backends/composite/replica_put.h"
 #include "backends/composite/contract.h"
 #include "backends/gcs/inventory.h"
 #include "backends/util/crc32c.h"
@@ -100,8 +101,7 @@ static void say(struct repl *r, const char *fmt, ...)
 
 static struct deadline op_deadline(const struct copy_env *e, uint64_t bytes)
 {
-	/* Big transfers get time in proportion: at least 16 MiB/s. */
-	return deadline_in_ms(e->op_timeout_ms + (int64_t)(bytes >> 14) / 1000);
+	return replica_put_deadline(e->op_timeout_ms, bytes);
 }
 
 /* ---------------------------------------------------------------- lister */
@@ -339,34 +339,6 @@ static int download(const struct copy_env *e, const char *name,
 	return 0;
 }
 
-/*
- * Put the block manifest of name's copy (generation s->generation) on
- * the replica, before the copy itself: a mount uses a manifest only for
- * the generation it names, so one left without its copy misleads no one.
- */
-static int put_manifest(const struct copy_env *e, const char *name,
-			const struct blocksums *s)
-{
-	struct strbuf enc = STRBUF_INIT, side = STRBUF_INIT;
-	struct obj_info stamp = { .generation = s->generation };
-	int fd = tmpfile_in(e->tmpdir), rc;
-
-	if (fd < 0)
-		return -errno;
-	blocksums_encode(s, &enc);
-	blocksums_sidecar(name, &side);
-	stamp.size = enc.len;
-	rc = pwrite_full(fd, enc.buf, enc.len, 0);
-	if (rc == 0) {
-		struct deadline dl = op_deadline(e, enc.len);
-		rc = backend_put(e->dst, side.buf, fd, enc.len, &stamp, &dl);
-	}
-	close(fd);
-	strbuf_release(&enc);
-	strbuf_release(&side);
-	return rc;
-}
-
 int replicate_copy(const struct copy_env *e, const char *name,
 		   const struct obj_info *v, char *buf)
 {
@@ -378,16 +350,14 @@ int replicate_copy(const struct copy_env *e, const char *name,
 	}
 	struct blocksums *sums;
 	int rc = download(e, name, v, fd, buf, &sums);
-	if (rc == 0)
-		rc = put_manifest(e, name, sums);
-	free(sums);
 	if (rc == 0) {
-		struct deadline dl = op_deadline(e, v->size);
-		rc = backend_put(e->dst, name, fd, v->size, v, &dl);
+		rc = replica_put_stamped(e->dst, name, fd, v, sums, e->tmpdir,
+					 e->op_timeout_ms);
 		if (rc == -ESTALE || rc == -ENOENT || rc == -EBADMSG ||
 		    rc == -ENOSPC)
 			rc = -EIO;   /* the replica's, not the source's */
 	}
+	free(sums);
 	close(fd);
 	return rc;
 }

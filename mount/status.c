@@ -195,6 +195,13 @@ static void print_human(const char *mnt, const struct figures *f)
 		       rep > 0 ? " (see the log; kept in STAGING_DIR/reported)"
 			       : "");
 	}
+	if (has(f, "hylake_write_backs_total", NULL) &&
+	    get(f, "hylake_write_backs_total", NULL, 0) +
+	    get(f, "hylake_write_back_failures_total", NULL, 0) > 0)
+		printf("write-back    %.0f files put on the site at close; "
+		       "%.0f failed or skipped (see the log)\n",
+		       get(f, "hylake_write_backs_total", NULL, 0),
+		       get(f, "hylake_write_back_failures_total", NULL, 0));
 	if (get(f, "hylake_cache_enabled", NULL, 0) > 0) {
 		/* Of the bytes that had to come from somewhere other than
 		 * read-ahead memory: the share the block cache gave. */

@@ -187,3 +187,38 @@ void blocksums_builder_release(struct blocksums_builder *b)
 	free(b->s);
 	b->s = NULL;
 }
+
+int blocksums_read(const struct obj_info *v, size_t piece, blocksums_reader rd,
+		   void *arg, struct blocksums **out)
+{
+	struct blocksums_builder b;
+	void *buf;
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (v->size < piece)
+		piece = (size_t)v->size;
+	buf = xmalloc(piece ? piece : 1);
+	*out = NULL;
+	blocksums_builder_init(&b, v->generation, v->size);
+	while (off < v->size) {
+		ssize_t n = rd(arg, buf, piece, off);
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EBADMSG;   /* shorter than v */
+			break;
+		}
+		blocksums_builder_feed(&b, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	free(buf);
+	if (rc < 0) {
+		blocksums_builder_release(&b);
+		return rc;
+	}
+	*out = blocksums_builder_finish(&b);
+	if (*out && blocksums_prove(*out, v))
+		return 0;
+	free(*out);
+	*out = NULL;
+	return -EBADMSG;
+}

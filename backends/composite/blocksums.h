@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "backends/backend.h"
 #include "backends/util/strbuf.h"
@@ -93,5 +94,19 @@ void blocksums_builder_feed(struct blocksums_builder *b, const void *buf,
  * byte count is not size. */
 struct blocksums *blocksums_builder_finish(struct blocksums_builder *b);
 void blocksums_builder_release(struct blocksums_builder *b);
+
+/* Reads up to len bytes at off of an object: the count, or -errno. */
+typedef ssize_t (*blocksums_reader)(void *arg, void *buf, size_t len,
+				    uint64_t off);
+
+/*
+ * The sums of version v, its bytes read from start to end through rd
+ * (arg) in pieces of at most piece bytes, proven against v
+ * (blocksums_prove): 0 with *out (caller frees); -EBADMSG when they do
+ * not prove v (fewer bytes, another crc32c, or v has none); or rd's
+ * -errno.
+ */
+int blocksums_read(const struct obj_info *v, size_t piece, blocksums_reader rd,
+		   void *arg, struct blocksums **out);
 
 #endif

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -721,6 +722,39 @@ static void store_metrics(struct backend *s, struct store_health *h,
 	health_metrics(h, s->name, p);
 }
 
+/* The router's own counters: name, help, and where each is kept. */
+static const struct {
+	const char *name, *help;
+	size_t at;                /* offsetof(struct router, counter) */
+} router_counters[] = {
+	{ "hylake_router_reads_total",
+	  "reads of file bytes answered by some store",
+	  offsetof(struct router, reads) },
+	{ "hylake_source_fallbacks_total",
+	  "reads the source served because no replica could (lagging, "
+	  "absent, down or wrong)", offsetof(struct router, fallbacks) },
+	{ "hylake_replica_bad_copies_total",
+	  "replica copies whose bytes failed a check against the source's "
+	  "crc32c (never served)", offsetof(struct router, bad_copies) },
+	{ "hylake_failovers_total",
+	  "reads that moved to the next store after one failed",
+	  offsetof(struct router, failovers) },
+	{ "hylake_hedged_reads_total",
+	  "slow reads also sent to the next store",
+	  offsetof(struct router, hedges) },
+	{ "hylake_hedge_wins_total",
+	  "hedged reads the second store answered first",
+	  offsetof(struct router, hedge_wins) },
+	{ "hylake_write_backs_total",
+	  "files written through the mount also put on the write_back "
+	  "replica, stamped with their new generation",
+	  offsetof(struct router, write_backs) },
+	{ "hylake_write_back_failures_total",
+	  "write-backs that failed or were skipped (the object is in the "
+	  "source all the same; the replicator brings it)",
+	  offsetof(struct router, write_back_fails) },
+};
+
 static void router_metrics(struct backend *b, struct prom *p)
 {
 	struct router *r = to_router(b);
@@ -728,26 +762,13 @@ static void router_metrics(struct backend *b, struct prom *p)
 	for (size_t i = 0; i < r->nrep; i++)
 		store_metrics(r->rep[i], &r->health[i], p);
 	store_metrics(r->src, &r->health[r->nrep], p);
-	prom_add(p, "hylake_router_reads_total", PROM_COUNTER,
-		 "reads of file bytes answered by some store", NULL, NULL,
-		 (double)atomic_load(&r->reads));
-	prom_add(p, "hylake_source_fallbacks_total", PROM_COUNTER,
-		 "reads the source served because no replica could (lagging, "
-		 "absent, down or wrong)", NULL, NULL,
-		 (double)atomic_load(&r->fallbacks));
-	prom_add(p, "hylake_replica_bad_copies_total", PROM_COUNTER,
-		 "replica copies whose bytes failed a check against the "
-		 "source's crc32c (never served)", NULL, NULL,
-		 (double)atomic_load(&r->bad_copies));
-	prom_add(p, "hylake_failovers_total", PROM_COUNTER,
-		 "reads that moved to the next store after one failed",
-		 NULL, NULL, (double)atomic_load(&r->failovers));
-	prom_add(p, "hylake_hedged_reads_total", PROM_COUNTER,
-		 "slow reads also sent to the next store", NULL, NULL,
-		 (double)atomic_load(&r->hedges));
-	prom_add(p, "hylake_hedge_wins_total", PROM_COUNTER,
-		 "hedged reads the second store answered first", NULL, NULL,
-		 (double)atomic_load(&r->hedge_wins));
+	for (size_t i = 0; i < sizeof(router_counters) / sizeof(router_counters[0]); i++) {
+		atomic_uint_fast64_t *c = (atomic_uint_fast64_t *)
+			((char *)r + router_counters[i].at);
+		prom_add(p, router_counters[i].name, PROM_COUNTER,
+			 router_counters[i].help, NULL, NULL,
+			 (double)atomic_load(c));
+	}
 }
 
 static void router_destroy(struct backend *b)

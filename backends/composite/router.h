@@ -79,4 +79,27 @@ int router_create(struct backend *source, struct backend **replicas,
  */
 bool router_covers(struct backend *b, const char *name, int64_t born_mono);
 
+/*
+ * Write-back: version v of name was just committed to the source, and
+ * the v->size bytes of fd (from offset 0) are its bytes.  Put them on
+ * the replica called replica, as the replicator would (replica_put.h:
+ * block manifest, then the copy stamped with v), and remember that the
+ * replica holds v, with its block sums and the copy's etag, so that the
+ * next open of name reads it there with no further request.  Call only
+ * after the commit succeeded: a copy must never claim a generation the
+ * source does not have.  tmpdir holds the manifest on its way.
+ *
+ * 0; -ENOENT (no replica of that name), -EBADMSG (the bytes do not
+ * combine to v's crc32c: nothing put), -ENOSPC, or the replica's
+ * -errno.  Either way counted in the router's figures.  b must come
+ * from router_create().  Thread safe.
+ */
+int router_write_back(struct backend *b, const char *replica,
+		      const char *name, int fd, const struct obj_info *v,
+		      const char *tmpdir, int64_t timeout_ms);
+
+/* Count a write-back that could not even be tried (no local copy of the
+ * bytes was kept).  b must come from router_create(). */
+void router_write_back_skipped(struct backend *b);
+
 #endif

@@ -33,6 +33,8 @@ struct router {
 	double hedge_tokens;      /* hedge budget: + budget% per read, -1 each */
 	struct pool pool;         /* runs first requests of hedged reads */
 	atomic_uint_fast64_t hedges, hedge_wins;
+	atomic_uint_fast64_t write_backs;      /* copies put after a commit */
+	atomic_uint_fast64_t write_back_fails; /* ... that could not be */
 	atomic_uint_fast64_t reads;      /* router_read calls that returned bytes */
 	atomic_uint_fast64_t fallbacks;  /* of which the source served */
 	atomic_uint_fast64_t failovers;  /* a store failed; the read moved on */

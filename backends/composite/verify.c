@@ -71,37 +71,22 @@ int verify_buffer(const void *buf, size_t n, const struct obj_info *v,
 	return -EBADMSG;
 }
 
+struct whole_read {
+	struct bobj *h;
+	const struct deadline *dl;
+};
+
+static ssize_t whole_piece(void *arg, void *buf, size_t len, uint64_t off)
+{
+	struct whole_read *w = arg;
+	return bobj_read(w->h, buf, len, off, w->dl);
+}
+
 int verify_whole(struct bobj *h, const struct obj_info *v,
 		 struct blocksums **out, const struct deadline *dl)
 {
-	struct blocksums_builder b;
-	size_t piece = v->size < WHOLE_PIECE ? (size_t)v->size : WHOLE_PIECE;
-	void *buf = xmalloc(piece ? piece : 1);
-	uint64_t off = 0;
-	int rc = 0;
-
-	*out = NULL;
-	blocksums_builder_init(&b, v->generation, v->size);
-	while (off < v->size) {
-		ssize_t n = bobj_read(h, buf, piece, off, dl);
-		if (n <= 0) {
-			rc = n < 0 ? (int)n : -EBADMSG;   /* shorter than v */
-			break;
-		}
-		blocksums_builder_feed(&b, buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	free(buf);
-	if (rc < 0) {
-		blocksums_builder_release(&b);
-		return rc;
-	}
-	*out = blocksums_builder_finish(&b);
-	if (*out && blocksums_prove(*out, v))
-		return 0;
-	free(*out);
-	*out = NULL;
-	return -EBADMSG;
+	struct whole_read w = { .h = h, .dl = dl };
+	return blocksums_read(v, WHOLE_PIECE, whole_piece, &w, out);
 }
 
 ssize_t verify_read(struct bobj *h, const struct blocksums *s, void *buf,

@@ -301,6 +301,106 @@ static void staged_writes(void)
 	stack_close(&s);
 }
 
+/* What a wfile_written_fn was told, the bytes of its fd included. */
+struct told {
+	int calls;
+	int fd;                   /* the last call's: -1 or >= 0 */
+	char bytes[64];
+	struct obj_info info;
+};
+
+static void note_written(void *arg, const char *name, int fd,
+			 const struct obj_info *info)
+{
+	struct told *t = arg;
+	(void)name;
+	t->calls++;
+	t->fd = fd;
+	t->info = *info;
+	memset(t->bytes, 0, sizeof(t->bytes));
+	if (fd >= 0 && info->size < sizeof(t->bytes))
+		CHECK_INT(pread(fd, t->bytes, info->size, 0),
+			  (long long)info->size);
+}
+
+/* Whoever asked is told of each commit with its bytes: a streamed file
+ * keeps a copy in the staging folder, counted and given back; with no
+ * room for it (or no folder) the commit still succeeds, told fd -1. */
+static void commits_told_with_their_bytes(void)
+{
+	struct stack s;
+	struct staging *stg;
+	struct staging_stats st;
+	struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
+	struct told t = { 0 };
+	struct obj_info info;
+	struct wfile *f;
+	struct bobj *o;
+	char dir[600], err[256];
+
+	stack_open(&s, "told", true);
+	snprintf(dir, sizeof(dir), "%s/staging-told", tmp);
+	CHECK_INT(staging_open(dir, 16, "mem source", &stg, err, sizeof(err)), 0);
+	struct wfile_how how = { .staging = stg, .written = note_written,
+				 .written_arg = &t };
+	CHECK_INT(wfile_open_with(s.top, "s", &absent, &how, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "hello ", 6, 0, &dl), 6);
+	CHECK_INT(wfile_write(f, "world", 5, 6, &dl), 5);
+	staging_get_stats(stg, &st);
+	CHECK_INT(st.bytes, 11);             /* the copy counts */
+	CHECK_INT(t.calls, 0);               /* never before the commit */
+	CHECK_INT(wfile_commit(f, &info, &dl), 0);
+	CHECK_INT(t.calls, 1);
+	CHECK(t.fd >= 0);
+	CHECK_STR(t.bytes, "hello world");
+	CHECK_INT(t.info.generation, mem_generation(s.src, "s"));
+	staging_get_stats(stg, &st);
+	CHECK_INT(st.bytes, 0);              /* given back */
+	wfile_destroy(f);
+	/* opened to write, never changed: no new generation, nobody told */
+	CHECK_INT(backend_open(s.top, "s", &o, &dl), 0);
+	struct write_pre seen = { .kind = WRITE_PRE_GENERATION,
+				  .generation = o->info.generation };
+	how.base = o;
+	CHECK_INT(wfile_open_with(s.top, "s", &seen, &how, &dl, &f), 0);
+	CHECK_INT(wfile_commit(f, NULL, &dl), 0);
+	wfile_destroy(f);
+	CHECK_INT(t.calls, 1);
+	/* changed: staged, told with the staged bytes */
+	CHECK_INT(backend_open(s.top, "s", &o, &dl), 0);
+	how.base = o;
+	how.append = true;
+	CHECK_INT(wfile_open_with(s.top, "s", &seen, &how, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "!", 1, 0, &dl), 1);
+	CHECK_INT(wfile_commit(f, NULL, &dl), 0);
+	wfile_destroy(f);
+	CHECK_INT(t.calls, 2);
+	CHECK_STR(t.bytes, "hello world!");
+	/* no room for the copy (16 bytes): the writes and the commit succeed */
+	how = (struct wfile_how){ .staging = stg, .written = note_written,
+				  .written_arg = &t };
+	CHECK_INT(wfile_open_with(s.top, "big", &absent, &how, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "0123456789", 10, 0, &dl), 10);
+	CHECK_INT(wfile_write(f, "0123456789", 10, 10, &dl), 10);
+	CHECK_INT(wfile_commit(f, &info, &dl), 0);
+	wfile_destroy(f);
+	CHECK_INT(t.calls, 3);
+	CHECK_INT(t.fd, -1);
+	CHECK_INT(info.size, 20);
+	staging_get_stats(stg, &st);
+	CHECK_INT(st.bytes, 0);
+	/* no staging folder: no copy either */
+	how.staging = NULL;
+	CHECK_INT(wfile_open_with(s.top, "nostg", &absent, &how, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "x", 1, 0, &dl), 1);
+	CHECK_INT(wfile_commit(f, NULL, &dl), 0);
+	wfile_destroy(f);
+	CHECK_INT(t.calls, 4);
+	CHECK_INT(t.fd, -1);
+	staging_destroy(stg);
+	stack_close(&s);
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -315,5 +415,6 @@ int main(void)
 	writes_after_an_empty_commit_start_again();
 	read_only_store_refuses();
 	staged_writes();
+	commits_told_with_their_bytes();
 	return check_summary();
 }
