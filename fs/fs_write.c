@@ -90,6 +90,16 @@ bool fs_writing_info(struct fs *fs, uint64_t ino, struct obj_info *out)
 	return found;
 }
 
+/* A file written under a lock whose lease is lost does not land: the
+ * lease no longer keeps other hosts out, so its bytes could race theirs
+ * (close answers ENOLCK, as its writes do). */
+static void commit_guard(struct fs *fs, struct open_file *of)
+{
+	int lost = fs_locks_guard(fs, of->ino);
+	if (lost < 0)
+		wfile_break(of->w, lost);
+}
+
 int fs_commit_writing(struct fs *fs, uint64_t ino, const struct deadline *dl)
 {
 	struct obj_info info;
@@ -98,6 +108,7 @@ int fs_commit_writing(struct fs *fs, uint64_t ino, const struct deadline *dl)
 	pthread_mutex_lock(&fs->wlock);
 	for (struct open_file *of = fs->writing; of; of = of->next) {
 		if (of->ino == ino && !wfile_ended(of->w)) {
+			commit_guard(fs, of);
 			rc = wfile_commit(of->w, &info, dl);
 			break;
 		}
@@ -259,6 +270,7 @@ int fs_commit_file(struct fs *fs, struct open_file *of)
 
 	if (wfile_ended(of->w))
 		return wfile_commit(of->w, NULL, &dl);
+	commit_guard(fs, of);
 	int rc = wfile_commit(of->w, &info, &dl);
 	itable_get(fs->inodes, of->ino, &path, NULL);
 	if (rc < 0)

@@ -427,6 +427,14 @@ int wfile_commit(struct wfile *f, struct obj_info *info,
 	return rc;
 }
 
+void wfile_break(struct wfile *f, int err)
+{
+	pthread_mutex_lock(&f->lock);
+	if (!f->ended && !f->err)
+		f->err = err;
+	pthread_mutex_unlock(&f->lock);
+}
+
 bool wfile_ended(struct wfile *f)
 {
 	pthread_mutex_lock(&f->lock);

@@ -124,6 +124,13 @@ int wfile_truncate(struct wfile *f, uint64_t size, const struct deadline *dl);
 int wfile_commit(struct wfile *f, struct obj_info *info,
 		 const struct deadline *dl);
 
+/*
+ * Break f with err (< 0) unless it has ended: nothing of it will appear,
+ * and its later calls answer err (a write lease lost: what was written
+ * under it must not land).
+ */
+void wfile_break(struct wfile *f, int err);
+
 /* Whether wfile_commit has been called (whatever it answered). */
 bool wfile_ended(struct wfile *f);
 

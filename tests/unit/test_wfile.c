@@ -401,6 +401,32 @@ static void commits_told_with_their_bytes(void)
 	stack_close(&s);
 }
 
+/* A file broken before its commit (its write lease lost) never lands. */
+static void broken_never_lands(void)
+{
+	struct stack s;
+	struct write_pre absent = { .kind = WRITE_PRE_ABSENT };
+	struct wfile *f;
+
+	stack_open(&s, "broken", true);
+	CHECK_INT(wfile_open(s.top, "t/locked", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "abc", 3, 0, &dl), 3);
+	wfile_break(f, -ENOLCK);
+	CHECK_INT(wfile_write(f, "def", 3, 3, &dl), -ENOLCK);
+	CHECK_INT(wfile_commit(f, NULL, &dl), -ENOLCK);
+	wfile_destroy(f);
+	CHECK_INT(mem_generation(s.src, "t/locked"), -ENOENT);
+	/* after a good commit, a break changes nothing */
+	CHECK_INT(wfile_open(s.top, "t/kept", &absent, &dl, &f), 0);
+	CHECK_INT(wfile_write(f, "abc", 3, 0, &dl), 3);
+	CHECK_INT(wfile_commit(f, NULL, &dl), 0);
+	wfile_break(f, -ENOLCK);
+	CHECK_INT(wfile_commit(f, NULL, &dl), 0);
+	wfile_destroy(f);
+	read_back(s.top, "t/kept", "abc");
+	stack_close(&s);
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -416,5 +442,6 @@ int main(void)
 	read_only_store_refuses();
 	staged_writes();
 	commits_told_with_their_bytes();
+	broken_never_lands();
 	return check_summary();
 }
