@@ -326,6 +326,27 @@ static void copy_batch(struct follower *f, struct journal_batch *b)
 }
 
 /* Write batch seq+1 of ch[keep], then the head: 0 or -errno. */
+/* Write the head naming batch seq, with its heartbeat: 0 or -errno. */
+static int write_head(struct follower *f, uint64_t seq, int64_t drained_ns)
+{
+	struct strbuf doc = STRBUF_INIT;
+	struct journal_head h = { .seq = seq, .drained_ns = drained_ns,
+				  .written_ns = wall_ns() };
+	struct deadline dl = op_dl(f);
+
+	journal_encode_head(&h, &doc);
+	int rc = journal_write(f->env.dst, JOURNAL_HEAD, &doc, f->env.tmpdir,
+			       &dl);
+	strbuf_release(&doc);
+	if (rc == 0) {
+		f->seq = seq;
+		f->drained_ns = drained_ns;
+		f->head_written_mono = mono_ns();
+	}
+	return rc;
+}
+
+/* Write batch seq+1, then the head that names it: 0 or -errno. */
 static int append(struct follower *f, struct journal_batch *b,
 		  int64_t drained_ns)
 {
@@ -340,38 +361,10 @@ static int append(struct follower *f, struct journal_batch *b,
 	rc = journal_write(f->env.dst, name.buf, &doc, f->env.tmpdir, &dl);
 	strbuf_release(&doc);
 	strbuf_release(&name);
-	if (rc < 0)
-		return rc;
-	struct journal_head h = { .seq = b->seq, .drained_ns = drained_ns,
-				  .written_ns = wall_ns() };
-	journal_encode_head(&h, &doc);
-	dl = op_dl(f);
-	rc = journal_write(f->env.dst, JOURNAL_HEAD, &doc, f->env.tmpdir, &dl);
-	strbuf_release(&doc);
-	if (rc == 0) {
-		f->seq = b->seq;
-		f->drained_ns = drained_ns;
-		f->head_written_mono = mono_ns();
+	if (rc == 0)
+		rc = write_head(f, b->seq, drained_ns);
+	if (rc == 0)
 		f->batches++;
-	}
-	return rc;
-}
-
-static int heartbeat(struct follower *f, int64_t drained_ns)
-{
-	struct strbuf doc = STRBUF_INIT;
-	struct journal_head h = { .seq = f->seq, .drained_ns = drained_ns,
-				  .written_ns = wall_ns() };
-	struct deadline dl = op_dl(f);
-
-	journal_encode_head(&h, &doc);
-	int rc = journal_write(f->env.dst, JOURNAL_HEAD, &doc, f->env.tmpdir,
-			       &dl);
-	strbuf_release(&doc);
-	if (rc == 0) {
-		f->drained_ns = drained_ns;
-		f->head_written_mono = mono_ns();
-	}
 	return rc;
 }
 
@@ -413,7 +406,7 @@ static int take(struct follower *f, struct gcs_changes *ch, bool drained,
 		rc = -EAGAIN;                    /* no longer the writer */
 	else if (drained && mono_ns() - f->head_written_mono >=
 			    f->heartbeat_ms * NS_PER_MS / 2)
-		rc = heartbeat(f, drained_ns);
+		rc = write_head(f, f->seq, drained_ns);
 	if (rc == 0) {
 		for (size_t i = 0; i < n; i++)
 			recent_add(f, b.ch.c[i].message_id);
