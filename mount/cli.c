@@ -1,5 +1,7 @@
 /*
- * cli.c - the command line: `hylake mount|check|--help|--version` and
+ * cli.c - the command line: `hylake mount|check|--help|--version`, the
+ * dispatch to the other subcommands (explain, status, warm, replicate:
+ * each in its own file, each parsing its arguments with cli_getopt), and
  * the mount(8) helper `mount.hylake SPEC DIR [-sfnv] [-o OPTIONS]`.
  *
  * Exit codes: 0 success, 1 a store or the mount failed, 2 bad usage or
@@ -479,20 +481,23 @@ out_release_config:
 	return status;
 }
 
-/* argv[0] is "mount". */
+/* argv[0] is "mount".  0, 1 for --help, or -EINVAL (message printed). */
 static int parse_mount_args(int argc, char **argv, struct mount_args *ma)
 {
 	static const struct option longopts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "options", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	optind = 0;
-	while ((c = cli_getopt(argc, argv, "fdo:", longopts)) != -1) {
+	while ((c = cli_getopt(argc, argv, "fdo:h", longopts)) != -1) {
 		switch (c) {
+		case 'h':
+			return 1;
 		case 'd':
 			ma->debug = true;
 			ma->foreground = true;   /* debug runs in the foreground */
@@ -529,25 +534,43 @@ static int cmd_mount(int argc, char **argv, bool verbose)
 	struct mount_args ma = { .opts = STRBUF_INIT, .verbose = verbose };
 	int status = EXIT_USAGE;
 
-	if (parse_mount_args(argc, argv, &ma) == 0)
+	int rc = parse_mount_args(argc, argv, &ma);
+	if (rc == 0) {
 		status = run_mount(&ma);
-	else
+	} else if (rc == 1) {
+		usage(stdout);
+		status = 0;
+	} else {
 		usage(stderr);
+	}
 	free(ma.mountpoint);
 	free(ma.config_abs);
 	strbuf_release(&ma.opts);
 	return status;
 }
 
+/* argv[0] is "check". */
 static int cmd_check(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct hy_config cfg;
+	int c;
 
-	if (argc != 2) {
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "h", longopts)) != -1) {
+		fprintf(c == 'h' ? stdout : stderr, "usage: hylake check "
+			"CONFIG\n  contact every store of CONFIG and report, "
+			"one line per store\n");
+		return c == 'h' ? 0 : EXIT_USAGE;
+	}
+	if (argc - optind != 1) {
 		fprintf(stderr, "hylake: check needs exactly one CONFIG\n");
 		return EXIT_USAGE;
 	}
-	if (config_load(argv[1], &cfg, stderr) < 0)
+	if (config_load(argv[optind], &cfg, stderr) < 0)
 		return EXIT_USAGE;
 	log_level = LOG_WARNING;
 	int status = stack_check(&cfg, stdout);
@@ -650,42 +673,74 @@ static bool mount8_only(const char *o)
 	return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8);
 }
 
+/* Append the options of one -o list that are for hylake or FUSE. */
+static void add_helper_options(struct strbuf *opts, const char *list)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		if (mount8_only(t))
+			continue;
+		if (opts->len)
+			strbuf_addch(opts, ',');
+		strbuf_adds(opts, t);
+	}
+	free(copy);
+}
+
+/*
+ * mount(8) runs the helper as "mount.hylake SPEC DIR [-sfnv] [-o LIST]":
+ * the operands first.  The optstring starts with '-' so getopt_long
+ * hands them over (as code 1) wherever they stand, even under
+ * POSIXLY_CORRECT, and flags may be bundled ("-sv").
+ */
 int mount_helper_main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "options", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct strbuf opts = STRBUF_INIT;
 	const char *spec = NULL, *dir = NULL;
-	bool fake = false, verbose = false;
+	bool fake = false, verbose = false, bad = false;
+	int c;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "-o") && i + 1 < argc) {
-			char *copy = xstrdup(argv[++i]), *save = NULL;
-			for (char *t = strtok_r(copy, ",", &save); t;
-			     t = strtok_r(NULL, ",", &save)) {
-				if (mount8_only(t))
-					continue;
-				if (opts.len)
-					strbuf_addch(&opts, ',');
-				strbuf_adds(&opts, t);
+	optind = 0;
+	opterr = 1;                  /* getopt says what is wrong */
+	while (!bad && (c = getopt_long(argc, argv, "-sfnvo:", longopts,
+					NULL)) != -1) {
+		switch (c) {
+		case 1:
+			if (!spec) {
+				spec = optarg;
+			} else if (!dir) {
+				dir = optarg;
+			} else {
+				fprintf(stderr, "mount.hylake: unexpected "
+					"argument %s\n", optarg);
+				bad = true;
 			}
-			free(copy);
-		} else if (a[0] == '-' && a[1] && !a[2] &&
-			   strchr("sfnv", a[1])) {
-			fake |= a[1] == 'f';
-			verbose |= a[1] == 'v';
-		} else if (!spec) {
-			spec = a;
-		} else if (!dir) {
-			dir = a;
-		} else {
-			fprintf(stderr, "mount.hylake: unexpected argument %s\n",
-				a);
-			return EXIT_USAGE;
+			break;
+		case 'o':
+			add_helper_options(&opts, optarg);
+			break;
+		case 'f':
+			fake = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 's':            /* sloppy: unknown options are ours to drop */
+		case 'n':            /* no mtab: there is none to write */
+			break;
+		default:
+			bad = true;
 		}
 	}
-	if (!spec || !dir) {
+	if (bad || !spec || !dir) {
 		fprintf(stderr, "usage: mount.hylake CONFIG DIR [-sfnv] "
 			"[-o OPTIONS]\n");
+		strbuf_release(&opts);
 		return EXIT_USAGE;
 	}
 	if (fake) {
@@ -693,6 +748,7 @@ int mount_helper_main(int argc, char **argv)
 		int rc = config_load(spec, &cfg, stderr);
 		if (rc == 0)
 			config_release(&cfg);
+		strbuf_release(&opts);
 		return rc == 0 ? 0 : EXIT_USAGE;
 	}
 	char *args[7];

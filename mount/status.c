@@ -271,23 +271,25 @@ int status_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "prometheus", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool prom = false, bad = false;
+	bool prom = false, bad = false, help = false;
 	const char *mnt = NULL;
 	int c;
 
 	optind = 0;
-	while ((c = cli_getopt(argc, argv, "p", longopts)) != -1) {
+	while ((c = cli_getopt(argc, argv, "ph", longopts)) != -1) {
 		prom |= c == 'p';
-		bad |= c != 'p';
+		help |= c == 'h';
+		bad |= c != 'p' && c != 'h';
 	}
-	if (!bad && argc - optind == 1)
+	if (!bad && !help && argc - optind == 1)
 		mnt = argv[optind];
 	if (!mnt) {
-		fprintf(stderr, "usage: hylake status MOUNTPOINT "
-			"[--prometheus]\n");
-		return 2;
+		fprintf(help && !bad ? stdout : stderr, "usage: hylake status "
+			"MOUNTPOINT [--prometheus]\n");
+		return help && !bad ? 0 : 2;
 	}
 	char *buf = xmalloc(VALUE_MAX + 1);
 	ssize_t n = getxattr(mnt, "user.hylake.metrics", buf, VALUE_MAX);
