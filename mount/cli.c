@@ -272,35 +272,6 @@ static void write_back(void *arg, const char *name, int fd,
 			  wb->tmpdir, wb->timeout_ms);
 }
 
-/*
- * A writable mount's staging folder (NULL when read-only or with
- * staging_size 0), after what a stopped mount left there is finished or
- * reported (staging_recover), so a restart never leaves it half done.
- */
-static int open_staging(const struct hy_config *cfg, const struct stack *st,
-			struct staging **out, char *err, size_t errlen)
-{
-	const struct mount_conf *m = &cfg->mount;
-	*out = NULL;
-	if (!m->writable || m->staging_size <= 0)
-		return 0;
-	struct strbuf dir = STRBUF_INIT;
-	if (m->staging_dir) {
-		strbuf_adds(&dir, m->staging_dir);
-	} else {
-		char *state = m->state_dir ? xstrdup(m->state_dir)
-			: stack_default_dir("/var/lib/hylake", &cfg->source);
-		strbuf_addf(&dir, "%s/staging", state);
-		free(state);
-	}
-	int rc = staging_open(dir.buf, (uint64_t)m->staging_size,
-			      st->identity, out, err, errlen);
-	strbuf_release(&dir);
-	if (rc == 0)
-		staging_recover(*out, st->top, m->op_timeout_ms);
-	return rc;
-}
-
 /* The log line that says how a mount is set up. */
 static void mount_banner(const struct hy_config *cfg, const struct stack *st,
 			 const char *mountpoint, struct strbuf *out)
@@ -381,13 +352,7 @@ static int run_mount(struct mount_args *ma)
 			      strncmp(err, "source", 6) ? "" : "store ", err);
 		goto out_release_config;
 	}
-	struct staging *staging;
-	if (open_staging(&cfg, &stack, &staging, err, sizeof(err)) < 0) {
-		status = fail(report_fd, EXIT_FAIL, "hylake: cannot mount: %s",
-			      err);
-		stack_release(&stack);
-		goto out_release_config;
-	}
+	struct staging *staging = stack.staging;
 	struct metrics_src msrc = {
 		.top = stack.top,
 		.rp = stack.rp,
@@ -472,7 +437,6 @@ out_destroy:
 		changes_set_hook(stack.changes, NULL, NULL);
 	fs_destroy(fs);               /* releases the leases of its locks */
 	lease_mgr_destroy(leases);
-	staging_destroy(staging);
 	stack_release(&stack);
 out_release_config:
 	config_release(&cfg);

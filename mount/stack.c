@@ -2,7 +2,7 @@
  * stack.c - build a mount's stack from its configuration, bottom up:
  *
  *   stores (source, replicas) -> version map + router -> metadata cache
- *   block cache -> read path                (fs/ sits on top of these)
+ *   block cache -> read path; staging       (fs/ sits on top of these)
  *
  * and create or probe single stores for `hylake check` and `replicate`.
  */
@@ -17,6 +17,7 @@
 #include "backends/composite/trace.h"
 #include "backends/util/strbuf.h"
 #include "cache/vmap.h"
+#include "fs/staging.h"
 #include "mount/changes.h"
 
 #include <errno.h>
@@ -258,6 +259,31 @@ static void build_read_path(const struct hy_config *cfg, struct stack *st)
 	st->rp = readpath_create(&rpc);
 }
 
+/* A writable mount's staging folder (none when read-only or with
+ * staging_size 0), recovered, keyed by the source's identity. */
+static int build_staging(const struct hy_config *cfg, struct stack *st,
+			 char *err, size_t errlen)
+{
+	const struct mount_conf *m = &cfg->mount;
+	if (!m->writable || m->staging_size <= 0)
+		return 0;
+	struct strbuf dir = STRBUF_INIT;
+	if (m->staging_dir) {
+		strbuf_adds(&dir, m->staging_dir);
+	} else {
+		char *state = m->state_dir ? xstrdup(m->state_dir)
+			: stack_default_dir("/var/lib/hylake", &cfg->source);
+		strbuf_addf(&dir, "%s/staging", state);
+		free(state);
+	}
+	int rc = staging_open(dir.buf, (uint64_t)m->staging_size,
+			      st->identity, &st->staging, err, errlen);
+	strbuf_release(&dir);
+	if (rc == 0)
+		staging_recover(st->staging, st->top, m->op_timeout_ms);
+	return rc;
+}
+
 int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		size_t errlen)
 {
@@ -279,12 +305,16 @@ int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		changes_set_metacache(st->changes, st->metacache);
 	st->top = top;
 	build_read_path(cfg, st);
-	return 0;
+	rc = build_staging(cfg, st, err, errlen);
+	if (rc < 0)
+		stack_release(st);
+	return rc;
 }
 
 void stack_release(struct stack *st)
 {
-	readpath_destroy(st->rp);    /* every file is closed by now */
+	staging_destroy(st->staging);  /* every file is closed by now */
+	readpath_destroy(st->rp);
 	changes_stop(st->changes);   /* it tells the metadata cache and
 	                                writes the map */
 	bcache_close(st->bc);

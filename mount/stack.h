@@ -1,16 +1,19 @@
 /*
  * stack.h - the one builder of what a mount serves from, from its
  * configuration: the stores, the version map and router over them, the
- * metadata cache on top, and the block cache and read path under fs/.
- * `hylake mount` builds all of it, `hylake replicate` and `hylake check`
- * the stores alone (stack_open_store, stack_check).
+ * metadata cache on top, the block cache and read path under fs/, and a
+ * writable mount's staging folder.  `hylake mount` builds all of it,
+ * `hylake replicate` and `hylake check` the stores alone
+ * (stack_open_store, stack_check); `hylake warm` and `explain` reach the
+ * stack through a mount.
  *
  * Identities.  Everything a mount keeps on disk is keyed by the source's
  * identity (its type, endpoint, bucket and prefix: stack.identity), never
  * by how the stack above it is put together: the version map refuses a
  * map made for another source, and the block cache keeps blocks under
  * the same identity, so adding, removing or renaming a replica keeps
- * both.  The default folders of both derive from the source the same way
+ * both; so does the staging folder's record of whose files it holds.
+ * The default folders of all three derive from the source the same way
  * (stack_default_dir).
  */
 #ifndef HYLAKE_STACK_H
@@ -26,6 +29,7 @@ struct bcache;
 struct freshness;
 struct mount_feed;
 struct readpath;
+struct staging;
 struct vmap;
 
 /* Everything a mount serves from; each pointer is owned by the stack. */
@@ -40,6 +44,7 @@ struct stack {
 	struct freshness *fresh;  /* the rule of every name (the router's) */
 	struct bcache *bc;        /* NULL: no block cache (off, or unusable) */
 	struct readpath *rp;
+	struct staging *staging;  /* NULL: read-only, or staging_size 0 */
 	struct strbuf describe;   /* one line for the log: what was built */
 };
 
@@ -47,9 +52,12 @@ struct stack {
  * Build the whole stack of cfg: the source (must answer), the replicas
  * (may be down: logged, kept), with replicas or serve_stale the version
  * map under state_dir and a router, the metadata cache, the block cache
- * (when it cannot be had, reads go on uncached: logged) and the read
- * path.  Call after daemonizing.  0 or -errno with err filled; on
- * failure nothing is left to release.
+ * (when it cannot be had, reads go on uncached: logged), the read
+ * path, and for a writable mount the staging folder, after what a
+ * stopped mount left there is finished or reported (staging_recover),
+ * so a restart never leaves it half done.  Call after daemonizing.  0
+ * or -errno with err filled; on failure nothing is left to release.
+ * stack_release() wants every file of fs/ closed first.
  */
 int stack_build(const struct hy_config *cfg, struct stack *st, char *err,
 		size_t errlen);
