@@ -44,6 +44,7 @@ struct verdict {
 	bool corrupt, truncate, other;
 	uint64_t other_gen;
 	uint64_t draw;            /* from the seed: where to corrupt */
+	unsigned page_max;        /* 0: the page the caller asked for */
 };
 
 static struct fault_store *to_fault(struct backend *b)
@@ -72,6 +73,8 @@ static bool action_fits(enum fault_action a, enum fault_op op)
 	case FAULT_OTHER_VERSION:
 		return op == FAULT_STAT || op == FAULT_OPEN ||
 		       op == FAULT_OPEN_PINNED || op == FAULT_ANY;
+	case FAULT_SHORT_PAGE:
+		return op == FAULT_LIST || op == FAULT_ANY;
 	}
 	return false;
 }
@@ -146,6 +149,10 @@ static void judge(struct fault_store *fs, enum fault_op op, const char *name,
 		case FAULT_OTHER_VERSION:
 			v->other = true;
 			v->other_gen = r->generation;
+			break;
+		case FAULT_SHORT_PAGE:
+			if (!v->page_max || r->page_max < v->page_max)
+				v->page_max = r->page_max;
 			break;
 		}
 	}
@@ -226,9 +233,12 @@ static int fault_list(struct backend *b, const struct list_req *req,
 	struct verdict v;
 	*next_token = NULL;
 	judge(fs, FAULT_LIST, req->prefix, &v);
+	struct list_req r = *req;
+	if (v.page_max && r.max_keys > v.page_max)
+		r.max_keys = v.page_max;
 	int rc = before(&v, dl);
 	if (rc == 0)
-		rc = backend_list(fs->w.inner, req, cb, arg, next_token, dl);
+		rc = backend_list(fs->w.inner, &r, cb, arg, next_token, dl);
 	done(fs, FAULT_LIST);
 	return rc;
 }
@@ -419,7 +429,8 @@ int fault_add(struct backend *b, const struct fault_rule *r)
 {
 	struct fault_store *fs = to_fault(b);
 	if (r->op > FAULT_ANY || !action_fits(r->action, r->op) ||
-	    (r->action == FAULT_FAIL && r->err >= 0) || r->percent > 100)
+	    (r->action == FAULT_FAIL && r->err >= 0) ||
+	    (r->action == FAULT_SHORT_PAGE && !r->page_max) || r->percent > 100)
 		return -EINVAL;
 	pthread_mutex_lock(&fs->lock);
 	fs->rules = xrealloc(fs->rules, (fs->nrules + 1) * sizeof(*fs->rules));

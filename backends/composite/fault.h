@@ -25,7 +25,11 @@
  *                        the real one + 1) and an etag changed to match;
  *                        reads through such a handle still read the
  *                        version the store really opened
- * Several rules may fire on one call: delays add up, the first error wins.
+ *   FAULT_SHORT_PAGE     (list) the page holds at most page_max entries,
+ *                        as real stores may send fewer than asked for
+ *                        (the inner store is asked for no more)
+ * Several rules may fire on one call: delays add up, the first error wins,
+ * the shortest page wins.
  *
  * Handles are wrapped, so reads come through the rules.  The wrapper has
  * the inner store's name and capabilities.  It also counts calls per op,
@@ -52,7 +56,7 @@ enum fault_op {
 
 enum fault_action {
 	FAULT_FAIL, FAULT_DELAY, FAULT_CORRUPT, FAULT_TRUNCATE,
-	FAULT_OTHER_VERSION,
+	FAULT_OTHER_VERSION, FAULT_SHORT_PAGE,
 };
 
 struct fault_rule {
@@ -66,6 +70,7 @@ struct fault_rule {
 	int err;                  /* FAULT_FAIL: a negative errno */
 	unsigned delay_us;        /* FAULT_DELAY */
 	uint64_t generation;      /* FAULT_OTHER_VERSION; 0: the real one + 1 */
+	unsigned page_max;        /* FAULT_SHORT_PAGE: > 0 */
 };
 
 #define FAULT_LOG_MAX 4096
@@ -82,7 +87,8 @@ struct backend *fault_create(struct backend *inner, uint64_t seed);
 /*
  * Add a rule (after the ones there are).  Returns its id (>= 0), or
  * -EINVAL for a rule that cannot fire: an action the op does not have,
- * FAULT_FAIL without a negative err, percent over 100.
+ * FAULT_FAIL without a negative err, FAULT_SHORT_PAGE without page_max,
+ * percent over 100.
  */
 int fault_add(struct backend *b, const struct fault_rule *r);
 

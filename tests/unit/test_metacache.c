@@ -99,52 +99,6 @@ static const char *etag_of(const char *name)
 	return buf;
 }
 
-/*
- * A store that passes everything to the one it wraps, but answers every
- * listing with pages of at most cap_limit names (stores may send short
- * pages; the memory store never does).  Handles are the inner store's.
- */
-static unsigned cap_limit = 1000;
-
-static int cap_stat(struct backend *b, const char *name, struct obj_info *out,
-		    const struct deadline *dl)
-{
-	return backend_stat(wrapper_inner(b), name, out, dl);
-}
-
-static int cap_list(struct backend *b, const struct list_req *req, list_cb cb,
-		    void *arg, char **next_token, const struct deadline *dl)
-{
-	struct list_req r = *req;
-	if (r.max_keys > cap_limit)
-		r.max_keys = cap_limit;
-	return backend_list(wrapper_inner(b), &r, cb, arg, next_token, dl);
-}
-
-static int cap_open(struct backend *b, const char *name, struct bobj **out,
-		    const struct deadline *dl)
-{
-	return backend_open(wrapper_inner(b), name, out, dl);
-}
-
-static void cap_destroy(struct backend *b)
-{
-	wrapper_release((struct wrapper *)b);
-	free(b);
-}
-
-static const struct backend_ops cap_ops = {
-	.type = "cap", .stat = cap_stat, .list = cap_list, .open = cap_open,
-	.destroy = cap_destroy,
-};
-
-static struct backend *cap_create(struct backend *in)
-{
-	struct wrapper *w = xcalloc(1, sizeof(*w));
-	wrapper_init(w, &cap_ops, in, NULL);
-	return &w->base;
-}
-
 static struct backend *cache(int64_t attr, int64_t neg, int64_t list,
 			     size_t max)
 {
@@ -391,22 +345,23 @@ static void lookup_pages(void)
 	CHECK_INT(calls(FAULT_STAT), 0);
 	/* a page that ends at the name cannot rule out a folder of that
 	 * name on the next page: the store is asked about the name alone */
-	cap_limit = 1;
 	backend_destroy(b);
-	b = metacache_create(cap_create(store_new()), &c);
+	b = metacache_create(store_new(), &c);
+	fault_add(inner, &(struct fault_rule){ .op = FAULT_LIST, .times = 1,
+		.action = FAULT_SHORT_PAGE, .page_max = 1 });
 	CHECK_INT(do_stat(b, "e/a03", &i), 0);
 	CHECK_INT(calls(FAULT_LIST), 1);
 	CHECK_INT(calls(FAULT_STAT), 1);
 	CHECK_INT(i.size, 103);
 	/* ... but one reaching past "name/" decides it */
-	cap_limit = 2;
+	fault_add(inner, &(struct fault_rule){ .op = FAULT_LIST,
+		.action = FAULT_SHORT_PAGE, .page_max = 2 });
 	CHECK_INT(do_stat(b, "e/f", &i), 0);
 	CHECK(i.is_dir);
 	CHECK_INT(calls(FAULT_STAT), 1);
 	/* a page that fails falls back to the store's own stat */
 	CHECK_INT(do_stat(b, "bad/x", &i), 0);
 	CHECK_INT(calls(FAULT_STAT), 2);
-	cap_limit = 1000;
 	backend_destroy(b);
 
 	/* off: every lookup is the store's stat */

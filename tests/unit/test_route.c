@@ -457,6 +457,26 @@ static uint64_t pattern_of(uint64_t seed)
 	return mask;
 }
 
+static int count_entry(void *arg, const struct list_entry *e)
+{
+	(void)e;
+	++*(int *)arg;
+	return 0;
+}
+
+/* Entries of one page of the whole store, asking for 1000, from *tok
+ * (NULL: the start), which is freed; the next token goes to *tok. */
+static int list_count(struct backend *b, char **tok)
+{
+	struct list_req req = { .prefix = "", .max_keys = 1000, .token = *tok };
+	char *next = NULL;
+	int n = 0;
+	int rc = backend_list(b, &req, count_entry, &n, &next, &dl);
+	free(*tok);
+	*tok = next;
+	return rc < 0 ? rc : n;
+}
+
 static void fault_store_basics(void)
 {
 	struct backend *m = mem_create("m"), *f = fault_create(m, 1);
@@ -503,7 +523,24 @@ static void fault_store_basics(void)
 		.action = FAULT_OTHER_VERSION, .generation = 99 });
 	CHECK_INT(backend_stat(f, "x", &i, &dl), 0);
 	CHECK_INT(i.generation, 99);
+	/* short pages: the shortest rule that fires wins; the rest of the
+	 * listing comes on the next page */
+	mem_put(m, "x2", "ab", 2, NULL);
+	mem_put(m, "x3", "ab", 2, NULL);
+	fault_add(f, &(struct fault_rule){ .op = FAULT_LIST, .times = 1,
+		.action = FAULT_SHORT_PAGE, .page_max = 2 });
+	fault_add(f, &(struct fault_rule){ .op = FAULT_LIST, .times = 1,
+		.action = FAULT_SHORT_PAGE, .page_max = 1 });
+	char *tok = NULL;
+	CHECK_INT(list_count(f, &tok), 1);
+	CHECK(tok != NULL);
+	CHECK_INT(list_count(f, &tok), 2);
+	CHECK(tok == NULL);
 	/* rules that cannot fire are refused */
+	CHECK_INT(fault_add(f, &(struct fault_rule){ .op = FAULT_LIST,
+		.action = FAULT_SHORT_PAGE }), -EINVAL);
+	CHECK_INT(fault_add(f, &(struct fault_rule){ .op = FAULT_READ,
+		.action = FAULT_SHORT_PAGE, .page_max = 1 }), -EINVAL);
 	CHECK_INT(fault_add(f, &(struct fault_rule){ .op = FAULT_STAT,
 		.action = FAULT_CORRUPT }), -EINVAL);
 	CHECK_INT(fault_add(f, &(struct fault_rule){ .op = FAULT_READ,
