@@ -467,8 +467,9 @@ static int cmp_index(const void *a, const void *b, void *arg)
 static int index_chunks(struct parquet_layout *l)
 {
 	for (size_t g = 0; g < l->n_groups; g++)
-		qsort(l->chunks + l->groups[g].first, l->groups[g].n,
-		      sizeof(*l->chunks), cmp_chunk);
+		if (l->groups[g].n > 1)   /* chunks may be NULL */
+			qsort(l->chunks + l->groups[g].first, l->groups[g].n,
+			      sizeof(*l->chunks), cmp_chunk);
 	l->by_off = malloc((l->n_chunks ? l->n_chunks : 1) * sizeof(uint32_t));
 	if (!l->by_off)
 		return -ENOMEM;

@@ -478,6 +478,22 @@ static void ranges(void)
 	CHECK_INT(parse_one((struct spec){ 4, -1, 10, TWICE }, 1000),
 		  -EBADMSG);
 
+	/* row groups without columns (and so no chunks at all) */
+	{
+		struct strbuf w = STRBUF_INIT;
+		size_t per[2] = { 0, 0 };
+
+		put_footer(&w, s, per, 2);
+		CHECK_INT(parquet_footer_parse(w.buf, w.len, w.len + 12, &l), 0);
+		CHECK(l && l->n_groups == 2 && l->n_chunks == 0);
+		if (l) {
+			CHECK(parquet_find(l, 4) == NULL);
+			check_runs(l);
+		}
+		parquet_layout_destroy(l);
+		strbuf_release(&w);
+	}
+
 	/* two chunks sharing a byte */
 	s[0] = (struct spec){ 4, -1, 100, 0 };
 	s[1] = (struct spec){ 103, -1, 10, 0 };
