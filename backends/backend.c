@@ -61,6 +61,16 @@ void bobj_init(struct bobj *o, struct backend *b, const char *name)
 void bobj_release(struct bobj *o)
 {
 	free(o->name);
+	free(o->tail);
+}
+
+void bobj_take_tail(struct bobj *to, struct bobj *from)
+{
+	free(to->tail);
+	to->tail = from->tail;
+	to->tail_len = from->tail_len;
+	from->tail = NULL;
+	from->tail_len = 0;
 }
 
 #define STAT_PAGE 16          /* names fetched per stat listing page */

@@ -220,6 +220,18 @@ struct backend_ops {
 			const struct deadline *dl);
 
 	/*
+	 * Optional: open as open() does, and in the same request read the
+	 * pinned version's last tail_len bytes (all of it when shorter)
+	 * into the handle (struct bobj's tail).  For readers that go to
+	 * the end of a file first (a Parquet footer) or read a small file
+	 * whole: one round trip where open() and read() take two.  The
+	 * default opens without a tail; a store that wraps another passes
+	 * it through.
+	 */
+	int (*open_tail)(struct backend *b, const char *name, size_t tail_len,
+			 struct bobj **out, const struct deadline *dl);
+
+	/*
 	 * Optional: a handle pinned to a version already known (from the
 	 * version map), without a round trip.  Reads still verify it (If-Match,
 	 * generation=), so a wrong belief costs an ESTALE, never wrong bytes.
@@ -360,6 +372,11 @@ struct bobj {
 	struct backend *b;
 	char *name;
 	struct obj_info info;     /* pinned at open; immutable after */
+	/* Bytes [info.size - tail_len, info.size) of the pinned version,
+	 * read at open (open_tail), or NULL.  Owned; bobj_take_tail()
+	 * hands them on, bobj_release() frees them. */
+	char *tail;
+	size_t tail_len;
 };
 
 /*
@@ -397,6 +414,8 @@ void backend_init(struct backend *b, const struct backend_ops *ops,
 void backend_release(struct backend *b);
 void bobj_init(struct bobj *o, struct backend *b, const char *name);
 void bobj_release(struct bobj *o);
+/* Move from's tail to to (a handle of the same version that wraps it). */
+void bobj_take_tail(struct bobj *to, struct bobj *from);
 void bwriter_init(struct bwriter *w, struct backend *b, const char *name,
 		  const struct write_pre *pre);
 void bwriter_release(struct bwriter *w);
@@ -434,6 +453,15 @@ static inline int backend_open(struct backend *b, const char *name,
 			       struct bobj **out, const struct deadline *dl)
 {
 	return b->ops->open(b, name, out, dl);
+}
+
+static inline int backend_open_tail(struct backend *b, const char *name,
+				    size_t tail_len, struct bobj **out,
+				    const struct deadline *dl)
+{
+	if (!b->ops->open_tail || !tail_len)
+		return b->ops->open(b, name, out, dl);
+	return b->ops->open_tail(b, name, tail_len, out, dl);
 }
 
 static inline ssize_t bobj_read(struct bobj *o, void *buf, size_t len,

@@ -47,6 +47,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -123,6 +124,10 @@ struct rfile {
 	bool spliced;                     /* served from the block cache by
 					     rfile_splice: read-ahead leaves
 					     cached blocks to it */
+	char *tail;                       /* bytes [tail_off, size) read at
+					     open (struct bobj's tail), or
+					     NULL; charged to the budget */
+	uint64_t tail_off;
 	int refs;                         /* the opener and fetch jobs */
 	atomic_bool cancel;               /* set at close */
 };
@@ -512,10 +517,21 @@ static void ext_done(struct rfile *f, struct extent *e, int rc)
 
 /* ------------------------------------------------------------ files */
 
+/* Give back the budget's share of f's tail. */
+static void tail_drop(struct rfile *f)
+{
+	if (!f->tail)
+		return;
+	atomic_fetch_sub(&f->rp->mem_used, f->size - f->tail_off);
+	free(f->tail);
+	f->tail = NULL;
+}
+
 static void rfile_free(struct rfile *f)
 {
 	while (f->ext)
 		ext_unlink(f, f->ext);
+	tail_drop(f);
 	bobj_close(f->o);
 	free(f->version);
 	pthread_cond_destroy(&f->cv);
@@ -835,6 +851,61 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 	return NULL;
 }
 
+/* The block cache's token of a version: its generation when known, else
+ * its etag; NULL (malloc'd otherwise) when it has neither. */
+static char *version_token(const struct obj_info *info)
+{
+	struct strbuf sb = STRBUF_INIT;
+	if (info->generation)
+		strbuf_addf(&sb, "g%" PRIu64, info->generation);
+	else if (info->etag[0])
+		strbuf_addf(&sb, "e%s", info->etag);
+	else
+		return NULL;
+	return strbuf_detach(&sb, NULL);
+}
+
+/*
+ * Take the tail read at open (o->tail).  The whole blocks it holds
+ * become an extent like any fetched one (kept, and put in the block
+ * cache); the bytes before the first of them stay as they are, for
+ * reads that fall inside the tail (a Parquet footer).  Lock held.
+ */
+static void tail_take(struct rfile *f, struct bobj *o)
+{
+	struct readpath *rp = f->rp;
+	uint64_t n = o->tail_len;
+
+	if (!o->tail || !n || n > f->size)
+		return;
+	uint64_t off = f->size - n;
+	uint64_t first = (off + BLK - 1) / BLK;
+	struct extent *e = NULL;
+	if (first < f->nblocks && !cached(f, first))
+		e = ext_plan(f, first, f->nblocks - first, false);
+	if (e) {
+		memcpy(e->buf, o->tail + (e->off - off), e->len);
+		e->store_from = 0;
+		atomic_fetch_add(&e->refs, 1);
+		ext_done(f, e, 0);
+		store_later(f, e);
+		ext_unref(f, e);
+		if (e->off == off && e->off + e->len == f->size)
+			return;          /* the extent holds it all */
+	}
+	pthread_mutex_lock(&rp->mem_lock);
+	bool room = atomic_load(&rp->mem_used) + n <= rp->conf.memory_limit / 2;
+	if (room)
+		mem_add_locked(rp, n);
+	pthread_mutex_unlock(&rp->mem_lock);
+	if (!room)
+		return;
+	f->tail = o->tail;
+	f->tail_off = off;
+	o->tail = NULL;
+	o->tail_len = 0;
+}
+
 struct rfile *rfile_open(struct readpath *rp, struct bobj *o)
 {
 	struct rfile *f = xcalloc(1, sizeof(*f));
@@ -843,20 +914,46 @@ struct rfile *rfile_open(struct readpath *rp, struct bobj *o)
 	f->o = o;
 	f->size = o->info.size;
 	f->nblocks = (f->size + BLK - 1) / BLK;
-	if (o->info.generation) {
-		struct strbuf sb = STRBUF_INIT;
-		strbuf_addf(&sb, "g%" PRIu64, o->info.generation);
-		f->version = strbuf_detach(&sb, NULL);
-	} else if (o->info.etag[0]) {
-		struct strbuf sb = STRBUF_INIT;
-		strbuf_addf(&sb, "e%s", o->info.etag);
-		f->version = strbuf_detach(&sb, NULL);
-	}
+	f->version = version_token(&o->info);
 	pthread_mutex_init(&f->lock, NULL);
 	timeutil_cond_init(&f->cv);
 	f->refs = 1;
 	atomic_init(&f->cancel, false);
+	pthread_mutex_lock(&f->lock);
+	tail_take(f, o);
+	pthread_mutex_unlock(&f->lock);
+	budget_trim(rp);
+	free(o->tail);            /* what was not taken */
+	o->tail = NULL;
+	o->tail_len = 0;
 	return f;
+}
+
+/* Does name end in suffix, ignoring case? */
+static bool ends_with(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+	return n >= k && !strcasecmp(name + n - k, suffix);
+}
+
+size_t readpath_open_tail(struct readpath *rp, const char *name,
+			  const struct obj_info *known)
+{
+	size_t want = 0;
+	if (known->size && known->size <= READPATH_SMALL_WHOLE)
+		want = (size_t)READPATH_SMALL_WHOLE;
+	else if (ends_with(name, ".parquet") || ends_with(name, ".orc"))
+		want = (size_t)READPATH_TAIL;
+	char *version = want && rp->conf.cache && known->size
+			? version_token(known) : NULL;
+	if (version) {
+		struct bcache_key k = { name, version,
+					(known->size - 1) / BLK };
+		if (bcache_has(rp->conf.cache, &k))
+			want = 0;
+		free(version);
+	}
+	return want;
 }
 
 struct bobj *rfile_bobj(struct rfile *f)
@@ -874,6 +971,13 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 	if (off >= f->size || len == 0)
 		return 0;
 	len = (size_t)min64(len, f->size - off);
+	if (f->tail && off >= f->tail_off) {     /* read at open */
+		memcpy(buf, f->tail + (off - f->tail_off), len);
+		atomic_fetch_add(&rp->mem_hits, 1);
+		atomic_fetch_add(&rp->reads, 1);
+		atomic_fetch_add(&rp->bytes, len);
+		return (ssize_t)len;
+	}
 	uint64_t last = (off + len - 1) / BLK;
 	bool small_tail = len <= SMALL_READ &&
 			  off + READPATH_TAIL >= f->size;
@@ -922,8 +1026,8 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 		return 0;
 	len = (size_t)min64(len, f->size - off);
 	uint64_t b = off / BLK;
-	if ((off + len - 1) / BLK != b)
-		return -EXDEV;
+	if ((off + len - 1) / BLK != b || (f->tail && off >= f->tail_off))
+		return -EXDEV;            /* rfile_read copies */
 	bool small_tail = len <= SMALL_READ &&
 			  off + READPATH_TAIL >= f->size;
 

@@ -14,7 +14,8 @@
  * - Tails: a small read near the end of a file (a Parquet footer) fetches
  *   and keeps the whole tail (the last READPATH_TAIL bytes, block
  *   aligned) while the file is open and the budget allows.  Small files
- *   are fetched whole.
+ *   are fetched whole.  The open itself may have read the last bytes
+ *   (readpath_open_tail): reads inside them cost nothing more.
  * - Memory: every extent held (read on demand, read ahead, a tail) and
  *   every buffer kept for reuse is paid for from one budget of
  *   memory_limit bytes shared by all open files.  When a new extent would
@@ -55,6 +56,7 @@
 
 struct bcache;
 struct bobj;
+struct obj_info;
 struct readpath;
 struct rfile;
 
@@ -85,7 +87,22 @@ struct readpath *readpath_create(const struct readpath_conf *conf);
 void readpath_destroy(struct readpath *rp);
 void readpath_get_stats(struct readpath *rp, struct readpath_stats *out);
 
-/* Serve the open handle o (the rfile owns it from now on). */
+/*
+ * How much of name's end to read at its open (backend_open_tail), so
+ * that the open and the reader's first read share one round trip: a
+ * file known to be small (known: what the mount last learnt of it; size
+ * 0 when nothing) whole, as its first read would fetch it
+ * (READPATH_SMALL_WHOLE); a columnar file, whose readers start at its
+ * footer (*.parquet, *.orc), the tail its first read would fetch
+ * (READPATH_TAIL); else 0.  Also 0 when the block cache holds the last
+ * block of the known version: the open asks only for the version then.
+ */
+size_t readpath_open_tail(struct readpath *rp, const char *name,
+			  const struct obj_info *known);
+
+/* Serve the open handle o (the rfile owns it from now on).  A tail read
+ * at open (o->tail) answers the reads that fall in it, and the whole
+ * blocks it holds go to the block cache as fetched ones do. */
 struct rfile *rfile_open(struct readpath *rp, struct bobj *o);
 
 /* The handle (its info is the pinned version). */

@@ -285,11 +285,14 @@ static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fs_open_to_replace(req, ino, fi);
 		return;
 	}
-	if (itable_get(fs->inodes, ino, &path, NULL) < 0) {
+	struct obj_info known;
+	if (itable_get(fs->inodes, ino, &path, &known) < 0) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	int rc = backend_open(fs->src, path, &o, &dl);
+	int rc = backend_open_tail(fs->src, path,
+				   readpath_open_tail(fs->conf.readpath, path,
+						      &known), &o, &dl);
 	free(path);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);

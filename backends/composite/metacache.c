@@ -823,15 +823,21 @@ static void note_open(struct metacache *mc, const char *name, int rc,
 	bury(dead);
 }
 
-static int mc_open(struct backend *b, const char *name, struct bobj **out,
-		   const struct deadline *dl)
+static int mc_open_tail(struct backend *b, const char *name, size_t tail_len,
+			struct bobj **out, const struct deadline *dl)
 {
 	struct metacache *mc = to_mc(b);
 	int64_t born = mono_ns();
-	int rc = backend_open(mc->inner, name, out, dl);
+	int rc = backend_open_tail(mc->inner, name, tail_len, out, dl);
 
 	note_open(mc, name, rc, rc == 0 ? &(*out)->info : NULL, born);
 	return rc;
+}
+
+static int mc_open(struct backend *b, const char *name, struct bobj **out,
+		   const struct deadline *dl)
+{
+	return mc_open_tail(b, name, 0, out, dl);
 }
 
 /* ------------------------------------------------- passed straight on */
@@ -1016,6 +1022,7 @@ static const struct backend_ops mc_ops = {
 	.stat = mc_stat,
 	.list = mc_list,
 	.open = mc_open,
+	.open_tail = mc_open_tail,
 	.read = mc_read,
 	.open_pinned = mc_open_pinned,
 	.close = mc_close,

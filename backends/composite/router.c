@@ -387,7 +387,8 @@ static int flight_wait(struct router *r, struct flight *f,
  * followers pin the version it found without a request of their own.
  */
 static int open_source_shared(struct router *r, const char *name,
-			      struct bobj **h, const struct deadline *dl)
+			      size_t tail_len, struct bobj **h,
+			      const struct deadline *dl)
 {
 	struct flight *f, *sent = NULL, *queued = NULL;
 	struct obj_info info;
@@ -421,7 +422,7 @@ static int open_source_shared(struct router *r, const char *name,
 	f->sent = true;
 	pthread_mutex_unlock(&r->flight_lock);
 
-	rc = backend_open(r->src, name, h, dl);
+	rc = backend_open_tail(r->src, name, tail_len, h, dl);
 
 	pthread_mutex_lock(&r->flight_lock);
 	for (struct flight **pp = &r->flights; *pp; pp = &(*pp)->next)
@@ -441,8 +442,9 @@ static int open_source_shared(struct router *r, const char *name,
 	return rc;
 }
 
-/* Pick the version to pin: see the file comment. */
-static int pin_version(struct router *r, const char *name,
+/* Pick the version to pin: see the file comment.  A source asked is
+ * asked for the last tail_len bytes too (struct bobj's tail). */
+static int pin_version(struct router *r, const char *name, size_t tail_len,
 		       struct obj_info *v, struct bobj **src_h,
 		       const struct deadline *dl)
 {
@@ -464,7 +466,7 @@ static int pin_version(struct router *r, const char *name,
 		}
 	}
 	int64_t asked = wall_ns();
-	int rc = open_source_shared(r, name, src_h, dl);
+	int rc = open_source_shared(r, name, tail_len, src_h, dl);
 	if (rc == 0) {
 		*v = (*src_h)->info;
 		info_to_fact(v, &f);
@@ -487,13 +489,14 @@ static int pin_version(struct router *r, const char *name,
 	return rc;
 }
 
-static int router_open(struct backend *b, const char *name, struct bobj **out,
-		       const struct deadline *dl)
+static int router_open_tail(struct backend *b, const char *name,
+			    size_t tail_len, struct bobj **out,
+			    const struct deadline *dl)
 {
 	struct router *r = to_router(b);
 	struct obj_info v;
 	struct bobj *src_h;
-	int rc = pin_version(r, name, &v, &src_h, dl);
+	int rc = pin_version(r, name, tail_len, &v, &src_h, dl);
 	if (rc < 0)
 		return rc;
 
@@ -502,12 +505,20 @@ static int router_open(struct backend *b, const char *name, struct bobj **out,
 	o->base.info = v;
 	o->r = r;
 	o->src_h = src_h;
+	if (src_h)               /* the bytes of the version pinned */
+		bobj_take_tail(&o->base, src_h);
 	o->cands = xcalloc(r->nrep ? r->nrep : 1, sizeof(*o->cands));
 	atomic_init(&o->refs, 1);
 	pthread_mutex_init(&o->lock, NULL);
 	timeutil_cond_init(&o->cv);
 	*out = &o->base;
 	return 0;
+}
+
+static int router_open(struct backend *b, const char *name, struct bobj **out,
+		       const struct deadline *dl)
+{
+	return router_open_tail(b, name, 0, out, dl);
 }
 
 /* One word for what replica i holds of name, against version v. */
@@ -795,6 +806,7 @@ static const struct backend_ops router_ops = {
 	.stat = router_stat,
 	.list = router_list,
 	.open = router_open,
+	.open_tail = router_open_tail,
 	.read = router_read,
 	.close = router_close,
 	.writer_open = router_writer_open,

@@ -79,16 +79,26 @@ static void log_open(struct backend *b, const char *op, const char *name,
 		  rc == 0 ? h->info.etag : "-", us_since(t0));
 }
 
-static int trace_open(struct backend *b, const char *name, struct bobj **out,
-		      const struct deadline *dl)
+static int trace_open_tail(struct backend *b, const char *name,
+			   size_t tail_len, struct bobj **out,
+			   const struct deadline *dl)
 {
 	struct bobj *h = NULL;
 	int64_t t0 = mono_ns();
-	int rc = backend_open(wrapper_inner(b), name, &h, dl);
+	int rc = backend_open_tail(wrapper_inner(b), name, tail_len, &h, dl);
+	if (tail_len)
+		log_trace("trace %s: open_tail '%s' %zu -> %zu bytes", b->name,
+			  name, tail_len, rc == 0 ? h->tail_len : 0);
 	log_open(b, "open", name, rc, h, t0);
 	if (rc == 0)
 		*out = wrapped_obj_new(b, h);
 	return rc;
+}
+
+static int trace_open(struct backend *b, const char *name, struct bobj **out,
+		      const struct deadline *dl)
+{
+	return trace_open_tail(b, name, 0, out, dl);
 }
 
 static int trace_open_pinned(struct backend *b, const char *name,
@@ -235,6 +245,7 @@ static const struct backend_ops trace_ops = {
 	.stat = trace_stat,
 	.list = trace_list,
 	.open = trace_open,
+	.open_tail = trace_open_tail,
 	.read = trace_read,
 	.open_pinned = trace_open_pinned,
 	.close = trace_close,

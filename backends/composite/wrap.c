@@ -25,6 +25,7 @@ struct bobj *wrapped_obj_new(struct backend *b, struct bobj *inner)
 	struct wrapped_obj *o = xcalloc(1, sizeof(*o));
 	bobj_init(&o->base, b, inner->name);
 	o->base.info = inner->info;
+	bobj_take_tail(&o->base, inner);
 	o->inner = inner;
 	return &o->base;
 }

@@ -753,38 +753,81 @@ bool http_range_set(struct http_range *r, uint64_t off, size_t len,
 	return true;
 }
 
-void http_range_header(const struct http_range *r, char *out, size_t outlen)
+void http_range_set_tail(struct http_range *r, size_t len)
 {
-	snprintf(out, outlen, "bytes=%" PRIu64 "-%" PRIu64, r->off,
-		 r->off + r->len - 1);
+	memset(r, 0, sizeof(*r));
+	r->len = len;
+	r->tail = true;
 }
 
-/* Is resp's Content-Range exactly "bytes <off>-<off+len-1>/<size>"? */
-static bool content_range_ok(const struct http_range *r,
-			     const struct http_resp *resp)
+void http_range_header(const struct http_range *r, char *out, size_t outlen)
+{
+	if (r->tail)
+		snprintf(out, outlen, "bytes=-%zu", r->len);
+	else
+		snprintf(out, outlen, "bytes=%" PRIu64 "-%" PRIu64, r->off,
+			 r->off + r->len - 1);
+}
+
+/* resp's Content-Range "bytes <first>-<last>/<total>", when well formed. */
+static bool content_range(const struct http_resp *resp, uint64_t *first,
+			  uint64_t *last, uint64_t *total)
 {
 	char v[128];
 	const char *p = v;
-	uint64_t first, last, total;
 
 	/* a value that fills v may have been cut: refuse it */
 	if (!http_resp_header(resp, "content-range", v, sizeof(v)) ||
 	    strlen(v) >= sizeof(v) - 1 || strncasecmp(p, "bytes ", 6) != 0)
 		return false;
 	p += 6;
-	if (!parse_u64_prefix(&p, &first) || *p++ != '-' ||
-	    !parse_u64_prefix(&p, &last) || *p++ != '/' ||
-	    !parse_u64_prefix(&p, &total) || *p != '\0')
+	return parse_u64_prefix(&p, first) && *p++ == '-' &&
+	       parse_u64_prefix(&p, last) && *p++ == '/' &&
+	       parse_u64_prefix(&p, total) && *p == '\0' &&
+	       *last >= *first && *last < *total;
+}
+
+bool http_resp_range(const struct http_resp *resp, uint64_t *off,
+		     uint64_t *size)
+{
+	uint64_t first, last, total;
+
+	if (resp->status == 200) {
+		*off = 0;
+		*size = resp->body_len;
+		return true;
+	}
+	if (resp->status != 206 || !content_range(resp, &first, &last, &total) ||
+	    last - first + 1 != resp->body_len)
 		return false;
-	return first == r->off && last >= first && last - first + 1 == r->len &&
-	       total == r->size;
+	*off = first;
+	*size = total;
+	return true;
+}
+
+/* A tail's answer: the object's last min(len, size) bytes. */
+static int tail_check(const struct http_range *r, const struct http_resp *resp,
+		      int err)
+{
+	uint64_t off, size;
+
+	if (err == -EMSGSIZE)
+		return -EIO;     /* more bytes than asked: range ignored */
+	if (err)
+		return err;      /* a 416 (-ERANGE): an empty object */
+	if (!http_resp_range(resp, &off, &size) || off + resp->body_len != size)
+		return -EIO;
+	return resp->body_len == (size < r->len ? size : r->len) ? 0 : -EIO;
 }
 
 int http_range_check(const struct http_range *r, const struct http_resp *resp,
 		     int err)
 {
 	char v[256];
+	uint64_t first, last, total;
 
+	if (r->tail)
+		return tail_check(r, resp, err);
 	if (err == -ERANGE)
 		return -ESTALE;  /* 416, yet the pinned size says it exists */
 	if (err == -EMSGSIZE)
@@ -799,9 +842,10 @@ int http_range_check(const struct http_range *r, const struct http_resp *resp,
 		return -EIO;
 	if (resp->status == 200)
 		return r->off == 0 && r->len == r->size ? 0 : -EIO;
-	if (resp->status != 206 || !content_range_ok(r, resp))
+	if (resp->status != 206 || !content_range(resp, &first, &last, &total))
 		return -EIO;
-	return 0;
+	return first == r->off && last - first + 1 == r->len &&
+	       total == r->size ? 0 : -EIO;
 }
 
 int http_session_persisted(const struct http_resp *resp, uint64_t *have)

@@ -83,6 +83,12 @@ struct http_range {
 	size_t len;                  /* bytes asked for: > 0, off+len <= size */
 	uint64_t size;               /* the pinned version's size */
 	/*
+	 * A tail (http_range_set_tail()): the last len bytes of whatever
+	 * version the server holds, or all of it when it is shorter; off
+	 * and size are unknown until the answer (http_resp_range()).
+	 */
+	bool tail;
+	/*
 	 * The response header that names the version served ("etag",
 	 * "x-goog-generation") and the pinned version as that header spells
 	 * it; both borrowed.  A response that names another version fails
@@ -260,7 +266,16 @@ bool http_status_retryable(long status);
 bool http_range_set(struct http_range *r, uint64_t off, size_t len,
 		    uint64_t size);
 
-/* Spell r's Range header value, "bytes=<first>-<last>", into out. */
+/*
+ * Aim r at the last len bytes (len > 0) of an object whose size is not
+ * known yet, or the whole of it when shorter: the answer itself tells
+ * the size and the version, so one request both looks the object up and
+ * reads its end (a Parquet footer, a small file whole).
+ */
+void http_range_set_tail(struct http_range *r, size_t len);
+
+/* Spell r's Range header value, "bytes=<first>-<last>" or, for a tail,
+ * "bytes=-<len>", into out. */
 void http_range_header(const struct http_range *r, char *out, size_t outlen);
 
 /*
@@ -271,7 +286,8 @@ void http_range_header(const struct http_range *r, char *out, size_t outlen);
  *
  *  -ESTALE  the response names another version (r->pin_header), or the
  *           server found the range unsatisfiable (err -ERANGE, a 416):
- *           the pinned size says it exists, so the object has changed;
+ *           the pinned size says it exists, so the object has changed
+ *           (for a tail, a 416 stays -ERANGE: the object is empty);
  *  -EIO     the body is not exactly the bytes asked for: a status other
  *           than 206 or 200, a missing, malformed or different
  *           Content-Range ("bytes <first>-<last>/<size>"), a 200 for
@@ -282,6 +298,15 @@ void http_range_header(const struct http_range *r, char *out, size_t outlen);
  */
 int http_range_check(const struct http_range *r, const struct http_resp *resp,
 		     int err);
+
+/*
+ * Where the body of a 2xx answer lies in the whole object: *off, and the
+ * object's *size (from Content-Range for a 206, from the body for a
+ * 200).  false when the answer does not say it consistently.  For a
+ * tail, http_range_check() has established that it does.
+ */
+bool http_resp_range(const struct http_resp *resp, uint64_t *off,
+		     uint64_t *size);
 
 /*
  * What a resumable upload session holds, from its 308 answer: "Range:

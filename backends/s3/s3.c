@@ -331,8 +331,10 @@ static int info_from_headers(const struct s3_backend *s3,
 	char v[256];
 
 	memset(info, 0, sizeof(*info));
-	if (!http_resp_header(r, "content-length", v, sizeof(v)) ||
-	    !parse_u64_str(v, &info->size))
+	uint64_t off;
+	if (r->status == 206 ? !http_resp_range(r, &off, &info->size)
+	    : !http_resp_header(r, "content-length", v, sizeof(v)) ||
+	      !parse_u64_str(v, &info->size))
 		return -EBADMSG;
 	if (!http_resp_header(r, "etag", v, sizeof(v)) || !v[0] ||
 	    !etag_copy(info->etag, v, strlen(v)))
@@ -381,6 +383,46 @@ static int s3_open(struct backend *b, const char *name, struct bobj **out,
 		return rc == -EBADMSG ? -EIO : rc;
 
 	return s3_open_pinned(b, name, &info, out);
+}
+
+/* One GET of the last tail_len bytes names the version it comes from. */
+static int s3_open_tail(struct backend *b, const char *name, size_t tail_len,
+			struct bobj **out, const struct deadline *dl)
+{
+	struct s3_backend *s3 = to_s3(b);
+	struct http_range r;
+	struct s3_call c;
+	struct http_resp resp;
+	struct obj_info info;
+	char range[64];
+	char *buf = xmalloc(tail_len);
+	size_t got = 0;
+
+	http_range_set_tail(&r, tail_len);
+	http_range_header(&r, range, sizeof(range));
+	call_init(&c, s3, "GET", name);
+	call_header(&c, "range", range);
+	http_resp_init(&resp);
+	int rc = call_do(&c, buf, tail_len, &r, NULL, dl, &resp, NULL, 0);
+	if (rc == 0) {
+		rc = info_from_headers(s3, &resp, &info);
+		got = resp.body_len;
+	}
+	http_resp_release(&resp);
+	call_release(&c);
+	if (rc == -ERANGE) {              /* an empty object */
+		free(buf);
+		return s3_open(b, name, out, dl);
+	}
+	if (rc == 0)
+		rc = s3_open_pinned(b, name, &info, out);
+	if (rc < 0) {
+		free(buf);
+		return rc == -EBADMSG ? -EIO : rc;
+	}
+	(*out)->tail = got < tail_len ? xrealloc(buf, got ? got : 1) : buf;
+	(*out)->tail_len = got;
+	return 0;
 }
 
 static ssize_t s3_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
@@ -555,6 +597,7 @@ static const struct backend_ops s3_ops = {
 	.list = s3_list,
 	.open = s3_open,
 	.read = s3_read,
+	.open_tail = s3_open_tail,
 	.open_pinned = s3_open_pinned,
 	.close = s3_close,
 	.put = s3_put,

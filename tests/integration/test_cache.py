@@ -165,6 +165,49 @@ print(json.dumps({"ok": True, "sums": out}))
     assert res.get("ok") and res["sums"] == [sha256(body[o:o + n]) for o, n in reads], res
     reqs = gets(proxy, "part-0.parquet")
     assert len(reqs) == 1, f"{len(reqs)} GETs for a footer: {[r.range for r in reqs]}"
+    # the open asked for the version and the footer in that one GET
+    assert reqs[0].range == f"bytes=-{MiB}", reqs
+    assert not [r for r in proxy.requests("HEAD") if r.key == "part-0.parquet"]
+
+
+def test_a_small_file_is_opened_and_read_in_one_request(s3, bucket, proxy, ws, mounter):
+    """A file the mount knows to be small is read whole by its open: one
+    GET, no HEAD, for each open in strict mode; a replacement of another
+    size between the lookup and the open is read whole and exact, and the
+    blocks it brought answer from the block cache after a remount (whose
+    open then asks only for the version, with a HEAD)."""
+    bodies = {f"s/{i}.json": os.urandom(1 + i * 997) for i in range(12)}
+    for k, b in bodies.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=b)
+    cfg, m = mount_s3(ws, mounter, proxy, bucket)
+    assert sorted(os.listdir(m / "s")) == sorted(k[2:] for k in bodies)
+    proxy.reset_counts()
+    for k, b in bodies.items():
+        assert (m / k).read_bytes() == b, k
+    assert not proxy.requests("HEAD"), proxy.requests("HEAD")
+    for k in bodies:
+        reqs = gets(proxy, k)
+        assert [r.range for r in reqs] == [f"bytes=-{2 * MiB}"], (k, reqs)
+
+    # replaced by a larger version after the mount looked it up
+    k = "s/3.json"
+    os.stat(m / k)
+    new = os.urandom(3 * MiB // 2 + 17)
+    s3.put_object(Bucket=bucket, Key=k, Body=new)
+    drop_caches()
+    res = child_read(m / k)
+    assert res["ok"] and res["size"] == len(new) and res["sha256"] == sha256(new), res
+    assert os.stat(m / k).st_size == len(new)
+
+    m.unmount()
+    drop_caches()
+    m = mounter.mount(cfg)
+    proxy.reset_counts()
+    assert child_read(m / k, offset=MiB + 5, length=1000)["sha256"] == \
+        sha256(new[MiB + 5:MiB + 1005])
+    # the cache holds its blocks: the open asks only for the version
+    assert gets(proxy, k) == [], gets(proxy, k)
+    assert [r.key for r in proxy.requests("HEAD")] == [k], proxy.requests()
 
 
 def _prom(text):

@@ -170,8 +170,60 @@ static void test_session_persisted(void)
 	http_resp_release(&r);
 }
 
+/* The last bytes of an object whose size the answer tells. */
+static void test_tail(void)
+{
+	struct http_range rg;
+	struct http_resp r;
+	uint64_t off, size;
+	char h[64];
+
+	http_resp_init(&r);
+	http_range_set_tail(&rg, 64);
+	http_range_header(&rg, h, sizeof(h));
+	CHECK_STR(h, "bytes=-64");
+
+	/* the last 64 of 1000 */
+	answer(&r, 206, 64, "Content-Range: bytes 936-999/1000\r\n");
+	CHECK_INT(http_range_check(&rg, &r, 0), 0);
+	CHECK(http_resp_range(&r, &off, &size));
+	CHECK_INT(off, 936);
+	CHECK_INT(size, 1000);
+	/* an object shorter than asked: all of it, as 206 or as 200 */
+	answer(&r, 206, 10, "Content-Range: bytes 0-9/10\r\n");
+	CHECK_INT(http_range_check(&rg, &r, 0), 0);
+	answer(&r, 200, 10, "");
+	CHECK_INT(http_range_check(&rg, &r, 0), 0);
+	CHECK(http_resp_range(&r, &off, &size));
+	CHECK_INT(off, 0);
+	CHECK_INT(size, 10);
+
+	/* not the end of the object */
+	answer(&r, 206, 64, "Content-Range: bytes 900-963/1000\r\n");
+	CHECK_INT(http_range_check(&rg, &r, 0), -EIO);
+	/* fewer bytes than the object has past them */
+	answer(&r, 206, 32, "Content-Range: bytes 968-999/1000\r\n");
+	CHECK_INT(http_range_check(&rg, &r, 0), -EIO);
+	/* a body that does not match its Content-Range */
+	answer(&r, 206, 63, "Content-Range: bytes 936-999/1000\r\n");
+	CHECK_INT(http_range_check(&rg, &r, 0), -EIO);
+	/* no Content-Range, or one past the total */
+	answer(&r, 206, 64, "");
+	CHECK_INT(http_range_check(&rg, &r, 0), -EIO);
+	answer(&r, 206, 64, "Content-Range: bytes 936-999/999\r\n");
+	CHECK_INT(http_range_check(&rg, &r, 0), -EIO);
+	/* a whole object longer than asked: the range was ignored */
+	answer(&r, 200, 64, "");
+	CHECK_INT(http_range_check(&rg, &r, -EMSGSIZE), -EIO);
+	/* an empty object answers 416: said as it is, not as a change */
+	CHECK_INT(http_range_check(&rg, &r, -ERANGE), -ERANGE);
+	CHECK_INT(http_range_check(&rg, &r, -ENOENT), -ENOENT);
+	http_resp_release(&r);
+}
+
 int main(void)
 {
+	test_tail();
 	test_set();
 	test_206();
 	test_200();

@@ -146,6 +146,95 @@ static bool read_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
 
 /* ------------------------------------------------------- tests */
 
+/* Give o the last n bytes of its version, as an open_tail would. */
+static struct bobj *with_tail(struct bobj *o, uint64_t gen, size_t n)
+{
+	o->tail = malloc(n);
+	o->tail_len = n;
+	for (size_t i = 0; i < n; i++)
+		((unsigned char *)o->tail)[i] =
+			byte_at(gen, o->info.size - n + i);
+	return o;
+}
+
+static void tail_read_at_open_answers_reads(void)
+{
+	struct bcache *bc = cache_new("bctail", 256 * MiB);
+	struct readpath *rp = rp_new(bc, 512 * MiB, 64 * MiB);
+	struct readpath_stats s;
+
+	/* a footer inside the tail: no request */
+	uint64_t size = 50 * MiB + 777;
+	reset();
+	struct rfile *f = rfile_open(rp, with_tail(put_open("t.parquet", size,
+							   21), 21, MiB));
+	CHECK(rfile_bobj(f)->tail == NULL);       /* the rfile took it */
+	CHECK(read_ok(f, 21, size - 8, 8));
+	CHECK(read_ok(f, 21, size - 48 * KiB, 48 * KiB));
+	CHECK(read_ok(f, 21, size - MiB, MiB));
+	CHECK_INT(nreq(), 0);
+	CHECK(read_ok(f, 21, size - MiB - 10, 20));   /* across its start */
+	CHECK(nreq() > 0);
+	rfile_close(f);
+
+	/* a small file whole: its blocks are kept and go to the cache */
+	size = 1536 * KiB;
+	reset();
+	f = rfile_open(rp, with_tail(put_open("small.json", size, 22), 22,
+				     (size_t)size));
+	uint64_t gen = rfile_bobj(f)->info.generation;
+	CHECK(read_ok(f, 22, 0, (size_t)size));
+	CHECK(read_ok(f, 22, 1000 * KiB, 100 * KiB));
+	CHECK_INT(nreq(), 0);
+	rfile_close(f);
+	usleep(50000);                        /* the store to the cache */
+	char version[32];
+	snprintf(version, sizeof(version), "g%llu", (unsigned long long)gen);
+	for (uint64_t b = 0; b < 2; b++) {
+		struct bcache_key k = { "small.json", version, b };
+		CHECK(bcache_has(bc, &k));
+	}
+	struct obj_info known = rfile_bobj(f = rfile_open(rp,
+		store_open("small.json")))->info;
+	CHECK_INT(readpath_open_tail(rp, "small.json", &known), 0);
+	CHECK(read_ok(f, 22, 0, (size_t)size));  /* from the cache */
+	CHECK_INT(nreq(), 0);
+	rfile_close(f);
+	known.generation++;                      /* another version */
+	CHECK_INT(readpath_open_tail(rp, "small.json", &known),
+		  READPATH_SMALL_WHOLE);
+	known.size = 0;                          /* nothing known */
+	CHECK_INT(readpath_open_tail(rp, "small.json", &known), 0);
+	CHECK_INT(readpath_open_tail(rp, "x/Part-1.PARQUET", &known),
+		  READPATH_TAIL);
+	known.size = 3 * MiB;
+	CHECK_INT(readpath_open_tail(rp, "x/part-1.csv", &known), 0);
+
+	/* whole blocks at the end become an extent, the rest stays a tail */
+	size = 5 * MiB + 100;
+	reset();
+	f = rfile_open(rp, with_tail(put_open("mixed.orc", size, 23), 23, MiB));
+	CHECK(read_ok(f, 23, 5 * MiB, 100));
+	CHECK(read_ok(f, 23, size - MiB, MiB));
+	CHECK_INT(nreq(), 0);
+	rfile_close(f);
+
+	readpath_destroy(rp);
+	bcache_close(bc);
+
+	/* a tail is paid for from the budget while its file is open */
+	rp = rp_new(NULL, 512 * MiB, 0);
+	f = rfile_open(rp, with_tail(put_open("paid.parquet", 10 * MiB, 24),
+				     24, 512 * KiB));
+	readpath_get_stats(rp, &s);
+	CHECK_INT(s.mem_used, 512 * KiB);
+	CHECK(read_ok(f, 24, 10 * MiB - 4, 4));
+	rfile_close(f);
+	readpath_get_stats(rp, &s);
+	CHECK_INT(s.mem_used, 0);
+	readpath_destroy(rp);
+}
+
 static void sequential_grows_parallel_window(void)
 {
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
@@ -644,6 +733,7 @@ int main(void)
 	random_reads_fetch_what_they_need();
 	in_order_then_jump_resets_the_window();
 	footer_reads_take_one_request();
+	tail_read_at_open_answers_reads();
 	memory_budget_holds();
 	many_files_at_random_stay_in_budget();
 	a_read_goes_on_when_the_budget_is_held();
