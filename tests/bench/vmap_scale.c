@@ -416,7 +416,7 @@ static void print_open(const char *what, const struct reader *rd)
 
 int main(int argc, char **argv)
 {
-	struct opts o;
+	struct opts o = { 0 };
 	char big[4096], small[4096];
 	struct vmap_stats st;
 	struct fill_result fr, er;
