@@ -35,6 +35,7 @@
  */
 #include "cache/readpath.h"
 #include "cache/blockcache.h"
+#include "cache/parquet.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
 #include "backends/util/pool.h"
@@ -62,6 +63,8 @@
 #define SMALL_READ ((size_t)256 << 10)
 #define FREE_MAX ((uint64_t)128 << 20)  /* buffers kept for reuse */
 #define RESERVE ((uint64_t)48 << 20)   /* memory_limit left to the rest */
+#define PAGE ((uint64_t)4096)           /* the kernel's reads start on one */
+#define CHUNK_PEEK ((size_t)64 << 10)   /* a page header, read first */
 
 struct extent;
 
@@ -128,6 +131,13 @@ struct rfile {
 					     open (struct bobj's tail), or
 					     NULL; charged to the budget */
 	uint64_t tail_off;
+	bool columnar;                    /* a Parquet file, by its name */
+	bool layout_tried;
+	struct parquet_layout *layout;    /* its column chunks, once its
+					     footer was read; or NULL */
+	uint64_t ra_limit;                /* with a layout: read-ahead stops
+					     here, the end of the chunk the
+					     reads in order are in */
 	int refs;                         /* the opener and fetch jobs */
 	atomic_bool cancel;               /* set at close */
 };
@@ -418,6 +428,68 @@ static bool cached(struct rfile *f, uint64_t block)
 	return f->version && f->rp->conf.cache && bcache_has(f->rp->conf.cache, &k);
 }
 
+/* Does name end in suffix, ignoring case? */
+static bool ends_with(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+	return n >= k && !strcasecmp(name + n - k, suffix);
+}
+
+/*
+ * Learn where a Parquet file's column chunks lie from its footer, once:
+ * buf holds the file's bytes [off, size), which may hold the footer.
+ * A footer that does not parse leaves the file read as any other.
+ * Lock held.
+ */
+static void layout_learn(struct rfile *f, const char *buf, uint64_t off)
+{
+	uint32_t flen;
+
+	if (!f->columnar || f->layout_tried || f->size < off + PARQUET_TAIL)
+		return;
+	f->layout_tried = true;
+	if (parquet_tail_len(buf + (f->size - off - PARQUET_TAIL), f->size,
+			     &flen) < 0 || f->size - PARQUET_TAIL - flen < off)
+		return;
+	const char *footer = buf + (f->size - PARQUET_TAIL - flen - off);
+	int rc = parquet_footer_parse(footer, flen, f->size, &f->layout);
+	if (rc < 0)
+		log_debug("'%s': footer not used (%s)", f->o->name,
+			  strerror(-rc));
+	else
+		log_debug("'%s': %zu column chunks in %zu row groups",
+			  f->o->name, f->layout->n_chunks, f->layout->n_groups);
+}
+
+/*
+ * A read that starts a Parquet column chunk (its first page) reads it
+ * through: the reader fetches the whole chunk (up to READPATH_CHUNK_MAX)
+ * and read-ahead stays inside it (the next chunk in the file is another
+ * column, which the query may not want).  A read starts a chunk when it
+ * begins on the chunk's first page and is a jump from the reads before
+ * or a small one (a page header read first); a read that goes on from
+ * the last one (the kernel's read-ahead past a chunk's end) starts
+ * nothing.  Returns the last block to fetch.  Lock held.
+ */
+static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
+			    uint64_t last)
+{
+	if (!f->layout)
+		return last;
+	const struct parquet_chunk *c = parquet_find(f->layout, off + PAGE - 1);
+	bool jump = off + PAGE < f->next_off || off > f->next_off + PAGE;
+	if (c && off <= c->off && c->off - off < PAGE &&
+	    (jump || len <= CHUNK_PEEK)) {
+		f->ra_limit = c->off + c->len;
+		return max64(last, (c->off + c->len - 1) / BLK);
+	}
+	if (jump) {              /* into the middle of a chunk, or none */
+		c = parquet_find(f->layout, off);
+		f->ra_limit = c ? c->off + c->len : 0;
+	}
+	return last;
+}
+
 /*
  * A new extent from block first, at most want blocks, stopping before a
  * block some extent holds and where the block cache stops (or starts)
@@ -532,6 +604,7 @@ static void rfile_free(struct rfile *f)
 	while (f->ext)
 		ext_unlink(f, f->ext);
 	tail_drop(f);
+	parquet_layout_destroy(f->layout);
 	bobj_close(f->o);
 	free(f->version);
 	pthread_cond_destroy(&f->cv);
@@ -672,6 +745,8 @@ static void read_ahead(struct rfile *f)
 	if (pos >= f->size || pos > f->next_off + f->window / 2)
 		return;
 	uint64_t target = min64(f->size, f->next_off + f->window);
+	if (f->layout)          /* see chunk_start */
+		target = min64(target, max64(f->ra_limit, f->next_off));
 
 	while (pos < target && f->ahead_inflight < MAX_AHEAD &&
 	       !atomic_load(&f->cancel)) {
@@ -686,6 +761,8 @@ static void read_ahead(struct rfile *f)
 			continue;
 		}
 		uint64_t want = chunk;
+		if (f->layout)          /* not past the chunk read */
+			want = min64(want, (target - pos + BLK - 1) / BLK);
 		e = ext_plan(f, b, want, true);
 		if (!e)
 			break;                    /* memory budget spent */
@@ -841,6 +918,8 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 			return NULL;
 		}
 		store_later(f, e);
+		if (e->off + e->len == f->size)
+			layout_learn(f, e->buf, e->off);
 		if (b < e->first || b >= e->first + e->nblocks) {
 			ext_unref(f, e);      /* planned short of b: go on */
 			continue;
@@ -879,6 +958,7 @@ static void tail_take(struct rfile *f, struct bobj *o)
 	if (!o->tail || !n || n > f->size)
 		return;
 	uint64_t off = f->size - n;
+	layout_learn(f, o->tail, off);
 	uint64_t first = (off + BLK - 1) / BLK;
 	struct extent *e = NULL;
 	if (first < f->nblocks && !cached(f, first))
@@ -915,6 +995,7 @@ struct rfile *rfile_open(struct readpath *rp, struct bobj *o)
 	f->size = o->info.size;
 	f->nblocks = (f->size + BLK - 1) / BLK;
 	f->version = version_token(&o->info);
+	f->columnar = ends_with(o->name, ".parquet");
 	pthread_mutex_init(&f->lock, NULL);
 	timeutil_cond_init(&f->cv);
 	f->refs = 1;
@@ -927,13 +1008,6 @@ struct rfile *rfile_open(struct readpath *rp, struct bobj *o)
 	o->tail = NULL;
 	o->tail_len = 0;
 	return f;
-}
-
-/* Does name end in suffix, ignoring case? */
-static bool ends_with(const char *name, const char *suffix)
-{
-	size_t n = strlen(name), k = strlen(suffix);
-	return n >= k && !strcasecmp(name + n - k, suffix);
 }
 
 size_t readpath_open_tail(struct readpath *rp, const char *name,
@@ -983,6 +1057,7 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 			  off + READPATH_TAIL >= f->size;
 
 	pthread_mutex_lock(&f->lock);
+	last = chunk_start(f, off, len, last);
 	note_access(f, off, len);
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
@@ -1032,10 +1107,11 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 			  off + READPATH_TAIL >= f->size;
 
 	pthread_mutex_lock(&f->lock);
+	uint64_t last = chunk_start(f, off, len, b);
 	note_access(f, off, len);
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
-	struct extent *e = ext_get(f, b, b, small_tail, dl, &err);
+	struct extent *e = ext_get(f, b, last, small_tail, dl, &err);
 	if (e) {
 		e->used = true;
 		e->tick = ++f->tick;

@@ -16,6 +16,7 @@
 #include "backends/mem/mem.h"
 #include "backends/util/strbuf.h"
 #include "tests/unit/check.h"
+#include "tests/unit/parquet_footer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -145,6 +146,110 @@ static bool read_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
 }
 
 /* ------------------------------------------------------- tests */
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/*
+ * A Parquet file of one row group whose column chunks lie at chunk[]
+ * (MiB), its data the pattern of seed and its footer real; put in the
+ * store as name.  Returns its size.
+ */
+static uint64_t put_parquet(const char *name, uint64_t seed,
+			    const struct spec *chunks, size_t n)
+{
+	struct strbuf w = STRBUF_INIT;
+	size_t one = n;
+	put_footer(&w, chunks, &one, 1);
+	uint64_t data_end = (uint64_t)(chunks[n - 1].data + chunks[n - 1].size);
+	uint64_t size = data_end + w.len + 8;
+	unsigned char *b = malloc(size);
+	for (uint64_t i = 0; i < data_end; i++)
+		b[i] = byte_at(seed, i);
+	memcpy(b + data_end, w.buf, w.len);
+	uint32_t flen = (uint32_t)w.len;
+	for (int i = 0; i < 4; i++)
+		b[size - 8 + i] = (unsigned char)(flen >> (8 * i));
+	memcpy(b + size - 4, "PAR1", 4);
+	int64_t gen = mem_put(mstore, name, b, size, NULL);
+	CHECK(gen > 0);
+	free(b);
+	strbuf_release(&w);
+	return size;
+}
+
+static bool reqs_end_by(uint64_t end)
+{
+	struct fault_range *r = reqs();
+	for (unsigned i = 0; i < nreq(); i++)
+		if (r[i].off + r[i].len > end)
+			return false;
+	return true;
+}
+
+static void parquet_chunks_are_read_whole_and_alone(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	const struct spec chunks[] = {
+		{ .data = 4, .dict = -1, .size = 3 * MiB - 4 },
+		{ .data = 3 * MiB, .dict = -1, .size = 7 * MiB },
+		{ .data = 10 * MiB, .dict = -1, .size = 3 * MiB / 2 },
+		{ .data = 23 * MiB / 2, .dict = -1, .size = 37 * MiB / 2 },
+		{ .data = 30 * MiB, .dict = -1, .size = 2 * MiB },
+	};
+	uint64_t size = put_parquet("t/part-0.parquet", 31, chunks, 5);
+	struct bobj *o = store_open("t/part-0.parquet");
+	o->tail = malloc(MiB);
+	o->tail_len = MiB;
+	struct deadline dl = deadline_in_ms(5000);
+	CHECK_INT(bobj_read(o, o->tail, MiB, size - MiB, &dl), MiB);
+	reset();
+	struct rfile *f = rfile_open(rp, o);
+
+	/* a page header at a chunk's start: the chunk, whole, at once */
+	CHECK(read_ok(f, 31, 3 * MiB, 256));
+	CHECK_INT(nreq(), 1);
+	CHECK_INT(reqs()[0].off, 3 * MiB);
+	CHECK_INT(reqs()[0].len, 7 * MiB);
+	for (uint64_t at = 3 * MiB + 256; at < 10 * MiB; at += 128 * KiB)
+		CHECK(read_ok(f, 31, at, (size_t)min_u64(128 * KiB,
+							 10 * MiB - at)));
+	CHECK_INT(nreq(), 1);
+	/* going on past its end (the kernel reading ahead) starts nothing:
+	 * one block, not the next chunk whole */
+	CHECK(read_ok(f, 31, 10 * MiB, 128 * KiB));
+	CHECK_INT(nreq(), 2);
+	CHECK_INT(reqs()[1].len, MiB);
+
+	/* a long chunk read in order: read-ahead inside it, never past */
+	reset();
+	uint64_t c3 = 23 * MiB / 2, c3_end = 30 * MiB;
+	CHECK(read_ok(f, 31, c3, 256));
+	CHECK_INT(reqs()[0].off, 11 * MiB);
+	CHECK_INT(reqs()[0].len, 8 * MiB);            /* one request's most */
+	for (uint64_t at = c3 + 256; at < c3_end; at += 512 * KiB)
+		CHECK(read_ok(f, 31, at, (size_t)min_u64(512 * KiB,
+							 c3_end - at)));
+	usleep(100000);                  /* any read-ahead still in flight */
+	CHECK(reqs_end_by(c3_end));
+
+	/* a read into the middle of a chunk fetches what it asks */
+	reset();
+	CHECK(read_ok(f, 31, 20 * MiB + MiB / 2, 4096));
+	CHECK(read_ok(f, 31, MiB + 77, 4096));
+	CHECK_INT(nreq(), 2);
+	CHECK_INT(reqs()[0].len, MiB);
+	CHECK_INT(reqs()[1].len, MiB);
+	rfile_close(f);
+
+	/* no footer learnt (no tail, never read): blocks as they come */
+	reset();
+	f = rfile_open(rp, store_open("t/part-0.parquet"));
+	CHECK(read_ok(f, 31, 3 * MiB, 256));
+	CHECK_INT(nreq(), 1);
+	CHECK_INT(reqs()[0].len, MiB);
+	rfile_close(f);
+	readpath_destroy(rp);
+}
 
 /* Give o the last n bytes of its version, as an open_tail would. */
 static struct bobj *with_tail(struct bobj *o, uint64_t gen, size_t n)
@@ -581,7 +686,6 @@ static void block_cache_replaces_requests(void)
 	bcache_close(bc);
 }
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* Splice [off, off+len) and check the pieces' bytes against gen. */
 static bool splice_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
@@ -734,6 +838,7 @@ int main(void)
 	in_order_then_jump_resets_the_window();
 	footer_reads_take_one_request();
 	tail_read_at_open_answers_reads();
+	parquet_chunks_are_read_whole_and_alone();
 	memory_budget_holds();
 	many_files_at_random_stay_in_budget();
 	a_read_goes_on_when_the_budget_is_held();
