@@ -462,22 +462,24 @@ static void layout_learn(struct rfile *f, const char *buf, uint64_t off)
 }
 
 /*
- * A read that starts a Parquet column chunk (its first page) reads it
- * through: the reader fetches the whole chunk (up to READPATH_CHUNK_MAX)
- * and read-ahead stays inside it (the next chunk in the file is another
- * column, which the query may not want).  A read starts a chunk when it
- * begins on the chunk's first page and is a jump from the reads before
- * or a small one (a page header read first); a read that goes on from
- * the last one (the kernel's read-ahead past a chunk's end) starts
- * nothing.  Returns the last block to fetch.  Lock held.
+ * A read that starts a Parquet column chunk reads it through: the reader
+ * fetches the whole chunk (up to READPATH_CHUNK_MAX) and read-ahead stays
+ * inside it (the next chunk in the file is another column, which the
+ * query may not want).  A read starts a chunk when it begins on the
+ * chunk's first page and is a jump from this handle's reads before or a
+ * small one (a page header, read first); a read that goes on from the
+ * last one (the kernel's read-ahead past a chunk's end) starts nothing.
+ * The kernel reads ahead through any handle of the file, so a guess can
+ * be wrong either way: it costs bytes or a request, never the answer.
+ * Returns the last block to fetch.  Lock held.
  */
 static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
 			    uint64_t last)
 {
 	if (!f->layout)
 		return last;
-	const struct parquet_chunk *c = parquet_find(f->layout, off + PAGE - 1);
 	bool jump = off + PAGE < f->next_off || off > f->next_off + PAGE;
+	const struct parquet_chunk *c = parquet_find(f->layout, off + PAGE - 1);
 	if (c && off <= c->off && c->off - off < PAGE &&
 	    (jump || len <= CHUNK_PEEK)) {
 		f->ra_limit = c->off + c->len;

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 REPO = Path(__file__).resolve().parents[2]
+DUCKDB = REPO / "tests" / "bench" / "duckdb"   # DuckDB's Node API from npm
 HYLAKE_BIN = Path(os.environ.get("HYLAKE_BIN") or (REPO / "build" / "hylake")).absolute()
 RGW_SH = REPO / "tests" / "ceph" / "rgw.sh"
 GCS_DIR = REPO / "tests" / "gcs"
@@ -832,3 +834,14 @@ def expected_tree(keys, prefix: str = "") -> tuple[set, set]:
         else:
             files.add("/".join(parts))
     return files - dirs, dirs
+
+
+def duckdb_ready() -> bool:
+    """node and DuckDB from npm (tests/npm_ci.sh installs it into DUCKDB)."""
+    if not shutil.which("node"):
+        return False
+    if not (DUCKDB / "node_modules" / "@duckdb" / "node-api").exists():
+        r = subprocess.run(["bash", str(REPO / "tests" / "npm_ci.sh"), str(DUCKDB)],
+                           capture_output=True, text=True, timeout=300)
+        return r.returncode == 0
+    return True

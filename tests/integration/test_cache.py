@@ -14,7 +14,9 @@ import random
 import subprocess
 import time
 
-from hylib import MiB, child_call, child_read, run_hylake, sha256
+import pytest
+
+from hylib import DUCKDB, MiB, child_call, child_read, duckdb_ready, run_hylake, sha256
 from lakelib import lake  # noqa: F401  (a fixture)
 
 KiB = 1024
@@ -380,3 +382,71 @@ def test_spliced_reads_stay_exact_while_blocks_are_evicted(s3, bucket, proxy, ws
     f = _prom(res.stdout)
     assert f["hylake_cache_evictions_total"] >= 4, "no block was evicted"
     assert f["hylake_cache_hits_total"] >= 10, "nothing was read from the cache"
+
+
+PARQUET_JS = """
+import { DuckDBInstance } from "@duckdb/node-api";
+const c = await (await DuckDBInstance.create(":memory:")).connect();
+const [cmd, path] = process.argv.slice(1);
+if (cmd === "write") {
+  await c.run(`COPY (SELECT range AS id, hash(range) AS a, hash(range + 1) % 100000 AS b,
+                            md5(range::VARCHAR) AS h, (hash(range + 2) % 1000000) * 1.5 AS d,
+                            hash(range + 3) AS e FROM range(1000000))
+               TO '${path}' (FORMAT parquet, ROW_GROUP_SIZE 250000)`);
+  const r = await c.runAndReadAll(`SELECT path_in_schema,
+        (CASE WHEN dictionary_page_offset > 0 AND dictionary_page_offset < data_page_offset
+              THEN dictionary_page_offset ELSE data_page_offset END)::BIGINT,
+        total_compressed_size::BIGINT FROM parquet_metadata('${path}')`);
+  console.log(JSON.stringify(r.getRows().map((x) => x.map(String))));
+} else {
+  const r = await c.runAndReadAll(`SELECT sum(b)::BIGINT, max(d)::DOUBLE, count(*)::BIGINT
+                                   FROM read_parquet('${path}')`);
+  console.log(JSON.stringify(r.getRows()[0].map(String)));
+}
+"""
+
+
+def duckdb(*args):
+    r = subprocess.run(["node", "--input-type=module", "-e", PARQUET_JS, *map(str, args)],
+                       cwd=DUCKDB, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.timeout(300)
+def test_a_query_of_two_columns_fetches_their_chunks_not_the_file(
+        s3, bucket, proxy, ws, mounter):
+    """DuckDB reads 2 of a Parquet file's 6 columns through the mount.  The
+    footer tells where their column chunks lie: each is fetched whole when
+    its first page is read, and neither read-ahead (the daemon's or the
+    kernel's) runs on into the columns between them."""
+    if not duckdb_ready():
+        pytest.skip("node and DuckDB from npm (tests/npm_ci.sh tests/bench/duckdb) needed")
+    local = ws.root / "wide.parquet"
+    chunks = duckdb("write", local)
+    body = local.read_bytes()
+    s3.put_object(Bucket=bucket, Key="t/wide.parquet", Body=body)
+    want = duckdb("query", local)
+    needed = [(int(at), int(n)) for col, at, n in chunks if col in ("b", "d")]
+    assert len(body) > 5 * sum(n for _, n in needed)  # the other columns are most of it
+
+    _, m = mount_s3(ws, mounter, proxy, bucket, cache_size="0")
+    drop_caches()
+    proxy.reset_counts()
+    assert duckdb("query", m / "t/wide.parquet") == want
+    reqs = gets(proxy, "t/wide.parquet")
+    spans = []
+    for r in reqs:
+        first, _, last = r.range.split("=", 1)[1].partition("-")
+        spans.append((len(body) - int(last), len(body)) if not first
+                     else (int(first), int(last) + 1))
+    # chunks came whole in one request (the kernel reads ahead through
+    # either of DuckDB's handles, which can hide a chunk's start from the
+    # daemon now and then: most, not all)
+    whole = [(at, n) for at, n in needed if any(a <= at and at + n <= b for a, b in spans)]
+    assert len(whole) >= len(needed) // 2, (whole, needed, spans)
+    # and little else: the blocks the chunks end in, what the kernel read
+    # ahead past them, the tail each open brought (reading every column
+    # on the way, as read-ahead did, fetched 2.7 times the file)
+    fetched = sum(b - a for a, b in spans)
+    assert fetched < 0.75 * len(body), (fetched, needed, len(body), spans)

@@ -9,7 +9,6 @@ import errno
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import threading
@@ -18,12 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from hylib import MiB, run_hylake, sha256, wait_until
+from hylib import DUCKDB, MiB, duckdb_ready, run_hylake, sha256, wait_until
 from test_writes import (close_errno, expect_errno, gcs_bytes, gcs_exists, rw_mount,
                          write_fd)
 
-ROOT = Path(__file__).resolve().parents[2]
-DUCKDB = ROOT / "tests" / "bench" / "duckdb"
 
 
 def generation(gcs, bucket, name) -> int:
@@ -228,16 +225,6 @@ def test_restart_reports_a_conflicting_precondition(gcs, gcs_bucket, ws, mounter
     assert "1 NOT uploaded" in out and "1 kept to retry" in out, out
     assert (stg / "reported" / "5f00-1-0.data").read_bytes() == data
     assert b"state reported" in (stg / "reported" / "5f00-1-0.meta").read_bytes()
-
-
-def duckdb_ready() -> bool:
-    if not shutil.which("node"):
-        return False
-    if not (DUCKDB / "node_modules" / "@duckdb" / "node-api").exists():
-        r = subprocess.run(["bash", str(ROOT / "tests" / "npm_ci.sh"), str(DUCKDB)],
-                           capture_output=True, text=True, timeout=300)
-        return r.returncode == 0
-    return True
 
 
 COUNT_JS = """
