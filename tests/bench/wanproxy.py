@@ -47,6 +47,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 
 F_SETPIPE_SZ = 1031
 
@@ -153,9 +154,11 @@ class Line:
         # data, which would keep the writer from the bytes already in that
         # pipe: wait for data first, then splice without waiting.
         fd = self.src.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
         busy = 0
         while True:
-            if not select.select([fd], [], [], 0.5)[0]:
+            if not poll.poll(500):
                 if self.conn.dead:
                     raise OSError("connection ended")
                 continue
@@ -277,7 +280,11 @@ class Conn:
             threading.Thread(target=self.run, args=(fn,), daemon=True).start()
 
     def run(self, fn):
-        fn()
+        try:
+            fn()
+        except Exception:
+            traceback.print_exc()       # a bug here: end the connection, not hang it
+            self.kill()
         with self.lock:
             self.left -= 1
             last = self.left == 0
