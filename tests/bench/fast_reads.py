@@ -9,7 +9,8 @@ baseline measured in the same run (see tests/bench/README.md).
                                    [--hylake-bin build/hylake] [--perf FILE]
 
 BENCH_RGW_PORT, BENCH_RGW_B_PORT and BENCH_MON_PORT move radosgw's ports
-(28480, 28481, 28789) for a second run beside another; with --workdir it
+(28480, 28481, 28789) for a second run beside another, and BENCH_PROXY_PORT
+the ports of row 7's proxies (28482 and the next one); with --workdir it
 needs its own scratch folder too.  BENCH_KERNEL_RA_KB sets the kernel's
 read-ahead of the hylake mount, for trying other values.
 
@@ -29,6 +30,7 @@ import platform
 import random
 import re
 import resource
+import select
 import shlex
 import shutil
 import signal
@@ -51,6 +53,10 @@ BUCKET = "benchbucket"
 # BENCH_RGW_PORT etc. move them, so that two runs on one machine can coexist
 RGW_PORTS = {k: os.environ.get("BENCH_" + k, v) for k, v in
              (("RGW_PORT", "28480"), ("RGW_B_PORT", "28481"), ("MON_PORT", "28789"))}
+# row 7: the proxy with the WAN's round trip, and one without delay beside it
+PROXY_PORT = int(os.environ.get("BENCH_PROXY_PORT", "28482"))
+WAN_RTT_MS = 30
+WANPROXY = Path(__file__).resolve().with_name("wanproxy.py")
 REGION = "us-east-1"
 MEMORY_LIMIT = 512 * MiB
 CACHE_SIZE = "4G"
@@ -259,12 +265,17 @@ def run(cmd, timeout=60, check=True, env=None, **kw):
 # --------------------------------------------------------------------------- mounts
 
 
-class Mount:
-    """One FUSE mount of hylake, s3fs or rclone, remounted between runs."""
+def mount_dir(work, kind, wan):
+    return work / (f"mnt-{kind}-wan" if wan else f"mnt-{kind}")
 
-    def __init__(self, bench, kind):
-        self.b, self.kind = bench, kind
-        self.mnt = bench.work / f"mnt-{kind}"
+
+class Mount:
+    """One FUSE mount of hylake, s3fs or rclone, remounted between runs;
+    `wan`: its source is radosgw behind row 7's WAN proxy."""
+
+    def __init__(self, bench, kind, wan=False):
+        self.b, self.kind, self.wan = bench, kind, wan
+        self.mnt = mount_dir(bench.work, kind, wan)
         self.mnt.mkdir(exist_ok=True)
         self.pid = None
         self.start = None
@@ -272,15 +283,18 @@ class Mount:
     def _cmd(self):
         b = self.b
         if self.kind == "hylake":
-            return [str(b.hylake), "mount", str(b.hylake_conf), str(self.mnt)], None
+            conf = b.hylake_wan_conf if self.wan else b.hylake_conf
+            return [str(b.hylake), "mount", str(conf), str(self.mnt)], None
         if self.kind == "s3fs":
-            opts = (f"ro,url={b.endpoint},use_path_request_style,endpoint={REGION},"
+            url = b.wan.url if self.wan else b.endpoint
+            opts = (f"ro,url={url},use_path_request_style,endpoint={REGION},"
                     f"passwd_file={b.s3fs_pw},{S3FS_OPTS}")
             return ["s3fs", BUCKET, str(self.mnt), "-o", opts], None
         env = dict(os.environ)
         env.pop("AWS_CA_BUNDLE", None)   # rclone refuses to start with it on this image
+        remote = "benchwan" if self.wan else "bench"
         return (["rclone", "--config", str(b.rclone_conf), "mount",
-                 f"bench:{BUCKET}", str(self.mnt), "--read-only", "--daemon"]
+                 f"{remote}:{BUCKET}", str(self.mnt), "--read-only", "--daemon"]
                 + RCLONE_OPTS, env)
 
     def mount(self):
@@ -338,6 +352,72 @@ def stop_pid(pid, start, grace=10.0):
             return
 
 
+class Proxy:
+    """tests/bench/wanproxy.py in a process of its own (its CPU is not the
+    bench's), between the clients and radosgw; its event log says what
+    passed during a measurement."""
+
+    def __init__(self, bench, port, rtt_ms):
+        self.b, self.port, self.rtt_ms = bench, port, rtt_ms
+        self.logfile = bench.work / f"proxy-{rtt_ms}ms.log"
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = None
+
+    def start(self):
+        u = urllib.parse.urlsplit(self.b.endpoint)
+        self.logfile.unlink(missing_ok=True)
+        err = open(self.b.work / f"proxy-{self.rtt_ms}ms.err", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WANPROXY), "--upstream", f"{u.hostname}:{u.port}",
+             "--listen", f"127.0.0.1:{self.port}", "--rtt-ms", str(self.rtt_ms),
+             "--log", str(self.logfile)], stdout=subprocess.PIPE, stderr=err, text=True)
+        err.close()
+        if not select.select([self.proc.stdout], [], [], 10)[0] or \
+                not self.proc.stdout.readline().startswith("listening"):
+            self.stop()
+            raise SystemExit(f"fast_reads: the proxy on port {self.port} did not start "
+                             f"(see {err.name})")
+        log(f"proxy {self.url} -> {self.b.endpoint}, {self.rtt_ms} ms round trip")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cpu(self):
+        return proc_cpu(self.proc.pid) or 0
+
+    def mark(self):
+        return rgwlog.mark(self.logfile), self.cpu()
+
+    def stats(self, mark):
+        """What passed since mark(): object GETs, their Range sizes, new
+        connections, and how many connections streamed response bytes at
+        once (sampled every 20 ms while any did)."""
+        pos, cpu0 = mark
+        text = rgwlog.since(self.logfile, pos) or ""
+        gets, ranges, conns, active = 0, [], 0, []
+        for line in text.splitlines():
+            f = line.split("\t")
+            if f[0] == "C":
+                conns += 1
+            elif f[0] == "A":
+                active.append(int(f[2]))
+            elif f[0] == "R" and f[3] == "GET" and "/" in f[4].lstrip("/").split("?")[0]:
+                gets += 1
+                m = re.fullmatch(r"bytes=(\d+)-(\d+)", f[5])
+                if m:
+                    ranges.append(int(m.group(2)) - int(m.group(1)) + 1)
+        return {"gets": gets, "range_kib": statistics.median(ranges) / KiB if ranges else None,
+                "conns": conns, "streams": statistics.mean(active) if active else 0,
+                "streams_max": max(active, default=0), "cpu": self.cpu() - cpu0}
+
+
 class RssSampler(threading.Thread):
     """Peak RSS (KiB) of some PIDs: sampled VmRSS and the final VmHWM."""
 
@@ -375,8 +455,8 @@ def parse_rows(spec):
             continue
         a, _, b = part.partition("-")
         rows.update(range(int(a), int(b or a) + 1))
-    if not rows or not rows <= set(range(1, 7)):
-        raise argparse.ArgumentTypeError(f"rows are 1..6: {spec!r}")
+    if not rows or not rows <= set(range(1, 8)):
+        raise argparse.ArgumentTypeError(f"rows are 1..7: {spec!r}")
     return rows
 
 
@@ -392,6 +472,7 @@ class Bench:
         self.daemons = set()
         self.mounts = {}
         self.rgw_started = False
+        self.wan = self.wan0 = None   # row 7's proxies: 30 ms, and 0 ms
         self.results = {}      # (row, system) -> list of measurement dicts
         self.errors = {}       # (row, system) -> reason
         self.notes = []
@@ -437,6 +518,11 @@ class Bench:
         self.server_pids = []
         for n in ("rgw", "osd"):
             self.server_pids.append(int((self.rgw_dir / "pids" / f"{n}.pid").read_text()))
+        if 7 in self.a.only:
+            self.wan = Proxy(self, PROXY_PORT, WAN_RTT_MS)
+            self.wan0 = Proxy(self, PROXY_PORT + 1, 0)
+            for p in (self.wan, self.wan0):
+                p.start()
 
         def secret(name, text):
             p = self.work / name
@@ -447,20 +533,26 @@ class Bench:
                             f"{self.ak}\naws_secret_access_key = {self.sk}\n")
         self.s3fs_pw = secret("s3fs.passwd", f"{self.ak}:{self.sk}\n")
         self.curl_cfg = secret("curl.conf", f'user = "{self.ak}:{self.sk}"\n')
-        self.rclone_conf = secret("rclone.conf", (
-            "[bench]\ntype = s3\nprovider = Ceph\n"
+        self.rclone_conf = secret("rclone.conf", "".join(
+            f"[{name}]\ntype = s3\nprovider = Ceph\n"
             f"access_key_id = {self.ak}\nsecret_access_key = {self.sk}\n"
-            f"endpoint = {self.endpoint}\nregion = {REGION}\n"))
+            f"endpoint = {url}\nregion = {REGION}\n"
+            for name, url in (("bench", self.endpoint),
+                              ("benchwan", self.wan.url if self.wan else self.endpoint))))
         self.plan_common = {"endpoint": self.endpoint, "bucket": BUCKET,
                             "access_key": self.ak, "secret_key": self.sk}
         self.hy_state = self.work / "hylake-state"
         self.hy_cache = self.work / "hylake-cache"
         self.hylake_conf = self.work / "hylake.conf"
-        self.hylake_conf.write_text(
-            f"[mount]\nstate_dir = {self.hy_state}\ncache_dir = {self.hy_cache}\n"
-            f"cache_size = {CACHE_SIZE}\nmemory_limit = {MEMORY_LIMIT // MiB}M\n"
-            f"[source]\ntype = s3\nendpoint = {self.endpoint}\nbucket = {BUCKET}\n"
-            f"region = {REGION}\ncredentials = {self.creds}\n")
+        self.hylake_wan_conf = self.work / "hylake-wan.conf"
+        for conf, url in ((self.hylake_conf, self.endpoint),
+                          (self.hylake_wan_conf, self.wan.url if self.wan else None)):
+            if url:
+                conf.write_text(
+                    f"[mount]\nstate_dir = {self.hy_state}\ncache_dir = {self.hy_cache}\n"
+                    f"cache_size = {CACHE_SIZE}\nmemory_limit = {MEMORY_LIMIT // MiB}M\n"
+                    f"[source]\ntype = s3\nendpoint = {url}\nbucket = {BUCKET}\n"
+                    f"region = {REGION}\ncredentials = {self.creds}\n")
         self.upload()
 
     def snapshot_hylake(self):
@@ -491,16 +583,17 @@ class Bench:
     def kill_leftovers(self):
         """Mounts and daemons left by a run of this script that was killed."""
         for kind in ("hylake", "s3fs", "rclone"):
-            mnt = self.work / f"mnt-{kind}"
-            if mounted(mnt):
-                log(f"unmounting leftover {mnt}")
-                subprocess.run(["fusermount3", "-u", str(mnt)], timeout=30,
-                               stderr=subprocess.DEVNULL)
+            for wan in (False, True):
+                mnt = mount_dir(self.work, kind, wan)
                 if mounted(mnt):
-                    subprocess.run(["umount", "-l", str(mnt)], timeout=30,
+                    log(f"unmounting leftover {mnt}")
+                    subprocess.run(["fusermount3", "-u", str(mnt)], timeout=30,
                                    stderr=subprocess.DEVNULL)
-            for pid in daemons_of(mnt, (kind,)):
-                stop_pid(pid, proc_starttime(pid), grace=2)
+                    if mounted(mnt):
+                        subprocess.run(["umount", "-l", str(mnt)], timeout=30,
+                                       stderr=subprocess.DEVNULL)
+                for pid in daemons_of(mnt, (kind,)):
+                    stop_pid(pid, proc_starttime(pid), grace=2)
 
     def s3(self):
         import boto3
@@ -533,7 +626,7 @@ class Bench:
         k = self.keys()
         rows = self.a.only
         big, many = [], []
-        if rows & {1, 2}:
+        if rows & {1, 2, 7}:
             big.append((k["seq"], self.seq_size))
         if rows & {3, 6}:
             big += [(x, self.par_size) for x in k["par"]]
@@ -563,14 +656,14 @@ class Bench:
 
     # -- helpers ---------------------------------------------------------------
 
-    def mount(self, kind):
-        if kind not in self.mounts:
-            self.mounts[kind] = Mount(self, kind)
-        return self.mounts[kind]
+    def mount(self, kind, wan=False):
+        if (kind, wan) not in self.mounts:
+            self.mounts[(kind, wan)] = Mount(self, kind, wan)
+        return self.mounts[(kind, wan)]
 
-    def prep(self, kind, cold=True):
+    def prep(self, kind, cold=True, wan=False):
         """Remount (for hylake: empty block cache and state when cold) and drop caches."""
-        m = self.mount(kind)
+        m = self.mount(kind, wan)
         m.umount()
         if kind == "hylake" and cold:
             for d in (self.hy_cache, self.hy_state):
@@ -613,9 +706,11 @@ class Bench:
     def server_cpu(self):
         return sum(proc_cpu(p) or 0 for p in self.server_pids)
 
-    def readers(self, cmds, expect, timeout, daemon=None, rss=None):
-        """Run reader processes at once; wall time, bytes, client and server CPU."""
+    def readers(self, cmds, expect, timeout, daemon=None, rss=None, proxy=None):
+        """Run reader processes at once; wall time, bytes, client and server CPU
+        (and what passed through `proxy`, when given)."""
         pos = self.req_mark()
+        pmark = proxy.mark() if proxy else None
         s0, c0 = self.server_cpu(), children_cpu()
         d0 = proc_cpu(daemon) if daemon else 0
         sampler = RssSampler(rss or []) if rss else None
@@ -659,16 +754,18 @@ class Bench:
         res["bytes"] = got
         res["mbps"] = got / MB / res["seconds"]
         res["requests"] = self.req_count(pos)
+        if proxy:
+            res["wan"] = proxy.stats(pmark)
         return res
 
     def dd(self, path):
         return ["dd", f"if={path}", "of=/dev/null", "bs=1M"]
 
-    def curl(self, key):
+    def curl(self, key, endpoint=None):
         return ["curl", "-sS", "-f", "-K", str(self.curl_cfg), "--aws-sigv4",
                 f"aws:amz:{REGION}:s3", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
                 "-o", "/dev/null", "-w", "%{size_download}",
-                f"{self.endpoint}/{BUCKET}/{key}"]
+                f"{endpoint or self.endpoint}/{BUCKET}/{key}"]
 
     def worker(self, args, timeout):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker"] + args
@@ -722,12 +819,12 @@ class Bench:
             self.measure(row, "s3fs", i, fs("s3fs"))
             self.measure(row, "rclone", i, fs("rclone"))
 
-    def read_seq(self, kind, cold=True):
+    def read_seq(self, kind, cold=True, wan=False):
         """Remount and read the sequential object with dd."""
-        m = self.prep(kind, cold)
+        m = self.prep(kind, cold, wan)
         n = self.seq_size
         return self.readers([self.dd(m.mnt / self.keys()["seq"])], n, self.op_timeout(n),
-                            m.pid)
+                            m.pid, proxy=self.wan if wan else None)
 
     def row1(self, i):
         key = self.keys()["seq"]
@@ -830,45 +927,83 @@ class Bench:
             return r
         self.measure_all(4, i, fs, http)
 
+    def ls_l(self, d):
+        """Seconds `ls -l d > /dev/null` takes; checks the entry count."""
+        t = time.monotonic()
+        try:
+            r = subprocess.run(["ls", "-l", str(d)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True,
+                               timeout=self.op_timeout(base=120))
+        except subprocess.TimeoutExpired:
+            raise Timeout(f"timeout ({self.op_timeout(base=120):.0f}s)")
+        dt = time.monotonic() - t
+        if r.returncode != 0:
+            raise Failed(f"ls exited {r.returncode}: {r.stderr.strip()[-200:]}")
+        got = len(os.listdir(d))
+        if got != self.ls_n:
+            raise Failed(f"listed {got} entries, expected {self.ls_n}")
+        return dt
+
+    def local_ls_dir(self):
+        """A local folder with the listing's names and sizes (16 bytes), made once."""
+        d = self.work / f"local-ls{self.ls_n}"
+        if d.is_dir() and len(os.listdir(d)) == self.ls_n:
+            return d
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        for k in self.keys()["ls_keys"]:
+            (d / k.rsplit("/", 1)[1]).write_bytes(os.urandom(16))
+        os.sync()
+        return d
+
     def row5(self, i):
         folder = self.keys()["ls"]
+        local = self.local_ls_dir()
 
         def fs(kind):
             def go():
                 m = self.prep(kind)
-                d = m.mnt / folder
                 pos = self.req_mark()
-                t = time.monotonic()
-                try:
-                    r = subprocess.run(["ls", "-l", str(d)], stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, text=True,
-                                       timeout=self.op_timeout(base=120))
-                except subprocess.TimeoutExpired:
-                    raise Timeout(f"timeout ({self.op_timeout(base=120):.0f}s)")
-                dt = time.monotonic() - t
-                reqs = self.req_count(pos)
-                if r.returncode != 0:
-                    raise Failed(f"ls exited {r.returncode}: {r.stderr.strip()[-200:]}")
-                got = len(os.listdir(d))
-                if got != self.ls_n:
-                    raise Failed(f"listed {got} entries, expected {self.ls_n}")
-                return {"seconds": dt, "requests": reqs}
+                dt = self.ls_l(m.mnt / folder)
+                return {"seconds": dt, "requests": self.req_count(pos)}
             return go
 
-        def raw():
+        def raw_and_local():
             p = self.work / "list-plan.json"
             p.write_text(json.dumps(dict(self.plan_common, prefix=folder)))
             p.chmod(0o600)
             r = self.worker(["list-http", str(p)], self.op_timeout(base=60))
             if r["keys"] != self.ls_n:
                 raise Failed(f"listed {r['keys']} keys, expected {self.ls_n}")
+            drop_caches()
+            r["list_s"], r["local_s"] = r["seconds"], self.ls_l(local)
+            r["seconds"] = r["list_s"] + r["local_s"]
             return r
-        self.measure_all(5, i, fs, raw)
+        self.measure_all(5, i, fs, raw_and_local)
+
+    def row7(self, i):
+        key = self.keys()["seq"]
+        n = self.seq_size
+
+        def curl(proxy):
+            def go():
+                drop_caches()
+                return self.readers([self.curl(key, proxy.url if proxy else None)], n,
+                                    self.op_timeout(n), proxy=proxy)
+            return go
+
+        def fs(kind):
+            return lambda: self.read_seq(kind, wan=True)
+        self.measure_all(7, i, fs, curl(self.wan))
+        # is the proxy itself a limit? curl straight to radosgw, and through
+        # the same proxy code with no delay
+        self.measure(7, "curl-direct", i, curl(None))
+        self.measure(7, "curl-proxy0", i, curl(self.wan0))
 
     def run_rows(self):
         rows = self.a.only
         for row, fn in ((1, self.row1), (2, self.row2), (3, self.row3), (4, self.row4),
-                        (5, self.row5)):
+                        (5, self.row5), (7, self.row7)):
             if row in rows or (row == 3 and 6 in rows):
                 for i in range(1, self.a.runs + 1):
                     fn(i)
@@ -940,7 +1075,8 @@ class Bench:
             (2, "warm seq read (MB/s)", "mbps", "local disk", "{:.0f}"),
             (3, f"{self.par_n} parallel cold (MB/s)", "mbps", f"{self.par_n} curl GETs", "{:.0f}"),
             (4, f"parquet-like {self.pq_n} files (s)", "seconds", "ranged GETs", "{:.2f}"),
-            (5, f"ls -l {self.ls_n} entries (s)", "seconds", "raw LIST pages", "{:.2f}"),
+            (5, f"ls -l {self.ls_n} entries (s)", "seconds", "LIST+local ls", "{:.2f}"),
+            (7, f"cold seq, {WAN_RTT_MS} ms RTT (MB/s)", "mbps", "curl via proxy", "{:.0f}"),
         ]
         for row, name, field, bname, fmt in spec:
             if row not in rows:
@@ -977,7 +1113,11 @@ class Bench:
             print("".join(str(c).ljust(x - 1) + " " for c, x in zip(t, w)).rstrip())
         for n in self.notes:
             print(n)
-        cpu_rows = [r for r in (1, 2, 3) if r in rows]
+        if 5 in rows:
+            self.report_row5()
+        if 7 in rows:
+            self.report_row7()
+        cpu_rows = [r for r in (1, 2, 3, 7) if r in rows]
         if cpu_rows:
             print()
             print("CPU per run (median; % of one core over the run's wall time, "
@@ -1008,7 +1148,8 @@ class Bench:
             print(f"{'row':6}{'system':10}{'GET':>8}{'HEAD':>8}{'LIST':>8}{'other':>8}"
                   f"{'KiB/GET':>10}")
             for row, s, rs in req:
-                name = {"baseline": ("curl", "local", "curl", "http", "http")[row - 1]}.get(s, s)
+                name = {"baseline": ("curl", "local", "curl", "http", "http", "-",
+                                     "curl")[row - 1]}.get(s, s)
                 med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                 b = [r.get("bytes") for r in self.results[(row, s)] if r.get("bytes")]
                 per = (f"{statistics.median(b) / med['GET'] / KiB:10.0f}"
@@ -1017,6 +1158,48 @@ class Bench:
                       f"{med['LIST']:8.0f}{med['other']:8.0f}{per}")
         print(f"total time {time.monotonic() - T_START:.0f}s")
         sys.stdout.flush()
+
+    def report_row5(self):
+        parts = [self.med(5, "baseline", f)[0] for f in ("list_s", "local_s")]
+        if None not in parts:
+            print(f"row 5 baseline, each run's sum of: raw LIST pages {parts[0]:.2f} s + "
+                  f"`ls -l` of a local folder of the same names {parts[1]:.2f} s (medians)")
+
+    def report_row7(self):
+        """The proxy check, and what passed through the WAN proxy."""
+        d, _ = self.med(7, "curl-direct", "mbps")
+        z, _ = self.med(7, "curl-proxy0", "mbps")
+        if d and z:
+            zc = statistics.median(r["wan"]["cpu"] for r in self.results[(7, "curl-proxy0")])
+            print(f"row 7 proxy check: curl straight to radosgw {d:.0f} MB/s, through the "
+                  f"proxy with 0 ms {z:.0f} MB/s ({z / d:.2f}x; the proxy's CPU "
+                  f"{zc / (self.seq_size / GiB):.2f} s per GiB)")
+        else:
+            print("row 7 proxy check: " + ", ".join(
+                f"{s} {self.error_cell(7, s)}" for s in ("curl-direct", "curl-proxy0")))
+        print()
+        print(f"row 7 through the proxy ({WAN_RTT_MS} ms round trip; median of runs): object "
+              "GETs, median KiB a GET asks for (Range; whole object without one), new "
+              "connections, connections streaming at once (mean/max of 20 ms samples), "
+              "the proxy's CPU")
+        print(f"{'system':10}{'MB/s':>8}{'GETs':>8}{'KiB/GET':>10}{'conns':>7}"
+              f"{'streams':>13}{'proxy cpu':>11}")
+        for sysname in ("hylake", "baseline", "s3fs", "rclone"):
+            rs = [r for r in self.results.get((7, sysname), []) if r.get("wan")]
+            if not rs:
+                continue
+            w = [r["wan"] for r in rs]
+
+            def m(k):
+                vals = [x[k] for x in w if x[k] is not None]
+                return statistics.median(vals) if vals else None
+            kib = m("range_kib")
+            if kib is None and m("gets"):
+                kib = self.seq_size / KiB / m("gets")
+            name = "curl" if sysname == "baseline" else sysname
+            streams = f"{m('streams'):.1f}/{m('streams_max'):.0f}"
+            print(f"{name:10}{statistics.median(r['mbps'] for r in rs):8.0f}{m('gets'):8.0f}"
+                  f"{kib or 0:10.0f}{m('conns'):7.0f}{streams:>13}{m('cpu'):10.2f}s")
 
     def versions(self):
         def v(cmd, pat=None):
@@ -1047,6 +1230,9 @@ class Bench:
         for pid, start in list(self.daemons):
             stop_pid(pid, start, grace=2)
         self.kill_leftovers()
+        for p in (self.wan, self.wan0):
+            if p:
+                p.stop()
         if self.rgw_started:
             log("stopping radosgw")
             subprocess.run(["bash", str(RGW_SH), "stop", str(self.rgw_dir)],
@@ -1055,16 +1241,22 @@ class Bench:
         if not self.a.keep:
             for name in ("hylake-cache", "hylake-state", "rgw", "bin"):
                 shutil.rmtree(self.work / name, ignore_errors=True)
+            shutil.rmtree(self.work / f"local-ls{self.ls_n}", ignore_errors=True)
             for name in ("local.bin", "credentials", "curl.conf", "s3fs.passwd",
-                         "rclone.conf", "hylake.conf", "pq-plan.json", "list-plan.json"):
+                         "rclone.conf", "hylake.conf", "hylake-wan.conf", "pq-plan.json",
+                         "list-plan.json"):
                 (self.work / name).unlink(missing_ok=True)
+            for rtt in (WAN_RTT_MS, 0):
+                for ext in ("log", "err"):
+                    (self.work / f"proxy-{rtt}ms.{ext}").unlink(missing_ok=True)
             for kind in ("hylake", "s3fs", "rclone"):
-                mnt = self.work / f"mnt-{kind}"
-                if mnt.is_dir() and not mounted(mnt):
-                    try:
-                        mnt.rmdir()
-                    except OSError:
-                        pass
+                for wan in (False, True):
+                    mnt = mount_dir(self.work, kind, wan)
+                    if mnt.is_dir() and not mounted(mnt):
+                        try:
+                            mnt.rmdir()
+                        except OSError:
+                            pass
 
 
 def main():
@@ -1076,8 +1268,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="runs per measurement (median) [3]")
     ap.add_argument("--small", action="store_true",
                     help="quick smoke run: 64 MiB, 8 x 16 MiB, 50 files, 1000 entries")
-    ap.add_argument("--only", type=parse_rows, default=set(range(1, 7)),
-                    help="rows to run, e.g. 1,3-5 (6 needs row 3's hylake runs) [1-6]")
+    ap.add_argument("--only", type=parse_rows, default=set(range(1, 8)),
+                    help="rows to run, e.g. 1,3-5 (6 needs row 3's hylake runs) [1-7]")
     ap.add_argument("--hylake-bin", default=os.environ.get("HYLAKE_BIN",
                                                            str(ROOT / "build" / "hylake")))
     ap.add_argument("--workdir", default="/var/tmp/hylake-bench",
