@@ -145,6 +145,8 @@ struct bcache {
 	unsigned puts_unchecked;  /* puts since then */
 	struct ratelimit put_warn, corrupt_warn;
 	struct bcache_stats st;
+	_Atomic uint64_t *seen;   /* BC_ADMIT_SLOTS key fingerprints */
+	atomic_uint_fast64_t first_touches;
 };
 
 /* The header of a block: its encoding and the hash of its key. */
@@ -476,6 +478,25 @@ int bcache_put(struct bcache *c, const struct bcache_key *k, const void *buf,
 		put_failed(c, rc);
 	free(hd.b);
 	return rc;
+}
+
+bool bcache_admit(struct bcache *c, const struct bcache_key *k)
+{
+	struct hdr hd;
+
+	if (hdr_encode(c, k, &hd))
+		return false;
+	free(hd.b);
+	uint64_t fp = hd.h.low64 | 1;        /* 0: an empty slot */
+	_Atomic uint64_t *slot = &c->seen[hd.h.high64 % BC_ADMIT_SLOTS];
+	if (atomic_exchange_explicit(slot, fp, memory_order_relaxed) == fp)
+		return true;
+	pthread_mutex_lock(&c->lock);
+	bool held = find(c, hd.h) != NULL;
+	pthread_mutex_unlock(&c->lock);
+	if (!held)
+		atomic_fetch_add(&c->first_touches, 1);
+	return held;
 }
 
 /* ---- get ---- */
@@ -834,6 +855,7 @@ void bcache_get_stats(struct bcache *c, struct bcache_stats *out)
 	pthread_mutex_lock(&c->lock);
 	*out = c->st;
 	pthread_mutex_unlock(&c->lock);
+	out->first_touches = atomic_load(&c->first_touches);
 }
 
 /* ---- open ---- */
@@ -1142,6 +1164,7 @@ int bcache_open(const struct bcache_conf *conf, struct bcache **out,
 	c = xcalloc(1, sizeof(*c));
 	c->dir = xstrdup(conf->dir);
 	c->ns = xstrdup(conf->ns);
+	c->seen = xcalloc(BC_ADMIT_SLOTS, sizeof(*c->seen));
 	c->ns_len = (uint16_t)strlen(conf->ns);
 	c->max_bytes = conf->max_bytes;
 	c->min_free = conf->min_free_bytes;
@@ -1250,5 +1273,6 @@ void bcache_close(struct bcache *c)
 	pthread_cond_destroy(&c->check_cv);
 	free(c->dir);
 	free(c->ns);
+	free((void *)c->seen);
 	free(c);
 }

@@ -56,6 +56,7 @@ struct bcache_stats {
 	                                 nothing (-EINVAL not counted) */
 	uint64_t evictions;
 	uint64_t bytes, blocks;   /* held now */
+	uint64_t first_touches;   /* bcache_admit: offers only remembered */
 };
 
 /*
@@ -123,6 +124,18 @@ bool bcache_has(struct bcache *c, const struct bcache_key *k);
  */
 int bcache_put(struct bcache *c, const struct bcache_key *k, const void *buf,
 	       size_t len);
+
+/*
+ * Admission on second touch: should block k, just fetched, be stored?
+ * True when it was offered before (the data is read again) or is held
+ * already; the first offer is only remembered, so a file read once
+ * costs its reader no writes to the disk.  The memory is a fixed table
+ * of BC_ADMIT_SLOTS fingerprints of keys, the latest offer taking its
+ * slot: a block offered again within about that many other blocks is
+ * admitted.  Thread safe, lock free, approximate by design.
+ */
+#define BC_ADMIT_SLOTS ((size_t)1 << 18)     /* 2 MiB; 256 GiB of blocks */
+bool bcache_admit(struct bcache *c, const struct bcache_key *k);
 
 void bcache_get_stats(struct bcache *c, struct bcache_stats *out);
 

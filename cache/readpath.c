@@ -124,6 +124,7 @@ struct rfile {
 	uint64_t window;                  /* read-ahead window, bytes */
 	uint64_t ra_end;                  /* read-ahead issued up to here */
 	unsigned ahead_inflight;
+	atomic_bool keep;                 /* rfile_keep: store every block */
 	bool spliced;                     /* served from the block cache by
 					     rfile_splice: read-ahead leaves
 					     cached blocks to it */
@@ -570,10 +571,12 @@ static int ext_fetch(struct rfile *f, struct extent *e,
 static void ext_store(struct rfile *f, struct extent *e)
 {
 	struct bcache *bc = f->version ? f->rp->conf.cache : NULL;
+	bool all = f->rp->conf.cache_first_read || atomic_load(&f->keep);
 	for (size_t at = e->store_from; bc && at < e->len; at += BLK) {
 		uint64_t b = e->first + at / BLK;
 		struct bcache_key k = { f->o->name, f->version, b };
-		bcache_put(bc, &k, e->buf + at, block_len(f, b));
+		if (all || bcache_admit(bc, &k))
+			bcache_put(bc, &k, e->buf + at, block_len(f, b));
 	}
 }
 
@@ -1035,6 +1038,11 @@ size_t readpath_open_tail(struct readpath *rp, const char *name,
 struct bobj *rfile_bobj(struct rfile *f)
 {
 	return f->o;
+}
+
+void rfile_keep(struct rfile *f)
+{
+	atomic_store(&f->keep, true);
 }
 
 ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,

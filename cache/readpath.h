@@ -28,8 +28,11 @@
  *   overdraft, at most one extent (up to READPATH_CHUNK_MAX) per read in
  *   progress or view held, given back when the read ends.  So what is
  *   held stays under memory_limit plus that.
- * - The block cache (may be NULL): every block fetched from a store is
- *   put there; a block found there is used instead of a request.  Keys
+ * - The block cache (may be NULL): a block fetched from a store is put
+ *   there when it is fetched a second time (bcache_admit: a file read
+ *   once costs its reader no disk writes), or the first time with
+ *   cache_first_read or for a handle told so (rfile_keep); a block found
+ *   there is used instead of a request.  Keys
  *   carry the version pinned at open, so a new version never meets the
  *   blocks of an old one.  A read the cache holds whole can be handed out
  *   as its files instead of bytes (rfile_splice), for a reply that the
@@ -66,6 +69,9 @@ struct readpath_conf {
 	uint64_t read_ahead_max;      /* window of one file; 0: no read-ahead */
 	unsigned fetchers;            /* threads fetching ahead */
 	int64_t fetch_timeout_ms;     /* deadline of one read-ahead fetch */
+	bool cache_first_read;        /* store every block fetched; false:
+					 only those fetched again
+					 (bcache_admit) */
 };
 
 struct readpath_stats {
@@ -107,6 +113,10 @@ struct rfile *rfile_open(struct readpath *rp, struct bobj *o);
 
 /* The handle (its info is the pinned version). */
 struct bobj *rfile_bobj(struct rfile *f);
+
+/* Store every block this handle fetches in the block cache, read once
+ * or not (`hylake warm`). */
+void rfile_keep(struct rfile *f);
 
 /*
  * Read len bytes at off.  Returns len, less only at the end of the

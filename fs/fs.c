@@ -409,6 +409,25 @@ static void hy_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void hy_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
+		     void *arg, struct fuse_file_info *fi, unsigned flags,
+		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	(void)ino, (void)arg, (void)in_buf, (void)in_bufsz, (void)out_bufsz;
+
+	if ((flags & FUSE_IOCTL_DIR) || cmd != HYLAKE_IOC_KEEP) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	struct rfile *f = fi_file(fi)->f;
+	if (!f) {                 /* open for writing */
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	rfile_keep(f);
+	fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
 static void hy_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -700,6 +719,7 @@ static const struct fuse_lowlevel_ops hy_ops = {
 	.getattr = hy_getattr,
 	.open = hy_open,
 	.read = hy_read,
+	.ioctl = hy_ioctl,
 	.release = hy_release,
 	.opendir = hy_opendir,
 	.readdir = hy_readdir,

@@ -13,11 +13,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/types.h>
 
 #include "fs/wfile.h"
 
 struct backend;
+/*
+ * ioctl(2) on a file open for reading: store every block this handle
+ * reads in the block cache, as `hylake warm` wants, though a block read
+ * once is otherwise only remembered (cache_first_read).  No argument;
+ * ENOTTY on anything else.
+ */
+#define HYLAKE_IOC_KEEP _IO('h', 1)
+
 struct fs;
 struct lease_mgr;
 struct readpath;

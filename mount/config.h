@@ -37,6 +37,7 @@ struct mount_conf {
 	int64_t map_size;
 	char *cache_dir;               /* NULL: /var/cache/hylake/BUCKET */
 	int64_t cache_size;            /* 0: no block cache */
+	int64_t cache_first_read;      /* store blocks read once, too */
 	int64_t cache_min_free;
 	int64_t memory_limit;          /* read-ahead buffers, all files */
 	int64_t read_ahead;            /* largest window of one file */

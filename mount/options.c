@@ -68,6 +68,10 @@ const struct opt_def opt_table[] = {
 	  "folder of the block cache [/var/cache/hylake/BUCKET]" },
 	{ "cache_size", OPT_SIZE, M(cache_size), "10G", 0, (int64_t)1 << 50,
 	  0, 1, "ceiling of the block cache on disk (0: no block cache)" },
+	{ "cache_first_read", OPT_BOOL, M(cache_first_read), "no", 0, 1, 0,
+	  1, "yes: store every block read in the block cache | no: a block "
+	  "read once is only remembered, and stored when it is read again "
+	  "(`hylake warm` stores what it reads either way)" },
 	{ "cache_min_free", OPT_SIZE, M(cache_min_free), "1G", 0,
 	  (int64_t)1 << 50, 0, 1, "free space the block cache leaves on its "
 	  "disk" },

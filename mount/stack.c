@@ -255,6 +255,7 @@ static void build_read_path(const struct hy_config *cfg, struct stack *st)
 		.read_ahead_max = (uint64_t)m->read_ahead,
 		.fetchers = (unsigned)m->threads,
 		.fetch_timeout_ms = m->op_timeout_ms,
+		.cache_first_read = m->cache_first_read,
 	};
 	st->rp = readpath_create(&rpc);
 }

@@ -1,6 +1,8 @@
 /*
  * warm.c - `hylake warm PATH...`: read every file under PATH through the
- * mount, so the daemon's read path stores the blocks in its cache.
+ * mount, so the daemon's read path stores the blocks in its cache (each
+ * file is asked to, HYLAKE_IOC_KEEP: a block read once is otherwise
+ * only remembered).
  *
  * Files are found with nftw() (not following links, not crossing into
  * other filesystems) before reading starts, so progress can say "of how
@@ -10,6 +12,7 @@
  * On a terminal a progress line on stderr is rewritten every 200 ms.
  */
 #include "mount/warm.h"
+#include "fs/fs.h"
 #include "mount/cli.h"
 #include "mount/human.h"
 #include "backends/util/strbuf.h"
@@ -92,6 +95,9 @@ static int read_whole(struct warm *w, const char *path, char *buf)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* store what is read, though it is read once (best effort: a file
+	 * outside a hylake mount answers ENOTTY and is read all the same) */
+	(void)ioctl(fd, HYLAKE_IOC_KEEP);
 	int rc = 0;
 	for (;;) {
 		ssize_t n = read(fd, buf, CHUNK);

@@ -70,13 +70,19 @@ static int trace_list(struct backend *b, const struct list_req *req,
 	return rc;
 }
 
+/* One line per open; an open asked for its tail (open_tail) says how
+ * much was asked and how much came. */
 static void log_open(struct backend *b, const char *op, const char *name,
-		     int rc, struct bobj *h, int64_t t0)
+		     int rc, struct bobj *h, size_t tail_len, int64_t t0)
 {
+	char tail[64] = "";
+	if (tail_len)
+		snprintf(tail, sizeof(tail), " tail=%zu/%zu",
+			 rc == 0 ? h->tail_len : 0, tail_len);
 	log_trace("trace %s: %s '%s' -> %s size=%" PRIu64 " gen=%" PRIu64
-		  " etag=%s (%" PRId64 " us)", b->name, op, name, outcome(rc),
+		  " etag=%s%s (%" PRId64 " us)", b->name, op, name, outcome(rc),
 		  rc == 0 ? h->info.size : 0, rc == 0 ? h->info.generation : 0,
-		  rc == 0 ? h->info.etag : "-", us_since(t0));
+		  rc == 0 ? h->info.etag : "-", tail, us_since(t0));
 }
 
 static int trace_open_tail(struct backend *b, const char *name,
@@ -86,10 +92,7 @@ static int trace_open_tail(struct backend *b, const char *name,
 	struct bobj *h = NULL;
 	int64_t t0 = mono_ns();
 	int rc = backend_open_tail(wrapper_inner(b), name, tail_len, &h, dl);
-	if (tail_len)
-		log_trace("trace %s: open_tail '%s' %zu -> %zu bytes", b->name,
-			  name, tail_len, rc == 0 ? h->tail_len : 0);
-	log_open(b, "open", name, rc, h, t0);
+	log_open(b, "open", name, rc, h, tail_len, t0);
 	if (rc == 0)
 		*out = wrapped_obj_new(b, h);
 	return rc;
@@ -107,7 +110,7 @@ static int trace_open_pinned(struct backend *b, const char *name,
 	struct bobj *h = NULL;
 	int64_t t0 = mono_ns();
 	int rc = backend_open_pinned(wrapper_inner(b), name, info, &h);
-	log_open(b, "open_pinned", name, rc, h, t0);
+	log_open(b, "open_pinned", name, rc, h, 0, t0);
 	if (rc == 0)
 		*out = wrapped_obj_new(b, h);
 	return rc;

@@ -826,6 +826,18 @@ class Bench:
         return self.readers([self.dd(m.mnt / self.keys()["seq"])], n, self.op_timeout(n),
                             m.pid, proxy=self.wan if wan else None)
 
+    def fill_twice(self):
+        """Read the sequential object twice in one mount: hylake stores a block
+        when it is read the second time (cache_first_read = no), so data read
+        twice is what the warm row reads."""
+        m = self.prep("hylake")
+        n = self.seq_size
+        for _ in range(2):
+            drop_caches()
+            r = self.readers([self.dd(m.mnt / self.keys()["seq"])], n, self.op_timeout(n),
+                             m.pid)
+        return r
+
     def row1(self, i):
         key = self.keys()["seq"]
         n = self.seq_size
@@ -839,13 +851,14 @@ class Bench:
         n = self.seq_size
         local = self.work / "local.bin"
         if i == 1:
-            log(f"row 2: writing the local file {local} and filling hylake's cache")
+            log(f"row 2: writing the local file {local} and filling hylake's cache "
+                "(the object read twice)")
             with open(local, "wb") as f:
                 for off in range(0, n, 64 * MiB):
                     f.write(os.urandom(min(64 * MiB, n - off)))
                 f.flush()
                 os.fsync(f.fileno())
-            self.measure(2, "hylake-fill", 0, lambda: self.read_seq("hylake"))
+            self.measure(2, "hylake-fill", 0, self.fill_twice)
             if (2, "hylake-fill") in self.errors:
                 self.errors[(2, "hylake")] = self.errors[(2, "hylake-fill")]
 

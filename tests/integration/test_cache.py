@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from hylib import DUCKDB, MiB, child_call, child_read, duckdb_ready, run_hylake, sha256
+from hylib import (DUCKDB, MiB, child_call, child_read, duckdb_ready, run_hylake, sha256,
+                   wait_until)
 from lakelib import lake  # noqa: F401  (a fixture)
 
 KiB = 1024
@@ -31,7 +32,11 @@ def gets(proxy, key):
 
 
 def mount_s3(ws, mounter, proxy, bucket, **mount_keys):
-    cfg = ws.s3_config(bucket, endpoint=proxy.url, mount=mount_keys or None)
+    """A mount of bucket through proxy that stores every block read (most
+    tests here are about what the cache does with a block it holds; the
+    default, a block stored when read again, has a test of its own)."""
+    mount_keys.setdefault("cache_first_read", "yes")
+    cfg = ws.s3_config(bucket, endpoint=proxy.url, mount=mount_keys)
     return cfg, mounter.mount(cfg)
 
 
@@ -61,6 +66,36 @@ def test_cached_read_survives_a_remount(s3, bucket, proxy, ws, mounter):
         res = child_read(m2 / "d/data.bin", offset=off, length=n)
         assert res["ok"] and res["sha256"] == sha256(body[off:off + n]), (off, n, res)
     assert gets(proxy, "d/data.bin") == []
+
+
+def test_a_block_is_stored_when_it_is_read_again(s3, bucket, proxy, ws, mounter):
+    """By default a block read once is only remembered: a cold scan writes
+    nothing to the cache disk.  Read again, it is stored, and after a
+    remount it comes from the cache.  `hylake warm` stores what it reads at
+    once."""
+    twice, warm = os.urandom(5 * MiB + 11), os.urandom(3 * MiB + 7)
+    s3.put_object(Bucket=bucket, Key="a/twice.bin", Body=twice)
+    s3.put_object(Bucket=bucket, Key="a/warm.bin", Body=warm)
+    cfg = ws.s3_config(bucket, endpoint=proxy.url)
+    m = mounter.mount(cfg)
+    assert child_read(m / "a/twice.bin")["sha256"] == sha256(twice)
+    time.sleep(0.3)                      # stores run off the reader's path
+    assert cache_files(ws) == [], "a block read once was stored"
+    drop_caches()
+    assert child_read(m / "a/twice.bin")["sha256"] == sha256(twice)
+    assert wait_until(lambda: len(cache_files(ws)) == 6, 10), cache_files(ws)
+
+    r = run_hylake("warm", m / "a/warm.bin")
+    assert r.returncode == 0, r.stderr
+    assert wait_until(lambda: len(cache_files(ws)) == 6 + 4, 10), cache_files(ws)
+
+    m.unmount()
+    drop_caches()
+    proxy.reset_counts()
+    m = mounter.mount(cfg)
+    assert child_read(m / "a/twice.bin")["sha256"] == sha256(twice)
+    assert child_read(m / "a/warm.bin")["sha256"] == sha256(warm)
+    assert gets(proxy, "a/twice.bin") == [] and gets(proxy, "a/warm.bin") == []
 
 
 def test_new_generation_is_never_answered_from_old_blocks(lake, mounter):
@@ -123,7 +158,8 @@ def test_the_cache_stays_under_its_ceiling(s3, bucket, ws, mounter):
     bodies = {f"f{i}": os.urandom(3 * MiB) for i in range(5)}
     for k, v in bodies.items():
         s3.put_object(Bucket=bucket, Key=k, Body=v)
-    cfg = ws.s3_config(bucket, mount={"cache_size": "7M", "cache_min_free": "0"})
+    cfg = ws.s3_config(bucket, mount={"cache_size": "7M", "cache_min_free": "0",
+                                      "cache_first_read": "yes"})
     m = mounter.mount(cfg)
     for k, v in bodies.items():
         res = child_read(m / k)

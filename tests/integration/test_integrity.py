@@ -102,7 +102,7 @@ def test_block_cache_never_keeps_a_bad_copys_bytes(lake, mounter, ws):
     """Fill the block cache through a mount whose replica copy is bad, then
     remount and read everything again from the cache: the right bytes."""
     want, _ = bad_copy(lake, ws, "t/cached.parquet", "replicated")
-    cfg = lake.config(order=("nfs",), mount={"cache_size": "512M"})
+    cfg = lake.config(order=("nfs",), mount={"cache_size": "512M", "cache_first_read": "yes"})
     m = mounter.mount(cfg)
     f = m / "t/cached.parquet"
     assert preads(f, want, n=300, seed=3)["wrong"] == 0

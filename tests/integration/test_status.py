@@ -99,7 +99,8 @@ def test_metrics_endpoint_and_textfile(lake, mounter, ws):
     prom_file.parent.mkdir()
     m = mounter.mount(lake.config(mount={
         "metrics_listen": f"127.0.0.1:{port}", "metrics_file": str(prom_file),
-        "metrics_interval": "1s", "cache_size": "64M"}), opts="entry_timeout=0")
+        "metrics_interval": "1s", "cache_size": "64M", "cache_first_read": "yes"}),
+        opts="entry_timeout=0")
     url = f"http://127.0.0.1:{port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as r:
         assert r.status == 200

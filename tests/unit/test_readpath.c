@@ -113,7 +113,8 @@ static struct readpath *rp_new(struct bcache *bc, uint64_t mem, uint64_t ra)
 {
 	struct readpath_conf c = { .cache = bc, .memory_limit = mem,
 				   .read_ahead_max = ra, .fetchers = 8,
-				   .fetch_timeout_ms = 10000 };
+				   .fetch_timeout_ms = 10000,
+				   .cache_first_read = true };
 	return readpath_create(&c);
 }
 
@@ -712,6 +713,66 @@ static bool splice_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
 	return ok;
 }
 
+/* How many of name's first n blocks (version of gen) the cache holds. */
+static unsigned held(struct bcache *bc, const char *name, uint64_t gen,
+		     uint64_t n)
+{
+	char version[32];
+	unsigned k = 0;
+	snprintf(version, sizeof(version), "g%llu", (unsigned long long)gen);
+	for (uint64_t b = 0; b < n; b++) {
+		struct bcache_key key = { name, version, b };
+		k += bcache_has(bc, &key);
+	}
+	return k;
+}
+
+static void blocks_are_stored_when_read_again(void)
+{
+	struct bcache *bc = cache_new("bc-admit", 256 * MiB);
+	struct readpath_conf c = { .cache = bc, .memory_limit = 512 * MiB,
+				   .read_ahead_max = 64 * MiB, .fetchers = 8,
+				   .fetch_timeout_ms = 10000 };
+	struct readpath *rp = readpath_create(&c);
+	uint64_t size = 6 * MiB + 5;
+	struct bcache_stats st;
+
+	reset();
+	struct rfile *f = rfile_open(rp, put_open("twice", size, 41));
+	uint64_t gen = rfile_bobj(f)->info.generation;
+	read_whole(f, 41, size);
+	rfile_close(f);
+	usleep(50000);
+	CHECK_INT(held(bc, "twice", gen, 7), 0);    /* read once: remembered */
+	bcache_get_stats(bc, &st);
+	CHECK_INT(st.first_touches, 7);
+	CHECK_INT(st.puts, 0);
+
+	f = rfile_open(rp, store_open("twice"));    /* again: stored */
+	read_whole(f, 41, size);
+	rfile_close(f);
+	usleep(50000);
+	CHECK_INT(held(bc, "twice", gen, 7), 7);
+
+	reset();                                     /* and from disk now */
+	f = rfile_open(rp, store_open("twice"));
+	read_whole(f, 41, size);
+	rfile_close(f);
+	CHECK_INT(nreq(), 0);
+
+	/* a handle told to keep what it reads stores it the first time */
+	f = rfile_open(rp, put_open("kept", size, 42));
+	gen = rfile_bobj(f)->info.generation;
+	rfile_keep(f);
+	read_whole(f, 42, size);
+	rfile_close(f);
+	usleep(50000);
+	CHECK_INT(held(bc, "kept", gen, 7), 7);
+	readpath_destroy(rp);
+	bcache_close(bc);
+}
+
+
 /* Reads the block cache holds whole are handed out as file pieces with
  * exactly the object's bytes; others are left to rfile_read. */
 static void cached_reads_splice(void)
@@ -843,6 +904,7 @@ int main(void)
 	many_files_at_random_stay_in_budget();
 	a_read_goes_on_when_the_budget_is_held();
 	block_cache_replaces_requests();
+	blocks_are_stored_when_read_again();
 	cached_reads_splice();
 	failed_read_ahead_is_fetched_by_the_reader();
 	close_with_read_ahead_in_flight();
