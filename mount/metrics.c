@@ -100,6 +100,10 @@ static void bcache_metrics(struct bcache *bc, uint64_t limit,
 	prom_add(p, "hylake_cache_stored_blocks_total", PROM_COUNTER,
 		 "blocks written into the block cache", NULL, NULL,
 		 (double)s.puts);
+	prom_add(p, "hylake_cache_first_touches_total", PROM_COUNTER,
+		 "blocks read once and only remembered, not stored (a block "
+		 "is stored when it is read again; cache_first_read)", NULL,
+		 NULL, (double)s.first_touches);
 	prom_add(p, "hylake_cache_put_failures_total", PROM_COUNTER,
 		 "blocks the block cache could not keep (disk full, I/O "
 		 "error); the read was served all the same", NULL, NULL,

@@ -215,8 +215,10 @@ static void print_human(const char *mnt, const struct figures *f)
 		human_bytes(get(f, "hylake_cache_limit_bytes", NULL, 0), c,
 			   sizeof(c));
 		printf("block cache   hit ratio %s (%s from the cache, %s from "
-		       "stores); holds %s of %s; %.0f evictions, %.0f corrupt "
-		       "blocks dropped\n", a, hb, mb, b, c,
+		       "stores); holds %s of %s; %.0f blocks read once, not "
+		       "stored; %.0f evictions, %.0f corrupt blocks dropped\n",
+		       a, hb, mb, b, c,
+		       get(f, "hylake_cache_first_touches_total", NULL, 0),
 		       get(f, "hylake_cache_evictions_total", NULL, 0),
 		       get(f, "hylake_cache_corrupt_blocks_total", NULL, 0));
 	} else {

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import time
 
@@ -81,6 +82,9 @@ def test_a_block_is_stored_when_it_is_read_again(s3, bucket, proxy, ws, mounter)
     assert child_read(m / "a/twice.bin")["sha256"] == sha256(twice)
     time.sleep(0.3)                      # stores run off the reader's path
     assert cache_files(ws) == [], "a block read once was stored"
+    st = run_hylake("status", m.path, "--prometheus")
+    touches = re.search(r"^hylake_cache_first_touches_total (\S+)$", st.stdout, re.M)
+    assert touches and float(touches.group(1)) == 6, st.stdout
     drop_caches()
     assert child_read(m / "a/twice.bin")["sha256"] == sha256(twice)
     assert wait_until(lambda: len(cache_files(ws)) == 6, 10), cache_files(ws)
