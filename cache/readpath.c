@@ -571,7 +571,10 @@ static int ext_fetch(struct rfile *f, struct extent *e,
 static void ext_store(struct rfile *f, struct extent *e)
 {
 	struct bcache *bc = f->version ? f->rp->conf.cache : NULL;
-	bool all = f->rp->conf.cache_first_read || atomic_load(&f->keep);
+	/* a small file is stored at once: it is cheap to keep, and readers
+	 * that open a file several times (DuckDB) read it again at once */
+	bool all = f->rp->conf.cache_first_read || atomic_load(&f->keep) ||
+		   f->size <= READPATH_SMALL_WHOLE;
 	for (size_t at = e->store_from; bc && at < e->len; at += BLK) {
 		uint64_t b = e->first + at / BLK;
 		struct bcache_key k = { f->o->name, f->version, b };

@@ -30,9 +30,10 @@
  *   held stays under memory_limit plus that.
  * - The block cache (may be NULL): a block fetched from a store is put
  *   there when it is fetched a second time (bcache_admit: a file read
- *   once costs its reader no disk writes), or the first time with
- *   cache_first_read or for a handle told so (rfile_keep); a block found
- *   there is used instead of a request.  Keys
+ *   once costs its reader no disk writes), or the first time for a small
+ *   file (READPATH_SMALL_WHOLE), with cache_first_read or for a handle
+ *   told so (rfile_keep); a block found there is used instead of a
+ *   request.  Keys
  *   carry the version pinned at open, so a new version never meets the
  *   blocks of an old one.  A read the cache holds whole can be handed out
  *   as its files instead of bytes (rfile_splice), for a reply that the

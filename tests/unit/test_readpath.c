@@ -760,6 +760,15 @@ static void blocks_are_stored_when_read_again(void)
 	rfile_close(f);
 	CHECK_INT(nreq(), 0);
 
+	/* a small file is stored the first time (readers that open a file
+	 * several times read it again at once) */
+	f = rfile_open(rp, put_open("small-once", 2 * MiB, 43));
+	gen = rfile_bobj(f)->info.generation;
+	read_whole(f, 43, 2 * MiB);
+	rfile_close(f);
+	usleep(50000);
+	CHECK_INT(held(bc, "small-once", gen, 2), 2);
+
 	/* a handle told to keep what it reads stores it the first time */
 	f = rfile_open(rp, put_open("kept", size, 42));
 	gen = rfile_bobj(f)->info.generation;
