@@ -716,21 +716,17 @@ static void old_format_starts_afresh(void)
 	struct vmap_stats st;
 	struct source_fact got, s = source(3);
 	char err[256];
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi meta = 0, objects = 0, dbi = 0;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, objects, dbi;
 	uint32_t one = 1;
 
 	make_map(dir("v1"), 10);
-	bool opened = mdb_env_create(&env) == 0 &&
-		      mdb_env_set_maxdbs(env, 6) == 0 &&
-		      mdb_env_open(env, dir("v1"), 0, 0600) == 0 &&
-		      mdb_txn_begin(env, NULL, 0, &txn) == 0 &&
-		      mdb_dbi_open(txn, "meta", 0, &meta) == 0 &&
-		      mdb_dbi_open(txn, "objects", MDB_CREATE, &objects) == 0;
-	CHECK(opened);
-	if (!opened)
-		return;
+	CHECK(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 6) == 0 &&
+	      mdb_env_open(env, dir("v1"), 0, 0600) == 0 &&
+	      mdb_txn_begin(env, NULL, 0, &txn) == 0 &&
+	      mdb_dbi_open(txn, "meta", 0, &meta) == 0 &&
+	      mdb_dbi_open(txn, "objects", MDB_CREATE, &objects) == 0);
 	MDB_val k = { 6, "schema" }, d = { 4, &one };
 	CHECK(mdb_put(txn, meta, &k, &d, 0) == 0);
 	k = (MDB_val){ 3, "key" };
