@@ -39,7 +39,6 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,11 +54,7 @@
 #define TOUCH_AGE_MIN 60          /* refresh "used" once an hour at most */
 #define EVICT_AT 0.80
 #define EVICT_SHARE 0.25
-#define EVICT_REGROW 0.05         /* pages grown since: lower the cap */
-#define EVICT_STEP_MIN 8192       /* records a batch may evict, at least */
-#define EVICT_SAMPLE 4            /* records looked at per record evicted */
 #define KEY_MAX 24
-#define RTXN_POOL 64              /* reset read transactions kept */
 #define NDB 3
 
 enum { DB_OBJECTS, DB_REPLICAS, DB_SUMS };
@@ -100,15 +95,6 @@ struct vmap {
 	uint64_t put_seq, inflight_seq, committed_seq;
 	bool stop;
 	uint64_t commits, evicted, dropped, lost;
-	/* eviction, the writer's alone (no lock): the entry counts it keeps
-	 * between, the fill when they were set, where the sweep goes on */
-	uint64_t evict_hi, evict_lo;
-	double evict_fill;
-	bool evicting;
-	unsigned char sweep_key[NDB][KEY_MAX];
-	size_t sweep_klen[NDB];
-	_Atomic size_t nbatched;   /* pending.n + inflight.n, read unlocked */
-	_Atomic(MDB_txn *) rtxn[RTXN_POOL];   /* lock free: atomic swaps */
 };
 
 /*
@@ -223,7 +209,6 @@ static void put_fact(struct vmap *m, int db, const unsigned char *key,
 		return;
 	}
 	batch_add(&m->pending, &w);
-	atomic_store(&m->nbatched, m->pending.n + m->inflight.n);
 	m->pending_bytes += vlen;
 	m->put_seq++;
 	if (m->pending.n == 1 || m->pending.n >= BATCH_MAX)
@@ -232,14 +217,11 @@ static void put_fact(struct vmap *m, int db, const unsigned char *key,
 }
 
 /* Remember that a record read from disk is old, so the next batch can
- * refresh its "used" while it writes anyway.  The coarse clock is enough
- * for minutes and costs no system call. */
+ * refresh its "used" while it writes anyway. */
 static void note_touch(struct vmap *m, int db, const unsigned char *key,
 		       size_t klen, uint32_t used)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	if (used + TOUCH_AGE_MIN > (uint32_t)(ts.tv_sec / 60))
+	if (used + TOUCH_AGE_MIN > now_minutes())
 		return;
 	pthread_mutex_lock(&m->lock);
 	if (m->ntouched < TOUCH_MAX) {
@@ -251,115 +233,49 @@ static void note_touch(struct vmap *m, int db, const unsigned char *key,
 	pthread_mutex_unlock(&m->lock);
 }
 
-/*
- * A read transaction from the pool, renewed (a reset transaction keeps
- * its reader slot, so renewing it takes no lock, where beginning one
- * takes the reader table's mutex), or a new one.  Each thread starts at
- * its own slot, so threads seldom meet.  Returns 0 or -errno.
- */
-static int rtxn_take(struct vmap *m, MDB_txn **txn, unsigned *slot)
-{
-	static _Atomic unsigned next_slot;
-	static _Thread_local unsigned my_slot = UINT32_MAX;
-
-	if (my_slot == UINT32_MAX)
-		my_slot = atomic_fetch_add(&next_slot, 1);
-	*slot = my_slot % RTXN_POOL;
-	for (unsigned i = 0; i < RTXN_POOL; i++) {
-		unsigned k = (*slot + i) % RTXN_POOL;
-		MDB_txn *t = atomic_exchange(&m->rtxn[k], NULL);
-		if (!t)
-			continue;
-		if (mdb_txn_renew(t) == 0) {
-			*txn = t;
-			*slot = k;
-			return 0;
-		}
-		mdb_txn_abort(t);
-	}
-	return mdb_code_errno(mdb_txn_begin(m->env, NULL, MDB_RDONLY, txn));
-}
-
-/* End a read transaction: reset and back into the pool, or aborted when
- * the pool is full. */
-static void rtxn_give(struct vmap *m, MDB_txn *txn, unsigned slot)
-{
-	mdb_txn_reset(txn);
-	for (unsigned i = 0; i < RTXN_POOL; i++) {
-		MDB_txn *empty = NULL;
-		if (atomic_compare_exchange_strong(
-			    &m->rtxn[(slot + i) % RTXN_POOL], &empty, txn))
-			return;
-	}
-	mdb_txn_abort(txn);
-}
-
-/* What a lookup does with the record it finds: decode it, while the
- * bytes are still the map's (or the batch's, under the lock).  Returns 0
- * or -ENOENT. */
-typedef int (*take_fn)(const unsigned char *v, size_t len, void *arg);
-
-/*
- * Look a key up: batches first, then the map (a short read txn), and give
- * the record to take().  The batches are looked at only when they hold
- * something: a get in a thread that put a fact sees it, since the count
- * is raised before put_fact() returns.  Returns take()'s result, or
- * -errno: -ENOENT when the key is absent.
- */
+/* Look a key up: batches first, then the map (a short read txn).
+ * Returns 0 with *val (caller frees) and *vlen, or -errno: -ENOENT when
+ * the key is absent. */
 static int lookup(struct vmap *m, int db, const unsigned char *key,
-		  size_t klen, take_fn take, void *arg)
+		  size_t klen, void **val, size_t *vlen)
 {
-	if (atomic_load_explicit(&m->nbatched, memory_order_acquire)) {
-		size_t vlen;
-		pthread_mutex_lock(&m->lock);
-		void *v = batch_find(m, db, key, klen, &vlen);
-		pthread_mutex_unlock(&m->lock);
-		if (v) {
-			int rc = take(v, vlen, arg);
-			free(v);
-			return rc;
-		}
-	}
+	pthread_mutex_lock(&m->lock);
+	*val = batch_find(m, db, key, klen, vlen);
+	pthread_mutex_unlock(&m->lock);
+	if (*val)
+		return 0;
 
 	MDB_txn *txn;
-	unsigned slot;
 	MDB_val k = { klen, (void *)key }, d;
-	uint32_t used = UINT32_MAX;
-	int rc = rtxn_take(m, &txn, &slot);
+	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn));
 	if (rc < 0)
 		return rc;
 	rc = mdb_code_errno(mdb_get(txn, m->dbi[db], &k, &d));
 	if (rc == 0) {
-		used = vmap_records_used(d.mv_data, d.mv_size);
-		rc = take(d.mv_data, d.mv_size, arg);
+		*val = xmalloc(d.mv_size);
+		memcpy(*val, d.mv_data, d.mv_size);
+		*vlen = d.mv_size;
 	}
-	rtxn_give(m, txn, slot);
+	mdb_txn_abort(txn);
 	if (rc == 0)
-		note_touch(m, db, key, klen, used);
+		note_touch(m, db, key, klen, vmap_records_used(*val, *vlen));
 	return rc;
 }
 
 /* ---- the facts interface ---- */
 
-struct take_object {
-	const char *name;
-	struct source_fact *out;
-};
-
-static int take_object(const unsigned char *v, size_t len, void *arg)
-{
-	struct take_object *t = arg;
-	return vmap_records_decode_object(v, len, t->name, t->out);
-}
-
 static int f_get_source(void *ctx, const char *name, struct source_fact *out)
 {
 	unsigned char key[16];
-	struct take_object t = { name, out };
+	size_t len;
+	void *v;
 	name_key(name, key);
-	if (lookup(ctx, DB_OBJECTS, key, 16, take_object, &t) < 0)
+	int rc = lookup(ctx, DB_OBJECTS, key, 16, &v, &len);
+	if (rc < 0)
 		return -ENOENT;       /* facts.h: whatever the cause, unknown */
-	return 0;
+	rc = vmap_records_decode_object(v, len, name, out);
+	free(v);
+	return rc;
 }
 
 static void f_put_source(void *ctx, const char *name,
@@ -374,26 +290,18 @@ static void f_put_source(void *ctx, const char *name,
 	put_fact(ctx, DB_OBJECTS, key, 16, v, len);
 }
 
-struct take_replica {
-	const char *name;
-	struct replica_fact *out;
-};
-
-static int take_replica(const unsigned char *v, size_t len, void *arg)
-{
-	struct take_replica *t = arg;
-	return vmap_records_decode_replica(v, len, t->name, t->out);
-}
-
 static int f_get_replica(void *ctx, const char *replica, const char *name,
 			 struct replica_fact *out)
 {
 	unsigned char key[KEY_MAX];
-	size_t klen = replica_key(replica, name, key);
-	struct take_replica t = { name, out };
-	if (lookup(ctx, DB_REPLICAS, key, klen, take_replica, &t) < 0)
+	size_t len, klen = replica_key(replica, name, key);
+	void *v;
+	int rc = lookup(ctx, DB_REPLICAS, key, klen, &v, &len);
+	if (rc < 0)
 		return -ENOENT;       /* facts.h: whatever the cause, unknown */
-	return 0;
+	rc = vmap_records_decode_replica(v, len, name, out);
+	free(v);
+	return rc;
 }
 
 static void f_put_replica(void *ctx, const char *replica, const char *name,
@@ -408,36 +316,23 @@ static void f_put_replica(void *ctx, const char *replica, const char *name,
 	put_fact(ctx, DB_REPLICAS, key, klen, v, len);
 }
 
-struct take_sums {
-	const char *name;
-	void *out;                /* the manifest, copied */
-	size_t len;
-};
-
-static int take_sums(const unsigned char *v, size_t len, void *arg)
-{
-	struct take_sums *t = arg;
-	size_t off;
-	if (vmap_records_decode_sums(v, len, t->name, &off) < 0)
-		return -ENOENT;
-	t->len = len - off;
-	t->out = xmalloc(t->len ? t->len : 1);
-	memcpy(t->out, v + off, t->len);
-	return 0;
-}
-
 static int f_get_sums(void *ctx, const char *replica, const char *name,
 		      void **out, size_t *outlen)
 {
 	unsigned char key[KEY_MAX];
-	size_t klen = replica_key(replica, name, key);
-	struct take_sums t = { name, NULL, 0 };
+	size_t len, off, klen = replica_key(replica, name, key);
+	unsigned char *v;
 
 	*out = NULL;
-	if (lookup(ctx, DB_SUMS, key, klen, take_sums, &t) < 0)
+	if (lookup(ctx, DB_SUMS, key, klen, (void **)&v, &len) < 0)
 		return -ENOENT;
-	*out = t.out;
-	*outlen = t.len;
+	if (vmap_records_decode_sums(v, len, name, &off) < 0) {
+		free(v);
+		return -ENOENT;
+	}
+	*outlen = len - off;
+	memmove(v, v + off, *outlen);
+	*out = v;
 	return 0;
 }
 
@@ -605,142 +500,6 @@ out_abort_txn:
 	return rc;
 }
 
-/*
- * The sweep of database db: records in key order from where the last one
- * stopped, around to the first again.  Keys are hashes, so any stretch of
- * it is a random sample of the names.  Returns 0 with *k, *d, or
- * MDB_NOTFOUND when the database is empty.
- */
-static int sweep_first(struct vmap *m, MDB_cursor *cur, int db, MDB_val *k,
-		       MDB_val *d)
-{
-	*k = (MDB_val){ m->sweep_klen[db], m->sweep_key[db] };
-	if (k->mv_size && mdb_cursor_get(cur, k, d, MDB_SET_RANGE) == 0)
-		return 0;
-	return mdb_cursor_get(cur, k, d, MDB_FIRST);
-}
-
-static int sweep_next(MDB_cursor *cur, MDB_val *k, MDB_val *d)
-{
-	if (mdb_cursor_get(cur, k, d, MDB_NEXT) == 0)
-		return 0;
-	return mdb_cursor_get(cur, k, d, MDB_FIRST);
-}
-
-/*
- * Evict up to want records of database db, least recently used first
- * among a sample of EVICT_SAMPLE times as many from its sweep (sampled
- * LRU: no scan of the whole map, and a batch's transaction stays short).
- * Inside the batch's transaction.  Returns the number evicted, or -errno
- * (the transaction is spoilt).
- */
-static int64_t evict_some(struct vmap *m, MDB_txn *txn, int db, uint64_t want)
-{
-	size_t cap = (size_t)want * EVICT_SAMPLE, n = 0;
-	uint32_t *used, cutoff;
-	MDB_cursor *cur;
-	MDB_val k, d;
-	int rc;
-	int64_t dropped = 0;
-
-	if (!want)
-		return 0;
-	rc = mdb_cursor_open(txn, m->dbi[db], &cur);
-	if (rc)
-		return mdb_code_errno(rc);
-	used = xmalloc(cap * sizeof(*used));
-	for (rc = sweep_first(m, cur, db, &k, &d); rc == 0 && n < cap;
-	     rc = sweep_next(cur, &k, &d))
-		used[n++] = vmap_records_used(d.mv_data, d.mv_size);
-	if (n == 0)
-		goto out_close_cursor;
-	qsort(used, n, sizeof(*used), cmp_u32);
-	cutoff = used[(want < n ? want : n) - 1];
-	for (rc = sweep_first(m, cur, db, &k, &d);
-	     rc == 0 && n > 0 && (uint64_t)dropped < want;
-	     rc = sweep_next(cur, &k, &d), n--) {
-		if (vmap_records_used(d.mv_data, d.mv_size) > cutoff)
-			continue;
-		rc = mdb_cursor_del(cur, 0);
-		if (rc) {               /* the map full: the txn is spoilt */
-			dropped = mdb_code_errno(rc);
-			goto out_close_cursor;
-		}
-		dropped++;
-	}
-	/* go on from here next time */
-	m->sweep_klen[db] = 0;
-	if (mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT) == 0 &&
-	    k.mv_size <= KEY_MAX) {
-		memcpy(m->sweep_key[db], k.mv_data, k.mv_size);
-		m->sweep_klen[db] = k.mv_size;
-	}
-out_close_cursor:
-	mdb_cursor_close(cur);
-	free(used);
-	return dropped;
-}
-
-/*
- * Keep the map under its ceiling, a little at each batch.  Deleting
- * records leaves room in their pages rather than freeing pages, so the
- * pages in use hardly fall after an eviction: the fill says when the map
- * is near its ceiling, and the entry count how much to keep.  When the
- * pages pass EVICT_AT (or grow EVICT_REGROW more since), the count of
- * that moment becomes the high mark and EVICT_SHARE less the low one;
- * from the high mark, batches evict down to the low one, each at most
- * twice its own facts or EVICT_STEP_MIN, from each database in its
- * share of the entries, and new records fill the room.
- * Returns the number evicted, or -errno (the transaction is spoilt).
- */
-static int64_t evict_for_batch(struct vmap *m, MDB_txn *txn, size_t nfacts)
-{
-	uint64_t entries = 0, in_db[NDB] = { 0 };
-	MDB_stat st;
-
-	for (int db = 0; db < NDB; db++)
-		if (mdb_stat(txn, m->dbi[db], &st) == 0) {
-			in_db[db] = st.ms_entries;
-			entries += st.ms_entries;
-		}
-	double fill = fill_ratio(m);
-	if (fill > EVICT_AT &&
-	    (!m->evict_hi || fill > m->evict_fill + EVICT_REGROW)) {
-		m->evict_hi = entries;
-		m->evict_lo = (uint64_t)((double)entries * (1 - EVICT_SHARE));
-		m->evict_fill = fill;
-		m->evicting = true;
-		log_info("version map: %.0f%% of the ceiling (%llu MiB) in use; "
-			 "keeping %llu to %llu entries", fill * 100,
-			 (unsigned long long)(m->map_size >> 20),
-			 (unsigned long long)m->evict_lo,
-			 (unsigned long long)m->evict_hi);
-	} else if (m->evict_hi && entries > m->evict_hi) {
-		m->evicting = true;
-	}
-	if (!m->evicting)
-		return 0;
-	if (entries <= m->evict_lo) {
-		m->evicting = false;
-		return 0;
-	}
-	uint64_t want = entries - m->evict_lo, step = 2 * (uint64_t)nfacts;
-	if (step < EVICT_STEP_MIN)
-		step = EVICT_STEP_MIN;
-	if (want > step)
-		want = step;
-	int64_t dropped = 0;        /* from each database its share */
-	for (int db = 0; db < NDB; db++) {
-		uint64_t share = (uint64_t)((double)want * (double)in_db[db] /
-					    (double)entries + 0.5);
-		int64_t n = evict_some(m, txn, db, share);
-		if (n < 0)
-			return n;
-		dropped += n;
-	}
-	return dropped;
-}
-
 /* Rewrite "used" of touched records; inside the batch's transaction.
  * Returns 0 or -errno: a failed put (the map full) spoils the transaction,
  * and the caller must see it as such, not as a failed commit later. */
@@ -773,10 +532,6 @@ static int commit_batch(struct vmap *m, const struct batch *bt,
 	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, 0, &txn));
 	if (rc < 0)
 		return rc;
-	/* evict first, so that this batch's own records are never taken */
-	int64_t evicted = evict_for_batch(m, txn, bt->n);
-	if (evicted < 0)
-		rc = (int)evicted;
 	for (size_t i = 0; i < bt->n && rc == 0; i++) {
 		const struct fact_write *w = &bt->w[i];
 		MDB_val k = { w->klen, (void *)w->key }, d = { w->vlen, w->val };
@@ -785,16 +540,8 @@ static int commit_batch(struct vmap *m, const struct batch *bt,
 	if (rc == 0)
 		rc = refresh_touched(m, txn, t, nt);
 	if (rc == 0)
-		rc = mdb_code_errno(mdb_txn_commit(txn));
-	else
-		mdb_txn_abort(txn);
-	if (rc == 0 && evicted > 0) {
-		pthread_mutex_lock(&m->lock);
-		m->evicted += (uint64_t)evicted;
-		pthread_mutex_unlock(&m->lock);
-		log_debug("version map: evicted %lld entries, least recently "
-			  "used of a sample", (long long)evicted);
-	}
+		return mdb_code_errno(mdb_txn_commit(txn));
+	mdb_txn_abort(txn);
 	return rc;
 }
 
@@ -856,6 +603,8 @@ static void make_room(struct vmap *m)
 static int write_batch(struct vmap *m, const struct batch *bt,
 		       const struct touch *t, size_t nt)
 {
+	if (fill_ratio(m) > EVICT_AT)
+		evict(m, EVICT_SHARE);
 	int rc = commit_batch(m, bt, t, nt);
 	if (rc == -ENOSPC) {
 		make_room(m);
@@ -917,7 +666,6 @@ static void *writer_main(void *arg)
 		else
 			m->commits++;
 		batch_clear(&m->inflight);
-		atomic_store(&m->nbatched, m->pending.n);
 		m->committed_seq = m->inflight_seq;
 		pthread_cond_broadcast(&m->done);
 	}
@@ -1135,11 +883,6 @@ void vmap_close(struct vmap *m)
 	pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
 	pthread_join(m->writer, NULL);
-	for (unsigned i = 0; i < RTXN_POOL; i++) {
-		MDB_txn *t = atomic_exchange(&m->rtxn[i], NULL);
-		if (t)
-			mdb_txn_abort(t);
-	}
 	batch_clear(&m->pending);
 	batch_clear(&m->inflight);
 	free(m->pending.w);
