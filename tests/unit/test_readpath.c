@@ -146,6 +146,20 @@ static bool read_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
 	return ok;
 }
 
+/* How many of name's first n blocks (version of gen) the cache holds. */
+static unsigned held(struct bcache *bc, const char *name, uint64_t gen,
+		     uint64_t n)
+{
+	char version[32];
+	unsigned k = 0;
+	snprintf(version, sizeof(version), "g%llu", (unsigned long long)gen);
+	for (uint64_t b = 0; b < n; b++) {
+		struct bcache_key key = { name, version, b };
+		k += bcache_has(bc, &key);
+	}
+	return k;
+}
+
 /* ------------------------------------------------------- tests */
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
@@ -294,12 +308,7 @@ static void tail_read_at_open_answers_reads(void)
 	CHECK_INT(nreq(), 0);
 	rfile_close(f);
 	usleep(50000);                        /* the store to the cache */
-	char version[32];
-	snprintf(version, sizeof(version), "g%llu", (unsigned long long)gen);
-	for (uint64_t b = 0; b < 2; b++) {
-		struct bcache_key k = { "small.json", version, b };
-		CHECK(bcache_has(bc, &k));
-	}
+	CHECK_INT(held(bc, "small.json", gen, 2), 2);
 	struct obj_info known = rfile_bobj(f = rfile_open(rp,
 		store_open("small.json")))->info;
 	CHECK_INT(readpath_open_tail(rp, "small.json", &known), 0);
@@ -711,20 +720,6 @@ static bool splice_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
 	free(buf);
 	rfile_splice_release(&s);
 	return ok;
-}
-
-/* How many of name's first n blocks (version of gen) the cache holds. */
-static unsigned held(struct bcache *bc, const char *name, uint64_t gen,
-		     uint64_t n)
-{
-	char version[32];
-	unsigned k = 0;
-	snprintf(version, sizeof(version), "g%llu", (unsigned long long)gen);
-	for (uint64_t b = 0; b < n; b++) {
-		struct bcache_key key = { name, version, b };
-		k += bcache_has(bc, &key);
-	}
-	return k;
 }
 
 static void blocks_are_stored_when_read_again(void)
