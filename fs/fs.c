@@ -52,8 +52,7 @@ void fs_close_file(struct fs *fs, fuse_ino_t ino, struct open_file *of)
 		free(of);
 		return;
 	}
-	if (of->pages != PAGES_BYPASS)
-		itable_close_pages(fs->inodes, ino);
+	itable_close_pages(fs->inodes, ino);
 	rfile_close(of->f);
 	free(of);
 }
@@ -105,25 +104,12 @@ char *fs_child_path(struct fs *fs, fuse_ino_t parent, const char *name)
 	return strbuf_detach(&sb, NULL);
 }
 
-/*
- * How long the kernel may keep attributes of version info of ino: the
- * mount's attr_timeout, but none when another version of another size is
- * being read through the kernel's pages (two handles pinned to two
- * versions share one kernel inode, and its size cuts the page-cache
- * reads: the size of the version a page-cache reader has must win).
- */
-static double attr_secs(struct fs *fs, uint64_t ino, const struct obj_info *info,
-			int64_t ms)
-{
-	return itable_pages_differ(fs->inodes, ino, info) ? 0 : secs(ms);
-}
-
 void fs_make_entry(struct fs *fs, uint64_t ino, const struct obj_info *info,
 		   struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
-	e->attr_timeout = attr_secs(fs, ino, info, fs->conf.attr_timeout_ms);
+	e->attr_timeout = secs(fs->conf.attr_timeout_ms);
 	e->entry_timeout = secs(fs->conf.entry_timeout_ms);
 	fs_fill_stat(fs, ino, info, &e->attr);
 }
@@ -238,8 +224,7 @@ void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		else
 			info = rfile_bobj(of->f)->info;
 		fs_fill_stat(fs, ino, &info, &st);
-		fuse_reply_attr(req, &st, attr_secs(fs, ino, &info,
-						    fs->conf.attr_timeout_ms));
+		fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
 		return;
 	}
 	if (fs->conf.writable && fs_writing_info(fs, ino, &info)) {
@@ -260,15 +245,15 @@ void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_err(req, -rc);
 			return;
 		}
-		if (fresh.is_dir == info.is_dir) {
-			itable_update(fs->inodes, ino, &fresh);
+		/* an inode read at its version keeps showing it (inode.h) */
+		if (fresh.is_dir == info.is_dir &&
+		    itable_update(fs->inodes, ino, &fresh, &info) !=
+		    ITABLE_FROZEN)
 			info = fresh;
-		}
 	}
 	free(path);
 	fs_fill_stat(fs, ino, &info, &st);
-	fuse_reply_attr(req, &st, attr_secs(fs, ino, &info,
-					    fs->conf.attr_timeout_ms));
+	fuse_reply_attr(req, &st, secs(fs->conf.attr_timeout_ms));
 }
 
 static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -298,7 +283,20 @@ static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (itable_update(fs->inodes, ino, &o->info)) {
+	enum page_use pages;
+	bool changed;
+	rc = itable_open(fs->inodes, ino, &o->info, &pages, &changed);
+	if (rc < 0) {
+		/* the inode stands for another version, still read through
+		 * its pages: the name takes a new inode, and the kernel,
+		 * refused ESTALE, looks it up again and retries the open */
+		log_debug("'%s' (%s) opened at another inode's version",
+			  o->name, o->info.etag);
+		bobj_close(o);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (changed) {
 		/* A new version: the kernel's size and times are stale, and
 		 * its pages (dropped: keep_cache off).  offset -1: only the
 		 * attributes, so no page lock is taken here. */
@@ -307,10 +305,8 @@ static void hy_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	struct open_file *of = xcalloc(1, sizeof(*of));
 	of->f = rfile_open(fs->conf.readpath, o);
-	of->pages = itable_open_pages(fs->inodes, ino, &o->info);
 	fi->fh = (uint64_t)(uintptr_t)of;
-	fi->keep_cache = of->pages == PAGES_KEEP;
-	fi->direct_io = of->pages == PAGES_BYPASS;
+	fi->keep_cache = pages == PAGES_KEEP;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		fs_close_file(fs, ino, of);    /* the opener was interrupted */
 }

@@ -37,11 +37,11 @@ struct fs {
 	                                     conf.leases; else NULL */
 };
 
-/* An open file: its bytes, and how it uses the kernel's pages; or, open
- * for writing, the file being written (no pages: direct I/O). */
+/* An open file: its bytes (it reads through the kernel's pages of its
+ * inode, itable_open); or, open for writing, the file being written (no
+ * pages: direct I/O). */
 struct open_file {
 	struct rfile *f;                  /* NULL when open for writing */
-	enum page_use pages;
 	struct wfile *w;                  /* open for writing */
 	pid_t opener;                     /* w: the process that opened it
 	                                     (0: unknown) */

@@ -117,6 +117,26 @@ void itable_destroy(struct itable *t)
 	free(t);
 }
 
+/* n's version is read through the kernel's pages and v is another:
+ * n must keep its version (inode.h). */
+static bool held_at_other(const struct inode *n, const struct obj_info *v)
+{
+	return n->paged_opens && !obj_info_same_version(&n->paged, v);
+}
+
+/* n stops standing for its path, at the version its pages hold. */
+static void detach_held(struct itable *t, struct inode *n)
+{
+	unlink_path(t, n);
+	n->info = n->paged;
+}
+
+/* The name has left n, at a version other than v. */
+static bool left_at_other(const struct inode *n, const struct obj_info *v)
+{
+	return !n->in_path_table && !obj_info_same_version(&n->info, v);
+}
+
 uint64_t itable_lookup(struct itable *t, const char *path,
 		       const struct obj_info *info)
 {
@@ -126,6 +146,9 @@ uint64_t itable_lookup(struct itable *t, const char *path,
 	struct inode *n = find_path(t, path, h);
 	if (n && n->ino != INODE_ROOT && n->info.is_dir != info->is_dir) {
 		unlink_path(t, n);   /* type changed: a new inode takes over */
+		n = NULL;
+	} else if (n && n->ino != INODE_ROOT && held_at_other(n, info)) {
+		detach_held(t, n);   /* read at its version: a new inode */
 		n = NULL;
 	}
 	if (!n)
@@ -206,17 +229,29 @@ int itable_get(struct itable *t, uint64_t ino, char **path,
 	return rc;
 }
 
-bool itable_update(struct itable *t, uint64_t ino, const struct obj_info *info)
+enum itable_seen itable_update(struct itable *t, uint64_t ino,
+			       const struct obj_info *info,
+			       struct obj_info *shown)
 {
-	bool changed = false;
+	enum itable_seen seen = ITABLE_SAME;
 	pthread_mutex_lock(&t->lock);
 	struct inode *n = find_ino(t, ino);
 	if (n && n->ino != INODE_ROOT) {
-		changed = !obj_info_same_version(&n->info, info);
-		n->info = *info;
+		if (left_at_other(n, info)) {
+			seen = ITABLE_FROZEN;
+		} else if (held_at_other(n, info)) {
+			detach_held(t, n);
+			seen = ITABLE_FROZEN;
+		} else {
+			if (!obj_info_same_version(&n->info, info))
+				seen = ITABLE_CHANGED;
+			n->info = *info;
+		}
+		if (seen == ITABLE_FROZEN && shown)
+			*shown = n->info;
 	}
 	pthread_mutex_unlock(&t->lock);
-	return changed;
+	return seen;
 }
 
 uint64_t itable_count(struct itable *t)
@@ -227,37 +262,34 @@ uint64_t itable_count(struct itable *t)
 	return c;
 }
 
-enum page_use itable_open_pages(struct itable *t, uint64_t ino,
-				const struct obj_info *v)
+int itable_open(struct itable *t, uint64_t ino, const struct obj_info *v,
+		enum page_use *use, bool *changed)
 {
-	enum page_use use = PAGES_BYPASS;
+	int rc = 0;
+	*use = PAGES_DROP;
+	*changed = false;
 	pthread_mutex_lock(&t->lock);
 	struct inode *n = find_ino(t, ino);
-	if (n) {
-		bool same = n->has_paged && obj_info_same_version(&n->paged, v);
-		if (same) {
-			use = PAGES_KEEP;
-		} else if (!n->paged_opens) {
-			use = PAGES_DROP;
+	if (!n) {
+		/* not the kernel's: nothing to pair */
+	} else if (left_at_other(n, v)) {
+		rc = -ESTALE;
+	} else if (held_at_other(n, v)) {
+		detach_held(t, n);
+		rc = -ESTALE;
+	} else {
+		*changed = !obj_info_same_version(&n->info, v);
+		n->info = *v;
+		if (n->has_paged && obj_info_same_version(&n->paged, v)) {
+			*use = PAGES_KEEP;
+		} else {
 			n->paged = *v;
 			n->has_paged = true;
 		}
-		if (use != PAGES_BYPASS)
-			n->paged_opens++;
+		n->paged_opens++;
 	}
 	pthread_mutex_unlock(&t->lock);
-	return use;
-}
-
-bool itable_pages_differ(struct itable *t, uint64_t ino,
-			 const struct obj_info *v)
-{
-	pthread_mutex_lock(&t->lock);
-	struct inode *n = find_ino(t, ino);
-	bool differ = n && n->paged_opens && n->has_paged &&
-		      n->paged.size != v->size;
-	pthread_mutex_unlock(&t->lock);
-	return differ;
+	return rc;
 }
 
 void itable_close_pages(struct itable *t, uint64_t ino)

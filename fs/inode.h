@@ -28,7 +28,8 @@ void itable_destroy(struct itable *t);
 
 /*
  * Find or create the inode of path, store info in it and add one kernel
- * lookup.  Returns the inode number.
+ * lookup.  Returns the inode number: a new one when the path's inode is
+ * read at another version (below).
  */
 uint64_t itable_lookup(struct itable *t, const char *path,
 		       const struct obj_info *info);
@@ -56,32 +57,41 @@ uint64_t itable_rename(struct itable *t, const char *from, const char *to,
 		       const struct obj_info *info);
 
 /*
- * Replace an inode's info.  Returns true when the version changed (the
- * old info named another version of the same file).
+ * One inode, one version while it is read through the kernel's pages.
+ * The kernel keeps one size and one page cache per inode and cuts
+ * page-cache reads at that size: two versions of other sizes behind one
+ * inode would each be read cut at the other's size.  So while handles
+ * read an inode's version through its pages, the inode stays that
+ * version, and when the name moves on to another version it gets a new
+ * inode, as a local file renamed over by another: the old inode is
+ * detached from the name and keeps its version until the kernel forgets
+ * it (a lookup answers the new inode at once; a kernel entry that still
+ * names the old one expires with entry_timeout, and an open through it
+ * is refused ESTALE, which makes the kernel look the name up again).
  */
-bool itable_update(struct itable *t, uint64_t ino, const struct obj_info *info);
 
 /*
- * The kernel's page cache of a file holds the bytes of one version: that
- * of the open handles that use it.  An open of version v:
- * PAGES_KEEP - the pages are v's: keep them;
- * PAGES_DROP - no handle uses the pages: drop them, they become v's;
- * PAGES_BYPASS - handles of another version use the pages: this one must
- *   not (direct I/O), or each could read the other's bytes.
- * Every KEEP or DROP open is paired with itable_close_pages() at release.
+ * What the store says of ino's version now (a getattr with no handle).
+ * ITABLE_SAME or ITABLE_CHANGED: info is stored and may be told.
+ * ITABLE_FROZEN: ino stands for another version (*shown): handles read
+ * it, or the name has left it; tell *shown, not info.
  */
-enum page_use { PAGES_KEEP, PAGES_DROP, PAGES_BYPASS };
-enum page_use itable_open_pages(struct itable *t, uint64_t ino,
-				const struct obj_info *v);
+enum itable_seen { ITABLE_SAME, ITABLE_CHANGED, ITABLE_FROZEN };
+enum itable_seen itable_update(struct itable *t, uint64_t ino,
+			       const struct obj_info *info,
+			       struct obj_info *shown);
+
 /*
- * Would attributes of version v mislead the kernel for ino?  True while
- * some handle reads ino through the kernel's pages at a version of another
- * size: the kernel cuts those reads at the size it was last told, so
- * attributes of v must be told as stale at once (its next read past them
- * asks again, through its own handle).
+ * An open of ino that found version v.  0, with *use: PAGES_KEEP when the
+ * kernel's pages are v's, PAGES_DROP when they must be dropped (they
+ * become v's), and *changed when the inode showed another version (its
+ * attributes are stale).  -ESTALE: ino stands for another version (see
+ * above); the open must be refused.  Each 0 pairs with
+ * itable_close_pages() at release.
  */
-bool itable_pages_differ(struct itable *t, uint64_t ino,
-			 const struct obj_info *v);
+enum page_use { PAGES_KEEP, PAGES_DROP };
+int itable_open(struct itable *t, uint64_t ino, const struct obj_info *v,
+		enum page_use *use, bool *changed);
 
 void itable_close_pages(struct itable *t, uint64_t ino);
 

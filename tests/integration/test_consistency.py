@@ -562,3 +562,55 @@ def test_bounded_staleness_is_within_the_bound(lake, mounter):
     # within the bound the map is trusted: right after an overwrite, reads got
     # the old generation without any GCS request (no objects.get, no media)
     assert trusted, f"no read within the bound was answered from the map\n{figures}"
+
+
+# --------------------------------------------------------------------------- one inode, one version
+
+
+def test_a_file_replaced_while_read_keeps_its_version_and_size(gcs, gcs_bucket, ws, mounter):
+    """An object replaced by one of another size while a handle reads it: the
+    handle reads all of its version and fstat shows that version's size, while
+    the name shows the new one, on another inode (as a local file renamed
+    over).  The kernel keeps one size per inode and cuts page-cache reads at
+    it: with the new size on the reader's inode, a reader got a prefix of its
+    version, or more, the next version's pages.
+
+    First with no kernel caching (a stat looks the name up); then with the
+    kernel's entry kept (a stat reaches the reader's inode without a lookup,
+    and an open through it finds the new version: refused ESTALE, the kernel
+    looks the name up again and the open succeeds on the new inode)."""
+    name = "r/replaced"
+    gens = [os.urandom(MiB + 7), os.urandom(128 * 1024), os.urandom(3 * MiB + 1)]
+
+    def read_rest(fd, start):
+        buf, pos = bytearray(), start
+        while True:
+            b = os.pread(fd, MiB, pos)
+            if not b:
+                return bytes(buf)
+            buf += b
+            pos += len(b)
+
+    for opts, old, new in (("entry_timeout=0,attr_timeout=0", gens[0], gens[1]),
+                           ("attr_timeout=0", gens[1], gens[2])):
+        gcs.client.upload(gcs_bucket, name, old)
+        m = mounter.mount(ws.gcs_config(gcs_bucket, mount={"cache_size": "0"}), opts=opts)
+        fd = os.open(m / name, os.O_RDONLY)
+        try:
+            head = os.pread(fd, 64 * 1024, 0)         # through the kernel's pages
+            assert head == old[:64 * 1024]
+            gcs.client.upload(gcs_bucket, name, new)
+            st = os.stat(m / name)
+            fst = os.fstat(fd)
+            assert fst.st_size == len(old), (opts, fst.st_size, len(old), len(new))
+            if opts.startswith("entry_timeout=0"):
+                assert st.st_size == len(new) and st.st_ino != fst.st_ino, (opts, st, fst)
+            with open(m / name, "rb") as f:           # the new version, whole
+                assert f.read() == new, opts
+            st = os.stat(m / name)
+            assert st.st_size == len(new) and st.st_ino != fst.st_ino, (opts, st, fst)
+            assert head + read_rest(fd, len(head)) == old, opts
+            assert os.fstat(fd).st_size == len(old), opts
+        finally:
+            os.close(fd)
+        m.unmount()
