@@ -5,6 +5,9 @@
  *   list   GET /storage/v1/b/B/o?prefix&delimiter&pageToken&maxResults&fields
  *   open   GET /storage/v1/b/B/o/NAME?fields=...       -> generation G
  *   read   GET /storage/v1/b/B/o/NAME?alt=media&generation=G  + Range
+ *   open_tail  GET /storage/v1/b/B/o/NAME?alt=media  + Range: bytes=-N
+ *          -> generation G and its last N bytes (gcs_media.h), in one
+ *          round trip where open and read take two
  *   write, remove, set_meta: gcs_write.c
  *
  * A 404 on a pinned read means generation G is gone: ESTALE when the
@@ -18,6 +21,7 @@
 #include "backends/backend.h"
 #include "backends/gcs/gcs_auth.h"
 #include "backends/gcs/gcs_json.h"
+#include "backends/gcs/gcs_media.h"
 #include "backends/gcs/gcs_priv.h"
 #include "backends/http/http.h"
 #include "backends/store.h"
@@ -285,25 +289,34 @@ static bool transcoded(const struct http_resp *r)
 	       strcmp(v, "gzip") != 0;
 }
 
+/* The Range header of r and Accept-Encoding: gzip, so that an object
+ * stored gzip-encoded is served as stored (see transcoded()). */
+static struct curl_slist *media_headers(const struct http_range *r)
+{
+	struct curl_slist *extra = NULL;
+	char range[80], value[64];
+
+	http_range_header(r, value, sizeof(value));
+	snprintf(range, sizeof(range), "Range: %s", value);
+	extra = curl_slist_append(extra, range);
+	return curl_slist_append(extra, "Accept-Encoding: gzip");
+}
+
 static ssize_t gcs_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
 			const struct deadline *dl)
 {
 	struct gcs_obj *o = (struct gcs_obj *)ob;
 	struct gcs_backend *g = to_gcs(ob->b);
-	struct curl_slist *extra = NULL;
+	struct curl_slist *extra;
 	struct http_range r;
 	struct http_resp resp;
-	char range[80], value[64];
 	int rc;
 
 	if (!http_range_set(&r, off, len, ob->info.size))
 		return 0;
 	r.pin_header = "x-goog-generation";
 	r.pin_value = o->pin;
-	http_range_header(&r, value, sizeof(value));
-	snprintf(range, sizeof(range), "Range: %s", value);
-	extra = curl_slist_append(extra, range);
-	extra = curl_slist_append(extra, "Accept-Encoding: gzip");
+	extra = media_headers(&r);
 	http_resp_init(&resp);
 	rc = gcs_get(g, o->media_url, extra, buf, r.len, &r, NULL, dl, &resp,
 		     NULL, 0, NULL, 0);
@@ -318,6 +331,82 @@ static ssize_t gcs_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
 	http_resp_release(&resp);
 	curl_slist_free_all(extra);
 	return rc < 0 ? rc : (ssize_t)r.len;
+}
+
+/*
+ * The version that one media GET of the live object served, from its
+ * headers.  Where they do not say the creation time (gcs_media.h), the
+ * object resource does: a second request, and the tail is kept when
+ * the live generation is still the one served.  1 when the tail belongs
+ * to *info's version, 0 when not, or -errno.
+ */
+static int served_version(struct gcs_backend *g, const char *name,
+			  const struct http_resp *resp, struct obj_info *info,
+			  const struct deadline *dl)
+{
+	if (gcs_media_info(resp, info) < 0) {
+		log_warn("gcs %s: media answer for '%s' does not say its "
+			 "version (HTTP %ld)", g->base.name, name, resp->status);
+		return -EIO;
+	}
+	if (info->mtime_ns)
+		return 1;
+	uint64_t served = info->generation;
+	struct gcs_item item;
+	int rc = gcs_get_meta(g, name, &item, dl);
+	if (rc < 0)
+		return rc;
+	free(item.name);
+	*info = item.info;
+	return info->generation == served;
+}
+
+/* One media GET of the last tail_len bytes names the generation they
+ * come from.  A replica's version is a stamp in its custom metadata,
+ * which a media answer does not carry: it opens as open() does. */
+static int gcs_open_tail(struct backend *b, const char *name, size_t tail_len,
+			 struct bobj **out, const struct deadline *dl)
+{
+	struct gcs_backend *g = to_gcs(b);
+	struct strbuf url = STRBUF_INIT;
+	struct http_range r;
+	struct http_resp resp;
+	struct obj_info info;
+
+	if (g->stamp_key)
+		return gcs_open(b, name, out, dl);
+	http_range_set_tail(&r, tail_len);
+	struct curl_slist *extra = media_headers(&r);
+	gcs_object_url(g, name, &url);
+	gcs_add_param(&url, "alt", "media");
+	char *buf = xmalloc(tail_len);
+	http_resp_init(&resp);
+	int rc = gcs_get(g, url.buf, extra, buf, tail_len, &r, NULL, dl, &resp,
+			 NULL, 0, NULL, 0);
+	size_t got = resp.body_len;
+	bool plain = rc == -ERANGE ||          /* an empty object */
+		     ((rc == 0 || rc == -EIO) && transcoded(&resp));
+	if (rc == 0 && !plain)
+		rc = served_version(g, name, &resp, &info, dl);
+	http_resp_release(&resp);
+	curl_slist_free_all(extra);
+	strbuf_release(&url);
+	if (plain) {
+		free(buf);
+		return gcs_open(b, name, out, dl);
+	}
+	if (rc >= 0) {
+		bool has_tail = rc == 1;
+		rc = gcs_open_pinned(b, name, &info, out);
+		if (rc == 0 && has_tail) {
+			(*out)->tail = got < tail_len ? xrealloc(buf, got ? got : 1)
+						      : buf;
+			(*out)->tail_len = got;
+			return 0;
+		}
+	}
+	free(buf);
+	return rc;
 }
 
 static void gcs_close(struct bobj *ob)
@@ -404,6 +493,7 @@ static const struct backend_ops gcs_ops = {
 	.list = gcs_list,
 	.open = gcs_open,
 	.read = gcs_read,
+	.open_tail = gcs_open_tail,
 	.open_pinned = gcs_open_pinned,
 	.close = gcs_close,
 	.writer_open = gcs_writer_open,

@@ -871,6 +871,12 @@ int http_session_persisted(const struct http_resp *resp, uint64_t *have)
 bool http_resp_header(const struct http_resp *r, const char *name,
 		      char *out, size_t outlen)
 {
+	return http_resp_header_nth(r, name, 0, out, outlen);
+}
+
+bool http_resp_header_nth(const struct http_resp *r, const char *name,
+			  unsigned nth, char *out, size_t outlen)
+{
 	size_t nlen = strlen(name);
 	const char *p = r->headers.buf;
 
@@ -878,7 +884,7 @@ bool http_resp_header(const struct http_resp *r, const char *name,
 		const char *eol = strstr(p, "\r\n");
 		const char *end = eol ? eol : p + strlen(p);
 		if ((size_t)(end - p) > nlen && p[nlen] == ':' &&
-		    strncasecmp(p, name, nlen) == 0) {
+		    strncasecmp(p, name, nlen) == 0 && nth-- == 0) {
 			const char *v = p + nlen + 1;
 			while (v < end && (*v == ' ' || *v == '\t'))
 				v++;

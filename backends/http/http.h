@@ -215,6 +215,10 @@ bool http_resp_error_status(const struct http_resp *r);
  * Returns true when present. */
 bool http_resp_header(const struct http_resp *r, const char *name,
 		      char *out, size_t outlen);
+/* The same for the nth (from 0) of the lines that carry header `name`,
+ * for a header a server may send more than once (GCS's x-goog-hash). */
+bool http_resp_header_nth(const struct http_resp *r, const char *name,
+			  unsigned nth, char *out, size_t outlen);
 
 /*
  * The one map from HTTP status to errno: 0 for 2xx and only for 2xx

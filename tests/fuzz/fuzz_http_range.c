@@ -1,13 +1,15 @@
 /*
  * libFuzzer target: the one check of a ranged read (http_range_check),
- * response-header lookup and an upload session's Range
- * (http_session_persisted), on a synthetic response.  Input:
+ * response-header lookup, an upload session's Range
+ * (http_session_persisted) and the version a GCS media answer names
+ * (gcs_media_info), on a synthetic response.  Input:
  *
  *   off(8) len(4) size(8) status(2) body_len(4) | header text ...
  *
  * (little-endian; short inputs are zero-filled).  The header text is
  * what curl would have stored: "Name: value\r\n" lines, or anything.
  */
+#include "backends/gcs/gcs_media.h"
 #include "backends/http/http.h"
 
 #include <errno.h>
@@ -72,6 +74,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		http_range_check(&rg, &resp, -ERANGE);
 		http_range_check(&rg, &resp, -EMSGSIZE);
 	}
+	/* a version it names is a whole one */
+	struct obj_info info;
+	if (gcs_media_info(&resp, &info) == 0 &&
+	    (!info.generation || info.mtime_ns < 0 ||
+	     strnlen(info.etag, sizeof(info.etag)) >= sizeof(info.etag)))
+		__builtin_trap();
 	http_resp_release(&resp);
 	return 0;
 }

@@ -24,10 +24,18 @@
  *                  once, then EEXIST; an overwrite of the generation seen,
  *                  then ESTALE; a source that is another generation, or
  *                  none, ENOENT; through a tracing wrapper
+ *   tail           open_tail of objects of 0, 1, 100 bytes, one tail - 1,
+ *                  + 0, + 1, and 3 MiB: the handle's info is what open
+ *                  gives, its tail the object's last min(N, size) bytes,
+ *                  and reads go on from it; a missing name ENOENT
  *   readonly       a store not built to write answers EROFS
  *   put NAME SIZE  one upload; prints "generation=G size=S crc32c=C"
  *   fail NAME SIZE one upload that must fail; prints "error=ENAME" and
  *                  checks that no object is left
+ *   tailone NAME N one open_tail of the last N bytes of NAME (put there by
+ *                  the test); prints "generation=G metageneration=M
+ *                  size=S mtime=T crc32c=C tail=LEN tailcrc=X", or
+ *                  "error=ENAME"
  *   cp NAME SIZE   one upload, then a copy of it to NAME.copy under
  *                  put-if-absent; prints "generation=G size=S crc32c=C"
  *                  of the copy, or "error=ENAME"
@@ -345,6 +353,78 @@ static void check_copy(struct backend *b)
 	backend_destroy(b);
 }
 
+#define TAIL (64 << 10)
+
+/* open_tail(TAIL) of the pattern (size, seed) just written as info. */
+static void tail_is_open_and_read(struct backend *b, const char *name,
+				  uint64_t size, unsigned seed,
+				  const struct obj_info *info)
+{
+	struct deadline dl = deadline_in_ms(TIMEOUT_MS);
+	struct bobj *plain, *o;
+	size_t want_len = size < TAIL ? (size_t)size : TAIL;
+	unsigned char *want = xmalloc(TAIL), *got = xmalloc(TAIL);
+
+	CHECK_RC(backend_open(b, name, &plain, &dl), 0);
+	CHECK_RC(backend_open_tail(b, name, TAIL, &o, &dl), 0);
+	/* the same version, told the same: no field of it differs */
+	CHECK(memcmp(&o->info, &plain->info, sizeof(o->info)) == 0);
+	CHECK_INT(o->info.generation, info->generation);
+	CHECK(o->info.mtime_ns > 0);
+	pattern(want, size - want_len, want_len, seed);
+	CHECK_INT(o->tail_len, want_len);
+	CHECK(o->tail_len == want_len &&
+	      (!want_len || memcmp(o->tail, want, want_len) == 0));
+	/* the handle is pinned as open's: reads go on from it */
+	if (size) {
+		size_t n = size < 100 ? (size_t)size : 100;
+		CHECK_INT(bobj_read(o, got, n, 0, &dl), (ssize_t)n);
+		pattern(want, 0, n, seed);
+		CHECK(memcmp(got, want, n) == 0);
+	}
+	bobj_close(o);
+	bobj_close(plain);
+	free(want);
+	free(got);
+}
+
+static void check_tail(struct backend *b)
+{
+	const uint64_t sizes[] = { 0, 1, 100, TAIL - 1, TAIL, TAIL + 1,
+				   3 << 20 };
+	struct deadline dl = deadline_in_ms(TIMEOUT_MS);
+	struct obj_info info;
+	struct bobj *o = NULL;
+	char name[64];
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		snprintf(name, sizeof(name), "tail/%" PRIu64, sizes[i]);
+		CHECK_RC(upload(b, name, absent, sizes[i], (unsigned)i, &info), 0);
+		tail_is_open_and_read(b, name, sizes[i], (unsigned)i, &info);
+	}
+	CHECK_RC(backend_open_tail(b, "tail/none", TAIL, &o, &dl), -ENOENT);
+	if (o)
+		bobj_close(o);
+}
+
+static void one_tail(struct backend *b, const char *name, size_t n)
+{
+	struct deadline dl = deadline_in_ms(TIMEOUT_MS);
+	struct bobj *o;
+	int rc = backend_open_tail(b, name, n, &o, &dl);
+
+	if (rc < 0) {
+		printf("error=%s\n", errname(rc));
+		return;
+	}
+	printf("generation=%" PRIu64 " metageneration=%" PRIu64 " size=%"
+	       PRIu64 " mtime=%" PRId64 " crc32c=%08x tail=%zu tailcrc=%08x\n",
+	       o->info.generation, o->info.metageneration, o->info.size,
+	       o->info.mtime_ns, o->info.crc32c, o->tail_len,
+	       crc32c_update(0, o->tail, o->tail_len));
+	bobj_close(o);
+}
+
 static int open_store(const char *config, bool writable, struct backend **b)
 {
 	struct hy_config cfg;
@@ -424,11 +504,12 @@ int main(int argc, char **argv)
 	uint64_t size = 0;
 
 	if (argc < 3 || ((!strcmp(argv[2], "put") || !strcmp(argv[2], "fail") ||
-			  !strcmp(argv[2], "cp")) &&
+			  !strcmp(argv[2], "cp") ||
+			  !strcmp(argv[2], "tailone")) &&
 			 (argc != 5 || !parse_u64_str(argv[4], &size)))) {
 		fprintf(stderr, "usage: gcs_write_check CONFIG sizes|"
-			"preconditions|abort|remove|copy|readonly|put NAME SIZE|"
-			"fail NAME SIZE|cp NAME SIZE\n");
+			"preconditions|abort|remove|copy|tail|readonly|put NAME "
+			"SIZE|fail NAME SIZE|cp NAME SIZE|tailone NAME N\n");
 		return 2;
 	}
 	const char *check = argv[2];
@@ -455,6 +536,10 @@ int main(int argc, char **argv)
 		check_copy(b);     /* takes b */
 		b = NULL;
 	}
+	else if (!strcmp(check, "tail"))
+		check_tail(b);
+	else if (!strcmp(check, "tailone"))
+		one_tail(b, argv[3], (size_t)size);
 	else if (!strcmp(check, "cp"))
 		one_copy(b, argv[3], size);
 	else if (!strcmp(check, "put") || !strcmp(check, "fail"))

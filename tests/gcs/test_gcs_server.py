@@ -291,6 +291,14 @@ def test_media_download_headers_and_ranges(gcs, bucket):
     assert r.status == 416
     r = rng("bytes=5-2")  # syntactically invalid: ignored
     assert r.status == 200 and r.body == data
+    # a suffix longer than the object is all of it (RFC 7233 2.1) ...
+    r = rng("bytes=-200000")
+    assert r.status == 206 and r.body == data
+    assert r.header("Content-Range") == f"bytes 0-99999/{len(data)}"
+    # ... and no suffix of an empty object can be satisfied
+    gcs.upload(bucket, "r/empty", b"")
+    r = gcs.download(bucket, "r/empty", headers={"Range": "bytes=-5"}, ok=None)
+    assert r.status == 416 and r.header("Content-Range") == "bytes */0"
 
 
 def test_decompressive_transcoding(gcs, bucket):

@@ -11,6 +11,7 @@ missing binary fails these tests.
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import secrets
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gcs_client import service_account_json, write_secret
+from gcs_client import crc32c_b64, rfc3339_to_ns, service_account_json, write_secret
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = (Path(os.environ["HYLAKE_BIN"]).absolute().parent if os.environ.get("HYLAKE_BIN")
@@ -79,7 +80,8 @@ def chunk_puts(gcs, since, name):
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("check", ["sizes", "preconditions", "abort", "remove", "copy"])
+@pytest.mark.parametrize("check", ["sizes", "preconditions", "abort", "remove", "copy",
+                                   "tail"])
 def test_store_writes(check_bin, config, gcs, bucket, check):
     mark = gcs.control.log_mark()
     run(check_bin, config, check)
@@ -112,6 +114,17 @@ def test_store_writes(check_bin, config, gcs, bucket, check):
             ("w/cp/other", ["0"], 404), ("w/cp/other", ["0"], 404),
             ("w/cp/empty2", ["0"], 200)], rewrites
         assert rewrites[2][1]["ifGenerationMatch"] != ["0"]
+    if check == "tail":
+        # each open_tail was one media GET of the live object's last 64 KiB
+        tails = [e for e in log if e["kind"] == "objects.media"
+                 and "generation" not in urllib.parse.parse_qs(e["query"])]
+        assert {e["object"] for e in tails} == {f"w/tail/{n}" for n in (
+            0, 1, 100, 64 * KiB - 1, 64 * KiB, 64 * KiB + 1, 3 << 20)} | {"w/tail/none"}
+        assert all(e["range"] == f"bytes=-{64 * KiB}" for e in tails), tails
+        assert all("gzip" in e["accept_encoding"] for e in tails), tails
+        # only the empty one (416) and the missing one (404) asked for more
+        assert {e["object"]: e["status"] for e in tails if e["status"] != 206} == {
+            "w/tail/0": 416, "w/tail/none": 404}
     if check == "remove":
         deletes = [e for e in log if e["kind"] == "objects.delete"]
         assert [e["status"] for e in deletes] == [412, 204, 404, 404, 204]
@@ -255,3 +268,68 @@ def test_commit_refuses_other_bytes(check_bin, config, gcs, bucket, size):
     assert len(made) == 1 and deletes == [({"ifGenerationMatch": [str(made[0])]}, 204)]
     assert gcs.list(bucket, prefix="w/")[0] == {}
 
+
+
+def crc_hex(data: bytes) -> str:
+    return base64.b64decode(crc32c_b64(data)).hex()
+
+
+def tail_requests(gcs, since, name):
+    return [(e["kind"], e["range"], e["status"]) for e in gcs.control.log(since)
+            if e["object"] == name]
+
+
+@pytest.mark.parametrize("size", [10, 300 * KiB])
+def test_open_tail_is_one_request(check_bin, config, gcs, bucket, size):
+    """open_tail of a file: one media GET of the last N bytes, and the version it
+    names is the one objects.get gives (mtime is timeCreated, to the ms)."""
+    body = os.urandom(size)
+    res = gcs.upload(bucket, "w/t/x", body)
+    mark = gcs.control.log_mark()
+    got = result(run(check_bin, config, "tailone", "t/x", 64 * KiB))
+    assert tail_requests(gcs, mark, "w/t/x") == [
+        ("objects.media", f"bytes=-{64 * KiB}", 206)]
+    tail = body[-64 * KiB:]
+    assert got == {"generation": res["generation"], "metageneration": "1",
+                   "size": str(size), "mtime": str(rfc3339_to_ns(res["timeCreated"])),
+                   "crc32c": base64.b64decode(res["crc32c"]).hex(),
+                   "tail": str(len(tail)), "tailcrc": got["tailcrc"]}
+    assert got["tailcrc"] == crc_hex(tail)
+
+
+def test_open_tail_of_updated_or_empty_objects(check_bin, config, gcs, bucket):
+    """A media answer does not say timeCreated once the metadata was updated:
+    the object resource is asked too, and the tail kept.  An empty object
+    answers 416: the plain open (objects.get) follows."""
+    res = gcs.upload(bucket, "w/t/p", b"0123456789")
+    gcs.patch(bucket, "w/t/p", {"metadata": {"k": "v"}})
+    gcs.upload(bucket, "w/t/e", b"")
+    mark = gcs.control.log_mark()
+    got = result(run(check_bin, config, "tailone", "t/p", 4))
+    assert tail_requests(gcs, mark, "w/t/p") == [
+        ("objects.media", "bytes=-4", 206), ("objects.get", None, 200)]
+    assert (got["metageneration"], got["mtime"], got["tail"]) == (
+        "2", str(rfc3339_to_ns(res["timeCreated"])), "4")
+    assert got["tailcrc"] == crc_hex(b"6789")
+    mark = gcs.control.log_mark()
+    got = result(run(check_bin, config, "tailone", "t/e", 4))
+    assert tail_requests(gcs, mark, "w/t/e") == [
+        ("objects.media", "bytes=-4", 416), ("objects.get", None, 200)]
+    assert (got["size"], got["tail"]) == ("0", "0")
+    mark = gcs.control.log_mark()
+    assert result(run(check_bin, config, "tailone", "t/none", 4)) == {"error": "ENOENT"}
+    assert tail_requests(gcs, mark, "w/t/none") == [("objects.media", "bytes=-4", 404)]
+
+
+def test_open_tail_of_a_gzip_object_is_of_the_stored_bytes(check_bin, config, gcs, bucket):
+    """contentEncoding gzip: the tail is of the bytes as stored (Accept-Encoding:
+    gzip), in one request, as reads are."""
+    plain = b"".join(b"line %06d\n" % i for i in range(20_000))
+    gz = gzip.compress(plain)
+    res = gcs.upload(bucket, "w/t/z.gz", gz, content_encoding="gzip", method="multipart")
+    mark = gcs.control.log_mark()
+    got = result(run(check_bin, config, "tailone", "t/z.gz", 1000))
+    assert [k for k, _, _ in tail_requests(gcs, mark, "w/t/z.gz")] == ["objects.media"]
+    assert (got["generation"], got["size"], got["tail"]) == (
+        res["generation"], str(len(gz)), "1000")
+    assert got["tailcrc"] == crc_hex(gz[-1000:])

@@ -787,6 +787,21 @@ def child_read(path, *, offset: int = 0, length: int = -1, timeout: float = 60) 
     return res
 
 
+_PREADS = r"""
+import hashlib, json, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+out = [hashlib.sha256(os.pread(fd, int(n), int(o))).hexdigest()
+       for o, n in (a.split(":") for a in sys.argv[2:])]
+print(json.dumps({"ok": True, "sums": out}))
+"""
+
+
+def child_preads(path, reads, *, timeout: float = 60) -> dict:
+    """pread each (offset, length) of reads from one open of path, in a child
+    process (see child_call).  Returns {"ok": True, "sums": [sha256 of each]}."""
+    return child_call(_PREADS, path, *[f"{o}:{n}" for o, n in reads], timeout=timeout)
+
+
 ESTALE = errno.ESTALE
 EROFS = errno.EROFS
 

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from hylib import (DUCKDB, MiB, child_call, child_read, duckdb_ready, run_hylake, sha256,
-                   wait_until)
+from hylib import (DUCKDB, MiB, child_call, child_preads, child_read, duckdb_ready, run_hylake,
+                   sha256, wait_until)
 from lakelib import lake  # noqa: F401  (a fixture)
 
 KiB = 1024
@@ -197,13 +197,7 @@ def test_a_parquet_footer_costs_one_request(s3, bucket, proxy, ws, mounter):
     size = len(body)
     reads = [(size - 8, 8), (size - 48 * KiB, 48 * KiB), (size - 300 * KiB, 4 * KiB),
              (size - 8, 8)]
-    res = child_call(r"""
-import hashlib, json, os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-out = [hashlib.sha256(os.pread(fd, int(n), int(o))).hexdigest()
-       for o, n in (a.split(":") for a in sys.argv[2:])]
-print(json.dumps({"ok": True, "sums": out}))
-""", m / "part-0.parquet", *[f"{o}:{n}" for o, n in reads])
+    res = child_preads(m / "part-0.parquet", reads)
     assert res.get("ok") and res["sums"] == [sha256(body[o:o + n]) for o, n in reads], res
     reqs = gets(proxy, "part-0.parquet")
     assert len(reqs) == 1, f"{len(reqs)} GETs for a footer: {[r.range for r in reqs]}"

@@ -15,8 +15,8 @@ import pytest
 
 from gcs_client import rfc3339_to_ns
 from hylib import (
-    GCS_SCOPE_RO, MiB, child_call, child_read, expected_tree, is_mounted, processes_for,
-    run_hylake, sha256, sha256_file, walk_tree,
+    GCS_SCOPE_RO, MiB, child_call, child_preads, child_read, expected_tree, is_mounted,
+    processes_for, run_hylake, sha256, sha256_file, walk_tree,
 )
 from test_check import _mount_fails
 from test_overwrite import NOTIMEOUT, SIZE, check_reopen_sees_new, read_rest_pinned
@@ -269,6 +269,44 @@ def test_gzip_object_is_read_as_stored(gcs, gcs_bucket, ws, mounter):
         assert f.read(5000) == gz[100_000:105_000]
     assert gzip.decompress((m / "logs" / "small.txt").read_bytes()) == b"tiny\n"
     assert os.stat(m / "logs" / "small.txt").st_size == len(gzip.compress(b"tiny\n"))
+
+
+def opens(gcs, since, bucket, name):
+    """The API requests for object name after mark since: (kind, Range)."""
+    return [(e["kind"], e["range"]) for e in api_requests(gcs, since, bucket)
+            if e["object"] == name]
+
+
+def test_a_small_file_is_opened_and_read_in_one_request(gcs, gcs_bucket, ws, mounter):
+    """A file the mount knows to be small is read whole by its open: one media
+    GET of its tail and no objects.get, for each open in strict mode; the
+    version it pins is told as objects.get tells it (mtime is timeCreated)."""
+    bodies = {f"s/{i}.json": os.urandom(1 + i * 997) for i in range(12)}
+    created = {k: gcs.client.upload(gcs_bucket, k, b)["timeCreated"] for k, b in bodies.items()}
+    m = mounter.mount(ws.gcs_config(gcs_bucket))
+    assert sorted(os.listdir(m / "s")) == sorted(k[2:] for k in bodies)
+    mark = gcs.control.log_mark()
+    for k, b in bodies.items():
+        assert (m / k).read_bytes() == b, k
+    for k in bodies:
+        assert opens(gcs, mark, gcs_bucket, k) == [("objects.media", f"bytes=-{2 * MiB}")], k
+    for k in bodies:
+        st = os.stat(m / k)
+        assert (st.st_size, st.st_mtime_ns) == (len(bodies[k]), rfc3339_to_ns(created[k])), k
+
+
+def test_a_parquet_footer_costs_one_request(gcs, gcs_bucket, ws, mounter):
+    body = os.urandom(20 * MiB + 999)
+    gcs.client.upload(gcs_bucket, "part-0.parquet", body, method="resumable", chunk=4 * MiB)
+    m = mounter.mount(ws.gcs_config(gcs_bucket, mount={"cache_size": "0"}))
+    size = len(body)
+    reads = [(size - 8, 8), (size - 48 * 1024, 48 * 1024), (size - 8, 8)]
+    os.stat(m / "part-0.parquet")
+    mark = gcs.control.log_mark()
+    res = child_preads(m / "part-0.parquet", reads)
+    assert res.get("ok") and res["sums"] == [sha256(body[o:o + n]) for o, n in reads], res
+    # the open asked for the generation and the footer in one media GET
+    assert opens(gcs, mark, gcs_bucket, "part-0.parquet") == [("objects.media", f"bytes=-{MiB}")]
 
 
 def test_prefix_mounts_only_the_subtree(gcs, gcs_bucket, ws, mounter):
