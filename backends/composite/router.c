@@ -443,7 +443,8 @@ static int open_source_shared(struct router *r, const char *name,
 }
 
 /* Pick the version to pin: see the file comment.  A source asked is
- * asked for the last tail_len bytes too (struct bobj's tail). */
+ * asked for the last tail_len bytes too (struct bobj's tail) when it
+ * serves every read: when there is no replica. */
 static int pin_version(struct router *r, const char *name, size_t tail_len,
 		       struct obj_info *v, struct bobj **src_h,
 		       const struct deadline *dl)
@@ -465,6 +466,10 @@ static int pin_version(struct router *r, const char *name, size_t tail_len,
 			return 0;
 		}
 	}
+	/* With replicas the bytes are theirs to serve: a tail from the
+	 * source would cross the WAN for bytes a replica next door holds. */
+	if (r->nrep)
+		tail_len = 0;
 	int64_t asked = wall_ns();
 	int rc = open_source_shared(r, name, tail_len, src_h, dl);
 	if (rc == 0) {

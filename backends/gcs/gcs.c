@@ -33,6 +33,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,30 +336,36 @@ static ssize_t gcs_read(struct bobj *ob, void *buf, size_t len, uint64_t off,
 
 /*
  * The version that one media GET of the live object served, from its
- * headers.  Where they do not say the creation time (gcs_media.h), the
- * object resource does: a second request, and the tail is kept when
- * the live generation is still the one served.  1 when the tail belongs
- * to *info's version, 0 when not, or -errno.
+ * headers.  Where they do not say the creation time (gcs_media.h), or
+ * not the version at all, the object resource does: a second request,
+ * and the tail is kept when the live generation is still the one
+ * served.  1 when the tail belongs to *info's version, 0 when not, or
+ * -errno.
  */
 static int served_version(struct gcs_backend *g, const char *name,
 			  const struct http_resp *resp, struct obj_info *info,
 			  const struct deadline *dl)
 {
+	static atomic_bool warned;
+	uint64_t served = 0;
+
 	if (gcs_media_info(resp, info) < 0) {
-		log_warn("gcs %s: media answer for '%s' does not say its "
-			 "version (HTTP %ld)", g->base.name, name, resp->status);
-		return -EIO;
-	}
-	if (info->mtime_ns)
+		if (!atomic_exchange(&warned, true))
+			log_warn("gcs %s: a media answer ('%s') does not say "
+				 "its version; opens ask for the metadata too",
+				 g->base.name, name);
+	} else if (info->mtime_ns) {
 		return 1;
-	uint64_t served = info->generation;
+	} else {
+		served = info->generation;
+	}
 	struct gcs_item item;
 	int rc = gcs_get_meta(g, name, &item, dl);
 	if (rc < 0)
 		return rc;
 	free(item.name);
 	*info = item.info;
-	return info->generation == served;
+	return served && info->generation == served;
 }
 
 /* One media GET of the last tail_len bytes names the generation they
