@@ -2,30 +2,42 @@
  * vmap.c - the version map on LMDB.
  *
  * Databases of one environment:
- *   meta      "schema" -> u32 format version, "identity" -> the source
- *   objects   XXH3-128(name) (16 B)                    -> object record
- *   replicas  XXH3-64(replica) . XXH3-128(name) (24 B) -> replica record
- *   sums      the same key as replicas                  -> sums record
+ *   meta    "schema" -> u32 format version (2), "identity" -> the source,
+ *           "secret" -> the hash keys (struct vmap_secret, 24 bytes)
+ *   names   XXH3-128(name) (16 B)                     -> name record
+ *   sums    replica id (8 B) . XXH3-128(name) (16 B)  -> sums record
  *
- * Keys are hashes because names reach 1,024 bytes and LMDB keys stop at
- * 511; each record keeps the full name, and a record whose name differs
- * from the one asked for (a hash collision) counts as absent.
+ * A name record holds every fact about the name: the source's version
+ * and what each replica holds.  Records hold no names: keys are hashes
+ * (names reach 1,024 bytes and LMDB keys stop at 511), and a record
+ * carries a second hash of its name, the check; a record whose check is
+ * not the name's (a key collision) counts as absent.  The records, and
+ * why that never answers for another name, are in vmap_records.c.
  *
- * The records (objects, replicas, sums) are drawn and coded in
- * vmap_records.c.
+ * Format versions: meta's "schema" says which records the map holds.  A
+ * map of another format (format 1 kept a record per fact, each with its
+ * name, in "objects" and "replicas") is emptied and started afresh when
+ * opened: the map is a cache.  Its old databases are deleted, and the
+ * file keeps its length; the pages they held are reused.
  *
- * Writes: put_*() appends to a pending batch; the writer thread commits a
- * batch every BATCH_MS (or at BATCH_MAX facts) in one transaction.  Gets
- * look at the pending and in-flight batches first, then the map.  The
- * pending batch is capped (PENDING_MAX facts, PENDING_BYTES_MAX bytes):
- * past it, facts are dropped and counted.  A batch that fails to commit
- * is counted as lost and freed; the writer goes on with the next.
+ * Writes: put_*() appends a fact to a pending batch; the writer thread
+ * commits a batch every BATCH_MS (or at BATCH_MAX facts) in one
+ * transaction, in key order, reading each name's record once, setting
+ * the batch's facts in it and writing it once.  Gets look at the pending
+ * and in-flight batches first, then the map.  The pending batch is
+ * capped (PENDING_MAX facts, PENDING_BYTES_MAX bytes): past it, facts
+ * are dropped and counted.  A batch that fails to commit is counted as
+ * lost and freed; the writer goes on with the next.
  *
  * Eviction ("used" is refreshed when a record is written, and for records
  * read while older than an hour, piggybacked on the next batch - never a
  * write of its own): when the pages in use pass EVICT_AT of the ceiling,
- * the least recently used quarter of the records goes; when LMDB reports
- * the map full all the same, half goes and the batch is tried again.
+ * batches evict a little each, least recently used first among a sample,
+ * until a quarter of the records has gone; when LMDB reports the map
+ * full all the same, half goes and the batch is tried again.  A name's
+ * facts go together, with its record.
+ *
+ * Gets take no lock: a reset read transaction from a lock-free pool.
  *
  * LMDB's return codes become errno in one place, mdb_code_errno().
  */
@@ -39,13 +51,14 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
-#define SCHEMA 1
+#define SCHEMA 2
 #define BATCH_MS 5
 #define BATCH_MAX 512
 #define PENDING_MAX 16384            /* facts waiting for the writer */
@@ -54,16 +67,30 @@
 #define TOUCH_AGE_MIN 60          /* refresh "used" once an hour at most */
 #define EVICT_AT 0.80
 #define EVICT_SHARE 0.25
+#define EVICT_REGROW 0.05         /* pages grown since: lower the cap */
+#define EVICT_STEP_MIN 8192       /* records a batch may evict, at least */
+#define EVICT_SAMPLE 4            /* records looked at per record evicted */
+#define NAME_KEY 16
 #define KEY_MAX 24
-#define NDB 3
+#define RTXN_POOL 64              /* reset read transactions kept */
+#define NDB 2
+#define MAXDBS 6                  /* meta, names, sums; and format 1's */
 
-enum { DB_OBJECTS, DB_REPLICAS, DB_SUMS };
+enum { DB_NAMES, DB_SUMS };
+
+/* What a put asks of the writer. */
+enum fact_kind { PUT_SOURCE, PUT_REPLICA, PUT_SUMS };
 
 struct fact_write {
-	int db;
-	unsigned char key[KEY_MAX];
-	size_t klen;
-	void *val;
+	enum fact_kind kind;
+	unsigned char key[KEY_MAX];   /* names: the name key; sums: KEY_MAX */
+	uint64_t check;               /* the name's */
+	uint64_t rid;                 /* PUT_REPLICA, PUT_SUMS: the replica */
+	union {
+		struct source_fact source;
+		struct replica_fact replica;
+	} f;
+	void *val;                    /* PUT_SUMS: the record */
 	size_t vlen;
 };
 
@@ -83,6 +110,7 @@ struct vmap {
 	MDB_dbi dbi[NDB];
 	MDB_dbi meta;
 	uint64_t map_size;
+	struct vmap_secret secret; /* set at open, read-only after */
 	pthread_t writer;
 	pthread_mutex_t lock;      /* guards everything below */
 	pthread_cond_t wake;       /* writer: work or stop */
@@ -95,6 +123,15 @@ struct vmap {
 	uint64_t put_seq, inflight_seq, committed_seq;
 	bool stop;
 	uint64_t commits, evicted, dropped, lost;
+	/* eviction, the writer's alone (no lock): the entry counts it keeps
+	 * between, the fill when they were set, where the sweep goes on */
+	uint64_t evict_hi, evict_lo;
+	double evict_fill;
+	bool evicting;
+	unsigned char sweep_key[NDB][KEY_MAX];
+	size_t sweep_klen[NDB];
+	_Atomic size_t nbatched;   /* pending.n + inflight.n, read unlocked */
+	_Atomic(MDB_txn *) rtxn[RTXN_POOL];   /* lock free: atomic swaps */
 };
 
 /*
@@ -128,21 +165,22 @@ static uint32_t now_minutes(void)
 	return (uint32_t)(wall_ns() / (60 * NS_PER_SEC));
 }
 
-static void name_key(const char *name, unsigned char out[16])
+/* The key of replica rid's sums of the name of name key nkey. */
+static void sums_key(uint64_t rid, const unsigned char nkey[NAME_KEY],
+		     unsigned char out[KEY_MAX])
 {
-	XXH128_canonical_t c;
-	XXH128_canonicalFromHash(&c, XXH3_128bits(name, strlen(name)));
-	memcpy(out, c.digest, 16);
+	memcpy(out, &rid, 8);
+	memcpy(out + 8, nkey, NAME_KEY);
 }
 
-static size_t replica_key(const char *replica, const char *name,
-			  unsigned char out[KEY_MAX])
+static int kind_db(enum fact_kind k)
 {
-	XXH64_canonical_t c;
-	XXH64_canonicalFromHash(&c, XXH3_64bits(replica, strlen(replica)));
-	memcpy(out, c.digest, 8);
-	name_key(name, out + 8);
-	return KEY_MAX;
+	return k == PUT_SUMS ? DB_SUMS : DB_NAMES;
+}
+
+static size_t kind_klen(enum fact_kind k)
+{
+	return k == PUT_SUMS ? KEY_MAX : NAME_KEY;
 }
 
 /* ---- batching ---- */
@@ -163,53 +201,50 @@ static void batch_clear(struct batch *bt)
 	bt->n = 0;
 }
 
-/* The newest pending or in-flight value for key; copied out.  Caller
- * holds the lock. */
-static void *batch_find(struct vmap *m, int db, const unsigned char *key,
-			size_t klen, size_t *vlen)
+/* The newest pending or in-flight fact like q (kind, key, check and
+ * replica).  Caller holds the lock; the fact stays the batch's. */
+static const struct fact_write *batch_find(struct vmap *m,
+					   const struct fact_write *q)
 {
 	const struct batch *bs[2] = { &m->pending, &m->inflight };
+	size_t klen = kind_klen(q->kind);
+
 	for (int k = 0; k < 2; k++)
 		for (size_t i = bs[k]->n; i-- > 0;) {
 			const struct fact_write *w = &bs[k]->w[i];
-			if (w->db == db && w->klen == klen &&
-			    memcmp(w->key, key, klen) == 0) {
-				void *v = xmalloc(w->vlen);
-				memcpy(v, w->val, w->vlen);
-				*vlen = w->vlen;
-				return v;
-			}
+			if (w->kind == q->kind && w->check == q->check &&
+			    w->rid == q->rid && memcmp(w->key, q->key, klen) == 0)
+				return w;
 		}
 	return NULL;
 }
 
-/* Queue a fact for the writer; takes ownership of val.  When the writer
- * cannot keep up and the pending batch is at its cap, the fact is dropped
- * and counted: the map is a cache, and a fact not kept costs a round trip
- * later, while an unbounded queue would cost the mount its memory. */
-static void put_fact(struct vmap *m, int db, const unsigned char *key,
-		     size_t klen, void *val, size_t vlen)
+/* Queue a fact for the writer; takes ownership of w->val.  When the
+ * writer cannot keep up and the pending batch is at its cap, the fact is
+ * dropped and counted: the map is a cache, and a fact not kept costs a
+ * round trip later, while an unbounded queue would cost the mount its
+ * memory. */
+static void put_fact(struct vmap *m, const struct fact_write *w)
 {
-	struct fact_write w = { .db = db, .klen = klen, .val = val,
-				.vlen = vlen };
+	size_t bytes = sizeof(*w) + w->vlen;
 	bool first_drop = false;
 
-	memcpy(w.key, key, klen);
 	pthread_mutex_lock(&m->lock);
 	if (m->pending.n >= PENDING_MAX ||
-	    m->pending_bytes + vlen > PENDING_BYTES_MAX) {
+	    m->pending_bytes + bytes > PENDING_BYTES_MAX) {
 		m->dropped++;
 		first_drop = !m->dropping;
 		m->dropping = true;
 		pthread_mutex_unlock(&m->lock);
-		free(val);
+		free(w->val);
 		if (first_drop)
 			log_warn("version map: the writer is behind; dropping "
 				 "facts until it catches up");
 		return;
 	}
-	batch_add(&m->pending, &w);
-	m->pending_bytes += vlen;
+	batch_add(&m->pending, w);
+	atomic_store(&m->nbatched, m->pending.n + m->inflight.n);
+	m->pending_bytes += bytes;
 	m->put_seq++;
 	if (m->pending.n == 1 || m->pending.n >= BATCH_MAX)
 		pthread_cond_signal(&m->wake);
@@ -217,11 +252,14 @@ static void put_fact(struct vmap *m, int db, const unsigned char *key,
 }
 
 /* Remember that a record read from disk is old, so the next batch can
- * refresh its "used" while it writes anyway. */
+ * refresh its "used" while it writes anyway.  The coarse clock is enough
+ * for minutes and costs no system call. */
 static void note_touch(struct vmap *m, int db, const unsigned char *key,
 		       size_t klen, uint32_t used)
 {
-	if (used + TOUCH_AGE_MIN > now_minutes())
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	if (used + TOUCH_AGE_MIN > (uint32_t)(ts.tv_sec / 60))
 		return;
 	pthread_mutex_lock(&m->lock);
 	if (m->ntouched < TOUCH_MAX) {
@@ -233,120 +271,235 @@ static void note_touch(struct vmap *m, int db, const unsigned char *key,
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* Look a key up: batches first, then the map (a short read txn).
- * Returns 0 with *val (caller frees) and *vlen, or -errno: -ENOENT when
- * the key is absent. */
-static int lookup(struct vmap *m, int db, const unsigned char *key,
-		  size_t klen, void **val, size_t *vlen)
+/*
+ * A read transaction from the pool, renewed (a reset transaction keeps
+ * its reader slot, so renewing it takes no lock, where beginning one
+ * takes the reader table's mutex), or a new one.  Each thread starts at
+ * its own slot, so threads seldom meet.  Returns 0 or -errno.
+ */
+static int rtxn_take(struct vmap *m, MDB_txn **txn, unsigned *slot)
 {
-	pthread_mutex_lock(&m->lock);
-	*val = batch_find(m, db, key, klen, vlen);
-	pthread_mutex_unlock(&m->lock);
-	if (*val)
-		return 0;
+	static _Atomic unsigned next_slot;
+	static _Thread_local unsigned my_slot = UINT32_MAX;
+
+	if (my_slot == UINT32_MAX)
+		my_slot = atomic_fetch_add(&next_slot, 1);
+	*slot = my_slot % RTXN_POOL;
+	for (unsigned i = 0; i < RTXN_POOL; i++) {
+		unsigned k = (*slot + i) % RTXN_POOL;
+		MDB_txn *t = atomic_exchange(&m->rtxn[k], NULL);
+		if (!t)
+			continue;
+		if (mdb_txn_renew(t) == 0) {
+			*txn = t;
+			*slot = k;
+			return 0;
+		}
+		mdb_txn_abort(t);
+	}
+	return mdb_code_errno(mdb_txn_begin(m->env, NULL, MDB_RDONLY, txn));
+}
+
+/* End a read transaction: reset and back into the pool, or aborted when
+ * the pool is full. */
+static void rtxn_give(struct vmap *m, MDB_txn *txn, unsigned slot)
+{
+	mdb_txn_reset(txn);
+	for (unsigned i = 0; i < RTXN_POOL; i++) {
+		MDB_txn *empty = NULL;
+		if (atomic_compare_exchange_strong(
+			    &m->rtxn[(slot + i) % RTXN_POOL], &empty, txn))
+			return;
+	}
+	mdb_txn_abort(txn);
+}
+
+/* What a lookup does with what it finds: a fact still in a batch (under
+ * the lock), or the record on disk (while its bytes are still the
+ * map's).  Each returns 0 or -ENOENT. */
+struct taker {
+	int (*pending)(const struct fact_write *w, void *arg);
+	int (*record)(const unsigned char *v, size_t len,
+		      const struct fact_write *q, void *arg);
+};
+
+/*
+ * Look the fact like q up: batches first, then the map (a short read
+ * txn).  The batches are looked at only when they hold something: a get
+ * in a thread that put a fact sees it, since the count is raised before
+ * put_fact() returns.  Returns the taker's result, or -errno: -ENOENT
+ * when the key is absent.
+ */
+static int lookup(struct vmap *m, const struct fact_write *q,
+		  const struct taker *take, void *arg)
+{
+	int db = kind_db(q->kind);
+	size_t klen = kind_klen(q->kind);
+
+	if (atomic_load_explicit(&m->nbatched, memory_order_acquire)) {
+		int rc = 1;
+		pthread_mutex_lock(&m->lock);
+		const struct fact_write *w = batch_find(m, q);
+		if (w)
+			rc = take->pending(w, arg);
+		pthread_mutex_unlock(&m->lock);
+		if (rc <= 0)
+			return rc;
+	}
 
 	MDB_txn *txn;
-	MDB_val k = { klen, (void *)key }, d;
-	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn));
+	unsigned slot;
+	MDB_val k = { klen, (void *)q->key }, d;
+	uint32_t used = UINT32_MAX;
+	int rc = rtxn_take(m, &txn, &slot);
 	if (rc < 0)
 		return rc;
 	rc = mdb_code_errno(mdb_get(txn, m->dbi[db], &k, &d));
 	if (rc == 0) {
-		*val = xmalloc(d.mv_size);
-		memcpy(*val, d.mv_data, d.mv_size);
-		*vlen = d.mv_size;
+		used = vmap_records_used(d.mv_data, d.mv_size);
+		rc = take->record(d.mv_data, d.mv_size, q, arg);
 	}
-	mdb_txn_abort(txn);
+	rtxn_give(m, txn, slot);
 	if (rc == 0)
-		note_touch(m, db, key, klen, vmap_records_used(*val, *vlen));
+		note_touch(m, db, q->key, klen, used);
 	return rc;
 }
 
 /* ---- the facts interface ---- */
 
+static void name_fact(struct vmap *m, enum fact_kind kind,
+		      const char *replica, const char *name,
+		      struct fact_write *w)
+{
+	unsigned char nkey[NAME_KEY];
+
+	memset(w, 0, sizeof(*w));
+	w->kind = kind;
+	vmap_records_name_hash(&m->secret, name, nkey, &w->check);
+	if (replica)
+		w->rid = vmap_records_replica_id(&m->secret, replica);
+	if (kind == PUT_SUMS)
+		sums_key(w->rid, nkey, w->key);
+	else
+		memcpy(w->key, nkey, NAME_KEY);
+}
+
+static int pending_source(const struct fact_write *w, void *arg)
+{
+	*(struct source_fact *)arg = w->f.source;
+	return 0;
+}
+
+static int record_source(const unsigned char *v, size_t len,
+			 const struct fact_write *q, void *arg)
+{
+	return vmap_records_decode_source(v, len, q->check, arg);
+}
+
 static int f_get_source(void *ctx, const char *name, struct source_fact *out)
 {
-	unsigned char key[16];
-	size_t len;
-	void *v;
-	name_key(name, key);
-	int rc = lookup(ctx, DB_OBJECTS, key, 16, &v, &len);
-	if (rc < 0)
+	static const struct taker take = { pending_source, record_source };
+	struct fact_write q;
+
+	name_fact(ctx, PUT_SOURCE, NULL, name, &q);
+	if (lookup(ctx, &q, &take, out) < 0)
 		return -ENOENT;       /* facts.h: whatever the cause, unknown */
-	rc = vmap_records_decode_object(v, len, name, out);
-	free(v);
-	return rc;
+	return 0;
 }
 
 static void f_put_source(void *ctx, const char *name,
 			 const struct source_fact *f)
 {
-	unsigned char key[16];
-	size_t len;
-	if (strlen(name) > UINT16_MAX)
-		return;
-	name_key(name, key);
-	void *v = vmap_records_encode_object(name, f, now_minutes(), &len);
-	put_fact(ctx, DB_OBJECTS, key, 16, v, len);
+	struct fact_write w;
+
+	name_fact(ctx, PUT_SOURCE, NULL, name, &w);
+	w.f.source = *f;
+	put_fact(ctx, &w);
+}
+
+static int pending_replica(const struct fact_write *w, void *arg)
+{
+	*(struct replica_fact *)arg = w->f.replica;
+	return 0;
+}
+
+static int record_replica(const unsigned char *v, size_t len,
+			  const struct fact_write *q, void *arg)
+{
+	return vmap_records_decode_replica(v, len, q->check, q->rid, arg);
 }
 
 static int f_get_replica(void *ctx, const char *replica, const char *name,
 			 struct replica_fact *out)
 {
-	unsigned char key[KEY_MAX];
-	size_t len, klen = replica_key(replica, name, key);
-	void *v;
-	int rc = lookup(ctx, DB_REPLICAS, key, klen, &v, &len);
-	if (rc < 0)
+	static const struct taker take = { pending_replica, record_replica };
+	struct fact_write q;
+
+	name_fact(ctx, PUT_REPLICA, replica, name, &q);
+	if (lookup(ctx, &q, &take, out) < 0)
 		return -ENOENT;       /* facts.h: whatever the cause, unknown */
-	rc = vmap_records_decode_replica(v, len, name, out);
-	free(v);
-	return rc;
+	return 0;
 }
 
 static void f_put_replica(void *ctx, const char *replica, const char *name,
 			  const struct replica_fact *f)
 {
-	unsigned char key[KEY_MAX];
-	size_t len, klen;
-	if (strlen(name) > UINT16_MAX)
-		return;
-	klen = replica_key(replica, name, key);
-	void *v = vmap_records_encode_replica(name, f, now_minutes(), &len);
-	put_fact(ctx, DB_REPLICAS, key, klen, v, len);
+	struct fact_write w;
+
+	name_fact(ctx, PUT_REPLICA, replica, name, &w);
+	w.f.replica = *f;
+	put_fact(ctx, &w);
+}
+
+struct take_sums {
+	void *out;                /* the manifest, copied */
+	size_t len;
+};
+
+static int record_sums(const unsigned char *v, size_t len,
+		       const struct fact_write *q, void *arg)
+{
+	struct take_sums *t = arg;
+	size_t off;
+
+	if (vmap_records_decode_sums(v, len, q->check, &off) < 0)
+		return -ENOENT;
+	t->len = len - off;
+	t->out = xmalloc(t->len ? t->len : 1);
+	memcpy(t->out, v + off, t->len);
+	return 0;
+}
+
+static int pending_sums(const struct fact_write *w, void *arg)
+{
+	return record_sums(w->val, w->vlen, w, arg);
 }
 
 static int f_get_sums(void *ctx, const char *replica, const char *name,
 		      void **out, size_t *outlen)
 {
-	unsigned char key[KEY_MAX];
-	size_t len, off, klen = replica_key(replica, name, key);
-	unsigned char *v;
+	static const struct taker take = { pending_sums, record_sums };
+	struct take_sums t = { NULL, 0 };
+	struct fact_write q;
 
 	*out = NULL;
-	if (lookup(ctx, DB_SUMS, key, klen, (void **)&v, &len) < 0)
+	name_fact(ctx, PUT_SUMS, replica, name, &q);
+	if (lookup(ctx, &q, &take, &t) < 0)
 		return -ENOENT;
-	if (vmap_records_decode_sums(v, len, name, &off) < 0) {
-		free(v);
-		return -ENOENT;
-	}
-	*outlen = len - off;
-	memmove(v, v + off, *outlen);
-	*out = v;
+	*out = t.out;
+	*outlen = t.len;
 	return 0;
 }
 
 static void f_put_sums(void *ctx, const char *replica, const char *name,
 		       const void *sums, size_t slen)
 {
-	unsigned char key[KEY_MAX];
-	size_t len;
+	struct fact_write w;
 
-	if (strlen(name) > VMAP_RECORDS_NAME_MAX)
-		return;
-	size_t klen = replica_key(replica, name, key);
-	void *v = vmap_records_encode_sums(name, sums, slen, now_minutes(), &len);
-	put_fact(ctx, DB_SUMS, key, klen, v, len);
+	name_fact(ctx, PUT_SUMS, replica, name, &w);
+	w.val = vmap_records_encode_sums(w.check, sums, slen, now_minutes(),
+					 &w.vlen);
+	put_fact(ctx, &w);
 }
 
 static void f_flush(void *ctx)
@@ -384,8 +537,7 @@ struct facts vmap_facts(struct vmap *m)
 static int pages_in_use(struct vmap *m, uint64_t *pages, unsigned *psize)
 {
 	MDB_dbi dbs[] = { 0 /* free list */, 1 /* main */, m->meta,
-			  m->dbi[DB_OBJECTS], m->dbi[DB_REPLICAS],
-			  m->dbi[DB_SUMS] };
+			  m->dbi[DB_NAMES], m->dbi[DB_SUMS] };
 	MDB_txn *txn;
 	MDB_stat st;
 	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn));
@@ -500,6 +652,142 @@ out_abort_txn:
 	return rc;
 }
 
+/*
+ * The sweep of database db: records in key order from where the last one
+ * stopped, around to the first again.  Keys are hashes, so any stretch of
+ * it is a random sample of the names.  Returns 0 with *k, *d, or
+ * MDB_NOTFOUND when the database is empty.
+ */
+static int sweep_first(struct vmap *m, MDB_cursor *cur, int db, MDB_val *k,
+		       MDB_val *d)
+{
+	*k = (MDB_val){ m->sweep_klen[db], m->sweep_key[db] };
+	if (k->mv_size && mdb_cursor_get(cur, k, d, MDB_SET_RANGE) == 0)
+		return 0;
+	return mdb_cursor_get(cur, k, d, MDB_FIRST);
+}
+
+static int sweep_next(MDB_cursor *cur, MDB_val *k, MDB_val *d)
+{
+	if (mdb_cursor_get(cur, k, d, MDB_NEXT) == 0)
+		return 0;
+	return mdb_cursor_get(cur, k, d, MDB_FIRST);
+}
+
+/*
+ * Evict up to want records of database db, least recently used first
+ * among a sample of EVICT_SAMPLE times as many from its sweep (sampled
+ * LRU: no scan of the whole map, and a batch's transaction stays short).
+ * Inside the batch's transaction.  Returns the number evicted, or -errno
+ * (the transaction is spoilt).
+ */
+static int64_t evict_some(struct vmap *m, MDB_txn *txn, int db, uint64_t want)
+{
+	size_t cap = (size_t)want * EVICT_SAMPLE, n = 0;
+	uint32_t *used, cutoff;
+	MDB_cursor *cur;
+	MDB_val k, d;
+	int rc;
+	int64_t dropped = 0;
+
+	if (!want)
+		return 0;
+	rc = mdb_cursor_open(txn, m->dbi[db], &cur);
+	if (rc)
+		return mdb_code_errno(rc);
+	used = xmalloc(cap * sizeof(*used));
+	for (rc = sweep_first(m, cur, db, &k, &d); rc == 0 && n < cap;
+	     rc = sweep_next(cur, &k, &d))
+		used[n++] = vmap_records_used(d.mv_data, d.mv_size);
+	if (n == 0)
+		goto out_close_cursor;
+	qsort(used, n, sizeof(*used), cmp_u32);
+	cutoff = used[(want < n ? want : n) - 1];
+	for (rc = sweep_first(m, cur, db, &k, &d);
+	     rc == 0 && n > 0 && (uint64_t)dropped < want;
+	     rc = sweep_next(cur, &k, &d), n--) {
+		if (vmap_records_used(d.mv_data, d.mv_size) > cutoff)
+			continue;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc) {               /* the map full: the txn is spoilt */
+			dropped = mdb_code_errno(rc);
+			goto out_close_cursor;
+		}
+		dropped++;
+	}
+	/* go on from here next time */
+	m->sweep_klen[db] = 0;
+	if (mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT) == 0 &&
+	    k.mv_size <= KEY_MAX) {
+		memcpy(m->sweep_key[db], k.mv_data, k.mv_size);
+		m->sweep_klen[db] = k.mv_size;
+	}
+out_close_cursor:
+	mdb_cursor_close(cur);
+	free(used);
+	return dropped;
+}
+
+/*
+ * Keep the map under its ceiling, a little at each batch.  Deleting
+ * records leaves room in their pages rather than freeing pages, so the
+ * pages in use hardly fall after an eviction: the fill says when the map
+ * is near its ceiling, and the entry count how much to keep.  When the
+ * pages pass EVICT_AT (or grow EVICT_REGROW more since), the count of
+ * that moment becomes the high mark and EVICT_SHARE less the low one;
+ * from the high mark, batches evict down to the low one, each at most
+ * twice its own facts or EVICT_STEP_MIN, from each database in its
+ * share of the entries, and new records fill the room.
+ * Returns the number evicted, or -errno (the transaction is spoilt).
+ */
+static int64_t evict_for_batch(struct vmap *m, MDB_txn *txn, size_t nfacts)
+{
+	uint64_t entries = 0, in_db[NDB] = { 0 };
+	MDB_stat st;
+
+	for (int db = 0; db < NDB; db++)
+		if (mdb_stat(txn, m->dbi[db], &st) == 0) {
+			in_db[db] = st.ms_entries;
+			entries += st.ms_entries;
+		}
+	double fill = fill_ratio(m);
+	if (fill > EVICT_AT &&
+	    (!m->evict_hi || fill > m->evict_fill + EVICT_REGROW)) {
+		m->evict_hi = entries;
+		m->evict_lo = (uint64_t)((double)entries * (1 - EVICT_SHARE));
+		m->evict_fill = fill;
+		m->evicting = true;
+		log_info("version map: %.0f%% of the ceiling (%llu MiB) in use; "
+			 "keeping %llu to %llu entries", fill * 100,
+			 (unsigned long long)(m->map_size >> 20),
+			 (unsigned long long)m->evict_lo,
+			 (unsigned long long)m->evict_hi);
+	} else if (m->evict_hi && entries > m->evict_hi) {
+		m->evicting = true;
+	}
+	if (!m->evicting)
+		return 0;
+	if (entries <= m->evict_lo) {
+		m->evicting = false;
+		return 0;
+	}
+	uint64_t want = entries - m->evict_lo, step = 2 * (uint64_t)nfacts;
+	if (step < EVICT_STEP_MIN)
+		step = EVICT_STEP_MIN;
+	if (want > step)
+		want = step;
+	int64_t dropped = 0;        /* from each database its share */
+	for (int db = 0; db < NDB; db++) {
+		uint64_t share = (uint64_t)((double)want * (double)in_db[db] /
+					    (double)entries + 0.5);
+		int64_t n = evict_some(m, txn, db, share);
+		if (n < 0)
+			return n;
+		dropped += n;
+	}
+	return dropped;
+}
+
 /* Rewrite "used" of touched records; inside the batch's transaction.
  * Returns 0 or -errno: a failed put (the map full) spoils the transaction,
  * and the caller must see it as such, not as a failed commit later. */
@@ -523,6 +811,89 @@ static int refresh_touched(struct vmap *m, MDB_txn *txn,
 	return rc;
 }
 
+static int cmp_write(const void *a, const void *b)
+{
+	const struct fact_write *x = *(const struct fact_write *const *)a;
+	const struct fact_write *y = *(const struct fact_write *const *)b;
+	int dx = kind_db(x->kind), dy = kind_db(y->kind), c;
+
+	if (dx != dy)
+		return dx - dy;
+	c = memcmp(x->key, y->key, kind_klen(x->kind));
+	if (c)
+		return c;
+	return x < y ? -1 : x > y;    /* the batch's order: the last put wins */
+}
+
+/*
+ * Write the facts w[0..n) about one name key, in put order: the record is
+ * read once, the facts set in it, and it is written once.  A record of
+ * another check (another name with this key), or one that does not
+ * decode, is replaced.  Returns 0 or -errno (the transaction is spoilt).
+ */
+static int write_name(struct vmap *m, MDB_txn *txn,
+		      struct fact_write *const *w, size_t n, uint32_t now)
+{
+	struct vmap_entry *e = xmalloc(sizeof(*e));
+	MDB_val k = { NAME_KEY, (void *)w[0]->key }, d;
+	uint64_t check = w[0]->check;
+	size_t len;
+	int rc;
+
+	if (mdb_get(txn, m->dbi[DB_NAMES], &k, &d) != 0 ||
+	    vmap_records_decode(d.mv_data, d.mv_size, check, e) < 0)
+		memset(e, 0, sizeof(*e));
+	for (size_t i = 0; i < n; i++) {
+		if (w[i]->check != check) {
+			memset(e, 0, sizeof(*e));
+			check = w[i]->check;
+		}
+		if (w[i]->kind == PUT_SOURCE) {
+			e->has_source = true;
+			e->source = w[i]->f.source;
+		} else {
+			/* a fact about one replica too many is not kept */
+			(void)vmap_records_entry_set_replica(e, w[i]->rid,
+							     &w[i]->f.replica);
+		}
+	}
+	d.mv_data = vmap_records_encode(e, check, now, &len);
+	d.mv_size = len;
+	rc = mdb_code_errno(mdb_put(txn, m->dbi[DB_NAMES], &k, &d, 0));
+	free(d.mv_data);
+	free(e);
+	return rc;
+}
+
+/* Write the batch's facts in key order (neighbouring keys share pages),
+ * each name's record once.  Returns 0 or -errno. */
+static int write_facts(struct vmap *m, MDB_txn *txn, const struct batch *bt)
+{
+	struct fact_write **w = xmalloc((bt->n ? bt->n : 1) * sizeof(*w));
+	uint32_t now = now_minutes();
+	int rc = 0;
+
+	for (size_t i = 0; i < bt->n; i++)
+		w[i] = &bt->w[i];
+	qsort(w, bt->n, sizeof(*w), cmp_write);
+	for (size_t i = 0, j; i < bt->n && rc == 0; i = j) {
+		for (j = i + 1; j < bt->n &&
+		     kind_db(w[j]->kind) == kind_db(w[i]->kind) &&
+		     !memcmp(w[i]->key, w[j]->key, kind_klen(w[i]->kind)); j++)
+			;
+		if (w[i]->kind != PUT_SUMS) {
+			rc = write_name(m, txn, w + i, j - i, now);
+			continue;
+		}
+		/* sums: whole records; the last put of the key is the one */
+		MDB_val k = { KEY_MAX, w[j - 1]->key },
+			d = { w[j - 1]->vlen, w[j - 1]->val };
+		rc = mdb_code_errno(mdb_put(txn, m->dbi[DB_SUMS], &k, &d, 0));
+	}
+	free(w);
+	return rc;
+}
+
 /* Write a batch in one transaction.  Returns 0 or -errno (-ENOSPC: the
  * map is full). */
 static int commit_batch(struct vmap *m, const struct batch *bt,
@@ -532,16 +903,25 @@ static int commit_batch(struct vmap *m, const struct batch *bt,
 	int rc = mdb_code_errno(mdb_txn_begin(m->env, NULL, 0, &txn));
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < bt->n && rc == 0; i++) {
-		const struct fact_write *w = &bt->w[i];
-		MDB_val k = { w->klen, (void *)w->key }, d = { w->vlen, w->val };
-		rc = mdb_code_errno(mdb_put(txn, m->dbi[w->db], &k, &d, 0));
-	}
+	/* evict first, so that this batch's own records are never taken */
+	int64_t evicted = evict_for_batch(m, txn, bt->n);
+	if (evicted < 0)
+		rc = (int)evicted;
+	if (rc == 0)
+		rc = write_facts(m, txn, bt);
 	if (rc == 0)
 		rc = refresh_touched(m, txn, t, nt);
 	if (rc == 0)
-		return mdb_code_errno(mdb_txn_commit(txn));
-	mdb_txn_abort(txn);
+		rc = mdb_code_errno(mdb_txn_commit(txn));
+	else
+		mdb_txn_abort(txn);
+	if (rc == 0 && evicted > 0) {
+		pthread_mutex_lock(&m->lock);
+		m->evicted += (uint64_t)evicted;
+		pthread_mutex_unlock(&m->lock);
+		log_debug("version map: evicted %lld entries, least recently "
+			  "used of a sample", (long long)evicted);
+	}
 	return rc;
 }
 
@@ -603,8 +983,6 @@ static void make_room(struct vmap *m)
 static int write_batch(struct vmap *m, const struct batch *bt,
 		       const struct touch *t, size_t nt)
 {
-	if (fill_ratio(m) > EVICT_AT)
-		evict(m, EVICT_SHARE);
 	int rc = commit_batch(m, bt, t, nt);
 	if (rc == -ENOSPC) {
 		make_room(m);
@@ -666,6 +1044,7 @@ static void *writer_main(void *arg)
 		else
 			m->commits++;
 		batch_clear(&m->inflight);
+		atomic_store(&m->nbatched, m->pending.n);
 		m->committed_seq = m->inflight_seq;
 		pthread_cond_broadcast(&m->done);
 	}
@@ -683,7 +1062,35 @@ void vmap_flush(struct vmap *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* Open the databases; check or write schema and identity. */
+/* The hash keys of a map in the making, from the kernel's random pool.
+ * Returns 0 or -errno. */
+static int make_secret(struct vmap_secret *s)
+{
+	errno = 0;
+	if (getrandom(s, sizeof(*s), 0) != (ssize_t)sizeof(*s))
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/* Empty a map of another format: its records, its meta, and format 1's
+ * databases, deleted.  Returns an MDB_* code. */
+static int start_afresh(struct vmap *m, MDB_txn *txn)
+{
+	static const char *const old[] = { "objects", "replicas" };
+	MDB_dbi dbi;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++)
+		if (mdb_dbi_open(txn, old[i], 0, &dbi) == 0 &&
+		    (rc = mdb_drop(txn, dbi, 1)))
+			return rc;
+	for (int db = 0; db < NDB; db++)
+		if ((rc = mdb_drop(txn, m->dbi[db], 0)))
+			return rc;
+	return mdb_drop(txn, m->meta, 0);
+}
+
+/* Open the databases; check or write schema, secret and identity. */
 static int open_dbs(struct vmap *m, const char *identity, char *err,
 		    size_t errlen)
 {
@@ -695,23 +1102,42 @@ static int open_dbs(struct vmap *m, const char *identity, char *err,
 	if (rc)
 		goto out_mdb_error;
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &m->meta)) ||
-	    (rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &m->dbi[DB_OBJECTS])) ||
-	    (rc = mdb_dbi_open(txn, "replicas", MDB_CREATE,
-			       &m->dbi[DB_REPLICAS])) ||
+	    (rc = mdb_dbi_open(txn, "names", MDB_CREATE, &m->dbi[DB_NAMES])) ||
 	    (rc = mdb_dbi_open(txn, "sums", MDB_CREATE, &m->dbi[DB_SUMS])))
 		goto out_abort_txn;
 	k.mv_data = "schema";
 	k.mv_size = 6;
 	rc = mdb_get(txn, m->meta, &k, &d);
 	bool fresh = mdb_code_errno(rc) == -ENOENT;
-	if (!fresh && (rc || d.mv_size != 4 || memcmp(d.mv_data, &schema, 4))) {
+	bool known = !fresh && !rc && d.mv_size == 4 &&
+		     !memcmp(d.mv_data, &schema, 4);
+	k.mv_data = "secret";
+	k.mv_size = 6;
+	if (known && !mdb_get(txn, m->meta, &k, &d) &&
+	    d.mv_size == sizeof(m->secret))
+		memcpy(&m->secret, d.mv_data, sizeof(m->secret));
+	else
+		known = false;
+	if (!fresh && !known) {
 		/* Another format: the map is a cache, start it again. */
-		log_notice("version map: unknown format, starting afresh");
-		mdb_drop(txn, m->dbi[DB_OBJECTS], 0);
-		mdb_drop(txn, m->dbi[DB_REPLICAS], 0);
-		mdb_drop(txn, m->dbi[DB_SUMS], 0);
-		mdb_drop(txn, m->meta, 0);
+		log_notice("version map: another format than %u, starting "
+			   "afresh", SCHEMA);
+		if ((rc = start_afresh(m, txn)))
+			goto out_abort_txn;
 		fresh = true;
+	}
+	if (fresh) {
+		MDB_val sk = { 6, "secret" }, sv = { sizeof(m->secret),
+						     &m->secret };
+		int err_rand = make_secret(&m->secret);
+		if (err_rand < 0) {
+			snprintf(err, errlen, "version map: no random keys: %s",
+				 strerror(-err_rand));
+			mdb_txn_abort(txn);
+			return err_rand;
+		}
+		if ((rc = mdb_put(txn, m->meta, &sk, &sv, 0)))
+			goto out_abort_txn;
 	}
 	k.mv_data = "identity";
 	k.mv_size = 8;
@@ -772,7 +1198,7 @@ static int env_open(struct vmap *m, const char *dir, const char *identity,
 	int rc, dead;
 
 	if ((rc = mdb_env_create(&m->env)) ||
-	    (rc = mdb_env_set_maxdbs(m->env, 4)) ||
+	    (rc = mdb_env_set_maxdbs(m->env, MAXDBS)) ||
 	    (rc = mdb_env_set_maxreaders(m->env, 512)) ||
 	    (rc = mdb_env_set_mapsize(m->env, m->map_size)) ||
 	    (rc = mdb_env_open(m->env, dir, MDB_NOTLS | MDB_NORDAHEAD |
@@ -883,6 +1309,11 @@ void vmap_close(struct vmap *m)
 	pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
 	pthread_join(m->writer, NULL);
+	for (unsigned i = 0; i < RTXN_POOL; i++) {
+		MDB_txn *t = atomic_exchange(&m->rtxn[i], NULL);
+		if (t)
+			mdb_txn_abort(t);
+	}
 	batch_clear(&m->pending);
 	batch_clear(&m->inflight);
 	free(m->pending.w);
@@ -902,9 +1333,9 @@ void vmap_get_stats(struct vmap *m, struct vmap_stats *st)
 
 	memset(st, 0, sizeof(*st));
 	if (mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn) == 0) {
-		if (mdb_stat(txn, m->dbi[DB_OBJECTS], &s) == 0)
+		if (mdb_stat(txn, m->dbi[DB_NAMES], &s) == 0)
 			st->objects = s.ms_entries;
-		if (mdb_stat(txn, m->dbi[DB_REPLICAS], &s) == 0)
+		if (mdb_stat(txn, m->dbi[DB_SUMS], &s) == 0)
 			st->replicas = s.ms_entries;
 		mdb_txn_abort(txn);
 	}

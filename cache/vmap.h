@@ -29,8 +29,9 @@
 struct vmap;
 
 struct vmap_stats {
-	uint64_t objects;        /* entries on disk */
-	uint64_t replicas;
+	uint64_t objects;        /* names on disk (a record each, with every
+	                            fact about the name) */
+	uint64_t replicas;       /* records of block sums on disk */
 	uint64_t commits;        /* batches written */
 	uint64_t evicted;        /* entries dropped to stay under the ceiling */
 	uint64_t dropped;        /* facts not queued: the writer was behind */
@@ -44,7 +45,9 @@ struct vmap_stats {
  * the map is for.  A map file that is corrupt, truncated, not LMDB's or
  * from another LMDB version is renamed to data.mdb.corrupt-<epoch seconds>
  * (lock.mdb likewise), with a warning, and an empty map is opened: the map
- * is a cache.  Returns 0 or -errno with err filled: -EEXIST when the map
+ * is a cache.  A map of another format version (its records laid out
+ * otherwise, as format 1's were) is emptied in place and started again,
+ * with a notice.  Returns 0 or -errno with err filled: -EEXIST when the map
  * belongs to another source (a configuration error: nothing is moved),
  * -EUCLEAN when even the fresh map is unusable, another -errno when the
  * directory or the file cannot be used.

@@ -3,11 +3,12 @@
  * they come back out of data.mdb - a file on local disk that a crash,
  * a full disk or another program may have left in any state.
  *
- * Input: byte 0 picks the record kind (object, replica, sums), byte 1
- * the length k of the name asked for, the next k bytes the name, the
- * rest the record (copied to a buffer of exactly its length, so a read
- * past it trips AddressSanitizer).  A record that decodes is encoded
- * again and must decode to the same fact.
+ * Input: byte 0 picks the record kind (name record, sums), bytes 1-8 the
+ * check asked for (native order), the rest the record (copied to a
+ * buffer of exactly its length, so a read past it trips
+ * AddressSanitizer).  A record that decodes is encoded again and must
+ * decode to the same facts; each one-fact decoder must agree with the
+ * whole one.
  */
 #include "cache/vmap_records.h"
 
@@ -17,49 +18,60 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void object(const unsigned char *r, size_t len, const char *name)
+static bool same_replica(const struct replica_fact *a,
+			 const struct replica_fact *b)
 {
-	struct source_fact f, g;
-	size_t n;
-
-	if (vmap_records_decode_object(r, len, name, &f) < 0)
-		return;
-	void *e = vmap_records_encode_object(name, &f, 7, &n);
-	if (vmap_records_decode_object(e, n, name, &g) < 0 ||
-	    memcmp(&f, &g, sizeof(f)) != 0 || vmap_records_used(e, n) != 7)
-		abort();
-	free(e);
+	return a->state == b->state && a->generation == b->generation &&
+	       a->size == b->size && a->checked_ns == b->checked_ns &&
+	       strcmp(a->etag, b->etag) == 0;
 }
 
-static void replica(const unsigned char *r, size_t len, const char *name)
+static void name_record(const unsigned char *r, size_t len, uint64_t check)
 {
-	struct replica_fact f, g;
+	struct vmap_entry e, g, other;
+	struct source_fact s;
+	struct replica_fact f;
 	size_t n;
 
-	if (vmap_records_decode_replica(r, len, name, &f) < 0)
+	if (vmap_records_decode(r, len, check, &e) < 0) {
+		if (vmap_records_decode_source(r, len, check, &s) == 0)
+			abort();
 		return;
-	if (strlen(f.etag) >= HY_ETAG_MAX)
+	}
+	if ((vmap_records_decode_source(r, len, check, &s) == 0) !=
+	    e.has_source ||
+	    (e.has_source && memcmp(&s, &e.source, sizeof(s)) != 0))
 		abort();
-	void *e = vmap_records_encode_replica(name, &f, 7, &n);
-	if (vmap_records_decode_replica(e, n, name, &g) < 0 ||
-	    f.state != g.state || f.generation != g.generation ||
-	    f.size != g.size || f.checked_ns != g.checked_ns ||
-	    strcmp(f.etag, g.etag) != 0)
+	for (unsigned i = 0; i < e.nrep; i++) {
+		if (strlen(e.rep[i].etag) >= HY_ETAG_MAX ||
+		    vmap_records_decode_replica(r, len, check, e.rid[i], &f) < 0 ||
+		    !same_replica(&f, &e.rep[i]))
+			abort();
+	}
+	unsigned char *b = vmap_records_encode(&e, check, 7, &n);
+	if (vmap_records_decode(b, n, check, &g) < 0 ||
+	    g.has_source != e.has_source || g.nrep != e.nrep ||
+	    memcmp(&g.source, &e.source, sizeof(g.source)) != 0 ||
+	    vmap_records_used(b, n) != 7 ||
+	    vmap_records_decode(b, n, check + 1, &other) == 0)
 		abort();
-	free(e);
+	for (unsigned i = 0; i < e.nrep; i++)
+		if (g.rid[i] != e.rid[i] || !same_replica(&g.rep[i], &e.rep[i]))
+			abort();
+	free(b);
 }
 
-static void sums(const unsigned char *r, size_t len, const char *name)
+static void sums(const unsigned char *r, size_t len, uint64_t check)
 {
 	size_t off, n, off2;
 
-	if (vmap_records_decode_sums(r, len, name, &off) < 0)
+	if (vmap_records_decode_sums(r, len, check, &off) < 0)
 		return;
 	if (off > len)
 		abort();
-	unsigned char *e = vmap_records_encode_sums(name, r + off, len - off,
+	unsigned char *e = vmap_records_encode_sums(check, r + off, len - off,
 						    7, &n);
-	if (vmap_records_decode_sums(e, n, name, &off2) < 0 ||
+	if (vmap_records_decode_sums(e, n, check, &off2) < 0 ||
 	    n - off2 != len - off || memcmp(e + off2, r + off, len - off))
 		abort();
 	free(e);
@@ -67,26 +79,23 @@ static void sums(const unsigned char *r, size_t len, const char *name)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 2 || (size_t)data[1] > size - 2)
+	uint64_t check;
+
+	if (size < 9)
 		return 0;
-	size_t k = data[1], len = size - 2 - k;
-	char *name = malloc(k + 1);
+	memcpy(&check, data + 1, 8);
+	size_t len = size - 9;
 	unsigned char *r = malloc(len ? len : 1);
 
-	if (!name || !r)
-		goto out_free;
-	memcpy(name, data + 2, k);
-	name[k] = '\0';
-	memcpy(r, data + 2 + k, len);
+	if (!r)
+		return 0;
+	memcpy(r, data + 9, len);
 	(void)vmap_records_used(r, len);
-	switch (data[0] % 3) {
-	case 0: object(r, len, name); break;
-	case 1: replica(r, len, name); break;
-	default: sums(r, len, name); break;
-	}
+	if (data[0] % 2 == 0)
+		name_record(r, len, check);
+	else
+		sums(r, len, check);
 	vmap_records_set_used(r, len, 1);
-out_free:
-	free(name);
 	free(r);
 	return 0;
 }

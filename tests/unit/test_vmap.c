@@ -32,7 +32,7 @@ static struct source_fact source(uint64_t gen)
 	struct source_fact f = { .generation = gen, .metageneration = 1,
 				 .size = gen * 10, .ctime_ns = 1700000000LL,
 				 .crc32c = 0xc99465aa, .has_crc32c = true,
-				 .confirmed_ns = 42 };
+				 .has_md5 = true, .confirmed_ns = 42 };
 	f.md5[0] = 0xd4;
 	return f;
 }
@@ -71,6 +71,15 @@ static void roundtrip(void)
 	CHECK_STR(rg.etag, "d41d8cd98f00b204e9800998ecf8427e");
 	/* replicas are told apart */
 	CHECK_INT(f.ops->get_replica(f.ctx, "dc-west", "a/b", &rg), -ENOENT);
+	/* block sums, a record of their own */
+	void *sums;
+	size_t slen;
+	f.ops->put_sums(f.ctx, "dc-east", "a/b", "SUMS", 4);
+	CHECK_INT(f.ops->get_sums(f.ctx, "dc-east", "a/b", &sums, &slen), 0);
+	CHECK(slen == 4 && !memcmp(sums, "SUMS", 4));
+	free(sums);
+	CHECK_INT(f.ops->get_sums(f.ctx, "dc-west", "a/b", &sums, &slen),
+		  -ENOENT);
 	/* a tombstone is a fact too */
 	struct source_fact t = { .tombstone = true, .confirmed_ns = 9 };
 	f.ops->put_source(f.ctx, "gone", &t);
@@ -86,8 +95,22 @@ static void roundtrip(void)
 	CHECK(got.tombstone);
 	struct vmap_stats st;
 	vmap_get_stats(m, &st);
-	CHECK_INT(st.objects, 3);
-	CHECK_INT(st.replicas, 1);
+	CHECK_INT(st.objects, 3);      /* names: a/b, the long one, gone */
+	CHECK_INT(st.replicas, 1);     /* records of block sums */
+	CHECK_INT(f.ops->get_replica(f.ctx, "dc-east", "a/b", &rg), 0);
+	CHECK_STR(rg.etag, "d41d8cd98f00b204e9800998ecf8427e");
+	CHECK_INT(f.ops->get_sums(f.ctx, "dc-east", "a/b", &sums, &slen), 0);
+	free(sums);
+	/* a fact put later joins the name's record, the others stay */
+	r.generation = 6;
+	f.ops->put_replica(f.ctx, "dc-west", "a/b", &r);
+	vmap_flush(m);
+	CHECK_INT(f.ops->get_replica(f.ctx, "dc-west", "a/b", &rg), 0);
+	CHECK_INT(rg.generation, 6);
+	CHECK_INT(f.ops->get_replica(f.ctx, "dc-east", "a/b", &rg), 0);
+	CHECK_INT(rg.generation, 7);
+	CHECK_INT(f.ops->get_source(f.ctx, "a/b", &got), 0);
+	CHECK_INT(got.generation, 7);
 	vmap_close(m);
 
 	/* another source is refused, with a message naming both */
@@ -440,45 +463,302 @@ static void failed_commit_does_not_wedge(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-/* The records alone (vmap_records.c): every truncation, another name or
- * another format reads as absent, never past the record. */
-static void records_reject_damage(void)
-{
-	struct source_fact f = { .generation = 5, .size = 9, .has_crc32c = true,
-				 .crc32c = 0xabcd }, g;
-	struct replica_fact r = { .state = REPLICA_BAD, .generation = 5 }, q;
-	size_t n, off;
-	unsigned char *b;
+static const struct vmap_secret secret = { 1, 2, 3 };
 
-	snprintf(r.etag, sizeof(r.etag), "\"e1\"");
-	b = vmap_records_encode_object("a/b", &f, 42, &n);
-	CHECK_INT(vmap_records_decode_object(b, n, "a/b", &g), 0);
-	CHECK(g.generation == 5 && g.has_crc32c && g.crc32c == 0xabcd);
+static struct vmap_entry full_entry(void)
+{
+	static const char *etags[] = {
+		"d41d8cd98f00b204e9800998ecf8427e",     /* an MD5: 16 bytes */
+		"\"0123456789abcdef0123456789abcdef\"", /* quoted */
+		"D41D8CD98F00B204E9800998ECF8427E",     /* upper case: text */
+		"",
+		"\"e1-3\"",
+	};
+	struct vmap_entry e = { .has_source = true };
+
+	e.source = source(1760000000123456ULL);
+	e.source.ctime_ns = 1760000000123000000LL;   /* generation * 1000 - */
+	e.source.has_md5 = true;
+	e.source.confirmed_ns = 1770000000999999999LL;
+	for (int i = 0; i < 5; i++) {
+		struct replica_fact r = {
+			.state = (enum replica_state)(i % 5),
+			.generation = e.source.generation - (uint64_t)i,
+			.size = e.source.size + (uint64_t)i * 3,
+			.checked_ns = e.source.confirmed_ns - i * 1000000007LL };
+		snprintf(r.etag, sizeof(r.etag), "%s", etags[i]);
+		CHECK_INT(vmap_records_entry_set_replica(&e, 100 + (uint64_t)i,
+							 &r), 0);
+	}
+	memset(e.rep[4].etag, 'x', HY_ETAG_MAX - 1);    /* the longest text */
+	e.rep[4].etag[HY_ETAG_MAX - 1] = '\0';
+	return e;
+}
+
+static bool same_replica(const struct replica_fact *a,
+			 const struct replica_fact *b)
+{
+	return a->state == b->state && a->generation == b->generation &&
+	       a->size == b->size && a->checked_ns == b->checked_ns &&
+	       strcmp(a->etag, b->etag) == 0;
+}
+
+/* A name record round-trips every fact, and is small: an MD5 etag takes
+ * 16 bytes, times are differences. */
+static void records_round_trip(void)
+{
+	struct vmap_entry e = full_entry(), g;
+	struct source_fact s;
+	struct replica_fact r;
+	size_t n;
+	unsigned char *b = vmap_records_encode(&e, 77, 42, &n);
+
+	CHECK_INT(vmap_records_decode(b, n, 77, &g), 0);
+	CHECK(g.has_source && !memcmp(&g.source, &e.source, sizeof(s)));
+	CHECK_INT(g.nrep, 5);
+	for (unsigned i = 0; i < 5; i++)
+		CHECK(g.rid[i] == e.rid[i] && same_replica(&g.rep[i], &e.rep[i]));
+	CHECK_INT(vmap_records_decode_source(b, n, 77, &s), 0);
+	CHECK(!memcmp(&s, &e.source, sizeof(s)));
+	CHECK_INT(vmap_records_decode_replica(b, n, 77, 101, &r), 0);
+	CHECK_STR(r.etag, "\"0123456789abcdef0123456789abcdef\"");
+	CHECK_INT(vmap_records_decode_replica(b, n, 77, 99, &r), -ENOENT);
 	CHECK_INT(vmap_records_used(b, n), 42);
 	vmap_records_set_used(b, n, 43);
 	CHECK_INT(vmap_records_used(b, n), 43);
-	for (size_t cut = 0; cut < n; cut++)
-		CHECK_INT(vmap_records_decode_object(b, cut, "a/b", &g), -ENOENT);
-	CHECK_INT(vmap_records_decode_object(b, n, "a/c", &g), -ENOENT);
+	free(b);
+
+	/* the common name: source and two replicas holding it, MD5 etags */
+	struct vmap_entry c = { .has_source = true, .source = e.source };
+	for (int i = 0; i < 2; i++) {
+		struct replica_fact h = { .state = REPLICA_HOLDS,
+					  .generation = e.source.generation,
+					  .size = e.source.size,
+					  .checked_ns = e.source.confirmed_ns + 5 };
+		snprintf(h.etag, sizeof(h.etag), "\"%s\"", "d41d8cd98f00b204e9800998ecf8427e");
+		vmap_records_entry_set_replica(&c, 7 + (uint64_t)i, &h);
+	}
+	b = vmap_records_encode(&c, 77, 42, &n);
+	CHECK(n <= 120);
+	free(b);
+
+	/* a tombstone; replica facts with no source fact */
+	struct vmap_entry t = { .has_source = true,
+				.source = { .tombstone = true, .confirmed_ns = -9 } };
+	b = vmap_records_encode(&t, 5, 1, &n);
+	CHECK_INT(vmap_records_decode_source(b, n, 5, &s), 0);
+	CHECK(s.tombstone && s.confirmed_ns == -9);
+	free(b);
+	struct vmap_entry o = { 0 };
+	vmap_records_entry_set_replica(&o, 9, &e.rep[2]);
+	b = vmap_records_encode(&o, 5, 1, &n);
+	CHECK_INT(vmap_records_decode_source(b, n, 5, &s), -ENOENT);
+	CHECK_INT(vmap_records_decode_replica(b, n, 5, 9, &r), 0);
+	CHECK(same_replica(&r, &e.rep[2]));
+	free(b);
+
+	/* a record holds so many replicas, and says so */
+	struct vmap_entry f = { 0 };
+	for (uint64_t i = 0; i < VMAP_RECORDS_REPLICAS_MAX; i++)
+		CHECK_INT(vmap_records_entry_set_replica(&f, i, &e.rep[0]), 0);
+	CHECK_INT(vmap_records_entry_set_replica(&f, 99, &e.rep[0]), -ENOSPC);
+	CHECK_INT(vmap_records_entry_set_replica(&f, 3, &e.rep[1]), 0);
+
+	/* names: keys and checks differ, replicas' ids too */
+	unsigned char k1[16], k2[16];
+	uint64_t c1, c2;
+	vmap_records_name_hash(&secret, "a/b", k1, &c1);
+	vmap_records_name_hash(&secret, "a/c", k2, &c2);
+	CHECK(memcmp(k1, k2, 16) != 0 && c1 != c2);
+	CHECK(vmap_records_replica_id(&secret, "dc-east") !=
+	      vmap_records_replica_id(&secret, "dc-west"));
+	struct vmap_secret other = secret;
+	other.k1++;
+	vmap_records_name_hash(&other, "a/b", k2, &c2);
+	CHECK(c1 != c2);              /* another map, another check */
+}
+
+/* Every truncation, a byte more, another check (another name under the
+ * same key: a collision), another format or garbage reads as absent,
+ * never past the record. */
+static void records_reject_damage(void)
+{
+	struct vmap_entry e = full_entry(), g;
+	struct source_fact s;
+	struct replica_fact r;
+	size_t n, off;
+	unsigned char *b = vmap_records_encode(&e, 77, 42, &n), *big;
+
+	for (size_t cut = 0; cut < n; cut++) {
+		CHECK_INT(vmap_records_decode(b, cut, 77, &g), -ENOENT);
+		CHECK_INT(vmap_records_decode_source(b, cut, 77, &s), -ENOENT);
+		CHECK_INT(vmap_records_decode_replica(b, cut, 77, 100, &r),
+			  -ENOENT);
+	}
+	big = malloc(n + 1);
+	memcpy(big, b, n);
+	big[n] = 0;
+	CHECK_INT(vmap_records_decode(big, n + 1, 77, &g), -ENOENT);
+	free(big);
+	/* the collision: the same key holds the record of another check */
+	CHECK_INT(vmap_records_decode(b, n, 78, &g), -ENOENT);
+	CHECK_INT(vmap_records_decode_source(b, n, 78, &s), -ENOENT);
+	CHECK_INT(vmap_records_decode_replica(b, n, 78, 100, &r), -ENOENT);
+	b[0] = 1;                                      /* format 1 */
+	CHECK_INT(vmap_records_decode(b, n, 77, &g), -ENOENT);
 	b[0] = 2;
-	CHECK_INT(vmap_records_decode_object(b, n, "a/b", &g), -ENOENT);
+	b[1] |= 0x20;                                  /* an unknown flag */
+	CHECK_INT(vmap_records_decode(b, n, 77, &g), -ENOENT);
+	b[1] &= (unsigned char)~0x20;
+	CHECK_INT(vmap_records_decode(b, n, 77, &g), 0);
+	/* garbage: every byte flipped in turn decodes to a fact or nothing,
+	 * and no flip of the check is taken */
+	for (size_t i = 0; i < n; i++) {
+		b[i] ^= 0xff;
+		int rc = vmap_records_decode(b, n, 77, &g);
+		CHECK(rc == 0 || rc == -ENOENT);
+		if (i >= 6 && i < 14)
+			CHECK_INT(rc, -ENOENT);
+		b[i] ^= 0xff;
+	}
 	free(b);
 
-	b = vmap_records_encode_replica("a/b", &r, 1, &n);
-	CHECK_INT(vmap_records_decode_replica(b, n, "a/b", &q), 0);
-	CHECK_STR(q.etag, "\"e1\"");
-	CHECK(q.state == REPLICA_BAD);
-	for (size_t cut = 0; cut < n; cut++)
-		CHECK_INT(vmap_records_decode_replica(b, cut, "a/b", &q), -ENOENT);
+	/* a replica counted twice, a state past the last */
+	struct vmap_entry d = { 0 };
+	vmap_records_entry_set_replica(&d, 1, &e.rep[3]);
+	vmap_records_entry_set_replica(&d, 2, &e.rep[3]);
+	b = vmap_records_encode(&d, 5, 1, &n);
+	CHECK_INT(vmap_records_decode(b, n, 5, &g), 0);
+	size_t second = 14 + 1 + (n - 15) / 2;     /* the two are alike */
+	uint64_t one = 1;
+	memcpy(b + second, &one, 8);
+	CHECK_INT(vmap_records_decode(b, n, 5, &g), -ENOENT);
+	b[15 + 8] = REPLICA_BAD + 1;
+	CHECK_INT(vmap_records_decode(b, n, 5, &g), -ENOENT);
 	free(b);
 
-	b = vmap_records_encode_sums("a/b", "SUMS", 4, 1, &n);
-	CHECK_INT(vmap_records_decode_sums(b, n, "a/b", &off), 0);
+	/* sums */
+	b = vmap_records_encode_sums(77, "SUMS", 4, 1, &n);
+	CHECK_INT(vmap_records_decode_sums(b, n, 77, &off), 0);
 	CHECK(n - off == 4 && !memcmp(b + off, "SUMS", 4));
-	CHECK_INT(vmap_records_decode_sums(b, off - 1, "a/b", &off), -ENOENT);
-	CHECK_INT(vmap_records_decode_sums(b, n, "a/bc", &off), -ENOENT);
+	CHECK_INT(vmap_records_decode_sums(b, off - 1, 77, &off), -ENOENT);
+	CHECK_INT(vmap_records_decode_sums(b, n, 78, &off), -ENOENT);
+	CHECK_INT(vmap_records_decode(b, n, 77, &g), -ENOENT);
 	free(b);
 	CHECK_INT(vmap_records_used((const unsigned char *)"", 0), 0);
+}
+
+/* Raw LMDB on a closed map: its secret, and the record under key. */
+static MDB_env *raw_open(const char *d, MDB_txn **txn, MDB_dbi *meta,
+			 MDB_dbi *names)
+{
+	MDB_env *env;
+	CHECK(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 6) == 0 &&
+	      mdb_env_open(env, d, 0, 0600) == 0 &&
+	      mdb_txn_begin(env, NULL, 0, txn) == 0 &&
+	      mdb_dbi_open(*txn, "meta", 0, meta) == 0 &&
+	      mdb_dbi_open(*txn, "names", 0, names) == 0);
+	return env;
+}
+
+/* A key collision on disk: name A's key holds name B's record.  A reads
+ * as unknown (never B's facts), and a fact put for A replaces it. */
+static void collision_is_not_found(void)
+{
+	struct vmap *m;
+	struct vmap_secret sec;
+	struct source_fact got, sb = source(11), sa = source(22);
+	char err[256];
+	unsigned char ka[16], kb[16];
+	uint64_t ca, cb;
+	MDB_txn *txn;
+	MDB_dbi meta, names;
+	MDB_val k, d;
+
+	CHECK_INT(vmap_open(dir("coll"), "id", 64 << 20, &m, err, sizeof(err)),
+		  0);
+	struct facts f = vmap_facts(m);
+	f.ops->put_source(f.ctx, "b", &sb);
+	vmap_close(m);
+
+	MDB_env *env = raw_open(dir("coll"), &txn, &meta, &names);
+	k = (MDB_val){ 6, "secret" };
+	CHECK(mdb_get(txn, meta, &k, &d) == 0 && d.mv_size == sizeof(sec));
+	memcpy(&sec, d.mv_data, sizeof(sec));
+	vmap_records_name_hash(&sec, "a", ka, &ca);
+	vmap_records_name_hash(&sec, "b", kb, &cb);
+	k = (MDB_val){ 16, kb };
+	CHECK(mdb_get(txn, names, &k, &d) == 0);
+	CHECK_INT(vmap_records_decode_source(d.mv_data, d.mv_size, cb, &got), 0);
+	k = (MDB_val){ 16, ka };
+	CHECK(mdb_put(txn, names, &k, &d, 0) == 0);   /* B's record at A's key */
+	CHECK(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+
+	CHECK_INT(vmap_open(dir("coll"), "id", 64 << 20, &m, err, sizeof(err)),
+		  0);
+	f = vmap_facts(m);
+	CHECK_INT(f.ops->get_source(f.ctx, "a", &got), -ENOENT);
+	CHECK_INT(f.ops->get_source(f.ctx, "b", &got), 0);
+	CHECK_INT(got.generation, 11);
+	f.ops->put_source(f.ctx, "a", &sa);
+	vmap_flush(m);
+	CHECK_INT(f.ops->get_source(f.ctx, "a", &got), 0);
+	CHECK_INT(got.generation, 22);
+	vmap_close(m);
+}
+
+/* A map of format 1 (a record per fact, in "objects" and "replicas") is
+ * emptied and started again, and its old databases are deleted. */
+static void old_format_starts_afresh(void)
+{
+	struct vmap *m;
+	struct vmap_stats st;
+	struct source_fact got, s = source(3);
+	char err[256];
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi meta = 0, objects = 0, dbi = 0;
+	uint32_t one = 1;
+
+	make_map(dir("v1"), 10);
+	bool opened = mdb_env_create(&env) == 0 &&
+		      mdb_env_set_maxdbs(env, 6) == 0 &&
+		      mdb_env_open(env, dir("v1"), 0, 0600) == 0 &&
+		      mdb_txn_begin(env, NULL, 0, &txn) == 0 &&
+		      mdb_dbi_open(txn, "meta", 0, &meta) == 0 &&
+		      mdb_dbi_open(txn, "objects", MDB_CREATE, &objects) == 0;
+	CHECK(opened);
+	if (!opened)
+		return;
+	MDB_val k = { 6, "schema" }, d = { 4, &one };
+	CHECK(mdb_put(txn, meta, &k, &d, 0) == 0);
+	k = (MDB_val){ 3, "key" };
+	d = (MDB_val){ 5, "value" };
+	CHECK(mdb_put(txn, objects, &k, &d, 0) == 0);
+	CHECK(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+
+	CHECK_INT(vmap_open(dir("v1"), "id", 64 << 20, &m, err, sizeof(err)),
+		  0);
+	vmap_get_stats(m, &st);
+	CHECK_INT(st.objects, 0);
+	struct facts f = vmap_facts(m);
+	f.ops->put_source(f.ctx, "new", &s);
+	vmap_close(m);
+	CHECK_INT(count_files(dir("v1"), "data.mdb.corrupt-"), 0);
+
+	CHECK(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 6) == 0 &&
+	      mdb_env_open(env, dir("v1"), 0, 0600) == 0 &&
+	      mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+	CHECK_INT(mdb_dbi_open(txn, "objects", 0, &dbi), MDB_NOTFOUND);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	CHECK_INT(vmap_open(dir("v1"), "id", 64 << 20, &m, err, sizeof(err)),
+		  0);
+	f = vmap_facts(m);
+	CHECK_INT(f.ops->get_source(f.ctx, "new", &got), 0);
+	vmap_close(m);
 }
 
 int main(void)
@@ -487,8 +767,11 @@ int main(void)
 	snprintf(base, sizeof(base), "%s/vmap-test-%d", t ? t : "/tmp",
 		 (int)getpid());
 	mkdir(base, 0700);
+	records_round_trip();
 	records_reject_damage();
 	roundtrip();
+	collision_is_not_found();
+	old_format_starts_afresh();
 	survives_kill9();
 	stays_under_ceiling();
 	evicts_once_not_every_batch();
