@@ -926,6 +926,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "UploadServer"
     sys_version = ""
     _lose_answer = False  # a fault: the request is carried out, its answer not sent
+    entry = None          # the request's line in the log, once it has one
 
     def setup(self):
         super().setup()
@@ -947,7 +948,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- plumbing
     def send_response(self, code, message=None):
+        # the log has the status before the client has the answer: a test
+        # that reads the log right after its request finds it there
         self._status = code
+        if self.entry is not None:
+            with self.state.lock:
+                self.entry["status"] = code
         super().send_response(code, message)
 
     def _read_body(self) -> bytes:
