@@ -594,7 +594,9 @@ def test_a_file_replaced_while_read_keeps_its_version_and_size(gcs, gcs_bucket, 
     for opts, old, new in (("entry_timeout=0,attr_timeout=0", gens[0], gens[1]),
                            ("attr_timeout=0", gens[1], gens[2])):
         gcs.client.upload(gcs_bucket, name, old)
-        m = mounter.mount(ws.gcs_config(gcs_bucket, mount={"cache_size": "0"}), opts=opts)
+        m = mounter.mount(ws.gcs_config(gcs_bucket, mount={"cache_size": "0",
+                                                          "log_level": "debug"}),
+                          opts=opts, foreground=True)
         fd = os.open(m / name, os.O_RDONLY)
         try:
             head = os.pread(fd, 64 * 1024, 0)         # through the kernel's pages
@@ -614,3 +616,6 @@ def test_a_file_replaced_while_read_keeps_its_version_and_size(gcs, gcs_bucket, 
         finally:
             os.close(fd)
         m.unmount()
+        # through the kept entry, the open met the reader's inode first
+        retried = "opened at another inode's version" in m.stderr
+        assert retried == (opts == "attr_timeout=0"), (opts, m.stderr[-2000:])
