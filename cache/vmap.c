@@ -2,10 +2,12 @@
  * vmap.c - the version map on LMDB.
  *
  * Databases of one environment:
- *   meta    "schema" -> u32 format version (2), "identity" -> the source,
- *           "secret" -> the hash keys (struct vmap_secret, 24 bytes)
+ *   meta    "schema" -> u32 format version (3), "identity" -> the source,
+ *           "secret" -> the hash keys (struct vmap_secret, 24 bytes),
+ *           "replicas" -> the replicas' names, each ended by a NUL: the
+ *           replica of id i is the i-th
  *   names   XXH3-128(name) (16 B)                     -> name record
- *   sums    replica id (8 B) . XXH3-128(name) (16 B)  -> sums record
+ *   sums    replica id (1 B) . XXH3-128(name) (16 B)  -> sums record
  *
  * A name record holds every fact about the name: the source's version
  * and what each replica holds.  Records hold no names: keys are hashes
@@ -14,9 +16,15 @@
  * not the name's (a key collision) counts as absent.  The records, and
  * why that never answers for another name, are in vmap_records.c.
  *
+ * Replica ids: a replica's facts are kept under a one-byte id, given
+ * when its first fact is put and written to meta in the batch that first
+ * holds a fact of it, so ids last as long as the records that use them.
+ * A map knows at most REPLICA_IDS replicas; facts of more are not kept.
+ *
  * Format versions: meta's "schema" says which records the map holds.  A
  * map of another format (format 1 kept a record per fact, each with its
- * name, in "objects" and "replicas") is emptied and started afresh when
+ * name, in "objects" and "replicas"; format 2 kept 64-bit replica ids and
+ * times in ns) is emptied and started afresh when
  * opened: the map is a cache.  Its old databases are deleted, and the
  * file keeps its length; the pages they held are reused.
  *
@@ -58,7 +66,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
-#define SCHEMA 2
+#define SCHEMA 3
 #define BATCH_MS 5
 #define BATCH_MAX 512
 #define PENDING_MAX 16384            /* facts waiting for the writer */
@@ -71,7 +79,8 @@
 #define EVICT_STEP_MIN 8192       /* records a batch may evict, at least */
 #define EVICT_SAMPLE 4            /* records looked at per record evicted */
 #define NAME_KEY 16
-#define KEY_MAX 24
+#define KEY_MAX 17
+#define REPLICA_IDS 255          /* replicas a map keeps facts of */
 #define RTXN_POOL 64              /* reset read transactions kept */
 #define NDB 2
 #define MAXDBS 6                  /* meta, names, sums; and format 1's */
@@ -85,7 +94,7 @@ struct fact_write {
 	enum fact_kind kind;
 	unsigned char key[KEY_MAX];   /* names: the name key; sums: KEY_MAX */
 	uint64_t check;               /* the name's */
-	uint64_t rid;                 /* PUT_REPLICA, PUT_SUMS: the replica */
+	uint8_t rid;                  /* PUT_REPLICA, PUT_SUMS: the replica */
 	union {
 		struct source_fact source;
 		struct replica_fact replica;
@@ -111,6 +120,11 @@ struct vmap {
 	MDB_dbi meta;
 	uint64_t map_size;
 	struct vmap_secret secret; /* set at open, read-only after */
+	/* replica ids: names are set before nreplicas counts them and never
+	 * change after, so readers take no lock; added under the lock */
+	char *replica[REPLICA_IDS];
+	_Atomic unsigned nreplicas;
+	unsigned nreplicas_kept;   /* the writer's: how many meta holds */
 	pthread_t writer;
 	pthread_mutex_t lock;      /* guards everything below */
 	pthread_cond_t wake;       /* writer: work or stop */
@@ -166,11 +180,97 @@ static uint32_t now_minutes(void)
 }
 
 /* The key of replica rid's sums of the name of name key nkey. */
-static void sums_key(uint64_t rid, const unsigned char nkey[NAME_KEY],
+static void sums_key(uint8_t rid, const unsigned char nkey[NAME_KEY],
 		     unsigned char out[KEY_MAX])
 {
-	memcpy(out, &rid, 8);
-	memcpy(out + 8, nkey, NAME_KEY);
+	out[0] = rid;
+	memcpy(out + 1, nkey, NAME_KEY);
+}
+
+/* The id of replica, or -ENOENT when the map has none for it.  No lock. */
+static int replica_find(struct vmap *m, const char *replica)
+{
+	unsigned n = atomic_load_explicit(&m->nreplicas, memory_order_acquire);
+
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(m->replica[i], replica) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+/* The id of replica, given now when it has none.  Returns it, or -ENOSPC
+ * when the map knows REPLICA_IDS replicas already. */
+static int replica_id(struct vmap *m, const char *replica)
+{
+	int id = replica_find(m, replica);
+
+	if (id >= 0)
+		return id;
+	pthread_mutex_lock(&m->lock);
+	id = replica_find(m, replica);
+	unsigned n = atomic_load_explicit(&m->nreplicas, memory_order_relaxed);
+	if (id < 0 && n < REPLICA_IDS) {
+		m->replica[n] = xstrdup(replica);
+		atomic_store_explicit(&m->nreplicas, n + 1,
+				      memory_order_release);
+		id = (int)n;
+	} else if (id < 0) {
+		id = -ENOSPC;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return id;
+}
+
+/* Write the replicas' names to meta when ids were given since they were
+ * last written; inside a batch's transaction.  *kept: how many it holds
+ * once the transaction commits.  Returns 0 or -errno. */
+static int keep_replicas(struct vmap *m, MDB_txn *txn, unsigned *kept)
+{
+	unsigned n = atomic_load_explicit(&m->nreplicas, memory_order_acquire);
+	struct strbuf b = STRBUF_INIT;
+	int rc;
+
+	*kept = n;
+	if (n == m->nreplicas_kept)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		strbuf_add(&b, m->replica[i], strlen(m->replica[i]) + 1);
+	MDB_val k = { 8, "replicas" }, d = { b.len, b.buf };
+	rc = mdb_code_errno(mdb_put(txn, m->meta, &k, &d, 0));
+	strbuf_release(&b);
+	return rc;
+}
+
+/* Read the replicas' names from meta value v[0..len).  Returns false when
+ * they are malformed (a name empty or not ended, too many, one twice). */
+static bool load_replicas(struct vmap *m, const char *v, size_t len)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < len; n++) {
+		const char *end = memchr(v + i, '\0', len - i);
+		if (!end || end == v + i || n == REPLICA_IDS)
+			return false;
+		m->replica[n] = xstrdup(v + i);
+		atomic_store(&m->nreplicas, n + 1);
+		if (replica_find(m, m->replica[n]) != (int)n)
+			return false;
+		i = (size_t)(end - v) + 1;
+	}
+	m->nreplicas_kept = n;
+	return true;
+}
+
+static void free_replicas(struct vmap *m)
+{
+	unsigned n = atomic_load(&m->nreplicas);
+
+	for (unsigned i = 0; i < n; i++) {
+		free(m->replica[i]);
+		m->replica[i] = NULL;
+	}
+	atomic_store(&m->nreplicas, 0);
+	m->nreplicas_kept = 0;
 }
 
 static int kind_db(enum fact_kind k)
@@ -367,21 +467,30 @@ static int lookup(struct vmap *m, const struct fact_write *q,
 
 /* ---- the facts interface ---- */
 
-static void name_fact(struct vmap *m, enum fact_kind kind,
-		      const char *replica, const char *name,
-		      struct fact_write *w)
+/* The fact like w of name (of replica, when not NULL): its key and check,
+ * and the replica's id, given now when put and the replica has none.
+ * Returns 0, or -ENOENT (get) or -ENOSPC (put) when the replica has no
+ * id: then nothing is known of it, or kept. */
+static int name_fact(struct vmap *m, enum fact_kind kind, bool put,
+		     const char *replica, const char *name,
+		     struct fact_write *w)
 {
 	unsigned char nkey[NAME_KEY];
 
 	memset(w, 0, sizeof(*w));
 	w->kind = kind;
+	if (replica) {
+		int id = put ? replica_id(m, replica) : replica_find(m, replica);
+		if (id < 0)
+			return id;
+		w->rid = (uint8_t)id;
+	}
 	vmap_records_name_hash(&m->secret, name, nkey, &w->check);
-	if (replica)
-		w->rid = vmap_records_replica_id(&m->secret, replica);
 	if (kind == PUT_SUMS)
 		sums_key(w->rid, nkey, w->key);
 	else
 		memcpy(w->key, nkey, NAME_KEY);
+	return 0;
 }
 
 static int pending_source(const struct fact_write *w, void *arg)
@@ -401,7 +510,7 @@ static int f_get_source(void *ctx, const char *name, struct source_fact *out)
 	static const struct taker take = { pending_source, record_source };
 	struct fact_write q;
 
-	name_fact(ctx, PUT_SOURCE, NULL, name, &q);
+	name_fact(ctx, PUT_SOURCE, false, NULL, name, &q);
 	if (lookup(ctx, &q, &take, out) < 0)
 		return -ENOENT;       /* facts.h: whatever the cause, unknown */
 	return 0;
@@ -412,7 +521,7 @@ static void f_put_source(void *ctx, const char *name,
 {
 	struct fact_write w;
 
-	name_fact(ctx, PUT_SOURCE, NULL, name, &w);
+	name_fact(ctx, PUT_SOURCE, true, NULL, name, &w);
 	w.f.source = *f;
 	put_fact(ctx, &w);
 }
@@ -435,8 +544,8 @@ static int f_get_replica(void *ctx, const char *replica, const char *name,
 	static const struct taker take = { pending_replica, record_replica };
 	struct fact_write q;
 
-	name_fact(ctx, PUT_REPLICA, replica, name, &q);
-	if (lookup(ctx, &q, &take, out) < 0)
+	if (name_fact(ctx, PUT_REPLICA, false, replica, name, &q) < 0 ||
+	    lookup(ctx, &q, &take, out) < 0)
 		return -ENOENT;       /* facts.h: whatever the cause, unknown */
 	return 0;
 }
@@ -446,7 +555,8 @@ static void f_put_replica(void *ctx, const char *replica, const char *name,
 {
 	struct fact_write w;
 
-	name_fact(ctx, PUT_REPLICA, replica, name, &w);
+	if (name_fact(ctx, PUT_REPLICA, true, replica, name, &w) < 0)
+		return;               /* facts.h: not kept */
 	w.f.replica = *f;
 	put_fact(ctx, &w);
 }
@@ -483,7 +593,8 @@ static int f_get_sums(void *ctx, const char *replica, const char *name,
 	struct fact_write q;
 
 	*out = NULL;
-	name_fact(ctx, PUT_SUMS, replica, name, &q);
+	if (name_fact(ctx, PUT_SUMS, false, replica, name, &q) < 0)
+		return -ENOENT;
 	if (lookup(ctx, &q, &take, &t) < 0)
 		return -ENOENT;
 	*out = t.out;
@@ -496,7 +607,8 @@ static void f_put_sums(void *ctx, const char *replica, const char *name,
 {
 	struct fact_write w;
 
-	name_fact(ctx, PUT_SUMS, replica, name, &w);
+	if (name_fact(ctx, PUT_SUMS, true, replica, name, &w) < 0)
+		return;               /* facts.h: not kept */
 	w.val = vmap_records_encode_sums(w.check, sums, slen, now_minutes(),
 					 &w.vlen);
 	put_fact(ctx, &w);
@@ -905,8 +1017,11 @@ static int commit_batch(struct vmap *m, const struct batch *bt,
 		return rc;
 	/* evict first, so that this batch's own records are never taken */
 	int64_t evicted = evict_for_batch(m, txn, bt->n);
+	unsigned kept = m->nreplicas_kept;
 	if (evicted < 0)
 		rc = (int)evicted;
+	if (rc == 0)
+		rc = keep_replicas(m, txn, &kept);
 	if (rc == 0)
 		rc = write_facts(m, txn, bt);
 	if (rc == 0)
@@ -915,6 +1030,8 @@ static int commit_batch(struct vmap *m, const struct batch *bt,
 		rc = mdb_code_errno(mdb_txn_commit(txn));
 	else
 		mdb_txn_abort(txn);
+	if (rc == 0)
+		m->nreplicas_kept = kept;
 	if (rc == 0 && evicted > 0) {
 		pthread_mutex_lock(&m->lock);
 		m->evicted += (uint64_t)evicted;
@@ -1118,6 +1235,13 @@ static int open_dbs(struct vmap *m, const char *identity, char *err,
 		memcpy(&m->secret, d.mv_data, sizeof(m->secret));
 	else
 		known = false;
+	k.mv_data = "replicas";
+	k.mv_size = 8;
+	if (known && !mdb_get(txn, m->meta, &k, &d) &&
+	    !load_replicas(m, d.mv_data, d.mv_size))
+		known = false;         /* ids unknown: the records are lost */
+	if (!known)
+		free_replicas(m);
 	if (!fresh && !known) {
 		/* Another format: the map is a cache, start it again. */
 		log_notice("version map: another format than %u, starting "
@@ -1224,6 +1348,7 @@ out_close_env:
 	if (m->env)
 		mdb_env_close(m->env);
 	m->env = NULL;
+	free_replicas(m);
 	return rc;
 }
 
@@ -1316,6 +1441,7 @@ void vmap_close(struct vmap *m)
 	}
 	batch_clear(&m->pending);
 	batch_clear(&m->inflight);
+	free_replicas(m);
 	free(m->pending.w);
 	free(m->inflight.w);
 	mdb_env_sync(m->env, 1);

@@ -2,24 +2,27 @@
  * vmap_records.c - encoding and decoding the version map's records
  * (vmap_records.h); LMDB, keys and batching stay in vmap.c.
  *
- * Name record, format 2: every fact about one name.  Integers are LEB128
+ * Name record, format 3: every fact about one name.  Integers are LEB128
  * varints ("v"), zz() is zigzag (small differences either way stay
- * short), fixed-width fields are in native byte order:
+ * short), fixed-width fields are in native byte order; times are kept in
+ * milliseconds, rounded down (ms() below), so that a fact read back
+ * never looks newer than it is (facts.h: FACTS_TIME_GRAIN_NS):
  *
- *    0  u8   format (2)        1  u8   flags: 1 source, 2 tombstone,
+ *    0  u8   format (3)        1  u8   flags: 1 source, 2 tombstone,
  *                                       4 crc32c, 8 md5 (0x10: sums)
  *    2  u32  used (minutes since the epoch)
- *    6  u64  check (SipHash-2-4 of the name)
+ *    6  u64  check (SipHash-1-3 of the name)
  *   14  when flag 1, the source fact:
  *         v generation, v metageneration, v size,
  *         v zz(ctime_ns - generation * 1000)   GCS generations are the
  *                                              creation time in us
- *         v confirmed_ns
+ *         v zz(ms(confirmed_ns))
  *         u32 crc32c (flag 4), u8[16] md5 (flag 8)
  *       u8 r, the replica facts that follow (at most 16), each:
- *         u64 replica id, u8 state | etag form << 4,
+ *         u8 replica id (the map's own number for the replica, vmap.c),
+ *         u8 state | etag form << 4,
  *         v zz(S.generation - generation), v zz(S.size - size),
- *         v zz(checked_ns - S.confirmed_ns)
+ *         v zz(ms(checked_ns) - ms(S.confirmed_ns))
  *         etag: form 0, u8 length e + e bytes of text; form 1 (32
  *         lowercase hex digits, an MD5) 16 bytes; form 2 (the same in
  *         double quotes) 16 bytes
@@ -29,39 +32,46 @@
  * a field cut short, an unknown flag, state or etag form, a replica
  * counted twice or another format reads as absent.
  *
- * Sums record, format 2 (the block sums proven for a replica's copy):
+ * Sums record, format 3 (the block sums proven for a replica's copy):
  *
- *    0  u8   format (2)        1  u8   flags (0x10)
+ *    0  u8   format (3)        1  u8   flags (0x10)
  *    2  u32  used              6  u64  check
  *   14  the encoded block manifest
  *
  * Why a record never answers for another name.  The key is XXH3-128 of
- * the name, seeded, and the check SipHash-2-4 of the name under a 128-bit
+ * the name, seeded, and the check SipHash-1-3 of the name under a 128-bit
  * key; both come from the map's secret (random when the map is made,
  * kept in it, never shown).  A lookup of name A reads the one record
  * under A's key and takes it only when its check is A's.  Another name
  * B's record is taken only if B has A's key and A's check.  SipHash is a
- * pseudo-random function of its key: for names chosen without knowing
- * the key - the bucket's names are written far from this node, which
- * keeps the key to itself - two distinct names share a check with
+ * keyed pseudo-random function; SipHash-1-3 (one round per word, three
+ * to finish) is the variant Rust's standard hash maps and CPython use
+ * against chosen-key floods, with no known attack, though with a smaller
+ * margin than SipHash-2-4.  Taking it as a PRF: for names chosen without
+ * knowing the key - the bucket's names are written far from this node,
+ * which keeps the key to itself - two distinct names share a check with
  * chance 2^-64, whatever the key hash does, so even if someone could
  * make XXH3 keys collide at will each lookup would be fooled with chance
  * at most 2^-64 (10^6 lookups a second for a century: 2^51.5 lookups).
  * By chance alone keys collide among n names with chance n^2 / 2^129
- * (1.5e-25 at 10^7 names), and then the check must too.  On a key
- * collision the lookup finds the other name's record, sees another
+ * (1.5e-25 at 10^7 names), and then the check must too.  Were the check
+ * ever fooled, the facts served would be another name's, and those are
+ * hints: every read re-verifies the version it receives (facts.h).  On
+ * a key collision the lookup finds the other name's record, sees another
  * check, and answers "not known"; a fact put for one of the two replaces
  * the other's record, which the map, a cache, simply forgets.
  */
 #include "cache/vmap_records.h"
 #include "backends/util/strbuf.h"
+#include "backends/util/timeutil.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
-#define FORMAT 2
+#define FORMAT 3
 #define HDR 14
 #define F_SOURCE 1
 #define F_TOMB 2
@@ -87,9 +97,10 @@ static uint64_t rotl(uint64_t x, int b)
 	v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32); \
 } while (0)
 
-/* SipHash-2-4 (Aumasson and Bernstein), 64-bit output, little-endian
- * words as the reference code reads them. */
-static uint64_t siphash24(uint64_t k0, uint64_t k1, const unsigned char *p,
+/* SipHash-1-3 (Aumasson and Bernstein; the rounds as Rust and CPython
+ * use them), 64-bit output, little-endian words as the reference code
+ * reads them. */
+static uint64_t siphash13(uint64_t k0, uint64_t k1, const unsigned char *p,
 			  size_t len)
 {
 	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
@@ -98,11 +109,9 @@ static uint64_t siphash24(uint64_t k0, uint64_t k1, const unsigned char *p,
 	size_t i, end = len - len % 8;
 
 	for (i = 0; i < end; i += 8) {
-		m = 0;
-		for (int k = 7; k >= 0; k--)
-			m = (m << 8) | p[i + (size_t)k];
+		memcpy(&m, p + i, 8);
+		m = le64toh(m);
 		v3 ^= m;
-		SIPROUND(v0, v1, v2, v3);
 		SIPROUND(v0, v1, v2, v3);
 		v0 ^= m;
 	}
@@ -110,10 +119,9 @@ static uint64_t siphash24(uint64_t k0, uint64_t k1, const unsigned char *p,
 		b |= (uint64_t)p[i + k] << (8 * k);
 	v3 ^= b;
 	SIPROUND(v0, v1, v2, v3);
-	SIPROUND(v0, v1, v2, v3);
 	v0 ^= b;
 	v2 ^= 0xff;
-	for (int r = 0; r < 4; r++)
+	for (int r = 0; r < 3; r++)
 		SIPROUND(v0, v1, v2, v3);
 	return v0 ^ v1 ^ v2 ^ v3;
 }
@@ -126,15 +134,24 @@ void vmap_records_name_hash(const struct vmap_secret *s, const char *name,
 
 	XXH128_canonicalFromHash(&c, XXH3_128bits_withSeed(name, n, s->seed));
 	memcpy(key, c.digest, 16);
-	*check = siphash24(s->k0, s->k1, (const unsigned char *)name, n);
+	*check = siphash13(s->k0, s->k1, (const unsigned char *)name, n);
 }
 
-uint64_t vmap_records_replica_id(const struct vmap_secret *s,
-				 const char *replica)
+/* Milliseconds, rounded down (toward the past, negative times too). */
+static int64_t ms(int64_t ns)
 {
-	/* another SipHash key, so an id is never some name's check */
-	return siphash24(s->k0 ^ 0x7265706c696361ULL, s->k1,
-			 (const unsigned char *)replica, strlen(replica));
+	return ns / NS_PER_MS - (ns % NS_PER_MS < 0);
+}
+
+/* Back to nanoseconds; a time too far out for them becomes the earliest
+ * (or latest) one, so it never looks newer than it was. */
+static int64_t ms_ns(int64_t t)
+{
+	if (t < INT64_MIN / NS_PER_MS)
+		return INT64_MIN;
+	if (t > INT64_MAX / NS_PER_MS)
+		return INT64_MAX / NS_PER_MS * NS_PER_MS;
+	return t * NS_PER_MS;
 }
 
 /* ---- writing ---- */
@@ -203,7 +220,7 @@ static int etag_form(const char *etag, size_t len, const char **hex)
 	return form;
 }
 
-static void put_replica(struct wbuf *w, uint64_t rid,
+static void put_replica(struct wbuf *w, uint8_t rid,
 			const struct replica_fact *f,
 			const struct source_fact *s)
 {
@@ -211,11 +228,11 @@ static void put_replica(struct wbuf *w, uint64_t rid,
 	const char *hex = NULL;
 	int form = etag_form(f->etag, e, &hex);
 
-	put_bytes(w, &rid, 8);
+	put_u8(w, rid);
 	put_u8(w, (unsigned)f->state | (unsigned)form << 4);
 	put_v(w, zz(s->generation - f->generation));
 	put_v(w, zz(s->size - f->size));
-	put_v(w, zz((uint64_t)f->checked_ns - (uint64_t)s->confirmed_ns));
+	put_v(w, zz((uint64_t)ms(f->checked_ns) - (uint64_t)ms(s->confirmed_ns)));
 	if (form == ETAG_TEXT) {
 		put_u8(w, (unsigned)e);
 		put_bytes(w, f->etag, e);
@@ -243,7 +260,7 @@ void *vmap_records_encode(const struct vmap_entry *e, uint64_t check,
 			VMAP_RECORDS_REPLICAS_MAX;
 	/* the longest: every varint at its longest, every etag text */
 	struct wbuf w = { xmalloc(HDR + 5 * VARINT_MAX + 4 + 16 + 1 +
-				  nrep * (8 + 1 + 3 * VARINT_MAX + 1 +
+				  nrep * (1 + 1 + 3 * VARINT_MAX + 1 +
 					  HY_ETAG_MAX)), 0 };
 	unsigned flags = 0;
 
@@ -256,7 +273,7 @@ void *vmap_records_encode(const struct vmap_entry *e, uint64_t check,
 		put_v(&w, s->metageneration);
 		put_v(&w, s->size);
 		put_v(&w, zz((uint64_t)s->ctime_ns - s->generation * 1000));
-		put_v(&w, (uint64_t)s->confirmed_ns);
+		put_v(&w, zz((uint64_t)ms(s->confirmed_ns)));
 		if (s->has_crc32c)
 			put_bytes(&w, &s->crc32c, 4);
 		if (s->has_md5)
@@ -269,7 +286,7 @@ void *vmap_records_encode(const struct vmap_entry *e, uint64_t check,
 	return w.b;
 }
 
-int vmap_records_entry_set_replica(struct vmap_entry *e, uint64_t rid,
+int vmap_records_entry_set_replica(struct vmap_entry *e, uint8_t rid,
 				   const struct replica_fact *f)
 {
 	unsigned i;
@@ -338,16 +355,17 @@ static uint64_t get_v(struct rbuf *r)
 	return 0;
 }
 
-/* Read one replica fact; into f only when f. */
-static uint64_t get_replica(struct rbuf *r, const struct source_fact *s,
-			    struct replica_fact *f)
+/* Read one replica fact; into f only when f.  s_ms: the source's
+ * confirmed time in ms, as kept. */
+static uint8_t get_replica(struct rbuf *r, const struct source_fact *s,
+			   int64_t s_ms, struct replica_fact *f)
 {
 	static const char digits[] = "0123456789abcdef";
 	struct replica_fact dummy;
-	uint64_t rid;
+	uint8_t rid;
 	unsigned sf, form, state;
 
-	get_bytes(r, &rid, 8);
+	rid = (uint8_t)get_u8(r);
 	sf = get_u8(r);
 	state = sf & 0xf;
 	form = sf >> 4;
@@ -358,7 +376,7 @@ static uint64_t get_replica(struct rbuf *r, const struct source_fact *s,
 	f->state = (enum replica_state)state;
 	f->generation = s->generation - unzz(get_v(r));
 	f->size = s->size - unzz(get_v(r));
-	f->checked_ns = (int64_t)((uint64_t)s->confirmed_ns + unzz(get_v(r)));
+	f->checked_ns = ms_ns((int64_t)((uint64_t)s_ms + unzz(get_v(r))));
 	if (form == ETAG_TEXT) {
 		size_t e = get_u8(r);
 		const unsigned char *p = e < HY_ETAG_MAX ? take(r, e) : NULL;
@@ -412,8 +430,9 @@ static int parse(const unsigned char *b, size_t len, uint64_t check,
 		 struct source_fact *s, bool *has_source, struct vmap_entry *e)
 {
 	struct rbuf r = { b, len, false };
-	uint64_t seen[VMAP_RECORDS_REPLICAS_MAX];
+	uint8_t seen[VMAP_RECORDS_REPLICAS_MAX];
 	unsigned flags, nrep;
+	int64_t s_ms = 0;
 
 	memset(s, 0, sizeof(*s));
 	if (get_header(&r, check, &flags) < 0 ||
@@ -429,7 +448,8 @@ static int parse(const unsigned char *b, size_t len, uint64_t check,
 		s->metageneration = get_v(&r);
 		s->size = get_v(&r);
 		s->ctime_ns = (int64_t)(s->generation * 1000 + unzz(get_v(&r)));
-		s->confirmed_ns = (int64_t)get_v(&r);
+		s_ms = (int64_t)unzz(get_v(&r));
+		s->confirmed_ns = ms_ns(s_ms);
 		if (s->has_crc32c)
 			get_bytes(&r, &s->crc32c, 4);
 		if (s->has_md5)
@@ -440,7 +460,7 @@ static int parse(const unsigned char *b, size_t len, uint64_t check,
 		return -ENOENT;
 	for (unsigned i = 0; i < nrep && !r.bad; i++) {
 		struct replica_fact *f = e ? &e->rep[i] : NULL;
-		uint64_t rid = get_replica(&r, s, f);
+		uint8_t rid = get_replica(&r, s, s_ms, f);
 		for (unsigned k = 0; k < i; k++)
 			if (seen[k] == rid)
 				return -ENOENT;   /* counted twice */
@@ -476,7 +496,7 @@ int vmap_records_decode_source(const unsigned char *b, size_t len,
 }
 
 int vmap_records_decode_replica(const unsigned char *b, size_t len,
-				uint64_t check, uint64_t rid,
+				uint64_t check, uint8_t rid,
 				struct replica_fact *f)
 {
 	struct vmap_entry e;

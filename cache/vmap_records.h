@@ -35,7 +35,7 @@
  * other's keys and checks. */
 struct vmap_secret {
 	uint64_t seed;            /* of the key hash, XXH3-128 */
-	uint64_t k0, k1;          /* of the check hash, SipHash-2-4 */
+	uint64_t k0, k1;          /* of the check hash, SipHash-1-3 */
 };
 
 /* Everything the map knows of one name. */
@@ -43,20 +43,20 @@ struct vmap_entry {
 	bool has_source;
 	struct source_fact source;
 	unsigned nrep;
-	uint64_t rid[VMAP_RECORDS_REPLICAS_MAX];   /* vmap_records_replica_id */
+	uint8_t rid[VMAP_RECORDS_REPLICAS_MAX];    /* the map's replica ids */
 	struct replica_fact rep[VMAP_RECORDS_REPLICAS_MAX];
 };
 
-/* The key (16 bytes) and the check of name. */
+/* The key (16 bytes) and the check of name.  A replica's facts are kept
+ * under a small id the map gives it (vmap.c), in records and sums keys.
+ * Times are kept in milliseconds, rounded down: what comes back may be
+ * up to FACTS_TIME_GRAIN_NS earlier than what was put, never later. */
 void vmap_records_name_hash(const struct vmap_secret *s, const char *name,
 			    unsigned char key[16], uint64_t *check);
-/* The id a replica's facts are kept under, in records and sums keys. */
-uint64_t vmap_records_replica_id(const struct vmap_secret *s,
-				 const char *replica);
 
 /* Set replica rid's fact in e.  0, or -ENOSPC when e holds facts of
  * VMAP_RECORDS_REPLICAS_MAX other replicas already. */
-int vmap_records_entry_set_replica(struct vmap_entry *e, uint64_t rid,
+int vmap_records_entry_set_replica(struct vmap_entry *e, uint8_t rid,
 				   const struct replica_fact *f);
 
 /* Encode e for the name of check, stamped as used at minute `used` since
@@ -70,7 +70,7 @@ int vmap_records_decode(const unsigned char *b, size_t len, uint64_t check,
 int vmap_records_decode_source(const unsigned char *b, size_t len,
 			       uint64_t check, struct source_fact *f);
 int vmap_records_decode_replica(const unsigned char *b, size_t len,
-				uint64_t check, uint64_t rid,
+				uint64_t check, uint8_t rid,
 				struct replica_fact *f);
 
 /* The block sums proven for a replica's copy (a record of their own,

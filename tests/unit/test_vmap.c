@@ -5,6 +5,7 @@
  */
 #include "cache/vmap.h"
 #include "cache/vmap_records.h"
+#include "backends/util/timeutil.h"
 #include "tests/unit/check.h"
 
 #include <dirent.h>
@@ -463,6 +464,60 @@ static void failed_commit_does_not_wedge(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Replicas get ids of their own, which last across a reopen; a map keeps
+ * the facts of 255 replicas, and of more simply does not. */
+static void replica_ids(void)
+{
+	struct vmap *m;
+	char err[256], rep[32], name[32];
+	struct replica_fact r = { .state = REPLICA_HOLDS }, g;
+	void *sums;
+	size_t slen;
+
+	for (int pass = 0; pass < 2; pass++) {
+		CHECK_INT(vmap_open(dir("ids"), "gcs http://x/lake/", 64 << 20,
+				    &m, err, sizeof(err)), 0);
+		struct facts f = vmap_facts(m);
+		if (pass == 0) {
+			for (int i = 0; i < 300; i++) {
+				snprintf(rep, sizeof(rep), "site-%d", i);
+				snprintf(name, sizeof(name), "n/%d", i % 7);
+				r.generation = (uint64_t)i + 1;
+				f.ops->put_replica(f.ctx, rep, name, &r);
+				f.ops->put_sums(f.ctx, rep, name, rep,
+						strlen(rep));
+				if (i % 50 == 0)
+					vmap_flush(m);  /* ids over batches */
+			}
+			vmap_flush(m);
+		}
+		for (int i = 0; i < 300; i++) {
+			snprintf(rep, sizeof(rep), "site-%d", i);
+			snprintf(name, sizeof(name), "n/%d", i % 7);
+			int got = f.ops->get_replica(f.ctx, rep, name, &g);
+			int sgot = f.ops->get_sums(f.ctx, rep, name, &sums,
+						   &slen);
+			if (i >= 255) {
+				CHECK_INT(got, -ENOENT);
+				CHECK_INT(sgot, -ENOENT);
+				continue;
+			}
+			/* a record holds 16 replicas: the later ones of a
+			 * name beyond that are not kept */
+			if (i / 7 >= VMAP_RECORDS_REPLICAS_MAX) {
+				CHECK_INT(got, -ENOENT);
+			} else {
+				CHECK_INT(got, 0);
+				CHECK_INT(g.generation, i + 1);
+			}
+			CHECK_INT(sgot, 0);
+			CHECK(slen == strlen(rep) && !memcmp(sums, rep, slen));
+			free(sums);
+		}
+		vmap_close(m);
+	}
+}
+
 static const struct vmap_secret secret = { 1, 2, 3 };
 
 static struct vmap_entry full_entry(void)
@@ -479,15 +534,16 @@ static struct vmap_entry full_entry(void)
 	e.source = source(1760000000123456ULL);
 	e.source.ctime_ns = 1760000000123000000LL;   /* generation * 1000 - */
 	e.source.has_md5 = true;
-	e.source.confirmed_ns = 1770000000999999999LL;
+	e.source.confirmed_ns = 1770000000999000000LL;  /* whole ms: kept */
 	for (int i = 0; i < 5; i++) {
 		struct replica_fact r = {
 			.state = (enum replica_state)(i % 5),
 			.generation = e.source.generation - (uint64_t)i,
 			.size = e.source.size + (uint64_t)i * 3,
-			.checked_ns = e.source.confirmed_ns - i * 1000000007LL };
+			.checked_ns = e.source.confirmed_ns -
+				      i * 1000007 * NS_PER_MS };
 		snprintf(r.etag, sizeof(r.etag), "%s", etags[i]);
-		CHECK_INT(vmap_records_entry_set_replica(&e, 100 + (uint64_t)i,
+		CHECK_INT(vmap_records_entry_set_replica(&e, (uint8_t)(100 + i),
 							 &r), 0);
 	}
 	memset(e.rep[4].etag, 'x', HY_ETAG_MAX - 1);    /* the longest text */
@@ -534,12 +590,13 @@ static void records_round_trip(void)
 		struct replica_fact h = { .state = REPLICA_HOLDS,
 					  .generation = e.source.generation,
 					  .size = e.source.size,
-					  .checked_ns = e.source.confirmed_ns + 5 };
+					  .checked_ns = e.source.confirmed_ns +
+							5 * NS_PER_MS };
 		snprintf(h.etag, sizeof(h.etag), "\"%s\"", "d41d8cd98f00b204e9800998ecf8427e");
-		vmap_records_entry_set_replica(&c, 7 + (uint64_t)i, &h);
+		vmap_records_entry_set_replica(&c, (uint8_t)(7 + i), &h);
 	}
 	b = vmap_records_encode(&c, 77, 42, &n);
-	CHECK(n <= 120);
+	CHECK(n <= 104);
 	free(b);
 
 	/* a tombstone; replica facts with no source fact */
@@ -547,7 +604,7 @@ static void records_round_trip(void)
 				.source = { .tombstone = true, .confirmed_ns = -9 } };
 	b = vmap_records_encode(&t, 5, 1, &n);
 	CHECK_INT(vmap_records_decode_source(b, n, 5, &s), 0);
-	CHECK(s.tombstone && s.confirmed_ns == -9);
+	CHECK(s.tombstone && s.confirmed_ns == -NS_PER_MS);   /* rounded down */
 	free(b);
 	struct vmap_entry o = { 0 };
 	vmap_records_entry_set_replica(&o, 9, &e.rep[2]);
@@ -559,8 +616,9 @@ static void records_round_trip(void)
 
 	/* a record holds so many replicas, and says so */
 	struct vmap_entry f = { 0 };
-	for (uint64_t i = 0; i < VMAP_RECORDS_REPLICAS_MAX; i++)
-		CHECK_INT(vmap_records_entry_set_replica(&f, i, &e.rep[0]), 0);
+	for (unsigned i = 0; i < VMAP_RECORDS_REPLICAS_MAX; i++)
+		CHECK_INT(vmap_records_entry_set_replica(&f, (uint8_t)i,
+							 &e.rep[0]), 0);
 	CHECK_INT(vmap_records_entry_set_replica(&f, 99, &e.rep[0]), -ENOSPC);
 	CHECK_INT(vmap_records_entry_set_replica(&f, 3, &e.rep[1]), 0);
 
@@ -570,12 +628,38 @@ static void records_round_trip(void)
 	vmap_records_name_hash(&secret, "a/b", k1, &c1);
 	vmap_records_name_hash(&secret, "a/c", k2, &c2);
 	CHECK(memcmp(k1, k2, 16) != 0 && c1 != c2);
-	CHECK(vmap_records_replica_id(&secret, "dc-east") !=
-	      vmap_records_replica_id(&secret, "dc-west"));
 	struct vmap_secret other = secret;
 	other.k1++;
 	vmap_records_name_hash(&other, "a/b", k2, &c2);
 	CHECK(c1 != c2);              /* another map, another check */
+}
+
+/* Times are kept in whole milliseconds, rounded down: what comes back is
+ * never later than what was put, and at most a grain earlier. */
+static void records_round_times_down(void)
+{
+	static const int64_t t[] = { 1770000000999999999LL, 1770000000000000001LL,
+				     1770000000000000000LL, 1, 0, -1,
+				     -1770000000000000001LL, INT64_MIN,
+				     INT64_MAX };
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		for (size_t j = 0; j < sizeof(t) / sizeof(t[0]); j++) {
+			struct vmap_entry e = { .has_source = true }, g;
+			struct replica_fact r = { .state = REPLICA_HOLDS,
+						  .checked_ns = t[j] };
+			size_t n;
+			e.source.confirmed_ns = t[i];
+			CHECK_INT(vmap_records_entry_set_replica(&e, 1, &r), 0);
+			unsigned char *b = vmap_records_encode(&e, 5, 1, &n);
+			CHECK_INT(vmap_records_decode(b, n, 5, &g), 0);
+			free(b);
+			int64_t c = g.source.confirmed_ns, k = g.rep[0].checked_ns;
+			CHECK(c <= t[i] && (t[i] < INT64_MIN + NS_PER_MS ||
+					    c > t[i] - NS_PER_MS));
+			CHECK(k <= t[j] && (t[j] < INT64_MIN + NS_PER_MS ||
+					    k > t[j] - NS_PER_MS));
+			CHECK(c % NS_PER_MS == 0 || c == INT64_MIN);
+		}
 }
 
 /* Every truncation, a byte more, another check (another name under the
@@ -606,7 +690,9 @@ static void records_reject_damage(void)
 	CHECK_INT(vmap_records_decode_replica(b, n, 78, 100, &r), -ENOENT);
 	b[0] = 1;                                      /* format 1 */
 	CHECK_INT(vmap_records_decode(b, n, 77, &g), -ENOENT);
-	b[0] = 2;
+	b[0] = 2;                                      /* format 2 */
+	CHECK_INT(vmap_records_decode(b, n, 77, &g), -ENOENT);
+	b[0] = 3;
 	b[1] |= 0x20;                                  /* an unknown flag */
 	CHECK_INT(vmap_records_decode(b, n, 77, &g), -ENOENT);
 	b[1] &= (unsigned char)~0x20;
@@ -768,6 +854,8 @@ int main(void)
 		 (int)getpid());
 	mkdir(base, 0700);
 	records_round_trip();
+	records_round_times_down();
+	replica_ids();
 	records_reject_damage();
 	roundtrip();
 	collision_is_not_found();
