@@ -339,19 +339,23 @@ static void get_bytes(struct rbuf *r, void *out, size_t len)
 
 static uint64_t get_v(struct rbuf *r)
 {
+	size_t max = r->left < VARINT_MAX ? r->left : VARINT_MAX;
 	uint64_t v = 0;
 
-	for (int shift = 0; shift < 64; shift += 7) {
-		const unsigned char *p = take(r, 1);
-		if (!p)
-			return 0;
-		if (shift == 63 && *p > 1)
+	if (r->bad)
+		return 0;
+	for (size_t i = 0; i < max; i++) {
+		unsigned c = r->p[i];
+		if (i == VARINT_MAX - 1 && c > 1)
 			break;                  /* more than 64 bits */
-		v |= (uint64_t)(*p & 0x7f) << shift;
-		if (!(*p & 0x80))
+		v |= (uint64_t)(c & 0x7f) << (7 * i);
+		if (!(c & 0x80)) {
+			r->p += i + 1;
+			r->left -= i + 1;
 			return v;
+		}
 	}
-	r->bad = true;
+	r->bad = true;                          /* cut short, or too long */
 	return 0;
 }
 

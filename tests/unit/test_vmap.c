@@ -518,6 +518,35 @@ static void replica_ids(void)
 	}
 }
 
+/* The map compares keys its own way, in memcmp's order: a map made by it
+ * reads back through LMDB's own comparison, every key in its place. */
+static void keys_in_memcmp_order(void)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, d, prev = { 0, NULL }, g;
+	size_t n = 0;
+
+	make_map(dir("order"), 2000);
+	CHECK(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 6) == 0 &&
+	      mdb_env_open(env, dir("order"), MDB_RDONLY, 0600) == 0 &&
+	      mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0 &&
+	      mdb_dbi_open(txn, "names", 0, &dbi) == 0 &&
+	      mdb_cursor_open(txn, dbi, &cur) == 0);
+	for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &d, op) == 0;
+	     op = MDB_NEXT, n++) {
+		CHECK(!prev.mv_data || memcmp(prev.mv_data, k.mv_data, 16) < 0);
+		CHECK(mdb_get(txn, dbi, &k, &g) == 0 && g.mv_data == d.mv_data);
+		prev = k;
+	}
+	CHECK_INT(n, 2000);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
 static const struct vmap_secret secret = { 1, 2, 3 };
 
 static struct vmap_entry full_entry(void)
@@ -856,6 +885,7 @@ int main(void)
 	records_round_trip();
 	records_round_times_down();
 	replica_ids();
+	keys_in_memcmp_order();
 	records_reject_damage();
 	roundtrip();
 	collision_is_not_found();
