@@ -359,10 +359,10 @@ static uint64_t get_v(struct rbuf *r)
 	return 0;
 }
 
-/* Read one replica fact; into f only when f.  s_ms: the source's
- * confirmed time in ms, as kept. */
+/* Read one replica fact; into f when f, and only when `only` is its id
+ * or -1.  s_ms: the source's confirmed time in ms, as kept. */
 static uint8_t get_replica(struct rbuf *r, const struct source_fact *s,
-			   int64_t s_ms, struct replica_fact *f)
+			   int64_t s_ms, struct replica_fact *f, int only)
 {
 	static const char digits[] = "0123456789abcdef";
 	struct replica_fact dummy;
@@ -370,6 +370,8 @@ static uint8_t get_replica(struct rbuf *r, const struct source_fact *s,
 	unsigned sf, form, state;
 
 	rid = (uint8_t)get_u8(r);
+	if (only >= 0 && rid != only)
+		f = NULL;
 	sf = get_u8(r);
 	state = sf & 0xf;
 	form = sf >> 4;
@@ -428,11 +430,14 @@ static int get_header(struct rbuf *r, uint64_t check, unsigned *flags)
 
 /*
  * The one walk through a name record: all of it is checked; the source
- * fact goes to *s, and the replica facts to e when e.  0 or -ENOENT.
+ * fact goes to *s, the replica facts to e when e, and replica only's
+ * fact to *one when one.  0 (1: one was found) or -ENOENT.
  */
 static int parse(const unsigned char *b, size_t len, uint64_t check,
-		 struct source_fact *s, bool *has_source, struct vmap_entry *e)
+		 struct source_fact *s, bool *has_source, struct vmap_entry *e,
+		 int only, struct replica_fact *one)
 {
+	bool found = false;
 	struct rbuf r = { b, len, false };
 	uint8_t seen[VMAP_RECORDS_REPLICAS_MAX];
 	unsigned flags, nrep;
@@ -463,8 +468,9 @@ static int parse(const unsigned char *b, size_t len, uint64_t check,
 	if (nrep > VMAP_RECORDS_REPLICAS_MAX)
 		return -ENOENT;
 	for (unsigned i = 0; i < nrep && !r.bad; i++) {
-		struct replica_fact *f = e ? &e->rep[i] : NULL;
-		uint8_t rid = get_replica(&r, s, s_ms, f);
+		struct replica_fact *f = e ? &e->rep[i] : one;
+		uint8_t rid = get_replica(&r, s, s_ms, f, e ? -1 : only);
+		found |= one && rid == only;
 		for (unsigned k = 0; k < i; k++)
 			if (seen[k] == rid)
 				return -ENOENT;   /* counted twice */
@@ -476,14 +482,14 @@ static int parse(const unsigned char *b, size_t len, uint64_t check,
 		return -ENOENT;
 	if (e)
 		e->nrep = nrep;
-	return 0;
+	return found;
 }
 
 int vmap_records_decode(const unsigned char *b, size_t len, uint64_t check,
 			struct vmap_entry *e)
 {
 	memset(e, 0, sizeof(*e));
-	if (parse(b, len, check, &e->source, &e->has_source, e) < 0) {
+	if (parse(b, len, check, &e->source, &e->has_source, e, -1, NULL) < 0) {
 		memset(e, 0, sizeof(*e));
 		return -ENOENT;
 	}
@@ -494,7 +500,7 @@ int vmap_records_decode_source(const unsigned char *b, size_t len,
 			       uint64_t check, struct source_fact *f)
 {
 	bool has;
-	if (parse(b, len, check, f, &has, NULL) < 0 || !has)
+	if (parse(b, len, check, f, &has, NULL, -1, NULL) < 0 || !has)
 		return -ENOENT;
 	return 0;
 }
@@ -503,15 +509,14 @@ int vmap_records_decode_replica(const unsigned char *b, size_t len,
 				uint64_t check, uint8_t rid,
 				struct replica_fact *f)
 {
-	struct vmap_entry e;
-	if (vmap_records_decode(b, len, check, &e) < 0)
+	struct source_fact s;
+	struct replica_fact one;
+	bool has;
+
+	if (parse(b, len, check, &s, &has, NULL, rid, &one) != 1)
 		return -ENOENT;
-	for (unsigned i = 0; i < e.nrep; i++)
-		if (e.rid[i] == rid) {
-			*f = e.rep[i];
-			return 0;
-		}
-	return -ENOENT;
+	*f = one;
+	return 0;
 }
 
 void *vmap_records_encode_sums(uint64_t check, const void *sums, size_t slen,
