@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -547,6 +548,63 @@ static void keys_in_memcmp_order(void)
 	mdb_env_close(env);
 }
 
+struct looker {
+	struct vmap *m;
+	int misses;
+	pthread_t th;
+};
+
+static void *looker_main(void *arg)
+{
+	struct looker *l = arg;
+	struct facts f = vmap_facts(l->m);
+	struct source_fact got;
+	struct replica_fact rg;
+	char name[200];
+
+	for (int i = 0; i < 3000; i++) {
+		part_name(name, sizeof(name), i % 500);
+		if (f.ops->get_source(f.ctx, name, &got) < 0 ||
+		    got.generation != (uint64_t)(i % 500) + 1)
+			l->misses++;
+		f.ops->get_replica(f.ctx, "dc-east", name, &rg);
+	}
+	return NULL;
+}
+
+/* Lookups from many threads while the writer commits, in rounds of
+ * threads that end, so each round takes over the transactions the last
+ * one left in its thread slots (run under ThreadSanitizer by tests/run). */
+static void concurrent_lookups(void)
+{
+	struct vmap *m;
+	char err[256], name[200];
+	struct looker l[4];
+	struct replica_fact r = { .state = REPLICA_HOLDS };
+
+	make_map(dir("conc"), 500);
+	CHECK_INT(vmap_open(dir("conc"), "id", 64 << 20, &m, err,
+			    sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	for (int round = 0; round < 3; round++) {
+		for (int t = 0; t < 4; t++) {
+			l[t] = (struct looker){ .m = m };
+			CHECK_INT(pthread_create(&l[t].th, NULL, looker_main,
+						 &l[t]), 0);
+		}
+		for (int i = 0; i < 500; i++) {
+			part_name(name, sizeof(name), i);
+			r.generation = (uint64_t)round;
+			f.ops->put_replica(f.ctx, "dc-east", name, &r);
+		}
+		for (int t = 0; t < 4; t++) {
+			pthread_join(l[t].th, NULL);
+			CHECK_INT(l[t].misses, 0);
+		}
+	}
+	vmap_close(m);
+}
+
 static const struct vmap_secret secret = { 1, 2, 3 };
 
 static struct vmap_entry full_entry(void)
@@ -886,6 +944,7 @@ int main(void)
 	records_round_times_down();
 	replica_ids();
 	keys_in_memcmp_order();
+	concurrent_lookups();
 	records_reject_damage();
 	roundtrip();
 	collision_is_not_found();
