@@ -21,14 +21,6 @@
 
 #include "backends/backend.h"
 
-/*
- * Times read back (confirmed_ns, checked_ns) may be up to this much
- * earlier than the times put, never later: a map may keep them coarser,
- * rounding down, so a fact never looks newer than it is.  Code that asks
- * whether something happened after a fact was learnt adds the grain.
- */
-#define FACTS_TIME_GRAIN_NS 1000000LL
-
 /* The source's view of a name. */
 struct source_fact {
 	bool tombstone;           /* the name does not exist (at confirmed) */

@@ -4,9 +4,8 @@
  *
  * Name record, format 3: every fact about one name.  Integers are LEB128
  * varints ("v"), zz() is zigzag (small differences either way stay
- * short), fixed-width fields are in native byte order; times are kept in
- * milliseconds, rounded down (ms() below), so that a fact read back
- * never looks newer than it is (facts.h: FACTS_TIME_GRAIN_NS):
+ * short), fixed-width fields are in native byte order; times are in
+ * nanoseconds, exact (code that orders facts by time relies on it):
  *
  *    0  u8   format (3)        1  u8   flags: 1 source, 2 tombstone,
  *                                       4 crc32c, 8 md5 (0x10: sums)
@@ -16,13 +15,13 @@
  *         v generation, v metageneration, v size,
  *         v zz(ctime_ns - generation * 1000)   GCS generations are the
  *                                              creation time in us
- *         v zz(ms(confirmed_ns))
+ *         v zz(confirmed_ns)
  *         u32 crc32c (flag 4), u8[16] md5 (flag 8)
  *       u8 r, the replica facts that follow (at most 16), each:
  *         u8 replica id (the map's own number for the replica, vmap.c),
  *         u8 state | etag form << 4,
  *         v zz(S.generation - generation), v zz(S.size - size),
- *         v zz(ms(checked_ns) - ms(S.confirmed_ns))
+ *         v zz(checked_ns - S.confirmed_ns)
  *         etag: form 0, u8 length e + e bytes of text; form 1 (32
  *         lowercase hex digits, an MD5) 16 bytes; form 2 (the same in
  *         double quotes) 16 bytes
@@ -137,23 +136,6 @@ void vmap_records_name_hash(const struct vmap_secret *s, const char *name,
 	*check = siphash13(s->k0, s->k1, (const unsigned char *)name, n);
 }
 
-/* Milliseconds, rounded down (toward the past, negative times too). */
-static int64_t ms(int64_t ns)
-{
-	return ns / NS_PER_MS - (ns % NS_PER_MS < 0);
-}
-
-/* Back to nanoseconds; a time too far out for them becomes the earliest
- * (or latest) one, so it never looks newer than it was. */
-static int64_t ms_ns(int64_t t)
-{
-	if (t < INT64_MIN / NS_PER_MS)
-		return INT64_MIN;
-	if (t > INT64_MAX / NS_PER_MS)
-		return INT64_MAX / NS_PER_MS * NS_PER_MS;
-	return t * NS_PER_MS;
-}
-
 /* ---- writing ---- */
 
 struct wbuf {
@@ -232,7 +214,7 @@ static void put_replica(struct wbuf *w, uint8_t rid,
 	put_u8(w, (unsigned)f->state | (unsigned)form << 4);
 	put_v(w, zz(s->generation - f->generation));
 	put_v(w, zz(s->size - f->size));
-	put_v(w, zz((uint64_t)ms(f->checked_ns) - (uint64_t)ms(s->confirmed_ns)));
+	put_v(w, zz((uint64_t)f->checked_ns - (uint64_t)s->confirmed_ns));
 	if (form == ETAG_TEXT) {
 		put_u8(w, (unsigned)e);
 		put_bytes(w, f->etag, e);
@@ -273,7 +255,7 @@ void *vmap_records_encode(const struct vmap_entry *e, uint64_t check,
 		put_v(&w, s->metageneration);
 		put_v(&w, s->size);
 		put_v(&w, zz((uint64_t)s->ctime_ns - s->generation * 1000));
-		put_v(&w, zz((uint64_t)ms(s->confirmed_ns)));
+		put_v(&w, zz((uint64_t)s->confirmed_ns));
 		if (s->has_crc32c)
 			put_bytes(&w, &s->crc32c, 4);
 		if (s->has_md5)
@@ -360,9 +342,9 @@ static uint64_t get_v(struct rbuf *r)
 }
 
 /* Read one replica fact; into f when f, and only when `only` is its id
- * or -1.  s_ms: the source's confirmed time in ms, as kept. */
+ * or -1.  s_t: the source's confirmed time, as kept. */
 static uint8_t get_replica(struct rbuf *r, const struct source_fact *s,
-			   int64_t s_ms, struct replica_fact *f, int only)
+			   int64_t s_t, struct replica_fact *f, int only)
 {
 	static const char digits[] = "0123456789abcdef";
 	struct replica_fact dummy;
@@ -382,7 +364,7 @@ static uint8_t get_replica(struct rbuf *r, const struct source_fact *s,
 	f->state = (enum replica_state)state;
 	f->generation = s->generation - unzz(get_v(r));
 	f->size = s->size - unzz(get_v(r));
-	f->checked_ns = ms_ns((int64_t)((uint64_t)s_ms + unzz(get_v(r))));
+	f->checked_ns = (int64_t)((uint64_t)s_t + unzz(get_v(r)));
 	if (form == ETAG_TEXT) {
 		size_t e = get_u8(r);
 		const unsigned char *p = e < HY_ETAG_MAX ? take(r, e) : NULL;
@@ -441,7 +423,7 @@ static int parse(const unsigned char *b, size_t len, uint64_t check,
 	struct rbuf r = { b, len, false };
 	uint8_t seen[VMAP_RECORDS_REPLICAS_MAX];
 	unsigned flags, nrep;
-	int64_t s_ms = 0;
+	int64_t s_t = 0;
 
 	memset(s, 0, sizeof(*s));
 	if (get_header(&r, check, &flags) < 0 ||
@@ -457,8 +439,8 @@ static int parse(const unsigned char *b, size_t len, uint64_t check,
 		s->metageneration = get_v(&r);
 		s->size = get_v(&r);
 		s->ctime_ns = (int64_t)(s->generation * 1000 + unzz(get_v(&r)));
-		s_ms = (int64_t)unzz(get_v(&r));
-		s->confirmed_ns = ms_ns(s_ms);
+		s_t = (int64_t)unzz(get_v(&r));
+		s->confirmed_ns = s_t;
 		if (s->has_crc32c)
 			get_bytes(&r, &s->crc32c, 4);
 		if (s->has_md5)
@@ -469,7 +451,7 @@ static int parse(const unsigned char *b, size_t len, uint64_t check,
 		return -ENOENT;
 	for (unsigned i = 0; i < nrep && !r.bad; i++) {
 		struct replica_fact *f = e ? &e->rep[i] : one;
-		uint8_t rid = get_replica(&r, s, s_ms, f, e ? -1 : only);
+		uint8_t rid = get_replica(&r, s, s_t, f, e ? -1 : only);
 		found |= one && rid == only;
 		for (unsigned k = 0; k < i; k++)
 			if (seen[k] == rid)

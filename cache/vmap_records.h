@@ -48,9 +48,7 @@ struct vmap_entry {
 };
 
 /* The key (16 bytes) and the check of name.  A replica's facts are kept
- * under a small id the map gives it (vmap.c), in records and sums keys.
- * Times are kept in milliseconds, rounded down: what comes back may be
- * up to FACTS_TIME_GRAIN_NS earlier than what was put, never later. */
+ * under a small id the map gives it (vmap.c), in records and sums keys. */
 void vmap_records_name_hash(const struct vmap_secret *s, const char *name,
 			    unsigned char key[16], uint64_t *check);
 

@@ -124,17 +124,9 @@ static void note_answer(struct router *r, const char *name,
 			const struct source_fact *f, int64_t asked_ns)
 {
 	struct source_fact old;
-	if (r->facts.ops->get_source(r->facts.ctx, name, &old) == 0) {
-		if (old.confirmed_ns > asked_ns)
-			return;
-		/* old may read up to a grain early (facts.h): within a grain
-		 * of the question it may be newer or older than the answer,
-		 * so neither is trusted and the next open asks */
-		if (old.confirmed_ns > asked_ns - FACTS_TIME_GRAIN_NS) {
-			router_note_stale(r, name);
-			return;
-		}
-	}
+	if (r->facts.ops->get_source(r->facts.ctx, name, &old) == 0 &&
+	    old.confirmed_ns > asked_ns)
+		return;
 	note_source(r, name, f);
 }
 
@@ -207,13 +199,10 @@ static bool recent_fact(struct router *r, const char *name, int64_t max_ns,
 		return false;
 	if (max_ns != INT64_MAX)
 		return wall_ns() - f->confirmed_ns <= max_ns;
-	/* the latest the fact may have been confirmed (facts.h: times read
-	 * back may be a grain early): a listing begun after it lacks it */
-	int64_t confirmed = f->confirmed_ns + FACTS_TIME_GRAIN_NS - 1;
-	if (!f->tombstone && listed_lacks(r->listed, name, confirmed)) {
+	if (!f->tombstone && listed_lacks(r->listed, name, f->confirmed_ns)) {
 		log_info("router: '%s' is no longer listed by the source: "
 			 "deleted", name);
-		router_note_gone(r, name, confirmed + 1);
+		router_note_gone(r, name, f->confirmed_ns);
 		*f = (struct source_fact){ .tombstone = true,
 					   .confirmed_ns = wall_ns() };
 	}
