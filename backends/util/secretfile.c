@@ -72,7 +72,7 @@ static int open_checked(const char *path, size_t *size, char *err,
 
 int secretfile_check(const char *path, char *err, size_t errlen)
 {
-	size_t size;
+	size_t size = 0;
 	int fd = open_checked(path, &size, err, errlen);
 	if (fd < 0)
 		return fd;
@@ -88,7 +88,7 @@ int secretfile_read(const char *path, struct strbuf *out, char *err,
 	ssize_t n;
 	int rc = 0;
 
-	size_t size;
+	size_t size = 0;
 	int fd = open_checked(path, &size, err, errlen);
 	if (fd < 0)
 		return fd;
