@@ -137,6 +137,19 @@ static bool left_at_other(const struct inode *n, const struct obj_info *v)
 	return !n->in_path_table && !obj_info_same_version(&n->info, v);
 }
 
+/* n stands for a version other than v: the name left it, or handles read
+ * it at its own (then the name is detached from it here). */
+static bool keeps_other(struct itable *t, struct inode *n,
+			const struct obj_info *v)
+{
+	if (left_at_other(n, v))
+		return true;
+	if (!held_at_other(n, v))
+		return false;
+	detach_held(t, n);
+	return true;
+}
+
 uint64_t itable_lookup(struct itable *t, const char *path,
 		       const struct obj_info *info)
 {
@@ -237,18 +250,15 @@ enum itable_seen itable_update(struct itable *t, uint64_t ino,
 	pthread_mutex_lock(&t->lock);
 	struct inode *n = find_ino(t, ino);
 	if (n && n->ino != INODE_ROOT) {
-		if (left_at_other(n, info)) {
+		if (keeps_other(t, n, info)) {
 			seen = ITABLE_FROZEN;
-		} else if (held_at_other(n, info)) {
-			detach_held(t, n);
-			seen = ITABLE_FROZEN;
+			if (shown)
+				*shown = n->info;
 		} else {
 			if (!obj_info_same_version(&n->info, info))
 				seen = ITABLE_CHANGED;
 			n->info = *info;
 		}
-		if (seen == ITABLE_FROZEN && shown)
-			*shown = n->info;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return seen;
@@ -272,10 +282,7 @@ int itable_open(struct itable *t, uint64_t ino, const struct obj_info *v,
 	struct inode *n = find_ino(t, ino);
 	if (!n) {
 		/* not the kernel's: nothing to pair */
-	} else if (left_at_other(n, v)) {
-		rc = -ESTALE;
-	} else if (held_at_other(n, v)) {
-		detach_held(t, n);
+	} else if (keeps_other(t, n, v)) {
 		rc = -ESTALE;
 	} else {
 		*changed = !obj_info_same_version(&n->info, v);
