@@ -236,7 +236,9 @@ void hy_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (!info.is_dir && *path) {
+	/* the store is asked of a file's name, not of an inode the name
+	 * has left (it keeps its version) */
+	if (!info.is_dir && *path && itable_named(fs->inodes, ino)) {
 		struct deadline dl = op_deadline(fs);
 		struct obj_info fresh;
 		int rc = backend_stat(fs->src, path, &fresh, &dl);

@@ -242,6 +242,15 @@ int itable_get(struct itable *t, uint64_t ino, char **path,
 	return rc;
 }
 
+bool itable_named(struct itable *t, uint64_t ino)
+{
+	pthread_mutex_lock(&t->lock);
+	struct inode *n = find_ino(t, ino);
+	bool named = n && n->in_path_table;
+	pthread_mutex_unlock(&t->lock);
+	return named;
+}
+
 enum itable_seen itable_update(struct itable *t, uint64_t ino,
 			       const struct obj_info *info,
 			       struct obj_info *shown)

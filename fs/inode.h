@@ -49,6 +49,13 @@ int itable_get(struct itable *t, uint64_t ino, char **path,
 	       struct obj_info *info);
 
 /*
+ * Whether ino still stands for a name: false for an unknown number and
+ * for an inode the name has left (below), whose version no longer
+ * changes, so the store need not be asked of it.
+ */
+bool itable_named(struct itable *t, uint64_t ino);
+
+/*
  * A rename: the inode of from (if the kernel knows one) takes the path
  * to and info, as the kernel moves its entry; an inode that had path to
  * loses it (the kernel drops that entry).  Returns the inode number, or 0.

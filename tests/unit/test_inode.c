@@ -84,8 +84,11 @@ static void a_getattr_detaches_the_name(void)
 	CHECK(itable_update(t, i1, &v2, &shown) == ITABLE_FROZEN);
 	CHECK_INT(shown.size, 27088);
 	CHECK_INT(itable_find(t, "c/n2"), 0);
+	CHECK(!itable_named(t, i1));     /* its getattr asks no store */
 	uint64_t i2 = itable_lookup(t, "c/n2", &v2);
 	CHECK(i2 != i1);
+	CHECK(itable_named(t, i2));
+	CHECK(!itable_named(t, 999999));
 	/* an open of the old inode that finds version 2 (the kernel's entry
 	 * still named it) is refused, and one of version 1 is not */
 	CHECK(itable_open(t, i1, &v2, &use, &changed) == -ESTALE);
