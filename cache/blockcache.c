@@ -75,7 +75,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -947,15 +946,6 @@ static bool format_matches(int root_fd, const char *text)
 	return strcmp(have, text) == 0;
 }
 
-static int remove_one(const char *path, const struct stat *st, int type,
-		      struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path) < 0 && errno != ENOENT ? errno : 0;
-}
-
 /* Remove <dir>/v1 and all below it.  0 or -errno. */
 static int wipe_v1(const struct bcache *c)
 {
@@ -963,11 +953,7 @@ static int wipe_v1(const struct bcache *c)
 	int rc;
 
 	strbuf_addf(&p, "%s/v1", c->dir);
-	rc = nftw(p.buf, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-	if (rc < 0)
-		rc = errno == ENOENT ? 0 : -errno;
-	else if (rc > 0)
-		rc = -rc;
+	rc = remove_tree(p.buf);
 	strbuf_release(&p);
 	return rc;
 }

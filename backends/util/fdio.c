@@ -1,11 +1,14 @@
 /*
- * fdio.c - whole writes to file descriptors, folders made whole (fdio.h).
+ * fdio.c - whole writes to file descriptors, folders made whole and
+ * removed whole (fdio.h).
  */
 #include "backends/util/fdio.h"
 #include "backends/util/strbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -48,6 +51,23 @@ int mkdir_p(const char *path)
 	}
 	strbuf_release(&p);
 	return rc;
+}
+
+static int remove_one(const char *path, const struct stat *st, int type,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return remove(path) < 0 && errno != ENOENT ? errno : 0;
+}
+
+int remove_tree(const char *path)
+{
+	int rc = nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (rc < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return -rc;
 }
 
 int tmpfile_in(const char *dir)

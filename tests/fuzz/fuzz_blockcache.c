@@ -10,11 +10,11 @@
  * succeeds must return exactly the bytes the file holds after its
  * header.  The seed corpus holds a valid block file for the key below.
  */
+#include "backends/util/fdio.h"
 #include "cache/blockcache.h"
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +28,10 @@ static char root[64], block[512];
 static unsigned char *buf;
 static const struct bcache_key key = { "dir/obj", "g1700000000000001", 3 };
 
-static int remove_one(const char *p, const struct stat *st, int type,
-		      struct FTW *f)
-{
-	(void)st; (void)type; (void)f;
-	return remove(p);
-}
-
 static void cleanup(void)
 {
 	bcache_close(cache);
-	nftw(root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(root);
 	free(buf);
 }
 

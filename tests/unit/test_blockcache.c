@@ -7,6 +7,7 @@
  * keeps its totals under four threads; a pinned block's file keeps its
  * bytes, and is checked before it is first pinned.
  */
+#include "backends/util/fdio.h"
 #include "cache/blockcache.h"
 #include "tests/unit/check.h"
 
@@ -908,5 +909,6 @@ int main(void)
 	checked_record();
 	free(big);
 	free(got);
+	CHECK_INT(remove_tree(base), 0);
 	return check_summary();
 }
