@@ -6,13 +6,15 @@ Prints a table of medians over several runs, each a ratio against a
 baseline measured in the same run (see tests/bench/README.md).
 
     sudo tests/bench/fast_reads.py [--runs 3] [--small] [--only 1,3-5]
-                                   [--hylake-bin build/hylake] [--perf FILE]
+                                   [--hylake-bin build/hylake] [--perf FILE [--perf-row N]]
 
 BENCH_RGW_PORT, BENCH_RGW_B_PORT and BENCH_MON_PORT move radosgw's ports
 (28480, 28481, 28789) for a second run beside another, and BENCH_PROXY_PORT
 the ports of row 7's proxies (28482 and the next one); with --workdir it
 needs its own scratch folder too.  BENCH_KERNEL_RA_KB sets the kernel's
-read-ahead of the hylake mount, for trying other values.
+read-ahead of the hylake mount, for trying other values, and
+BENCH_HYLAKE_MOUNT more settings of hylake's [mount] section, as
+"read_ahead = 8M; cache_first_read = yes".
 
 Needs root (FUSE, drop_caches), a built hylake, radosgw (tests/ceph/rgw.sh),
 python3-boto3, curl; s3fs and rclone for their columns
@@ -55,6 +57,10 @@ RGW_PORTS = {k: os.environ.get("BENCH_" + k, v) for k, v in
              (("RGW_PORT", "28480"), ("RGW_B_PORT", "28481"), ("MON_PORT", "28789"))}
 # row 7: the proxy with the WAN's round trip, and one without delay beside it
 PROXY_PORT = int(os.environ.get("BENCH_PROXY_PORT", "28482"))
+# more [mount] settings for hylake, one "key = value" per line: for trying
+# a setting against the same baselines
+MOUNT_EXTRA = "".join(line.strip() + "\n" for line in
+                      os.environ.get("BENCH_HYLAKE_MOUNT", "").split(";") if line.strip())
 WAN_RTT_MS = 30
 WANPROXY = Path(__file__).resolve().with_name("wanproxy.py")
 REGION = "us-east-1"
@@ -551,6 +557,7 @@ class Bench:
                 conf.write_text(
                     f"[mount]\nstate_dir = {self.hy_state}\ncache_dir = {self.hy_cache}\n"
                     f"cache_size = {CACHE_SIZE}\nmemory_limit = {MEMORY_LIMIT // MiB}M\n"
+                    f"{MOUNT_EXTRA}"
                     f"[source]\ntype = s3\nendpoint = {url}\nbucket = {BUCKET}\n"
                     f"region = {REGION}\ncredentials = {self.creds}\n")
         self.upload()
@@ -846,6 +853,8 @@ class Bench:
             drop_caches()
             return self.readers([self.curl(key)], n, self.op_timeout(n))
         self.measure_all(1, i, lambda kind: lambda: self.read_seq(kind), curl)
+        if i == self.a.runs and self.a.perf and self.a.perf_row == 1:
+            self.profile(1)
 
     def row2(self, i):
         n = self.seq_size
@@ -867,22 +876,23 @@ class Bench:
             return self.readers([self.dd(local)], n, self.op_timeout(n))
         self.measure(2, "hylake", i, lambda: self.read_seq("hylake", cold=False))
         self.measure(2, "baseline", i, disk)
-        if i == self.a.runs and self.a.perf:
-            self.profile_warm()
+        if i == self.a.runs and self.a.perf and self.a.perf_row == 2:
+            self.profile(2)
 
-    def profile_warm(self):
-        """One more warm read (not counted) with `perf record -g` attached to
-        the hylake daemon; the report's top entries go to the log."""
-        m = self.prep("hylake", cold=False)
+    def profile(self, row):
+        """One more read of row 1, 2 or 3 (not counted) with `perf record -g`
+        attached to the hylake daemon; the report's top entries go to the log."""
+        m = self.prep("hylake", cold=row != 2)
+        keys = self.keys()["par"] if row == 3 else [self.keys()["seq"]]
+        n = self.par_size * self.par_n if row == 3 else self.seq_size
         out = Path(self.a.perf).absolute()
         perf = subprocess.Popen(["perf", "record", "-g", "-o", str(out), "-p", str(m.pid)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.5)
         try:
-            n = self.seq_size
-            r = self.readers([self.dd(m.mnt / self.keys()["seq"])], n, self.op_timeout(n),
+            r = self.readers([self.dd(m.mnt / k) for k in keys], n, self.op_timeout(n),
                              m.pid)
-            log(f"row 2 hylake under perf: {r['mbps']:.0f} MB/s")
+            log(f"row {row} hylake under perf: {r['mbps']:.0f} MB/s")
         finally:
             perf.send_signal(signal.SIGINT)
             perf.wait(timeout=60)
@@ -908,6 +918,8 @@ class Bench:
             drop_caches()
             return self.readers([self.curl(k) for k in keys], n, self.op_timeout(n))
         self.measure_all(3, i, fs, curl, others=full)
+        if i == self.a.runs and self.a.perf and self.a.perf_row == 3:
+            self.profile(3)
 
     def pq_plan(self):
         rng = random.Random(PQ_SEED)
@@ -1073,7 +1085,9 @@ class Bench:
               f"{self.par_size // MiB} MiB; parquet-like {self.pq_n} files x "
               f"{PQ_FILE_SIZE // MiB} MiB; listing {self.ls_n} entries; "
               f"median of {a.runs} runs")
+        extra = "; ".join(MOUNT_EXTRA.split("\n")[:-1])
         print(f"hylake: memory_limit {MEMORY_LIMIT // MiB}M, cache_size {CACHE_SIZE}, "
+              + (f"{extra}, " if extra else "") +
               f"other settings default; s3fs -o {S3FS_OPTS} (rest default); rclone "
               f"{' '.join(RCLONE_OPTS)} (rest default)")
         print("ratio = hylake / baseline in the row's unit (MB/s: higher is better; "
@@ -1292,8 +1306,11 @@ def main():
                     help="seconds after which measurements still to run are skipped [1080]")
     ap.add_argument("--keep", action="store_true", help="keep the scratch files")
     ap.add_argument("--perf", metavar="FILE",
-                    help="row 2: after the timed runs, profile one more warm read of "
-                    "the hylake daemon with `perf record -g` into FILE")
+                    help="after the timed runs of the row --perf-row names, profile one "
+                    "more hylake read of it (cold for 1 and 3, warm for 2) with "
+                    "`perf record -g` attached to the daemon, into FILE")
+    ap.add_argument("--perf-row", type=int, choices=(1, 2, 3), default=2,
+                    help="the row --perf profiles [2]")
     a = ap.parse_args()
     if a.runs < 1:
         ap.error("--runs must be >= 1")
