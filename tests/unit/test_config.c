@@ -1,5 +1,6 @@
 /* The config file: good files, and every error with its FILE:LINE. */
 #include "mount/config.h"
+#include "backends/util/fdio.h"
 #include "backends/util/strbuf.h"
 #include "tests/unit/check.h"
 
@@ -350,5 +351,6 @@ int main(void)
 	credentials_mode();
 	cleartext_endpoints();
 	writable();
+	CHECK_INT(remove_tree(dir), 0);
 	return check_summary();
 }

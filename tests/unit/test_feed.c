@@ -1,6 +1,7 @@
 /* The change feed's rules: changes applied to a real version map, at
  * least once and in any order, never going back. */
 #include "backends/composite/feed.h"
+#include "backends/util/fdio.h"
 #include "cache/vmap.h"
 #include "tests/unit/check.h"
 
@@ -143,5 +144,6 @@ int main(void)
 	CHECK_STR(told, "t/a t/a t/a t/a t/a t/o t/o t/o t/b t/a ");
 
 	vmap_close(m);
+	CHECK_INT(remove_tree(dir), 0);
 	return check_summary();
 }

@@ -4,6 +4,7 @@
  * missing batch a gap, and coverage only while the follower is drained
  * and recent. */
 #include "backends/composite/feed.h"
+#include "backends/util/fdio.h"
 #include "backends/composite/journal.h"
 #include "backends/mem/mem.h"
 #include "backends/util/timeutil.h"
@@ -252,5 +253,6 @@ int main(void)
 	CHECK_INT(vmap_open(dir, "gcs lake", 64 << 20, &m, err, sizeof(err)), 0);
 	test_reader(vmap_facts(m));
 	vmap_close(m);
+	CHECK_INT(remove_tree(dir), 0);
 	return check_summary();
 }

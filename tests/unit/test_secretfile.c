@@ -4,6 +4,7 @@
  * nothing for group/other), read, and the process made undumpable.
  */
 #include "backends/util/secretfile.h"
+#include "backends/util/fdio.h"
 #include "backends/util/strbuf.h"
 #include "tests/unit/check.h"
 
@@ -96,5 +97,6 @@ int main(void)
 	mkdir(dir, 0700);
 	checks();
 	reads();
+	CHECK_INT(remove_tree(dir), 0);
 	return check_summary();
 }

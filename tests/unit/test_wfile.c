@@ -8,6 +8,7 @@
  * it knew of the name.
  */
 #include "backends/backend.h"
+#include "backends/util/fdio.h"
 #include "backends/composite/freshness.h"
 #include "backends/composite/metacache.h"
 #include "backends/composite/router.h"
@@ -443,5 +444,6 @@ int main(void)
 	staged_writes();
 	commits_told_with_their_bytes();
 	broken_never_lands();
+	CHECK_INT(remove_tree(tmp), 0);
 	return check_summary();
 }
