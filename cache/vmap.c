@@ -46,10 +46,14 @@
  * facts go together, with its record.
  *
  * Gets take no lock: a reset read transaction kept per thread (rtxn_take).
+ * The records of names looked up lately are kept in memory ahead of LMDB
+ * (vmap_front.h: 64 Ki slots, 12 MiB at most), so a name opened again
+ * costs no walk of the tree; a put empties its name's slot.
  *
  * LMDB's return codes become errno in one place, mdb_code_errno().
  */
 #include "cache/vmap.h"
+#include "cache/vmap_front.h"
 #include "cache/vmap_records.h"
 #include "backends/util/fdio.h"
 #include "backends/util/log.h"
@@ -83,6 +87,7 @@
 #define KEY_MAX 17
 #define REPLICA_IDS 255          /* replicas a map keeps facts of */
 #define RTXN_POOL 64              /* threads that keep a read transaction */
+#define FRONT_SLOTS_LOG2 16       /* records of names looked up lately: 12 MiB */
 #define NDB 2
 #define MAXDBS 6                  /* meta, names, sums; and format 1's */
 
@@ -149,6 +154,7 @@ struct vmap {
 	/* reset read transactions, one per thread slot: slot i is used by
 	 * the thread holding it alone (thread_slot()), and by close */
 	_Atomic(MDB_txn *) rtxn[RTXN_POOL];
+	struct vfront *front;      /* name records looked up lately */
 };
 
 /*
@@ -376,18 +382,21 @@ static void put_fact(struct vmap *m, const struct fact_write *w)
 	if (m->pending.n == 1 || m->pending.n >= BATCH_MAX)
 		pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
+	/* after the fact is in the batch (vmap_front.h) */
+	if (kind_db(w->kind) == DB_NAMES)
+		vfront_forget(m->front, w->key);
 }
 
 /* Remember that a record read from disk is old, so the next batch can
  * refresh its "used" while it writes anyway.  The coarse clock is enough
  * for minutes and costs no system call. */
-static void note_touch(struct vmap *m, int db, const unsigned char *key,
+static bool note_touch(struct vmap *m, int db, const unsigned char *key,
 		       size_t klen, uint32_t used)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	if (used + TOUCH_AGE_MIN > (uint32_t)(ts.tv_sec / 60))
-		return;
+		return false;
 	pthread_mutex_lock(&m->lock);
 	if (m->ntouched < TOUCH_MAX) {
 		struct touch *t = &m->touched[m->ntouched++];
@@ -396,6 +405,7 @@ static void note_touch(struct vmap *m, int db, const unsigned char *key,
 		memcpy(t->key, key, klen);
 	}
 	pthread_mutex_unlock(&m->lock);
+	return true;
 }
 
 /*
@@ -492,18 +502,34 @@ struct taker {
 		      const struct fact_write *q, void *arg);
 };
 
+/* A name record kept in the front: its fact, and a touch when the record
+ * is old (then the copy goes, to be read again once the touch is
+ * written, rather than be touched at every hit). */
+static int front_record(struct vmap *m, const struct fact_write *q,
+			const unsigned char *v, size_t len,
+			const struct taker *take, void *arg)
+{
+	int rc = take->record(v, len, q, arg);
+	if (rc == 0 && note_touch(m, DB_NAMES, q->key, NAME_KEY,
+				  vmap_records_used(v, len)))
+		vfront_forget(m->front, q->key);
+	return rc;
+}
+
 /*
- * Look the fact like q up: batches first, then the map (a short read
- * txn).  The batches are looked at only when they hold something: a get
- * in a thread that put a fact sees it, since the count is raised before
- * put_fact() returns.  Returns the taker's result, or -errno: -ENOENT
- * when the key is absent.
+ * Look the fact like q up: batches first, then the front for names, then
+ * the map (a short read txn).  The batches are looked at only when they
+ * hold something: a get in a thread that put a fact sees it, since the
+ * count is raised before put_fact() returns.  The front's ticket is taken
+ * before the batches are looked at (vmap_front.h).  Returns the taker's
+ * result, or -errno: -ENOENT when the key is absent.
  */
 static int lookup(struct vmap *m, const struct fact_write *q,
 		  const struct taker *take, void *arg)
 {
 	int db = kind_db(q->kind);
 	size_t klen = kind_klen(q->kind);
+	uint64_t ticket = db == DB_NAMES ? vfront_ticket(m->front, q->key) : 0;
 
 	if (atomic_load_explicit(&m->nbatched, memory_order_acquire)) {
 		int rc = 1;
@@ -514,6 +540,12 @@ static int lookup(struct vmap *m, const struct fact_write *q,
 		pthread_mutex_unlock(&m->lock);
 		if (rc <= 0)
 			return rc;
+	}
+	if (db == DB_NAMES) {
+		unsigned char v[VFRONT_VAL_MAX];
+		size_t len = vfront_get(m->front, q->key, v);
+		if (len)
+			return front_record(m, q, v, len, take, arg);
 	}
 
 	MDB_txn *txn;
@@ -526,11 +558,14 @@ static int lookup(struct vmap *m, const struct fact_write *q,
 	rc = mdb_code_errno(mdb_get(txn, m->dbi[db], &k, &d));
 	if (rc == 0) {
 		used = vmap_records_used(d.mv_data, d.mv_size);
+		if (ticket)
+			vfront_fill(m->front, q->key, ticket, d.mv_data,
+				    d.mv_size);
 		rc = take->record(d.mv_data, d.mv_size, q, arg);
 	}
 	rtxn_give(m, txn, slot);
-	if (rc == 0)
-		note_touch(m, db, q->key, klen, used);
+	if (rc == 0 && note_touch(m, db, q->key, klen, used) && ticket)
+		vfront_forget(m->front, q->key);
 	return rc;
 }
 
@@ -1470,6 +1505,12 @@ int vmap_open(const char *dir, const char *identity, uint64_t map_size,
 		goto out_free;
 	}
 	m->map_size = map_size;
+	m->front = vfront_create(FRONT_SLOTS_LOG2);
+	if (!m->front) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "version map: %s", strerror(-rc));
+		goto out_free;
+	}
 	rc = env_open(m, dir, identity, err, errlen);
 	if (rc == -EUCLEAN)
 		rc = reopen_fresh(m, dir, identity, err, errlen);
@@ -1492,6 +1533,7 @@ out_destroy_lock:
 	pthread_cond_destroy(&m->done);
 	mdb_env_close(m->env);
 out_free:
+	vfront_destroy(m->front);
 	free(m);
 	return rc;
 }
@@ -1517,6 +1559,7 @@ void vmap_close(struct vmap *m)
 	free(m->inflight.w);
 	mdb_env_sync(m->env, 1);
 	mdb_env_close(m->env);
+	vfront_destroy(m->front);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->wake);
 	pthread_cond_destroy(&m->done);

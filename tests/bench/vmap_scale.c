@@ -10,7 +10,10 @@
  *   size      data.mdb's length and the pages in use, per name
  *   lookups   get_source calls per second from 1..T threads, per core;
  *             and per second of the lookup threads' own CPU time, which
- *             other jobs on a shared machine do not move
+ *             other jobs on a shared machine do not move: each thread
+ *             cycles through POOL names drawn from all N, and then
+ *             through a hot set of --hot names (the files of the tables
+ *             a node's queries read, opened again and again)
  *   open      the time of the lookups an open makes (get_source, then
  *             get_replica for each replica), p50/p99, at N names against
  *             a near-empty map
@@ -54,6 +57,7 @@ struct opts {
 	int threads;
 	double seconds;
 	uint64_t evict_puts;
+	uint64_t hot;
 	int keep;
 };
 
@@ -359,19 +363,59 @@ static void readers_release(struct reader *rd, int n)
 	}
 }
 
+struct rates {
+	double rate[MAX_THREADS + 1];      /* lookups/s with n threads */
+	double cpu_rate[MAX_THREADS + 1];  /* per second of their CPU time */
+};
+
+/* Lookups from 1..threads readers, o->seconds each, after a warm-up. */
+static void measure_lookups(struct reader *rd, const struct opts *o,
+			    struct rates *r)
+{
+	run_readers(rd, 1, 0.5);
+	for (int n = 1; n <= o->threads; n++) {
+		uint64_t done = 0, found = 0;
+		double cpu = 0;
+		run_readers(rd, n, o->seconds);
+		for (int t = 0; t < n; t++) {
+			done += rd[t].done;
+			found += rd[t].found;
+			cpu += rd[t].cpu_secs;
+		}
+		r->rate[n] = (double)done / o->seconds;
+		r->cpu_rate[n] = cpu > 0 ? (double)done / cpu : 0;
+		if (found != done)
+			fprintf(stderr, "  %" PRIu64 " of %" PRIu64 " lookups "
+				"missed\n", done - found, done);
+	}
+}
+
+static void print_rates(const char *what, const struct rates *r,
+			const struct opts *o, long ncpu)
+{
+	for (int n = 1; n <= o->threads; n++)
+		printf("| get_source/s, %s, %d thread%s | %.0f (%.0f per core; "
+		       "%.0f per CPU-second) target >= 1000000 per core |\n",
+		       what, n, n > 1 ? "s" : " ", r->rate[n],
+		       r->rate[n] / (double)(n < ncpu ? n : ncpu),
+		       r->cpu_rate[n]);
+}
+
 /* ---- the run ---- */
 
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vmap_scale [--entries N] [--dir DIR] [--replicas R]\n"
-		"                  [--threads T] [--seconds S] [--evict-puts N] [--keep]\n"
+		"                  [--threads T] [--seconds S] [--evict-puts N] [--hot H]\n"
+		"                  [--keep]\n"
 		"  --entries N     names in the map (default 10000000)\n"
 		"  --dir DIR       where the maps are made (default /tmp)\n"
 		"  --replicas R    replica facts per name, 0-3 (default 2)\n"
 		"  --threads T     lookup threads, 1..T (default: cores)\n"
 		"  --seconds S     each lookup measurement (default 3)\n"
-		"  --evict-puts N  names put while eviction runs (default N/5)\n");
+		"  --evict-puts N  names put while eviction runs (default N/5)\n"
+		"  --hot H         names of the hot set (default 10000)\n");
 	exit(2);
 }
 
@@ -383,6 +427,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	o->seconds = 3;
 	o->evict_puts = 0;
+	o->hot = 10000;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--keep")) {
@@ -404,11 +449,14 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->seconds = strtod(v, NULL);
 		else if (!strcmp(a, "--evict-puts"))
 			o->evict_puts = strtoull(v, NULL, 10);
+		else if (!strcmp(a, "--hot"))
+			o->hot = strtoull(v, NULL, 10);
 		else
 			usage();
 	}
 	if (o->entries < 1 || o->replicas < 0 || o->replicas > 3 ||
-	    o->threads < 1 || o->threads > MAX_THREADS || o->seconds <= 0)
+	    o->threads < 1 || o->threads > MAX_THREADS || o->seconds <= 0 ||
+	    o->hot < 1)
 		usage();
 	if (!o->evict_puts)
 		o->evict_puts = o->entries / 5 ? o->entries / 5 : 1;
@@ -450,25 +498,17 @@ int main(int argc, char **argv)
 	fprintf(stderr, "lookups\n");
 	m = open_map(big, FILL_CEILING);
 	readers_init(rd, o.threads, m, o.entries, o.replicas);
-	double rate[MAX_THREADS + 1], cpu_rate[MAX_THREADS + 1];
-	run_readers(rd, 1, 0.5);                         /* warm up */
-	for (int n = 1; n <= o.threads; n++) {
-		uint64_t done = 0, found = 0;
-		double cpu = 0;
-		run_readers(rd, n, o.seconds);
-		for (int t = 0; t < n; t++) {
-			done += rd[t].done;
-			found += rd[t].found;
-			cpu += rd[t].cpu_secs;
-		}
-		rate[n] = (double)done / o.seconds;
-		cpu_rate[n] = cpu > 0 ? (double)done / cpu : 0;
-		if (found != done)
-			fprintf(stderr, "  %" PRIu64 " of %" PRIu64 " lookups "
-				"missed\n", done - found, done);
-	}
+	struct rates all, hot;
+	measure_lookups(rd, &o, &all);
 	rd[0].open_path = 1;
 	run_readers(rd, 1, o.seconds);
+	rd[0].open_path = 0;
+	/* the hot set: names 0..hot-1, drawn into each thread's pool */
+	struct reader hr[MAX_THREADS];
+	readers_init(hr, o.threads, m, o.hot < o.entries ? o.hot : o.entries,
+		     o.replicas);
+	measure_lookups(hr, &o, &hot);
+	readers_release(hr, o.threads);
 	vmap_close(m);
 
 	/* the same open lookups in a near-empty map */
@@ -522,12 +562,11 @@ int main(int argc, char **argv)
 	printf("| data.mdb size | %.3f GiB (%.0f B/name; pages in use "
 	       "%.3f GiB) target <= 2 GiB at 10M |\n", (double)fsize / (1 << 30),
 	       (double)fsize / (double)o.entries, (double)used / (1 << 30));
-	for (int n = 1; n <= o.threads; n++)
-		printf("| get_source/s, %d thread%s | %.0f (%.0f per core; %.0f "
-		       "per CPU-second) target >= 1000000 per core |\n", n,
-		       n > 1 ? "s" : " ", rate[n],
-		       rate[n] / (double)(n < ncpu ? n : ncpu), cpu_rate[n]);
 	char what[64];
+	snprintf(what, sizeof(what), "pools of %d of all names", POOL);
+	print_rates(what, &all, &o, ncpu);
+	snprintf(what, sizeof(what), "hot set of %" PRIu64 " names", o.hot);
+	print_rates(what, &hot, &o, ncpu);
 	snprintf(what, sizeof(what), "%" PRIu64 " names", o.entries);
 	print_open(what, &rd[0]);
 	snprintf(what, sizeof(what), "%d names", SMALL_NAMES);

@@ -4,6 +4,7 @@
  * refuses another source, and stays under its ceiling by evicting.
  */
 #include "cache/vmap.h"
+#include "backends/util/fdio.h"
 #include "cache/vmap_records.h"
 #include "backends/util/timeutil.h"
 #include "tests/unit/check.h"
@@ -609,6 +610,90 @@ static void concurrent_lookups(void)
 	vmap_close(m);
 }
 
+#define FRESH_NAMES 8
+#define FRESH_PUTS 6000
+#define FRESH_READERS 3
+
+struct fresh {
+	struct vmap *m;
+	_Atomic uint64_t put[FRESH_NAMES];   /* the newest generation put */
+	atomic_int done;
+};
+
+struct fresh_reader {
+	struct fresh *fr;
+	unsigned seed;
+	int older;                           /* gets older than a put */
+	uint64_t gets;
+	pthread_t th;
+};
+
+static void fresh_name(char *buf, size_t len, int i)
+{
+	snprintf(buf, len, "warehouse/hot/part-%05d.parquet", i);
+}
+
+static void *fresh_reader_main(void *arg)
+{
+	struct fresh_reader *r = arg;
+	struct facts f = vmap_facts(r->fr->m);
+	struct source_fact got;
+	char name[200];
+	unsigned x = r->seed;
+
+	while (!atomic_load(&r->fr->done)) {
+		x = x * 1103515245u + 12345u;
+		int i = (int)((x >> 16) % FRESH_NAMES);
+		fresh_name(name, sizeof(name), i);
+		uint64_t want = atomic_load(&r->fr->put[i]);
+		if (f.ops->get_source(f.ctx, name, &got) < 0 ? want > 0
+		    : got.generation < want)
+			r->older++;
+		r->gets++;
+	}
+	return NULL;
+}
+
+/* A few names looked up again and again (so their records are kept in
+ * front of LMDB) while a writer puts newer facts of them and commits:
+ * a get never answers older than a put that returned before it began. */
+static void hot_names_are_never_older(void)
+{
+	struct vmap *m;
+	char err[256], name[200];
+	static struct fresh fr;
+	struct fresh_reader r[FRESH_READERS];
+
+	CHECK_INT(vmap_open(dir("fresh"), "id", 64 << 20, &m, err,
+			    sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	fr.m = m;
+	for (int t = 0; t < FRESH_READERS; t++) {
+		r[t] = (struct fresh_reader){ .fr = &fr, .seed = 7u + (unsigned)t };
+		CHECK_INT(pthread_create(&r[t].th, NULL, fresh_reader_main,
+					 &r[t]), 0);
+	}
+	for (uint64_t g = 1; g <= FRESH_PUTS; g++) {
+		int i = (int)(g % FRESH_NAMES);
+		struct source_fact s = source(g);
+		fresh_name(name, sizeof(name), i);
+		f.ops->put_source(f.ctx, name, &s);
+		atomic_store(&fr.put[i], g);
+		if (g % 64 == 0)
+			vmap_flush(m);       /* the batches empty: gets go to
+						the front and the map */
+	}
+	atomic_store(&fr.done, 1);
+	uint64_t gets = 0;
+	for (int t = 0; t < FRESH_READERS; t++) {
+		pthread_join(r[t].th, NULL);
+		CHECK_INT(r[t].older, 0);
+		gets += r[t].gets;
+	}
+	CHECK(gets > 0);
+	vmap_close(m);
+}
+
 static const struct vmap_secret secret = { 1, 2, 3 };
 
 static struct vmap_entry full_entry(void)
@@ -946,6 +1031,7 @@ int main(void)
 	replica_ids();
 	keys_in_memcmp_order();
 	concurrent_lookups();
+	hot_names_are_never_older();
 	records_reject_damage();
 	roundtrip();
 	collision_is_not_found();
@@ -956,5 +1042,6 @@ int main(void)
 	corrupt_map_is_moved_aside();
 	pending_is_bounded();
 	failed_commit_does_not_wedge();
+	CHECK_INT(remove_tree(base), 0);
 	return check_summary();
 }
