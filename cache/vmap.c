@@ -109,9 +109,14 @@ struct fact_write {
 	size_t vlen;
 };
 
+/* Facts in the order put, and an index of them by key (open addressing:
+ * each slot 0, or 1 + the place of a fact), so a get finds a name's fact
+ * among thousands queued without reading them all. */
 struct batch {
 	struct fact_write *w;
 	size_t n, alloc;
+	uint32_t *index;
+	size_t nindex;                /* a power of two, over 2 n */
 };
 
 struct touch {
@@ -318,20 +323,54 @@ static size_t kind_klen(enum fact_kind k)
 
 /* ---- batching ---- */
 
+/* Where the index looks for w's key first.  Keys are hashes of names
+ * (a sums key after its replica's byte). */
+static size_t batch_home(const struct batch *bt, const struct fact_write *w)
+{
+	uint64_t h;
+	memcpy(&h, w->key + (w->kind == PUT_SUMS), sizeof(h));
+	return (size_t)(h ^ w->rid) & (bt->nindex - 1);
+}
+
+static void index_add(struct batch *bt, size_t i)
+{
+	size_t at = batch_home(bt, &bt->w[i]);
+	while (bt->index[at])
+		at = (at + 1) & (bt->nindex - 1);
+	bt->index[at] = (uint32_t)i + 1;
+}
+
 static void batch_add(struct batch *bt, const struct fact_write *w)
 {
 	if (bt->n == bt->alloc) {
 		bt->alloc = bt->alloc ? bt->alloc * 2 : 64;
 		bt->w = xrealloc(bt->w, bt->alloc * sizeof(*bt->w));
 	}
-	bt->w[bt->n++] = *w;
+	if (2 * (bt->n + 1) > bt->nindex) {
+		free(bt->index);
+		bt->nindex = 4 * bt->alloc;
+		bt->index = xcalloc(bt->nindex, sizeof(*bt->index));
+		for (size_t i = 0; i < bt->n; i++)
+			index_add(bt, i);
+	}
+	bt->w[bt->n] = *w;
+	index_add(bt, bt->n++);
 }
 
 static void batch_clear(struct batch *bt)
 {
 	for (size_t i = 0; i < bt->n; i++)
 		free(bt->w[i].val);
+	if (bt->n)
+		memset(bt->index, 0, bt->nindex * sizeof(*bt->index));
 	bt->n = 0;
+}
+
+static void batch_free(struct batch *bt)
+{
+	batch_clear(bt);
+	free(bt->w);
+	free(bt->index);
 }
 
 /* The newest pending or in-flight fact like q (kind, key, check and
@@ -342,13 +381,23 @@ static const struct fact_write *batch_find(struct vmap *m,
 	const struct batch *bs[2] = { &m->pending, &m->inflight };
 	size_t klen = kind_klen(q->kind);
 
-	for (int k = 0; k < 2; k++)
-		for (size_t i = bs[k]->n; i-- > 0;) {
-			const struct fact_write *w = &bs[k]->w[i];
+	for (int k = 0; k < 2; k++) {
+		const struct batch *bt = bs[k];
+		const struct fact_write *newest = NULL;
+		if (!bt->n)
+			continue;
+		for (size_t at = batch_home(bt, q); bt->index[at];
+		     at = (at + 1) & (bt->nindex - 1)) {
+			const struct fact_write *w = &bt->w[bt->index[at] - 1];
 			if (w->kind == q->kind && w->check == q->check &&
-			    w->rid == q->rid && memcmp(w->key, q->key, klen) == 0)
-				return w;
+			    w->rid == q->rid &&
+			    memcmp(w->key, q->key, klen) == 0 &&
+			    (!newest || w > newest))
+				newest = w;
 		}
+		if (newest)
+			return newest;
+	}
 	return NULL;
 }
 
@@ -1552,11 +1601,9 @@ void vmap_close(struct vmap *m)
 		if (t)
 			mdb_txn_abort(t);
 	}
-	batch_clear(&m->pending);
-	batch_clear(&m->inflight);
+	batch_free(&m->pending);
+	batch_free(&m->inflight);
 	free_replicas(m);
-	free(m->pending.w);
-	free(m->inflight.w);
 	mdb_env_sync(m->env, 1);
 	mdb_env_close(m->env);
 	vfront_destroy(m->front);

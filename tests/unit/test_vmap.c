@@ -610,6 +610,47 @@ static void concurrent_lookups(void)
 	vmap_close(m);
 }
 
+/* Thousands of facts queued at once, of the same names over and over:
+ * a get finds each name's newest, as the batches' index grows. */
+static void queued_facts_newest_first(void)
+{
+	struct vmap *m;
+	char err[256], name[200];
+	struct source_fact got;
+	struct replica_fact rg;
+
+	CHECK_INT(vmap_open(dir("queued"), "id", 64 << 20, &m, err,
+			    sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	int older = 0;
+	for (uint64_t round = 1; round <= 3; round++) {
+		for (int i = 0; i < 1500; i++) {
+			struct source_fact s = source(round * 10000 + (uint64_t)i);
+			struct source_fact before = source(round);
+			struct replica_fact r = { .state = REPLICA_HOLDS,
+						  .generation = round };
+			part_name(name, sizeof(name), i);
+			/* an older fact first, mostly in the same batch */
+			f.ops->put_source(f.ctx, name, &before);
+			f.ops->put_source(f.ctx, name, &s);
+			f.ops->put_replica(f.ctx, "dc-east", name, &r);
+		}
+		for (int i = 0; i < 1500; i++) {
+			part_name(name, sizeof(name), i);
+			if (f.ops->get_source(f.ctx, name, &got) < 0 ||
+			    got.generation != round * 10000 + (uint64_t)i ||
+			    f.ops->get_replica(f.ctx, "dc-east", name, &rg) < 0 ||
+			    rg.generation != round)
+				older++;
+		}
+	}
+	CHECK_INT(older, 0);
+	CHECK_INT(f.ops->get_source(f.ctx, "never/put", &got), -ENOENT);
+	CHECK_INT(f.ops->get_replica(f.ctx, "dc-west", "never/put", &rg),
+		  -ENOENT);
+	vmap_close(m);
+}
+
 #define FRESH_NAMES 8
 #define FRESH_PUTS 6000
 #define FRESH_READERS 3
@@ -1031,6 +1072,7 @@ int main(void)
 	replica_ids();
 	keys_in_memcmp_order();
 	concurrent_lookups();
+	queued_facts_newest_first();
 	hot_names_are_never_older();
 	records_reject_damage();
 	roundtrip();
