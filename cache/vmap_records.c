@@ -1,6 +1,7 @@
 /*
  * vmap_records.c - encoding and decoding the version map's records
- * (vmap_records.h); LMDB, keys and batching stay in vmap.c.
+ * (vmap_records.h); LMDB, keys and batching stay in vmap.c and
+ * vmap_writer.c.
  *
  * Name record, format 3: every fact about one name.  Integers are LEB128
  * varints ("v"), zz() is zigzag (small differences either way stay

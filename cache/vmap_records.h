@@ -1,7 +1,8 @@
 /*
  * vmap_records.h - the records of the version map (cache/vmap.c), apart
  * from LMDB so that unit tests and the fuzz target can reach them.
- * Internal to cache/: nothing outside vmap.c and the tests uses them.
+ * Internal to cache/: nothing outside the version map (vmap.c,
+ * vmap_writer.c) and the tests uses them.
  *
  * One record per name holds every fact about it: the source's version
  * and what each replica holds.  A record does not hold the name: it is
