@@ -49,7 +49,8 @@
  * Gets take no lock: a reset read transaction kept per thread (rtxn_take).
  * The records of names looked up lately are kept in memory ahead of LMDB
  * (vmap_front.h: 64 Ki slots, 12 MiB at most), so a name opened again
- * costs no walk of the tree; a put empties its name's slot.
+ * costs no walk of the tree; the writer empties the slots of the names a
+ * batch wrote once it is committed.
  *
  * LMDB's return codes become errno in one place, vmap_mdb_errno().
  */
@@ -331,9 +332,6 @@ static void put_fact(struct vmap *m, const struct fact_write *w)
 	if (m->pending.n == 1 || m->pending.n >= BATCH_MAX)
 		pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
-	/* after the fact is in the batch (vmap_front.h) */
-	if (kind_db(w->kind) == DB_NAMES)
-		vfront_forget(m->front, w->key);
 }
 
 /* Remember that a record read from disk is old, so the next batch can

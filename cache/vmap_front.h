@@ -7,15 +7,21 @@
  * misses.  A mount opens the same names again and again (a query's
  * files, a table's log), so the records of names just looked up are kept
  * here: a direct-mapped table of slots, each a name key and a copy of its
- * record, filled by lookups and emptied by puts.
+ * record (every fact of the name), filled by lookups and emptied by the
+ * writer.
  *
  * Never an older record than the map's: a slot is filled only from a
  * read that began after the slot's last change.  A lookup takes a ticket
- * (vfront_ticket) before it looks at the pending batches, and fills with
- * it; a put forgets the name's slot after its fact is in the pending
- * batch, which changes the slot, so a ticket taken before the forget
- * fails, and one taken after it belongs to a lookup that sees the put's
- * fact in the batches (or, once they are committed, in LMDB).
+ * (vfront_ticket) before it looks at the batches of facts not yet
+ * committed, and fills with it.  The writer, once a batch is committed,
+ * forgets the slot of each name the batch wrote, before the batch's
+ * facts leave the batches.  So a lookup that read a record before that
+ * commit took its ticket before the forget, and its fill fails (a forget
+ * that meets a fill in progress waits for it and empties the slot
+ * again); a lookup that took its ticket after the forget reads the
+ * committed record.  A fact still queued is found in the batches, which
+ * a lookup looks at first: the front holds what LMDB holds, never what
+ * is queued, and answers only for facts not queued.
  *
  * Slots are read without a lock (a sequence count per slot, as a seqlock:
  * a copy is kept only when the count did not move while it was made).
@@ -54,7 +60,7 @@ size_t vfront_get(struct vfront *f, const unsigned char *key,
 void vfront_fill(struct vfront *f, const unsigned char *key, uint64_t ticket,
 		 const unsigned char *v, size_t len);
 
-/* Empty key's slot: its record is about to change. */
+/* Empty key's slot: its record changed (or is about to). */
 void vfront_forget(struct vfront *f, const unsigned char *key);
 
 #endif

@@ -4,6 +4,7 @@
  * design is at the top of vmap.c).
  */
 #include "cache/vmap_impl.h"
+#include "cache/vmap_front.h"
 #include "backends/util/log.h"
 
 #include <errno.h>
@@ -482,6 +483,16 @@ static int write_batch(struct vmap *m, const struct batch *bt,
 	return rc;
 }
 
+/* The names of a batch just written have new records: their slots in the
+ * front go, before the batch's facts leave the batches (vmap_front.h).
+ * After a failed commit too: harmless, and one rule. */
+static void forget_written(struct vmap *m, const struct batch *bt)
+{
+	for (size_t i = 0; i < bt->n; i++)
+		if (kind_db(bt->w[i].kind) == DB_NAMES)
+			vfront_forget(m->front, bt->w[i].key);
+}
+
 /* The one writer.  A failed batch is counted and freed like a committed
  * one, so flushers are released and memory is not held; the warning is
  * logged when batches start failing and a notice when they commit again,
@@ -521,6 +532,7 @@ void *vmap_writer_main(void *arg)
 		pthread_mutex_unlock(&m->lock);
 
 		int rc = write_batch(m, &m->inflight, t, nt);
+		forget_written(m, &m->inflight);
 		if (rc < 0 && !failing)
 			log_warn("version map: %zu facts not kept: %s; facts are "
 				 "lost until a batch commits", m->inflight.n,

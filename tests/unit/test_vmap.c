@@ -679,6 +679,7 @@ static void *fresh_reader_main(void *arg)
 	struct fresh_reader *r = arg;
 	struct facts f = vmap_facts(r->fr->m);
 	struct source_fact got;
+	struct replica_fact rg;
 	char name[200];
 	unsigned x = r->seed;
 
@@ -686,6 +687,10 @@ static void *fresh_reader_main(void *arg)
 		x = x * 1103515245u + 12345u;
 		int i = (int)((x >> 16) % FRESH_NAMES);
 		fresh_name(name, sizeof(name), i);
+		/* another fact of the name first: its lookup may read the
+		 * record while a newer source fact is still queued */
+		if (x & 0x100)
+			f.ops->get_replica(f.ctx, "dc-east", name, &rg);
 		uint64_t want = atomic_load(&r->fr->put[i]);
 		if (f.ops->get_source(f.ctx, name, &got) < 0 ? want > 0
 		    : got.generation < want)
@@ -697,7 +702,9 @@ static void *fresh_reader_main(void *arg)
 
 /* A few names looked up again and again (so their records are kept in
  * front of LMDB) while a writer puts newer facts of them and commits:
- * a get never answers older than a put that returned before it began. */
+ * a get never answers older than a put that returned before it began,
+ * even when a lookup of another fact of the name read its record while
+ * the put was queued. */
 static void hot_names_are_never_older(void)
 {
 	struct vmap *m;
@@ -709,6 +716,12 @@ static void hot_names_are_never_older(void)
 			    sizeof(err)), 0);
 	struct facts f = vmap_facts(m);
 	fr.m = m;
+	for (int i = 0; i < FRESH_NAMES; i++) {
+		struct replica_fact rf = { .state = REPLICA_HOLDS };
+		fresh_name(name, sizeof(name), i);
+		f.ops->put_replica(f.ctx, "dc-east", name, &rf);
+	}
+	vmap_flush(m);
 	for (int t = 0; t < FRESH_READERS; t++) {
 		r[t] = (struct fresh_reader){ .fr = &fr, .seed = 7u + (unsigned)t };
 		CHECK_INT(pthread_create(&r[t].th, NULL, fresh_reader_main,
@@ -720,9 +733,11 @@ static void hot_names_are_never_older(void)
 		fresh_name(name, sizeof(name), i);
 		f.ops->put_source(f.ctx, name, &s);
 		atomic_store(&fr.put[i], g);
-		if (g % 64 == 0)
+		if (g % 64 == 0) {
 			vmap_flush(m);       /* the batches empty: gets go to
 						the front and the map */
+			usleep(200);
+		}
 	}
 	atomic_store(&fr.done, 1);
 	uint64_t gets = 0;
