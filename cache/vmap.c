@@ -258,11 +258,22 @@ static void batch_add(struct batch *bt, const struct fact_write *w)
 	index_add(bt, bt->n++);
 }
 
+/* Empty the batch.  Its index keeps the size a burst gave it, so a small
+ * batch clears only its own entries (each is found from its home, the
+ * holes left behind do not matter: every entry goes). */
 void vmap_batch_clear(struct batch *bt)
 {
-	for (size_t i = 0; i < bt->n; i++)
+	bool each = bt->n * 8 < bt->nindex;
+	for (size_t i = 0; i < bt->n; i++) {
 		free(bt->w[i].val);
-	if (bt->n)
+		if (!each)
+			continue;
+		size_t at = batch_home(bt, &bt->w[i]);
+		while (bt->index[at] != i + 1)
+			at = (at + 1) & (bt->nindex - 1);
+		bt->index[at] = 0;
+	}
+	if (bt->n && !each)
 		memset(bt->index, 0, bt->nindex * sizeof(*bt->index));
 	bt->n = 0;
 }

@@ -406,6 +406,20 @@ static void pending_is_bounded(void)
 	vmap_flush(m);
 	vmap_get_stats(m, &st);
 	CHECK_INT(st.lost, 0);
+	/* batches far smaller than the burst's index clear only their own
+	 * entries: a batch of one after one of ten, in the same struct,
+	 * must not find the ten's facts */
+	for (int round = 1; round <= 4; round++) {
+		uint64_t newest = 0;
+		for (int k = 0; k < (round <= 2 ? 10 : 1); k++) {
+			newest = (uint64_t)(round * 100 + k);
+			struct source_fact v = source(newest);
+			f.ops->put_source(f.ctx, "burst/after", &v);
+		}
+		CHECK_INT(f.ops->get_source(f.ctx, "burst/after", &got), 0);
+		CHECK_INT(got.generation, newest);
+		vmap_flush(m);
+	}
 	vmap_close(m);
 	CHECK_INT(vmap_open(dir("pending"), "id", 64 << 20, &m, err,
 			    sizeof(err)), 0);
