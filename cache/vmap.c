@@ -460,6 +460,26 @@ struct taker {
 		      const struct fact_write *q, void *arg);
 };
 
+/* Count a lookup of a name in this thread's slot. */
+static void count_lookup(struct vmap *m, bool hit)
+{
+	int slot = thread_slot();
+	struct vmap_count *c = &m->count[slot < 0 ? RTXN_POOL : slot];
+	if (slot < 0) {
+		atomic_fetch_add_explicit(&c->lookups, 1, memory_order_relaxed);
+		if (hit)
+			atomic_fetch_add_explicit(&c->hits, 1,
+						  memory_order_relaxed);
+		return;
+	}
+	atomic_store_explicit(&c->lookups, atomic_load_explicit(
+		&c->lookups, memory_order_relaxed) + 1, memory_order_relaxed);
+	if (hit)
+		atomic_store_explicit(&c->hits, atomic_load_explicit(
+			&c->hits, memory_order_relaxed) + 1,
+			memory_order_relaxed);
+}
+
 /* A name record kept in the front: its fact, and a touch when the record
  * is old (then the copy goes, to be read again once the touch is
  * written, rather than be touched at every hit). */
@@ -496,12 +516,16 @@ static int lookup(struct vmap *m, const struct fact_write *q,
 		if (w)
 			rc = take->pending(w, arg);
 		pthread_mutex_unlock(&m->lock);
-		if (rc <= 0)
+		if (rc <= 0) {
+			if (db == DB_NAMES)
+				count_lookup(m, false);
 			return rc;
+		}
 	}
 	if (db == DB_NAMES) {
 		unsigned char v[VFRONT_VAL_MAX];
 		size_t len = vfront_get(m->front, q->key, v);
+		count_lookup(m, len != 0);
 		if (len)
 			return front_record(m, q, v, len, take, arg);
 	}
@@ -1000,4 +1024,10 @@ void vmap_get_stats(struct vmap *m, struct vmap_stats *st)
 	pthread_mutex_unlock(&m->lock);
 	st->map_size = m->map_size;
 	st->used_bytes = (uint64_t)(vmap_fill_ratio(m) * (double)m->map_size);
+	for (unsigned i = 0; i <= RTXN_POOL; i++) {
+		st->lookups += atomic_load_explicit(&m->count[i].lookups,
+						    memory_order_relaxed);
+		st->front_hits += atomic_load_explicit(&m->count[i].hits,
+						       memory_order_relaxed);
+	}
 }

@@ -38,6 +38,9 @@ struct vmap_stats {
 	uint64_t lost;           /* facts queued but not kept: commit failed */
 	uint64_t map_size;       /* the ceiling, bytes */
 	uint64_t used_bytes;     /* pages in use, bytes */
+	uint64_t lookups;        /* facts of names asked for */
+	uint64_t front_hits;     /* of those, answered from the records
+	                            held in memory (vmap_front.h) */
 };
 
 /*

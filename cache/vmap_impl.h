@@ -71,6 +71,13 @@ struct touch {
 	size_t klen;
 };
 
+/* Lookups of names, and those the front answered, of one thread slot:
+ * one thread writes them, so no atomic read-modify-write (the last pair
+ * is shared by threads without a slot). */
+struct vmap_count {
+	_Atomic uint64_t lookups, hits;
+} __attribute__((aligned(64)));
+
 struct vmap {
 	MDB_env *env;
 	MDB_dbi dbi[NDB];
@@ -106,6 +113,7 @@ struct vmap {
 	 * the thread holding it alone (thread_slot()), and by close */
 	_Atomic(MDB_txn *) rtxn[RTXN_POOL];
 	struct vfront *front;      /* name records looked up lately */
+	struct vmap_count count[RTXN_POOL + 1];
 };
 
 static inline uint32_t now_minutes(void)

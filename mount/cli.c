@@ -363,6 +363,7 @@ static int run_mount(struct mount_args *ma)
 		.start_wall_ns = wall_ns(),
 		.feed = changes_feed(stack.changes),
 		.staging = staging,
+		.vmap = stack.vmap,
 	};
 	fs_settings(&cfg.mount, stack.rp, &fc);
 	if (cfg.mount.writable) {

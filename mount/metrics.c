@@ -20,6 +20,7 @@
 #include "backends/util/timeutil.h"
 #include "cache/blockcache.h"
 #include "cache/readpath.h"
+#include "cache/vmap.h"
 #include "fs/staging.h"
 
 #include <errno.h>
@@ -122,6 +123,38 @@ static void bcache_metrics(struct bcache *bc, uint64_t limit,
 		 bc ? (double)limit : 0);
 }
 
+static void vmap_metrics(struct vmap *m, struct prom *p)
+{
+	struct vmap_stats s;
+	vmap_get_stats(m, &s);
+	prom_add(p, "hylake_vmap_names", PROM_GAUGE,
+		 "names the version map holds facts of", NULL, NULL,
+		 (double)s.objects);
+	prom_add(p, "hylake_vmap_bytes", PROM_GAUGE,
+		 "bytes of the version map's pages in use", NULL, NULL,
+		 (double)s.used_bytes);
+	prom_add(p, "hylake_vmap_limit_bytes", PROM_GAUGE,
+		 "map_size: the version map's ceiling", NULL, NULL,
+		 (double)s.map_size);
+	prom_add(p, "hylake_vmap_lookups_total", PROM_COUNTER,
+		 "facts of names asked of the version map", NULL, NULL,
+		 (double)s.lookups);
+	prom_add(p, "hylake_vmap_memory_hits_total", PROM_COUNTER,
+		 "of those, answered from the records of names looked up "
+		 "lately, held in memory", NULL, NULL, (double)s.front_hits);
+	prom_add(p, "hylake_vmap_commits_total", PROM_COUNTER,
+		 "batches of facts written", NULL, NULL, (double)s.commits);
+	prom_add(p, "hylake_vmap_evicted_total", PROM_COUNTER,
+		 "names evicted to stay under map_size", NULL, NULL,
+		 (double)s.evicted);
+	prom_add(p, "hylake_vmap_dropped_facts_total", PROM_COUNTER,
+		 "facts not kept because the writer was behind (each costs a "
+		 "round trip later)", NULL, NULL, (double)s.dropped);
+	prom_add(p, "hylake_vmap_lost_facts_total", PROM_COUNTER,
+		 "facts not kept because a batch failed to commit (see the "
+		 "log)", NULL, NULL, (double)s.lost);
+}
+
 static void staging_metrics(struct staging *s, struct prom *p)
 {
 	struct staging_stats st;
@@ -163,6 +196,8 @@ void metrics_gather(const struct metrics_src *src, struct strbuf *out)
 		feed_metrics(src->feed, &p);
 	if (src->staging)
 		staging_metrics(src->staging, &p);
+	if (src->vmap)
+		vmap_metrics(src->vmap, &p);
 	prom_render(&p, out);
 	prom_release(&p);
 }

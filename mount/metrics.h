@@ -24,6 +24,7 @@ struct bcache;
 struct feed;
 struct staging;
 struct readpath;
+struct vmap;
 struct strbuf;
 
 struct metrics_src {
@@ -36,6 +37,7 @@ struct metrics_src {
 	int64_t start_wall_ns;
 	struct feed *feed;           /* may be NULL: no change feed */
 	struct staging *staging;     /* may be NULL: no staging folder */
+	struct vmap *vmap;           /* may be NULL: no version map */
 };
 
 /* Append the Prometheus text of every figure to out. */

@@ -233,6 +233,22 @@ static void print_human(const char *mnt, const struct figures *f)
 		       "%.0f entries\n", a, h, m,
 		       get(f, "hylake_metadata_cache_entries", NULL, 0));
 	}
+	if (has(f, "hylake_vmap_names", NULL)) {
+		double l = get(f, "hylake_vmap_lookups_total", NULL, 0);
+		pct_text(get(f, "hylake_vmap_memory_hits_total", NULL, 0), l, a,
+			 sizeof(a));
+		human_bytes(get(f, "hylake_vmap_bytes", NULL, 0), b, sizeof(b));
+		human_bytes(get(f, "hylake_vmap_limit_bytes", NULL, 0), c,
+			   sizeof(c));
+		double lost = get(f, "hylake_vmap_lost_facts_total", NULL, 0);
+		printf("version map   %.0f names in %s of %s; %s of %.0f "
+		       "lookups from memory; %.0f names evicted; %.0f facts "
+		       "dropped (writer behind), %.0f lost%s\n",
+		       get(f, "hylake_vmap_names", NULL, 0), b, c, a, l,
+		       get(f, "hylake_vmap_evicted_total", NULL, 0),
+		       get(f, "hylake_vmap_dropped_facts_total", NULL, 0), lost,
+		       lost > 0 ? " (see the log)" : "");
+	}
 	if (has(f, "hylake_feed_healthy", NULL)) {
 		bool ok = get(f, "hylake_feed_healthy", NULL, 0) > 0;
 		printf("change feed   %s%s%s", ok ? "following" : "STALLED: "

@@ -91,6 +91,42 @@ def test_status_and_metrics_follow_the_reads(lake, mounter):
     assert abs(f[("hylake_start_time_seconds", None)] - time.time()) < 600
 
 
+def test_status_shows_the_version_map(lake, mounter):
+    """The version map's figures: the names it holds once opens have taught
+    it, its lookups, and those answered from the records held in memory
+    (an open asks for the source's fact, then each replica's: the second
+    open of a name finds its record in memory after the first lookup)."""
+    names = ("v/a", "v/b", "v/c")
+    for n in names:
+        lake.put(n)
+        lake.to_nfs(n)
+    m = mounter.mount(lake.config())
+    for _ in range(2):
+        for n in names:
+            assert read_all(m / n) == lake.data[n]
+    deadline = time.monotonic() + 10
+    while True:             # the writer commits facts within milliseconds
+        res = run_hylake("status", m.path, "--prometheus")
+        assert res.returncode == 0, res.stderr
+        f = parse(res.stdout)
+        if f[("hylake_vmap_names", None)] >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert f[("hylake_vmap_names", None)] == 3, res.stdout
+    assert f[("hylake_vmap_lookups_total", None)] >= 6
+    assert 1 <= f[("hylake_vmap_memory_hits_total", None)] < f[("hylake_vmap_lookups_total", None)]
+    assert f[("hylake_vmap_commits_total", None)] >= 1
+    assert f[("hylake_vmap_limit_bytes", None)] == 1 << 30       # map_size's default
+    assert 0 < f[("hylake_vmap_bytes", None)] < 1 << 30
+    for gone in ("evicted_total", "dropped_facts_total", "lost_facts_total"):
+        assert f[("hylake_vmap_" + gone, None)] == 0, gone
+    res = run_hylake("status", m.path)
+    assert res.returncode == 0, res.stderr
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("version map")]
+    assert len(line) == 1 and "3 names in" in line[0] and "lookups from memory" in line[0], \
+        res.stdout
+
+
 def test_metrics_endpoint_and_textfile(lake, mounter, ws):
     lake.put("p/x")
     lake.to_nfs("p/x")

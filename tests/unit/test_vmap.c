@@ -624,6 +624,29 @@ static void concurrent_lookups(void)
 	vmap_close(m);
 }
 
+/* Lookups are counted, and those the records held in memory answered:
+ * the first lookup of a committed name reads LMDB, the next ones not. */
+static void lookups_are_counted(void)
+{
+	struct vmap *m;
+	struct vmap_stats st;
+	char err[256];
+	struct source_fact s = source(5), got;
+
+	CHECK_INT(vmap_open(dir("counted"), "id", 64 << 20, &m, err,
+			    sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	f.ops->put_source(f.ctx, "counted/a", &s);
+	vmap_flush(m);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(f.ops->get_source(f.ctx, "counted/a", &got), 0);
+	CHECK_INT(f.ops->get_source(f.ctx, "counted/none", &got), -ENOENT);
+	vmap_get_stats(m, &st);
+	CHECK_INT(st.lookups, 4);
+	CHECK_INT(st.front_hits, 2);
+	vmap_close(m);
+}
+
 /* Thousands of facts queued at once, of the same names over and over:
  * a get finds each name's newest, as the batches' index grows. */
 static void queued_facts_newest_first(void)
@@ -1101,6 +1124,7 @@ int main(void)
 	replica_ids();
 	keys_in_memcmp_order();
 	concurrent_lookups();
+	lookups_are_counted();
 	queued_facts_newest_first();
 	hot_names_are_never_older();
 	records_reject_damage();
