@@ -345,16 +345,21 @@ static void put_fact(struct vmap *m, const struct fact_write *w)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* Remember that a record read from disk is old, so the next batch can
- * refresh its "used" while it writes anyway.  The coarse clock is enough
- * for minutes and costs no system call. */
-static bool note_touch(struct vmap *m, int db, const unsigned char *key,
-		       size_t klen, uint32_t used)
+/* Whether a record last used at minute used is old enough for a touch.
+ * The coarse clock is enough for minutes and costs no system call. */
+static bool touch_due(uint32_t used)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	if (used + TOUCH_AGE_MIN > (uint32_t)(ts.tv_sec / 60))
-		return false;
+	return used != UINT32_MAX &&
+	       used + TOUCH_AGE_MIN <= (uint32_t)(ts.tv_sec / 60);
+}
+
+/* Remember that a record read is old, so the next batch can refresh its
+ * "used" while it writes anyway (never a write of its own). */
+static void note_touch(struct vmap *m, int db, const unsigned char *key,
+		       size_t klen)
+{
 	pthread_mutex_lock(&m->lock);
 	if (m->ntouched < TOUCH_MAX) {
 		struct touch *t = &m->touched[m->ntouched++];
@@ -363,7 +368,6 @@ static bool note_touch(struct vmap *m, int db, const unsigned char *key,
 		memcpy(t->key, key, klen);
 	}
 	pthread_mutex_unlock(&m->lock);
-	return true;
 }
 
 /*
@@ -480,17 +484,37 @@ static void count_lookup(struct vmap *m, bool hit)
 			memory_order_relaxed);
 }
 
-/* A name record kept in the front: its fact, and a touch when the record
- * is old (then the copy goes, to be read again once the touch is
- * written, rather than be touched at every hit). */
+/* Keep the name record v, read with ticket, in the front.  A record due
+ * a touch is kept as it will be once the touch is written (used now), so
+ * that its hits do not touch it again: only its "used" differs from the
+ * map's, and no fact. */
+static void front_keep(struct vmap *m, const unsigned char *key,
+		       uint64_t ticket, const unsigned char *v, size_t len,
+		       bool due)
+{
+	unsigned char copy[VFRONT_VAL_MAX];
+
+	if (!ticket || len > VFRONT_VAL_MAX)
+		return;
+	if (due) {
+		memcpy(copy, v, len);
+		vmap_records_set_used(copy, len, now_minutes());
+		v = copy;
+	}
+	vfront_fill(m->front, key, ticket, v, len);
+}
+
+/* A name record found in the front: its fact, and a touch when the copy
+ * has been kept for an hour (the copy then says used now). */
 static int front_record(struct vmap *m, const struct fact_write *q,
-			const unsigned char *v, size_t len,
+			uint64_t ticket, const unsigned char *v, size_t len,
 			const struct taker *take, void *arg)
 {
 	int rc = take->record(v, len, q, arg);
-	if (rc == 0 && note_touch(m, DB_NAMES, q->key, NAME_KEY,
-				  vmap_records_used(v, len)))
-		vfront_forget(m->front, q->key);
+	if (rc == 0 && touch_due(vmap_records_used(v, len))) {
+		note_touch(m, DB_NAMES, q->key, NAME_KEY);
+		front_keep(m, q->key, ticket, v, len, true);
+	}
 	return rc;
 }
 
@@ -527,27 +551,25 @@ static int lookup(struct vmap *m, const struct fact_write *q,
 		size_t len = vfront_get(m->front, q->key, v);
 		count_lookup(m, len != 0);
 		if (len)
-			return front_record(m, q, v, len, take, arg);
+			return front_record(m, q, ticket, v, len, take, arg);
 	}
 
 	MDB_txn *txn;
 	int slot;
 	MDB_val k = { klen, (void *)q->key }, d;
-	uint32_t used = UINT32_MAX;
+	bool due = false;
 	int rc = rtxn_take(m, &txn, &slot);
 	if (rc < 0)
 		return rc;
 	rc = vmap_mdb_errno(mdb_get(txn, m->dbi[db], &k, &d));
 	if (rc == 0) {
-		used = vmap_records_used(d.mv_data, d.mv_size);
-		if (ticket)
-			vfront_fill(m->front, q->key, ticket, d.mv_data,
-				    d.mv_size);
+		due = touch_due(vmap_records_used(d.mv_data, d.mv_size));
+		front_keep(m, q->key, ticket, d.mv_data, d.mv_size, due);
 		rc = take->record(d.mv_data, d.mv_size, q, arg);
 	}
 	rtxn_give(m, txn, slot);
-	if (rc == 0 && note_touch(m, db, q->key, klen, used) && ticket)
-		vfront_forget(m->front, q->key);
+	if (rc == 0 && due)
+		note_touch(m, db, q->key, klen);
 	return rc;
 }
 

@@ -647,6 +647,86 @@ static void lookups_are_counted(void)
 	vmap_close(m);
 }
 
+/* Set "used" of every name record in the map in d to used (as if last
+ * read long ago); or put the oldest record's into *oldest.  The count of
+ * records. */
+static int record_used(const char *d, bool set, uint32_t used,
+		       uint32_t *oldest)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int n = 0;
+
+	if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 6) ||
+	    mdb_env_open(env, d, set ? 0 : MDB_RDONLY, 0600))
+		return -1;
+	if (mdb_txn_begin(env, NULL, set ? 0 : MDB_RDONLY, &txn) ||
+	    mdb_dbi_open(txn, "names", 0, &dbi) ||
+	    mdb_cursor_open(txn, dbi, &cur)) {
+		mdb_env_close(env);
+		return -1;
+	}
+	for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0;
+	     op = MDB_NEXT, n++) {
+		if (!set) {
+			uint32_t u = vmap_records_used(v.mv_data, v.mv_size);
+			if (n == 0 || u < *oldest)
+				*oldest = u;
+			continue;
+		}
+		unsigned char copy[512];
+		memcpy(copy, v.mv_data, v.mv_size);
+		vmap_records_set_used(copy, v.mv_size, used);
+		v.mv_data = copy;
+		mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+	}
+	mdb_cursor_close(cur);
+	if (set)
+		mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return n;
+}
+
+/* A record last used long ago is touched when read, and kept in memory
+ * as touched: the next lookups are answered from memory, not from LMDB
+ * (each touching it again), and the touch reaches the map with the next
+ * batch. */
+static void an_old_record_is_touched_once(void)
+{
+	struct vmap *m;
+	struct vmap_stats st;
+	char err[256];
+	struct source_fact s = source(8), got;
+	uint32_t used = 0;
+
+	CHECK_INT(vmap_open(dir("old"), "id", 64 << 20, &m, err,
+			    sizeof(err)), 0);
+	struct facts f = vmap_facts(m);
+	f.ops->put_source(f.ctx, "old/a", &s);
+	vmap_close(m);
+	CHECK_INT(record_used(dir("old"), true, 1000, NULL), 1);
+
+	CHECK_INT(vmap_open(dir("old"), "id", 64 << 20, &m, err,
+			    sizeof(err)), 0);
+	f = vmap_facts(m);
+	for (int i = 0; i < 4; i++) {
+		CHECK_INT(f.ops->get_source(f.ctx, "old/a", &got), 0);
+		CHECK_INT(got.generation, 8);
+	}
+	vmap_get_stats(m, &st);
+	CHECK_INT(st.lookups, 4);
+	CHECK_INT(st.front_hits, 3);
+	f.ops->put_source(f.ctx, "old/b", &s);   /* a batch carries it */
+	vmap_close(m);
+	CHECK_INT(record_used(dir("old"), false, 0, &used), 2);
+	CHECK(used > 1000 + 60);                 /* old/a's was touched */
+}
+
 /* Thousands of facts queued at once, of the same names over and over:
  * a get finds each name's newest, as the batches' index grows. */
 static void queued_facts_newest_first(void)
@@ -1125,6 +1205,7 @@ int main(void)
 	keys_in_memcmp_order();
 	concurrent_lookups();
 	lookups_are_counted();
+	an_old_record_is_touched_once();
 	queued_facts_newest_first();
 	hot_names_are_never_older();
 	records_reject_damage();
