@@ -464,24 +464,25 @@ struct taker {
 		      const struct fact_write *q, void *arg);
 };
 
+/* Add one to a count: a slot's has one writer and needs no atomic
+ * read-modify-write, the shared one does. */
+static void count_one(_Atomic uint64_t *c, bool shared)
+{
+	if (shared)
+		atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+	else
+		atomic_store_explicit(c, atomic_load_explicit(
+			c, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
 /* Count a lookup of a name in this thread's slot. */
 static void count_lookup(struct vmap *m, bool hit)
 {
 	int slot = thread_slot();
 	struct vmap_count *c = &m->count[slot < 0 ? RTXN_POOL : slot];
-	if (slot < 0) {
-		atomic_fetch_add_explicit(&c->lookups, 1, memory_order_relaxed);
-		if (hit)
-			atomic_fetch_add_explicit(&c->hits, 1,
-						  memory_order_relaxed);
-		return;
-	}
-	atomic_store_explicit(&c->lookups, atomic_load_explicit(
-		&c->lookups, memory_order_relaxed) + 1, memory_order_relaxed);
+	count_one(&c->lookups, slot < 0);
 	if (hit)
-		atomic_store_explicit(&c->hits, atomic_load_explicit(
-			&c->hits, memory_order_relaxed) + 1,
-			memory_order_relaxed);
+		count_one(&c->hits, slot < 0);
 }
 
 /* Keep the name record v, read with ticket, in the front.  A record due
