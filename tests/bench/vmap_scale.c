@@ -26,6 +26,7 @@
  * end (unless --keep).
  */
 #include "cache/vmap.h"
+#include "backends/util/fdio.h"
 #include "backends/util/log.h"
 #include "backends/util/timeutil.h"
 
@@ -195,16 +196,6 @@ static uint64_t file_size(const char *dir)
 	struct stat sb;
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-}
-
-static void remove_map(const char *dir)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-	unlink(path);
-	rmdir(dir);
 }
 
 static struct vmap *open_map(const char *dir, uint64_t map_size)
@@ -519,7 +510,7 @@ int main(int argc, char **argv)
 	run_readers(&sr, 1, o.seconds);
 	vmap_close(m);
 	if (!o.keep)
-		remove_map(small);
+		remove_tree(small);
 
 	/* eviction: a ceiling just above what the map uses, then more names */
 	fprintf(stderr, "eviction\n");
@@ -546,7 +537,7 @@ int main(int argc, char **argv)
 	vmap_close(m);
 	uint64_t efsize = file_size(big);
 	if (!o.keep)
-		remove_map(big);
+		remove_tree(big);
 
 	/* the table */
 	printf("\n$");
