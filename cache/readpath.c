@@ -65,6 +65,7 @@
 #define RESERVE ((uint64_t)48 << 20)   /* memory_limit left to the rest */
 #define PAGE ((uint64_t)4096)           /* the kernel's reads start on one */
 #define CHUNK_PEEK ((size_t)64 << 10)   /* a page header, read first */
+#define PLAN_COLUMNS 1024u              /* columns plan_columns follows */
 
 struct extent;
 
@@ -101,6 +102,9 @@ struct extent {
 	bool linked;
 	bool from_cache;                  /* planned from the block cache */
 	bool ahead, used, tail;
+	bool planned;                     /* fetched ahead for a chunk of
+					     row group `group` (plan_columns) */
+	uint32_t group;
 	size_t store_from;                /* bytes from here came from the
 	                                     store: for the block cache */
 	uint64_t tick;                    /* last use, for trimming */
@@ -139,6 +143,10 @@ struct rfile {
 	uint64_t ra_limit;                /* with a layout: read-ahead stops
 					     here, the end of the chunk the
 					     reads in order are in */
+	uint64_t columns[PLAN_COLUMNS / 64];  /* bit per column: its chunk
+					     begun by this handle */
+	uint32_t plan_group;              /* row group of the chunk begun
+					     last, + 1; 0: none yet */
 	int refs;                         /* the opener and fetch jobs */
 	atomic_bool cancel;               /* set at close */
 };
@@ -462,6 +470,55 @@ static void layout_learn(struct rfile *f, const char *buf, uint64_t off)
 			  f->o->name, f->layout->n_chunks, f->layout->n_groups);
 }
 
+static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want);
+
+/*
+ * A scan reads the same columns in each row group it takes (its query's
+ * projection).  When this handle begins chunk c, the chunks of c's row
+ * group whose columns it began before are fetched ahead as well, so that
+ * they arrive together instead of one round trip after another.  At most
+ * read_ahead_max bytes, none of c's own blocks (its reader fetches them).
+ * A wrong guess costs bytes, never the answer; what was fetched and not
+ * read goes once the handle begins a chunk of another row group (trim).
+ * Lock held.
+ */
+static void plan_columns(struct rfile *f, const struct parquet_chunk *c)
+{
+	const struct parquet_group *g = &f->layout->groups[c->group];
+	uint64_t c_first = c->off / BLK, c_last = (c->off + c->len - 1) / BLK;
+	uint64_t room = f->rp->conf.read_ahead_max / BLK;
+
+	f->plan_group = c->group + 1;
+	if (c->column < PLAN_COLUMNS)
+		f->columns[c->column / 64] |= (uint64_t)1 << (c->column % 64);
+	for (size_t i = g->first; i < g->first + g->n; i++) {
+		const struct parquet_chunk *d = &f->layout->chunks[i];
+		if (d == c || d->column >= PLAN_COLUMNS ||
+		    !(f->columns[d->column / 64] >> (d->column % 64) & 1))
+			continue;
+		uint64_t b = d->off / BLK, last = (d->off + d->len - 1) / BLK;
+		while (b <= last) {
+			if (b >= c_first && b <= c_last) {
+				b = c_last + 1;
+				continue;
+			}
+			struct extent *e = ext_find(f, b);
+			if (!e) {
+				uint64_t want = min64(last - b + 1, room);
+				if (b < c_first)
+					want = min64(want, c_first - b);
+				if (!want || f->ahead_inflight >= MAX_AHEAD ||
+				    !(e = ahead_fetch(f, b, want)))
+					return;
+				e->planned = true;
+				e->group = c->group;
+				room -= e->nblocks;
+			}
+			b = e->first + e->nblocks;
+		}
+	}
+}
+
 /*
  * A read that starts a Parquet column chunk reads it through: the reader
  * fetches the whole chunk (up to READPATH_CHUNK_MAX) and read-ahead stays
@@ -484,6 +541,7 @@ static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
 	if (c && off <= c->off && c->off - off < PAGE &&
 	    (jump || len <= CHUNK_PEEK)) {
 		f->ra_limit = c->off + c->len;
+		plan_columns(f, c);
 		return max64(last, (c->off + c->len - 1) / BLK);
 	}
 	if (jump) {              /* into the middle of a chunk, or none */
@@ -741,10 +799,37 @@ static uint64_t warm_later(struct rfile *f, uint64_t b, uint64_t target,
 	return b + n;
 }
 
+/*
+ * Fetch up to want blocks from b (ext_plan) on a fetcher, ahead of the
+ * reader.  The extent, or NULL when the budget or the fetchers have no
+ * room now.  Lock held.
+ */
+static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want)
+{
+	struct extent *e = ext_plan(f, b, want, true);
+	if (!e)
+		return NULL;
+	struct fetch_job *fj = xcalloc(1, sizeof(*fj));
+	fj->job.fn = fetch_job_run;
+	fj->f = f;
+	fj->e = e;
+	atomic_fetch_add(&e->refs, 1);
+	f->refs++;
+	f->ahead_inflight++;
+	if (!pool_try_submit(&f->rp->pool, &fj->job)) {
+		free(fj);
+		atomic_fetch_sub(&e->refs, 1);
+		f->refs--;
+		f->ahead_inflight--;
+		ext_unlink(f, e);
+		return NULL;
+	}
+	return e;
+}
+
 /* Issue read-ahead up to the window.  Lock held. */
 static void read_ahead(struct rfile *f)
 {
-	struct readpath *rp = f->rp;
 	/* chunks grow with the window: a few in flight at once */
 	uint64_t chunk = max64(1, min64(CHUNK_BLOCKS, f->window / CHUNK_DIV / BLK));
 	uint64_t pos = max64(f->ra_end, f->next_off / BLK * BLK);
@@ -771,24 +856,9 @@ static void read_ahead(struct rfile *f)
 		uint64_t want = chunk;
 		if (f->layout)          /* not past the chunk read */
 			want = min64(want, (target - pos + BLK - 1) / BLK);
-		e = ext_plan(f, b, want, true);
+		e = ahead_fetch(f, b, want);
 		if (!e)
-			break;                    /* memory budget spent */
-		struct fetch_job *fj = xcalloc(1, sizeof(*fj));
-		fj->job.fn = fetch_job_run;
-		fj->f = f;
-		fj->e = e;
-		atomic_fetch_add(&e->refs, 1);
-		f->refs++;
-		f->ahead_inflight++;
-		if (!pool_try_submit(&rp->pool, &fj->job)) {
-			free(fj);
-			atomic_fetch_sub(&e->refs, 1);
-			f->refs--;
-			f->ahead_inflight--;
-			ext_unlink(f, e);
-			break;                    /* no fetcher free: later */
-		}
+			break;
 		pos = (e->first + e->nblocks) * BLK;
 	}
 	f->ra_end = pos;
@@ -828,6 +898,8 @@ static void trim(struct rfile *f)
 		}
 		if (e->st != EX_READY || e->tail)
 			continue;
+		if (e->planned && !e->used && e->group + 1 == f->plan_group)
+			continue;       /* for the row group being read */
 		if (f->seq >= 2 ? e->off + e->len + KEEP_BEHIND <= f->next_off
 				: e->ahead && !e->used)
 			ext_unlink(f, e);   /* left behind, or ahead of a

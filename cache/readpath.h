@@ -16,6 +16,10 @@
  *   aligned) while the file is open and the budget allows.  Small files
  *   are fetched whole.  The open itself may have read the last bytes
  *   (readpath_open_tail): reads inside them cost nothing more.
+ * - Parquet (*.parquet, once the footer is read): a read that begins a
+ *   column chunk fetches the chunk whole, read-ahead stays inside the
+ *   chunk, and the chunks of its row group whose columns the handle
+ *   began before are fetched ahead beside it (a scan's projection).
  * - Memory: every extent held (read on demand, read ahead, a tail) and
  *   every buffer kept for reuse is paid for from one budget of
  *   memory_limit bytes shared by all open files.  When a new extent would

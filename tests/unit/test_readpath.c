@@ -165,16 +165,16 @@ static unsigned held(struct bcache *bc, const char *name, uint64_t gen,
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /*
- * A Parquet file of one row group whose column chunks lie at chunk[]
- * (MiB), its data the pattern of seed and its footer real; put in the
- * store as name.  Returns its size.
+ * A Parquet file of ngroups row groups, group g the next per[g] of the
+ * column chunks at chunks[] (n in all), its data the pattern of seed and
+ * its footer real; put in the store as name.  Returns its size.
  */
-static uint64_t put_parquet(const char *name, uint64_t seed,
-			    const struct spec *chunks, size_t n)
+static uint64_t put_parquet_groups(const char *name, uint64_t seed,
+				   const struct spec *chunks, size_t n,
+				   const size_t *per, size_t ngroups)
 {
 	struct strbuf w = STRBUF_INIT;
-	size_t one = n;
-	put_footer(&w, chunks, &one, 1);
+	put_footer(&w, chunks, per, ngroups);
 	uint64_t data_end = (uint64_t)(chunks[n - 1].data + chunks[n - 1].size);
 	uint64_t size = data_end + w.len + 8;
 	unsigned char *b = malloc(size);
@@ -190,6 +190,24 @@ static uint64_t put_parquet(const char *name, uint64_t seed,
 	free(b);
 	strbuf_release(&w);
 	return size;
+}
+
+/* The same, of one row group. */
+static uint64_t put_parquet(const char *name, uint64_t seed,
+			    const struct spec *chunks, size_t n)
+{
+	return put_parquet_groups(name, seed, chunks, n, &n, 1);
+}
+
+/* Open name with the last MiB read at open, as an open_tail would. */
+static struct bobj *open_with_tail(const char *name, uint64_t size)
+{
+	struct bobj *o = store_open(name);
+	struct deadline dl = deadline_in_ms(5000);
+	o->tail = malloc(MiB);
+	o->tail_len = MiB;
+	CHECK_INT(bobj_read(o, o->tail, MiB, size - MiB, &dl), MiB);
+	return o;
 }
 
 static bool reqs_end_by(uint64_t end)
@@ -212,11 +230,7 @@ static void parquet_chunks_are_read_whole_and_alone(void)
 		{ .data = 30 * MiB, .dict = -1, .size = 2 * MiB },
 	};
 	uint64_t size = put_parquet("t/part-0.parquet", 31, chunks, 5);
-	struct bobj *o = store_open("t/part-0.parquet");
-	o->tail = malloc(MiB);
-	o->tail_len = MiB;
-	struct deadline dl = deadline_in_ms(5000);
-	CHECK_INT(bobj_read(o, o->tail, MiB, size - MiB, &dl), MiB);
+	struct bobj *o = open_with_tail("t/part-0.parquet", size);
 	reset();
 	struct rfile *f = rfile_open(rp, o);
 
@@ -262,6 +276,87 @@ static void parquet_chunks_are_read_whole_and_alone(void)
 	CHECK(read_ok(f, 31, 3 * MiB, 256));
 	CHECK_INT(nreq(), 1);
 	CHECK_INT(reqs()[0].len, MiB);
+	rfile_close(f);
+	readpath_destroy(rp);
+}
+
+/* Read chunk [off, end) as a Parquet reader does: its first page's
+ * header, then the rest in 128 KiB reads. */
+static bool chunk_read_ok(struct rfile *f, uint64_t seed, uint64_t off,
+			  uint64_t end)
+{
+	bool ok = read_ok(f, seed, off, 256);
+	for (uint64_t at = off + 256; ok && at < end; at += 128 * KiB)
+		ok = read_ok(f, seed, at, (size_t)min_u64(128 * KiB, end - at));
+	return ok;
+}
+
+/* Wait up to 2 s for n requests in all. */
+static unsigned nreq_reaches(unsigned n)
+{
+	for (int i = 0; i < 200 && nreq() < n; i++)
+		usleep(10000);
+	return nreq();
+}
+
+/*
+ * A scan that read columns 0 and 2 of row group 0 begins column 0 of
+ * row group 1: column 2 of that group is fetched at once beside it, and
+ * costs nothing more when read.  Column 1, never read, is never fetched.
+ */
+static void a_scans_columns_arrive_together(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	const struct spec chunks[] = {   /* 3 groups of 3 columns */
+		{ .data = 4, .dict = -1, .size = 2 * MiB - 4 },
+		{ .data = 2 * MiB, .dict = -1, .size = 3 * MiB },
+		{ .data = 5 * MiB, .dict = -1, .size = 2 * MiB },
+		{ .data = 7 * MiB, .dict = -1, .size = 2 * MiB },
+		{ .data = 9 * MiB, .dict = -1, .size = 3 * MiB },
+		{ .data = 12 * MiB, .dict = -1, .size = 2 * MiB },
+		{ .data = 14 * MiB, .dict = -1, .size = 2 * MiB },
+		{ .data = 16 * MiB, .dict = -1, .size = 3 * MiB },
+		{ .data = 19 * MiB, .dict = -1, .size = 2 * MiB },
+	};
+	const size_t per[] = { 3, 3, 3 };
+	uint64_t size = put_parquet_groups("t/scan.parquet", 47, chunks, 9,
+					   per, 3);
+	struct bobj *o = open_with_tail("t/scan.parquet", size);
+	reset();
+	struct rfile *f = rfile_open(rp, o);
+
+	/* row group 0: each column's chunk, one request each */
+	CHECK(chunk_read_ok(f, 47, 0, 2 * MiB));
+	CHECK(chunk_read_ok(f, 47, 5 * MiB, 7 * MiB));
+	CHECK_INT(nreq(), 2);
+
+	/* row group 1: its column 2 comes with its column 0 */
+	reset();
+	CHECK(read_ok(f, 47, 7 * MiB, 256));
+	CHECK_INT(nreq_reaches(2), 2);
+	struct fault_range *r = reqs();
+	bool c0 = false, c2 = false;
+	for (unsigned i = 0; i < 2; i++) {
+		c0 |= r[i].off == 7 * MiB && r[i].len == 2 * MiB;
+		c2 |= r[i].off == 12 * MiB && r[i].len == 2 * MiB;
+	}
+	CHECK(c0 && c2);
+	CHECK(chunk_read_ok(f, 47, 7 * MiB, 9 * MiB));
+	CHECK(chunk_read_ok(f, 47, 12 * MiB, 14 * MiB));
+	CHECK_INT(nreq(), 2);
+
+	/* row group 2, begun at column 2 this time: column 0, before it in
+	 * the file, comes with it, and neither reaches column 1 */
+	reset();
+	CHECK(read_ok(f, 47, 19 * MiB, 256));
+	CHECK_INT(nreq_reaches(2), 2);
+	CHECK(chunk_read_ok(f, 47, 14 * MiB, 16 * MiB));
+	CHECK(chunk_read_ok(f, 47, 19 * MiB, 21 * MiB));
+	usleep(50000);
+	CHECK_INT(nreq(), 2);
+	r = reqs();
+	for (unsigned i = 0; i < nreq(); i++)
+		CHECK(r[i].off + r[i].len <= 16 * MiB || r[i].off >= 19 * MiB);
 	rfile_close(f);
 	readpath_destroy(rp);
 }
@@ -904,6 +999,7 @@ int main(void)
 	footer_reads_take_one_request();
 	tail_read_at_open_answers_reads();
 	parquet_chunks_are_read_whole_and_alone();
+	a_scans_columns_arrive_together();
 	memory_budget_holds();
 	many_files_at_random_stay_in_budget();
 	a_read_goes_on_when_the_budget_is_held();
