@@ -82,6 +82,7 @@ struct readpath {
 	uint64_t ahead_bytes;             /* extents fetched ahead, unread */
 	atomic_uint_fast64_t mem_used, mem_peak;   /* extents + free list */
 	atomic_uint_fast64_t cache_hit_bytes;
+	atomic_uint_fast64_t kernel_ra;   /* readpath_set_kernel_read_ahead */
 	atomic_uint_fast64_t reads, bytes, mem_hits, cache_hits, fetches,
 		fetched_bytes, ahead_fetches, ahead_unused;
 };
@@ -470,6 +471,21 @@ static void layout_learn(struct rfile *f, const char *buf, uint64_t off)
 			  f->o->name, f->layout->n_chunks, f->layout->n_groups);
 }
 
+/*
+ * The last block a reader beginning chunk c will ask for: the chunk's,
+ * and for a chunk longer than the kernel's read-ahead, two windows of it
+ * past the end (readpath.h), within the file.
+ */
+static uint64_t chunk_last(const struct rfile *f, const struct parquet_chunk *c)
+{
+	uint64_t ra = atomic_load_explicit(&f->rp->kernel_ra,
+					   memory_order_relaxed);
+	uint64_t end = c->off + c->len;
+	if (ra && c->len > ra)
+		end = min64(f->size, end + 2 * ra);
+	return (end - 1) / BLK;
+}
+
 static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want);
 
 /*
@@ -485,7 +501,7 @@ static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want);
 static void plan_columns(struct rfile *f, const struct parquet_chunk *c)
 {
 	const struct parquet_group *g = &f->layout->groups[c->group];
-	uint64_t c_first = c->off / BLK, c_last = (c->off + c->len - 1) / BLK;
+	uint64_t c_first = c->off / BLK, c_last = chunk_last(f, c);
 	uint64_t room = f->rp->conf.read_ahead_max / BLK;
 
 	f->plan_group = c->group + 1;
@@ -496,7 +512,7 @@ static void plan_columns(struct rfile *f, const struct parquet_chunk *c)
 		if (d == c || d->column >= PLAN_COLUMNS ||
 		    !(f->columns[d->column / 64] >> (d->column % 64) & 1))
 			continue;
-		uint64_t b = d->off / BLK, last = (d->off + d->len - 1) / BLK;
+		uint64_t b = d->off / BLK, last = chunk_last(f, d);
 		while (b <= last) {
 			if (b >= c_first && b <= c_last) {
 				b = c_last + 1;
@@ -542,7 +558,7 @@ static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
 	    (jump || len <= CHUNK_PEEK)) {
 		f->ra_limit = c->off + c->len;
 		plan_columns(f, c);
-		return max64(last, (c->off + c->len - 1) / BLK);
+		return max64(last, chunk_last(f, c));
 	}
 	if (jump) {              /* into the middle of a chunk, or none */
 		c = parquet_find(f->layout, off);
@@ -1320,6 +1336,11 @@ void readpath_destroy(struct readpath *rp)
 		}
 	pthread_mutex_destroy(&rp->mem_lock);
 	free(rp);
+}
+
+void readpath_set_kernel_read_ahead(struct readpath *rp, uint64_t bytes)
+{
+	atomic_store(&rp->kernel_ra, bytes);
 }
 
 void readpath_get_stats(struct readpath *rp, struct readpath_stats *out)

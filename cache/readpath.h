@@ -20,6 +20,10 @@
  *   column chunk fetches the chunk whole, read-ahead stays inside the
  *   chunk, and the chunks of its row group whose columns the handle
  *   began before are fetched ahead beside it (a scan's projection).
+ *   A chunk longer than the kernel's read-ahead is fetched with two
+ *   windows of it past its end: the kernel reads them as its reader
+ *   finishes the chunk, in requests that also carry the reader's last
+ *   pages, so fetched alone they would cost that reader a round trip.
  * - Memory: every extent held (read on demand, read ahead, a tail) and
  *   every buffer kept for reuse is paid for from one budget of
  *   memory_limit bytes shared by all open files.  When a new extent would
@@ -96,6 +100,11 @@ struct readpath_stats {
 struct readpath *readpath_create(const struct readpath_conf *conf);
 /* Waits for the fetchers; every rfile must be closed before. */
 void readpath_destroy(struct readpath *rp);
+
+/* The kernel's read-ahead of the mount's files, in bytes (0: not known),
+ * once mounted: what it asks past the end of a Parquet chunk is fetched
+ * with the chunk (see Parquet above). */
+void readpath_set_kernel_read_ahead(struct readpath *rp, uint64_t bytes);
 void readpath_get_stats(struct readpath *rp, struct readpath_stats *out);
 
 /*

@@ -757,9 +757,10 @@ struct fs *fs_create(struct backend *src, const struct fs_conf *conf)
  * The kernel reads ahead of a FUSE file by its mount's read_ahead_kb
  * (128 KiB unless told), in requests of at most that size: with more, a
  * file read in order arrives in 1 MiB requests instead of 128 KiB ones.
- * Only root may set it; failing to is not an error.
+ * Only root may set it; failing to is not an error.  kb 0 leaves it.
+ * Returns the KiB in effect, 0 when they cannot be told.
  */
-static void set_kernel_read_ahead(const char *mountpoint, unsigned kb)
+static unsigned kernel_read_ahead(const char *mountpoint, unsigned kb)
 {
 	char *real = realpath(mountpoint, NULL);
 	FILE *mi = fopen("/proc/self/mountinfo", "r");
@@ -777,18 +778,24 @@ static void set_kernel_read_ahead(const char *mountpoint, unsigned kb)
 		fclose(mi);
 	free(real);
 	if (!*dev)
-		return;
+		return 0;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
-	FILE *f = fopen(path, "w");
+	FILE *f = kb ? fopen(path, "w") : NULL;
 	bool ok = f && fprintf(f, "%u\n", kb) > 0;
 	if (f && fclose(f) != 0)
 		ok = false;
-	if (!ok) {
+	if (kb && !ok)
 		log_info("cannot set the kernel's read-ahead (%s): %s; reads "
 			 "arrive in 128 KiB requests", path, strerror(errno));
-		return;
-	}
-	log_debug("kernel read-ahead of %s: %u KiB", mountpoint, kb);
+	else if (kb)
+		log_debug("kernel read-ahead of %s: %u KiB", mountpoint, kb);
+	unsigned now = 0;
+	f = fopen(path, "r");
+	if (!f || fscanf(f, "%u", &now) != 1)
+		now = 0;
+	if (f)
+		fclose(f);
+	return now;
 }
 
 int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
@@ -845,9 +852,11 @@ int fs_mount(struct fs *fs, const char *mountpoint, const char *source,
 
 void fs_mount_ready(struct fs *fs, const char *mountpoint)
 {
-	/* After FUSE's INIT: its reply sets the read-ahead too. */
-	if (fs->conf.kernel_read_ahead_kb)
-		set_kernel_read_ahead(mountpoint, fs->conf.kernel_read_ahead_kb);
+	/* After FUSE's INIT: its reply sets the read-ahead too.  The read
+	 * path fetches what the kernel will ask past a Parquet chunk. */
+	unsigned kb = kernel_read_ahead(mountpoint,
+					fs->conf.kernel_read_ahead_kb);
+	readpath_set_kernel_read_ahead(fs->conf.readpath, (uint64_t)kb << 10);
 }
 
 void fs_changed(struct fs *fs, const char *name)

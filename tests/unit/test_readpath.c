@@ -361,6 +361,40 @@ static void a_scans_columns_arrive_together(void)
 	readpath_destroy(rp);
 }
 
+/*
+ * With the kernel's read-ahead known (1 MiB), a chunk longer than it
+ * comes with the two windows the kernel reads past its end, in the same
+ * request; a shorter one comes alone.
+ */
+static void kernel_read_ahead_past_a_chunk_comes_with_it(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	readpath_set_kernel_read_ahead(rp, MiB);
+	const struct spec chunks[] = {
+		{ .data = 4, .dict = -1, .size = 3 * MiB - 4 },
+		{ .data = 5 * MiB, .dict = -1, .size = MiB / 2 },
+		{ .data = 6 * MiB, .dict = -1, .size = 10 * MiB },
+	};
+	uint64_t size = put_parquet("t/kra.parquet", 53, chunks, 3);
+	struct bobj *o = open_with_tail("t/kra.parquet", size);
+	reset();
+	struct rfile *f = rfile_open(rp, o);
+	CHECK(read_ok(f, 53, 0, 256));
+	CHECK_INT(nreq(), 1);
+	CHECK_INT(reqs()[0].off, 0);
+	CHECK_INT(reqs()[0].len, 5 * MiB);
+	for (uint64_t at = 256; at < 5 * MiB; at += 128 * KiB)
+		CHECK(read_ok(f, 53, at, (size_t)min_u64(128 * KiB,
+							 5 * MiB - at)));
+	CHECK_INT(nreq(), 1);
+	CHECK(read_ok(f, 53, 5 * MiB, 256));
+	CHECK_INT(nreq(), 2);
+	CHECK_INT(reqs()[1].off, 5 * MiB);
+	CHECK_INT(reqs()[1].len, MiB);
+	rfile_close(f);
+	readpath_destroy(rp);
+}
+
 /* Give o the last n bytes of its version, as an open_tail would. */
 static struct bobj *with_tail(struct bobj *o, uint64_t gen, size_t n)
 {
@@ -1000,6 +1034,7 @@ int main(void)
 	tail_read_at_open_answers_reads();
 	parquet_chunks_are_read_whole_and_alone();
 	a_scans_columns_arrive_together();
+	kernel_read_ahead_past_a_chunk_comes_with_it();
 	memory_budget_holds();
 	many_files_at_random_stay_in_budget();
 	a_read_goes_on_when_the_budget_is_held();
