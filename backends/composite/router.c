@@ -40,6 +40,7 @@
 #define FACT_REFRESH_NS (60 * NS_PER_SEC)
 #define LISTED_NAMES (1u << 20)   /* names of folder listings kept */
 #define IMMUTABLE_CACHE_MS (3600 * 1000)  /* kernel caches of such names */
+#define LEARN_PAGE 256            /* names a first stat's listing learns */
 
 /*
  * One open of the source that concurrent opens of the same name share.
@@ -254,6 +255,83 @@ static bool stat_from_facts(struct router *r, const char *name,
 	return false;
 }
 
+struct list_learn {
+	struct router *r;
+	list_cb cb;
+	void *arg;
+	struct strbuf names;      /* the page's object names, NUL-separated */
+	size_t n;
+};
+
+/* Each listed name teaches table roots, and a listed file whose rule is
+ * immutable becomes a fact: its first open then asks nobody. */
+static int list_learn_entry(void *arg, const struct list_entry *e)
+{
+	struct list_learn *l = arg;
+	struct source_fact f, old;
+	struct fresh_rule rule;
+
+	if (trust_ns(l->r, e->name, &rule) == INT64_MAX && !e->is_prefix &&
+	    e->info.generation &&
+	    (l->r->facts.ops->get_source(l->r->facts.ctx, e->name, &old) < 0 ||
+	     old.tombstone || old.generation != e->info.generation)) {
+		info_to_fact(&e->info, &f);
+		note_source(l->r, e->name, &f);
+	}
+	if (!e->is_prefix) {
+		strbuf_add(&l->names, e->name, strlen(e->name) + 1);
+		l->n++;
+	}
+	return l->cb(l->arg, e);
+}
+
+struct folder_seen {
+	const char *folder;       /* "name/" */
+	bool seen;
+};
+
+/* Only learn; note a folder of the name (which stat prefers). */
+static int list_learn_only(void *arg, const struct list_entry *e)
+{
+	struct folder_seen *fs = arg;
+	if (e->is_prefix && !strcmp(e->name, fs->folder))
+		fs->seen = true;
+	return 0;
+}
+
+/*
+ * A name the map trusts for good once known (an immutable file of a
+ * table), not known yet: one page of its folder's listing, from the name
+ * on, teaches it and the names after it, which a reader of the table
+ * opens next (list_learn_entry).  One request for a whole folder of data
+ * files instead of one a file, when their bytes come from a replica next
+ * door.  Answers *out and returns true when the page showed name as a
+ * file (and no folder of that name).
+ */
+static bool learn_by_listing(struct router *r, const char *name,
+			     struct obj_info *out, const struct deadline *dl)
+{
+	if (!r->nrep || !backend_has(r->src, BACKEND_LIST_START_AT))
+		return false;
+	struct strbuf folder = STRBUF_INIT;
+	strbuf_addf(&folder, "%s/", name);
+	const char *slash = strrchr(name, '/');
+	char *prefix = xstrndup(name, slash ? (size_t)(slash - name) + 1 : 0);
+	struct list_req req = { .prefix = prefix, .delimiter = "/",
+				.max_keys = LEARN_PAGE, .start_at = name };
+	struct folder_seen dir = { folder.buf, false };
+	struct list_learn l = { r, list_learn_only, &dir, STRBUF_INIT, 0 };
+	char *next = NULL;
+	int rc = backend_list(r->src, &req, list_learn_entry, &l, &next, dl);
+	free(next);
+	free(prefix);
+	strbuf_release(&l.names);
+	bool known = rc == 0 && !dir.seen &&
+		     stat_from_facts(r, name, folder.buf, INT64_MAX, out);
+	strbuf_release(&folder);
+	return known;
+}
+
 static int router_stat(struct backend *b, const char *name,
 		       struct obj_info *out, const struct deadline *dl)
 {
@@ -268,6 +346,10 @@ static int router_stat(struct backend *b, const char *name,
 	struct fresh_rule rule;
 	int64_t trust = *name ? trust_ns(r, name, &rule) : 0;
 	if (trust > 0 && stat_from_facts(r, name, folder.buf, trust, out)) {
+		strbuf_release(&folder);
+		return 0;
+	}
+	if (trust == INT64_MAX && learn_by_listing(r, name, out, dl)) {
 		strbuf_release(&folder);
 		return 0;
 	}
@@ -298,36 +380,6 @@ static int router_stat(struct backend *b, const char *name,
 	}
 	strbuf_release(&folder);
 	return rc;
-}
-
-struct list_learn {
-	struct router *r;
-	list_cb cb;
-	void *arg;
-	struct strbuf names;      /* the page's object names, NUL-separated */
-	size_t n;
-};
-
-/* Each listed name teaches table roots, and a listed file whose rule is
- * immutable becomes a fact: its first open then asks nobody. */
-static int list_learn_entry(void *arg, const struct list_entry *e)
-{
-	struct list_learn *l = arg;
-	struct source_fact f, old;
-	struct fresh_rule rule;
-
-	if (trust_ns(l->r, e->name, &rule) == INT64_MAX && !e->is_prefix &&
-	    e->info.generation &&
-	    (l->r->facts.ops->get_source(l->r->facts.ctx, e->name, &old) < 0 ||
-	     old.tombstone || old.generation != e->info.generation)) {
-		info_to_fact(&e->info, &f);
-		note_source(l->r, e->name, &f);
-	}
-	if (!e->is_prefix) {
-		strbuf_add(&l->names, e->name, strlen(e->name) + 1);
-		l->n++;
-	}
-	return l->cb(l->arg, e);
 }
 
 static int router_list(struct backend *b, const struct list_req *req,
@@ -466,6 +518,8 @@ static int pin_version(struct router *r, const char *name, size_t tail_len,
 			return 0;
 		}
 	}
+	if (trust == INT64_MAX && learn_by_listing(r, name, v, dl))
+		return 0;
 	/* With replicas the bytes are theirs to serve: a tail from the
 	 * source would cross the WAN for bytes a replica next door holds. */
 	if (r->nrep)

@@ -95,6 +95,26 @@ def test_warm_query_asks_gcs_once_per_folder_not_per_file(lake, mounter):
     assert sum(kinds.values()) - kinds.get("objects.media", 0) <= opens + 3, kinds
 
 
+def test_cold_query_learns_a_folder_of_data_files_with_one_listing(lake, mounter):
+    """A fresh mount knows no generation: the first look-up of a data file
+    lists its folder from that name on, which teaches the files after it,
+    so the first query asks GCS about the folder once, not once a file,
+    and reads their bytes from the replica."""
+    names = delta_table(lake)
+    m = mounter.mount(lake.config(order=("nfs",)))
+    mark = lake.gcs.control.log_mark()
+    got = read_table(m.path)
+    assert got == {n: lake.data[n] for n in names}
+    reqs = lake.gcs.requests(mark, bucket=lake.bucket)
+    per_file = [(e["kind"], e["object"]) for e in reqs
+                if (e["object"] or "").startswith("tbl/part-")]
+    assert per_file == [], per_file
+    kinds = gcs_kinds(lake, mark)
+    assert kinds.get("objects.list", 0) <= 5, kinds
+    assert sum(kinds.values()) <= 9, kinds
+    assert xattr(m / names[7], "source") == "nfs"
+
+
 def test_new_commit_and_rewritten_pointer_are_seen_at_once(lake, mounter):
     names = delta_table(lake, nfiles=4)
     m = mounter.mount(lake.config(order=("nfs",)), opts=KERNEL_OFF)
