@@ -288,6 +288,7 @@ static int list_learn_entry(void *arg, const struct list_entry *e)
 struct folder_seen {
 	const char *folder;       /* "name/" */
 	bool seen;
+	size_t files, stamped;    /* files listed; with a generation */
 };
 
 /* Only learn; note a folder of the name (which stat prefers). */
@@ -296,6 +297,10 @@ static int list_learn_only(void *arg, const struct list_entry *e)
 	struct folder_seen *fs = arg;
 	if (e->is_prefix && !strcmp(e->name, fs->folder))
 		fs->seen = true;
+	if (!e->is_prefix) {
+		fs->files++;
+		fs->stamped += e->info.generation != 0;
+	}
 	return 0;
 }
 
@@ -306,12 +311,14 @@ static int list_learn_only(void *arg, const struct list_entry *e)
  * opens next (list_learn_entry).  One request for a whole folder of data
  * files instead of one a file, when their bytes come from a replica next
  * door.  Answers *out and returns true when the page showed name as a
- * file (and no folder of that name).
+ * file (and no folder of that name).  A source whose listings carry no
+ * generations (S3) teaches nothing this way: it is not asked again.
  */
 static bool learn_by_listing(struct router *r, const char *name,
 			     struct obj_info *out, const struct deadline *dl)
 {
-	if (!r->nrep || !backend_has(r->src, BACKEND_LIST_START_AT))
+	if (!r->nrep || !backend_has(r->src, BACKEND_LIST_START_AT) ||
+	    atomic_load(&r->no_learn))
 		return false;
 	struct strbuf folder = STRBUF_INIT;
 	strbuf_addf(&folder, "%s/", name);
@@ -319,13 +326,18 @@ static bool learn_by_listing(struct router *r, const char *name,
 	char *prefix = xstrndup(name, slash ? (size_t)(slash - name) + 1 : 0);
 	struct list_req req = { .prefix = prefix, .delimiter = "/",
 				.max_keys = LEARN_PAGE, .start_at = name };
-	struct folder_seen dir = { folder.buf, false };
+	struct folder_seen dir = { folder.buf, false, 0, 0 };
 	struct list_learn l = { r, list_learn_only, &dir, STRBUF_INIT, 0 };
 	char *next = NULL;
 	int rc = backend_list(r->src, &req, list_learn_entry, &l, &next, dl);
 	free(next);
 	free(prefix);
 	strbuf_release(&l.names);
+	if (rc == 0 && dir.files && !dir.stamped) {
+		log_info("router: the source's listings carry no generations; "
+			 "first opens ask it one name at a time");
+		atomic_store(&r->no_learn, true);
+	}
 	bool known = rc == 0 && !dir.seen &&
 		     stat_from_facts(r, name, folder.buf, INT64_MAX, out);
 	strbuf_release(&folder);

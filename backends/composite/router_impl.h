@@ -26,6 +26,8 @@ struct router {
 	struct backend *src;
 	struct backend **rep;
 	size_t nrep;
+	atomic_bool no_learn;             /* the source's listings carry no
+					     generations (learn_by_listing) */
 	struct facts facts;
 	struct router_conf conf;
 	struct store_health *health;   /* replicas in order, then the source */

@@ -32,6 +32,7 @@
 static char tmp[512];
 static struct deadline dl;
 static struct freshness *fresh_strict;   /* every name strict */
+static struct freshness *fresh_once;     /* every name written once */
 
 /* A router over a source and one replica, each in a fault wrapper. */
 struct rig {
@@ -44,8 +45,8 @@ struct rig {
 /* A rig whose replica's bytes are checked as mode says.  The routing
  * tests use VERIFY_TRUST: what they count is where reads go, not how
  * bytes are proven (the verification tests below count that). */
-static void rig_open_mode(struct rig *g, const char *sub,
-			  enum verify_mode mode)
+static void rig_open_fresh(struct rig *g, const char *sub,
+			   enum verify_mode mode, struct freshness *fresh)
 {
 	char dir[600], err[256];
 	snprintf(dir, sizeof(dir), "%s/%s", tmp, sub);
@@ -55,11 +56,17 @@ static void rig_open_mode(struct rig *g, const char *sub,
 	g->rep = mem_create("dc-east");
 	g->fsrc = fault_create(g->src, 1);
 	g->frep = fault_create(g->rep, 2);
-	struct router_conf rc = { .fresh = fresh_strict, .serve_stale_ms = -1,
+	struct router_conf rc = { .fresh = fresh, .serve_stale_ms = -1,
 				  .replica_recheck_ms = 60000,
 				  .verify = { mode } };
 	CHECK_INT(router_create(g->fsrc, &g->frep, 1, vmap_facts(g->map), &rc,
 				&g->router), 0);
+}
+
+static void rig_open_mode(struct rig *g, const char *sub,
+			  enum verify_mode mode)
+{
+	rig_open_fresh(g, sub, mode, fresh_strict);
 }
 
 static void rig_open(struct rig *g, const char *sub)
@@ -590,6 +597,58 @@ static void swallowing_replica_is_bounded(void)
 	rig_close(&g);
 }
 
+/*
+ * (i) Every name written once: a first open learns its folder from one
+ * listing page from that name on, so the names after it open with no
+ * request to the source, and are read from the replica.  A name the
+ * page does not show is asked about as before.
+ */
+static void first_open_learns_the_folder(void)
+{
+	struct rig g;
+	unsigned char data[5][SIZE];
+	char name[32];
+	ssize_t got;
+
+	rig_open_fresh(&g, "learn", VERIFY_TRUST, fresh_once);
+	for (int i = 0; i < 5; i++) {
+		fill(data[i], SIZE, 40 + (unsigned)i);
+		snprintf(name, sizeof(name), "t/part-%d", i);
+		publish(&g, name, data[i], true);
+	}
+	fault_reset_counts(g.fsrc);
+	fault_reset_counts(g.frep);
+	for (int i = 1; i < 5; i++) {
+		struct bobj *h = NULL;
+		snprintf(name, sizeof(name), "t/part-%d", i);
+		CHECK_INT(backend_open(g.router, name, &h, &dl), 0);
+		CHECK(h && chunk_is(h, 0, data[i], &got));
+		if (h)
+			bobj_close(h);
+	}
+	CHECK_INT(fault_calls(g.fsrc, FAULT_LIST), 1);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_OPEN) +
+		  fault_calls(g.fsrc, FAULT_STAT) +
+		  fault_calls(g.fsrc, FAULT_READ), 0);
+	CHECK(fault_calls(g.frep, FAULT_READ) >= 4);
+
+	/* one before them: a page of its own */
+	struct bobj *h = NULL;
+	CHECK_INT(backend_open(g.router, "t/part-0", &h, &dl), 0);
+	CHECK(h && chunk_is(h, 0, data[0], &got));
+	if (h)
+		bobj_close(h);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_LIST), 2);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_OPEN) + fault_calls(g.fsrc, FAULT_STAT), 0);
+
+	/* a name the page does not show is asked about as before */
+	h = NULL;
+	CHECK_INT(backend_open(g.router, "t/part-3x", &h, &dl), -ENOENT);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_LIST), 3);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_OPEN), 1);
+	rig_close(&g);
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -601,6 +660,8 @@ int main(void)
 	dl = deadline_in_ms(10000);
 	fresh_strict = freshness_create(NULL, 0, (struct fresh_setting){
 						.kind = FRESH_STRICT });
+	fresh_once = freshness_create(NULL, 0, (struct fresh_setting){
+						.kind = FRESH_IMMUTABLE });
 	failover_at_the_same_offset();
 	wrong_byte_never_served();
 	manifest_proves_ranged_reads();
@@ -610,10 +671,12 @@ int main(void)
 	corrupt_whole_read_is_caught();
 	fault_store_basics();
 	swallowing_replica_is_bounded();
+	first_open_learns_the_folder();
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmp);
 	freshness_destroy(fresh_strict);
+	freshness_destroy(fresh_once);
 	return check_summary();
 }
