@@ -255,6 +255,59 @@ static bool stat_from_facts(struct router *r, const char *name,
 	return false;
 }
 
+static void flight_free(struct flight *f)
+{
+	pthread_cond_destroy(&f->cv);
+	free(f->name);
+	free(f);
+}
+
+/* Wait for f's answer; frees f when the last waiter leaves.  Lock held. */
+static int flight_wait(struct router *r, struct flight *f,
+		       struct obj_info *info)
+{
+	f->waiters++;
+	while (!f->done)
+		pthread_cond_wait(&f->cv, &r->flight_lock);
+	int rc = f->rc;
+	if (info)
+		*info = f->info;
+	if (--f->waiters == 0)
+		flight_free(f);
+	return rc;
+}
+
+/* A new flight for name, on *list.  Lock held. */
+static struct flight *flight_add(struct flight **list, const char *name)
+{
+	struct flight *f = xcalloc(1, sizeof(*f));
+	f->name = xstrdup(name);
+	pthread_cond_init(&f->cv, NULL);
+	f->next = *list;
+	*list = f;
+	return f;
+}
+
+/* f, on *list, has its answer (rc; info set by the caller): off the
+ * list, its waiters woken, freed by the last to leave.  Lock not held. */
+static void flight_land(struct router *r, struct flight **list,
+			struct flight *f, int rc)
+{
+	pthread_mutex_lock(&r->flight_lock);
+	for (struct flight **pp = list; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	f->rc = rc;
+	f->done = true;
+	pthread_cond_broadcast(&f->cv);
+	bool last = f->waiters == 0;
+	pthread_mutex_unlock(&r->flight_lock);
+	if (last)
+		flight_free(f);
+}
+
 struct list_learn {
 	struct router *r;
 	list_cb cb;
@@ -324,6 +377,27 @@ static bool learn_by_listing(struct router *r, const char *name,
 	strbuf_addf(&folder, "%s/", name);
 	const char *slash = strrchr(name, '/');
 	char *prefix = xstrndup(name, slash ? (size_t)(slash - name) + 1 : 0);
+
+	/* One page of a folder at a time: a burst of cold opens in it (the
+	 * tasks of one scan) waits for the page in the air, and lists again
+	 * only for a name it did not show. */
+	struct flight *f;
+	pthread_mutex_lock(&r->flight_lock);
+	for (f = r->learns; f && strcmp(f->name, prefix); f = f->next)
+		;
+	if (f) {
+		flight_wait(r, f, NULL);
+		pthread_mutex_unlock(&r->flight_lock);
+		if (stat_from_facts(r, name, folder.buf, INT64_MAX, out)) {
+			free(prefix);
+			strbuf_release(&folder);
+			return true;
+		}
+		pthread_mutex_lock(&r->flight_lock);
+	}
+	f = flight_add(&r->learns, prefix);
+	pthread_mutex_unlock(&r->flight_lock);
+
 	struct list_req req = { .prefix = prefix, .delimiter = "/",
 				.max_keys = LEARN_PAGE, .start_at = name };
 	struct folder_seen dir = { folder.buf, false, 0, 0 };
@@ -333,6 +407,7 @@ static bool learn_by_listing(struct router *r, const char *name,
 	free(next);
 	free(prefix);
 	strbuf_release(&l.names);
+	flight_land(r, &r->learns, f, rc);
 	if (rc == 0 && dir.files && !dir.stamped) {
 		log_info("router: the source's listings carry no generations; "
 			 "first opens ask it one name at a time");
@@ -420,28 +495,6 @@ static int router_list(struct backend *b, const struct list_req *req,
 	return rc;
 }
 
-static void flight_free(struct flight *f)
-{
-	pthread_cond_destroy(&f->cv);
-	free(f->name);
-	free(f);
-}
-
-/* Wait for f's answer; frees f when the last waiter leaves.  Lock held. */
-static int flight_wait(struct router *r, struct flight *f,
-		       struct obj_info *info)
-{
-	f->waiters++;
-	while (!f->done)
-		pthread_cond_wait(&f->cv, &r->flight_lock);
-	int rc = f->rc;
-	if (info)
-		*info = f->info;
-	if (--f->waiters == 0)
-		flight_free(f);
-	return rc;
-}
-
 /*
  * Open name at the source; concurrent opens of one name share a request
  * (single flight) without weakening close-to-open: an open shares only a
@@ -476,11 +529,7 @@ static int open_source_shared(struct router *r, const char *name,
 			return rc;
 		return backend_open(r->src, name, h, dl);
 	}
-	f = xcalloc(1, sizeof(*f));
-	f->name = xstrdup(name);
-	pthread_cond_init(&f->cv, NULL);
-	f->next = r->flights;
-	r->flights = f;
+	f = flight_add(&r->flights, name);
 	if (sent)                /* its answer may predate this open */
 		flight_wait(r, sent, NULL);
 	f->sent = true;
@@ -488,21 +537,9 @@ static int open_source_shared(struct router *r, const char *name,
 
 	rc = backend_open_tail(r->src, name, tail_len, h, dl);
 
-	pthread_mutex_lock(&r->flight_lock);
-	for (struct flight **pp = &r->flights; *pp; pp = &(*pp)->next)
-		if (*pp == f) {
-			*pp = f->next;
-			break;
-		}
-	f->rc = rc;
 	if (rc == 0)
 		f->info = (*h)->info;
-	f->done = true;
-	pthread_cond_broadcast(&f->cv);
-	bool last = f->waiters == 0;
-	pthread_mutex_unlock(&r->flight_lock);
-	if (last)
-		flight_free(f);
+	flight_land(r, &r->flights, f, rc);
 	return rc;
 }
 

@@ -44,6 +44,7 @@ struct router {
 	struct listed *listed;    /* what folder listings showed */
 	pthread_mutex_t flight_lock;
 	struct flight *flights;   /* opens of the source in progress */
+	struct flight *learns;    /* folders being learnt (learn_by_listing) */
 };
 
 /* CAND_OPENING: one reader is opening it (unlocked); others wait on

@@ -23,6 +23,7 @@
 #include "tests/unit/check.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -649,6 +650,59 @@ static void first_open_learns_the_folder(void)
 	rig_close(&g);
 }
 
+struct opener {
+	struct backend *router;
+	const char *name;
+	int rc;
+};
+
+static void *open_one(void *arg)
+{
+	struct opener *o = arg;
+	struct bobj *h = NULL;
+	o->rc = backend_open(o->router, o->name, &h, &dl);
+	if (h)
+		bobj_close(h);
+	return NULL;
+}
+
+/*
+ * (j) Cold opens of several names in one folder at once, the source's
+ * listing slow: the folder is listed once, the others wait for that
+ * page, and none asks the source about its name.
+ */
+static void a_burst_of_first_opens_lists_once(void)
+{
+	struct rig g;
+	unsigned char data[SIZE];
+	const char *names[] = { "b/part-1", "b/part-2", "b/part-3" };
+	struct opener op[3];
+	pthread_t th[3];
+
+	dl = deadline_in_ms(10000);       /* the slow page fits in it */
+	rig_open_fresh(&g, "burst", VERIFY_TRUST, fresh_once);
+	fill(data, SIZE, 77);
+	for (int i = 0; i < 3; i++)
+		publish(&g, names[i], data, true);
+	fault_reset_counts(g.fsrc);
+	CHECK(fault_add(g.fsrc, &(struct fault_rule){
+		.op = FAULT_LIST, .action = FAULT_DELAY,
+		.delay_us = 300000 }) >= 0);
+	for (int i = 0; i < 3; i++) {
+		op[i] = (struct opener){ g.router, names[i], 1 };
+		CHECK_INT(pthread_create(&th[i], NULL, open_one, &op[i]), 0);
+		usleep(50000);          /* the first page is in the air */
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_INT(op[i].rc, 0);
+	}
+	CHECK_INT(fault_calls(g.fsrc, FAULT_LIST), 1);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_OPEN) + fault_calls(g.fsrc, FAULT_STAT), 0);
+	fault_clear(g.fsrc);
+	rig_close(&g);
+}
+
 int main(void)
 {
 	const char *base = getenv("HYLAKE_TEST_TMP");
@@ -672,6 +726,7 @@ int main(void)
 	fault_store_basics();
 	swallowing_replica_is_bounded();
 	first_open_learns_the_folder();
+	a_burst_of_first_opens_lists_once();
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (system(cmd) != 0)
