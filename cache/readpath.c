@@ -490,8 +490,9 @@ static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want);
 
 /*
  * A scan reads the same columns in each row group it takes (its query's
- * projection).  When this handle begins chunk c, the chunks of c's row
- * group whose columns it began before are fetched ahead as well, so that
+ * projection).  When this handle begins a row group (at chunk c), the
+ * chunks of that group whose columns it began before are fetched ahead
+ * as well (once: not again at its next chunks, which were), so that
  * they arrive together instead of one round trip after another.  At most
  * read_ahead_max bytes, none of c's own blocks (its reader fetches them).
  * A wrong guess costs bytes, never the answer; what was fetched and not
@@ -504,9 +505,11 @@ static void plan_columns(struct rfile *f, const struct parquet_chunk *c)
 	uint64_t c_first = c->off / BLK, c_last = chunk_last(f, c);
 	uint64_t room = f->rp->conf.read_ahead_max / BLK;
 
-	f->plan_group = c->group + 1;
 	if (c->column < PLAN_COLUMNS)
 		f->columns[c->column / 64] |= (uint64_t)1 << (c->column % 64);
+	if (f->plan_group == c->group + 1)
+		return;            /* planned when the group was begun */
+	f->plan_group = c->group + 1;
 	for (size_t i = g->first; i < g->first + g->n; i++) {
 		const struct parquet_chunk *d = &f->layout->chunks[i];
 		if (d == c || d->column >= PLAN_COLUMNS ||
@@ -556,7 +559,7 @@ static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
 	const struct parquet_chunk *c = parquet_find(f->layout, off + PAGE - 1);
 	if (c && off <= c->off && c->off - off < PAGE &&
 	    (jump || len <= CHUNK_PEEK)) {
-		f->ra_limit = c->off + c->len;
+		f->ra_limit = min64(f->size, (chunk_last(f, c) + 1) * BLK);
 		plan_columns(f, c);
 		return max64(last, chunk_last(f, c));
 	}

@@ -41,6 +41,7 @@
 #define LISTED_NAMES (1u << 20)   /* names of folder listings kept */
 #define IMMUTABLE_CACHE_MS (3600 * 1000)  /* kernel caches of such names */
 #define LEARN_PAGE 256            /* names a first stat's listing learns */
+#define LEARN_WAITS 4             /* pages in the air a first open waits for */
 
 /*
  * One open of the source that concurrent opens of the same name share.
@@ -314,6 +315,7 @@ struct list_learn {
 	void *arg;
 	struct strbuf names;      /* the page's object names, NUL-separated */
 	size_t n;
+	int64_t began;            /* when the page was asked (wall clock) */
 };
 
 /* Each listed name teaches table roots, and a listed file whose rule is
@@ -329,7 +331,7 @@ static int list_learn_entry(void *arg, const struct list_entry *e)
 	    (l->r->facts.ops->get_source(l->r->facts.ctx, e->name, &old) < 0 ||
 	     old.tombstone || old.generation != e->info.generation)) {
 		info_to_fact(&e->info, &f);
-		note_source(l->r, e->name, &f);
+		note_answer(l->r, e->name, &f, l->began);
 	}
 	if (!e->is_prefix) {
 		strbuf_add(&l->names, e->name, strlen(e->name) + 1);
@@ -338,23 +340,40 @@ static int list_learn_entry(void *arg, const struct list_entry *e)
 	return l->cb(l->arg, e);
 }
 
-struct folder_seen {
-	const char *folder;       /* "name/" */
-	bool seen;
+struct learn_page {
+	struct router *r;
 	size_t files, stamped;    /* files listed; with a generation */
 };
 
-/* Only learn; note a folder of the name (which stat prefers). */
+/* Only learn.  Folders on the page become facts too ("name/", as a
+ * stat's answer makes them), so that a name that is also a folder is
+ * not taken for a file (stat prefers the folder). */
 static int list_learn_only(void *arg, const struct list_entry *e)
 {
-	struct folder_seen *fs = arg;
-	if (e->is_prefix && !strcmp(e->name, fs->folder))
-		fs->seen = true;
-	if (!e->is_prefix) {
-		fs->files++;
-		fs->stamped += e->info.generation != 0;
+	struct learn_page *lp = arg;
+	if (e->is_prefix) {
+		struct source_fact d = { .confirmed_ns = wall_ns() };
+		note_source(lp->r, e->name, &d);
+	} else {
+		lp->files++;
+		lp->stamped += e->info.generation != 0;
 	}
 	return 0;
+}
+
+/* A file fact for name that a listing taught, none of a folder of that
+ * name: *out set, true. */
+static bool learnt_file(struct router *r, const char *name,
+			const char *folder, struct obj_info *out)
+{
+	struct source_fact f;
+	if (recent_fact(r, folder, INT64_MAX, &f) && !f.tombstone)
+		return false;
+	if (!recent_fact(r, name, INT64_MAX, &f) || f.tombstone ||
+	    !f.generation)
+		return false;
+	fact_to_info(&f, out);
+	return true;
 }
 
 /*
@@ -363,60 +382,74 @@ static int list_learn_only(void *arg, const struct list_entry *e)
  * on, teaches it and the names after it, which a reader of the table
  * opens next (list_learn_entry).  One request for a whole folder of data
  * files instead of one a file, when their bytes come from a replica next
- * door.  Answers *out and returns true when the page showed name as a
- * file (and no folder of that name).  A source whose listings carry no
- * generations (S3) teaches nothing this way: it is not asked again.
+ * door.  Answers *out and returns true when a page showed name as a
+ * file (and no folder of that name).  A name the map knows anything of
+ * (deleted, or a version refused) is asked about as before.  A source
+ * whose listings carry no generations (S3), or that refuses to list, is
+ * not asked this way again.  Facts from a page are dated when it was
+ * asked, so a slow page never undoes what the map learnt meanwhile.
  */
 static bool learn_by_listing(struct router *r, const char *name,
 			     struct obj_info *out, const struct deadline *dl)
 {
+	struct source_fact known;
 	if (!r->nrep || !backend_has(r->src, BACKEND_LIST_START_AT) ||
-	    atomic_load(&r->no_learn))
-		return false;
+	    atomic_load(&r->no_learn) ||
+	    r->facts.ops->get_source(r->facts.ctx, name, &known) == 0)
+		return false;       /* (a deleted or stale name: ask it) */
 	struct strbuf folder = STRBUF_INIT;
 	strbuf_addf(&folder, "%s/", name);
 	const char *slash = strrchr(name, '/');
 	char *prefix = xstrndup(name, slash ? (size_t)(slash - name) + 1 : 0);
+	bool learnt = false;
 
 	/* One page of a folder at a time: a burst of cold opens in it (the
-	 * tasks of one scan) waits for the page in the air, and lists again
-	 * only for a name it did not show. */
+	 * tasks of one scan) waits for the pages in the air, and lists
+	 * only for a name none of them showed. */
 	struct flight *f;
 	pthread_mutex_lock(&r->flight_lock);
-	for (f = r->learns; f && strcmp(f->name, prefix); f = f->next)
-		;
-	if (f) {
+	for (int waits = 0; waits < LEARN_WAITS; waits++) {
+		for (f = r->learns; f && strcmp(f->name, prefix); f = f->next)
+			;
+		if (!f)
+			break;
 		flight_wait(r, f, NULL);
 		pthread_mutex_unlock(&r->flight_lock);
-		if (stat_from_facts(r, name, folder.buf, INT64_MAX, out)) {
-			free(prefix);
-			strbuf_release(&folder);
-			return true;
-		}
+		learnt = learnt_file(r, name, folder.buf, out);
 		pthread_mutex_lock(&r->flight_lock);
+		if (learnt)
+			break;
+	}
+	if (learnt) {
+		pthread_mutex_unlock(&r->flight_lock);
+		free(prefix);
+		strbuf_release(&folder);
+		return true;
 	}
 	f = flight_add(&r->learns, prefix);
 	pthread_mutex_unlock(&r->flight_lock);
 
 	struct list_req req = { .prefix = prefix, .delimiter = "/",
 				.max_keys = LEARN_PAGE, .start_at = name };
-	struct folder_seen dir = { folder.buf, false, 0, 0 };
-	struct list_learn l = { r, list_learn_only, &dir, STRBUF_INIT, 0 };
+	struct learn_page lp = { r, 0, 0 };
+	struct list_learn l = { r, list_learn_only, &lp, STRBUF_INIT, 0,
+				wall_ns() };
 	char *next = NULL;
 	int rc = backend_list(r->src, &req, list_learn_entry, &l, &next, dl);
 	free(next);
 	free(prefix);
 	strbuf_release(&l.names);
 	flight_land(r, &r->learns, f, rc);
-	if (rc == 0 && dir.files && !dir.stamped) {
-		log_info("router: the source's listings carry no generations; "
-			 "first opens ask it one name at a time");
+	if ((rc == 0 && lp.files && !lp.stamped) || rc == -EACCES ||
+	    rc == -EPERM || rc == -ENOTSUP) {
+		log_info("router: the source's listings %s; first opens ask "
+			 "it one name at a time", rc ? strerror(-rc)
+			 : "carry no generations");
 		atomic_store(&r->no_learn, true);
 	}
-	bool known = rc == 0 && !dir.seen &&
-		     stat_from_facts(r, name, folder.buf, INT64_MAX, out);
+	learnt = rc == 0 && learnt_file(r, name, folder.buf, out);
 	strbuf_release(&folder);
-	return known;
+	return learnt;
 }
 
 static int router_stat(struct backend *b, const char *name,
@@ -474,8 +507,8 @@ static int router_list(struct backend *b, const struct list_req *req,
 		       const struct deadline *dl)
 {
 	struct router *r = to_router(b);
-	struct list_learn l = { r, cb, arg, STRBUF_INIT, 0 };
 	int64_t began = wall_ns();
+	struct list_learn l = { r, cb, arg, STRBUF_INIT, 0, began };
 
 	freshness_saw(r->conf.fresh, req->prefix);
 	int rc = backend_list(r->src, req, list_learn_entry, &l, next_token,

@@ -395,6 +395,41 @@ static void kernel_read_ahead_past_a_chunk_comes_with_it(void)
 	readpath_destroy(rp);
 }
 
+/*
+ * A handle that read all three columns of row group 0 (3 MiB each, so
+ * that it lets each go once past it) begins group 1: the group's other
+ * two columns come with the first, once; the chunks it begins next are
+ * not fetched again.
+ */
+static void a_row_group_is_planned_once(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	const struct spec chunks[] = {
+		{ .data = 4, .dict = -1, .size = 3 * MiB - 4 },
+		{ .data = 3 * MiB, .dict = -1, .size = 3 * MiB },
+		{ .data = 6 * MiB, .dict = -1, .size = 3 * MiB },
+		{ .data = 9 * MiB, .dict = -1, .size = 3 * MiB },
+		{ .data = 12 * MiB, .dict = -1, .size = 3 * MiB },
+		{ .data = 15 * MiB, .dict = -1, .size = 3 * MiB },
+	};
+	const size_t per[] = { 3, 3 };
+	uint64_t size = put_parquet_groups("t/once.parquet", 59, chunks, 6,
+					   per, 2);
+	struct bobj *o = open_with_tail("t/once.parquet", size);
+	struct rfile *f = rfile_open(rp, o);
+	CHECK(chunk_read_ok(f, 59, 0, 3 * MiB));
+	CHECK(chunk_read_ok(f, 59, 3 * MiB, 6 * MiB));
+	CHECK(chunk_read_ok(f, 59, 6 * MiB, 9 * MiB));
+	reset();
+	CHECK(chunk_read_ok(f, 59, 9 * MiB, 12 * MiB));
+	CHECK(chunk_read_ok(f, 59, 12 * MiB, 15 * MiB));
+	CHECK(chunk_read_ok(f, 59, 15 * MiB, 18 * MiB));
+	usleep(50000);                   /* any fetch still in flight */
+	CHECK_INT(nreq(), 3);
+	rfile_close(f);
+	readpath_destroy(rp);
+}
+
 /* Give o the last n bytes of its version, as an open_tail would. */
 static struct bobj *with_tail(struct bobj *o, uint64_t gen, size_t n)
 {
@@ -1035,6 +1070,7 @@ int main(void)
 	parquet_chunks_are_read_whole_and_alone();
 	a_scans_columns_arrive_together();
 	kernel_read_ahead_past_a_chunk_comes_with_it();
+	a_row_group_is_planned_once();
 	memory_budget_holds();
 	many_files_at_random_stay_in_budget();
 	a_read_goes_on_when_the_budget_is_held();

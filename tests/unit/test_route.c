@@ -602,7 +602,8 @@ static void swallowing_replica_is_bounded(void)
  * (i) Every name written once: a first open learns its folder from one
  * listing page from that name on, so the names after it open with no
  * request to the source, and are read from the replica.  A name the
- * page does not show is asked about as before.
+ * page does not show is asked about as before, and once known to be
+ * gone, with no listing.
  */
 static void first_open_learns_the_folder(void)
 {
@@ -647,6 +648,10 @@ static void first_open_learns_the_folder(void)
 	CHECK_INT(backend_open(g.router, "t/part-3x", &h, &dl), -ENOENT);
 	CHECK_INT(fault_calls(g.fsrc, FAULT_LIST), 3);
 	CHECK_INT(fault_calls(g.fsrc, FAULT_OPEN), 1);
+	/* and, known to be gone, is asked about without a listing */
+	CHECK_INT(backend_open(g.router, "t/part-3x", &h, &dl), -ENOENT);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_LIST), 3);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_OPEN), 2);
 	rig_close(&g);
 }
 
