@@ -494,15 +494,17 @@ static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want);
  * chunks of that group whose columns it began before are fetched ahead
  * as well (once: not again at its next chunks, which were), so that
  * they arrive together instead of one round trip after another.  At most
- * read_ahead_max bytes, none of c's own blocks (its reader fetches them).
+ * read_ahead_max bytes, none of c's own blocks, up to c_last (its
+ * reader fetches them).
  * A wrong guess costs bytes, never the answer; what was fetched and not
  * read goes once the handle begins a chunk of another row group (trim).
  * Lock held.
  */
-static void plan_columns(struct rfile *f, const struct parquet_chunk *c)
+static void plan_columns(struct rfile *f, const struct parquet_chunk *c,
+			 uint64_t c_last)
 {
 	const struct parquet_group *g = &f->layout->groups[c->group];
-	uint64_t c_first = c->off / BLK, c_last = chunk_last(f, c);
+	uint64_t c_first = c->off / BLK;
 	uint64_t room = f->rp->conf.read_ahead_max / BLK;
 
 	if (c->column < PLAN_COLUMNS)
@@ -559,9 +561,10 @@ static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
 	const struct parquet_chunk *c = parquet_find(f->layout, off + PAGE - 1);
 	if (c && off <= c->off && c->off - off < PAGE &&
 	    (jump || len <= CHUNK_PEEK)) {
-		f->ra_limit = min64(f->size, (chunk_last(f, c) + 1) * BLK);
-		plan_columns(f, c);
-		return max64(last, chunk_last(f, c));
+		uint64_t c_last = chunk_last(f, c);
+		f->ra_limit = min64(f->size, (c_last + 1) * BLK);
+		plan_columns(f, c, c_last);
+		return max64(last, c_last);
 	}
 	if (jump) {              /* into the middle of a chunk, or none */
 		c = parquet_find(f->layout, off);

@@ -117,6 +117,13 @@ static void note_source(struct router *r, const char *name,
 	r->facts.ops->put_source(r->facts.ctx, name, f);
 }
 
+/* The source showed folder ("name/") as a folder: a fact of no version. */
+static void note_folder(struct router *r, const char *folder)
+{
+	struct source_fact d = { .confirmed_ns = wall_ns() };
+	note_source(r, folder, &d);
+}
+
 /*
  * What the source answered to a question asked at asked_ns (wall clock),
  * unless the map learnt of name since (from the change feed, or another
@@ -352,8 +359,7 @@ static int list_learn_only(void *arg, const struct list_entry *e)
 {
 	struct learn_page *lp = arg;
 	if (e->is_prefix) {
-		struct source_fact d = { .confirmed_ns = wall_ns() };
-		note_source(lp->r, e->name, &d);
+		note_folder(lp->r, e->name);
 	} else {
 		lp->files++;
 		lp->stamped += e->info.generation != 0;
@@ -487,8 +493,7 @@ static int router_stat(struct backend *b, const char *name,
 		/* Folders are facts too ("name/"), so that a path can still be
 		 * walked while the source is down. */
 		if (out->is_dir) {
-			struct source_fact d = { .confirmed_ns = wall_ns() };
-			note_source(r, folder.buf, &d);
+			note_folder(r, folder.buf);
 		} else if (out->generation) {
 			info_to_fact(out, &f);
 			note_answer(r, name, &f, asked);
