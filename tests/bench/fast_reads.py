@@ -129,19 +129,30 @@ def worker_pq_fs(plan, root):
             got += len(b)
         return got
 
+    # seconds spent in each step, summed over the files
+    steps = {"open": 0.0, "fstat": 0.0, "tail": 0.0, "ranges": 0.0, "close": 0.0}
     t = time.monotonic()
     for f in plan["files"]:
+        t0 = time.monotonic()
         fd = os.open(os.path.join(root, f["key"]), os.O_RDONLY)
+        t1 = time.monotonic()
         try:
             size = os.fstat(fd).st_size
+            t2 = time.monotonic()
             if size != f["size"]:
                 raise SystemExit(f"{f['key']}: size {size}, expected {f['size']}")
             total += pread_full(fd, plan["tail"], size - plan["tail"])
+            t3 = time.monotonic()
             for off in f["offsets"]:
                 total += pread_full(fd, plan["range"], off)
+            t4 = time.monotonic()
         finally:
             os.close(fd)
-    return {"seconds": time.monotonic() - t, "bytes": total}
+        t5 = time.monotonic()
+        for k, a, b in (("open", t0, t1), ("fstat", t1, t2), ("tail", t2, t3),
+                        ("ranges", t3, t4), ("close", t4, t5)):
+            steps[k] += b - a
+    return {"seconds": time.monotonic() - t, "bytes": total, "steps": steps}
 
 
 def worker_pq_http(plan):
@@ -152,17 +163,20 @@ def worker_pq_http(plan):
     total = 0
     t = time.monotonic()
     conn = http_conn(ep)
+    steps = {"tail": 0.0, "ranges": 0.0}
     for f in plan["files"]:
         path = f"/{plan['bucket']}/{f['key']}"
         ranges = [f"bytes=-{plan['tail']}"] + [
             f"bytes={o}-{o + plan['range'] - 1}" for o in f["offsets"]]
-        for rg in ranges:
+        for i, rg in enumerate(ranges):
+            t0 = time.monotonic()
             st, body = sigv4_get(conn, signer, ep, path, headers={"Range": rg})
             if st != 206:
                 raise SystemExit(f"GET {path} {rg}: HTTP {st}")
             total += len(body)
+            steps["ranges" if i else "tail"] += time.monotonic() - t0
     conn.close()
-    return {"seconds": time.monotonic() - t, "bytes": total}
+    return {"seconds": time.monotonic() - t, "bytes": total, "steps": steps}
 
 
 def worker_list_http(plan):
@@ -660,6 +674,21 @@ class Bench:
             list(ex.map(put, many))
         dt = time.monotonic() - t
         log(f"uploaded in {dt:.1f}s ({total / MB / dt:.0f} MB/s)")
+        self.settle()
+
+    def settle(self, quiet=0.10, limit=60.0):
+        """Wait until radosgw and ceph-osd use under `quiet` of a core over
+        a second (at most `limit` seconds): the work an upload leaves behind
+        would otherwise land on the first measurement, which is hylake's."""
+        t = time.monotonic()
+        prev = self.server_cpu()
+        while time.monotonic() - t < limit:
+            time.sleep(1.0)
+            now = self.server_cpu()
+            if now - prev < quiet:
+                break
+            prev = now
+        log(f"server quiet after {time.monotonic() - t:.0f}s")
 
     # -- helpers ---------------------------------------------------------------
 
@@ -742,9 +771,11 @@ class Bench:
             peak = sampler.finish() if sampler else None
         t1 = time.monotonic()
         d1 = proc_cpu(daemon) if daemon else 0
+        reader_cpu = children_cpu() - c0
+        daemon_cpu = (d1 or d0) - d0 if daemon else 0
         res = {"seconds": t1 - t0, "server_cpu": self.server_cpu() - s0,
-               "client_cpu": children_cpu() - c0 + ((d1 or d0) - d0 if daemon else 0),
-               "peak_kib": peak}
+               "client_cpu": reader_cpu + daemon_cpu, "reader_cpu": reader_cpu,
+               "daemon_cpu": daemon_cpu, "peak_kib": peak}
         got = 0
         for p, (out, err) in zip(procs, outs):
             if p.returncode != 0:
@@ -1140,6 +1171,8 @@ class Bench:
             print("".join(str(c).ljust(x - 1) + " " for c, x in zip(t, w)).rstrip())
         for n in self.notes:
             print(n)
+        if 4 in rows:
+            self.report_row4()
         if 5 in rows:
             self.report_row5()
         if 7 in rows:
@@ -1151,7 +1184,7 @@ class Bench:
                   "2 cores = 200%): client = reader processes + the FUSE daemon; "
                   "server = radosgw + ceph-osd")
             print(f"{'row':6}{'system':10}{'MB/s':>8}{'wall s':>9}{'client cpu':>18}"
-                  f"{'server cpu':>18}")
+                  f"{'server cpu':>18}{'readers':>10}{'daemon':>10}{'client/GiB':>12}")
             for row in cpu_rows:
                 for s in ("hylake", "baseline", "s3fs", "rclone"):
                     rs = self.results.get((row, s))
@@ -1162,9 +1195,12 @@ class Bench:
                     mbps = statistics.median(r["mbps"] for r in rs)
                     cc = statistics.median(r["client_cpu"] for r in rs)
                     sc = statistics.median(r["server_cpu"] for r in rs)
+                    dc = statistics.median(r["daemon_cpu"] for r in rs)
+                    gib = statistics.median(r["bytes"] for r in rs) / GiB
                     print(f"{row:<6}{name:10}{mbps:8.0f}{wall:9.2f}"
                           f"{f'{cc:.2f} s ({100 * cc / wall:.0f}%)':>18}"
-                          f"{f'{sc:.2f} s ({100 * sc / wall:.0f}%)':>18}")
+                          f"{f'{sc:.2f} s ({100 * sc / wall:.0f}%)':>18}"
+                          f"{cc - dc:10.2f}{dc:10.2f}{cc / gib:12.2f}")
         req = [(row, s, [r["requests"] for r in self.results.get((row, s), [])
                          if r.get("requests")])
                for row in sorted(rows - {6}) for s in ("hylake", "baseline", "s3fs", "rclone")]
@@ -1185,6 +1221,27 @@ class Bench:
                       f"{med['LIST']:8.0f}{med['other']:8.0f}{per}")
         print(f"total time {time.monotonic() - T_START:.0f}s")
         sys.stdout.flush()
+
+    def report_row4(self):
+        """Where a file's time goes: each step's milliseconds per file (median of runs)."""
+        names = ("open", "fstat", "tail", "ranges", "close")
+        lines = []
+        for sysname in ("hylake", "baseline", "s3fs", "rclone"):
+            rs = [r for r in self.results.get((4, sysname), []) if r.get("steps")]
+            if not rs:
+                continue
+            cells = []
+            for k in names:
+                v = [r["steps"][k] for r in rs if k in r["steps"]]
+                cells.append(f"{1e3 * statistics.median(v) / self.pq_n:8.2f}" if v
+                             else f"{'-':>8}")
+            label = "http" if sysname == "baseline" else sysname
+            lines.append(f"{label:10}" + "".join(cells))
+        if lines:
+            print(f"row 4 per file (ms, median of runs): {'':1}"
+                  + "".join(f"{k:>8}" for k in names))
+            for line in lines:
+                print(" " * 26 + line)
 
     def report_row5(self):
         parts = [self.med(5, "baseline", f)[0] for f in ("list_s", "local_s")]
