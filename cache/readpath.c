@@ -36,6 +36,7 @@
 #include "cache/readpath.h"
 #include "cache/blockcache.h"
 #include "cache/parquet.h"
+#include "cache/projection.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
 #include "backends/util/pool.h"
@@ -65,7 +66,7 @@
 #define RESERVE ((uint64_t)48 << 20)   /* memory_limit left to the rest */
 #define PAGE ((uint64_t)4096)           /* the kernel's reads start on one */
 #define CHUNK_PEEK ((size_t)64 << 10)   /* a page header, read first */
-#define PLAN_COLUMNS 1024u              /* columns plan_columns follows */
+#define PLAN_COLUMNS PROJECTION_COLUMNS /* columns plan_columns follows */
 
 struct extent;
 
@@ -83,6 +84,7 @@ struct readpath {
 	atomic_uint_fast64_t mem_used, mem_peak;   /* extents + free list */
 	atomic_uint_fast64_t cache_hit_bytes;
 	atomic_uint_fast64_t kernel_ra;   /* readpath_set_kernel_read_ahead */
+	struct projections *scans;        /* what scans of a table read */
 	atomic_uint_fast64_t reads, bytes, mem_hits, cache_hits, fetches,
 		fetched_bytes, ahead_fetches, ahead_unused;
 };
@@ -145,7 +147,10 @@ struct rfile {
 					     here, the end of the chunk the
 					     reads in order are in */
 	uint64_t columns[PLAN_COLUMNS / 64];  /* bit per column: its chunk
-					     begun by this handle */
+					     begun by this handle, or by the
+					     last scan of the table */
+	uint64_t begun[PLAN_COLUMNS / 64];    /* by this handle only */
+	uint32_t first_column;            /* the column begun first, + 1 */
 	uint32_t plan_group;              /* row group of the chunk begun
 					     last, + 1; 0: none yet */
 	int refs;                         /* the opener and fetch jobs */
@@ -488,12 +493,29 @@ static uint64_t chunk_last(const struct rfile *f, const struct parquet_chunk *c)
 
 static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want);
 
+/* The columns of a row group of f (projections.h tells tables apart by it). */
+static uint32_t table_width(const struct rfile *f)
+{
+	return f->layout->n_groups ? (uint32_t)f->layout->groups[0].n : 0;
+}
+
+/* Remember the columns this handle began as its table's scan's.  Lock held. */
+static void scan_keep(struct rfile *f)
+{
+	if (f->first_column)
+		projections_keep(f->rp->scans, f->o->name, table_width(f),
+				 f->first_column - 1, f->begun);
+}
+
 /*
  * A scan reads the same columns in each row group it takes (its query's
  * projection).  When this handle begins a row group (at chunk c), the
  * chunks of that group whose columns it began before are fetched ahead
  * as well (once: not again at its next chunks, which were), so that
- * they arrive together instead of one round trip after another.  At most
+ * they arrive together instead of one round trip after another.  Its
+ * first chunk adds the columns the table's last scan that began there
+ * read (projection.h); each row group it is done with, and its close,
+ * tell the table what it read.  At most
  * read_ahead_max bytes, none of c's own blocks, up to c_last (its
  * reader fetches them).
  * A wrong guess costs bytes, never the answer; what was fetched and not
@@ -507,10 +529,19 @@ static void plan_columns(struct rfile *f, const struct parquet_chunk *c,
 	uint64_t c_first = c->off / BLK;
 	uint64_t room = f->rp->conf.read_ahead_max / BLK;
 
-	if (c->column < PLAN_COLUMNS)
+	if (!f->first_column) {    /* what the table's last scan read */
+		f->first_column = c->column + 1;
+		projections_seed(f->rp->scans, f->o->name, table_width(f),
+				 c->column, f->columns);
+	}
+	if (c->column < PLAN_COLUMNS) {
 		f->columns[c->column / 64] |= (uint64_t)1 << (c->column % 64);
+		f->begun[c->column / 64] |= (uint64_t)1 << (c->column % 64);
+	}
 	if (f->plan_group == c->group + 1)
 		return;            /* planned when the group was begun */
+	if (f->plan_group)         /* a row group read: the scan's columns */
+		scan_keep(f);
 	f->plan_group = c->group + 1;
 	for (size_t i = g->first; i < g->first + g->n; i++) {
 		const struct parquet_chunk *d = &f->layout->chunks[i];
@@ -1311,6 +1342,7 @@ void rfile_splice_release(struct rsplice *s)
 void rfile_close(struct rfile *f)
 {
 	pthread_mutex_lock(&f->lock);
+	scan_keep(f);
 	atomic_store(&f->cancel, true);
 	rfile_unref_unlock(f);
 }
@@ -1324,6 +1356,7 @@ struct readpath *readpath_create(const struct readpath_conf *conf)
 	if (!rp->conf.fetch_timeout_ms)
 		rp->conf.fetch_timeout_ms = 60000;
 	pthread_mutex_init(&rp->mem_lock, NULL);
+	rp->scans = projections_create();
 	pool_start(&rp->pool, rp->conf.read_ahead_max && conf->fetchers ?
 			      conf->fetchers : 0);
 	return rp;
@@ -1341,6 +1374,7 @@ void readpath_destroy(struct readpath *rp)
 			munmap(b, i * BLK);
 		}
 	pthread_mutex_destroy(&rp->mem_lock);
+	projections_destroy(rp->scans);
 	free(rp);
 }
 

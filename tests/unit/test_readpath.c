@@ -299,6 +299,19 @@ static unsigned nreq_reaches(unsigned n)
 	return nreq();
 }
 
+/* The chunks of 3 row groups of 3 columns. */
+static const struct spec three_by_three[] = {
+	{ .data = 4, .dict = -1, .size = 2 * MiB - 4 },
+	{ .data = 2 * MiB, .dict = -1, .size = 3 * MiB },
+	{ .data = 5 * MiB, .dict = -1, .size = 2 * MiB },
+	{ .data = 7 * MiB, .dict = -1, .size = 2 * MiB },
+	{ .data = 9 * MiB, .dict = -1, .size = 3 * MiB },
+	{ .data = 12 * MiB, .dict = -1, .size = 2 * MiB },
+	{ .data = 14 * MiB, .dict = -1, .size = 2 * MiB },
+	{ .data = 16 * MiB, .dict = -1, .size = 3 * MiB },
+	{ .data = 19 * MiB, .dict = -1, .size = 2 * MiB },
+};
+
 /*
  * A scan that read columns 0 and 2 of row group 0 begins column 0 of
  * row group 1: column 2 of that group is fetched at once beside it, and
@@ -307,20 +320,9 @@ static unsigned nreq_reaches(unsigned n)
 static void a_scans_columns_arrive_together(void)
 {
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
-	const struct spec chunks[] = {   /* 3 groups of 3 columns */
-		{ .data = 4, .dict = -1, .size = 2 * MiB - 4 },
-		{ .data = 2 * MiB, .dict = -1, .size = 3 * MiB },
-		{ .data = 5 * MiB, .dict = -1, .size = 2 * MiB },
-		{ .data = 7 * MiB, .dict = -1, .size = 2 * MiB },
-		{ .data = 9 * MiB, .dict = -1, .size = 3 * MiB },
-		{ .data = 12 * MiB, .dict = -1, .size = 2 * MiB },
-		{ .data = 14 * MiB, .dict = -1, .size = 2 * MiB },
-		{ .data = 16 * MiB, .dict = -1, .size = 3 * MiB },
-		{ .data = 19 * MiB, .dict = -1, .size = 2 * MiB },
-	};
 	const size_t per[] = { 3, 3, 3 };
-	uint64_t size = put_parquet_groups("t/scan.parquet", 47, chunks, 9,
-					   per, 3);
+	uint64_t size = put_parquet_groups("t/scan.parquet", 47, three_by_three,
+					   9, per, 3);
 	struct bobj *o = open_with_tail("t/scan.parquet", size);
 	reset();
 	struct rfile *f = rfile_open(rp, o);
@@ -357,6 +359,72 @@ static void a_scans_columns_arrive_together(void)
 	r = reqs();
 	for (unsigned i = 0; i < nreq(); i++)
 		CHECK(r[i].off + r[i].len <= 16 * MiB || r[i].off >= 19 * MiB);
+	rfile_close(f);
+	readpath_destroy(rp);
+}
+
+/*
+ * A handle of the next file of a table begins its first row group with
+ * the columns the last scan of that table read: they come together from
+ * the first group on.  Partition folders (k=v) are of their table; a file
+ * of another table, or a scan that begins at another column, guesses
+ * nothing; and the latest scan's columns replace an earlier one's.
+ */
+static void a_tables_scan_carries_to_its_next_file(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	const size_t per[] = { 3, 3 };     /* the first 2 groups of 3 */
+	const char *names[] = { "tb/a.parquet", "tb/date=2026-01-02/b.parquet",
+				"other/c.parquet", "tb/d.parquet",
+				"tb/e.parquet" };
+	uint64_t size = 0;
+	for (unsigned i = 0; i < 5; i++)
+		size = put_parquet_groups(names[i], 61 + i, three_by_three,
+					  6, per, 2);
+
+	/* a scan of columns 0 and 2, through both groups of a */
+	struct rfile *f = rfile_open(rp, open_with_tail(names[0], size));
+	CHECK(chunk_read_ok(f, 61, 0, 2 * MiB));
+	CHECK(chunk_read_ok(f, 61, 5 * MiB, 7 * MiB));
+	CHECK(chunk_read_ok(f, 61, 7 * MiB, 9 * MiB));
+	CHECK(chunk_read_ok(f, 61, 12 * MiB, 14 * MiB));
+	rfile_close(f);
+
+	/* b, in a partition of the same table: column 2 comes with 0 */
+	f = rfile_open(rp, open_with_tail(names[1], size));
+	reset();
+	CHECK(read_ok(f, 62, 0, 256));
+	CHECK_INT(nreq_reaches(2), 2);
+	CHECK(chunk_read_ok(f, 62, 0, 2 * MiB));
+	CHECK(chunk_read_ok(f, 62, 5 * MiB, 7 * MiB));
+	CHECK_INT(nreq(), 2);
+	rfile_close(f);
+
+	/* another table, and this table begun at column 1: nothing known */
+	f = rfile_open(rp, open_with_tail(names[2], size));
+	reset();
+	CHECK(read_ok(f, 63, 0, 256));
+	usleep(50000);
+	CHECK_INT(nreq(), 1);
+	rfile_close(f);
+	f = rfile_open(rp, open_with_tail(names[3], size));
+	reset();
+	CHECK(read_ok(f, 64, 2 * MiB, 256));
+	usleep(50000);
+	CHECK_INT(nreq(), 1);
+	rfile_close(f);
+
+	/* a scan of column 0 alone replaces the one of 0 and 2 */
+	f = rfile_open(rp, open_with_tail(names[4], size));
+	reset();
+	CHECK(chunk_read_ok(f, 65, 0, 2 * MiB));     /* with 2, guessed */
+	CHECK(chunk_read_ok(f, 65, 7 * MiB, 9 * MiB));
+	rfile_close(f);
+	f = rfile_open(rp, open_with_tail(names[0], size));
+	reset();
+	CHECK(read_ok(f, 61, 0, 256));
+	usleep(50000);
+	CHECK_INT(nreq(), 1);
 	rfile_close(f);
 	readpath_destroy(rp);
 }
@@ -1069,6 +1137,7 @@ int main(void)
 	tail_read_at_open_answers_reads();
 	parquet_chunks_are_read_whole_and_alone();
 	a_scans_columns_arrive_together();
+	a_tables_scan_carries_to_its_next_file();
 	kernel_read_ahead_past_a_chunk_comes_with_it();
 	a_row_group_is_planned_once();
 	memory_budget_holds();
