@@ -31,12 +31,13 @@
  * Bytes are copied out of an extent, and fetched into it, without the
  * lock: a reference keeps it.  The budget's lock (mem_lock) guards the
  * free list, the kept list and each extent's place on it, and comes after
- * a file's lock when both are held.
+ * a file's lock when both are held; so does the lock of the scans'
+ * columns (projections.h), which is never held with mem_lock.
  */
 #include "cache/readpath.h"
 #include "cache/blockcache.h"
 #include "cache/parquet.h"
-#include "cache/projection.h"
+#include "cache/projections.h"
 #include "backends/backend.h"
 #include "backends/util/log.h"
 #include "backends/util/pool.h"
@@ -67,6 +68,7 @@
 #define PAGE ((uint64_t)4096)           /* the kernel's reads start on one */
 #define CHUNK_PEEK ((size_t)64 << 10)   /* a page header, read first */
 #define PLAN_COLUMNS PROJECTION_COLUMNS /* columns plan_columns follows */
+_Static_assert(PLAN_COLUMNS / 64 == PROJECTION_WORDS, "a scan's bitmap");
 
 struct extent;
 
@@ -499,12 +501,13 @@ static uint32_t table_width(const struct rfile *f)
 	return f->layout->n_groups ? (uint32_t)f->layout->groups[0].n : 0;
 }
 
-/* Remember the columns this handle began as its table's scan's.  Lock held. */
-static void scan_keep(struct rfile *f)
+/* Remember the columns this handle began as its table's scan's (whole:
+ * it read a row group through).  Lock held. */
+static void scan_keep(struct rfile *f, bool whole)
 {
 	if (f->first_column)
 		projections_keep(f->rp->scans, f->o->name, table_width(f),
-				 f->first_column - 1, f->begun);
+				 f->first_column - 1, f->begun, whole);
 }
 
 /*
@@ -514,7 +517,7 @@ static void scan_keep(struct rfile *f)
  * as well (once: not again at its next chunks, which were), so that
  * they arrive together instead of one round trip after another.  Its
  * first chunk adds the columns the table's last scan that began there
- * read (projection.h); each row group it is done with, and its close,
+ * read (projections.h); each row group it is done with, and its close,
  * tell the table what it read.  At most
  * read_ahead_max bytes, none of c's own blocks, up to c_last (its
  * reader fetches them).
@@ -540,8 +543,11 @@ static void plan_columns(struct rfile *f, const struct parquet_chunk *c,
 	}
 	if (f->plan_group == c->group + 1)
 		return;            /* planned when the group was begun */
-	if (f->plan_group)         /* a row group read: the scan's columns */
-		scan_keep(f);
+	if (f->plan_group) {       /* a row group read: the scan's columns, */
+		scan_keep(f, true);
+		/* and no more guesses of another scan's */
+		memcpy(f->columns, f->begun, sizeof(f->columns));
+	}
 	f->plan_group = c->group + 1;
 	for (size_t i = g->first; i < g->first + g->n; i++) {
 		const struct parquet_chunk *d = &f->layout->chunks[i];
@@ -1342,7 +1348,7 @@ void rfile_splice_release(struct rsplice *s)
 void rfile_close(struct rfile *f)
 {
 	pthread_mutex_lock(&f->lock);
-	scan_keep(f);
+	scan_keep(f, false);
 	atomic_store(&f->cancel, true);
 	rfile_unref_unlock(f);
 }

@@ -21,7 +21,7 @@
  *   chunk, and the chunks of its row group whose columns the handle
  *   began before are fetched ahead beside it (a scan's projection), from
  *   the handle's first row group on with the columns the last scan of
- *   its table read (projection.h).
+ *   its table read (projections.h).
  *   A chunk longer than the kernel's read-ahead is fetched with two
  *   windows of it past its end: the kernel reads them as its reader
  *   finishes the chunk, in requests that also carry the reader's last

@@ -1,11 +1,11 @@
 /*
- * projection.c - the columns scans of a table read (projection.h).
+ * projections.c - the columns scans of a table read (projections.h).
  *
  * A small table of the latest PROJECTION_TABLES scans, looked through
  * whole under one lock: it is consulted once per handle and written once
  * per row group a handle reads, never per read.
  */
-#include "cache/projection.h"
+#include "cache/projections.h"
 #include "backends/util/strbuf.h"
 
 #include <pthread.h>
@@ -22,7 +22,7 @@ struct scan {
 };
 
 struct projections {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;              /* guards tick and scan[] */
 	uint64_t tick;
 	struct scan scan[PROJECTION_TABLES];
 };
@@ -83,8 +83,9 @@ unsigned projections_seed(struct projections *p, const char *name,
 			  uint32_t ncols, uint32_t first, uint64_t *cols)
 {
 	unsigned added = 0;
+	uint64_t table = table_of(name);
 	pthread_mutex_lock(&p->lock);
-	struct scan *s = find(p, table_of(name), ncols, first);
+	struct scan *s = find(p, table, ncols, first);
 	if (s) {
 		s->used = ++p->tick;
 		for (unsigned w = 0; w < PROJECTION_WORDS; w++) {
@@ -97,12 +98,29 @@ unsigned projections_seed(struct projections *p, const char *name,
 	return added;
 }
 
+/* Are cols fewer of s's columns (a strict subset)?  Lock held. */
+static bool fewer(const struct scan *s, const uint64_t *cols)
+{
+	bool less = false;
+	for (unsigned w = 0; w < PROJECTION_WORDS; w++) {
+		if (cols[w] & ~s->cols[w])
+			return false;
+		less |= cols[w] != s->cols[w];
+	}
+	return less;
+}
+
 void projections_keep(struct projections *p, const char *name,
-		      uint32_t ncols, uint32_t first, const uint64_t *cols)
+		      uint32_t ncols, uint32_t first, const uint64_t *cols,
+		      bool whole)
 {
 	uint64_t table = table_of(name);
 	pthread_mutex_lock(&p->lock);
 	struct scan *s = find(p, table, ncols, first);
+	if (s && !whole && fewer(s, cols)) {
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
 	if (!s) {                      /* a free slot, or the least used */
 		s = &p->scan[0];
 		for (unsigned i = 1; i < PROJECTION_TABLES && s->table; i++)

@@ -1,5 +1,5 @@
 /*
- * projection.h - the columns scans of a table read, remembered.
+ * projections.h - the columns scans of a table read, remembered.
  *
  * A query reads the same columns (its projection) in every row group of
  * every Parquet file of a table it scans.  A handle learns them as it
@@ -19,9 +19,10 @@
  *
  * Thread safety: all calls may come from any thread.
  */
-#ifndef HYLAKE_PROJECTION_H
-#define HYLAKE_PROJECTION_H
+#ifndef HYLAKE_PROJECTIONS_H
+#define HYLAKE_PROJECTIONS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define PROJECTION_COLUMNS 1024u     /* columns remembered, at most */
@@ -41,8 +42,15 @@ void projections_destroy(struct projections *p);
 unsigned projections_seed(struct projections *p, const char *name,
 			  uint32_t ncols, uint32_t first, uint64_t *cols);
 
-/* Remember cols as what such a scan reads, in place of what was. */
+/*
+ * Remember cols as what such a scan reads, in place of what was.  whole:
+ * the handle read a row group through (it begins another); else it is
+ * closing, and may have read only part of one, or had bytes from
+ * elsewhere (its tail, the block cache) for some columns: then cols
+ * replace a scan's columns only when they are not fewer of the same.
+ */
 void projections_keep(struct projections *p, const char *name,
-		      uint32_t ncols, uint32_t first, const uint64_t *cols);
+		      uint32_t ncols, uint32_t first, const uint64_t *cols,
+		      bool whole);
 
 #endif
