@@ -368,17 +368,14 @@ static int list_learn_only(void *arg, const struct list_entry *e)
 }
 
 /* A file fact for name that a listing taught, none of a folder of that
- * name: *out set, true. */
+ * name (stat_from_facts prefers the folder): *out set, true. */
 static bool learnt_file(struct router *r, const char *name,
 			const char *folder, struct obj_info *out)
 {
-	struct source_fact f;
-	if (recent_fact(r, folder, INT64_MAX, &f) && !f.tombstone)
+	struct obj_info got;
+	if (!stat_from_facts(r, name, folder, INT64_MAX, &got) || got.is_dir)
 		return false;
-	if (!recent_fact(r, name, INT64_MAX, &f) || f.tombstone ||
-	    !f.generation)
-		return false;
-	fact_to_info(&f, out);
+	*out = got;
 	return true;
 }
 
