@@ -518,9 +518,8 @@ static void scan_keep(struct rfile *f, bool whole)
  * they arrive together instead of one round trip after another.  Its
  * first chunk adds the columns the table's last scan that began there
  * read (projections.h); each row group it is done with, and its close,
- * tell the table what it read.  At most
- * read_ahead_max bytes, none of c's own blocks, up to c_last (its
- * reader fetches them).
+ * tell the table what it read.  At most read_ahead_max bytes, none of
+ * c's own blocks, up to c_last (its reader fetches them).
  * A wrong guess costs bytes, never the answer; what was fetched and not
  * read goes once the handle begins a chunk of another row group (trim).
  * Lock held.
@@ -538,8 +537,9 @@ static void plan_columns(struct rfile *f, const struct parquet_chunk *c,
 				 c->column, f->columns);
 	}
 	if (c->column < PLAN_COLUMNS) {
-		f->columns[c->column / 64] |= (uint64_t)1 << (c->column % 64);
-		f->begun[c->column / 64] |= (uint64_t)1 << (c->column % 64);
+		uint64_t bit = (uint64_t)1 << (c->column % 64);
+		f->columns[c->column / 64] |= bit;
+		f->begun[c->column / 64] |= bit;
 	}
 	if (f->plan_group == c->group + 1)
 		return;            /* planned when the group was begun */
