@@ -1238,7 +1238,7 @@ class Bench:
             label = "http" if sysname == "baseline" else sysname
             lines.append(f"{label:10}" + "".join(cells))
         if lines:
-            print(f"row 4 per file (ms, median of runs): {'':1}"
+            print("row 4 per file (ms, median of runs):  "
                   + "".join(f"{k:>8}" for k in names))
             for line in lines:
                 print(" " * 26 + line)

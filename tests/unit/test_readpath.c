@@ -373,6 +373,20 @@ static void a_scans_columns_arrive_together(void)
 	readpath_destroy(rp);
 }
 
+/* The requests a new handle of name sends for a first read at off (a
+ * page header), once what it plans beside it had 50 ms to start. */
+static unsigned first_read_requests(struct readpath *rp, const char *name,
+				    uint64_t seed, uint64_t size, uint64_t off)
+{
+	struct rfile *f = rfile_open(rp, open_with_tail(name, size));
+	reset();
+	CHECK(read_ok(f, seed, off, 256));
+	usleep(50000);
+	unsigned n = nreq();
+	rfile_close(f);
+	return n;
+}
+
 /*
  * A handle of the next file of a table begins its first row group with
  * the columns the last scan of that table read: they come together from
@@ -416,18 +430,8 @@ static void a_tables_scan_carries_to_its_next_file(void)
 	rfile_close(a);
 
 	/* another table, and this table begun at column 1: nothing known */
-	f = rfile_open(rp, open_with_tail(names[2], size));
-	reset();
-	CHECK(read_ok(f, 63, 0, 256));
-	usleep(50000);
-	CHECK_INT(nreq(), 1);
-	rfile_close(f);
-	f = rfile_open(rp, open_with_tail(names[3], size));
-	reset();
-	CHECK(read_ok(f, 64, 2 * MiB, 256));
-	usleep(50000);
-	CHECK_INT(nreq(), 1);
-	rfile_close(f);
+	CHECK_INT(first_read_requests(rp, names[2], 63, size, 0), 1);
+	CHECK_INT(first_read_requests(rp, names[3], 64, size, 2 * MiB), 1);
 
 	/* a handle that reads column 0 of group 0 alone and closes leaves
 	 * the table's columns as they were: the next one guesses 2 too */
@@ -448,12 +452,7 @@ static void a_tables_scan_carries_to_its_next_file(void)
 	usleep(50000);
 	CHECK_INT(nreq(), 1);
 	rfile_close(f);
-	f = rfile_open(rp, open_with_tail(names[5], size));
-	reset();
-	CHECK(read_ok(f, 66, 0, 256));
-	usleep(50000);
-	CHECK_INT(nreq(), 1);
-	rfile_close(f);
+	CHECK_INT(first_read_requests(rp, names[5], 66, size, 0), 1);
 
 	/* a file of one row group read by columns 0 and 1: its close tells */
 	f = rfile_open(rp, open_with_tail(names[0], size));
