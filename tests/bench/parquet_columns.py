@@ -12,8 +12,10 @@ bytes hylake fetched come from its own trace of the store's calls.
 
     tests/bench/parquet_columns.py [--files 8] [--rows 1000000] [--runs 3]
         [--hylake-bin build/hylake] [--baseline-bin OTHER] [--rgw-env ENV]
+        [--keep-logs DIR]
 
---baseline-bin runs the same rows with another hylake binary (an older
+--keep-logs keeps each hylake run's trace log in DIR (the reads it sent to
+the store, for finding where fetched bytes go).  --baseline-bin runs the same rows with another hylake binary (an older
 build) in the same run, so the two compare on one machine state.  Needs
 root (FUSE, drop_caches), node with DuckDB from npm (tests/npm_ci.sh
 tests/bench/duckdb), python3-boto3 and a radosgw: --rgw-env names the env
@@ -91,6 +93,9 @@ class Bench:
         self.a = a
         self.env = read_env(a.rgw_env)
         self.work = Path(tempfile.mkdtemp(prefix="parquet-columns-", dir="/var/tmp"))
+        self.kept = 0
+        if a.keep_logs:
+            Path(a.keep_logs).mkdir(parents=True, exist_ok=True)
         self.local = self.work / "local"
         self.mnt = self.work / "mnt"
         self.procs = []
@@ -159,6 +164,10 @@ class Bench:
             t = re.search(r"trace source: open '[^']*' -> ok .* tail=(\d+)/", line)
             got += int(m.group(1)) if m else int(t.group(1)) if t else 0
         r["fetched"] = got
+        if self.a.keep_logs:
+            self.kept += 1
+            name = f"{self.kept:02d}-{Path(binary).name}-{where.replace(' ', '')}.log"
+            shutil.copy(logf, Path(self.a.keep_logs) / name)
         return r
 
     def query_local(self):
@@ -220,6 +229,7 @@ def main():
     ap.add_argument("--hylake-bin", default=os.environ.get("HYLAKE_BIN",
                                                            str(ROOT / "build" / "hylake")))
     ap.add_argument("--baseline-bin", help="another hylake binary to run the same rows")
+    ap.add_argument("--keep-logs", metavar="DIR", help="keep each hylake run's trace log here")
     ap.add_argument("--rgw-env", default=os.environ.get("HYLAKE_RGW_ENV"),
                     help="env file of a radosgw started by tests/ceph/rgw.sh")
     a = ap.parse_args()
