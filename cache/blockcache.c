@@ -479,7 +479,8 @@ int bcache_put(struct bcache *c, const struct bcache_key *k, const void *buf,
 	return rc;
 }
 
-bool bcache_admit(struct bcache *c, const struct bcache_key *k)
+/* bcache_admit, and bcache_would_admit when offer is false. */
+static bool admit(struct bcache *c, const struct bcache_key *k, bool offer)
 {
 	struct hdr hd;
 
@@ -488,14 +489,25 @@ bool bcache_admit(struct bcache *c, const struct bcache_key *k)
 	free(hd.b);
 	uint64_t fp = hd.h.low64 | 1;        /* 0: an empty slot */
 	_Atomic uint64_t *slot = &c->seen[hd.h.high64 % BC_ADMIT_SLOTS];
-	if (atomic_exchange_explicit(slot, fp, memory_order_relaxed) == fp)
+	if ((offer ? atomic_exchange_explicit(slot, fp, memory_order_relaxed)
+		   : atomic_load_explicit(slot, memory_order_relaxed)) == fp)
 		return true;
 	pthread_mutex_lock(&c->lock);
 	bool held = find(c, hd.h) != NULL;
 	pthread_mutex_unlock(&c->lock);
-	if (!held)
+	if (!held && offer)
 		atomic_fetch_add(&c->first_touches, 1);
 	return held;
+}
+
+bool bcache_admit(struct bcache *c, const struct bcache_key *k)
+{
+	return admit(c, k, true);
+}
+
+bool bcache_would_admit(struct bcache *c, const struct bcache_key *k)
+{
+	return admit(c, k, false);
 }
 
 /* ---- get ---- */

@@ -137,6 +137,11 @@ int bcache_put(struct bcache *c, const struct bcache_key *k, const void *buf,
 #define BC_ADMIT_SLOTS ((size_t)1 << 18)     /* 2 MiB; 256 GiB of blocks */
 bool bcache_admit(struct bcache *c, const struct bcache_key *k);
 
+/* What bcache_admit would answer now, without offering k: a reader that
+ * wants only part of a block asks whether fetching it whole would get it
+ * kept. */
+bool bcache_would_admit(struct bcache *c, const struct bcache_key *k);
+
 void bcache_get_stats(struct bcache *c, struct bcache_stats *out);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * projections.c - the columns scans of a table read (projections.h).
  *
- * A small table of the latest PROJECTION_TABLES scans, looked through
- * whole under one lock: it is consulted once per handle and written once
- * per row group a handle reads, never per read.
+ * A small table of the latest PROJECTION_TABLES scans and footers,
+ * looked through whole under one lock: it is consulted once per handle
+ * (and open) and written once per row group a handle reads and at its
+ * close, never per read.
  */
 #include "cache/projections.h"
 #include "backends/util/strbuf.h"
@@ -14,11 +15,13 @@
 #include <string.h>
 #include <xxhash.h>
 
+/* A scan, or with ncols 0 (no scan has no columns) the table's footer. */
 struct scan {
 	uint64_t table;               /* XXH3 of the table's path; 0: free */
 	uint32_t ncols, first;
-	uint64_t used;                /* tick of the last seed or keep */
+	uint64_t used;                /* tick of the last use */
 	uint64_t cols[PROJECTION_WORDS];
+	uint64_t footer;              /* ncols 0: projections_footer */
 };
 
 struct projections {
@@ -110,6 +113,25 @@ static bool fewer(const struct scan *s, const uint64_t *cols)
 	return less;
 }
 
+/* The slot of this key, a free one or the least used taken for it when
+ * there is none.  Lock held. */
+static struct scan *slot(struct projections *p, uint64_t table, uint32_t ncols,
+			 uint32_t first)
+{
+	struct scan *s = find(p, table, ncols, first);
+	if (s)
+		return s;
+	s = &p->scan[0];
+	for (unsigned i = 1; i < PROJECTION_TABLES && s->table; i++)
+		if (!p->scan[i].table || p->scan[i].used < s->used)
+			s = &p->scan[i];
+	memset(s, 0, sizeof(*s));
+	s->table = table;
+	s->ncols = ncols;
+	s->first = first;
+	return s;
+}
+
 void projections_keep(struct projections *p, const char *name,
 		      uint32_t ncols, uint32_t first, const uint64_t *cols,
 		      bool whole)
@@ -117,20 +139,34 @@ void projections_keep(struct projections *p, const char *name,
 	uint64_t table = table_of(name);
 	pthread_mutex_lock(&p->lock);
 	struct scan *s = find(p, table, ncols, first);
-	if (s && !whole && fewer(s, cols)) {
-		pthread_mutex_unlock(&p->lock);
-		return;
+	if (!(s && !whole && fewer(s, cols))) {
+		s = slot(p, table, ncols, first);
+		s->used = ++p->tick;
+		memcpy(s->cols, cols, sizeof(s->cols));
 	}
-	if (!s) {                      /* a free slot, or the least used */
-		s = &p->scan[0];
-		for (unsigned i = 1; i < PROJECTION_TABLES && s->table; i++)
-			if (!p->scan[i].table || p->scan[i].used < s->used)
-				s = &p->scan[i];
-		s->table = table;
-		s->ncols = ncols;
-		s->first = first;
+	pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t projections_footer(struct projections *p, const char *name)
+{
+	uint64_t table = table_of(name), bytes = 0;
+	pthread_mutex_lock(&p->lock);
+	struct scan *s = find(p, table, 0, 0);
+	if (s) {
+		s->used = ++p->tick;
+		bytes = s->footer;
 	}
+	pthread_mutex_unlock(&p->lock);
+	return bytes;
+}
+
+void projections_footer_keep(struct projections *p, const char *name,
+			     uint64_t bytes)
+{
+	uint64_t table = table_of(name);
+	pthread_mutex_lock(&p->lock);
+	struct scan *s = slot(p, table, 0, 0);
 	s->used = ++p->tick;
-	memcpy(s->cols, cols, sizeof(s->cols));
+	s->footer = bytes;
 	pthread_mutex_unlock(&p->lock);
 }

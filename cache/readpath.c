@@ -68,6 +68,7 @@
 #define PAGE ((uint64_t)4096)           /* the kernel's reads start on one */
 #define CHUNK_PEEK ((size_t)64 << 10)   /* a page header, read first */
 #define PLAN_COLUMNS PROJECTION_COLUMNS /* columns plan_columns follows */
+#define FOOTER_ROUND ((uint64_t)64 << 10)  /* a learnt tail, rounded up */
 _Static_assert(PLAN_COLUMNS / 64 == PROJECTION_WORDS, "a scan's bitmap");
 
 struct extent;
@@ -142,6 +143,11 @@ struct rfile {
 					     NULL; charged to the budget */
 	uint64_t tail_off;
 	bool columnar;                    /* a Parquet file, by its name */
+	bool footed;                      /* read from its footer: a tail
+					     is read at its open */
+	bool strayed;                     /* read away from its end */
+	uint64_t footer;                  /* bytes of its end read before
+					     it strayed (projections.h) */
 	bool layout_tried;
 	struct parquet_layout *layout;    /* its column chunks, once its
 					     footer was read; or NULL */
@@ -450,6 +456,27 @@ static bool ends_with(const char *name, const char *suffix)
 {
 	size_t n = strlen(name), k = strlen(suffix);
 	return n >= k && !strcasecmp(name + n - k, suffix);
+}
+
+/* Are name's readers known to begin at its footer (readpath_open_tail)? */
+static bool footed(const char *name)
+{
+	return ends_with(name, ".parquet") || ends_with(name, ".orc");
+}
+
+/*
+ * Follow how much of a footed file's end its handle reads before it
+ * reads anywhere else: its table's next file's open fetches that much
+ * (rfile_close).  Lock held.
+ */
+static void footer_note(struct rfile *f, uint64_t off)
+{
+	if (!f->footed || f->strayed)
+		return;
+	if (off + READPATH_TAIL >= f->size)
+		f->footer = max64(f->footer, f->size - off);
+	else
+		f->strayed = true;
 }
 
 /*
@@ -1102,6 +1129,12 @@ static void tail_take(struct rfile *f, struct bobj *o)
 	struct extent *e = NULL;
 	if (first < f->nblocks && !cached(f, first))
 		e = ext_plan(f, first, f->nblocks - first, false);
+	else if (first >= f->nblocks && f->version && rp->conf.cache) {
+		/* part of the last block: a first offer of it, so that the
+		 * file's next open reads it whole (readpath_open_tail) */
+		struct bcache_key k = { f->o->name, f->version, f->nblocks - 1 };
+		bcache_admit(rp->conf.cache, &k);
+	}
 	if (e) {
 		memcpy(e->buf, o->tail + (e->off - off), e->len);
 		e->store_from = 0;
@@ -1135,6 +1168,7 @@ struct rfile *rfile_open(struct readpath *rp, struct bobj *o)
 	f->nblocks = (f->size + BLK - 1) / BLK;
 	f->version = version_token(&o->info);
 	f->columnar = ends_with(o->name, ".parquet");
+	f->footed = footed(o->name);
 	pthread_mutex_init(&f->lock, NULL);
 	timeutil_cond_init(&f->cv);
 	f->refs = 1;
@@ -1153,19 +1187,28 @@ size_t readpath_open_tail(struct readpath *rp, const char *name,
 			  const struct obj_info *known)
 {
 	size_t want = 0;
-	if (known->size && known->size <= READPATH_SMALL_WHOLE)
+	bool small = known->size && known->size <= READPATH_SMALL_WHOLE;
+	if (small)
 		want = (size_t)READPATH_SMALL_WHOLE;
-	else if (ends_with(name, ".parquet") || ends_with(name, ".orc"))
+	else if (footed(name))
 		want = (size_t)READPATH_TAIL;
 	char *version = want && rp->conf.cache && known->size
 			? version_token(known) : NULL;
-	if (version) {
-		struct bcache_key k = { name, version,
-					(known->size - 1) / BLK };
-		if (bcache_has(rp->conf.cache, &k))
-			want = 0;
-		free(version);
+	struct bcache_key k = { name, version, (known->size - 1) / BLK };
+	if (version && bcache_has(rp->conf.cache, &k))
+		want = 0;
+	else if (want && !small && !(version && (rp->conf.cache_first_read ||
+			bcache_would_admit(rp->conf.cache, &k)))) {
+		/* what its table's last handle read of its end, with room
+		 * for a larger footer; its last block, when the block cache
+		 * would keep it, whole (tail_take) */
+		uint64_t footer = projections_footer(rp->scans, name);
+		if (footer)
+			want = (size_t)min64(READPATH_TAIL,
+				(footer + footer / 4 + FOOTER_ROUND - 1) /
+				FOOTER_ROUND * FOOTER_ROUND);
 	}
+	free(version);
 	return want;
 }
 
@@ -1190,6 +1233,9 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 		return 0;
 	len = (size_t)min64(len, f->size - off);
 	if (f->tail && off >= f->tail_off) {     /* read at open */
+		pthread_mutex_lock(&f->lock);
+		footer_note(f, off);
+		pthread_mutex_unlock(&f->lock);
 		memcpy(buf, f->tail + (off - f->tail_off), len);
 		atomic_fetch_add(&rp->mem_hits, 1);
 		atomic_fetch_add(&rp->reads, 1);
@@ -1203,6 +1249,7 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 	pthread_mutex_lock(&f->lock);
 	last = chunk_start(f, off, len, last);
 	note_access(f, off, len);
+	footer_note(f, off);
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
 	while (done < len) {
@@ -1253,6 +1300,7 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 	pthread_mutex_lock(&f->lock);
 	uint64_t last = chunk_start(f, off, len, b);
 	note_access(f, off, len);
+	footer_note(f, off);
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
 	struct extent *e = ext_get(f, b, last, small_tail, dl, &err);
@@ -1324,6 +1372,7 @@ ssize_t rfile_splice(struct rfile *f, uint64_t off, size_t len,
 	pthread_mutex_lock(&f->lock);
 	f->spliced = true;
 	note_access(f, off, len);
+	footer_note(f, off);
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
 	trim(f);
@@ -1349,6 +1398,8 @@ void rfile_close(struct rfile *f)
 {
 	pthread_mutex_lock(&f->lock);
 	scan_keep(f, false);
+	if (f->footer)
+		projections_footer_keep(f->rp->scans, f->o->name, f->footer);
 	atomic_store(&f->cancel, true);
 	rfile_unref_unlock(f);
 }

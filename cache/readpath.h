@@ -15,7 +15,10 @@
  *   and keeps the whole tail (the last READPATH_TAIL bytes, block
  *   aligned) while the file is open and the budget allows.  Small files
  *   are fetched whole.  The open itself may have read the last bytes
- *   (readpath_open_tail): reads inside them cost nothing more.
+ *   (readpath_open_tail): reads inside them cost nothing more.  How much
+ *   a columnar file's open reads follows what its table's last handle
+ *   read of its end before reading anywhere else (projections.h): a
+ *   footer, not a fixed MiB that the query may not want.
  * - Parquet (*.parquet, once the footer is read): a read that begins a
  *   column chunk fetches the chunk whole, read-ahead stays inside the
  *   chunk, and the chunks of its row group whose columns the handle
@@ -115,9 +118,13 @@ void readpath_get_stats(struct readpath *rp, struct readpath_stats *out);
  * file known to be small (known: what the mount last learnt of it; size
  * 0 when nothing) whole, as its first read would fetch it
  * (READPATH_SMALL_WHOLE); a columnar file, whose readers start at its
- * footer (*.parquet, *.orc), the tail its first read would fetch
- * (READPATH_TAIL); else 0.  Also 0 when the block cache holds the last
- * block of the known version: the open asks only for the version then.
+ * footer (*.parquet, *.orc), what its table's last handle read of its
+ * end before it read elsewhere, a quarter more and rounded up to 64 KiB,
+ * or the tail its first read would fetch (READPATH_TAIL) when that is
+ * not known or when the block cache would keep the last block (it was
+ * offered before: then whole blocks are read, for the cache); else 0.
+ * Also 0 when the block cache holds the last block of the known version:
+ * the open asks only for the version then.
  */
 size_t readpath_open_tail(struct readpath *rp, const char *name,
 			  const struct obj_info *known);

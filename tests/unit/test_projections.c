@@ -106,10 +106,39 @@ static void the_least_used_go(void)
 	projections_destroy(p);
 }
 
+static void footers_beside_scans(void)
+{
+	struct projections *p = projections_create();
+	uint64_t cols[PROJECTION_WORDS] = { 0 }, got[PROJECTION_WORDS] = { 0 };
+	set(cols, 1);
+	CHECK_INT(projections_footer(p, "t/a.parquet"), 0);
+	projections_footer_keep(p, "t/d=1/a.parquet", 5000);
+	projections_keep(p, "t/a.parquet", 8, 0, cols, true);
+	CHECK_INT(projections_footer(p, "t/d=2/b.parquet"), 5000);
+	CHECK_INT(projections_seed(p, "t/b.parquet", 8, 0, got), 1);
+	projections_footer_keep(p, "t/b.parquet", 7000);   /* replaced */
+	CHECK_INT(projections_footer(p, "t/c.parquet"), 7000);
+	CHECK_INT(projections_footer(p, "u/c.parquet"), 0);
+	/* a footer takes a place as a scan does, and is read as a use */
+	char name[64];
+	for (unsigned i = 0; i < PROJECTION_TABLES - 2; i++) {
+		snprintf(name, sizeof(name), "s%u/a.parquet", i);
+		projections_keep(p, name, 8, 0, cols, true);
+	}
+	CHECK_INT(projections_footer(p, "t/c.parquet"), 7000);  /* used */
+	projections_footer_keep(p, "new/a.parquet", 100);
+	CHECK_INT(projections_footer(p, "t/c.parquet"), 7000);
+	memset(got, 0, sizeof(got));   /* t's scan was the least used */
+	CHECK_INT(projections_seed(p, "t/b.parquet", 8, 0, got), 0);
+	CHECK_INT(projections_footer(p, "new/b.parquet"), 100);
+	projections_destroy(p);
+}
+
 int main(void)
 {
 	names_of_one_table();
 	scans_told_apart_and_replaced();
 	the_least_used_go();
+	footers_beside_scans();
 	return check_summary();
 }

@@ -620,6 +620,91 @@ static void tail_read_at_open_answers_reads(void)
 	readpath_destroy(rp);
 }
 
+/* The open of a footed file fetches as much of its end as its table's
+ * last handle read there before reading elsewhere. */
+static void a_tables_footer_sizes_its_next_open(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	struct obj_info known = { .size = 50 * MiB };
+	uint64_t size = 50 * MiB + 777;
+
+	reset();
+	CHECK_INT(readpath_open_tail(rp, "tbl/p=2/b.parquet", &known),
+		  READPATH_TAIL);
+	struct rfile *f = rfile_open(rp, with_tail(put_open(
+		"tbl/p=1/a.parquet", size, 31), 31, MiB));
+	CHECK(read_ok(f, 31, size - 8, 8));
+	CHECK(read_ok(f, 31, size - 48 * KiB, 48 * KiB - 8));
+	CHECK(read_ok(f, 31, 0, 4096));            /* away from its end */
+	CHECK(read_ok(f, 31, size - 200 * KiB, 4096));
+	CHECK_INT(readpath_open_tail(rp, "tbl/p=2/b.parquet", &known),
+		  READPATH_TAIL);                    /* told at its close */
+	rfile_close(f);
+	/* 48 KiB and a quarter more, in 64 KiB; of its table only */
+	CHECK_INT(readpath_open_tail(rp, "tbl/p=2/b.parquet", &known),
+		  64 * KiB);
+	CHECK_INT(readpath_open_tail(rp, "tbl/b.orc", &known), 64 * KiB);
+	CHECK_INT(readpath_open_tail(rp, "other/b.parquet", &known),
+		  READPATH_TAIL);
+	CHECK_INT(readpath_open_tail(rp, "tbl/b.csv", &known), 0);
+
+	/* a handle that reads elsewhere first tells nothing */
+	f = rfile_open(rp, with_tail(put_open("tbl/c.parquet", size, 32), 32,
+				     64 * KiB));
+	CHECK(read_ok(f, 32, MiB, 4096));
+	CHECK(read_ok(f, 32, size - 100 * KiB, 100 * KiB));
+	rfile_close(f);
+	CHECK_INT(readpath_open_tail(rp, "tbl/x.parquet", &known), 64 * KiB);
+
+	/* a footer past the tail costs a request, and sizes the next */
+	reset();
+	f = rfile_open(rp, with_tail(put_open("tbl/d.parquet", size, 33), 33,
+				     64 * KiB));
+	CHECK(read_ok(f, 33, size - 8, 8));
+	CHECK_INT(nreq(), 0);
+	CHECK(read_ok(f, 33, size - 300 * KiB, 300 * KiB - 8));
+	CHECK(nreq() > 0);
+	rfile_close(f);
+	CHECK_INT(readpath_open_tail(rp, "tbl/x.parquet", &known), 384 * KiB);
+	f = rfile_open(rp, with_tail(store_open("tbl/d.parquet"), 33, MiB));
+	CHECK(read_ok(f, 33, size - MiB, 4096));
+	rfile_close(f);
+	CHECK_INT(readpath_open_tail(rp, "tbl/x.parquet", &known),
+		  READPATH_TAIL);                    /* never more */
+	readpath_destroy(rp);
+
+	/* With a block cache: a tail of part of the last block offers it,
+	 * so the next open reads the end whole for the cache to keep, and
+	 * the one after reads none. */
+	struct bcache *bc = cache_new("bcfooter", 64 * MiB);
+	struct readpath_conf c = { .cache = bc, .memory_limit = 512 * MiB,
+				   .read_ahead_max = 64 * MiB, .fetchers = 8,
+				   .fetch_timeout_ms = 10000 };
+	rp = readpath_create(&c);
+	size = 50 * MiB - 777;
+	f = rfile_open(rp, with_tail(put_open("tbl/e.parquet", size, 34), 34,
+				     64 * KiB));
+	known = rfile_bobj(f)->info;
+	CHECK(read_ok(f, 34, size - 8, 8));
+	rfile_close(f);
+	CHECK_INT(readpath_open_tail(rp, "tbl/e.parquet", &known),
+		  READPATH_TAIL);
+	struct obj_info other = rfile_bobj(f = rfile_open(rp, with_tail(
+		put_open("tbl/f.parquet", size, 35), 35, 64 * KiB)))->info;
+	rfile_close(f);
+	/* another version of it, never offered: the table's footer */
+	other.generation += 1000;
+	CHECK_INT(readpath_open_tail(rp, "tbl/f.parquet", &other), 64 * KiB);
+	f = rfile_open(rp, with_tail(store_open("tbl/e.parquet"), 34, MiB));
+	CHECK(read_ok(f, 34, size - 8, 8));
+	rfile_close(f);
+	usleep(50000);                        /* the store to the cache */
+	CHECK_INT(held(bc, "tbl/e.parquet", known.generation, 50), 1);
+	CHECK_INT(readpath_open_tail(rp, "tbl/e.parquet", &known), 0);
+	readpath_destroy(rp);
+	bcache_close(bc);
+}
+
 static void sequential_grows_parallel_window(void)
 {
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
@@ -1173,6 +1258,7 @@ int main(void)
 	in_order_then_jump_resets_the_window();
 	footer_reads_take_one_request();
 	tail_read_at_open_answers_reads();
+	a_tables_footer_sizes_its_next_open();
 	parquet_chunks_are_read_whole_and_alone();
 	a_scans_columns_arrive_together();
 	a_tables_scan_carries_to_its_next_file();
