@@ -148,6 +148,11 @@ struct rfile {
 	bool strayed;                     /* read away from its end */
 	uint64_t footer;                  /* bytes of its end read before
 					     it strayed (projections.h) */
+	atomic_bool offer_last;           /* its tail held part of its last
+					     block: offered to the block
+					     cache at its close, unless a
+					     fetch of the block offered it
+					     (one touch per handle) */
 	bool layout_tried;
 	struct parquet_layout *layout;    /* its column chunks, once its
 					     footer was read; or NULL */
@@ -707,6 +712,8 @@ static int ext_fetch(struct rfile *f, struct extent *e,
 		return -EIO;
 	}
 	e->store_from = done;
+	if (e->off + e->len > (f->nblocks - 1) * BLK)
+		atomic_store(&f->offer_last, false);   /* ext_store offers it */
 	return 0;
 }
 
@@ -1129,12 +1136,12 @@ static void tail_take(struct rfile *f, struct bobj *o)
 	struct extent *e = NULL;
 	if (first < f->nblocks && !cached(f, first))
 		e = ext_plan(f, first, f->nblocks - first, false);
-	else if (first >= f->nblocks && f->version && rp->conf.cache) {
-		/* part of the last block: a first offer of it, so that the
-		 * file's next open reads it whole (readpath_open_tail) */
-		struct bcache_key k = { f->o->name, f->version, f->nblocks - 1 };
-		bcache_admit(rp->conf.cache, &k);
-	}
+	else if (first >= f->nblocks && f->version && rp->conf.cache)
+		/* part of the last block: offered at the close, so that the
+		 * file's next open reads it whole (readpath_open_tail); not
+		 * now, or a read of the block's other bytes through this
+		 * handle would be its second touch */
+		atomic_store(&f->offer_last, true);
 	if (e) {
 		memcpy(e->buf, o->tail + (e->off - off), e->len);
 		e->store_from = 0;
@@ -1400,6 +1407,11 @@ void rfile_close(struct rfile *f)
 	scan_keep(f, false);
 	if (f->footer)
 		projections_footer_keep(f->rp->scans, f->o->name, f->footer);
+	if (atomic_exchange(&f->offer_last, false)) {
+		struct bcache_key k = { f->o->name, f->version,
+					f->nblocks - 1 };
+		bcache_admit(f->rp->conf.cache, &k);
+	}
 	atomic_store(&f->cancel, true);
 	rfile_unref_unlock(f);
 }

@@ -701,6 +701,19 @@ static void a_tables_footer_sizes_its_next_open(void)
 	usleep(50000);                        /* the store to the cache */
 	CHECK_INT(held(bc, "tbl/e.parquet", known.generation, 50), 1);
 	CHECK_INT(readpath_open_tail(rp, "tbl/e.parquet", &known), 0);
+
+	/* the last block's other bytes read through the same handle are
+	 * no second touch: the file's first reader stores nothing */
+	f = rfile_open(rp, with_tail(put_open("tbl/g.parquet", size, 36), 36,
+				     64 * KiB));
+	known = rfile_bobj(f)->info;
+	CHECK(read_ok(f, 36, size - 8, 8));
+	CHECK(read_ok(f, 36, 49 * MiB + 4096, 4096));
+	rfile_close(f);
+	usleep(50000);
+	CHECK_INT(held(bc, "tbl/g.parquet", known.generation, 50), 0);
+	CHECK_INT(readpath_open_tail(rp, "tbl/g.parquet", &known),
+		  READPATH_TAIL);                    /* but it was offered */
 	readpath_destroy(rp);
 	bcache_close(bc);
 }
