@@ -69,6 +69,7 @@
 #define CHUNK_PEEK ((size_t)64 << 10)   /* a page header, read first */
 #define PLAN_COLUMNS PROJECTION_COLUMNS /* columns plan_columns follows */
 #define FOOTER_ROUND ((uint64_t)64 << 10)  /* a learnt tail, rounded up */
+#define TAIL_SHARE 8          /* a file up to 8 tails long: tails whole */
 _Static_assert(PLAN_COLUMNS / 64 == PROJECTION_WORDS, "a scan's bitmap");
 
 struct extent;
@@ -100,7 +101,11 @@ struct extent {
 	unsigned nblocks;
 	uint64_t off;                     /* first * BLK */
 	size_t len;                       /* bytes of the object it holds */
-	char *buf;                        /* nblocks * BLK bytes */
+	size_t skip;                      /* bytes [off, off + skip) of its
+					     first block not fetched: a
+					     read's head (ext_head) */
+	char *buf;                        /* nblocks * BLK bytes, laid out
+					     from off */
 	enum ext_state st;
 	int err;
 	atomic_int refs;                  /* the list, readers, its fetcher;
@@ -445,6 +450,18 @@ static struct extent *ext_find(struct rfile *f, uint64_t block)
 	return NULL;
 }
 
+/* The extent that holds the byte at pos: of those on its block, the
+ * newest whose head was fetched. */
+static struct extent *ext_find_at(struct rfile *f, uint64_t pos)
+{
+	uint64_t block = pos / BLK;
+	for (struct extent *e = f->ext; e; e = e->next)
+		if (block >= e->first && block < e->first + e->nblocks &&
+		    pos >= e->off + e->skip && !ext_dropped(e))
+			return e;
+	return NULL;
+}
+
 static size_t block_len(const struct rfile *f, uint64_t block)
 {
 	return (size_t)min64(BLK, f->size - block * BLK);
@@ -454,6 +471,34 @@ static bool cached(struct rfile *f, uint64_t block)
 {
 	struct bcache_key k = { f->o->name, f->version, block };
 	return f->version && f->rp->conf.cache && bcache_has(f->rp->conf.cache, &k);
+}
+
+/*
+ * How much of the head of the block holding pos a fetch for pos may
+ * leave out: in a Parquet file whose column chunks are known, the bytes
+ * before pos's page, which are another chunk's (a query reads some
+ * columns of a row group, and a chunk rarely starts on a block); unless
+ * the block cache is to keep the block (whole blocks only, from a second
+ * touch on; or every block, when told so).  Elsewhere a block's head is
+ * as likely to be read next as its tail, and fetching it later costs a
+ * request: a file read at random in small ranges fetched half again as
+ * many.  Lock held.
+ */
+static size_t ext_head(struct rfile *f, uint64_t pos)
+{
+	uint64_t b = pos / BLK;
+	size_t skip = (size_t)(pos / PAGE * PAGE - b * BLK);
+	struct bcache *bc = f->version ? f->rp->conf.cache : NULL;
+
+	if (!skip || !f->layout || f->size <= READPATH_SMALL_WHOLE)
+		return 0;
+	if (bc) {
+		struct bcache_key k = { f->o->name, f->version, b };
+		if (f->rp->conf.cache_first_read || atomic_load(&f->keep) ||
+		    bcache_has(bc, &k) || bcache_would_admit(bc, &k))
+			return 0;
+	}
+	return skip;
 }
 
 /* Does name end in suffix, ignoring case? */
@@ -525,7 +570,8 @@ static uint64_t chunk_last(const struct rfile *f, const struct parquet_chunk *c)
 	return (end - 1) / BLK;
 }
 
-static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want);
+static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want,
+				  size_t skip);
 
 /* The columns of a row group of f (projections.h tells tables apart by it). */
 static uint32_t table_width(const struct rfile *f)
@@ -598,7 +644,8 @@ static void plan_columns(struct rfile *f, const struct parquet_chunk *c,
 				if (b < c_first)
 					want = min64(want, c_first - b);
 				if (!want || f->ahead_inflight >= MAX_AHEAD ||
-				    !(e = ahead_fetch(f, b, want)))
+				    !(e = ahead_fetch(f, b, want, ext_head(f,
+						max64(d->off, b * BLK)))))
 					return;
 				e->planned = true;
 				e->group = c->group;
@@ -648,12 +695,12 @@ static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
  * holding blocks.  NULL when no buffer can be had (read-ahead only).
  */
 static struct extent *ext_plan(struct rfile *f, uint64_t first, uint64_t want,
-			       bool ahead)
+			       bool ahead, size_t skip)
 {
 	uint64_t limit = min64(min64(want, CHUNK_BLOCKS), f->nblocks - first);
 	bool from_cache = cached(f, first);
 	unsigned n = 1;
-	while (n < limit && !ext_find(f, first + n) &&
+	while (n < limit && !ext_find_at(f, (first + n) * BLK) &&
 	       cached(f, first + n) == from_cache)
 		n++;
 	char *buf = buf_get(f->rp, n, ahead);
@@ -664,6 +711,7 @@ static struct extent *ext_plan(struct rfile *f, uint64_t first, uint64_t want,
 	e->nblocks = n;
 	e->off = first * BLK;
 	e->len = (size_t)min64(n * BLK, f->size - e->off);
+	e->skip = from_cache ? 0 : skip;
 	e->buf = buf;
 	e->st = EX_FETCHING;
 	atomic_init(&e->refs, 1);
@@ -681,7 +729,7 @@ static int ext_fetch(struct rfile *f, struct extent *e,
 {
 	struct readpath *rp = f->rp;
 	struct bcache *bc = f->version ? rp->conf.cache : NULL;
-	size_t done = 0;
+	size_t done = e->skip;            /* never from the cache */
 
 	if (e->from_cache) {
 		for (unsigned i = 0; i < e->nblocks; i++, done += BLK) {
@@ -726,10 +774,12 @@ static void ext_store(struct rfile *f, struct extent *e)
 	 * that open a file several times (DuckDB) read it again at once */
 	bool all = f->rp->conf.cache_first_read || atomic_load(&f->keep) ||
 		   f->size <= READPATH_SMALL_WHOLE;
-	for (size_t at = e->store_from; bc && at < e->len; at += BLK) {
+	for (size_t at = e->store_from; bc && at < e->len;
+	     at = (at / BLK + 1) * BLK) {
 		uint64_t b = e->first + at / BLK;
 		struct bcache_key k = { f->o->name, f->version, b };
-		if (all || bcache_admit(bc, &k))
+		/* a block without its head is a touch, not a block */
+		if ((all || bcache_admit(bc, &k)) && at % BLK == 0)
 			bcache_put(bc, &k, e->buf + at, block_len(f, b));
 	}
 }
@@ -897,9 +947,10 @@ static uint64_t warm_later(struct rfile *f, uint64_t b, uint64_t target,
  * reader.  The extent, or NULL when the budget or the fetchers have no
  * room now.  Lock held.
  */
-static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want)
+static struct extent *ahead_fetch(struct rfile *f, uint64_t b, uint64_t want,
+				  size_t skip)
 {
-	struct extent *e = ext_plan(f, b, want, true);
+	struct extent *e = ext_plan(f, b, want, true, skip);
 	if (!e)
 		return NULL;
 	struct fetch_job *fj = xcalloc(1, sizeof(*fj));
@@ -949,7 +1000,7 @@ static void read_ahead(struct rfile *f)
 		uint64_t want = chunk;
 		if (f->layout)          /* not past the chunk read */
 			want = min64(want, (target - pos + BLK - 1) / BLK);
-		e = ahead_fetch(f, b, want);
+		e = ahead_fetch(f, b, want, 0);
 		if (!e)
 			break;
 		pos = (e->first + e->nblocks) * BLK;
@@ -1036,12 +1087,13 @@ static int ext_wait(struct rfile *f, struct extent *e,
  * with a reference, or NULL with *err set.  Lock held (dropped while
  * fetching).
  */
-static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
+static struct extent *ext_get(struct rfile *f, uint64_t pos, uint64_t last,
 			      bool small_tail, const struct deadline *dl,
 			      int *err)
 {
+	uint64_t b = pos / BLK;
 	for (int tries = 0; tries < 4; tries++) {
-		struct extent *e = ext_find(f, b);
+		struct extent *e = ext_find_at(f, pos);
 		if (e && !ext_tryget(e)) {
 			ext_unlink(f, e);       /* dropped meanwhile: not a try */
 			tries--;
@@ -1073,7 +1125,9 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 		       cached(f, first - 1) == cached(f, b))
 			first--;
 		want = (whole || small_tail ? f->nblocks : last + 1) - first;
-		e = ext_plan(f, first, want, false);
+		e = ext_plan(f, first, want, false,
+			     first == b && !whole && !small_tail ?
+			     ext_head(f, pos) : 0);
 		if (!e) {
 			*err = -ENOMEM;
 			return NULL;
@@ -1092,7 +1146,7 @@ static struct extent *ext_get(struct rfile *f, uint64_t b, uint64_t last,
 		}
 		store_later(f, e);
 		if (e->off + e->len == f->size)
-			layout_learn(f, e->buf, e->off);
+			layout_learn(f, e->buf + e->skip, e->off + e->skip);
 		if (b < e->first || b >= e->first + e->nblocks) {
 			ext_unref(f, e);      /* planned short of b: go on */
 			continue;
@@ -1135,7 +1189,7 @@ static void tail_take(struct rfile *f, struct bobj *o)
 	uint64_t first = (off + BLK - 1) / BLK;
 	struct extent *e = NULL;
 	if (first < f->nblocks && !cached(f, first))
-		e = ext_plan(f, first, f->nblocks - first, false);
+		e = ext_plan(f, first, f->nblocks - first, false, 0);
 	else if (first >= f->nblocks && f->version && rp->conf.cache)
 		/* part of the last block: offered at the close, so that the
 		 * file's next open reads it whole (readpath_open_tail); not
@@ -1204,11 +1258,14 @@ size_t readpath_open_tail(struct readpath *rp, const char *name,
 	struct bcache_key k = { name, version, (known->size - 1) / BLK };
 	if (version && bcache_has(rp->conf.cache, &k))
 		want = 0;
-	else if (want && !small && !(version && (rp->conf.cache_first_read ||
-			bcache_would_admit(rp->conf.cache, &k)))) {
+	else if (want && !small && known->size > TAIL_SHARE * READPATH_TAIL &&
+		 !(version && (rp->conf.cache_first_read ||
+			       bcache_would_admit(rp->conf.cache, &k)))) {
 		/* what its table's last handle read of its end, with room
 		 * for a larger footer; its last block, when the block cache
-		 * would keep it, whole (tail_take) */
+		 * would keep it, whole (tail_take); a file whose tail is a
+		 * large share of it, whole tail: its reads land there as
+		 * often as anywhere, and cost a request each */
 		uint64_t footer = projections_footer(rp->scans, name);
 		if (footer)
 			want = (size_t)min64(READPATH_TAIL,
@@ -1261,8 +1318,7 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 		read_ahead(f);
 	while (done < len) {
 		uint64_t pos = off + done;
-		struct extent *e = ext_get(f, pos / BLK, last, small_tail, dl,
-					   &err);
+		struct extent *e = ext_get(f, pos, last, small_tail, dl, &err);
 		if (!e)
 			break;
 		e->used = true;
@@ -1310,7 +1366,7 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 	footer_note(f, off);
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
-	struct extent *e = ext_get(f, b, last, small_tail, dl, &err);
+	struct extent *e = ext_get(f, off, last, small_tail, dl, &err);
 	if (e) {
 		e->used = true;
 		e->tick = ++f->tick;

@@ -4,7 +4,9 @@
  * Between the FUSE front end and the stores: a read is answered from
  * extents of the file held in memory, then from the block cache on disk,
  * then from the store.  An extent is a run of whole blocks (BC_BLOCK_SIZE)
- * fetched with one request.
+ * fetched with one request; in a Parquet file whose chunks are known, its
+ * first block may lack the head before the page its reader began on (a
+ * chunk's start), unless the block cache is to keep the block.
  *
  * - Read-ahead: reads that follow each other (allowing for the reordering
  *   of the kernel's own read-ahead) grow a window, up to
@@ -18,7 +20,9 @@
  *   (readpath_open_tail): reads inside them cost nothing more.  How much
  *   a columnar file's open reads follows what its table's last handle
  *   read of its end before reading anywhere else (projections.h): a
- *   footer, not a fixed MiB that the query may not want.
+ *   footer, not a fixed MiB that the query may not want (in files of up
+ *   to 8 tails, the tail whole: the reads land there as often as
+ *   anywhere).
  * - Parquet (*.parquet, once the footer is read): a read that begins a
  *   column chunk fetches the chunk whole, read-ahead stays inside the
  *   chunk, and the chunks of its row group whose columns the handle

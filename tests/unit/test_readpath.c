@@ -271,12 +271,14 @@ static void parquet_chunks_are_read_whole_and_alone(void)
 	usleep(100000);                  /* any read-ahead still in flight */
 	CHECK(reqs_end_by(c3_end));
 
-	/* a read into the middle of a chunk fetches what it asks */
+	/* a read into the middle of a chunk fetches what it asks: the
+	 * rest of its block, from its page */
 	reset();
 	CHECK(read_ok(f, 31, 20 * MiB + MiB / 2, 4096));
 	CHECK(read_ok(f, 31, MiB + 77, 4096));
 	CHECK_INT(nreq(), 2);
-	CHECK_INT(reqs()[0].len, MiB);
+	CHECK_INT(reqs()[0].off, 20 * MiB + MiB / 2);
+	CHECK_INT(reqs()[0].len, MiB / 2);
 	CHECK_INT(reqs()[1].len, MiB);
 	rfile_close(f);
 
@@ -647,6 +649,12 @@ static void a_tables_footer_sizes_its_next_open(void)
 	CHECK_INT(readpath_open_tail(rp, "other/b.parquet", &known),
 		  READPATH_TAIL);
 	CHECK_INT(readpath_open_tail(rp, "tbl/b.csv", &known), 0);
+	/* a file of up to 8 tails reads its tail whole */
+	struct obj_info eight = { .size = 8 * READPATH_TAIL };
+	CHECK_INT(readpath_open_tail(rp, "tbl/s.parquet", &eight),
+		  READPATH_TAIL);
+	eight.size++;
+	CHECK_INT(readpath_open_tail(rp, "tbl/s.parquet", &eight), 64 * KiB);
 
 	/* a handle that reads elsewhere first tells nothing */
 	f = rfile_open(rp, with_tail(put_open("tbl/c.parquet", size, 32), 32,
@@ -714,6 +722,121 @@ static void a_tables_footer_sizes_its_next_open(void)
 	CHECK_INT(held(bc, "tbl/g.parquet", known.generation, 50), 0);
 	CHECK_INT(readpath_open_tail(rp, "tbl/g.parquet", &known),
 		  READPATH_TAIL);                    /* but it was offered */
+	readpath_destroy(rp);
+	bcache_close(bc);
+}
+
+struct late_read {
+	struct rfile *f;
+	uint64_t seed, off;
+	size_t len;
+	bool ok;
+};
+
+static void *late_reader(void *arg)
+{
+	struct late_read *a = arg;
+	a->ok = read_ok(a->f, a->seed, a->off, a->len);
+	return NULL;
+}
+
+static void a_reads_head_is_left_out_until_the_cache_keeps_it(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 0);
+	const struct spec chunk[] = { { .data = 4, .dict = -1,
+					.size = 19 * MiB } };
+	const char *name = "t/head.parquet";
+	uint64_t size = put_parquet(name, 41, chunk, 1);
+
+	/* no block cache: in a Parquet file whose chunks are known, a read
+	 * from a block's middle fetches from its page to the block's end */
+	reset();
+	struct rfile *f = rfile_open(rp, open_with_tail(name, size));
+	reset();
+	CHECK(read_ok(f, 41, 5 * MiB + 300 * KiB + 77, 4096));
+	CHECK_INT(nreq(), 1);
+	CHECK_INT(reqs()[0].off, 5 * MiB + 300 * KiB);
+	CHECK_INT(reqs()[0].len, MiB - 300 * KiB);
+	CHECK(read_ok(f, 41, 5 * MiB + 600 * KiB, 8192));
+	CHECK_INT(nreq(), 1);                     /* held */
+	/* its head, read later, is fetched then, up to where it is held
+	 * no more than a block */
+	CHECK(read_ok(f, 41, 5 * MiB + 100 * KiB, 300 * KiB));
+	CHECK_INT(nreq(), 2);
+	CHECK_INT(reqs()[1].off, 5 * MiB + 100 * KiB);
+	CHECK_INT(reqs()[1].len, MiB - 100 * KiB);
+	/* a read into a block held without its head takes the block too:
+	 * one request */
+	CHECK(read_ok(f, 41, 7 * MiB + 512 * KiB, 4096));
+	CHECK(read_ok(f, 41, 6 * MiB + 900 * KiB, 400 * KiB));
+	CHECK_INT(nreq(), 4);
+	CHECK_INT(reqs()[3].off, 6 * MiB + 900 * KiB);
+	CHECK_INT(reqs()[3].len, 2 * MiB - 900 * KiB);
+	struct deadline dl = deadline_in_ms(5000);
+	struct rview v;
+	CHECK_INT(rfile_view(f, 7 * MiB + 4096, 4096, &dl, &v), 4096);
+	CHECK(v.data && (unsigned char)v.data[0] == byte_at(41, 7 * MiB + 4096));
+	rfile_view_release(f, &v);
+	CHECK_INT(nreq(), 4);
+	rfile_close(f);
+
+	/* without its chunks known, blocks whole */
+	reset();
+	f = rfile_open(rp, store_open(name));
+	CHECK(read_ok(f, 41, 5 * MiB + 300 * KiB + 77, 4096));
+	CHECK_INT(reqs()[0].off, 5 * MiB);
+	CHECK_INT(reqs()[0].len, MiB);
+	rfile_close(f);
+	readpath_destroy(rp);
+
+	/* With a block cache: a block's first touch leaves its head out,
+	 * its second fetches it whole for the cache. */
+	struct bcache *bc = cache_new("bchead", 64 * MiB);
+	struct readpath_conf c = { .cache = bc, .memory_limit = 512 * MiB,
+				   .fetchers = 8, .fetch_timeout_ms = 10000 };
+	rp = readpath_create(&c);
+	size = put_parquet(name, 42, chunk, 1);
+	f = rfile_open(rp, open_with_tail(name, size));
+	reset();
+	uint64_t gen = rfile_bobj(f)->info.generation;
+	CHECK(read_ok(f, 42, 5 * MiB + 300 * KiB, 4096));
+	CHECK_INT(reqs()[0].len, MiB - 300 * KiB);
+	rfile_close(f);
+	usleep(50000);                        /* the store to the cache */
+	CHECK_INT(held(bc, name, gen, 19), 0);
+	f = rfile_open(rp, open_with_tail(name, size));
+	reset();
+	CHECK(read_ok(f, 42, 5 * MiB + 600 * KiB, 4096));
+	CHECK_INT(nreq(), 1);
+	CHECK_INT(reqs()[0].off, 5 * MiB);
+	CHECK_INT(reqs()[0].len, MiB);
+	rfile_close(f);
+	usleep(50000);
+	CHECK_INT(held(bc, name, gen, 19), 1);
+
+	/* a block offered by another reader while its head was left out
+	 * is not kept: the cache holds whole blocks only */
+	f = rfile_open(rp, open_with_tail(name, size));
+	reset();
+	delay_reads(200000);
+	struct late_read a = { f, 42, 9 * MiB + 300 * KiB, 4096, false };
+	pthread_t th;
+	pthread_create(&th, NULL, late_reader, &a);
+	usleep(100000);                       /* planned without its head */
+	char version[32];
+	snprintf(version, sizeof(version), "g%llu", (unsigned long long)gen);
+	struct bcache_key k = { name, version, 9 };
+	bcache_admit(bc, &k);
+	pthread_join(th, NULL);
+	CHECK(a.ok);
+	CHECK_INT(reqs()[0].off, 9 * MiB + 300 * KiB);
+	rfile_close(f);
+	usleep(50000);
+	CHECK_INT(held(bc, name, gen, 19), 1);
+	reset();
+	f = rfile_open(rp, store_open(name));
+	CHECK(read_ok(f, 42, 9 * MiB, MiB));     /* whole, and right */
+	rfile_close(f);
 	readpath_destroy(rp);
 	bcache_close(bc);
 }
@@ -1272,6 +1395,7 @@ int main(void)
 	footer_reads_take_one_request();
 	tail_read_at_open_answers_reads();
 	a_tables_footer_sizes_its_next_open();
+	a_reads_head_is_left_out_until_the_cache_keeps_it();
 	parquet_chunks_are_read_whole_and_alone();
 	a_scans_columns_arrive_together();
 	a_tables_scan_carries_to_its_next_file();
