@@ -103,7 +103,9 @@ struct extent {
 	size_t len;                       /* bytes of the object it holds */
 	size_t skip;                      /* bytes [off, off + skip) of its
 					     first block not fetched: a
-					     read's head (ext_head) */
+					     read's head (ext_head); its
+					     last block may end short, where
+					     another's holds (ext_plan) */
 	char *buf;                        /* nblocks * BLK bytes, laid out
 					     from off */
 	enum ext_state st;
@@ -450,14 +452,15 @@ static struct extent *ext_find(struct rfile *f, uint64_t block)
 	return NULL;
 }
 
-/* The extent that holds the byte at pos: of those on its block, the
- * newest whose head was fetched. */
+/* The extent that holds the byte at pos: the newest of those on its
+ * block whose bytes, fetched, begin by pos and end after it. */
 static struct extent *ext_find_at(struct rfile *f, uint64_t pos)
 {
 	uint64_t block = pos / BLK;
 	for (struct extent *e = f->ext; e; e = e->next)
 		if (block >= e->first && block < e->first + e->nblocks &&
-		    pos >= e->off + e->skip && !ext_dropped(e))
+		    pos >= e->off + e->skip && pos < e->off + e->len &&
+		    !ext_dropped(e))
 			return e;
 	return NULL;
 }
@@ -690,19 +693,30 @@ static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
 }
 
 /*
- * A new extent from block first, at most want blocks, stopping before a
- * block some extent holds and where the block cache stops (or starts)
- * holding blocks.  NULL when no buffer can be had (read-ahead only).
+ * A new extent from block first (less skip bytes of its head), at most
+ * want blocks, stopping before a block some extent holds, or where an
+ * extent holds a block from its middle on (ext_head), and where the block
+ * cache stops (or starts) holding blocks.  NULL when no buffer can be had
+ * (read-ahead only).
  */
 static struct extent *ext_plan(struct rfile *f, uint64_t first, uint64_t want,
 			       bool ahead, size_t skip)
 {
 	uint64_t limit = min64(min64(want, CHUNK_BLOCKS), f->nblocks - first);
 	bool from_cache = cached(f, first);
+	uint64_t end = f->size;
 	unsigned n = 1;
-	while (n < limit && !ext_find_at(f, (first + n) * BLK) &&
-	       cached(f, first + n) == from_cache)
+	while (n < limit && cached(f, first + n) == from_cache) {
+		struct extent *h = ext_find(f, first + n);
+		if (h && (from_cache || ext_find_at(f, (first + n) * BLK)))
+			break;
+		if (h) {                /* the block's head, up to h */
+			end = h->off + h->skip;
+			n++;
+			break;
+		}
 		n++;
+	}
 	char *buf = buf_get(f->rp, n, ahead);
 	if (!buf)
 		return NULL;
@@ -710,7 +724,7 @@ static struct extent *ext_plan(struct rfile *f, uint64_t first, uint64_t want,
 	e->first = first;
 	e->nblocks = n;
 	e->off = first * BLK;
-	e->len = (size_t)min64(n * BLK, f->size - e->off);
+	e->len = (size_t)min64(n * BLK, end - e->off);
 	e->skip = from_cache ? 0 : skip;
 	e->buf = buf;
 	e->st = EX_FETCHING;
@@ -778,8 +792,10 @@ static void ext_store(struct rfile *f, struct extent *e)
 	     at = (at / BLK + 1) * BLK) {
 		uint64_t b = e->first + at / BLK;
 		struct bcache_key k = { f->o->name, f->version, b };
-		/* a block without its head is a touch, not a block */
-		if ((all || bcache_admit(bc, &k)) && at % BLK == 0)
+		/* a block without its head or its end is a touch, not a
+		 * block */
+		if ((all || bcache_admit(bc, &k)) && at % BLK == 0 &&
+		    at + block_len(f, b) <= e->len)
 			bcache_put(bc, &k, e->buf + at, block_len(f, b));
 	}
 }
@@ -1147,8 +1163,8 @@ static struct extent *ext_get(struct rfile *f, uint64_t pos, uint64_t last,
 		store_later(f, e);
 		if (e->off + e->len == f->size)
 			layout_learn(f, e->buf + e->skip, e->off + e->skip);
-		if (b < e->first || b >= e->first + e->nblocks) {
-			ext_unref(f, e);      /* planned short of b: go on */
+		if (pos < e->off + e->skip || pos >= e->off + e->len) {
+			ext_unref(f, e);      /* planned short of pos: go on */
 			continue;
 		}
 		return e;

@@ -765,13 +765,13 @@ static void a_reads_head_is_left_out_until_the_cache_keeps_it(void)
 	CHECK_INT(nreq(), 2);
 	CHECK_INT(reqs()[1].off, 5 * MiB + 100 * KiB);
 	CHECK_INT(reqs()[1].len, MiB - 100 * KiB);
-	/* a read into a block held without its head takes the block too:
-	 * one request */
+	/* a read into a block held from its middle on fetches up to
+	 * there: one request, no byte twice */
 	CHECK(read_ok(f, 41, 7 * MiB + 512 * KiB, 4096));
-	CHECK(read_ok(f, 41, 6 * MiB + 900 * KiB, 400 * KiB));
+	CHECK(read_ok(f, 41, 6 * MiB + 900 * KiB, 800 * KiB));
 	CHECK_INT(nreq(), 4);
 	CHECK_INT(reqs()[3].off, 6 * MiB + 900 * KiB);
-	CHECK_INT(reqs()[3].len, 2 * MiB - 900 * KiB);
+	CHECK_INT(reqs()[3].len, MiB + 512 * KiB - 900 * KiB);
 	struct deadline dl = deadline_in_ms(5000);
 	struct rview v;
 	CHECK_INT(rfile_view(f, 7 * MiB + 4096, 4096, &dl, &v), 4096);
@@ -836,6 +836,21 @@ static void a_reads_head_is_left_out_until_the_cache_keeps_it(void)
 	reset();
 	f = rfile_open(rp, store_open(name));
 	CHECK(read_ok(f, 42, 9 * MiB, MiB));     /* whole, and right */
+	rfile_close(f);
+
+	/* nor is a block fetched up to where another extent holds it */
+	f = rfile_open(rp, open_with_tail(name, size));
+	reset();
+	CHECK(read_ok(f, 42, 11 * MiB + 512 * KiB, 4096));
+	usleep(50000);                        /* offered once */
+	CHECK(read_ok(f, 42, 10 * MiB + 900 * KiB, 800 * KiB));
+	CHECK_INT(nreq(), 2);
+	CHECK_INT(reqs()[1].len, MiB + 512 * KiB - 900 * KiB);
+	rfile_close(f);
+	usleep(50000);
+	CHECK_INT(held(bc, name, gen, 19), 2);   /* blocks 5 and 9 */
+	f = rfile_open(rp, store_open(name));
+	CHECK(read_ok(f, 42, 11 * MiB, MiB));
 	rfile_close(f);
 	readpath_destroy(rp);
 	bcache_close(bc);
