@@ -465,6 +465,18 @@ static struct extent *ext_find_at(struct rfile *f, uint64_t pos)
 	return NULL;
 }
 
+/* Where, after pos, an extent's bytes begin that hold pos's block from
+ * its middle on (ext_head): the first such, else the file's size. */
+static uint64_t held_from(struct rfile *f, uint64_t pos)
+{
+	uint64_t b = pos / BLK, from = f->size;
+	for (struct extent *e = f->ext; e; e = e->next)
+		if (e->first == b && e->skip && e->off + e->skip > pos &&
+		    !ext_dropped(e))
+			from = min64(from, e->off + e->skip);
+	return from;
+}
+
 static size_t block_len(const struct rfile *f, uint64_t block)
 {
 	return (size_t)min64(BLK, f->size - block * BLK);
@@ -704,19 +716,19 @@ static struct extent *ext_plan(struct rfile *f, uint64_t first, uint64_t want,
 {
 	uint64_t limit = min64(min64(want, CHUNK_BLOCKS), f->nblocks - first);
 	bool from_cache = cached(f, first);
-	uint64_t end = f->size;
+	uint64_t end = from_cache ? f->size : held_from(f, first * BLK + skip);
 	unsigned n = 1;
-	while (n < limit && cached(f, first + n) == from_cache) {
+	while (end == f->size && n < limit &&
+	       cached(f, first + n) == from_cache) {
 		struct extent *h = ext_find(f, first + n);
 		if (h && (from_cache || ext_find_at(f, (first + n) * BLK)))
 			break;
-		if (h) {                /* the block's head, up to h */
-			end = h->off + h->skip;
-			n++;
-			break;
-		}
+		if (h)                  /* the block's head, up to h */
+			end = held_from(f, (first + n) * BLK);
 		n++;
 	}
+	if (first + n == f->nblocks)     /* rfile_close offers it no more */
+		atomic_store(&f->offer_last, false);
 	char *buf = buf_get(f->rp, n, ahead);
 	if (!buf)
 		return NULL;
@@ -774,8 +786,6 @@ static int ext_fetch(struct rfile *f, struct extent *e,
 		return -EIO;
 	}
 	e->store_from = done;
-	if (e->off + e->len > (f->nblocks - 1) * BLK)
-		atomic_store(&f->offer_last, false);   /* ext_store offers it */
 	return 0;
 }
 
@@ -1383,6 +1393,11 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
 	struct extent *e = ext_get(f, off, last, small_tail, dl, &err);
+	if (e && off + len > e->off + e->len) {
+		ext_unref(f, e);         /* another holds the rest: a copy */
+		pthread_mutex_unlock(&f->lock);
+		return -EXDEV;
+	}
 	if (e) {
 		e->used = true;
 		e->tick = ++f->tick;

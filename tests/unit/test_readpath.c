@@ -759,12 +759,19 @@ static void a_reads_head_is_left_out_until_the_cache_keeps_it(void)
 	CHECK_INT(reqs()[0].len, MiB - 300 * KiB);
 	CHECK(read_ok(f, 41, 5 * MiB + 600 * KiB, 8192));
 	CHECK_INT(nreq(), 1);                     /* held */
-	/* its head, read later, is fetched then, up to where it is held
-	 * no more than a block */
+	/* its head, read later, is fetched then, up to where it is held */
 	CHECK(read_ok(f, 41, 5 * MiB + 100 * KiB, 300 * KiB));
 	CHECK_INT(nreq(), 2);
 	CHECK_INT(reqs()[1].off, 5 * MiB + 100 * KiB);
-	CHECK_INT(reqs()[1].len, MiB - 100 * KiB);
+	CHECK_INT(reqs()[1].len, 200 * KiB);
+	/* a view across the two is refused: the reply copies */
+	struct deadline dl = deadline_in_ms(5000);
+	struct rview v;
+	CHECK_INT(rfile_view(f, 5 * MiB + 200 * KiB, 200 * KiB, &dl, &v),
+		  -EXDEV);
+	rfile_view_release(f, &v);
+	CHECK(read_ok(f, 41, 5 * MiB + 200 * KiB, 200 * KiB));
+	CHECK_INT(nreq(), 2);
 	/* a read into a block held from its middle on fetches up to
 	 * there: one request, no byte twice */
 	CHECK(read_ok(f, 41, 7 * MiB + 512 * KiB, 4096));
@@ -772,8 +779,6 @@ static void a_reads_head_is_left_out_until_the_cache_keeps_it(void)
 	CHECK_INT(nreq(), 4);
 	CHECK_INT(reqs()[3].off, 6 * MiB + 900 * KiB);
 	CHECK_INT(reqs()[3].len, MiB + 512 * KiB - 900 * KiB);
-	struct deadline dl = deadline_in_ms(5000);
-	struct rview v;
 	CHECK_INT(rfile_view(f, 7 * MiB + 4096, 4096, &dl, &v), 4096);
 	CHECK(v.data && (unsigned char)v.data[0] == byte_at(41, 7 * MiB + 4096));
 	rfile_view_release(f, &v);
