@@ -167,6 +167,7 @@ void projections_footer_keep(struct projections *p, const char *name,
 	pthread_mutex_lock(&p->lock);
 	struct scan *s = slot(p, table, 0, 0);
 	s->used = ++p->tick;
-	s->footer = bytes;
+	if (bytes > s->footer)
+		s->footer = bytes;
 	pthread_mutex_unlock(&p->lock);
 }

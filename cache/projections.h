@@ -17,11 +17,11 @@
  * projection lasts until one of its own handles is done with a group.
  * A wrong guess costs bytes, never the answer.
  *
- * It also remembers how much of the end of a table's files a handle
- * reads before it reads anywhere else (the footer, with what it reads
- * beside it), so that the next file's open fetches that much of its end
- * rather than a fixed amount (readpath_open_tail).  Footers and scans
- * share the PROJECTION_TABLES places.
+ * It also remembers how far into the end of a table's files its handles
+ * read (the footer, and the column chunks there a query reads), the
+ * most of any, so that the next file's open fetches that much of its
+ * end rather than a fixed amount (readpath_open_tail).  Footers and
+ * scans share the PROJECTION_TABLES places.
  *
  * Thread safety: all calls may come from any thread.
  */
@@ -59,8 +59,8 @@ void projections_keep(struct projections *p, const char *name,
 		      uint32_t ncols, uint32_t first, const uint64_t *cols,
 		      bool whole);
 
-/* The bytes at the end of name's table's files that the last handle to
- * tell (projections_footer_keep) read first; 0: not known. */
+/* How far into the end of name's table's files its handles read, the
+ * most any told (projections_footer_keep); 0: not known. */
 uint64_t projections_footer(struct projections *p, const char *name);
 void projections_footer_keep(struct projections *p, const char *name,
 			     uint64_t bytes);

@@ -152,9 +152,9 @@ struct rfile {
 	bool columnar;                    /* a Parquet file, by its name */
 	bool footed;                      /* read from its footer: a tail
 					     is read at its open */
-	bool strayed;                     /* read away from its end */
-	uint64_t footer;                  /* bytes of its end read before
-					     it strayed (projections.h) */
+	uint64_t footer;                  /* how far into its last
+					     READPATH_TAIL bytes it read
+					     (projections.h) */
 	atomic_bool offer_last;           /* its tail held part of its last
 					     block: offered to the block
 					     cache at its close, unless a
@@ -530,18 +530,14 @@ static bool footed(const char *name)
 }
 
 /*
- * Follow how much of a footed file's end its handle reads before it
- * reads anywhere else: its table's next file's open fetches that much
- * (rfile_close).  Lock held.
+ * Follow how far into a footed file's last READPATH_TAIL bytes its handle
+ * reads, the footer and any column chunk there alike: its table's next
+ * file's open fetches that much (rfile_close).  Lock held.
  */
 static void footer_note(struct rfile *f, uint64_t off)
 {
-	if (!f->footed || f->strayed)
-		return;
-	if (off + READPATH_TAIL >= f->size)
+	if (f->footed && off + READPATH_TAIL >= f->size)
 		f->footer = max64(f->footer, f->size - off);
-	else
-		f->strayed = true;
 }
 
 /*
@@ -1287,11 +1283,12 @@ size_t readpath_open_tail(struct readpath *rp, const char *name,
 	else if (want && !small && known->size > TAIL_SHARE * READPATH_TAIL &&
 		 !(version && (rp->conf.cache_first_read ||
 			       bcache_would_admit(rp->conf.cache, &k)))) {
-		/* what its table's last handle read of its end, with room
-		 * for a larger footer; its last block, when the block cache
-		 * would keep it, whole (tail_take); a file whose tail is a
-		 * large share of it, whole tail: its reads land there as
-		 * often as anywhere, and cost a request each */
+		/* as far into its end as its table's handles read, with
+		 * room for a larger footer: a tail read whole at the open
+		 * costs less than a request for a chunk there later; its
+		 * last block, when the block cache would keep it, whole
+		 * (tail_take); a file whose tail is a large share of it,
+		 * whole tail: its reads land there as often as anywhere */
 		uint64_t footer = projections_footer(rp->scans, name);
 		if (footer)
 			want = (size_t)min64(READPATH_TAIL,

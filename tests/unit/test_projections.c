@@ -116,7 +116,9 @@ static void footers_beside_scans(void)
 	projections_keep(p, "t/a.parquet", 8, 0, cols, true);
 	CHECK_INT(projections_footer(p, "t/d=2/b.parquet"), 5000);
 	CHECK_INT(projections_seed(p, "t/b.parquet", 8, 0, got), 1);
-	projections_footer_keep(p, "t/b.parquet", 7000);   /* replaced */
+	projections_footer_keep(p, "t/b.parquet", 7000);   /* the most */
+	CHECK_INT(projections_footer(p, "t/c.parquet"), 7000);
+	projections_footer_keep(p, "t/b.parquet", 6000);
 	CHECK_INT(projections_footer(p, "t/c.parquet"), 7000);
 	CHECK_INT(projections_footer(p, "u/c.parquet"), 0);
 	/* a footer takes a place as a scan does, and is read as a use */
