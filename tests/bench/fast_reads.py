@@ -1294,7 +1294,8 @@ class Bench:
                 return out[0] if out else "?"
             except (OSError, subprocess.SubprocessError):
                 return "not installed"
-        vs = [v([str(self.hylake), "--version"]), v(["radosgw", "--version"]).split("(")[0],
+        vs = [v([str(self.hylake_src), "--version"]),  # the copy is gone by now
+              v(["radosgw", "--version"]).split("(")[0],
               v(["curl", "--version"]).split("(")[0]]
         vs.append(v(["s3fs", "--version"]) if self.have["s3fs"] else "s3fs not installed")
         vs.append(v(["rclone", "--version"]) if self.have["rclone"] else "rclone not installed")
