@@ -45,12 +45,15 @@ void health_ok(struct store_health *h, int64_t took_ns, uint64_t bytes)
 	double ms = (double)took_ns / 1e6;
 	uint64_t us = (uint64_t)took_ns / 1000;
 	pthread_mutex_lock(&h->lock);
-	h->ewma_ms = h->reads ? (1 - EWMA_ALPHA) * h->ewma_ms + EWMA_ALPHA * ms
-			      : ms;
-	h->ring_us[h->ring_pos] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-	h->ring_pos = (h->ring_pos + 1) % HEALTH_RING;
-	if (h->ring_n < HEALTH_RING)
-		h->ring_n++;
+	if (took_ns >= 0) {
+		h->ewma_ms = h->ring_n ? (1 - EWMA_ALPHA) * h->ewma_ms +
+					 EWMA_ALPHA * ms : ms;
+		h->ring_us[h->ring_pos] = us > UINT32_MAX ? UINT32_MAX
+							  : (uint32_t)us;
+		h->ring_pos = (h->ring_pos + 1) % HEALTH_RING;
+		if (h->ring_n < HEALTH_RING)
+			h->ring_n++;
+	}
 	h->reads++;
 	h->bytes += bytes;
 	if (h->ring_n >= HEALTH_MIN_SAMPLES &&

@@ -51,7 +51,9 @@ struct health_view {
 void health_init(struct store_health *h);
 void health_destroy(struct store_health *h);
 
-/* A read that returned bytes, and how long it took. */
+/* A read that returned bytes, and how long it took; took_ns < 0: a read
+ * whose time says nothing of the store's latency (it also verified a
+ * whole copy), counted but not timed. */
 void health_ok(struct store_health *h, int64_t took_ns, uint64_t bytes);
 /* A read or open that failed because the store did not answer properly
  * (see above). */

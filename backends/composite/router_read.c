@@ -160,6 +160,14 @@ static struct bobj *open_candidate(struct router_obj *o, size_t i,
 		router_note_replica(r, i, o->base.name, REPLICA_ABSENT, NULL);
 		return NULL;
 	}
+	if (rc == -ECANCELED || (dl->cancel && atomic_load(dl->cancel))) {
+		/* its reader no longer wants it (a hedge that lost): no
+		 * word on the replica, which the next reader asks again */
+		log_debug("replica %s: open of '%s' cancelled", rep->name,
+			  o->base.name);
+		c->st = CAND_UNTRIED;
+		return NULL;
+	}
 	if (rc < 0) {
 		log_info("replica %s: '%s' not available (%s)", rep->name,
 			 o->base.name, strerror(-rc));
@@ -418,6 +426,7 @@ static ssize_t read_on(struct router_obj *o, struct target *t,
 {
 	struct router *r = o->r;
 	struct deadline share;
+	bool whole = false;
 
 	if (t->idx >= 0) {
 		if (!t->h) {
@@ -426,15 +435,19 @@ static ssize_t read_on(struct router_obj *o, struct target *t,
 			if (!t->h)
 				return NOT_HERE;
 		}
-		share = replica_share(r, (size_t)t->idx, dl,
-				      whole_pending(o, t->idx));
+		whole = whole_pending(o, t->idx);
+		share = replica_share(r, (size_t)t->idx, dl, whole);
 		dl = &share;
 	}
 	int64_t t0 = mono_ns();
 	ssize_t n = t->idx < 0 ? bobj_read(t->h, buf, len, off, dl)
 			       : read_replica(o, t, buf, len, off, dl);
+	/* a read that verified the whole copy first is no sample of the
+	 * store's latency: timed, it would rank the store behind for a
+	 * while, and the reads would go back and forth */
 	if (n >= 0)
-		health_ok(health_of(r, t->idx), mono_ns() - t0, (uint64_t)n);
+		health_ok(health_of(r, t->idx), whole ? -1 : mono_ns() - t0,
+			  (uint64_t)n);
 	else if (router_store_down((int)n))
 		health_fail(health_of(r, t->idx));
 	return n;
