@@ -59,6 +59,7 @@ struct cand {
 	 * (a trusted replica: neither). */
 	struct blocksums *sums;
 	bool whole_first;
+	bool verifying;           /* a reader is reading it whole: wait */
 };
 
 struct router_obj {
@@ -66,7 +67,8 @@ struct router_obj {
 	struct router *r;
 	atomic_int refs;          /* the opener, and hedged reads in flight */
 	pthread_mutex_t lock;     /* guards cands, src_h */
-	pthread_cond_t cv;        /* a candidate's open ended (monotonic) */
+	pthread_cond_t cv;        /* a candidate's open or verification
+				   * ended (monotonic) */
 	struct cand *cands;       /* one per replica */
 	struct bobj *src_h;
 };

@@ -10,15 +10,17 @@
  *
  * A replica copy holding V by its stamp is read only when something
  * proves its bytes: the block sums the map keeps for it, its block
- * manifest, or (verify = whole-first) one whole read at first use; a
- * block that fails its sum marks the copy bad and the read moves on.
+ * manifest, or (verify = whole-first) one whole read at first use (by
+ * one reader: the others wait for its sums); a block that fails its sum
+ * marks the copy bad and the read moves on.
  *
  * A replica never holds a read for long: each attempt on one (its open
  * and its read) gets a share of what is left of the deadline (half at
  * most; ten times its p95, at least REPLICA_FLOOR_NS, once that is
  * known), a timeout within it is not retried there, failed opens count
  * against its health like failed reads, and a reader that has waited its
- * expected latency (p95, or HEDGE_COLD_NS before there is one) asks the
+ * expected latency (p95, or HEDGE_COLD_NS before there is one; for a
+ * read that verifies the whole copy, in proportion to its size) asks the
  * next store too: within the hedge budget, or at once when the replica
  * had a fault (no answer, reset, timeout) since its last good read.  A
  * replica overtaken that way has failed too; three failures in a row
@@ -193,20 +195,28 @@ static struct bobj *open_candidate(struct router_obj *o, size_t i,
 	return NULL;
 }
 
+/* Wait, o->lock held, for o->cv (or a slice of time): false when dl
+ * has passed or is cancelled. */
+static bool wait_cv(struct router_obj *o, const struct deadline *dl)
+{
+	int64_t now = mono_ns();
+	if (now >= dl->at || (dl->cancel && atomic_load(dl->cancel)))
+		return false;
+	int64_t until = now + OPEN_WAIT_SLICE_NS < dl->at
+			? now + OPEN_WAIT_SLICE_NS : dl->at;
+	struct timespec ts = { until / NS_PER_SEC, until % NS_PER_SEC };
+	pthread_cond_timedwait(&o->cv, &o->lock, &ts);
+	return true;
+}
+
 /* Wait, o->lock held, while candidate c is being opened: until dl passes
  * or is cancelled.  False when it gave up. */
 static bool wait_open(struct router_obj *o, const struct cand *c,
 		      const struct deadline *dl)
 {
-	while (c->st == CAND_OPENING) {
-		int64_t now = mono_ns();
-		if (now >= dl->at || (dl->cancel && atomic_load(dl->cancel)))
+	while (c->st == CAND_OPENING)
+		if (!wait_cv(o, dl))
 			return false;
-		int64_t until = now + OPEN_WAIT_SLICE_NS < dl->at
-				? now + OPEN_WAIT_SLICE_NS : dl->at;
-		struct timespec ts = { until / NS_PER_SEC, until % NS_PER_SEC };
-		pthread_cond_timedwait(&o->cv, &o->lock, &ts);
-	}
 	return true;
 }
 
@@ -303,6 +313,8 @@ static void obj_unref(struct router_obj *o)
 struct target {
 	struct bobj *h;
 	int idx;
+	atomic_bool *whole;       /* if set: told when the read verifies a
+				   * whole copy (or waits for that) */
 };
 
 /*
@@ -323,9 +335,17 @@ static ssize_t read_replica(struct router_obj *o, const struct target *t,
 	ssize_t n = 0;
 	int rc = 0;
 
+	/* one reader verifies a copy; the others wait for its sums */
 	pthread_mutex_lock(&o->lock);
+	while (!c->sums && c->whole_first && c->verifying)
+		if (!wait_cv(o, dl)) {
+			pthread_mutex_unlock(&o->lock);
+			return -ETIMEDOUT;
+		}
 	const struct blocksums *sums = c->sums;
 	bool whole = c->whole_first;
+	if (!sums && whole)
+		c->verifying = true;
 	pthread_mutex_unlock(&o->lock);
 	if (!sums && !whole)
 		return bobj_read(t->h, buf, len, off, dl);     /* trusted */
@@ -338,6 +358,18 @@ static ssize_t read_replica(struct router_obj *o, const struct target *t,
 		} else {
 			rc = verify_whole(t->h, v, &s, dl);
 		}
+		pthread_mutex_lock(&o->lock);
+		c->verifying = false;
+		if (rc == 0) {
+			if (!c->sums) {
+				c->sums = s;
+				s = NULL;
+			}
+			c->whole_first = false;
+			sums = c->sums;
+		}
+		pthread_cond_broadcast(&o->cv);
+		pthread_mutex_unlock(&o->lock);
 		if (rc < 0) {
 			if (rc == -EBADMSG)
 				log_warn("replica %s: the bytes of '%s' do not "
@@ -347,15 +379,7 @@ static ssize_t read_replica(struct router_obj *o, const struct target *t,
 			free(s);
 			return rc;
 		}
-		keep_sums(r, (size_t)t->idx, o->base.name, s);
-		pthread_mutex_lock(&o->lock);
-		if (!c->sums) {
-			c->sums = s;
-			s = NULL;
-		}
-		c->whole_first = false;
-		sums = c->sums;
-		pthread_mutex_unlock(&o->lock);
+		keep_sums(r, (size_t)t->idx, o->base.name, sums);
 		free(s);
 		if (off == 0 && len >= v->size)
 			return n;             /* the bytes just proven */
@@ -436,6 +460,8 @@ static ssize_t read_on(struct router_obj *o, struct target *t,
 				return NOT_HERE;
 		}
 		whole = whole_pending(o, t->idx);
+		if (whole && t->whole)
+			atomic_store(t->whole, true);
 		share = replica_share(r, (size_t)t->idx, dl, whole);
 		dl = &share;
 	}
@@ -521,8 +547,7 @@ static bool next_target(struct router_obj *o, const int *order, size_t n,
 			if (st == CAND_SKIP)
 				continue;
 		}
-		t->h = h;
-		t->idx = i;
+		*t = (struct target){ .h = h, .idx = i };
 		return true;
 	}
 	return false;
@@ -563,6 +588,7 @@ struct hedge {
 	struct deadline dl;       /* .cancel = &cancel */
 	atomic_bool cancel;       /* the hedge answered: stop */
 	atomic_bool hedge_cancel; /* this one answered: stop the hedge */
+	atomic_bool whole;        /* it verifies a whole copy (t.whole) */
 	atomic_int refs;
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
@@ -651,11 +677,28 @@ static int64_t expected_ns(struct router *r, const struct target *t)
 }
 
 /*
+ * How long the first request of hg may take when it verifies a whole
+ * copy: it reads the copy's size, not len, so that many times its
+ * expected latency, and never less than an unmeasured read's.  0 when
+ * it verifies nothing (or is not known to yet: its open is slow).
+ */
+static int64_t whole_wait_ns(struct router_obj *o, struct hedge *hg,
+			     size_t len, int64_t expected)
+{
+	if (!atomic_load(&hg->whole))
+		return 0;
+	double reads = (double)o->base.info.size / (double)(len ? len : 1);
+	int64_t ns = reads > 1.0 ? (int64_t)((double)expected * reads) : expected;
+	return ns > HEDGE_COLD_NS ? ns : HEDGE_COLD_NS;
+}
+
+/*
  * Read from replica t; if that takes longer than its expected latency,
  * ask the next store in order as well: within the hedge budget, or
  * without spending it when t has had a fault since its last good read
  * (then waiting on it is no longer a bet on a slow store but on a dead
- * one).
+ * one).  A first read that verifies the whole copy is waited for in
+ * proportion to the copy's size.
  * The first good answer wins and the other request is cancelled; a
  * replica overtaken before it answered counts as failed.  *served gets
  * the store that answered.
@@ -678,6 +721,7 @@ static ssize_t hedged_read(struct router_obj *o, struct target *t,
 	struct hedge *hg = xcalloc(1, sizeof(*hg));
 	hg->o = o;
 	hg->t = *t;
+	hg->t.whole = &hg->whole;
 	hg->buf = xmalloc(len ? len : 1);
 	hg->len = len;
 	hg->off = off;
@@ -694,6 +738,11 @@ static ssize_t hedged_read(struct router_obj *o, struct target *t,
 		return read_on(o, t, buf, len, off, dl);
 	}
 	if (first_done(hg, wait))
+		return first_result(hg, buf);
+	/* the copy's verification (known once it is opened) is worth its
+	 * time: a hedge would cancel it, and the next read would start over */
+	int64_t more = whole_wait_ns(o, hg, len, wait) - wait;
+	if (more > 0 && first_done(hg, more))
 		return first_result(hg, buf);
 
 	struct target t2;

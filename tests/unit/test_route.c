@@ -46,8 +46,9 @@ struct rig {
 /* A rig whose replica's bytes are checked as mode says.  The routing
  * tests use VERIFY_TRUST: what they count is where reads go, not how
  * bytes are proven (the verification tests below count that). */
-static void rig_open_fresh(struct rig *g, const char *sub,
-			   enum verify_mode mode, struct freshness *fresh)
+static void rig_open_hedged(struct rig *g, const char *sub,
+			    enum verify_mode mode, struct freshness *fresh,
+			    int64_t hedge_pct)
 {
 	char dir[600], err[256];
 	snprintf(dir, sizeof(dir), "%s/%s", tmp, sub);
@@ -59,9 +60,17 @@ static void rig_open_fresh(struct rig *g, const char *sub,
 	g->frep = fault_create(g->rep, 2);
 	struct router_conf rc = { .fresh = fresh, .serve_stale_ms = -1,
 				  .replica_recheck_ms = 60000,
-				  .verify = { mode } };
+				  .verify = { mode },
+				  .hedge_budget_pct = hedge_pct,
+				  .hedge_threads = hedge_pct ? 2 : 0 };
 	CHECK_INT(router_create(g->fsrc, &g->frep, 1, vmap_facts(g->map), &rc,
 				&g->router), 0);
+}
+
+static void rig_open_fresh(struct rig *g, const char *sub,
+			   enum verify_mode mode, struct freshness *fresh)
+{
+	rig_open_hedged(g, sub, mode, fresh, 0);
 }
 
 static void rig_open_mode(struct rig *g, const char *sub,
@@ -599,6 +608,101 @@ static void swallowing_replica_is_bounded(void)
 }
 
 /*
+ * (h) With hedging on, a first read that verifies a whole copy is waited
+ * for as a read of the whole copy, not hedged to the source at a ranged
+ * read's latency (the hedge would cancel it, and the next read start
+ * over): 20 ms per replica read (far more than an open of a copy takes,
+ * even under a sanitizer), then a copy whose whole read takes 200 ms.
+ */
+static void a_whole_verification_is_not_hedged_away(void)
+{
+	struct rig g;
+	struct bobj *h;
+	unsigned char buf[CHUNK];
+	/* its own: the whole run may take longer than dl under a sanitizer */
+	struct deadline d = deadline_in_ms(10000);
+
+	rig_open_hedged(&g, "hedge-whole", VERIFY_WHOLE_FIRST, fresh_strict,
+			100);
+	fill(big_a, BIG, 81);
+	publish_big(&g, "t/timed", big_a, big_a, false);
+	publish_big(&g, "t/slow", big_a, big_a, false);
+	CHECK(fault_add(g.frep, &(struct fault_rule){ .op = FAULT_READ,
+		.name = "t/timed", .action = FAULT_DELAY,
+		.delay_us = 20 * 1000 }) >= 0);
+	CHECK_INT(backend_open(g.router, "t/timed", &h, &d), 0);
+	for (int i = 0; i < 20; i++) {    /* its p95: 20 ms and a little */
+		uint64_t off = (uint64_t)(i % 7) * CHUNK;
+		CHECK_INT(bobj_read(h, buf, CHUNK, off, &d), CHUNK);
+		CHECK(memcmp(buf, big_a + off, CHUNK) == 0);
+	}
+	bobj_close(h);
+	fault_reset_counts(g.fsrc);
+	double hedges = metric(g.router, "hylake_hedged_reads_total");
+	CHECK(fault_add(g.frep, &(struct fault_rule){ .op = FAULT_READ,
+		.name = "t/slow", .times = 1, .action = FAULT_DELAY,
+		.delay_us = 200 * 1000 }) >= 0);
+	CHECK_INT(backend_open(g.router, "t/slow", &h, &d), 0);
+	CHECK_INT(bobj_read(h, buf, CHUNK, 3 * CHUNK, &d), CHUNK);
+	CHECK(memcmp(buf, big_a + 3 * CHUNK, CHUNK) == 0);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_READ), 0);
+	CHECK(metric(g.router, "hylake_hedged_reads_total") == hedges);
+	bobj_close(h);
+	rig_close(&g);
+}
+
+struct reader {
+	pthread_t t;
+	struct bobj *h;
+	uint64_t off;
+	bool right;
+};
+
+static void *read_one(void *arg)
+{
+	struct reader *rd = arg;
+	unsigned char buf[CHUNK];
+	struct deadline d = deadline_in_ms(10000);
+	rd->right = bobj_read(rd->h, buf, CHUNK, rd->off, &d) == CHUNK &&
+		    memcmp(buf, big_a + rd->off, CHUNK) == 0;
+	return NULL;
+}
+
+/* (h) Readers that come while a copy is being verified whole wait for
+ * that verification's sums: the copy is read whole once, not once each. */
+static void a_copy_is_verified_once(void)
+{
+	struct rig g;
+	struct bobj *h;
+	struct reader rd[4];
+	struct fault_range r[64];
+
+	rig_open_mode(&g, "verify-once", VERIFY_WHOLE_FIRST);
+	fill(big_a, BIG, 83);
+	publish_big(&g, "t/once", big_a, big_a, false);
+	CHECK(fault_add(g.frep, &(struct fault_rule){ .op = FAULT_READ,
+		.name = "t/once", .times = 1, .action = FAULT_DELAY,
+		.delay_us = 100 * 1000 }) >= 0);
+	CHECK_INT(backend_open(g.router, "t/once", &h, &dl), 0);
+	for (int i = 0; i < 4; i++) {
+		rd[i] = (struct reader){ .h = h, .off = (uint64_t)(i + 1) * CHUNK };
+		CHECK_INT(pthread_create(&rd[i].t, NULL, read_one, &rd[i]), 0);
+	}
+	int whole = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(rd[i].t, NULL);
+		CHECK(rd[i].right);
+	}
+	size_t n = fault_read_log(g.frep, r, 64);
+	for (size_t i = 0; i < n; i++)
+		whole += r[i].off == 0 && r[i].len == BIG;
+	CHECK_INT(whole, 1);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_READ), 0);
+	bobj_close(h);
+	rig_close(&g);
+}
+
+/*
  * (i) Every name written once: a first open learns its folder from one
  * listing page from that name on, so the names after it open with no
  * request to the source, and are read from the replica.  A name the
@@ -730,6 +834,8 @@ int main(void)
 	corrupt_whole_read_is_caught();
 	fault_store_basics();
 	swallowing_replica_is_bounded();
+	a_whole_verification_is_not_hedged_away();
+	a_copy_is_verified_once();
 	first_open_learns_the_folder();
 	a_burst_of_first_opens_lists_once();
 	char cmd[600];
