@@ -870,11 +870,18 @@ void fs_changed(struct fs *fs, const char *name)
 	uint64_t ino = itable_find(fs->inodes, name);
 
 	/* the name, so the next lookup asks again (a new file, a deleted
-	 * one); then its attributes and pages */
+	 * one); then its attributes and pages, unless handles read them:
+	 * the inode keeps its version while they do (the next lookup of
+	 * the name takes a new one), and an invalidation would only race
+	 * their reads.  A page read that ends past the version's end
+	 * shrinks the kernel's size to where its reply ended, but only
+	 * when the attributes did not change while the read was out;
+	 * after an invalidation the read returns the size the kernel held
+	 * before, the missing bytes as zeros. */
 	if (pino)
 		fuse_lowlevel_notify_inval_entry(fs->se, pino, base,
 						 strlen(base));
-	if (ino)
+	if (ino && !itable_paged(fs->inodes, ino))
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 	free(parent);
 }

@@ -308,6 +308,15 @@ int itable_open(struct itable *t, uint64_t ino, const struct obj_info *v,
 	return rc;
 }
 
+bool itable_paged(struct itable *t, uint64_t ino)
+{
+	pthread_mutex_lock(&t->lock);
+	struct inode *n = find_ino(t, ino);
+	bool paged = n && n->paged_opens;
+	pthread_mutex_unlock(&t->lock);
+	return paged;
+}
+
 void itable_close_pages(struct itable *t, uint64_t ino)
 {
 	pthread_mutex_lock(&t->lock);

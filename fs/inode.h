@@ -55,6 +55,10 @@ int itable_get(struct itable *t, uint64_t ino, char **path,
  */
 bool itable_named(struct itable *t, uint64_t ino);
 
+/* Whether handles read ino through the kernel's pages now: its version
+ * is held (below) until they close. */
+bool itable_paged(struct itable *t, uint64_t ino);
+
 /*
  * A rename: the inode of from (if the kernel knows one) takes the path
  * to and info, as the kernel moves its entry; an inode that had path to

@@ -82,6 +82,34 @@ def test_changes_reach_the_mount_and_opens_ask_nobody(gcs, gcs_bucket, ws, mount
     assert pulls and not bad, bad[:5]
 
 
+def test_a_change_leaves_the_pages_of_a_file_being_read(gcs, gcs_bucket, ws, mounter,
+                                                        pubsub_server, feed):
+    """A change told of a name whose file is open drops the name, not the
+    pages the open file reads: that inode keeps its version until it is
+    closed, and the next open takes a new one.  (Dropping its attributes
+    raced its reads: a page read out meanwhile is not cut at its version's
+    end, and returned the size told before, the missing bytes as zeros.)"""
+    _, sub = feed
+    old, new = os.urandom(3 << 20), os.urandom(1000)
+    gcs.client.upload(gcs_bucket, "d/r", old)
+    m = mounter.mount(config(ws, gcs_bucket, pubsub_server, sub, "bounded:10m"))
+    wait_for(m, "the feed follows", lambda f: f.get("hylake_feed_healthy") == 1)
+    with open(m / "d/r", "rb") as f:
+        assert f.read() == old
+        applied = figures(m)["hylake_feed_applied_total"]
+        gcs.client.upload(gcs_bucket, "d/r", new)
+        wait_for(m, "the overwrite applied",
+                 lambda f: f["hylake_feed_applied_total"] >= applied + 1)
+        served = figures(m)["hylake_read_bytes_total"]
+        f.seek(0)
+        assert f.read() == old
+        assert os.fstat(f.fileno()).st_size == len(old)
+        assert figures(m)["hylake_read_bytes_total"] == served, \
+            "the open file's pages were dropped"
+        assert (m / "d/r").read_bytes() == new
+    assert (m / "d/r").stat().st_size == len(new)
+
+
 def test_a_stalled_feed_sends_opens_back_to_gcs(gcs, gcs_bucket, ws, mounter,
                                                pubsub_server, feed):
     ps, sub = feed

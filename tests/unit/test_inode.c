@@ -58,12 +58,16 @@ static void a_read_inode_keeps_its_version(void)
 	CHECK(itable_open(t, i2, &v2, &use, &changed) == 0);
 	CHECK(use == PAGES_DROP && !changed);
 
+	CHECK(itable_paged(t, i1) && itable_paged(t, i2));
 	itable_close_pages(t, i1);
+	CHECK(itable_paged(t, i1));          /* its second reader */
 	itable_close_pages(t, i1);
+	CHECK(!itable_paged(t, i1) && itable_paged(t, i2));
 	/* the name has left it: closed or not, it stays version 1 */
 	CHECK(itable_open(t, i1, &v2, &use, &changed) == -ESTALE);
 	CHECK(itable_update(t, i1, &v2, NULL) == ITABLE_FROZEN);
 	itable_close_pages(t, i2);
+	CHECK(!itable_paged(t, i2) && !itable_paged(t, 999));
 	itable_forget(t, i1, 1);
 	CHECK(itable_get(t, i1, NULL, NULL) == -ENOENT);
 	CHECK_INT(itable_find(t, "b/n07"), i2);
