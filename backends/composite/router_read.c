@@ -335,13 +335,19 @@ static ssize_t read_replica(struct router_obj *o, const struct target *t,
 	ssize_t n = 0;
 	int rc = 0;
 
-	/* one reader verifies a copy; the others wait for its sums */
+	/* one reader verifies a copy; the others wait for its sums, and
+	 * skip the copy when they cannot wait that long (no fault of the
+	 * replica's: it is being read) or it proved bad */
 	pthread_mutex_lock(&o->lock);
 	while (!c->sums && c->whole_first && c->verifying)
 		if (!wait_cv(o, dl)) {
 			pthread_mutex_unlock(&o->lock);
-			return -ETIMEDOUT;
+			return NOT_HERE;
 		}
+	if (c->st == CAND_SKIP) {
+		pthread_mutex_unlock(&o->lock);
+		return NOT_HERE;
+	}
 	const struct blocksums *sums = c->sums;
 	bool whole = c->whole_first;
 	if (!sums && whole)
@@ -352,9 +358,8 @@ static ssize_t read_replica(struct router_obj *o, const struct target *t,
 	if (!sums) {
 		if (off == 0 && len >= v->size) {
 			n = bobj_read(t->h, buf, len, 0, dl);
-			if (n < 0)
-				return n;
-			rc = verify_buffer(buf, (size_t)n, v, &s);
+			rc = n < 0 ? (int)n
+				   : verify_buffer(buf, (size_t)n, v, &s);
 		} else {
 			rc = verify_whole(t->h, v, &s, dl);
 		}
@@ -367,6 +372,8 @@ static ssize_t read_replica(struct router_obj *o, const struct target *t,
 			}
 			c->whole_first = false;
 			sums = c->sums;
+		} else if (rc == -EBADMSG) {
+			c->st = CAND_SKIP;    /* its waiters read on elsewhere */
 		}
 		pthread_cond_broadcast(&o->cv);
 		pthread_mutex_unlock(&o->lock);
