@@ -861,6 +861,11 @@ void fs_mount_ready(struct fs *fs, const char *mountpoint)
 
 void fs_changed(struct fs *fs, const char *name)
 {
+	fs_forget_name(fs, name, false);
+}
+
+void fs_forget_name(struct fs *fs, const char *name, bool held_too)
+{
 	if (!fs->se || !fs->mounted || !*name)
 		return;
 	const char *slash = strrchr(name, '/');
@@ -870,7 +875,8 @@ void fs_changed(struct fs *fs, const char *name)
 	uint64_t ino = itable_find(fs->inodes, name);
 
 	/* the name, so the next lookup asks again (a new file, a deleted
-	 * one); then its attributes and pages, unless handles read them:
+	 * one); then its attributes and pages, unless handles read them
+	 * (and held_too does not say otherwise):
 	 * the inode keeps its version while they do (the next lookup of
 	 * the name takes a new one), and an invalidation would only race
 	 * their reads.  A page read that ends past the version's end
@@ -881,7 +887,7 @@ void fs_changed(struct fs *fs, const char *name)
 	if (pino)
 		fuse_lowlevel_notify_inval_entry(fs->se, pino, base,
 						 strlen(base));
-	if (ino && !itable_paged(fs->inodes, ino))
+	if (ino && (held_too || !itable_paged(fs->inodes, ino)))
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 	free(parent);
 }

@@ -94,7 +94,9 @@ void fs_mount_ready(struct fs *fs, const char *mountpoint);
 
 /*
  * name (a path under the mount) changed in the store: the kernel drops
- * its entry, attributes and cached pages, so the next use asks again.
+ * its entry, so the next use asks again, and the attributes and cached
+ * pages of its inode, unless handles read that inode through its pages
+ * (it keeps its version until they close).
  * Must not be called from a request of this fs (the kernel may be
  * waiting on that request); before mounting or after it is a no-op.
  */

@@ -108,6 +108,10 @@ void fs_open_to_replace(fuse_req_t req, fuse_ino_t ino,
 void fs_read_writing(fuse_req_t req, struct open_file *of, size_t size,
 		     off_t off);
 int fs_commit_file(struct fs *fs, struct open_file *of);
+/* fs_changed, and with held_too, the attributes and pages of the name's
+ * inode even while handles read it (a commit that failed: the kernel
+ * holds the size written so far). */
+void fs_forget_name(struct fs *fs, const char *name, bool held_too);
 void fs_forget_writer(struct fs *fs, struct open_file *of);
 /* At the end of the session: files still open for writing (the kernel
  * never released them) are dropped (wfile_abandon). */

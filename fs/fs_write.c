@@ -281,13 +281,9 @@ int fs_commit_file(struct fs *fs, struct open_file *of)
 			  path ? path : "?",
 			  (unsigned long long)info.generation,
 			  (unsigned long long)info.size);
-	/* not written: the name and what the kernel keeps of this inode
-	 * (the size written so far) are dropped, its readers or not */
 	if (rc < 0 && path)
-		fs_changed(fs, path);
-	if (rc < 0)
-		fuse_lowlevel_notify_inval_inode(fs->se, of->ino, 0, 0);
-	else
+		fs_forget_name(fs, path, true);
+	else if (rc == 0)
 		fuse_lowlevel_notify_inval_inode(fs->se, of->ino, -1, 0);
 	free(path);
 	return rc;

@@ -366,12 +366,10 @@ static ssize_t read_replica(struct router_obj *o, const struct target *t,
 		pthread_mutex_lock(&o->lock);
 		c->verifying = false;
 		if (rc == 0) {
-			if (!c->sums) {
-				c->sums = s;
-				s = NULL;
-			}
+			c->sums = s;            /* the one verifier's */
+			sums = s;
+			s = NULL;
 			c->whole_first = false;
-			sums = c->sums;
 		} else if (rc == -EBADMSG) {
 			c->st = CAND_SKIP;    /* its waiters read on elsewhere */
 		}

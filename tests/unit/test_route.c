@@ -7,6 +7,8 @@
  * corrupt whole-object read is caught.  Replica bytes are proven before
  * they are served: by the copy's block manifest, or by reading it whole
  * once; a copy with one wrong byte is never served and is marked bad.
+ * A copy is verified whole by one reader while the others wait, and a
+ * hedge waits for that read in proportion to the copy's size.
  * And the fault store itself: counts, deadlines, determinism from its
  * seed.
  */
@@ -608,7 +610,7 @@ static void swallowing_replica_is_bounded(void)
 }
 
 /*
- * (h) With hedging on, a first read that verifies a whole copy is waited
+ * (h1) With hedging on, a first read that verifies a whole copy is waited
  * for as a read of the whole copy, not hedged to the source at a ranged
  * read's latency (the hedge would cancel it, and the next read start
  * over): 20 ms per replica read (far more than an open of a copy takes,
@@ -690,7 +692,7 @@ static int read_together(struct rig *g, struct bobj *h)
 	return whole;
 }
 
-/* (h) Readers that come while a copy is being verified whole wait for
+/* (h2) Readers that come while a copy is being verified whole wait for
  * that verification's sums: the copy is read whole once, not once each;
  * and when it proves bad, they read on from the source without reading
  * it again. */
@@ -726,7 +728,7 @@ static void a_copy_is_verified_once(void)
 	rig_close(&g);
 }
 
-/* (h) A first read that verifies a small copy whole, overtaken by a hedge
+/* (h3) A first read that verifies a small copy whole, overtaken by a hedge
  * and cancelled, leaves the copy to be verified by the next read: that
  * one is not kept waiting for a verification that will never end. */
 static void a_cancelled_verification_is_no_verification(void)
