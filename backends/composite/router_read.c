@@ -162,9 +162,11 @@ static struct bobj *open_candidate(struct router_obj *o, size_t i,
 		router_note_replica(r, i, o->base.name, REPLICA_ABSENT, NULL);
 		return NULL;
 	}
-	if (rc == -ECANCELED || (dl->cancel && atomic_load(dl->cancel))) {
+	if (rc < 0 && (rc == -ECANCELED ||
+		       (dl->cancel && atomic_load(dl->cancel)))) {
 		/* its reader no longer wants it (a hedge that lost): no
-		 * word on the replica, which the next reader asks again */
+		 * word on the replica, which the next reader asks again (an
+		 * open that answered all the same is judged below) */
 		log_debug("replica %s: open of '%s' cancelled", rep->name,
 			  o->base.name);
 		c->st = CAND_UNTRIED;
