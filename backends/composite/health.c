@@ -129,6 +129,15 @@ int64_t health_p95_ns(struct store_health *h)
 	return p;
 }
 
+int64_t health_typical_ns(struct store_health *h)
+{
+	pthread_mutex_lock(&h->lock);
+	int64_t t = h->ring_n >= HEALTH_MIN_SAMPLES
+		    ? (int64_t)(h->ewma_ms * 1e6) : 0;
+	pthread_mutex_unlock(&h->lock);
+	return t;
+}
+
 void health_view(struct store_health *h, struct health_view *out)
 {
 	int64_t now = mono_ns();

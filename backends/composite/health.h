@@ -76,6 +76,8 @@ bool health_failing(struct store_health *h);
 bool health_suspect(struct store_health *h);
 /* p95 of recent reads, ns; 0 when too few samples. */
 int64_t health_p95_ns(struct store_health *h);
+/* A typical read's time (the EWMA), ns; 0 when too few samples. */
+int64_t health_typical_ns(struct store_health *h);
 
 void health_view(struct store_health *h, struct health_view *out);
 

@@ -20,7 +20,8 @@
  * known), a timeout within it is not retried there, failed opens count
  * against its health like failed reads, and a reader that has waited its
  * expected latency (p95, or HEDGE_COLD_NS before there is one; for a
- * read that verifies the whole copy, in proportion to its size) asks the
+ * read that verifies the whole copy, in proportion to its size; and at
+ * least the next store's typical read, so that a hedge can win) asks the
  * next store too: within the hedge budget, or at once when the replica
  * had a fault (no answer, reset, timeout) since its last good read.  A
  * replica overtaken that way has failed too; three failures in a row
@@ -526,11 +527,23 @@ size_t router_rank(struct router *r, int *order)
 }
 
 /* The next store in order, from *pos on, that may serve V. */
+/* Is replica i out of the running for o: its breaker open, or its copy
+ * known not to serve?  Its handle, when opened, goes to *h. */
+static bool replica_passed(struct router_obj *o, int i, struct bobj **h)
+{
+	if (health_blocked(&o->r->health[i], mono_ns()))
+		return true;
+	pthread_mutex_lock(&o->lock);
+	enum cand_state st = o->cands[i].st;
+	*h = st == CAND_OK ? o->cands[i].h : NULL;
+	pthread_mutex_unlock(&o->lock);
+	return st == CAND_SKIP;
+}
+
 static bool next_target(struct router_obj *o, const int *order, size_t n,
 			size_t *pos, struct target *t, const struct deadline *dl,
 			ssize_t *err)
 {
-	struct router *r = o->r;
 	while (*pos < n) {
 		int i = order[(*pos)++];
 		struct bobj *h;
@@ -543,21 +556,39 @@ static bool next_target(struct router_obj *o, const int *order, size_t n,
 				*err = rc;
 				return false;
 			}
-		} else {
-			if (health_blocked(&r->health[i], mono_ns()))
-				continue;       /* its breaker is open */
-			/* not yet opened: the read opens it (read_on) */
-			pthread_mutex_lock(&o->lock);
-			enum cand_state st = o->cands[i].st;
-			h = st == CAND_OK ? o->cands[i].h : NULL;
-			pthread_mutex_unlock(&o->lock);
-			if (st == CAND_SKIP)
-				continue;
+		} else if (replica_passed(o, i, &h)) {
+			continue;
 		}
+		/* a replica not yet opened: the read opens it (read_on) */
 		*t = (struct target){ .h = h, .idx = i };
 		return true;
 	}
 	return false;
+}
+
+/*
+ * How long a hedge to the store next_target would take from pos needs to
+ * answer: that store's typical read, twice that when it must be opened
+ * first; 0 when it is not measured yet (or there is none).  Opens
+ * nothing.
+ */
+static int64_t hedge_reach_ns(struct router_obj *o, const int *order,
+			      size_t n, size_t pos)
+{
+	for (; pos < n; pos++) {
+		int i = order[pos];
+		struct bobj *h;
+		if (i < 0) {
+			pthread_mutex_lock(&o->lock);
+			h = o->src_h;
+			pthread_mutex_unlock(&o->lock);
+		} else if (replica_passed(o, i, &h)) {
+			continue;
+		}
+		int64_t t = health_typical_ns(health_of(o->r, i));
+		return h ? t : 2 * t;
+	}
+	return 0;
 }
 
 /* Spend budget on a hedge, if there is a whole one. */
@@ -700,8 +731,9 @@ static int64_t whole_wait_ns(struct router_obj *o, struct hedge *hg,
 }
 
 /*
- * Read from replica t; if that takes longer than its expected latency,
- * ask the next store in order as well: within the hedge budget, or
+ * Read from replica t; if that takes longer than its expected latency
+ * (and than the next store's typical read, unless t failed lately), ask
+ * the next store in order as well: within the hedge budget, or
  * without spending it when t has had a fault since its last good read
  * (then waiting on it is no longer a bet on a slow store but on a dead
  * one).  A first read that verifies the whole copy is waited for in
@@ -723,7 +755,18 @@ static ssize_t hedged_read(struct router_obj *o, struct target *t,
 	bool suspect = health_suspect(health_of(r, t->idx));
 	if (!hedge_allowed(r) && !suspect)
 		return read_on(o, t, buf, len, off, dl);
+	/* A hedge wins only when the first store takes longer than its
+	 * wait and the next store's own time together: past the first's
+	 * expected latency alone, a replica next door usually answers
+	 * before a source 30 ms away could, and the hedge only costs a WAN
+	 * request.  So wait the next store's typical read too, unless the
+	 * first has failed lately (then it is as likely dead as slow). */
 	int64_t wait = expected_ns(r, t);
+	if (!suspect) {
+		int64_t reach = hedge_reach_ns(o, order, n, pos);
+		if (reach > wait)
+			wait = reach;
+	}
 
 	struct hedge *hg = xcalloc(1, sizeof(*hg));
 	hg->o = o;

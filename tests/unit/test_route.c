@@ -8,7 +8,8 @@
  * they are served: by the copy's block manifest, or by reading it whole
  * once; a copy with one wrong byte is never served and is marked bad.
  * A copy is verified whole by one reader while the others wait, and a
- * hedge waits for that read in proportion to the copy's size.
+ * hedge waits for that read in proportion to the copy's size, and for
+ * at least what the store it would ask takes.
  * And the fault store itself: counts, deadlines, determinism from its
  * seed.
  */
@@ -761,6 +762,66 @@ static void a_cancelled_verification_is_no_verification(void)
 }
 
 /*
+ * (h4) A hedge waits for what the next store takes: with a source whose
+ * reads take 100 ms, and names written once (a second open asks the
+ * source nothing, so a hedge must open it too: twice that), a replica
+ * read past its own p95 but within 200 ms is not hedged, and no source
+ * read is sent; one that takes a second is, and is served by the source
+ * long before the replica answers.
+ */
+static void a_hedge_waits_for_what_the_source_takes(void)
+{
+	static unsigned char data[SIZE];
+	unsigned char buf[CHUNK];
+	struct deadline d = deadline_in_ms(20000);
+	struct rig g;
+	struct bobj *h;
+
+	rig_open_hedged(&g, "hedge-reach", VERIFY_TRUST, fresh_once, 100);
+	fill(data, SIZE, 87);
+	publish(&g, "t/far", data, false);
+	publish(&g, "t/near", data, true);
+	CHECK(fault_add(g.fsrc, &(struct fault_rule){ .op = FAULT_READ,
+		.action = FAULT_DELAY, .delay_us = 100 * 1000 }) >= 0);
+	CHECK_INT(backend_open(g.router, "t/far", &h, &d), 0);
+	for (uint64_t i = 0; i < 16; i++) {       /* the source, measured */
+		CHECK_INT(bobj_read(h, buf, CHUNK, i * CHUNK, &d), CHUNK);
+		CHECK(memcmp(buf, data + i * CHUNK, CHUNK) == 0);
+	}
+	bobj_close(h);
+	CHECK_INT(backend_open(g.router, "t/near", &h, &d), 0);
+	for (uint64_t i = 0; i < 20; i++) {  /* the replica: a few ms at most */
+		CHECK_INT(bobj_read(h, buf, CHUNK, i % 16 * CHUNK, &d), CHUNK);
+		CHECK(memcmp(buf, data + i % 16 * CHUNK, CHUNK) == 0);
+	}
+	bobj_close(h);
+	fault_reset_counts(g.fsrc);
+	double hedges = metric(g.router, "hylake_hedged_reads_total");
+
+	CHECK_INT(backend_open(g.router, "t/near", &h, &d), 0);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_OPEN), 0);
+	CHECK(fault_add(g.frep, &(struct fault_rule){ .op = FAULT_READ,
+		.name = "t/near", .times = 1, .action = FAULT_DELAY,
+		.delay_us = 140 * 1000 }) >= 0);
+	CHECK_INT(bobj_read(h, buf, CHUNK, 2 * CHUNK, &d), CHUNK);
+	CHECK(memcmp(buf, data + 2 * CHUNK, CHUNK) == 0);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_READ), 0);
+	CHECK(metric(g.router, "hylake_hedged_reads_total") == hedges);
+
+	CHECK(fault_add(g.frep, &(struct fault_rule){ .op = FAULT_READ,
+		.name = "t/near", .times = 1, .action = FAULT_DELAY,
+		.delay_us = 1000 * 1000 }) >= 0);
+	int64_t t0 = mono_ns();
+	CHECK_INT(bobj_read(h, buf, CHUNK, 3 * CHUNK, &d), CHUNK);
+	CHECK(mono_ns() - t0 < 700 * NS_PER_MS);
+	CHECK(memcmp(buf, data + 3 * CHUNK, CHUNK) == 0);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_READ), 1);
+	CHECK(metric(g.router, "hylake_hedged_reads_total") == hedges + 1);
+	bobj_close(h);
+	rig_close(&g);
+}
+
+/*
  * (i) Every name written once: a first open learns its folder from one
  * listing page from that name on, so the names after it open with no
  * request to the source, and are read from the replica.  A name the
@@ -895,6 +956,7 @@ int main(void)
 	a_whole_verification_is_not_hedged_away();
 	a_copy_is_verified_once();
 	a_cancelled_verification_is_no_verification();
+	a_hedge_waits_for_what_the_source_takes();
 	first_open_learns_the_folder();
 	a_burst_of_first_opens_lists_once();
 	char cmd[600];
