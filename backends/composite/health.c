@@ -40,6 +40,13 @@ static void update_p95(struct store_health *h)
 	h->p95_ns = (int64_t)v[(h->ring_n * 95) / 100] * 1000;
 }
 
+/* h->lock held. */
+static void note_fastest(struct store_health *h, int64_t took_ns)
+{
+	if (took_ns > 0 && (!h->fastest_ns || took_ns < h->fastest_ns))
+		h->fastest_ns = took_ns;
+}
+
 void health_ok(struct store_health *h, int64_t took_ns, uint64_t bytes)
 {
 	double ms = (double)took_ns / 1e6;
@@ -51,6 +58,7 @@ void health_ok(struct store_health *h, int64_t took_ns, uint64_t bytes)
 		h->ring_us[h->ring_pos] = us > UINT32_MAX ? UINT32_MAX
 							  : (uint32_t)us;
 		h->ring_pos = (h->ring_pos + 1) % HEALTH_RING;
+		note_fastest(h, took_ns);
 		if (h->ring_n < HEALTH_RING)
 			h->ring_n++;
 	}
@@ -129,11 +137,20 @@ int64_t health_p95_ns(struct store_health *h)
 	return p;
 }
 
+void health_answered(struct store_health *h, int64_t took_ns)
+{
+	pthread_mutex_lock(&h->lock);
+	note_fastest(h, took_ns);
+	pthread_mutex_unlock(&h->lock);
+}
+
 int64_t health_typical_ns(struct store_health *h)
 {
 	pthread_mutex_lock(&h->lock);
 	int64_t t = h->ring_n >= HEALTH_MIN_SAMPLES
 		    ? (int64_t)(h->ewma_ms * 1e6) : 0;
+	if (t < h->fastest_ns)
+		t = h->fastest_ns;
 	pthread_mutex_unlock(&h->lock);
 	return t;
 }

@@ -32,6 +32,7 @@ struct store_health {
 	uint32_t ring_us[HEALTH_RING];
 	unsigned ring_n, ring_pos;
 	int64_t p95_ns;              /* recomputed every 16 samples */
+	int64_t fastest_ns;          /* of any answer; 0: none yet */
 	int failures;                /* consecutive, of either kind */
 	int faults;                  /* consecutive faults (not overtakes) */
 	int64_t open_until_ns;       /* monotonic; 0 when closed */
@@ -76,7 +77,13 @@ bool health_failing(struct store_health *h);
 bool health_suspect(struct store_health *h);
 /* p95 of recent reads, ns; 0 when too few samples. */
 int64_t health_p95_ns(struct store_health *h);
-/* A typical read's time (the EWMA), ns; 0 when too few samples. */
+/* A request of another kind (a stat, an open, a listing) the store
+ * answered, and its time: the fastest answer is a floor on what any
+ * request to it takes, a read too. */
+void health_answered(struct store_health *h, int64_t took_ns);
+/* What a read of the store typically takes as far as known, ns: the
+ * EWMA of its reads, and never less than its fastest answer; 0 when
+ * neither is known. */
 int64_t health_typical_ns(struct store_health *h);
 
 void health_view(struct store_health *h, struct health_view *out);

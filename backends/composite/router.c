@@ -455,6 +455,13 @@ static bool learn_by_listing(struct router *r, const char *name,
 	return learnt;
 }
 
+/* The source answered a request begun at mono began: its time is a
+ * floor on what a hedge to it takes (router_read.c). */
+static void source_answered(struct router *r, int64_t began)
+{
+	health_answered(&r->health[r->nrep], mono_ns() - began);
+}
+
 static int router_stat(struct backend *b, const char *name,
 		       struct obj_info *out, const struct deadline *dl)
 {
@@ -484,8 +491,10 @@ static int router_stat(struct backend *b, const char *name,
 		strbuf_release(&folder);
 		return 0;
 	}
-	int64_t asked = wall_ns();
+	int64_t asked = wall_ns(), began = mono_ns();
 	rc = backend_stat(r->src, name, out, dl);
+	if (rc == 0)
+		source_answered(r, began);
 	if (rc == 0 && *name) {
 		/* Folders are facts too ("name/"), so that a path can still be
 		 * walked while the source is down. */
@@ -513,8 +522,11 @@ static int router_list(struct backend *b, const struct list_req *req,
 	struct list_learn l = { r, cb, arg, STRBUF_INIT, 0, began };
 
 	freshness_saw(r->conf.fresh, req->prefix);
+	int64_t t0 = mono_ns();
 	int rc = backend_list(r->src, req, list_learn_entry, &l, next_token,
 			      dl);
+	if (rc == 0)
+		source_answered(r, t0);
 	/* a whole folder's listing teaches what it no longer holds */
 	if (rc == 0 && req->delimiter && !strcmp(req->delimiter, "/") &&
 	    !req->start_at) {
@@ -570,10 +582,13 @@ static int open_source_shared(struct router *r, const char *name,
 	f->sent = true;
 	pthread_mutex_unlock(&r->flight_lock);
 
+	int64_t began = mono_ns();
 	rc = backend_open_tail(r->src, name, tail_len, h, dl);
 
-	if (rc == 0)
+	if (rc == 0) {
+		source_answered(r, began);
 		f->info = (*h)->info;
+	}
 	flight_land(r, &r->flights, f, rc);
 	return rc;
 }

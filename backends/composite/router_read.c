@@ -568,9 +568,9 @@ static bool next_target(struct router_obj *o, const int *order, size_t n,
 
 /*
  * How long a hedge to the store next_target would take from pos needs to
- * answer: that store's typical read, twice that when it must be opened
- * first; 0 when it is not measured yet (or there is none).  Opens
- * nothing.
+ * answer: that store's typical read (health_typical_ns), twice that when
+ * it must be opened first; 0 when nothing is known of it (or there is
+ * none).  Opens nothing.
  */
 static int64_t hedge_reach_ns(struct router_obj *o, const int *order,
 			      size_t n, size_t pos)

@@ -195,6 +195,7 @@ class Bench:
         cfg = self.work / f"{tag}.conf"
         text = (f"[mount]\nstate_dir = {self.work}/state-{tag}\n"
                 f"cache_dir = {self.work}/cache-{tag}\nfreshness = {freshness}\n"
+                f"metrics_file = {self.work}/metrics-{tag}.prom\nmetrics_interval = 1s\n"
                 + self.source.section())
         if replica:
             text += (f"[replica {REPLICA}]\ntype = s3\n"
@@ -228,6 +229,15 @@ class Bench:
             what[w] = what.get(w, 0) + 1
         return res, kinds, self.rgw_requests(rmark), what
 
+    def hedges(self, cfg):
+        """(hedged reads, hedges won) so far, from the mount's metrics_file,
+        rewritten every second: read once two rewrites have passed."""
+        time.sleep(2.2)
+        text = (self.work / f"metrics-{cfg.stem}.prom").read_text()
+        got = [re.search(rf"^{m} (\S+)$", text, re.M)
+               for m in ("hylake_hedged_reads_total", "hylake_hedge_wins_total")]
+        return tuple(int(float(g.group(1))) if g else 0 for g in got)
+
     def new_commit(self):
         """A writer commits version 1 in GCS (the replica does not get it)."""
         name = f"part-{self.a.files:05d}-new.parquet"
@@ -247,8 +257,9 @@ class Bench:
             mount(cfg, self.mnt)
         try:
             first, ckinds, crgw, _ = self.query(table)
+            hedged = self.hedges(cfg) if cfg else None
             log(f"{label}: cold {first['seconds']:.2f}s, GCS {kinds_text(ckinds)}, "
-                f"radosgw {crgw}")
+                f"radosgw {crgw}, hedged reads (won) {hedged}")
             if first["count"] != self.expect:
                 raise SystemExit(f"lakehouse_duckdb: {label}: count {first['count']}, "
                                  f"expected {self.expect}")
@@ -283,7 +294,7 @@ class Bench:
         return {"label": label, "cold": first["seconds"], "warm": med,
                 "local": statistics.median(local) if cfg else med,
                 "cold_gcs": sum(ckinds.values()), "cold_kinds": ckinds,
-                "cold_rgw": crgw if cfg else None,
+                "cold_rgw": crgw if cfg else None, "hedged": hedged,
                 "gcs": mid[1], "kinds": mid[2], "what": [w[4] for w in warm],
                 "rgw": statistics.median(w[3] for w in warm) if cfg and mid[3] is not None
                 else None, "seen": seen, "source": source}
@@ -377,6 +388,10 @@ def report(b, rows, argv):
           "median); served by: user.hylake.source of a data file; "
           "new commit seen: a commit made in GCS only (a new data file and "
           "_delta_log/...1.json) is in the next query's count")
+    print("\nreads the cold query hedged to the next store (hylake_hedged_reads_total), "
+          "and how many of those the hedge answered first (hylake_hedge_wins_total):")
+    for r in rows[1:]:
+        print(f"- {r['label']}: {r['hedged'][0]} hedged, {r['hedged'][1]} won")
     print("\nGCS requests of each warm query, by what they asked for (the object or "
           "listed prefix; the status when not 200):")
     for r in rows[1:]:

@@ -822,6 +822,42 @@ static void a_hedge_waits_for_what_the_source_takes(void)
 }
 
 /*
+ * (h5) A source never read yet is known by its other answers: with opens
+ * of the source taking 200 ms, a replica read that takes 100 ms (far
+ * past its p95) is not hedged; a read could not come back from there
+ * sooner than an open does.
+ */
+static void a_hedge_knows_the_source_by_its_opens(void)
+{
+	static unsigned char data[SIZE];
+	unsigned char buf[CHUNK];
+	struct deadline d = deadline_in_ms(20000);
+	struct rig g;
+	struct bobj *h;
+
+	rig_open_hedged(&g, "hedge-floor", VERIFY_TRUST, fresh_strict, 100);
+	fill(data, SIZE, 89);
+	publish(&g, "t/near", data, true);
+	CHECK(fault_add(g.fsrc, &(struct fault_rule){ .op = FAULT_OPEN,
+		.action = FAULT_DELAY, .delay_us = 200 * 1000 }) >= 0);
+	CHECK_INT(backend_open(g.router, "t/near", &h, &d), 0);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_OPEN), 1);
+	for (uint64_t i = 0; i < 20; i++) {  /* the replica: a few ms at most */
+		CHECK_INT(bobj_read(h, buf, CHUNK, i % 16 * CHUNK, &d), CHUNK);
+		CHECK(memcmp(buf, data + i % 16 * CHUNK, CHUNK) == 0);
+	}
+	CHECK(fault_add(g.frep, &(struct fault_rule){ .op = FAULT_READ,
+		.name = "t/near", .times = 1, .action = FAULT_DELAY,
+		.delay_us = 100 * 1000 }) >= 0);
+	CHECK_INT(bobj_read(h, buf, CHUNK, 5 * CHUNK, &d), CHUNK);
+	CHECK(memcmp(buf, data + 5 * CHUNK, CHUNK) == 0);
+	CHECK_INT(fault_calls(g.fsrc, FAULT_READ), 0);
+	CHECK(metric(g.router, "hylake_hedged_reads_total") == 0);
+	bobj_close(h);
+	rig_close(&g);
+}
+
+/*
  * (i) Every name written once: a first open learns its folder from one
  * listing page from that name on, so the names after it open with no
  * request to the source, and are read from the replica.  A name the
@@ -957,6 +993,7 @@ int main(void)
 	a_copy_is_verified_once();
 	a_cancelled_verification_is_no_verification();
 	a_hedge_waits_for_what_the_source_takes();
+	a_hedge_knows_the_source_by_its_opens();
 	first_open_learns_the_folder();
 	a_burst_of_first_opens_lists_once();
 	char cmd[600];
