@@ -60,7 +60,8 @@ const struct opt_def opt_table[] = {
 	  "without asking it again" },
 	{ "hedge_budget", OPT_UINT, M(hedge_budget_pct), "5", 0, 100, 0, 1,
 	  "percent of reads that may also be sent to the next store when "
-	  "they wait past their store's p95 latency (0: never)" },
+	  "they wait past their store's p95 latency and the next store's "
+	  "typical read (0: never)" },
 	{ "map_size", OPT_SIZE, M(map_size), "1G", 1 << 20, (int64_t)1 << 40,
 	  0, 1, "ceiling of the version map on disk (least recently used "
 	  "entries are evicted below it)" },
