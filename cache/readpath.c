@@ -138,6 +138,8 @@ struct rfile {
 	uint64_t tick;
 	uint64_t next_off;                /* where an in-order read goes next */
 	unsigned seq;                     /* reads in order so far */
+	uint64_t refused_off;             /* a view refused: the read that */
+	size_t refused_len;               /* copies it was noted already */
 	uint64_t window;                  /* read-ahead window, bytes */
 	uint64_t ra_end;                  /* read-ahead issued up to here */
 	unsigned ahead_inflight;
@@ -1364,8 +1366,11 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 
 	pthread_mutex_lock(&f->lock);
 	last = chunk_start(f, off, len, last);
-	note_access(f, off, len);
-	footer_note(f, off);
+	if (f->refused_len != len || f->refused_off != off) {
+		note_access(f, off, len);
+		footer_note(f, off);
+	}
+	f->refused_len = 0;
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
 	while (done < len) {
@@ -1421,6 +1426,10 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 	struct extent *e = ext_get(f, off, last, small_tail, dl, &err);
 	if (e && off + len > e->off + e->len) {
 		ext_unref(f, e);         /* another holds the rest: a copy */
+		/* by rfile_read, which is not to note this read again: a
+		 * second note would count a random read as one in order */
+		f->refused_off = off;
+		f->refused_len = len;
 		pthread_mutex_unlock(&f->lock);
 		return -EXDEV;
 	}

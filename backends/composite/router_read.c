@@ -526,7 +526,6 @@ size_t router_rank(struct router *r, int *order)
 	return n + 1;
 }
 
-/* The next store in order, from *pos on, that may serve V. */
 /* Is replica i out of the running for o: its breaker open, or its copy
  * known not to serve?  Its handle, when opened, goes to *h. */
 static bool replica_passed(struct router_obj *o, int i, struct bobj **h)
@@ -540,6 +539,7 @@ static bool replica_passed(struct router_obj *o, int i, struct bobj **h)
 	return st == CAND_SKIP;
 }
 
+/* The next store in order, from *pos on, that may serve V. */
 static bool next_target(struct router_obj *o, const int *order, size_t n,
 			size_t *pos, struct target *t, const struct deadline *dl,
 			ssize_t *err)

@@ -745,6 +745,40 @@ static void *late_reader(void *arg)
 	return NULL;
 }
 
+/* A random read refused as a view and copied is one read, not two in
+ * order: it starts no read-ahead.  (A view is refused across where an
+ * extent ends in one block: a Parquet read's head fetched later.) */
+static void a_refused_view_is_one_read(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	const struct spec chunk[] = { { .data = 4, .dict = -1,
+					.size = 19 * MiB } };
+	const char *name = "t/refused.parquet";
+	uint64_t size = put_parquet(name, 43, chunk, 1);
+	struct deadline dl = deadline_in_ms(5000);
+	struct rview v;
+
+	reset();
+	struct rfile *f = rfile_open(rp, open_with_tail(name, size));
+	CHECK(read_ok(f, 43, 5 * MiB + 300 * KiB, 4096));
+	CHECK(read_ok(f, 43, 15 * MiB, 4096));
+	CHECK(read_ok(f, 43, 5 * MiB + 100 * KiB, 200 * KiB));
+	CHECK(read_ok(f, 43, 12 * MiB, 4096));           /* each a jump */
+	usleep(100000);
+	unsigned before = nreq();
+	CHECK_INT(rfile_view(f, 5 * MiB + 200 * KiB, 200 * KiB, &dl, &v),
+		  -EXDEV);
+	rfile_view_release(f, &v);
+	CHECK(read_ok(f, 43, 5 * MiB + 200 * KiB, 200 * KiB));
+	usleep(100000);                  /* read-ahead, if any, is sent */
+	CHECK_INT(nreq(), before);
+	rfile_close(f);
+	struct readpath_stats st;
+	readpath_get_stats(rp, &st);
+	CHECK_INT(st.ahead_fetches, 0);
+	readpath_destroy(rp);
+}
+
 static void a_reads_head_is_left_out_until_the_cache_keeps_it(void)
 {
 	struct readpath *rp = rp_new(NULL, 512 * MiB, 0);
@@ -1425,6 +1459,7 @@ int main(void)
 	a_scans_columns_arrive_together();
 	a_tables_scan_carries_to_its_next_file();
 	kernel_read_ahead_past_a_chunk_comes_with_it();
+	a_refused_view_is_one_read();
 	a_row_group_is_planned_once();
 	memory_budget_holds();
 	many_files_at_random_stay_in_budget();
