@@ -59,6 +59,7 @@ void health_ok(struct store_health *h, int64_t took_ns, uint64_t bytes)
 							  : (uint32_t)us;
 		h->ring_pos = (h->ring_pos + 1) % HEALTH_RING;
 		note_fastest(h, took_ns);
+		h->timed_ns = mono_ns();
 		if (h->ring_n < HEALTH_RING)
 			h->ring_n++;
 	}
@@ -162,6 +163,7 @@ void health_view(struct store_health *h, struct health_view *out)
 	bool enough = h->ring_n >= HEALTH_MIN_SAMPLES;
 	out->ewma_ms = enough ? h->ewma_ms : -1;
 	out->p95_ms = enough ? (double)h->p95_ns / 1e6 : -1;
+	out->timed_ns = h->timed_ns;
 	out->open = h->open_until_ns > now;
 	out->reads = h->reads;
 	out->errors = h->errors;

@@ -33,6 +33,7 @@ struct store_health {
 	unsigned ring_n, ring_pos;
 	int64_t p95_ns;              /* recomputed every 16 samples */
 	int64_t fastest_ns;          /* of any answer; 0: none yet */
+	int64_t timed_ns;            /* monotonic, of the last timed read */
 	int failures;                /* consecutive, of either kind */
 	int faults;                  /* consecutive faults (not overtakes) */
 	int64_t open_until_ns;       /* monotonic; 0 when closed */
@@ -45,6 +46,8 @@ struct store_health {
 struct health_view {
 	double ewma_ms;              /* < 0: too few samples */
 	double p95_ms;               /* < 0: too few samples */
+	int64_t timed_ns;            /* monotonic, of the last timed read;
+					0: none */
 	bool open;                   /* the breaker keeps reads away */
 	uint64_t reads, errors, bytes, trips;
 };

@@ -51,6 +51,7 @@
 #define REPLICA_P95_MULT 10
 #define REPLICA_FLOOR_NS (2 * NS_PER_SEC)
 #define OPEN_WAIT_SLICE_NS (50 * NS_PER_MS)
+#define RANK_EVIDENCE_NS (5 * NS_PER_SEC)  /* a slower replica's, kept */
 #define NOT_HERE (-ENODATA)  /* the replica cannot serve V: skip, no fault */
 
 static bool holds_v(enum replica_state st, uint64_t gen,
@@ -490,13 +491,19 @@ static ssize_t read_on(struct router_obj *o, struct target *t,
 /*
  * The replicas in the order to try them: configured order (site
  * affinity), except that a replica whose breaker is open goes last and
- * one clearly slower than a later one (EWMA) goes behind it.  The source
- * (-1) always comes last.  Returns the count.
+ * one clearly slower than a later one (EWMA) goes behind it, on evidence
+ * of the last RANK_EVIDENCE_NS: a replica put behind gets no reads while
+ * the next one holds the versions, so its latency is never measured
+ * again, and one slow spell would keep it behind for good.  Once its
+ * evidence is that old it gets its place back, and its next reads
+ * measure it.  The source (-1) always comes last.  Returns the count.
  */
 size_t router_rank(struct router *r, int *order)
 {
-	struct { int idx; bool blocked; double ms; } k[ROUTER_MAX_REPLICAS];
+	struct { int idx; bool blocked, recent; double ms; }
+		k[ROUTER_MAX_REPLICAS];
 	size_t n = r->nrep;
+	int64_t now = mono_ns();
 
 	for (size_t i = 0; i < n; i++) {
 		struct health_view v;
@@ -504,6 +511,7 @@ size_t router_rank(struct router *r, int *order)
 		k[i].idx = (int)i;
 		k[i].blocked = v.open;
 		k[i].ms = v.ewma_ms;
+		k[i].recent = v.timed_ns && now - v.timed_ns <= RANK_EVIDENCE_NS;
 	}
 	for (size_t i = 1; i < n; i++) {          /* stable insertion sort */
 		for (size_t j = i; j > 0; j--) {
@@ -512,6 +520,7 @@ size_t router_rank(struct router *r, int *order)
 				swap = !k[j].blocked;
 			else
 				swap = k[j].ms >= 0 && k[j - 1].ms >= 0 &&
+				       k[j - 1].recent &&
 				       SLOWER(k[j - 1].ms, k[j].ms);
 			if (!swap)
 				break;
@@ -761,9 +770,9 @@ static ssize_t hedged_read(struct router_obj *o, struct target *t,
 	 * before a source 30 ms away could, and the hedge only costs a WAN
 	 * request.  So wait the next store's typical read too, unless the
 	 * first has failed lately (then it is as likely dead as slow). */
-	int64_t wait = expected_ns(r, t);
+	int64_t wait = expected_ns(r, t), reach = 0;
 	if (!suspect) {
-		int64_t reach = hedge_reach_ns(o, order, n, pos);
+		reach = hedge_reach_ns(o, order, n, pos);
 		if (reach > wait)
 			wait = reach;
 	}
@@ -803,8 +812,9 @@ static ssize_t hedged_read(struct router_obj *o, struct target *t,
 		return first_result(hg, buf);
 	atomic_fetch_add(&r->hedges, 1);
 	log_debug("router: '%s' at %" PRIu64 ": %s is past its expected "
-		  "latency (%.1f ms)%s; asking %s too", o->base.name, off,
-		  store_name(r, t->idx), (double)wait / 1e6,
+		  "latency (%.1f ms; %s's own: %.1f ms)%s; asking %s too",
+		  o->base.name, off, store_name(r, t->idx), (double)wait / 1e6,
+		  store_name(r, t2.idx), (double)reach / 1e6,
 		  suspect ? " and failed lately" : "", store_name(r, t2.idx));
 	struct deadline hdl = *dl;
 	hdl.cancel = &hg->hedge_cancel;

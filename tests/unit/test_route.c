@@ -858,6 +858,71 @@ static void a_hedge_knows_the_source_by_its_opens(void)
 }
 
 /*
+ * (h6) A replica put behind a later one for being clearly slower gets its
+ * place back once that evidence is RANK_EVIDENCE_NS (5 s) old: while the
+ * later one holds the versions, no read would measure it again.
+ */
+static void a_slower_replica_is_measured_again(void)
+{
+	static unsigned char data[SIZE];
+	unsigned char buf[CHUNK];
+	struct deadline d = deadline_in_ms(30000);
+	char dir[600], err[256];
+	struct vmap *map;
+	struct backend *router, *h_src = mem_create("source");
+	struct backend *rep[2] = { mem_create("near"), mem_create("far") };
+	struct backend *frep[2] = { fault_create(rep[0], 3),
+				    fault_create(rep[1], 4) };
+	struct bobj *h;
+
+	snprintf(dir, sizeof(dir), "%s/rank-again", tmp);
+	CHECK_INT(vmap_open(dir, "mem source", 64 << 20, &map, err,
+			    sizeof(err)), 0);
+	struct router_conf rc = { .fresh = fresh_strict, .serve_stale_ms = -1,
+				  .replica_recheck_ms = 60000,
+				  .verify = { VERIFY_TRUST } };
+	CHECK_INT(router_create(h_src, frep, 2, vmap_facts(map), &rc, &router),
+		  0);
+	fill(data, SIZE, 91);
+	int64_t gen = mem_put(h_src, "t/both", data, SIZE, NULL);
+	CHECK(gen > 0);
+	struct obj_info stamp = { .generation = (uint64_t)gen };
+	CHECK(mem_put(rep[0], "t/both", data, SIZE, &stamp) > 0);
+	CHECK(mem_put(rep[1], "t/both", data, SIZE, &stamp) > 0);
+	gen = mem_put(h_src, "t/far", data, SIZE, NULL);
+	stamp.generation = (uint64_t)gen;
+	CHECK(mem_put(rep[1], "t/far", data, SIZE, &stamp) > 0);
+
+	/* far measured (near lacks t/far), then near measured slow */
+	CHECK_INT(backend_open(router, "t/far", &h, &d), 0);
+	for (uint64_t i = 0; i < 20; i++)
+		CHECK_INT(bobj_read(h, buf, CHUNK, i % 16 * CHUNK, &d), CHUNK);
+	bobj_close(h);
+	CHECK(fault_add(frep[0], &(struct fault_rule){ .op = FAULT_READ,
+		.action = FAULT_DELAY, .delay_us = 30 * 1000 }) >= 0);
+	CHECK_INT(backend_open(router, "t/both", &h, &d), 0);
+	for (uint64_t i = 0; i < 20; i++)
+		CHECK_INT(bobj_read(h, buf, CHUNK, i % 16 * CHUNK, &d), CHUNK);
+	fault_clear(frep[0]);
+	/* near is behind: the next read goes to far */
+	fault_reset_counts(frep[0]);
+	fault_reset_counts(frep[1]);
+	CHECK_INT(bobj_read(h, buf, CHUNK, 0, &d), CHUNK);
+	CHECK(memcmp(buf, data, CHUNK) == 0);
+	CHECK_INT(fault_calls(frep[0], FAULT_READ), 0);
+	CHECK_INT(fault_calls(frep[1], FAULT_READ), 1);
+	/* five seconds on, near is first again, and serves */
+	sleep(6);
+	CHECK_INT(bobj_read(h, buf, CHUNK, CHUNK, &d), CHUNK);
+	CHECK(memcmp(buf, data + CHUNK, CHUNK) == 0);
+	CHECK_INT(fault_calls(frep[0], FAULT_READ), 1);
+	CHECK_INT(fault_calls(frep[1], FAULT_READ), 1);
+	bobj_close(h);
+	backend_destroy(router);
+	vmap_close(map);
+}
+
+/*
  * (i) Every name written once: a first open learns its folder from one
  * listing page from that name on, so the names after it open with no
  * request to the source, and are read from the replica.  A name the
@@ -994,6 +1059,7 @@ int main(void)
 	a_cancelled_verification_is_no_verification();
 	a_hedge_waits_for_what_the_source_takes();
 	a_hedge_knows_the_source_by_its_opens();
+	a_slower_replica_is_measured_again();
 	first_open_learns_the_folder();
 	a_burst_of_first_opens_lists_once();
 	char cmd[600];
