@@ -423,6 +423,15 @@ def is_mounted(path) -> bool:
     return any(mp == p for mp, _ in mountpoints())
 
 
+def metric(m, name) -> float:
+    """A metric without labels of mount m, from its user.hylake.metrics."""
+    text = os.getxattr(m.path, "user.hylake.metrics").decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in the mount's metrics")
+
+
 def processes_for(path, binary: Path = HYLAKE_BIN) -> list[int]:
     """PIDs of live (non-zombie) hylake processes whose command line names `path`
     (what `pgrep -f <path>` would find, restricted to the hylake binary)."""

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hylib import MiB, run_hylake
+from hylib import MiB, metric, run_hylake
 from lakelib import drop_caches, lake, read_all, xattr  # noqa: F401  (fixture)
 from test_writes import close_errno, gcs_bytes, write_fd
 
@@ -33,14 +33,6 @@ def s3_has(lake, key) -> bool:
     except Exception as e:  # botocore ClientError 404
         assert "404" in str(e) or "Not Found" in str(e), e
         return False
-
-
-def metric(m, name) -> float:
-    text = os.getxattr(m.path, "user.hylake.metrics").decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in the mount's metrics")
 
 
 def writer(lake, mounter, replica, *, order=("nfs", "s3"), s3_endpoint=None, **extra):
