@@ -257,6 +257,16 @@ def test_random_overwrites_with_the_block_cache_stay_consistent(lake, mounter):
     churn(lake, mounter, cache=True, secs_default=20)
 
 
+def why_not_nfs(m, name) -> str:
+    """What the mount says of its replicas: name's copies, and each store's
+    health (breaker, latency, errors) from its metrics."""
+    reps = os.getxattr(m / name, "user.hylake.replicas").decode()
+    text = os.getxattr(m.path, "user.hylake.metrics").decode()
+    health = [ln for ln in text.splitlines()
+              if ('store="nfs"' in ln or 'store="s3"' in ln) and not ln.startswith("#")]
+    return f"replicas: {reps}\n" + "\n".join(health)
+
+
 def churn(lake, mounter, *, cache, secs_default=35):
     """Strict freshness, replicas nfs then s3, replica_recheck 1s, no kernel
     attribute/entry caching.  For HYLAKE_CONSISTENCY_SECS a writer overwrites
@@ -471,7 +481,7 @@ def churn(lake, mounter, *, cache, secs_default=35):
             assert res["ok"] and res["sha256"] == newest.sha, (name, res, report)
             assert res["generation"] == str(newest.gcs), (name, res)
             if newest.data:
-                assert res["source"] == "nfs", (name, res)
+                assert res["source"] == "nfs", (name, res, why_not_nfs(m, name))
     finally:
         fin.close()
 
