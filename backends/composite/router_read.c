@@ -764,19 +764,7 @@ static ssize_t hedged_read(struct router_obj *o, struct target *t,
 	bool suspect = health_suspect(health_of(r, t->idx));
 	if (!hedge_allowed(r) && !suspect)
 		return read_on(o, t, buf, len, off, dl);
-	/* A hedge wins only when the first store takes longer than its
-	 * wait and the next store's own time together: past the first's
-	 * expected latency alone, a replica next door usually answers
-	 * before a source 30 ms away could, and the hedge only costs a WAN
-	 * request.  So wait the next store's typical read too, unless the
-	 * first has failed lately (then it is as likely dead as slow). */
 	int64_t wait = expected_ns(r, t), reach = 0;
-	if (!suspect) {
-		reach = hedge_reach_ns(o, order, n, pos);
-		if (reach > wait)
-			wait = reach;
-	}
-
 	struct hedge *hg = xcalloc(1, sizeof(*hg));
 	hg->o = o;
 	hg->t = *t;
@@ -798,6 +786,20 @@ static ssize_t hedged_read(struct router_obj *o, struct target *t,
 	}
 	if (first_done(hg, wait))
 		return first_result(hg, buf);
+	/* A hedge wins only when the first store takes longer than its
+	 * wait and the next store's own time together: past the first's
+	 * expected latency alone, a replica next door usually answers
+	 * before a source 30 ms away could, and the hedge only costs a WAN
+	 * request.  So wait the next store's typical read too, unless the
+	 * first has failed lately (then it is as likely dead as slow).
+	 * Looked up only now: a read that answers in time pays nothing. */
+	if (!suspect) {
+		reach = hedge_reach_ns(o, order, n, pos);
+		if (reach > wait && first_done(hg, reach - wait))
+			return first_result(hg, buf);
+		if (reach > wait)
+			wait = reach;
+	}
 	/* the copy's verification (known once it is opened) is worth its
 	 * time: a hedge would cancel it, and the next read would start over */
 	int64_t more = whole_wait_ns(o, hg, len, wait) - wait;
