@@ -17,6 +17,10 @@
  *   open      the time of the lookups an open makes (get_source, then
  *             get_replica for each replica), p50/p99, at N names against
  *             a near-empty map
+ *   LMDB      the same lookups as LMDB's own mdb_get, on the same file
+ *             (keys sampled from its names database by a cursor), in a
+ *             read transaction renewed per lookup as the map's are: what
+ *             the B-tree walk itself costs, the baseline of the lookups
  *   eviction  the map reopened with a ceiling just above what it uses,
  *             more names put, while a reader times its open lookups:
  *             p99.9 and max, and whether the map stayed under the ceiling
@@ -32,8 +36,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,8 +263,20 @@ static void fill(struct vmap *m, uint64_t from, uint64_t to, int replicas,
 
 /* ---- lookups ---- */
 
+/* LMDB's own lookups: the map's file opened read-only, and keys drawn
+ * from it. */
+struct raw {
+	MDB_env *env;
+	MDB_dbi dbi;
+	unsigned char *keys;      /* POOL keys of klen[k] bytes, RAW_KEY apart */
+	size_t *klen;
+};
+
+#define RAW_KEY 64
+
 struct reader {
 	struct vmap *m;
+	struct raw *raw;          /* not NULL: mdb_get of raw's keys instead */
 	uint64_t entries;
 	int replicas;
 	int open_path;            /* time each open's lookups */
@@ -283,9 +301,40 @@ static void pool_fill(struct reader *rd)
 	}
 }
 
+/* mdb_get of the pool's keys, each in a read transaction renewed for it. */
+static void raw_lookups(struct reader *rd)
+{
+	struct raw *raw = rd->raw;
+	MDB_txn *txn;
+
+	if (mdb_txn_begin(raw->env, NULL, MDB_RDONLY, &txn))
+		abort();
+	mdb_txn_reset(txn);
+	for (size_t k = 0; !atomic_load_explicit(rd->stop, memory_order_relaxed);
+	     k = (k + 1) % POOL) {
+		MDB_val key = { raw->klen[k], raw->keys + k * RAW_KEY }, d;
+		if (mdb_txn_renew(txn))
+			abort();
+		if (mdb_get(txn, raw->dbi, &key, &d) == 0)
+			rd->found++;
+		mdb_txn_reset(txn);
+		rd->done++;
+	}
+	mdb_txn_abort(txn);
+}
+
 static void *reader_main(void *arg)
 {
 	struct reader *rd = arg;
+	if (rd->raw) {
+		struct timespec c0, c1;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+		raw_lookups(rd);
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+		rd->cpu_secs = (double)(c1.tv_sec - c0.tv_sec) +
+			       (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+		return NULL;
+	}
 	struct facts fx = vmap_facts(rd->m);
 	struct source_fact s;
 	struct replica_fact rf;
@@ -381,15 +430,72 @@ static void measure_lookups(struct reader *rd, const struct opts *o,
 	}
 }
 
+/* base: LMDB's own rates for the same names, or NULL; raw: these are
+ * LMDB's own. */
 static void print_rates(const char *what, const struct rates *r,
+			const struct rates *base, bool raw,
 			const struct opts *o, long ncpu)
 {
-	for (int n = 1; n <= o->threads; n++)
-		printf("| get_source/s, %s, %d thread%s | %.0f (%.0f per core; "
-		       "%.0f per CPU-second) target >= 1000000 per core |\n",
+	for (int n = 1; n <= o->threads; n++) {
+		printf("| %s/s, %s, %d thread%s | %.0f (%.0f per core; "
+		       "%.0f per CPU-second)", raw ? "mdb_get" : "get_source",
 		       what, n, n > 1 ? "s" : " ", r->rate[n],
 		       r->rate[n] / (double)(n < ncpu ? n : ncpu),
 		       r->cpu_rate[n]);
+		if (base && base->cpu_rate[n] > 0)
+			printf(" %.2fx LMDB's own per CPU-second;",
+			       r->cpu_rate[n] / base->cpu_rate[n]);
+		printf("%s |\n", raw ? "" : " target >= 1000000 per core");
+	}
+}
+
+/* Open the map in dir read-only as LMDB alone, and draw POOL keys of its
+ * names database, evenly at random (reservoir sampling over a cursor). */
+static void raw_open(const char *dir, struct raw *raw)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, d;
+	uint64_t seen = 0, x = mix(77);
+
+	raw->keys = calloc(POOL, RAW_KEY);
+	raw->klen = calloc(POOL, sizeof(*raw->klen));
+	if (!raw->keys || !raw->klen || mdb_env_create(&raw->env) ||
+	    mdb_env_set_maxdbs(raw->env, 16) ||
+	    mdb_env_set_maxreaders(raw->env, 512) ||
+	    mdb_env_set_mapsize(raw->env, FILL_CEILING) ||
+	    mdb_env_open(raw->env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD,
+			 0600) ||
+	    mdb_txn_begin(raw->env, NULL, MDB_RDONLY, &txn) ||
+	    mdb_dbi_open(txn, "names", 0, &raw->dbi) ||
+	    mdb_cursor_open(txn, raw->dbi, &c)) {
+		fprintf(stderr, "vmap_scale: %s: not opened as LMDB\n", dir);
+		exit(1);
+	}
+	for (int rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint64_t at = seen++;
+		if (at >= POOL) {
+			x = mix(x);
+			at = x % seen;
+		}
+		if (at < POOL && k.mv_size <= RAW_KEY) {
+			memcpy(raw->keys + at * RAW_KEY, k.mv_data, k.mv_size);
+			raw->klen[at] = k.mv_size;
+		}
+	}
+	mdb_cursor_close(c);
+	if (mdb_txn_commit(txn)) {          /* which keeps the dbi open */
+		fprintf(stderr, "vmap_scale: %s: not read\n", dir);
+		exit(1);
+	}
+}
+
+static void raw_close(struct raw *raw)
+{
+	mdb_env_close(raw->env);
+	free(raw->keys);
+	free(raw->klen);
 }
 
 /* ---- the run ---- */
@@ -502,6 +608,18 @@ int main(int argc, char **argv)
 	readers_release(hr, o.threads);
 	vmap_close(m);
 
+	/* the same lookups as LMDB's own */
+	fprintf(stderr, "LMDB's own lookups\n");
+	struct raw raw;
+	struct rates base;
+	struct reader raw_rd[MAX_THREADS];
+	raw_open(big, &raw);
+	memset(raw_rd, 0, sizeof(raw_rd));
+	for (int t = 0; t < o.threads; t++)
+		raw_rd[t].raw = &raw;
+	measure_lookups(raw_rd, &o, &base);
+	raw_close(&raw);
+
 	/* the same open lookups in a near-empty map */
 	m = open_map(small, FILL_CEILING);
 	fill(m, 0, SMALL_NAMES, o.replicas, CHUNK, &er);
@@ -555,9 +673,10 @@ int main(int argc, char **argv)
 	       (double)fsize / (double)o.entries, (double)used / (1 << 30));
 	char what[64];
 	snprintf(what, sizeof(what), "pools of %d of all names", POOL);
-	print_rates(what, &all, &o, ncpu);
+	print_rates(what, &all, &base, false, &o, ncpu);
+	print_rates(what, &base, NULL, true, &o, ncpu);
 	snprintf(what, sizeof(what), "hot set of %" PRIu64 " names", o.hot);
-	print_rates(what, &hot, &o, ncpu);
+	print_rates(what, &hot, NULL, false, &o, ncpu);
 	snprintf(what, sizeof(what), "%" PRIu64 " names", o.entries);
 	print_open(what, &rd[0]);
 	snprintf(what, sizeof(what), "%d names", SMALL_NAMES);
