@@ -138,8 +138,6 @@ struct rfile {
 	uint64_t tick;
 	uint64_t next_off;                /* where an in-order read goes next */
 	unsigned seq;                     /* reads in order so far */
-	uint64_t refused_off;             /* a view refused: the read that */
-	size_t refused_len;               /* copies it was noted already */
 	uint64_t window;                  /* read-ahead window, bytes */
 	uint64_t ra_end;                  /* read-ahead issued up to here */
 	unsigned ahead_inflight;
@@ -1340,11 +1338,61 @@ void rfile_keep(struct rfile *f)
 	atomic_store(&f->keep, true);
 }
 
+/*
+ * Copy [off, off+len) into buf from the extents that hold it, fetching
+ * what none holds, for a read noted already (note_access).  Lock held
+ * (let go during each copy).  Returns the bytes copied: fewer than len
+ * when a fetch failed (*err).
+ */
+static size_t copy_out(struct rfile *f, char *buf, size_t len, uint64_t off,
+		       uint64_t last, bool small_tail,
+		       const struct deadline *dl, int *err)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		uint64_t pos = off + done;
+		struct extent *e = ext_get(f, pos, last, small_tail, dl, err);
+		if (!e)
+			break;
+		e->used = true;
+		e->tick = ++f->tick;
+		kept_touch(f->rp, e);
+		size_t n = (size_t)min64(len - done, e->off + e->len - pos);
+		pthread_mutex_unlock(&f->lock);
+		memcpy(buf + done, e->buf + (pos - e->off), n);
+		pthread_mutex_lock(&f->lock);
+		ext_unref(f, e);
+		done += n;
+	}
+	return done;
+}
+
+/*
+ * The end of a read copy_out served: read ahead as the reader asks, let
+ * go of what it left behind, and unlock.  Returns len, or the error when
+ * fewer than len bytes (done) were copied.
+ */
+static ssize_t copy_end(struct rfile *f, size_t done, size_t len, int err)
+{
+	struct readpath *rp = f->rp;
+
+	if (f->seq >= 2 && f->window)
+		read_ahead(f);
+	trim(f);
+	pthread_mutex_unlock(&f->lock);
+	budget_trim(rp);
+	if (done < len)
+		return err ? err : -EIO;
+	atomic_fetch_add(&rp->reads, 1);
+	atomic_fetch_add(&rp->bytes, len);
+	return (ssize_t)len;
+}
+
 ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 		   const struct deadline *dl)
 {
 	struct readpath *rp = f->rp;
-	size_t done = 0;
 	int err = 0;
 
 	if (off >= f->size || len == 0)
@@ -1366,38 +1414,12 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
 
 	pthread_mutex_lock(&f->lock);
 	last = chunk_start(f, off, len, last);
-	if (f->refused_len != len || f->refused_off != off) {
-		note_access(f, off, len);
-		footer_note(f, off);
-	}
-	f->refused_len = 0;
+	note_access(f, off, len);
+	footer_note(f, off);
 	if (f->seq >= 2 && f->window)
 		read_ahead(f);
-	while (done < len) {
-		uint64_t pos = off + done;
-		struct extent *e = ext_get(f, pos, last, small_tail, dl, &err);
-		if (!e)
-			break;
-		e->used = true;
-		e->tick = ++f->tick;
-		kept_touch(rp, e);
-		size_t n = (size_t)min64(len - done, e->off + e->len - pos);
-		pthread_mutex_unlock(&f->lock);
-		memcpy((char *)buf + done, e->buf + (pos - e->off), n);
-		pthread_mutex_lock(&f->lock);
-		ext_unref(f, e);
-		done += n;
-	}
-	if (f->seq >= 2 && f->window)
-		read_ahead(f);
-	trim(f);
-	pthread_mutex_unlock(&f->lock);
-	budget_trim(rp);
-	if (done < len)
-		return err ? err : -EIO;
-	atomic_fetch_add(&rp->reads, 1);
-	atomic_fetch_add(&rp->bytes, done);
-	return (ssize_t)done;
+	size_t done = copy_out(f, buf, len, off, last, small_tail, dl, &err);
+	return copy_end(f, done, len, err);
 }
 
 ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
@@ -1408,6 +1430,7 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 
 	v->data = NULL;
 	v->hold = NULL;
+	v->own = NULL;
 	if (off >= f->size || len == 0)
 		return 0;
 	len = (size_t)min64(len, f->size - off);
@@ -1425,13 +1448,18 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 		read_ahead(f);
 	struct extent *e = ext_get(f, off, last, small_tail, dl, &err);
 	if (e && off + len > e->off + e->len) {
-		ext_unref(f, e);         /* another holds the rest: a copy */
-		/* by rfile_read, which is not to note this read again: a
-		 * second note would count a random read as one in order */
-		f->refused_off = off;
-		f->refused_len = len;
-		pthread_mutex_unlock(&f->lock);
-		return -EXDEV;
+		/* another extent holds the rest: a copy, under the note made
+		 * above (a second would count a random read as one in order) */
+		ext_unref(f, e);
+		char *copy = xmalloc(len);
+		size_t done = copy_out(f, copy, len, off, last, small_tail,
+				       dl, &err);
+		ssize_t n = copy_end(f, done, len, err);
+		if (n < 0)
+			free(copy);
+		else
+			v->data = v->own = copy;
+		return n;
 	}
 	if (e) {
 		e->used = true;
@@ -1455,6 +1483,8 @@ ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 
 void rfile_view_release(struct rfile *f, struct rview *v)
 {
+	free(v->own);
+	v->own = NULL;
 	if (!v->hold)
 		return;
 	struct readpath *rp = f->rp;

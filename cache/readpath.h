@@ -156,12 +156,15 @@ ssize_t rfile_read(struct rfile *f, void *buf, size_t len, uint64_t off,
  * Read without a copy: when one block holds [off, off+len), v->data
  * points at the bytes (held in memory, with the file, until
  * rfile_view_release, which may come after rfile_close) and the
- * count is returned; -EXDEV when the range crosses a block boundary (use
- * rfile_read), else as rfile_read.
+ * count is returned; -EXDEV when the range crosses a block boundary or
+ * lies in the tail read at open (use rfile_read), else as rfile_read.
+ * Where two extents hold the block's bytes (its head was fetched after
+ * its tail), v->data points at a copy, freed by rfile_view_release.
  */
 struct rview {
 	const char *data;
 	void *hold;
+	void *own;                    /* a copy, or NULL */
 };
 ssize_t rfile_view(struct rfile *f, uint64_t off, size_t len,
 		   const struct deadline *dl, struct rview *v);
