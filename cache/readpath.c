@@ -701,9 +701,12 @@ static void plan_columns(struct rfile *f, const struct parquet_chunk *c,
  * fetches the whole chunk (up to READPATH_CHUNK_MAX) and read-ahead stays
  * inside it (the next chunk in the file is another column, which the
  * query may not want).  A read starts a chunk when it begins on the
- * chunk's first page and is a jump from this handle's reads before or a
- * small one (a page header, read first); a read that goes on from the
- * last one (the kernel's read-ahead past a chunk's end) starts nothing.
+ * chunk's first page and is a jump from this handle's reads before, or a
+ * small one from the chunk's first byte (a page header, read first); a
+ * read that goes on from the last one starts nothing: the kernel's
+ * read-ahead past a chunk's end, and a small piece of it from the page
+ * that holds the end of the chunk before (the page cache splits its
+ * reads where it already holds pages).
  * The kernel reads ahead through any handle of the file, so a guess can
  * be wrong either way: it costs bytes or a request, never the answer.
  * Returns the last block to fetch.  Lock held.
@@ -716,7 +719,7 @@ static uint64_t chunk_start(struct rfile *f, uint64_t off, size_t len,
 	bool jump = off + PAGE < f->next_off || off > f->next_off + PAGE;
 	const struct parquet_chunk *c = parquet_find(f->layout, off + PAGE - 1);
 	if (c && off <= c->off && c->off - off < PAGE &&
-	    (jump || len <= CHUNK_PEEK)) {
+	    (jump || (len <= CHUNK_PEEK && (off == c->off || !f->seq)))) {
 		uint64_t c_last = chunk_last(f, c);
 		f->ra_limit = min64(f->size, (c_last + 1) * BLK);
 		plan_columns(f, c, c_last);

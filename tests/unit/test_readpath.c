@@ -523,6 +523,51 @@ static void kernel_read_ahead_past_a_chunk_comes_with_it(void)
 }
 
 /*
+ * A small read that goes on from a chunk read through, from the page that
+ * holds that chunk's end and the next one's start, is the rest of the
+ * first (a piece of the kernel's read-ahead), not the next chunk's page
+ * header: the next column is not fetched whole.  A small read from a
+ * chunk's first byte still starts it.
+ */
+static void a_piece_past_a_chunks_end_starts_nothing(void)
+{
+	struct readpath *rp = rp_new(NULL, 512 * MiB, 64 * MiB);
+	const struct spec chunks[] = {
+		{ .data = 4, .dict = -1, .size = MiB + 996 },
+		{ .data = MiB + 1000, .dict = -1, .size = 8 * MiB },
+		{ .data = 9 * MiB + 1000, .dict = -1, .size = 3 * MiB - 1000 },
+		{ .data = 12 * MiB, .dict = -1, .size = 3 * MiB },
+	};
+	uint64_t size = put_parquet("t/piece.parquet", 61, chunks, 4);
+	struct bobj *o = open_with_tail("t/piece.parquet", size);
+	reset();
+	struct rfile *f = rfile_open(rp, o);
+	CHECK(read_ok(f, 61, 0, 256));                /* chunk 0, whole */
+	CHECK_INT(nreq(), 1);
+	CHECK_INT(reqs()[0].len, 2 * MiB);
+	for (uint64_t at = 256; at < MiB; at += 128 * KiB)
+		CHECK(read_ok(f, 61, at, (size_t)min_u64(128 * KiB, MiB - at)));
+	/* the page of chunk 0's end, which chunk 1 begins in: held */
+	CHECK(read_ok(f, 61, MiB, 4096));
+	usleep(50000);                  /* read-ahead, if any, is sent */
+	CHECK_INT(nreq(), 1);
+	/* chunks 1 and 2 read through, then a small read from chunk 3's
+	 * first byte, going on from the last one: its page header, the
+	 * chunk whole at once */
+	for (uint64_t at = MiB + 4096; at < 12 * MiB; at += 512 * KiB)
+		CHECK(read_ok(f, 61, at, (size_t)min_u64(512 * KiB,
+							 12 * MiB - at)));
+	usleep(50000);
+	reset();
+	CHECK(read_ok(f, 61, 12 * MiB, 256));
+	CHECK_INT(nreq(), 1);
+	CHECK_INT(reqs()[0].off, 12 * MiB);
+	CHECK_INT(reqs()[0].len, 3 * MiB);
+	rfile_close(f);
+	readpath_destroy(rp);
+}
+
+/*
  * A handle that read all three columns of row group 0 (3 MiB each, so
  * that it lets each go once past it) begins group 1: the group's other
  * two columns come with the first, once; the chunks it begins next are
@@ -1476,6 +1521,7 @@ int main(void)
 	a_tables_scan_carries_to_its_next_file();
 	kernel_read_ahead_past_a_chunk_comes_with_it();
 	a_view_of_two_extents_is_one_read();
+	a_piece_past_a_chunks_end_starts_nothing();
 	a_row_group_is_planned_once();
 	memory_budget_holds();
 	many_files_at_random_stay_in_budget();
