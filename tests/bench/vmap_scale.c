@@ -268,8 +268,9 @@ static void fill(struct vmap *m, uint64_t from, uint64_t to, int replicas,
 struct raw {
 	MDB_env *env;
 	MDB_dbi dbi;
-	unsigned char *keys;      /* POOL keys of klen[k] bytes, RAW_KEY apart */
+	unsigned char *keys;      /* n keys of klen[k] bytes, RAW_KEY apart */
 	size_t *klen;
+	size_t n;                 /* POOL, or fewer in a smaller map */
 };
 
 #define RAW_KEY 64
@@ -311,7 +312,7 @@ static void raw_lookups(struct reader *rd)
 		abort();
 	mdb_txn_reset(txn);
 	for (size_t k = 0; !atomic_load_explicit(rd->stop, memory_order_relaxed);
-	     k = (k + 1) % POOL) {
+	     k = (k + 1) % raw->n) {
 		MDB_val key = { raw->klen[k], raw->keys + k * RAW_KEY }, d;
 		if (mdb_txn_renew(txn))
 			abort();
@@ -323,24 +324,14 @@ static void raw_lookups(struct reader *rd)
 	mdb_txn_abort(txn);
 }
 
-static void *reader_main(void *arg)
+/* get_source of the pool's names (and get_replica, timed, on the open
+ * path), through the map. */
+static void map_lookups(struct reader *rd)
 {
-	struct reader *rd = arg;
-	if (rd->raw) {
-		struct timespec c0, c1;
-		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-		raw_lookups(rd);
-		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-		rd->cpu_secs = (double)(c1.tv_sec - c0.tv_sec) +
-			       (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
-		return NULL;
-	}
 	struct facts fx = vmap_facts(rd->m);
 	struct source_fact s;
 	struct replica_fact rf;
-	struct timespec c0, c1;
 
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	for (size_t k = 0; !atomic_load_explicit(rd->stop, memory_order_relaxed);
 	     k = (k + 1) % POOL) {
 		const char *name = rd->names + k * NAME_LEN;
@@ -355,6 +346,18 @@ static void *reader_main(void *arg)
 		}
 		rd->done++;
 	}
+}
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	struct timespec c0, c1;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	if (rd->raw)
+		raw_lookups(rd);
+	else
+		map_lookups(rd);
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
 	rd->cpu_secs = (double)(c1.tv_sec - c0.tv_sec) +
 		       (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
@@ -450,7 +453,8 @@ static void print_rates(const char *what, const struct rates *r,
 }
 
 /* Open the map in dir read-only as LMDB alone, and draw POOL keys of its
- * names database, evenly at random (reservoir sampling over a cursor). */
+ * names database (all of them when it holds fewer), evenly at random
+ * (reservoir sampling over a cursor). */
 static void raw_open(const char *dir, struct raw *raw)
 {
 	MDB_txn *txn;
@@ -485,7 +489,8 @@ static void raw_open(const char *dir, struct raw *raw)
 		}
 	}
 	mdb_cursor_close(c);
-	if (mdb_txn_commit(txn)) {          /* which keeps the dbi open */
+	raw->n = seen < POOL ? (size_t)seen : POOL;
+	if (!raw->n || mdb_txn_commit(txn)) {          /* which keeps the dbi open */
 		fprintf(stderr, "vmap_scale: %s: not read\n", dir);
 		exit(1);
 	}
