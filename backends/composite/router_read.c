@@ -795,10 +795,11 @@ static ssize_t hedged_read(struct router_obj *o, struct target *t,
 	 * Looked up only now: a read that answers in time pays nothing. */
 	if (!suspect) {
 		reach = hedge_reach_ns(o, order, n, pos);
-		if (reach > wait && first_done(hg, reach - wait))
-			return first_result(hg, buf);
-		if (reach > wait)
+		if (reach > wait) {
+			if (first_done(hg, reach - wait))
+				return first_result(hg, buf);
 			wait = reach;
+		}
 	}
 	/* the copy's verification (known once it is opened) is worth its
 	 * time: a hedge would cancel it, and the next read would start over */
