@@ -130,18 +130,27 @@ static struct bcache *cache_new(const char *sub, uint64_t max)
 }
 
 /* Read [off, off+len) and check every byte against the pattern of gen. */
+/* Are the n bytes at p (n: what a read returned) the len bytes of the
+ * pattern of gen at off?  what: the call, for the message. */
+static bool bytes_ok(const char *what, const unsigned char *p, ssize_t n,
+		     uint64_t gen, uint64_t off, size_t len)
+{
+	bool ok = n == (ssize_t)len && p;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = p[i] == byte_at(gen, off + i);
+	if (!ok)
+		fprintf(stderr, "%s at %llu+%zu: n=%zd, bytes %s\n", what,
+			(unsigned long long)off, len, n,
+			n == (ssize_t)len ? "WRONG" : "-");
+	return ok;
+}
+
 static bool read_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len)
 {
 	unsigned char *buf = malloc(len);
 	struct deadline dl = deadline_in_ms(10000);
-	ssize_t n = rfile_read(f, buf, len, off, &dl);
-	bool ok = n == (ssize_t)len;
-	for (size_t i = 0; ok && i < len; i++)
-		ok = buf[i] == byte_at(gen, off + i);
-	if (!ok)
-		fprintf(stderr, "read at %llu+%zu: n=%zd, bytes %s\n",
-			(unsigned long long)off, len, n,
-			n == (ssize_t)len ? "WRONG" : "-");
+	bool ok = bytes_ok("read", buf, rfile_read(f, buf, len, off, &dl),
+			   gen, off, len);
 	free(buf);
 	return ok;
 }
@@ -153,13 +162,8 @@ static bool view_ok(struct rfile *f, uint64_t gen, uint64_t off, size_t len,
 	struct deadline dl = deadline_in_ms(10000);
 	struct rview v;
 	ssize_t n = rfile_view(f, off, len, &dl, &v);
-	bool ok = n == (ssize_t)len && v.data;
-	for (size_t i = 0; ok && i < len; i++)
-		ok = (unsigned char)v.data[i] == byte_at(gen, off + i);
-	if (!ok)
-		fprintf(stderr, "view at %llu+%zu: n=%zd, bytes %s\n",
-			(unsigned long long)off, len, n,
-			n == (ssize_t)len ? "WRONG" : "-");
+	bool ok = bytes_ok("view", (const unsigned char *)v.data, n, gen, off,
+			   len);
 	*copied = v.own != NULL;
 	rfile_view_release(f, &v);
 	return ok;
